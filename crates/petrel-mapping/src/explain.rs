@@ -1,0 +1,169 @@
+//! Explanations: the build-side evaluation rerun for one client with a
+//! trace, next to what the compiled select path answers.
+
+use crate::compile::CompiledService;
+use crate::geo::GeoTable;
+use crate::policy::{evaluate, Facts, Policy, PopInfo, Step};
+use crate::rank::RankOut;
+use crate::table::NONE;
+use petrel_types::{Family, PopIdx, PopState, Prefix};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExplainStep {
+    pub policy: String,
+    pub detail: String,
+    /// Candidate tiers after this step, best first.
+    pub tiers: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExplainPop {
+    pub name: String,
+    pub tier: usize,
+    pub state: String,
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub service: String,
+    pub client: String,
+    pub steps: Vec<ExplainStep>,
+    /// The compiled table's interval around the client.
+    pub table_interval: String,
+    pub scope: u8,
+    pub candidates: Vec<ExplainPop>,
+    pub answer: Vec<String>,
+    pub fallback: bool,
+    /// The traced evaluation agrees with the compiled table.
+    pub consistent: bool,
+}
+
+fn tier_names(pops: &[PopInfo], t: &[Vec<PopIdx>]) -> Vec<Vec<String>> {
+    t.iter().map(|tier| tier.iter().map(|p| pops[p.index()].name.clone()).collect()).collect()
+}
+
+fn fam_idx(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+impl CompiledService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn explain(
+        &self,
+        client: &Prefix,
+        qfamily: Option<Family>,
+        pops: &[PopInfo],
+        states: &[PopState],
+        geo: Option<&GeoTable>,
+        entropy: u64,
+    ) -> Explanation {
+        let fi = fam_idx(client.family());
+        let mut cidr = Vec::new();
+        let mut ci = 0;
+        for p in &self.spec.policies {
+            if let Policy::Cidr(map) = p {
+                let v = self.cidr_tables[ci][fi].lookup(client.bits()).value;
+                ci += 1;
+                cidr.push((v != NONE).then(|| {
+                    // The entry itself: longest listed prefix covering the client.
+                    let entry = map
+                        .entries
+                        .iter()
+                        .filter(|(p, id)| *id == v && p.contains(client))
+                        .map(|(p, _)| *p)
+                        .max_by_key(|p| p.len());
+                    (map.lists[v as usize].as_slice(), entry)
+                }));
+            }
+        }
+        let uses_geo = self.spec.policies.iter().any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
+        let geo_loc = if uses_geo { geo.and_then(|g| g.lookup(client)).map(|(l, _)| l) } else { None };
+        let facts = Facts { cidr, geo: geo_loc };
+        let mut trace: Vec<Step> = Vec::new();
+        let tiers = evaluate(&self.spec, pops, &facts, Some(&mut trace));
+
+        let mut out = RankOut::default();
+        self.rank(client, qfamily, states, entropy, &mut out);
+        let hit = self.table(client.family()).lookup(client.bits());
+        let compiled: Vec<Vec<PopIdx>> = self.rankings[hit.value as usize].tiers().map(|t| t.to_vec()).collect();
+        let (s, e, _) = self
+            .table(client.family())
+            .intervals()
+            .find(|&(s, e, _)| s <= client.bits() && client.bits() <= e)
+            .expect("tables cover the address space");
+        let fmt_addr = |x: u128| match client.family() {
+            Family::V4 => std::net::Ipv4Addr::from(x as u32).to_string(),
+            Family::V6 => std::net::Ipv6Addr::from(x).to_string(),
+        };
+
+        let chosen = out.pops();
+        let mut candidates = Vec::new();
+        for (ti, tier) in compiled.iter().enumerate() {
+            for &p in tier {
+                let m = &self.meta[p.index()];
+                let state = states.get(p.index()).copied().unwrap_or(PopState::Down);
+                let verdict = if chosen.contains(&p) {
+                    if out.fallback { "answered as fallback".to_string() } else { "chosen".to_string() }
+                } else if qfamily == Some(Family::V4) && !m.has_v4 {
+                    "skipped: no IPv4 address".to_string()
+                } else if qfamily == Some(Family::V6) && !m.has_v6 {
+                    "skipped: no IPv6 address".to_string()
+                } else if !state.is_usable() {
+                    format!("skipped: {}", state.as_str())
+                } else if self.weighted.is_some() && chosen.len() < self.spec.answers as usize {
+                    "not chosen by weight".to_string()
+                } else {
+                    "not needed: enough better candidates".to_string()
+                };
+                candidates.push(ExplainPop { name: pops[p.index()].name.clone(), tier: ti + 1, state: state.as_str().to_string(), verdict });
+            }
+        }
+        Explanation {
+            service: self.spec.name.clone(),
+            client: client.to_string(),
+            steps: trace
+                .into_iter()
+                .map(|s| ExplainStep { policy: s.policy, detail: s.detail, tiers: tier_names(pops, &s.tiers) })
+                .collect(),
+            table_interval: format!("{} - {}", fmt_addr(s), fmt_addr(e)),
+            scope: out.scope,
+            candidates,
+            answer: chosen.iter().map(|p| pops[p.index()].name.clone()).collect(),
+            fallback: out.fallback,
+            consistent: tiers == compiled,
+        }
+    }
+}
+
+impl Explanation {
+    /// Human-readable form for the CLI.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "service {}  client {}", self.service, self.client);
+        for (i, st) in self.steps.iter().enumerate() {
+            let _ = writeln!(s, "  {}. {:<12} {}", i + 1, st.policy, st.detail);
+            let tiers: Vec<String> = st.tiers.iter().map(|t| format!("[{}]", t.join(" "))).collect();
+            let _ = writeln!(s, "     {:<12} ranking {}", "", tiers.join(" > "));
+        }
+        let _ = writeln!(s, "  table interval {}  ->  ECS scope /{}", self.table_interval, self.scope);
+        for c in &self.candidates {
+            let _ = writeln!(s, "  tier {:<2} {:<12} {:<8} {}", c.tier, c.name, c.state, c.verdict);
+        }
+        let _ = writeln!(
+            s,
+            "  answer: {}{}",
+            if self.answer.is_empty() { "(none)".to_string() } else { self.answer.join(", ") },
+            if self.fallback { "  (FALLBACK: no usable candidate)" } else { "" }
+        );
+        if !self.consistent {
+            let _ = writeln!(s, "  WARNING: traced evaluation differs from the compiled table");
+        }
+        s
+    }
+}

@@ -1,0 +1,299 @@
+//! Policies and their evaluation for one region of the address space.
+//!
+//! A ranking is an ordered list of tiers; POPs in one tier are equally good
+//! as far as the policies can tell. Policies run in the configured order and
+//! each one refines the current tiers: inside each tier it sorts by its own
+//! key and splits where keys differ (a lexicographic composition). So an
+//! earlier policy decides, and a later one only breaks its ties.
+
+use crate::geo::{distance_km, GeoLocation};
+use petrel_types::{PopIdx, Prefix};
+use rustc_hash::FxHashMap;
+use std::fmt::Write;
+
+/// What the mapping engine knows of a POP.
+#[derive(Clone, Debug)]
+pub struct PopInfo {
+    pub name: String,
+    pub location: Option<(f64, f64)>,
+    pub weight: u32,
+    pub has_v4: bool,
+    pub has_v6: bool,
+}
+
+/// A static map of client prefixes to ordered POP lists (Super Sparrow's
+/// "network address allocations"). Lists are interned: a million-line map
+/// usually names few distinct lists.
+#[derive(Clone, Debug, Default)]
+pub struct CidrMap {
+    /// Where the map came from, for explanations.
+    pub source: String,
+    pub lists: Vec<Vec<PopIdx>>,
+    pub entries: Vec<(Prefix, u32)>,
+}
+
+impl CidrMap {
+    pub fn new(source: impl Into<String>) -> Self {
+        CidrMap { source: source.into(), ..Default::default() }
+    }
+
+    pub fn insert(&mut self, prefix: Prefix, pops: Vec<PopIdx>) {
+        let id = match self.lists.iter().position(|l| *l == pops) {
+            Some(i) => i,
+            None => {
+                self.lists.push(pops);
+                self.lists.len() - 1
+            }
+        };
+        self.entries.push((prefix, id as u32));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightMode {
+    /// A random POP of the top tier, in proportion to weight, per query.
+    Random,
+    /// Weighted rendezvous hashing of the client's subnet truncated to these
+    /// lengths: a client keeps its POP while other POPs come and go.
+    Hash { v4_len: u8, v6_len: u8 },
+}
+
+#[derive(Clone, Debug)]
+pub enum Policy {
+    Cidr(CidrMap),
+    /// Nearest POP by great-circle distance; distances within `band_km` of
+    /// each other count as equal (0: 1 km resolution).
+    GeoNearest { band_km: u32 },
+    /// Country, else continent, to an ordered POP list.
+    GeoMap { countries: FxHashMap<String, Vec<PopIdx>>, continents: FxHashMap<String, Vec<PopIdx>> },
+    /// A fixed order: listed POPs first, in list order (failover order).
+    Priority(Vec<PopIdx>),
+    /// Like `Priority`, but applies only while no earlier policy has ordered
+    /// anything (for clients the data knows nothing about).
+    Default(Vec<PopIdx>),
+    /// Choose within each tier by weight; must be the last policy.
+    Weighted(WeightMode),
+}
+
+impl Policy {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Policy::Cidr(_) => "cidr",
+            Policy::GeoNearest { .. } => "geo-nearest",
+            Policy::GeoMap { .. } => "geo-map",
+            Policy::Priority(_) => "priority",
+            Policy::Default(_) => "default",
+            Policy::Weighted(_) => "weighted",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Every candidate, in rank order, ignoring state (gdnsd's and PowerDNS'
+    /// behaviour: better a possibly-dead answer than none).
+    #[default]
+    All,
+    /// An empty NOERROR answer.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub candidates: Vec<PopIdx>,
+    pub policies: Vec<Policy>,
+    pub answers: u8,
+    pub fallback: Fallback,
+}
+
+/// What is known of a region when policies are evaluated for it.
+pub(crate) struct Facts<'a> {
+    /// Per `Cidr` policy, in policy order: the matched list, if any.
+    pub cidr: Vec<Option<(&'a [PopIdx], Option<Prefix>)>>,
+    pub geo: Option<&'a GeoLocation>,
+}
+
+/// One step of an explanation.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    pub policy: String,
+    pub detail: String,
+    pub tiers: Vec<Vec<PopIdx>>,
+}
+
+pub(crate) type Tiers = Vec<Vec<PopIdx>>;
+
+fn refine(tiers: &mut Tiers, key: impl Fn(PopIdx) -> u64) {
+    let mut out = Vec::with_capacity(tiers.len());
+    for tier in tiers.drain(..) {
+        let mut t = tier;
+        t.sort_by_key(|&p| key(p));
+        let mut cur: Vec<PopIdx> = Vec::new();
+        let mut cur_key = None;
+        for p in t {
+            let k = key(p);
+            if cur_key.is_some() && cur_key != Some(k) {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur_key = Some(k);
+            cur.push(p);
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+    }
+    *tiers = out;
+}
+
+fn position_key(list: &[PopIdx]) -> impl Fn(PopIdx) -> u64 + '_ {
+    move |p| list.iter().position(|&q| q == p).map_or(u64::MAX, |i| i as u64)
+}
+
+fn names(pops: &[PopInfo], list: &[PopIdx]) -> String {
+    list.iter().map(|p| pops[p.index()].name.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// Evaluate the policies for one region. With `trace`, every step records
+/// what it saw and the tiers it left.
+pub(crate) fn evaluate(
+    spec: &ServiceSpec,
+    pops: &[PopInfo],
+    facts: &Facts<'_>,
+    mut trace: Option<&mut Vec<Step>>,
+) -> Tiers {
+    let mut tiers: Tiers = vec![spec.candidates.clone()];
+    let mut ordered = false;
+    let mut cidr_i = 0;
+    for policy in &spec.policies {
+        let mut detail = String::new();
+        let before = tiers.len();
+        match policy {
+            Policy::Cidr(map) => {
+                let hit = facts.cidr.get(cidr_i).copied().flatten();
+                cidr_i += 1;
+                match hit {
+                    Some((list, prefix)) => {
+                        if trace.is_some() {
+                            let at = prefix.map(|p| format!(" entry {p}")).unwrap_or_default();
+                            let _ = write!(detail, "{}{at} -> [{}]", map.source, names(pops, list));
+                        }
+                        refine(&mut tiers, position_key(list));
+                    }
+                    None => {
+                        if trace.is_some() {
+                            let _ = write!(detail, "{}: no entry covers the client", map.source);
+                        }
+                    }
+                }
+            }
+            Policy::GeoNearest { band_km } => match facts.geo.and_then(|g| g.lat_lon.map(|ll| (g, ll))) {
+                Some((g, client)) => {
+                    let band = (*band_km).max(1) as f64;
+                    let key = |p: PopIdx| {
+                        pops[p.index()].location.map_or(u64::MAX, |l| (distance_km(client, l) / band) as u64)
+                    };
+                    if trace.is_some() {
+                        let _ = write!(detail, "client at {:.2},{:.2} ({}); ", client.0, client.1, place(g));
+                        let mut d: Vec<(u64, &str)> = spec
+                            .candidates
+                            .iter()
+                            .map(|&p| {
+                                let km = pops[p.index()].location.map_or(u64::MAX, |l| distance_km(client, l) as u64);
+                                (km, pops[p.index()].name.as_str())
+                            })
+                            .collect();
+                        d.sort();
+                        let parts: Vec<String> = d
+                            .iter()
+                            .map(|(km, n)| if *km == u64::MAX { format!("{n} unknown") } else { format!("{n} {km} km") })
+                            .collect();
+                        let _ = write!(detail, "distances {}; band {} km", parts.join(", "), band_km);
+                    }
+                    refine(&mut tiers, key);
+                }
+                None => {
+                    if trace.is_some() {
+                        detail.push_str(match facts.geo {
+                            Some(_) => "GeoIP record has no coordinates",
+                            None => "no GeoIP record for the client",
+                        });
+                    }
+                }
+            },
+            Policy::GeoMap { countries, continents } => {
+                let hit = facts.geo.and_then(|g| {
+                    let by_country = g.country.as_ref().and_then(|c| countries.get(c).map(|l| (format!("country {c}"), l)));
+                    by_country.or_else(|| {
+                        g.continent.as_ref().and_then(|c| continents.get(c).map(|l| (format!("continent {c}"), l)))
+                    })
+                });
+                match hit {
+                    Some((why, list)) => {
+                        if trace.is_some() {
+                            let _ = write!(detail, "{why} -> [{}]", names(pops, list));
+                        }
+                        refine(&mut tiers, position_key(list));
+                    }
+                    None => {
+                        if trace.is_some() {
+                            match facts.geo {
+                                Some(g) => {
+                                    let _ = write!(detail, "no map entry for {}", place(g));
+                                }
+                                None => detail.push_str("no GeoIP record for the client"),
+                            }
+                        }
+                    }
+                }
+            }
+            Policy::Priority(list) => {
+                if trace.is_some() {
+                    let _ = write!(detail, "order [{}]", names(pops, list));
+                }
+                refine(&mut tiers, position_key(list));
+            }
+            Policy::Default(list) => {
+                if ordered {
+                    if trace.is_some() {
+                        detail.push_str("skipped: earlier policies already ordered the candidates");
+                    }
+                } else {
+                    if trace.is_some() {
+                        let _ = write!(detail, "nothing was known of the client; order [{}]", names(pops, list));
+                    }
+                    refine(&mut tiers, position_key(list));
+                }
+            }
+            Policy::Weighted(mode) => {
+                if trace.is_some() {
+                    match mode {
+                        WeightMode::Random => detail.push_str("random by weight within each tier, per query"),
+                        WeightMode::Hash { v4_len, v6_len } => {
+                            let _ = write!(detail, "rendezvous hash of the client's /{v4_len} (IPv4) or /{v6_len} (IPv6) by weight within each tier");
+                        }
+                    }
+                }
+            }
+        }
+        if tiers.len() != before {
+            ordered = true;
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.push(Step { policy: policy.kind().to_string(), detail, tiers: tiers.clone() });
+        }
+    }
+    tiers
+}
+
+fn place(g: &GeoLocation) -> String {
+    let mut s = String::new();
+    if let Some(c) = &g.city {
+        s.push_str(c);
+        s.push_str(", ");
+    }
+    s.push_str(g.country.as_deref().unwrap_or("??"));
+    s.push('/');
+    s.push_str(g.continent.as_deref().unwrap_or("??"));
+    s
+}

@@ -1,0 +1,149 @@
+//! Select side: one lookup, one pass over the ranked tiers.
+
+use crate::compile::CompiledService;
+use crate::policy::{Fallback, WeightMode};
+use petrel_types::{Family, PopIdx, PopState, Prefix};
+
+/// Most POPs one answer can name.
+pub const MAX_ANSWERS: usize = 16;
+/// Most POPs one tier may hold on the select path (candidates per service).
+pub const MAX_TIER: usize = 256;
+
+/// The result of [`CompiledService::rank`]; reused across queries.
+#[derive(Clone, Debug)]
+pub struct RankOut {
+    pops: [PopIdx; MAX_ANSWERS],
+    len: usize,
+    /// The ECS scope this answer holds for.
+    pub scope: u8,
+    /// No candidate was usable; `pops` is the service's fallback.
+    pub fallback: bool,
+}
+
+impl Default for RankOut {
+    fn default() -> Self {
+        RankOut { pops: [PopIdx(0); MAX_ANSWERS], len: 0, scope: 0, fallback: false }
+    }
+}
+
+impl RankOut {
+    pub fn pops(&self) -> &[PopIdx] {
+        &self.pops[..self.len]
+    }
+
+    fn push(&mut self, p: PopIdx) {
+        if self.len < MAX_ANSWERS {
+            self.pops[self.len] = p;
+            self.len += 1;
+        }
+    }
+}
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    // splitmix64 finaliser: cheap, well distributed, stable across builds.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Weighted rendezvous score: lower wins. -ln(u)/w picks each POP with
+/// probability proportional to its weight, and removing a POP only moves the
+/// clients that had it.
+#[inline]
+fn score(seed: u64, pop: PopIdx, weight: u32) -> f64 {
+    if weight == 0 {
+        return f64::INFINITY;
+    }
+    let h = mix(seed ^ mix(pop.0 as u64 + 1));
+    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -u.ln() / weight as f64
+}
+
+impl CompiledService {
+    /// Rank POPs for a client. `qfamily` is the address family the answer
+    /// needs (None when any POP will do, e.g. CNAME answers); `states` is the
+    /// generation's per-POP vector; `entropy` feeds `weighted = random`.
+    #[inline]
+    pub fn rank(&self, client: &Prefix, qfamily: Option<Family>, states: &[PopState], entropy: u64, out: &mut RankOut) {
+        out.len = 0;
+        out.fallback = false;
+        let hit = self.table(client.family()).lookup(client.bits());
+        out.scope = hit.scope;
+        let ranking = &self.rankings[hit.value as usize];
+        let want = (self.spec.answers as usize).clamp(1, MAX_ANSWERS);
+        let has_family = |p: PopIdx| {
+            let m = &self.meta[p.index()];
+            match qfamily {
+                None => true,
+                Some(Family::V4) => m.has_v4,
+                Some(Family::V6) => m.has_v6,
+            }
+        };
+        let usable = |p: PopIdx| has_family(p) && states.get(p.index()).is_some_and(|s| s.is_usable());
+        let mut weighed = false;
+        for tier in ranking.tiers() {
+            if out.len >= want {
+                break;
+            }
+            match self.weighted {
+                None => {
+                    for &p in tier {
+                        if usable(p) {
+                            out.push(p);
+                            if out.len >= want {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(mode) => {
+                    let seed = match mode {
+                        WeightMode::Random => entropy,
+                        WeightMode::Hash { v4_len, v6_len } => {
+                            let len = if client.family() == Family::V4 { v4_len } else { v6_len };
+                            let k = client.truncate(len).bits();
+                            mix((k >> 64) as u64 ^ mix(k as u64))
+                        }
+                    };
+                    let mut scores = [(0f64, PopIdx(0)); MAX_TIER];
+                    let mut n = 0;
+                    for &p in tier.iter().take(MAX_TIER) {
+                        if usable(p) {
+                            scores[n] = (score(seed, p, self.meta[p.index()].weight), p);
+                            n += 1;
+                        }
+                    }
+                    weighed |= n > 1;
+                    while out.len < want && n > 0 {
+                        let mut best = 0;
+                        for i in 1..n {
+                            if scores[i].0 < scores[best].0 {
+                                best = i;
+                            }
+                        }
+                        out.push(scores[best].1);
+                        scores[best] = scores[n - 1];
+                        n -= 1;
+                    }
+                }
+            }
+        }
+        if weighed {
+            if let Some(WeightMode::Hash { v4_len, v6_len }) = self.weighted {
+                let len = if client.family() == Family::V4 { v4_len } else { v6_len };
+                out.scope = out.scope.max(len);
+            }
+        }
+        if out.len == 0 {
+            out.fallback = true;
+            if self.spec.fallback == Fallback::All {
+                for &p in ranking.pops.iter() {
+                    if has_family(p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+}

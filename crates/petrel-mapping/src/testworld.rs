@@ -1,0 +1,44 @@
+//! A small deterministic world for tests and benchmarks: four POPs on four
+//! continents and a synthetic GeoIP table of many /16s scattered over the
+//! globe. Not real data; built to exercise the engine at a realistic size.
+
+use crate::geo::{GeoLocation, GeoTable};
+use crate::policy::PopInfo;
+use petrel_types::Prefix;
+
+pub fn pops() -> Vec<PopInfo> {
+    let p = |name: &str, lat, lon| PopInfo { name: name.into(), location: Some((lat, lon)), weight: 100, has_v4: true, has_v6: true };
+    vec![p("ams", 52.37, 4.90), p("nyc", 40.71, -74.01), p("sin", 1.35, 103.82), p("syd", -33.87, 151.21)]
+}
+
+/// `n` locations on a pseudo-random grid; every /16 of IPv4 (and a /32 of
+/// IPv6 per location) is assigned to one, so the table is large.
+pub fn geo(n: usize) -> GeoTable {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let locations: Vec<GeoLocation> = (0..n)
+        .map(|_| GeoLocation {
+            lat_lon: Some(((next() % 140) as f64 - 60.0, (next() % 360) as f64 - 180.0)),
+            country: Some(["DE", "US", "SG", "AU", "BR", "JP"][(next() % 6) as usize].to_string()),
+            continent: Some(["EU", "NA", "AS", "OC", "SA", "AS"][(next() % 6) as usize].to_string()),
+            city: None,
+        })
+        .collect();
+    let mut e4 = Vec::new();
+    for hi in 1u32..224 {
+        for mid in 0u32..256 {
+            let a = (hi << 24) | (mid << 16);
+            let len = if next() % 4 == 0 { 17 } else { 16 };
+            e4.push((Prefix::from_bits(petrel_types::Family::V4, a as u128, len), (next() % n as u64) as u32));
+        }
+    }
+    let e6 = (0..n as u128)
+        .map(|i| (Prefix::from_bits(petrel_types::Family::V6, (0x2001u128 << 112) | (i << 96), 32), i as u32))
+        .collect();
+    GeoTable::from_entries(locations, e4, e6)
+}

@@ -1,0 +1,189 @@
+//! Mapping decisions end to end through compile + rank, and the promise that
+//! rank never allocates.
+
+use petrel_mapping::{compile, testworld, CidrMap, Fallback, GeoLocation, GeoTable, Policy, PopInfo, RankOut, ServiceSpec, WeightMode};
+use petrel_types::{Family, PopIdx, PopState, Prefix};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static A: Counting = Counting;
+
+const AMS: PopIdx = PopIdx(0);
+const NYC: PopIdx = PopIdx(1);
+const SIN: PopIdx = PopIdx(2);
+const SYD: PopIdx = PopIdx(3);
+const UP: [PopState; 4] = [PopState::Up; 4];
+
+fn p(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+fn small_geo() -> GeoTable {
+    let loc = |lat, lon, c: &str, k: &str| GeoLocation { lat_lon: Some((lat, lon)), country: Some(c.into()), continent: Some(k.into()), city: None };
+    GeoTable::from_entries(
+        vec![loc(48.85, 2.35, "FR", "EU"), loc(34.05, -118.24, "US", "NA"), loc(35.68, 139.69, "JP", "AS"), loc(-37.8, 144.9, "AU", "OC")],
+        vec![(p("2.0.0.0/8"), 0), (p("3.0.0.0/8"), 1), (p("3.3.0.0/16"), 2), (p("4.0.0.0/8"), 3)],
+        vec![(p("2a01::/16"), 0)],
+    )
+}
+
+fn spec(policies: Vec<Policy>) -> ServiceSpec {
+    ServiceSpec { name: "www".into(), candidates: vec![AMS, NYC, SIN, SYD], policies, answers: 1, fallback: Fallback::All }
+}
+
+fn rank(svc: &petrel_mapping::CompiledService, client: &str, states: &[PopState]) -> (Vec<PopIdx>, u8, bool) {
+    let mut out = RankOut::default();
+    let c = Prefix::parse_lenient(client).unwrap();
+    svc.rank(&c, Some(c.family()), states, 0, &mut out);
+    (out.pops().to_vec(), out.scope, out.fallback)
+}
+
+#[test]
+fn geo_nearest_with_exact_scopes() {
+    let geo = small_geo();
+    let svc = compile(spec(vec![Policy::GeoNearest { band_km: 0 }]), &testworld::pops(), Some(&geo));
+    assert_eq!(rank(&svc, "2.1.2.0/24", &UP), (vec![AMS], 8, false));
+    assert_eq!(rank(&svc, "3.1.2.0/24", &UP), (vec![NYC], 15, false));
+    assert_eq!(rank(&svc, "3.3.2.0/24", &UP), (vec![SIN], 16, false));
+    assert_eq!(rank(&svc, "4.1.2.0/24", &UP), (vec![SYD], 8, false));
+    assert_eq!(rank(&svc, "2a01:1::/48", &UP).0, vec![AMS]);
+    // No GeoIP data: config order, and the scope covers the whole gap.
+    let (pops, scope, _) = rank(&svc, "9.9.9.0/24", &UP);
+    assert_eq!(pops, vec![AMS]);
+    assert!(scope <= 8, "{scope}");
+}
+
+#[test]
+fn down_and_drained_pops_are_skipped_then_fallback() {
+    let geo = small_geo();
+    let mut svc_spec = spec(vec![Policy::GeoNearest { band_km: 0 }]);
+    svc_spec.answers = 2;
+    let svc = compile(svc_spec, &testworld::pops(), Some(&geo));
+    let st = [PopState::Down, PopState::Drained, PopState::Up, PopState::Up];
+    // Paris: ams, nyc next are out; sin and syd remain, nearest first.
+    assert_eq!(rank(&svc, "2.0.0.1", &st).0, vec![SIN, SYD]);
+    let all_down = [PopState::Down; 4];
+    let (pops, _, fb) = rank(&svc, "2.0.0.1", &all_down);
+    assert!(fb);
+    assert_eq!(pops, vec![AMS, NYC, SIN, SYD]);
+    let mut none = spec(vec![]);
+    none.fallback = Fallback::None;
+    let svc = compile(none, &testworld::pops(), None);
+    assert_eq!(rank(&svc, "2.0.0.1", &all_down), (vec![], 0, true));
+}
+
+#[test]
+fn cidr_map_wins_then_geo_breaks_ties() {
+    let geo = small_geo();
+    let mut map = CidrMap::new("map.txt");
+    map.insert(p("2.128.0.0/9"), vec![SYD]);
+    map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);
+    let svc = compile(spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]), &testworld::pops(), Some(&geo));
+    assert_eq!(rank(&svc, "2.1.0.1", &UP), (vec![AMS], 9, false));
+    assert_eq!(rank(&svc, "2.200.0.1", &UP), (vec![SYD], 9, false));
+    assert_eq!(rank(&svc, "3.1.0.1", &UP).0, vec![SIN]);
+    // Listed POPs down: the unlisted ones follow, ordered by geo.
+    let st = [PopState::Up, PopState::Up, PopState::Down, PopState::Down];
+    assert_eq!(rank(&svc, "3.1.0.1", &st).0, vec![NYC]);
+}
+
+#[test]
+fn geo_map_priority_and_default() {
+    let geo = small_geo();
+    let mut countries = rustc_hash::FxHashMap::default();
+    countries.insert("JP".to_string(), vec![SYD]);
+    let mut continents = rustc_hash::FxHashMap::default();
+    continents.insert("NA".to_string(), vec![AMS]);
+    let svc = compile(
+        spec(vec![Policy::GeoMap { countries, continents }, Policy::Default(vec![SIN]), Policy::Priority(vec![NYC])]),
+        &testworld::pops(),
+        Some(&geo),
+    );
+    assert_eq!(rank(&svc, "3.3.0.1", &UP).0, vec![SYD]); // JP by country
+    assert_eq!(rank(&svc, "3.1.0.1", &UP).0, vec![AMS]); // US by continent
+    assert_eq!(rank(&svc, "2.0.0.1", &UP).0, vec![SIN]); // FR: no entry -> default
+    assert_eq!(rank(&svc, "99.0.0.1", &UP).0, vec![SIN]); // unknown -> default
+}
+
+#[test]
+fn weighted_hash_is_sticky_and_follows_weights() {
+    let mut pops = testworld::pops();
+    pops[0].weight = 300;
+    let mut s = spec(vec![Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 })]);
+    s.candidates = vec![AMS, NYC];
+    let svc = compile(s.clone(), &pops, None);
+    let mut counts = [0usize; 2];
+    let mut choice = Vec::new();
+    for i in 0..4000u32 {
+        let c = format!("{}.{}.{}.0/24", 10 + (i >> 16), (i >> 8) & 255, i & 255);
+        let (r, scope, _) = rank(&svc, &c, &UP);
+        assert_eq!(scope, 24);
+        counts[r[0].index()] += 1;
+        choice.push(r[0]);
+    }
+    let share = counts[0] as f64 / 4000.0;
+    assert!((0.70..0.80).contains(&share), "ams share {share}");
+    // Taking NYC away moves only NYC's clients.
+    let st = [PopState::Up, PopState::Down, PopState::Up, PopState::Up];
+    for (i, before) in choice.iter().enumerate().take(500) {
+        let i = i as u32;
+        let c = format!("{}.{}.{}.0/24", 10 + (i >> 16), (i >> 8) & 255, i & 255);
+        let (r, _, _) = rank(&svc, &c, &st);
+        if *before == AMS {
+            assert_eq!(r[0], AMS);
+        }
+    }
+}
+
+#[test]
+fn explain_agrees_with_rank() {
+    let geo = small_geo();
+    let pops = testworld::pops();
+    let mut map = CidrMap::new("map.txt");
+    map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);
+    let svc = compile(spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]), &pops, Some(&geo));
+    let st = [PopState::Up, PopState::Up, PopState::Drained, PopState::Up];
+    let e = svc.explain(&p("3.1.0.0/24"), Some(Family::V4), &pops, &st, Some(&geo), 0);
+    assert!(e.consistent);
+    assert_eq!(e.answer, vec!["syd"]);
+    assert!(e.steps[0].detail.contains("3.0.0.0/8"), "{:?}", e.steps[0]);
+    assert!(e.steps[1].detail.contains("km"), "{:?}", e.steps[1]);
+    let sin = e.candidates.iter().find(|c| c.name == "sin").unwrap();
+    assert_eq!(sin.verdict, "skipped: drained");
+    assert!(e.to_text().contains("answer: syd"));
+}
+
+#[test]
+fn rank_does_not_allocate() {
+    let pops = testworld::pops();
+    let geo = testworld::geo(2000);
+    let s = spec(vec![Policy::GeoNearest { band_km: 1000 }, Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 })]);
+    let svc = compile(s, &pops, Some(&geo));
+    let clients: Vec<Prefix> = (0..10_000u32).map(|i| Prefix::from_bits(Family::V4, (i.wrapping_mul(2_654_435_761) & 0xffff_ff00) as u128, 24)).collect();
+    let mut out = RankOut::default();
+    svc.rank(&clients[0], Some(Family::V4), &UP, 0, &mut out);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    let mut n = 0;
+    for (i, c) in clients.iter().enumerate() {
+        svc.rank(c, Some(Family::V4), &UP, i as u64, &mut out);
+        n += out.pops().len();
+    }
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(after - before, 0, "rank allocated");
+    assert_eq!(n, clients.len());
+}
+
+#[allow(dead_code)]
+fn _unused(_: PopInfo) {}

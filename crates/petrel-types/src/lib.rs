@@ -1,0 +1,10 @@
+//! Shared vocabulary of petrel: the words every other crate speaks.
+//!
+//! Kept deliberately tiny and dependency-light: addresses and prefixes, POP
+//! indices and the administrative/health state of a POP.
+
+mod prefix;
+mod pop;
+
+pub use pop::{PopIdx, PopState};
+pub use prefix::{Family, Prefix, PrefixError};

@@ -1,0 +1,41 @@
+use serde::{Deserialize, Serialize};
+
+/// Index of a POP inside one generation's POP list.
+///
+/// POP names live in the config; every compiled structure refers to POPs by
+/// this dense index so that per-POP state is a plain slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PopIdx(pub u16);
+
+impl PopIdx {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a POP may be used for right now.
+///
+/// `Drained` is an operator's decision, `Down` is what the health checks
+/// (or the config) say; both keep the POP out of new decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PopState {
+    #[default]
+    Up,
+    Down,
+    Drained,
+}
+
+impl PopState {
+    pub fn is_usable(self) -> bool {
+        matches!(self, PopState::Up)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PopState::Up => "up",
+            PopState::Down => "down",
+            PopState::Drained => "drained",
+        }
+    }
+}
