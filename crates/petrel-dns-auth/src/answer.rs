@@ -1,0 +1,528 @@
+//! One query in, one reply out (RFC 1034 §4.3.2 for authoritative data).
+
+use crate::zone::{Node, ZoneSet};
+use petrel_dns_wire::consts::{class, flags, rcode, rtype, CLASSIC_UDP_LIMIT};
+use petrel_dns_wire::name::{self, MAX_NAME_LEN};
+use petrel_dns_wire::{parse_query, ClientSubnet, Full, MessageWriter, Query, QueryError, Question, Section};
+use petrel_mapping::{CompiledService, RankOut};
+use petrel_types::{Family, PopIdx, PopState, Prefix};
+use std::net::IpAddr;
+
+/// Addresses a POP answers with.
+#[derive(Clone, Debug, Default)]
+pub struct PopAddrs {
+    pub v4: Vec<[u8; 4]>,
+    pub v6: Vec<[u8; 16]>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ServiceMode {
+    /// A/AAAA of the chosen POPs at the service name.
+    Address,
+    /// A CNAME to a per-POP name (indexed by POP), as CDNs answer.
+    Cname(Vec<Vec<u8>>),
+}
+
+#[derive(Debug)]
+pub struct ServiceAnswer {
+    pub mapping: CompiledService,
+    pub ttl: u32,
+    pub mode: ServiceMode,
+}
+
+/// Everything the answer path reads besides per-POP state.
+#[derive(Debug, Default)]
+pub struct AuthData {
+    pub zones: ZoneSet,
+    pub services: Vec<ServiceAnswer>,
+    pub pops: Vec<PopAddrs>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerLimits {
+    /// Largest UDP reply we send, whatever the client offers (RFC 6891 §6.2.5;
+    /// 1232 avoids fragmentation, per DNS flag day 2020).
+    pub max_udp: u16,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        AnswerLimits { max_udp: 1232 }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    pub addr: IpAddr,
+    pub tcp: bool,
+}
+
+/// What happened, for metrics and logs. Reused across queries.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerInfo {
+    pub rcode: u16,
+    pub qtype: u16,
+    pub service: Option<u16>,
+    pub ecs: bool,
+    pub truncated: bool,
+    pub rank: RankOut,
+    pub mapped: bool,
+}
+
+const MAX_CHAIN: usize = 8;
+
+struct Ctx<'a> {
+    data: &'a AuthData,
+    states: &'a [PopState],
+    client: Prefix,
+    entropy: u64,
+    info: &'a mut AnswerInfo,
+    scope: u8,
+    mapped: bool,
+}
+
+/// Answer one query packet into `out`; returns the reply length, 0 to drop.
+pub fn answer(
+    data: &AuthData,
+    states: &[PopState],
+    pkt: &[u8],
+    client: &Client,
+    limits: &AnswerLimits,
+    entropy: u64,
+    out: &mut [u8],
+    info: &mut AnswerInfo,
+) -> usize {
+    info.rcode = rcode::NOERROR;
+    info.qtype = 0;
+    info.service = None;
+    info.ecs = false;
+    info.truncated = false;
+    info.mapped = false;
+    let q = match parse_query(pkt) {
+        Ok(q) => q,
+        Err(QueryError::Drop) => return 0,
+        Err(QueryError::FormErr { id, flags: f, question }) => {
+            return error_reply(out, id, f, question, rcode::FORMERR, info);
+        }
+        Err(QueryError::NotImp { id, flags: f, question }) => {
+            return error_reply(out, id, f, question, rcode::NOTIMP, info);
+        }
+    };
+    info.qtype = q.question.qtype;
+    let limit = if client.tcp {
+        u16::MAX as usize
+    } else {
+        match q.edns {
+            Some(e) => (e.udp_size as usize).clamp(CLASSIC_UDP_LIMIT, limits.max_udp.max(512) as usize),
+            None => CLASSIC_UDP_LIMIT,
+        }
+    };
+    let ecs = q.edns.and_then(|e| e.client_subnet);
+    info.ecs = ecs.is_some();
+    // RFC 7871 §7.1.2: SOURCE 0 means "do not use my address": decide on the
+    // resolver's address and answer with SCOPE 0.
+    let client_prefix = match ecs {
+        Some(cs) if cs.source_len() > 0 => cs.prefix,
+        _ => Prefix::host(client.addr),
+    };
+    let mut w = MessageWriter::new(out, limit);
+    let opt_len = q.edns.map_or(0, |_| MessageWriter::opt_size(ecs.map(|c| addr_len(&c))));
+    w.set_limit(limit.saturating_sub(opt_len));
+    if w.question(q.question.name, q.question.qtype, q.question.qclass).is_err() {
+        return 0; // cannot happen: the query itself fit in the same size
+    }
+    let base_flags = flags::QR | (q.flags & (flags::OPCODE_MASK | flags::RD | flags::CD));
+
+    if let Some(e) = q.edns {
+        if e.version > 0 {
+            // RFC 6891 §6.1.3: BADVERS, no processing.
+            info.rcode = rcode::BADVERS;
+            w.set_limit(limit);
+            let _ = w.opt(limits.max_udp, (rcode::BADVERS >> 4) as u8, None);
+            return w.finish(q.id, base_flags);
+        }
+    }
+    let mut ctx = Ctx { data, states, client: client_prefix, entropy, info, scope: 0, mapped: false };
+    let (rc, aa) = if q.question.qclass != class::IN {
+        (rcode::REFUSED, false)
+    } else if matches!(q.question.qtype, rtype::AXFR | rtype::IXFR) {
+        // Zone transfers are not offered.
+        (rcode::REFUSED, false)
+    } else {
+        let mark = w.mark();
+        match resolve(&mut ctx, &q, &mut w) {
+            Ok(r) => r,
+            Err(Full) => {
+                // RFC 2181 §9 / RFC 7766: answer does not fit; signal TC and
+                // let the client retry over TCP.
+                w.rollback(mark);
+                ctx.info.truncated = true;
+                let (rc, aa) = (ctx.info.rcode, true);
+                let mut f = base_flags | flags::TC;
+                if aa {
+                    f |= flags::AA;
+                }
+                ctx.info.rcode = rc;
+                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, limits, f | rc);
+            }
+        }
+    };
+    ctx.info.rcode = rc;
+    let (scope, mapped) = (ctx.scope, ctx.mapped);
+    ctx.info.mapped = mapped;
+    let f = base_flags | if aa { flags::AA } else { 0 } | rc;
+    finish(w, &q, ecs, scope, mapped, limit, limits, f)
+}
+
+fn addr_len(c: &ClientSubnet) -> usize {
+    (c.source_len() as usize).div_ceil(8)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    mut w: MessageWriter<'_>,
+    q: &Query<'_>,
+    ecs: Option<ClientSubnet>,
+    scope: u8,
+    mapped: bool,
+    limit: usize,
+    limits: &AnswerLimits,
+    f: u16,
+) -> usize {
+    if q.edns.is_some() {
+        w.set_limit(limit);
+        let mut addr = [0u8; 16];
+        let ecs_opt = ecs.map(|c| {
+            let n = addr_len(&c);
+            match c.prefix.addr() {
+                IpAddr::V4(a) => addr[..4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => addr.copy_from_slice(&a.octets()),
+            }
+            // Scope 0 for answers that do not depend on the client, and when
+            // the client asked us not to use its address (SOURCE 0).
+            let sc = if mapped && c.source_len() > 0 { scope } else { 0 };
+            (c.family, c.source_len(), sc, n)
+        });
+        let r = match ecs_opt {
+            Some((fam, src, sc, n)) => w.opt(limits.max_udp, 0, Some((fam, src, sc, &addr[..n]))),
+            None => w.opt(limits.max_udp, 0, None),
+        };
+        debug_assert!(r.is_ok(), "room for OPT was reserved");
+    }
+    w.finish(q.id, f)
+}
+
+fn error_reply(out: &mut [u8], id: u16, f: u16, question: Option<Question<'_>>, rc: u16, info: &mut AnswerInfo) -> usize {
+    info.rcode = rc;
+    let mut w = MessageWriter::new(out, CLASSIC_UDP_LIMIT);
+    if let Some(q) = question {
+        info.qtype = q.qtype;
+        let _ = w.question(q.name, q.qtype, q.qclass);
+    }
+    w.finish(id, flags::QR | (f & (flags::OPCODE_MASK | flags::RD | flags::CD)) | rc)
+}
+
+/// Resolve the question into the writer. Returns (rcode, authoritative).
+fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Result<(u16, bool), Full> {
+    let zones = &ctx.data.zones;
+    let mut lbuf = [0u8; MAX_NAME_LEN];
+    let n = name::lowercase_into(q.question.name, &mut lbuf);
+    let Some(zone) = zones.zone_of(&lbuf[..n]) else {
+        // Never an open resolver: names outside our zones are refused.
+        return Ok((rcode::REFUSED, false));
+    };
+    let qtype = q.question.qtype;
+    // `cur` is the lower-case name being resolved; `owner` is what to write as
+    // owner (the query's own spelling for the first hop).
+    let mut cur = [0u8; MAX_NAME_LEN];
+    cur[..n].copy_from_slice(&lbuf[..n]);
+    let mut cur_len = n;
+    let mut owner_is_qname = true;
+    let mut zone = zone;
+    // Nodes already answered in this chain: a CNAME loop ends the chain.
+    let mut visited = [u32::MAX; MAX_CHAIN];
+    for hop in 0..MAX_CHAIN {
+        let lname = &cur[..cur_len];
+        let owner: &[u8] = if owner_is_qname { q.question.name } else { lname };
+        let found = zones.node(lname);
+        if let Some((id, _)) = found {
+            if visited[..hop].contains(&id) {
+                return Ok((rcode::NOERROR, true));
+            }
+            visited[hop] = id;
+        }
+        let node = match found {
+            Some((_, node)) => {
+                if let Some(cut) = node.cut {
+                    if owner_is_qname {
+                        return referral(zones, cut, w).map(|_| (rcode::NOERROR, false));
+                    }
+                    return Ok((rcode::NOERROR, true));
+                }
+                node
+            }
+            None => match closest(zones, lname) {
+                Lookup::Cut(cut) => {
+                    if owner_is_qname {
+                        return referral(zones, cut, w).map(|_| (rcode::NOERROR, false));
+                    }
+                    return Ok((rcode::NOERROR, true));
+                }
+                Lookup::Wildcard(node) => node,
+                Lookup::NxDomain => {
+                    negative(zones, zone, w)?;
+                    return Ok((rcode::NXDOMAIN, true));
+                }
+            },
+        };
+        // A mapped service.
+        if let Some(si) = node.service {
+            ctx.info.service = Some(si);
+            let svc = &ctx.data.services[si as usize];
+            match &svc.mode {
+                ServiceMode::Address => {
+                    let fam = match qtype {
+                        rtype::A | rtype::ANY => Some(Family::V4),
+                        rtype::AAAA => Some(Family::V6),
+                        _ => None,
+                    };
+                    if let Some(fam) = fam {
+                        let rtype_out = if fam == Family::V4 { rtype::A } else { rtype::AAAA };
+                        mapped_addresses(ctx, svc, fam, owner, rtype_out, w)?;
+                        if w.count(Section::Answer) == 0 {
+                            negative_with_ttl(zones, zone, w, svc.ttl)?;
+                        }
+                        return Ok((rcode::NOERROR, true));
+                    }
+                    // Other types at a service name: static data if any.
+                }
+                ServiceMode::Cname(targets) => {
+                    ctx.mapped = true;
+                    svc.mapping.rank(&ctx.client, None, ctx.states, ctx.entropy, &mut ctx.info.rank);
+                    ctx.scope = ctx.scope.max(ctx.info.rank.scope);
+                    let Some(&pop) = ctx.info.rank.pops().first() else {
+                        negative_with_ttl(zones, zone, w, svc.ttl)?;
+                        return Ok((rcode::NOERROR, true));
+                    };
+                    let target = &targets[pop.index()];
+                    let at = w.begin_record(owner, rtype::CNAME, class::IN, svc.ttl)?;
+                    w.rdata_name(target)?;
+                    w.end_record(Section::Answer, at);
+                    if qtype == rtype::CNAME {
+                        return Ok((rcode::NOERROR, true));
+                    }
+                    match next_hop(zones, target, &mut cur) {
+                        Some((len, z)) => {
+                            cur_len = len;
+                            zone = z;
+                            owner_is_qname = false;
+                            continue;
+                        }
+                        None => return Ok((rcode::NOERROR, true)),
+                    }
+                }
+            }
+        }
+        // A static CNAME (unless the CNAME itself was asked for).
+        if let Some(cn) = node.rrset(rtype::CNAME) {
+            if qtype != rtype::CNAME {
+                let target = &cn.rdata[0];
+                w.record(Section::Answer, owner, rtype::CNAME, class::IN, cn.ttl, target)?;
+                match next_hop(zones, target, &mut cur) {
+                    Some((len, z)) => {
+                        cur_len = len;
+                        zone = z;
+                        owner_is_qname = false;
+                        continue;
+                    }
+                    None => return Ok((rcode::NOERROR, true)),
+                }
+            }
+        }
+        if qtype == rtype::ANY {
+            // RFC 8482 §4.1: answer with one RRset rather than all of them.
+            match node.rrsets.first() {
+                Some(set) => write_rrset(w, owner, set)?,
+                None => negative(zones, zone, w)?,
+            }
+            return Ok((rcode::NOERROR, true));
+        }
+        match node.rrset(qtype) {
+            Some(set) => {
+                write_rrset(w, owner, set)?;
+                if qtype == rtype::NS {
+                    glue(zones, set, w);
+                }
+            }
+            None => negative(zones, zone, w)?,
+        }
+        return Ok((rcode::NOERROR, true));
+    }
+    // Chain too long: what we have is what the resolver gets.
+    Ok((rcode::NOERROR, true))
+}
+
+enum Lookup<'a> {
+    Cut(u32),
+    Wildcard(&'a Node),
+    NxDomain,
+}
+
+/// For a name with no node: find the closest encloser; a delegation above
+/// it means referral, a `*` child of it means wildcard (RFC 4592).
+fn closest<'a>(zones: &'a ZoneSet, lname: &[u8]) -> Lookup<'a> {
+    let mut n = lname;
+    while let Some(p) = name::parent(n) {
+        if let Some((_, node)) = zones.node(p) {
+            if let Some(cut) = node.cut {
+                return Lookup::Cut(cut);
+            }
+            let mut wbuf = [0u8; MAX_NAME_LEN + 2];
+            if p.len() + 2 <= MAX_NAME_LEN {
+                wbuf[0] = 1;
+                wbuf[1] = b'*';
+                wbuf[2..2 + p.len()].copy_from_slice(p);
+                if let Some((_, wnode)) = zones.node(&wbuf[..2 + p.len()]) {
+                    return Lookup::Wildcard(wnode);
+                }
+            }
+            return Lookup::NxDomain;
+        }
+        n = p;
+    }
+    Lookup::NxDomain
+}
+
+/// Prepare the next name of a CNAME chain, if it is in our zones.
+fn next_hop(zones: &ZoneSet, target: &[u8], cur: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, u16)> {
+    let len = name::wire_len(target)?;
+    let n = name::lowercase_into(&target[..len], cur);
+    let z = zones.zone_of(&cur[..n])?;
+    Some((n, z))
+}
+
+fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &crate::zone::RrSet) -> Result<(), Full> {
+    for rd in &set.rdata {
+        if has_compressible_name(set.rtype) {
+            let at = w.begin_record(owner, set.rtype, class::IN, set.ttl)?;
+            write_rdata_compressed(w, set.rtype, rd)?;
+            w.end_record(Section::Answer, at);
+        } else {
+            w.record(Section::Answer, owner, set.rtype, class::IN, set.ttl, rd)?;
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3597 §4: only the RFC 1035 types may have their rdata names compressed.
+fn has_compressible_name(t: u16) -> bool {
+    matches!(t, rtype::NS | rtype::CNAME | rtype::PTR | rtype::MX | rtype::SOA)
+}
+
+fn write_rdata_compressed(w: &mut MessageWriter<'_>, t: u16, rd: &[u8]) -> Result<(), Full> {
+    match t {
+        rtype::MX => {
+            w.rdata_bytes(&rd[..2])?;
+            w.rdata_name(&rd[2..])
+        }
+        rtype::SOA => {
+            let m = name::wire_len(rd).unwrap_or(rd.len());
+            let r = name::wire_len(&rd[m..]).unwrap_or(0);
+            w.rdata_name(&rd[..m])?;
+            w.rdata_name(&rd[m..m + r])?;
+            w.rdata_bytes(&rd[m + r..])
+        }
+        _ => w.rdata_name(rd),
+    }
+}
+
+fn soa_record(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
+    let z = &zones.zones[zone as usize];
+    let apex = &zones.nodes[z.apex_node as usize];
+    if let Some(soa) = apex.rrset(rtype::SOA) {
+        let at = w.begin_record(&z.apex, rtype::SOA, class::IN, ttl)?;
+        write_rdata_compressed(w, rtype::SOA, &soa.rdata[0])?;
+        w.end_record(Section::Authority, at);
+    }
+    Ok(())
+}
+
+/// NXDOMAIN/NODATA authority: the SOA with the negative TTL (RFC 2308 §3).
+fn negative(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+    let ttl = zones.zones[zone as usize].neg_ttl;
+    soa_record(zones, zone, w, ttl)
+}
+
+/// An empty mapped answer: cache it no longer than the service TTL.
+fn negative_with_ttl(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
+    let ttl = zones.zones[zone as usize].neg_ttl.min(ttl);
+    soa_record(zones, zone, w, ttl)
+}
+
+fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+    let owner = &zones.names[cut as usize];
+    let node = &zones.nodes[cut as usize];
+    if let Some(ns) = node.rrset(rtype::NS) {
+        for rd in &ns.rdata {
+            let at = w.begin_record(owner, rtype::NS, class::IN, ns.ttl)?;
+            w.rdata_name(rd)?;
+            w.end_record(Section::Authority, at);
+        }
+        glue(zones, ns, w);
+    }
+    Ok(())
+}
+
+/// Address records for NS targets we hold (glue or in-zone), in additional;
+/// what does not fit is left out without truncation (RFC 2181 §9).
+fn glue(zones: &ZoneSet, ns: &crate::zone::RrSet, w: &mut MessageWriter<'_>) {
+    for target in &ns.rdata {
+        let mut l = [0u8; MAX_NAME_LEN];
+        let n = name::lowercase_into(target, &mut l);
+        if let Some((_, node)) = zones.node(&l[..n]) {
+            for t in [rtype::A, rtype::AAAA] {
+                if let Some(set) = node.rrset(t) {
+                    for rd in &set.rdata {
+                        if w.record(Section::Additional, target, t, class::IN, set.ttl, rd).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mapped_addresses(
+    ctx: &mut Ctx<'_>,
+    svc: &ServiceAnswer,
+    fam: Family,
+    owner: &[u8],
+    rtype_out: u16,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), Full> {
+    ctx.mapped = true;
+    svc.mapping.rank(&ctx.client, Some(fam), ctx.states, ctx.entropy, &mut ctx.info.rank);
+    ctx.scope = ctx.scope.max(ctx.info.rank.scope);
+    for &pop in ctx.info.rank.pops() {
+        write_pop(ctx.data, pop, fam, owner, rtype_out, svc.ttl, w)?;
+    }
+    Ok(())
+}
+
+fn write_pop(data: &AuthData, pop: PopIdx, fam: Family, owner: &[u8], t: u16, ttl: u32, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+    let addrs = &data.pops[pop.index()];
+    match fam {
+        Family::V4 => {
+            for a in &addrs.v4 {
+                w.record(Section::Answer, owner, t, class::IN, ttl, a)?;
+            }
+        }
+        Family::V6 => {
+            for a in &addrs.v6 {
+                w.record(Section::Answer, owner, t, class::IN, ttl, a)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The static side of authoritative data: zones, nodes and RRsets.
+
+use petrel_dns_wire::consts::rtype;
+use petrel_dns_wire::name;
+use rustc_hash::FxHashMap;
+
+/// A record as read from a zone file: owner and rdata in uncompressed wire
+/// form (owner case as written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordIn {
+    pub owner: Vec<u8>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RrSet {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<Box<[u8]>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Node {
+    pub zone: u16,
+    pub rrsets: Vec<RrSet>,
+    /// A mapped service answers at this name.
+    pub service: Option<u16>,
+    /// The delegation point at or above this name (below the apex), if any.
+    pub cut: Option<u32>,
+}
+
+impl Node {
+    pub fn rrset(&self, t: u16) -> Option<&RrSet> {
+        self.rrsets.iter().find(|r| r.rtype == t)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Zone {
+    pub apex: Box<[u8]>,
+    pub apex_node: u32,
+    /// SOA owner, TTL for negative answers (RFC 2308 §5) and rdata.
+    pub neg_ttl: u32,
+}
+
+/// All zones of a generation. Names are keyed in lower case.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneSet {
+    pub(crate) zones: Vec<Zone>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) names: Vec<Box<[u8]>>,
+    pub(crate) index: FxHashMap<Box<[u8]>, u32>,
+    pub(crate) apexes: FxHashMap<Box<[u8]>, u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneError(pub String);
+
+impl std::fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ZoneSet {
+    pub(crate) fn node(&self, lname: &[u8]) -> Option<(u32, &Node)> {
+        self.index.get(lname).map(|&i| (i, &self.nodes[i as usize]))
+    }
+
+    /// The most specific zone containing a lower-case name.
+    pub(crate) fn zone_of(&self, lname: &[u8]) -> Option<u16> {
+        let mut n = lname;
+        loop {
+            if let Some(&z) = self.apexes.get(n) {
+                return Some(z);
+            }
+            n = name::parent(n)?;
+        }
+    }
+
+    pub fn zone_count(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Apex names in presentation form.
+    pub fn apex_names(&self) -> Vec<String> {
+        self.zones.iter().map(|z| name::to_text(&z.apex)).collect()
+    }
+}
+
+/// Builds a [`ZoneSet`], checking what RFC 1034/2181 require of zone data.
+#[derive(Default)]
+pub struct ZoneSetBuilder {
+    set: ZoneSet,
+}
+
+fn get_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl ZoneSetBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn ensure_node(&mut self, lname: &[u8], zone: u16) -> u32 {
+        if let Some(&i) = self.set.index.get(lname) {
+            return i;
+        }
+        let i = self.set.nodes.len() as u32;
+        self.set.nodes.push(Node { zone, ..Default::default() });
+        self.set.names.push(lname.into());
+        self.set.index.insert(lname.into(), i);
+        // Empty non-terminals up to the apex exist too (RFC 8020).
+        if let Some(p) = name::parent(lname) {
+            if name::is_subdomain(p, &self.set.zones[zone as usize].apex) {
+                self.ensure_node(&p.to_vec(), zone);
+            }
+        }
+        i
+    }
+
+    /// Add one zone with its records. `origin` is the apex in wire form.
+    pub fn add_zone(&mut self, origin: &[u8], records: Vec<RecordIn>) -> Result<(), Vec<ZoneError>> {
+        let apex = name::to_lowercase(origin);
+        let apex_text = name::to_text(&apex);
+        let mut errs = Vec::new();
+        if self.set.apexes.contains_key(apex.as_slice()) {
+            return Err(vec![ZoneError(format!("zone {apex_text} is defined twice"))]);
+        }
+        let zi = self.set.zones.len() as u16;
+        self.set.zones.push(Zone { apex: apex.clone().into(), apex_node: 0, neg_ttl: 0 });
+        self.set.apexes.insert(apex.clone().into(), zi);
+        let apex_node = self.ensure_node(&apex, zi);
+        self.set.zones[zi as usize].apex_node = apex_node;
+        for r in records {
+            let owner = name::to_lowercase(&r.owner);
+            if !name::is_subdomain(&owner, &apex) {
+                errs.push(ZoneError(format!("{} is outside zone {apex_text}", name::to_text(&r.owner))));
+                continue;
+            }
+            let ni = self.ensure_node(&owner, zi);
+            let node = &mut self.set.nodes[ni as usize];
+            match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
+                Some(set) => {
+                    // RFC 2181 §5.2: one TTL per RRset; take the smallest.
+                    set.ttl = set.ttl.min(r.ttl);
+                    if !set.rdata.iter().any(|d| **d == *r.rdata) {
+                        set.rdata.push(r.rdata.into());
+                    }
+                }
+                None => node.rrsets.push(RrSet { rtype: r.rtype, ttl: r.ttl, rdata: vec![r.rdata.into()] }),
+            }
+        }
+        // Apex checks and the negative-caching TTL.
+        let apex_n = &self.set.nodes[apex_node as usize];
+        match apex_n.rrset(rtype::SOA) {
+            Some(soa) if soa.rdata.len() == 1 => {
+                let rd = &soa.rdata[0];
+                let minimum = name::wire_len(rd)
+                    .and_then(|m| name::wire_len(&rd[m..]).map(|r| m + r))
+                    .and_then(|at| get_u32(rd, at + 16));
+                match minimum {
+                    Some(min) => self.set.zones[zi as usize].neg_ttl = soa.ttl.min(min),
+                    None => errs.push(ZoneError(format!("zone {apex_text}: malformed SOA"))),
+                }
+            }
+            Some(_) => errs.push(ZoneError(format!("zone {apex_text} has more than one SOA"))),
+            None => errs.push(ZoneError(format!("zone {apex_text} has no SOA record at its apex"))),
+        }
+        if apex_n.rrset(rtype::NS).is_none() {
+            errs.push(ZoneError(format!("zone {apex_text} has no NS records at its apex")));
+        }
+        // Per-node checks; delegation points below the apex.
+        let mut cuts = Vec::new();
+        for (i, n) in self.set.nodes.iter().enumerate() {
+            if n.zone != zi {
+                continue;
+            }
+            let nm = name::to_text(&self.set.names[i]);
+            if n.rrset(rtype::CNAME).is_some() && n.rrsets.len() > 1 {
+                errs.push(ZoneError(format!("{nm} has a CNAME and other data (RFC 1034 §3.6.2)")));
+            }
+            if n.rrset(rtype::CNAME).is_some_and(|c| c.rdata.len() > 1) {
+                errs.push(ZoneError(format!("{nm} has more than one CNAME")));
+            }
+            if i as u32 != apex_node && n.rrset(rtype::SOA).is_some() {
+                errs.push(ZoneError(format!("{nm} has an SOA below the apex")));
+            }
+            if i as u32 != apex_node && n.rrset(rtype::NS).is_some() {
+                cuts.push(i as u32);
+            }
+        }
+        for (i, lname) in self.set.names.iter().enumerate() {
+            if self.set.nodes[i].zone != zi {
+                continue;
+            }
+            // The highest cut at or above the name wins.
+            let cut = cuts.iter().copied().filter(|&c| name::is_subdomain(lname, &self.set.names[c as usize])).min_by_key(|&c| self.set.names[c as usize].len());
+            self.set.nodes[i].cut = cut;
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Mark a name (wire form) as answered by mapped service `idx`.
+    pub fn add_service(&mut self, owner: &[u8], idx: u16) -> Result<(), ZoneError> {
+        let lname = name::to_lowercase(owner);
+        let text = name::to_text(owner);
+        let zone = self.set.zone_of(&lname).ok_or_else(|| ZoneError(format!("service name {text} is in none of the zones")))?;
+        let ni = self.ensure_node(&lname, zone);
+        let node = &self.set.nodes[ni as usize];
+        if node.cut.is_some() || self.below_cut(&lname) {
+            return Err(ZoneError(format!("service name {text} lies in a delegated subzone")));
+        }
+        if node.rrset(rtype::CNAME).is_some() {
+            return Err(ZoneError(format!("service name {text} also has a static CNAME")));
+        }
+        for t in [rtype::A, rtype::AAAA] {
+            if node.rrset(t).is_some() {
+                return Err(ZoneError(format!("service name {text} also has static {} records", rtype::name(t))));
+            }
+        }
+        if let Some(other) = node.service {
+            if other != idx {
+                return Err(ZoneError(format!("service name {text} is used by two services")));
+            }
+        }
+        self.set.nodes[ni as usize].service = Some(idx);
+        Ok(())
+    }
+
+    fn below_cut(&self, lname: &[u8]) -> bool {
+        let mut n = lname;
+        while let Some(p) = name::parent(n) {
+            if let Some(&i) = self.set.index.get(p) {
+                if self.set.nodes[i as usize].cut.is_some() {
+                    return true;
+                }
+            }
+            n = p;
+        }
+        false
+    }
+
+    /// Add address records for a synthesized name (a POP's own name in CNAME
+    /// mode) unless the zone data already has that name.
+    pub fn add_synthetic(&mut self, owner: &[u8], ttl: u32, v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Result<(), ZoneError> {
+        let lname = name::to_lowercase(owner);
+        let text = name::to_text(owner);
+        let Some(zone) = self.set.zone_of(&lname) else {
+            return Ok(()); // out of our zones: resolvers look it up elsewhere
+        };
+        if let Some((_, n)) = self.set.node(&lname) {
+            if !n.rrsets.is_empty() || n.service.is_some() {
+                return Ok(()); // the operator defined it
+            }
+        }
+        if self.below_cut(&lname) {
+            return Err(ZoneError(format!("POP name {text} lies in a delegated subzone")));
+        }
+        let ni = self.ensure_node(&lname, zone);
+        let node = &mut self.set.nodes[ni as usize];
+        if !v4.is_empty() {
+            node.rrsets.push(RrSet { rtype: rtype::A, ttl, rdata: v4.iter().map(|a| Box::from(&a[..])).collect() });
+        }
+        if !v6.is_empty() {
+            node.rrsets.push(RrSet { rtype: rtype::AAAA, ttl, rdata: v6.iter().map(|a| Box::from(&a[..])).collect() });
+        }
+        Ok(())
+    }
+
+    pub fn build(self) -> ZoneSet {
+        self.set
+    }
+}

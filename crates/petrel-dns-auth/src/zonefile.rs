@@ -1,0 +1,114 @@
+//! RFC 1035 master files, read with NLnet Labs' `domain` scanner.
+
+use crate::zone::RecordIn;
+use domain::base::iana::Class;
+use domain::base::name::ToName;
+use domain::base::rdata::ComposeRecordData;
+use domain::zonefile::inplace::{Entry, Zonefile};
+
+/// Parse a zone file's text. `origin` is the zone apex in presentation form.
+/// Errors carry `line:column` from the scanner.
+pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
+    let origin_name: domain::base::Name<bytes::Bytes> =
+        origin.parse().map_err(|e| format!("bad origin `{origin}`: {e}"))?;
+    let origin_wire = origin_name.to_vec().into_octets();
+    let mut zf = Zonefile::new();
+    zf.extend_from_slice(text.as_bytes());
+    // A final newline lets the scanner close the last entry.
+    zf.extend_from_slice(b"\n");
+    zf.set_origin(origin_name);
+    zf.set_default_class(Class::IN);
+    let mut out = Vec::new();
+    loop {
+        match zf.next_entry() {
+            Ok(None) => break,
+            Ok(Some(Entry::Record(rec))) => {
+                if rec.class() != Class::IN {
+                    return Err(format!("record for {} has class {}; only IN is served", rec.owner(), rec.class()));
+                }
+                let owner = rec.owner().to_vec().into_octets();
+                let mut rdata = Vec::new();
+                rec.data()
+                    .compose_rdata(&mut rdata)
+                    .map_err(|_| format!("cannot encode the data of {} {}", rec.owner(), rec.rtype()))?;
+                let rtype = rec.rtype().to_int();
+                let rdata = fix_at_in_rdata(rtype, rdata, &origin_wire);
+                out.push(RecordIn { owner, rtype, ttl: rec.ttl().as_secs(), rdata });
+            }
+            Ok(Some(Entry::Include { path, .. })) => {
+                return Err(format!("$INCLUDE {path} is not supported; list each zone file in the config"));
+            }
+            // The scanner reports where it stopped, which can be past the end
+            // of the bad entry; name the line the entry starts on instead.
+            Err(e) => return Err(locate(text, &e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// `domain` reports `line:col: message`. When a bad token ends its line the
+/// scanner has already moved to column 1 of the next line; name the line the
+/// token was on.
+fn locate(text: &str, err: &str) -> String {
+    let mut it = err.splitn(3, ':');
+    let (Some(l), Some(c), Some(msg)) = (it.next(), it.next(), it.next()) else {
+        return err.to_string();
+    };
+    let (Ok(mut line), Ok(col)) = (l.trim().parse::<usize>(), c.trim().parse::<usize>()) else {
+        return err.to_string();
+    };
+    if col <= 1 && line > 1 {
+        let lines: Vec<&str> = text.lines().collect();
+        line -= 1;
+        while line > 1 && lines.get(line - 1).is_some_and(|t| t.trim().is_empty() || t.trim().starts_with(';')) {
+            line -= 1;
+        }
+    }
+    format!("line {line}: {}", msg.trim())
+}
+
+/// `domain` 0.12 expands `@` as an owner but reads it as a literal label
+/// where a name stands in rdata (`www CNAME @`). RFC 1035 §5.1 says `@`
+/// denotes the origin anywhere, so names in the rdata of the RFC 1035 types
+/// and SRV that read `@.<origin>` are rewritten to `<origin>`. (A literal
+/// label `\@` directly under the origin is read as the origin too.)
+fn fix_at_in_rdata(rtype: u16, rdata: Vec<u8>, origin: &[u8]) -> Vec<u8> {
+    use petrel_dns_wire::consts::rtype as t;
+    let fix = |name: &[u8]| -> Vec<u8> {
+        if name.len() == origin.len() + 2 && name.starts_with(b"\x01@") && name[2..].eq_ignore_ascii_case(origin) {
+            origin.to_vec()
+        } else {
+            name.to_vec()
+        }
+    };
+    let wl = |b: &[u8]| petrel_dns_wire::name::wire_len(b);
+    match rtype {
+        t::CNAME | t::NS | t::PTR => fix(&rdata),
+        t::MX if rdata.len() > 2 => [&rdata[..2], &fix(&rdata[2..])].concat(),
+        t::SRV if rdata.len() > 6 => [&rdata[..6], &fix(&rdata[6..])].concat(),
+        t::SOA => match wl(&rdata).and_then(|m| wl(&rdata[m..]).map(|r| (m, r))) {
+            Some((m, r)) => [fix(&rdata[..m]), fix(&rdata[m..m + r]), rdata[m + r..].to_vec()].concat(),
+            None => rdata,
+        },
+        _ => rdata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_types_and_reports_lines() {
+        let z = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww CNAME @\n@ MX 10 mail\n@ TXT \"hello world\"\n_sip._udp SRV 0 5 5060 sip\n@ CAA 0 issue \"letsencrypt.org\"\n";
+        let recs = parse_zone_file("example.net.", z).unwrap();
+        assert_eq!(parse_zone_file("example.net.", "x MX 10 @\n").unwrap()[0].rdata, b"\x00\x0a\x07example\x03net\x00");
+        assert_eq!(recs.len(), 8);
+        assert_eq!(recs[0].rtype, 6);
+        assert_eq!(recs[0].owner, b"\x07example\x03net\x00");
+        assert_eq!(recs[2].rdata, vec![192, 0, 2, 1]);
+        assert_eq!(recs[3].rdata, b"\x07example\x03net\x00");
+        let err = parse_zone_file("example.net.", "@ SOA ns1 h 1 2 3 4 5\nbad IN A 300.1.1.1\n").unwrap_err();
+        assert!(err.starts_with("line 2: "), "{err}");
+    }
+}
