@@ -1,0 +1,19 @@
+//! Petrel's configuration.
+//!
+//! The file is read in two steps: TOML into raw structs ([`raw`]) that reject
+//! unknown keys and keep the position of every value, then validation into
+//! domain types ([`Config`]) that reports every problem at once, each with
+//! file, line, column and the dotted field name. `petrel check` and
+//! `petrel serve` go through the same path. No IO happens here: the caller
+//! hands in text, and reads the files the config names.
+
+mod cidr;
+mod error;
+mod model;
+mod raw;
+mod validate;
+
+pub use cidr::parse_cidr_map;
+pub use error::{ConfigError, Location};
+pub use model::{Config, PolicyConf, Pop, ServerConf, ServiceConf, ZoneConf};
+pub use validate::parse;

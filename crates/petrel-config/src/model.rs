@@ -1,0 +1,86 @@
+//! Validated configuration: what the rest of petrel consumes.
+
+use crate::error::Location;
+use petrel_mapping::WeightMode;
+use petrel_types::{PopIdx, PopState, Prefix};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConf {
+    /// DNS listeners; each serves UDP and TCP.
+    pub dns: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub udp_workers: usize,
+    pub max_udp_payload: u16,
+    pub tcp_idle_timeout_secs: u64,
+    pub tcp_max_connections: usize,
+    /// Where operator overrides (drain) are kept across restarts.
+    pub state_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pop {
+    pub name: String,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    pub location: Option<(f64, f64)>,
+    pub asns: Vec<u32>,
+    pub weight: u32,
+    pub capacity: Option<u64>,
+    /// The state the config asks for at start.
+    pub state: PopState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneConf {
+    pub origin: String,
+    pub origin_wire: Vec<u8>,
+    pub file: PathBuf,
+    /// Where `file` was given, for errors found inside the zone file.
+    pub at: Location,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyConf {
+    Cidr { entries: Vec<(Prefix, Vec<PopIdx>)>, file: Option<PathBuf>, at: Location },
+    GeoNearest { band_km: u32 },
+    GeoMap { countries: Vec<(String, Vec<PopIdx>)>, continents: Vec<(String, Vec<PopIdx>)> },
+    Priority(Vec<PopIdx>),
+    Default(Vec<PopIdx>),
+    Weighted(WeightMode),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceConf {
+    pub name: String,
+    pub name_wire: Vec<u8>,
+    pub pops: Vec<PopIdx>,
+    pub ttl: u32,
+    pub answers: u8,
+    pub fallback: petrel_mapping::Fallback,
+    /// CNAME mode: a target per POP, `{pop}` replaced by the POP's name.
+    pub cname: Option<String>,
+    pub policies: Vec<PolicyConf>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerConf,
+    pub geoip: Option<(PathBuf, Location)>,
+    pub pops: Vec<Pop>,
+    pub zones: Vec<ZoneConf>,
+    pub services: Vec<ServiceConf>,
+}
+
+impl Config {
+    pub fn pop_index(&self, name: &str) -> Option<PopIdx> {
+        self.pops.iter().position(|p| p.name == name).map(|i| PopIdx(i as u16))
+    }
+
+    pub fn service(&self, name: &str) -> Option<(usize, &ServiceConf)> {
+        let want = name.trim_end_matches('.').to_ascii_lowercase();
+        self.services.iter().enumerate().find(|(_, s)| s.name.trim_end_matches('.').to_ascii_lowercase() == want)
+    }
+}

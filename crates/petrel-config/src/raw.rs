@@ -1,0 +1,99 @@
+//! The file as written: serde structs that reject unknown keys and keep spans.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub server: Option<S<Server>>,
+    #[serde(default)]
+    pub geoip: Option<S<GeoIp>>,
+    #[serde(default)]
+    pub pop: Vec<S<Pop>>,
+    #[serde(default)]
+    pub zone: Vec<S<Zone>>,
+    #[serde(default)]
+    pub service: Vec<S<Service>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub dns: Option<Vec<S<String>>>,
+    pub admin: Option<S<String>>,
+    pub udp_workers: Option<S<i64>>,
+    pub max_udp_payload: Option<S<i64>>,
+    pub tcp_idle_timeout_secs: Option<S<i64>>,
+    pub tcp_max_connections: Option<S<i64>>,
+    pub state_file: Option<S<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIp {
+    pub database: S<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Pop {
+    pub name: S<String>,
+    #[serde(default)]
+    pub ipv4: Vec<S<String>>,
+    #[serde(default)]
+    pub ipv6: Vec<S<String>>,
+    pub lat: Option<S<f64>>,
+    pub lon: Option<S<f64>>,
+    #[serde(default)]
+    pub asns: Vec<S<i64>>,
+    pub weight: Option<S<i64>>,
+    pub capacity: Option<S<i64>>,
+    pub state: Option<S<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub origin: S<String>,
+    pub file: S<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: S<String>,
+    pub pops: Option<Vec<S<String>>>,
+    pub ttl: Option<S<i64>>,
+    pub answers: Option<S<i64>>,
+    pub fallback: Option<S<String>>,
+    pub cname: Option<S<String>>,
+    #[serde(default)]
+    pub policy: Vec<S<Policy>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    /// cidr: file with `prefix pop[,pop...]` lines
+    pub file: Option<S<String>>,
+    /// cidr: inline map prefix -> POP list
+    pub entries: Option<S<BTreeMap<String, S<Vec<S<String>>>>>>,
+    /// geo-nearest
+    pub band_km: Option<S<i64>>,
+    /// geo-map
+    pub countries: Option<BTreeMap<String, S<Vec<S<String>>>>>,
+    pub continents: Option<BTreeMap<String, S<Vec<S<String>>>>>,
+    /// priority, default
+    pub pops: Option<S<Vec<S<String>>>>,
+    /// weighted: "hash" (default) or "random"
+    pub mode: Option<S<String>>,
+    pub hash_v4_len: Option<S<i64>>,
+    pub hash_v6_len: Option<S<i64>>,
+}

@@ -1,0 +1,545 @@
+//! Raw file -> validated [`Config`], collecting every error.
+
+use crate::error::{ConfigError, Location};
+use crate::model::*;
+use crate::raw::{self, S};
+use petrel_dns_wire::name;
+use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS};
+use petrel_types::{PopIdx, PopState, Prefix};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn loc(&self, offset: usize) -> Location {
+        Location::from_offset(self.file, self.text, offset)
+    }
+
+    fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
+        let location = self.loc(at.span().start);
+        self.errors.push(ConfigError { location, field: field.into(), message: message.into() });
+    }
+
+    fn int<T: TryFrom<i64>>(&mut self, v: &Option<S<i64>>, field: &str, min: i64, max: i64, default: T) -> T {
+        match v {
+            None => default,
+            Some(s) => {
+                let x = *s.get_ref();
+                if x < min || x > max {
+                    self.err(s, field, format!("{x} is out of range {min}..={max}"));
+                    default
+                } else {
+                    T::try_from(x).unwrap_or(default)
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, rel: &str) -> PathBuf {
+        let p = Path::new(rel);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.file.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+/// Parse and validate a config file's text. `file` names it in errors and
+/// anchors relative paths.
+pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let raw: raw::File = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let message = e.message().trim().to_string();
+            return Err(vec![ConfigError { location: Location::from_offset(file, text, offset), field: String::new(), message }]);
+        }
+    };
+    let mut cx = Ctx { file, text, errors: Vec::new() };
+    let server = server(&mut cx, raw.server.as_ref());
+    let geoip = raw.geoip.as_ref().map(|g| {
+        let d = &g.get_ref().database;
+        (cx.resolve(d.get_ref()), cx.loc(d.span().start))
+    });
+    let pops = pops(&mut cx, &raw.pop);
+    let zones = zones(&mut cx, &raw.zone);
+    let services = services(&mut cx, &raw.service, &pops, &zones, geoip.is_some());
+    if cx.errors.is_empty() {
+        Ok(Config { path: file.to_path_buf(), server, geoip, pops, zones, services })
+    } else {
+        Err(cx.errors)
+    }
+}
+
+fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
+    let mut out = ServerConf {
+        dns: vec!["127.0.0.1:5300".parse().expect("literal"), "[::1]:5300".parse().expect("literal")],
+        admin: Some("127.0.0.1:8053".parse().expect("literal")),
+        udp_workers: 1,
+        max_udp_payload: 1232,
+        tcp_idle_timeout_secs: 10,
+        tcp_max_connections: 512,
+        state_file: None,
+    };
+    let Some(s) = s else { return out };
+    let s = s.get_ref();
+    if let Some(list) = &s.dns {
+        out.dns.clear();
+        for (i, a) in list.iter().enumerate() {
+            match a.get_ref().parse::<SocketAddr>() {
+                Ok(sa) => out.dns.push(sa),
+                Err(_) => cx.err(a, format!("server.dns[{i}]"), format!("`{}` is not an address:port (IPv6 as [addr]:port)", a.get_ref())),
+            }
+        }
+    }
+    if let Some(a) = &s.admin {
+        if a.get_ref().is_empty() {
+            out.admin = None;
+        } else {
+            match a.get_ref().parse::<SocketAddr>() {
+                Ok(sa) => out.admin = Some(sa),
+                Err(_) => cx.err(a, "server.admin", format!("`{}` is not an address:port", a.get_ref())),
+            }
+        }
+    }
+    out.udp_workers = cx.int(&s.udp_workers, "server.udp_workers", 1, 256, 1usize);
+    out.max_udp_payload = cx.int(&s.max_udp_payload, "server.max_udp_payload", 512, 4096, 1232u16);
+    out.tcp_idle_timeout_secs = cx.int(&s.tcp_idle_timeout_secs, "server.tcp_idle_timeout_secs", 1, 3600, 10u64);
+    out.tcp_max_connections = cx.int(&s.tcp_max_connections, "server.tcp_max_connections", 1, 1_000_000, 512usize);
+    out.state_file = s.state_file.as_ref().map(|f| cx.resolve(f.get_ref()));
+    out
+}
+
+fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
+    let mut out: Vec<Pop> = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let f = |k: &str| format!("pop[{i}].{k}");
+        let r = p.get_ref();
+        let name = r.name.get_ref().clone();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            cx.err(&r.name, f("name"), format!("`{name}` must be letters, digits, `-` or `_`"));
+        } else if out.iter().any(|o| o.name == name) {
+            cx.err(&r.name, f("name"), format!("POP `{name}` is defined twice"));
+        }
+        let mut ipv4 = Vec::new();
+        for (j, a) in r.ipv4.iter().enumerate() {
+            match a.get_ref().parse::<Ipv4Addr>() {
+                Ok(x) => ipv4.push(x),
+                Err(_) => cx.err(a, format!("pop[{i}].ipv4[{j}]"), format!("`{}` is not an IPv4 address", a.get_ref())),
+            }
+        }
+        let mut ipv6 = Vec::new();
+        for (j, a) in r.ipv6.iter().enumerate() {
+            match a.get_ref().parse::<Ipv6Addr>() {
+                Ok(x) => ipv6.push(x),
+                Err(_) => cx.err(a, format!("pop[{i}].ipv6[{j}]"), format!("`{}` is not an IPv6 address", a.get_ref())),
+            }
+        }
+        if r.ipv4.is_empty() && r.ipv6.is_empty() {
+            cx.err(&r.name, f("ipv4"), format!("POP `{name}` has no address (give ipv4 and/or ipv6)"));
+        }
+        let location = match (&r.lat, &r.lon) {
+            (Some(la), Some(lo)) => {
+                let (lat, lon) = (*la.get_ref(), *lo.get_ref());
+                if !(-90.0..=90.0).contains(&lat) {
+                    cx.err(la, f("lat"), format!("{lat} is not a latitude (-90..=90)"));
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    cx.err(lo, f("lon"), format!("{lon} is not a longitude (-180..=180)"));
+                }
+                Some((lat, lon))
+            }
+            (Some(la), None) => {
+                cx.err(la, f("lon"), "lat is given without lon");
+                None
+            }
+            (None, Some(lo)) => {
+                cx.err(lo, f("lat"), "lon is given without lat");
+                None
+            }
+            (None, None) => None,
+        };
+        let mut asns = Vec::new();
+        for (j, a) in r.asns.iter().enumerate() {
+            let v = *a.get_ref();
+            if (1..=u32::MAX as i64).contains(&v) {
+                asns.push(v as u32);
+            } else {
+                cx.err(a, format!("pop[{i}].asns[{j}]"), format!("{v} is not an AS number"));
+            }
+        }
+        let weight = cx.int(&r.weight, &f("weight"), 0, 1_000_000, 100u32);
+        let capacity = r.capacity.as_ref().map(|_| cx.int(&r.capacity, &f("capacity"), 0, i64::MAX, 0u64));
+        let state = match &r.state {
+            None => PopState::Up,
+            Some(s) => match s.get_ref().as_str() {
+                "up" => PopState::Up,
+                "down" => PopState::Down,
+                "drained" => PopState::Drained,
+                other => {
+                    cx.err(s, f("state"), format!("`{other}` is not one of up, down, drained"));
+                    PopState::Up
+                }
+            },
+        };
+        out.push(Pop { name, ipv4, ipv6, location, asns, weight, capacity, state });
+    }
+    if out.len() > u16::MAX as usize {
+        cx.errors.push(ConfigError { location: cx.loc(0), field: "pop".into(), message: "too many POPs".into() });
+    }
+    out
+}
+
+fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
+    let mut out: Vec<ZoneConf> = Vec::new();
+    for (i, z) in raw.iter().enumerate() {
+        let r = z.get_ref();
+        let origin = r.origin.get_ref();
+        match name::from_text(origin) {
+            Ok(w) => {
+                let lw = name::to_lowercase(&w);
+                if out.iter().any(|o| name::to_lowercase(&o.origin_wire) == lw) {
+                    cx.err(&r.origin, format!("zone[{i}].origin"), format!("zone `{origin}` is defined twice"));
+                }
+                let file = cx.resolve(r.file.get_ref());
+                let at = cx.loc(r.file.span().start);
+                out.push(ZoneConf { origin: name::to_text(&w), origin_wire: w, file, at });
+            }
+            Err(e) => cx.err(&r.origin, format!("zone[{i}].origin"), e.to_string()),
+        }
+    }
+    out
+}
+
+fn pop_list(cx: &mut Ctx<'_>, list: &[S<String>], field: &str, pops: &[Pop], allowed: &[PopIdx]) -> Vec<PopIdx> {
+    let mut out = Vec::new();
+    for (j, n) in list.iter().enumerate() {
+        match pops.iter().position(|p| p.name == *n.get_ref()) {
+            Some(k) => {
+                let idx = PopIdx(k as u16);
+                if !allowed.is_empty() && !allowed.contains(&idx) {
+                    cx.err(n, format!("{field}[{j}]"), format!("POP `{}` is not a candidate of this service", n.get_ref()));
+                } else if out.contains(&idx) {
+                    cx.err(n, format!("{field}[{j}]"), format!("POP `{}` is listed twice", n.get_ref()));
+                } else {
+                    out.push(idx);
+                }
+            }
+            None => cx.err(n, format!("{field}[{j}]"), format!("unknown POP `{}`", n.get_ref())),
+        }
+    }
+    out
+}
+
+fn services(cx: &mut Ctx<'_>, raw: &[S<raw::Service>], pops: &[Pop], zones: &[ZoneConf], have_geo: bool) -> Vec<ServiceConf> {
+    let mut out: Vec<ServiceConf> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let r = s.get_ref();
+        let f = |k: &str| format!("service[{i}].{k}");
+        let name_text = r.name.get_ref();
+        let name_wire = match name::from_text(name_text) {
+            Ok(w) => w,
+            Err(e) => {
+                cx.err(&r.name, f("name"), e.to_string());
+                continue;
+            }
+        };
+        let lw = name::to_lowercase(&name_wire);
+        if !zones.iter().any(|z| name::is_subdomain(&lw, &name::to_lowercase(&z.origin_wire))) {
+            cx.err(&r.name, f("name"), format!("`{name_text}` is not inside any configured zone"));
+        }
+        if out.iter().any(|o| name::to_lowercase(&o.name_wire) == lw) {
+            cx.err(&r.name, f("name"), format!("service `{name_text}` is defined twice"));
+        }
+        let all: Vec<PopIdx> = (0..pops.len()).map(|k| PopIdx(k as u16)).collect();
+        let cands = match &r.pops {
+            Some(list) => {
+                let c = pop_list(cx, list, &f("pops"), pops, &[]);
+                if c.is_empty() {
+                    cx.err(&r.name, f("pops"), "a service needs at least one POP");
+                }
+                c
+            }
+            None => all,
+        };
+        if cands.len() > petrel_mapping_max_candidates() {
+            cx.err(&r.name, f("pops"), format!("at most {} POPs per service", petrel_mapping_max_candidates()));
+        }
+        let ttl = cx.int(&r.ttl, &f("ttl"), 0, 86_400, 30u32);
+        let answers = cx.int(&r.answers, &f("answers"), 1, MAX_ANSWERS as i64, 1u8);
+        let fallback = match &r.fallback {
+            None => Fallback::All,
+            Some(v) => match v.get_ref().as_str() {
+                "all" => Fallback::All,
+                "none" => Fallback::None,
+                o => {
+                    cx.err(v, f("fallback"), format!("`{o}` is not one of all, none"));
+                    Fallback::All
+                }
+            },
+        };
+        let cname = r.cname.as_ref().and_then(|c| {
+            let t = c.get_ref();
+            if !t.contains("{pop}") {
+                cx.err(c, f("cname"), "the CNAME template must contain `{pop}`");
+                return None;
+            }
+            for p in pops {
+                if let Err(e) = name::from_text(&t.replace("{pop}", &p.name)) {
+                    cx.err(c, f("cname"), e.to_string());
+                    return None;
+                }
+            }
+            Some(t.clone())
+        });
+        let mut policies = Vec::new();
+        for (j, p) in r.policy.iter().enumerate() {
+            let field = format!("service[{i}].policy[{j}]");
+            if let Some(pc) = policy(cx, p, &field, pops, &cands, have_geo) {
+                if matches!(policies.last(), Some(PolicyConf::Weighted(_))) {
+                    cx.err(p, &field, "`weighted` must be the last policy: it chooses within the tiers the others leave");
+                }
+                policies.push(pc);
+            }
+        }
+        out.push(ServiceConf { name: name::to_text(&name_wire), name_wire, pops: cands, ttl, answers, fallback, cname, policies });
+    }
+    out
+}
+
+fn petrel_mapping_max_candidates() -> usize {
+    256
+}
+
+const POLICY_FIELDS: &[(&str, &[&str])] = &[
+    ("cidr", &["file", "entries"]),
+    ("geo-nearest", &["band_km"]),
+    ("geo-map", &["countries", "continents"]),
+    ("priority", &["pops"]),
+    ("default", &["pops"]),
+    ("weighted", &["mode", "hash_v4_len", "hash_v6_len"]),
+];
+
+fn policy(cx: &mut Ctx<'_>, p: &S<raw::Policy>, field: &str, pops: &[Pop], cands: &[PopIdx], have_geo: bool) -> Option<PolicyConf> {
+    let r = p.get_ref();
+    let kind = r.kind.get_ref().as_str();
+    let Some((_, allowed)) = POLICY_FIELDS.iter().find(|(k, _)| *k == kind) else {
+        let kinds: Vec<&str> = POLICY_FIELDS.iter().map(|(k, _)| *k).collect();
+        cx.err(&r.kind, format!("{field}.type"), format!("`{kind}` is not a policy; expected one of {}", kinds.join(", ")));
+        return None;
+    };
+    // Fields that belong to other policy types are mistakes, not silence.
+    let present: [(&str, Option<usize>); 10] = [
+        ("file", r.file.as_ref().map(|s| s.span().start)),
+        ("entries", r.entries.as_ref().map(|s| s.span().start)),
+        ("band_km", r.band_km.as_ref().map(|s| s.span().start)),
+        ("countries", r.countries.as_ref().map(|_| p.span().start)),
+        ("continents", r.continents.as_ref().map(|_| p.span().start)),
+        ("pops", r.pops.as_ref().map(|s| s.span().start)),
+        ("mode", r.mode.as_ref().map(|s| s.span().start)),
+        ("hash_v4_len", r.hash_v4_len.as_ref().map(|s| s.span().start)),
+        ("hash_v6_len", r.hash_v6_len.as_ref().map(|s| s.span().start)),
+        ("type", None),
+    ];
+    let mut bad = false;
+    for (k, at) in present {
+        if let Some(off) = at {
+            if !allowed.contains(&k) {
+                let location = cx.loc(off);
+                cx.errors.push(ConfigError { location, field: format!("{field}.{k}"), message: format!("`{k}` does not apply to a `{kind}` policy") });
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return None;
+    }
+    match kind {
+        "cidr" => {
+            let mut entries = Vec::new();
+            if let Some(map) = &r.entries {
+                for (k, list) in map.get_ref() {
+                    match Prefix::parse_strict(k) {
+                        Ok(pfx) => {
+                            let l = pop_list(cx, list.get_ref(), &format!("{field}.entries.\"{k}\""), pops, cands);
+                            entries.push((pfx, l));
+                        }
+                        Err(e) => cx.err(list, format!("{field}.entries"), e.to_string()),
+                    }
+                }
+            }
+            if r.file.is_none() && r.entries.is_none() {
+                cx.err(&r.kind, field, "a `cidr` policy needs `file` or `entries`");
+            }
+            let at = r.file.as_ref().map_or_else(|| cx.loc(p.span().start), |f| cx.loc(f.span().start));
+            Some(PolicyConf::Cidr { entries, file: r.file.as_ref().map(|f| cx.resolve(f.get_ref())), at })
+        }
+        "geo-nearest" | "geo-map" => {
+            if !have_geo {
+                cx.err(&r.kind, format!("{field}.type"), format!("a `{kind}` policy needs a [geoip] database"));
+            }
+            if kind == "geo-nearest" {
+                let band_km = cx.int(&r.band_km, &format!("{field}.band_km"), 0, 20_000, 0u32);
+                for &c in cands {
+                    if pops[c.index()].location.is_none() {
+                        cx.err(&r.kind, format!("{field}.type"), format!("POP `{}` has no lat/lon, so geo-nearest cannot place it", pops[c.index()].name));
+                    }
+                }
+                Some(PolicyConf::GeoNearest { band_km })
+            } else {
+                let mut conv = |m: &Option<std::collections::BTreeMap<String, S<Vec<S<String>>>>>, what: &str, len: usize| {
+                    let mut v = Vec::new();
+                    for (code, list) in m.iter().flatten() {
+                        if code.len() != len || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                            cx.err(list, format!("{field}.{what}"), format!("`{code}` is not a {len}-letter upper-case code"));
+                        }
+                        v.push((code.clone(), pop_list(cx, list.get_ref(), &format!("{field}.{what}.{code}"), pops, cands)));
+                    }
+                    v
+                };
+                let countries = conv(&r.countries, "countries", 2);
+                let continents = conv(&r.continents, "continents", 2);
+                if countries.is_empty() && continents.is_empty() {
+                    cx.err(&r.kind, field, "a `geo-map` policy needs `countries` and/or `continents`");
+                }
+                Some(PolicyConf::GeoMap { countries, continents })
+            }
+        }
+        "priority" | "default" => {
+            let list = match &r.pops {
+                Some(l) => pop_list(cx, l.get_ref(), &format!("{field}.pops"), pops, cands),
+                None => {
+                    cx.err(&r.kind, field, format!("a `{kind}` policy needs `pops`"));
+                    Vec::new()
+                }
+            };
+            Some(if kind == "priority" { PolicyConf::Priority(list) } else { PolicyConf::Default(list) })
+        }
+        "weighted" => {
+            let mode = r.mode.as_ref().map_or("hash", |m| m.get_ref().as_str());
+            match mode {
+                "random" => Some(PolicyConf::Weighted(WeightMode::Random)),
+                "hash" => {
+                    let v4_len = cx.int(&r.hash_v4_len, &format!("{field}.hash_v4_len"), 0, 32, 24u8);
+                    let v6_len = cx.int(&r.hash_v6_len, &format!("{field}.hash_v6_len"), 0, 128, 48u8);
+                    Some(PolicyConf::Weighted(WeightMode::Hash { v4_len, v6_len }))
+                }
+                o => {
+                    if let Some(m) = &r.mode {
+                        cx.err(m, format!("{field}.mode"), format!("`{o}` is not one of hash, random"));
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+dns = ["127.0.0.1:5300"]
+
+[geoip]
+database = "geo.mmdb"
+
+[[pop]]
+name = "ams"
+ipv4 = ["192.0.2.10"]
+lat = 52.37
+lon = 4.90
+
+[[pop]]
+name = "nyc"
+ipv4 = ["192.0.2.20"]
+ipv6 = ["2001:db8::20"]
+lat = 40.71
+lon = -74.0
+
+[[zone]]
+origin = "example.net."
+file = "example.net.zone"
+
+[[service]]
+name = "www.example.net."
+ttl = 20
+policy = [
+  { type = "cidr", entries = { "10.0.0.0/8" = ["nyc"] } },
+  { type = "geo-nearest", band_km = 500 },
+  { type = "weighted" },
+]
+"#;
+
+    #[test]
+    fn good_config() {
+        let c = parse(Path::new("/etc/petrel/petrel.toml"), GOOD).unwrap();
+        assert_eq!(c.pops.len(), 2);
+        assert_eq!(c.zones[0].file, Path::new("/etc/petrel/example.net.zone"));
+        assert_eq!(c.services[0].ttl, 20);
+        assert_eq!(c.services[0].pops.len(), 2);
+        assert_eq!(c.services[0].policies.len(), 3);
+        assert_eq!(c.server.dns.len(), 1);
+    }
+
+    #[test]
+    fn all_errors_with_lines_and_fields() {
+        let bad = GOOD
+            .replace("lat = 52.37", "lat = 152.37")
+            .replace("ipv4 = [\"192.0.2.20\"]", "ipv4 = [\"192.0.2.300\"]")
+            .replace("[\"nyc\"]", "[\"lon\"]")
+            .replace("band_km = 500", "band_km = 500, pops = [\"ams\"]");
+        let errs = parse(Path::new("p.toml"), &bad).unwrap_err();
+        let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 4, "{s:#?}");
+        assert!(s[0].starts_with("p.toml:11:7: pop[0].lat: 152.37"), "{}", s[0]);
+        assert!(s[1].starts_with("p.toml:16:9: "), "{}", s[1]);
+        assert!(s[1].contains("pop[1].ipv4[0]"), "{}", s[1]);
+        assert!(s.iter().any(|e| e.contains("unknown POP `lon`")), "{s:#?}");
+        assert!(s.iter().any(|e| e.contains("`pops` does not apply to a `geo-nearest` policy")), "{s:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let errs = parse(Path::new("p.toml"), &GOOD.replace("ttl = 20", "ttl = 20\ntll = 5")).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        let s = errs[0].to_string();
+        assert!(s.starts_with("p.toml:28:1: unknown field `tll`"), "{s}");
+    }
+
+    #[test]
+    fn weighted_must_be_last_and_geo_needs_a_database() {
+        let t = GOOD.replace("  { type = \"weighted\" },\n", "").replace("{ type = \"cidr\"", "{ type = \"weighted\" },\n  { type = \"cidr\"");
+        let t = t.replace("[geoip]\ndatabase = \"geo.mmdb\"\n", "");
+        let errs = parse(Path::new("p.toml"), &t).unwrap_err();
+        let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(s.iter().any(|e| e.contains("must be the last policy")), "{s:#?}");
+        assert!(s.iter().any(|e| e.contains("needs a [geoip] database")), "{s:#?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(t in ".{0,400}") {
+            let _ = parse(Path::new("x.toml"), &t);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_configs(cut in 0usize..800, insert in "[ -~]{0,8}") {
+            let mut s = GOOD.to_string();
+            let at = cut.min(s.len());
+            if s.is_char_boundary(at) {
+                s.insert_str(at, &insert);
+            }
+            let _ = parse(Path::new("x.toml"), &s);
+        }
+    }
+}
