@@ -1,0 +1,142 @@
+//! The admin HTTP API and metrics, on a thread and runtime of their own so
+//! that neither a scrape nor a reload can slow the DNS path.
+
+use crate::metrics::MetricsCollector;
+use crate::shared::Shared;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+struct AdminState {
+    shared: Arc<Shared>,
+    registry: Registry,
+}
+
+type St = State<Arc<AdminState>>;
+
+pub fn spawn(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(MetricsCollector(Arc::downgrade(&shared))));
+    let state = Arc::new(AdminState { shared, registry });
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("admin runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
+            if let Err(e) = axum::serve(listener, router(state)).await {
+                tracing::error!(error = %e, "admin server stopped");
+            }
+        });
+    })?;
+    Ok(())
+}
+
+fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/reload", post(reload))
+        .route("/api/v1/explain", get(explain))
+        .route("/api/v1/pops", get(pops))
+        .route("/api/v1/pops/{name}/{action}", post(pop_action))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/status") })
+        .with_state(state)
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn metrics(State(st): St) -> Response {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &st.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
+    }
+}
+
+fn pops_json(shared: &Shared) -> serde_json::Value {
+    let g = shared.gen.load();
+    let list: Vec<_> = g
+        .config()
+        .pops
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "name": p.name, "state": g.states[i].as_str(), "configured": p.state.as_str(), "ipv4": p.ipv4, "ipv6": p.ipv6 }))
+        .collect();
+    json!(list)
+}
+
+async fn status(State(st): St) -> Response {
+    let g = st.shared.gen.load();
+    let last = st.shared.last_reload.lock().expect("status lock").clone();
+    let age = g.built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    Json(json!({
+        "generation": g.id,
+        "generation_age_seconds": age,
+        "config": st.shared.config_path,
+        "zones": g.compiled.auth.zones.apex_names(),
+        "services": g.config().services.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "pops": pops_json(&st.shared),
+        "last_reload": last,
+    }))
+    .into_response()
+}
+
+async fn reload(State(st): St) -> Response {
+    let shared = st.shared.clone();
+    match tokio::task::spawn_blocking(move || shared.reload()).await {
+        Ok(Ok(id)) => Json(json!({ "ok": true, "generation": id })).into_response(),
+        Ok(Err(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "ok": false, "errors": errors }))).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQ {
+    service: Option<String>,
+    client: Option<String>,
+    qtype: Option<String>,
+}
+
+async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
+    let (Some(service), Some(client)) = (q.service, q.client) else {
+        return error(StatusCode::BAD_REQUEST, "parameters `service` and `client` are required");
+    };
+    let g = st.shared.gen.load();
+    match crate::explain::explain(&g.compiled, &g.states, &service, &client, q.qtype.as_deref()) {
+        Ok(e) => {
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            v["text"] = serde_json::Value::String(e.to_text());
+            Json(v).into_response()
+        }
+        Err(msg) => error(StatusCode::BAD_REQUEST, msg),
+    }
+}
+
+async fn pops(State(st): St) -> Response {
+    Json(pops_json(&st.shared)).into_response()
+}
+
+async fn pop_action(State(st): St, Path((name, action)): Path<(String, String)>) -> Response {
+    let drained = match action.as_str() {
+        "drain" => true,
+        "undrain" => false,
+        other => return error(StatusCode::NOT_FOUND, format!("unknown action `{other}`; use drain or undrain")),
+    };
+    let shared = st.shared.clone();
+    let n = name.clone();
+    match tokio::task::spawn_blocking(move || shared.set_drained(&n, drained)).await {
+        Ok(Ok(id)) => Json(json!({ "ok": true, "pop": name, "drained": drained, "generation": id })).into_response(),
+        Ok(Err(msg)) if msg.starts_with("unknown POP") => error(StatusCode::NOT_FOUND, msg),
+        Ok(Err(msg)) => error(StatusCode::INTERNAL_SERVER_ERROR, msg),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "drain task failed"),
+    }
+}

@@ -1,0 +1,90 @@
+//! DNS over TCP (RFC 7766): two-octet length framing, pipelined queries
+//! answered in order, an idle timeout and a connection limit.
+
+use crate::metrics::Metrics;
+use crate::shared::Shared;
+use petrel_dns_auth::{answer, AnswerInfo, AnswerLimits, Client};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, max_conns: usize, limits: AnswerLimits) {
+    let slots = Arc::new(Semaphore::new(max_conns));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            shared.metrics.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            connection(shared, stream, peer.ip(), idle, limits).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAddr, idle: Duration, limits: AnswerLimits) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::new(wr);
+    let mut inbuf = vec![0u8; 65535];
+    let mut outbuf = vec![0u8; 65537];
+    let mut info = AnswerInfo::default();
+    let client = Client { addr: peer, tcp: true };
+    loop {
+        // Flush what is answered before waiting: pipelined queries already
+        // in the buffer are answered first and go out together.
+        if rd.buffer().is_empty() && wr.flush().await.is_err() {
+            return;
+        }
+        let mut lenb = [0u8; 2];
+        match timeout(idle, rd.read_exact(&mut lenb)).await {
+            Err(_) => {
+                shared.metrics.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+                let _ = wr.flush().await;
+                return;
+            }
+            Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+        }
+        let len = u16::from_be_bytes(lenb) as usize;
+        if len == 0 {
+            return;
+        }
+        match timeout(idle, rd.read_exact(&mut inbuf[..len])).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let n = {
+            let g = shared.gen.load();
+            let n = answer(&g.compiled.auth, &g.states, &inbuf[..len], &client, &limits, len as u64, &mut outbuf[2..], &mut info);
+            if n > 0 {
+                Metrics::record(&g.counters, &info);
+            }
+            n
+        };
+        if n == 0 {
+            shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        outbuf[..2].copy_from_slice(&(n as u16).to_be_bytes());
+        if wr.write_all(&outbuf[..n + 2]).await.is_err() {
+            return;
+        }
+    }
+}

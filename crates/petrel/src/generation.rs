@@ -1,0 +1,204 @@
+//! Building a [`Generation`]: the one immutable snapshot every reader uses.
+//!
+//! The expensive part (zone files, GeoIP walk, policy compilation) is done
+//! here, off to the side, and published in one `ArcSwap::store`. A POP state
+//! change builds a new generation that shares everything but the state
+//! vector, so it costs microseconds.
+
+use crate::metrics::{GenCounters, Metrics};
+use petrel_config::{Config, PolicyConf};
+use petrel_dns_auth::{parse_zone_file, AuthData, PopAddrs, ServiceAnswer, ServiceMode, ZoneSetBuilder};
+use petrel_dns_wire::name;
+use petrel_mapping::{compile, CidrMap, GeoTable, Policy, PopInfo, ServiceSpec};
+use petrel_types::PopState;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Operator overrides that outlive reloads (and, with a state file, restarts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Overrides {
+    #[serde(default)]
+    pub drained: BTreeSet<String>,
+}
+
+/// What a config compiles into; shared between generations.
+pub struct Compiled {
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthData>,
+    pub geo: Option<Arc<GeoTable>>,
+    pub pop_info: Arc<Vec<PopInfo>>,
+}
+
+pub struct Generation {
+    pub id: u64,
+    pub compiled: Arc<Compiled>,
+    pub states: Arc<[PopState]>,
+    pub counters: Arc<GenCounters>,
+    pub built_at: SystemTime,
+}
+
+impl Generation {
+    pub fn new(id: u64, compiled: Arc<Compiled>, overrides: &Overrides, metrics: &Metrics) -> Generation {
+        let states = states_for(&compiled.config, overrides);
+        let counters = Arc::new(metrics.counters_for(&compiled.config));
+        Generation { id, compiled, states, counters, built_at: SystemTime::now() }
+    }
+
+    /// Same compiled data, new POP states.
+    pub fn with_overrides(&self, id: u64, overrides: &Overrides) -> Generation {
+        Generation {
+            id,
+            compiled: self.compiled.clone(),
+            states: states_for(&self.compiled.config, overrides),
+            counters: self.counters.clone(),
+            built_at: SystemTime::now(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.compiled.config
+    }
+}
+
+fn states_for(config: &Config, o: &Overrides) -> Arc<[PopState]> {
+    config
+        .pops
+        .iter()
+        .map(|p| if o.drained.contains(&p.name) { PopState::Drained } else { p.state })
+        .collect()
+}
+
+/// Read and validate a config file.
+pub fn load_config(path: &Path) -> Result<Config, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+    petrel_config::parse(path, &text).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+}
+
+/// Read a config and every file it names, and compile it.
+pub fn load(path: &Path) -> Result<Compiled, Vec<String>> {
+    compile_config(load_config(path)?)
+}
+
+pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
+    let mut errs = Vec::new();
+    let geo = match &config.geoip {
+        None => None,
+        Some((path, at)) => match read_geo(path) {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                errs.push(format!("{at}: geoip.database: {}: {e}", path.display()));
+                None
+            }
+        },
+    };
+    let pop_info: Vec<PopInfo> = config
+        .pops
+        .iter()
+        .map(|p| PopInfo { name: p.name.clone(), location: p.location, weight: p.weight, has_v4: !p.ipv4.is_empty(), has_v6: !p.ipv6.is_empty() })
+        .collect();
+    let pop_addrs: Vec<PopAddrs> = config
+        .pops
+        .iter()
+        .map(|p| PopAddrs { v4: p.ipv4.iter().map(|a| a.octets()).collect(), v6: p.ipv6.iter().map(|a| a.octets()).collect() })
+        .collect();
+
+    let mut zb = ZoneSetBuilder::new();
+    for z in &config.zones {
+        let text = match std::fs::read_to_string(&z.file) {
+            Ok(t) => t,
+            Err(e) => {
+                errs.push(format!("{}: zone.file: {}: cannot read: {e}", z.at, z.file.display()));
+                continue;
+            }
+        };
+        match parse_zone_file(&z.origin, &text) {
+            Ok(records) => {
+                if let Err(zerrs) = zb.add_zone(&z.origin_wire, records) {
+                    for e in zerrs {
+                        errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at));
+                    }
+                }
+            }
+            Err(e) => errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at)),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+
+    let mut services = Vec::new();
+    for (i, s) in config.services.iter().enumerate() {
+        let mut policies = Vec::new();
+        for p in &s.policies {
+            policies.push(match p {
+                PolicyConf::Cidr { entries, file, at } => {
+                    let mut map = CidrMap::new(file.as_ref().map_or_else(|| "inline map".to_string(), |f| f.display().to_string()));
+                    for (pfx, pops) in entries {
+                        map.insert(*pfx, pops.clone());
+                    }
+                    if let Some(f) = file {
+                        match std::fs::read_to_string(f) {
+                            Ok(text) => match petrel_config::parse_cidr_map(&text, |n| config.pop_index(n)) {
+                                Ok(list) => {
+                                    for (pfx, pops) in list {
+                                        if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
+                                            errs.push(format!("{}: POP `{}` (for {pfx}) is not a candidate of service {}", f.display(), config.pops[bad.index()].name, s.name));
+                                        }
+                                        map.insert(pfx, pops);
+                                    }
+                                }
+                                Err(lines) => {
+                                    for (line, msg) in lines {
+                                        errs.push(format!("{}:{line}: {msg}", f.display()));
+                                    }
+                                }
+                            },
+                            Err(e) => errs.push(format!("{at}: file: {}: cannot read: {e}", f.display())),
+                        }
+                    }
+                    Policy::Cidr(map)
+                }
+                PolicyConf::GeoNearest { band_km } => Policy::GeoNearest { band_km: *band_km },
+                PolicyConf::GeoMap { countries, continents } => Policy::GeoMap {
+                    countries: countries.iter().cloned().collect(),
+                    continents: continents.iter().cloned().collect(),
+                },
+                PolicyConf::Priority(l) => Policy::Priority(l.clone()),
+                PolicyConf::Default(l) => Policy::Default(l.clone()),
+                PolicyConf::Weighted(m) => Policy::Weighted(*m),
+            });
+        }
+        let spec = ServiceSpec { name: s.name.clone(), candidates: s.pops.clone(), policies, answers: s.answers, fallback: s.fallback };
+        let mapping = compile(spec, &pop_info, geo.as_deref());
+        let mode = match &s.cname {
+            None => ServiceMode::Address,
+            Some(t) => {
+                let mut targets = Vec::new();
+                for (k, p) in config.pops.iter().enumerate() {
+                    let target = name::from_text(&t.replace("{pop}", &p.name)).expect("validated template");
+                    if let Err(e) = zb.add_synthetic(&target, s.ttl, &pop_addrs[k].v4, &pop_addrs[k].v6) {
+                        errs.push(format!("service {}: {e}", s.name));
+                    }
+                    targets.push(target);
+                }
+                ServiceMode::Cname(targets)
+            }
+        };
+        if let Err(e) = zb.add_service(&s.name_wire, i as u16) {
+            errs.push(format!("{}: service {}: {e}", config.path.display(), s.name));
+        }
+        services.push(ServiceAnswer { mapping, ttl: s.ttl, mode });
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let auth = AuthData { zones: zb.build(), services, pops: pop_addrs };
+    Ok(Compiled { config: Arc::new(config), auth: Arc::new(auth), geo, pop_info: Arc::new(pop_info) })
+}
+
+fn read_geo(path: &Path) -> Result<GeoTable, String> {
+    let reader = maxminddb::Reader::open_readfile(path).map_err(|e| e.to_string())?;
+    GeoTable::from_reader(&reader).map_err(|e| e.to_string())
+}

@@ -1,0 +1,323 @@
+//! petrel: a network-aware global traffic director.
+
+mod admin;
+mod admin_client;
+mod demo;
+mod dns_tcp;
+mod dns_udp;
+mod explain;
+mod generation;
+mod metrics;
+mod serve;
+mod shared;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "petrel", version, about = "Network-aware global traffic director: sends every client to the POP that serves it best")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve DNS (UDP and TCP), the admin API and metrics.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config and every file it names; print all errors.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show the decision for one client and why it was made.
+    Explain {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Ask a running server instead of reading the config.
+        #[arg(long, conflicts_with = "config")]
+        admin: Option<SocketAddr>,
+        #[arg(long, short)]
+        service: String,
+        /// Client address or prefix (ECS source), e.g. 198.51.100.7 or 2001:db8::/48.
+        #[arg(long)]
+        client: String,
+        /// A, AAAA, or CNAME (any family); default: the client's family.
+        #[arg(long)]
+        qtype: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Batch map for web servers: one client per line on stdin, one answer per line on stdout.
+    Map {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, short)]
+        service: String,
+        /// What to print per client.
+        #[arg(long, value_enum, default_value_t = MapOutput::Pop)]
+        output: MapOutput,
+    },
+    /// Run the demo: four POPs, a generated GeoIP database, DNS on 127.0.0.1:5300.
+    Demo {
+        /// Where to write the demo's config and data.
+        #[arg(long, default_value = "petrel-demo")]
+        dir: PathBuf,
+        /// Only write the files.
+        #[arg(long)]
+        write_only: bool,
+    },
+    /// Drain, undrain or list POPs on a running server.
+    Pop {
+        #[command(subcommand)]
+        action: PopCmd,
+        #[arg(long, default_value = "127.0.0.1:8053", global = true)]
+        admin: SocketAddr,
+    },
+    /// Ask a running server to reload its config (like SIGHUP).
+    Reload {
+        #[arg(long, default_value = "127.0.0.1:8053")]
+        admin: SocketAddr,
+    },
+    /// Compile a CSV (network,latitude,longitude,country,continent,city) into a MaxMind DB.
+    Mmdb {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PopCmd {
+    /// Take a POP out of new decisions.
+    Drain { name: String },
+    /// Put a drained POP back.
+    Undrain { name: String },
+    /// List POPs with their state.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MapOutput {
+    /// The POP's name.
+    Pop,
+    /// The POP's first address of the client's family (else any).
+    Addr,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PETREL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Serve { config } => serve::run(&config),
+        Cmd::Check { config } => check(&config),
+        Cmd::Explain { config, admin, service, client, qtype, json } => explain_cmd(config, admin, &service, &client, qtype.as_deref(), json),
+        Cmd::Map { config, service, output } => map(&config, &service, output),
+        Cmd::Demo { dir, write_only } => demo_cmd(&dir, write_only),
+        Cmd::Pop { action, admin } => pop_cmd(action, admin),
+        Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
+        Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
+            .map_err(|e| format!("{}: {e}", csv.display()))
+            .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))
+            .and_then(|b| std::fs::write(&out, b).map_err(|e| format!("{}: {e}", out.display()))),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("petrel: {}", e.trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(config: &std::path::Path) -> Result<(), String> {
+    match generation::load(config) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} POPs, {} zones, {} services)",
+                config.display(),
+                c.config.pops.len(),
+                c.config.zones.len(),
+                c.config.services.len()
+            );
+            Ok(())
+        }
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            Err(format!("{} error(s) in {}", errs.len(), config.display()))
+        }
+    }
+}
+
+fn offline(config: &std::path::Path) -> Result<(generation::Compiled, Vec<petrel_types::PopState>), String> {
+    let compiled = generation::load(config).map_err(|e| e.join("\n"))?;
+    // Reflect drains a running server recorded in its state file.
+    let overrides = match &compiled.config.server.state_file {
+        Some(f) => std::fs::read_to_string(f).ok().and_then(|t| serde_json::from_str::<generation::Overrides>(&t).ok()).unwrap_or_default(),
+        None => Default::default(),
+    };
+    let states = compiled.config.pops.iter().map(|p| if overrides.drained.contains(&p.name) { petrel_types::PopState::Drained } else { p.state }).collect();
+    Ok((compiled, states))
+}
+
+fn explain_cmd(config: Option<PathBuf>, admin: Option<SocketAddr>, service: &str, client: &str, qtype: Option<&str>, json: bool) -> Result<(), String> {
+    let e: petrel_mapping::Explanation = match (config, admin) {
+        (Some(c), _) => {
+            let (compiled, states) = offline(&c)?;
+            explain::explain(&compiled, &states, service, client, qtype)?
+        }
+        (None, Some(a)) => {
+            let mut path = format!("/api/v1/explain?service={}&client={}", urlencode(service), urlencode(client));
+            if let Some(q) = qtype {
+                path.push_str(&format!("&qtype={}", urlencode(q)));
+            }
+            let (code, body) = admin_client::call(a, "GET", &path)?;
+            if code != 200 {
+                return Err(body.get("error").and_then(|e| e.as_str()).unwrap_or("explain failed").to_string());
+            }
+            if json {
+                let mut body = body;
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("text");
+                }
+                println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+                return Ok(());
+            }
+            serde_json::from_value::<ExplainView>(body).map_err(|e| e.to_string())?.print();
+            return Ok(());
+        }
+        (None, None) => return Err("give --config FILE or --admin ADDR".into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&e).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", e.to_text());
+    }
+    Ok(())
+}
+
+/// The explanation as received over the API (text rendering only needs this).
+#[derive(serde::Deserialize)]
+struct ExplainView {
+    text: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Value,
+}
+
+impl ExplainView {
+    fn print(&self) {
+        match &self.text {
+            Some(t) => print!("{t}"),
+            None => println!("{}", serde_json::to_string_pretty(&self.rest).unwrap_or_default()),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(), String> {
+    let (compiled, states) = offline(config)?;
+    let (i, _) = compiled.config.service(service).ok_or_else(|| format!("no service `{service}`"))?;
+    let svc = &compiled.auth.services[i].mapping;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut rank = petrel_mapping::RankOut::default();
+    let mut line = String::new();
+    let mut input = stdin.lock();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                // Not UTF-8 or unreadable: answer NULL and go on (Apache waits
+                // for exactly one line per request).
+                eprintln!("petrel map: unreadable input line: {e}");
+                let _ = input.skip_until(b'\n');
+                writeln!(out, "NULL").and_then(|_| out.flush()).map_err(|e| e.to_string())?;
+                continue;
+            }
+        }
+        let key = line.trim();
+        let answer = match petrel_types::Prefix::parse_lenient(key) {
+            Ok(p) => {
+                svc.rank(&p, None, &states, 0, &mut rank);
+                match rank.pops().first() {
+                    Some(pop) => {
+                        let c = &compiled.config.pops[pop.index()];
+                        match output {
+                            MapOutput::Pop => c.name.clone(),
+                            MapOutput::Addr => {
+                                let v4 = c.ipv4.first().map(|a| a.to_string());
+                                let v6 = c.ipv6.first().map(|a| a.to_string());
+                                let pick = if p.family() == petrel_types::Family::V6 { v6.or(v4) } else { v4.or(v6) };
+                                pick.unwrap_or_else(|| "NULL".into())
+                            }
+                        }
+                    }
+                    None => "NULL".into(),
+                }
+            }
+            Err(e) => {
+                eprintln!("petrel map: {e}");
+                "NULL".into()
+            }
+        };
+        // One line per request, flushed at once: Apache's prg: protocol.
+        writeln!(out, "{answer}").and_then(|_| out.flush()).map_err(|e| e.to_string())?;
+    }
+}
+
+fn demo_cmd(dir: &std::path::Path, write_only: bool) -> Result<(), String> {
+    let config = demo::write(dir)?;
+    if write_only {
+        println!("wrote {}", config.display());
+        return Ok(());
+    }
+    eprintln!("{}", demo::banner(&config));
+    serve::run(&config)
+}
+
+fn admin_call(admin: SocketAddr, method: &str, path: &str) -> Result<(), String> {
+    let (code, body) = admin_client::call(admin, method, path)?;
+    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("the server answered HTTP {code}"))
+    }
+}
+
+fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
+    match action {
+        PopCmd::Drain { name } => admin_call(admin, "POST", &format!("/api/v1/pops/{}/drain", urlencode(&name))),
+        PopCmd::Undrain { name } => admin_call(admin, "POST", &format!("/api/v1/pops/{}/undrain", urlencode(&name))),
+        PopCmd::List => {
+            let (code, body) = admin_client::call(admin, "GET", "/api/v1/pops")?;
+            if code != 200 {
+                return Err(format!("the server answered HTTP {code}"));
+            }
+            for p in body.as_array().into_iter().flatten() {
+                println!("{:<12} {:<8} (configured {})", p["name"].as_str().unwrap_or("?"), p["state"].as_str().unwrap_or("?"), p["configured"].as_str().unwrap_or("?"));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `petrel serve`: wire the generation to sockets, the admin API and signals.
+
+use crate::shared::Shared;
+use crate::{admin, dns_tcp, dns_udp, generation};
+use petrel_dns_auth::AnswerLimits;
+use std::path::Path;
+use std::time::Duration;
+
+pub fn run(config: &Path) -> Result<(), String> {
+    let compiled = generation::load(config).map_err(|errs| {
+        let mut s = String::from("the config has errors:\n");
+        for e in errs {
+            s.push_str("  ");
+            s.push_str(&e);
+            s.push('\n');
+        }
+        s
+    })?;
+    let server = compiled.config.server.clone();
+    let shared = Shared::new(config, compiled)?;
+    let limits = AnswerLimits { max_udp: server.max_udp_payload };
+
+    // The control runtime: TCP, signals, reloads. Two threads keep a slow
+    // TCP client from delaying signal handling.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("control").enable_all().build().map_err(|e| e.to_string())?;
+    let mut tcp = Vec::new();
+    for addr in &server.dns {
+        dns_udp::spawn(shared.clone(), *addr, server.udp_workers, limits).map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
+        let l = rt.block_on(async { tokio::net::TcpListener::bind(addr).await }).map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
+        tcp.push(l);
+        tracing::info!(%addr, "DNS listening (UDP and TCP)");
+    }
+    for l in tcp {
+        rt.spawn(dns_tcp::serve(shared.clone(), l, Duration::from_secs(server.tcp_idle_timeout_secs), server.tcp_max_connections, limits));
+    }
+    if let Some(addr) = server.admin {
+        admin::spawn(shared.clone(), addr).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
+        tracing::info!(%addr, "admin API and metrics listening");
+    }
+    let g = shared.gen.load();
+    tracing::info!(generation = g.id, zones = g.compiled.auth.zones.zone_count(), services = g.config().services.len(), pops = g.config().pops.len(), "serving");
+    drop(g);
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    let s = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("shutting down");
+        Ok::<(), String>(())
+    })
+}

@@ -1,0 +1,139 @@
+//! State shared by the data plane, the admin API and the control loop.
+
+use crate::generation::{self, Compiled, Generation, Overrides};
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub at_unix: u64,
+    pub generation: u64,
+    pub errors: Vec<String>,
+}
+
+pub struct Shared {
+    /// The one snapshot every reader loads; swapped whole.
+    pub gen: ArcSwap<Generation>,
+    pub metrics: Metrics,
+    overrides: Mutex<Overrides>,
+    // Serialises writers (reload, drain) so that no update is lost.
+    writer: Mutex<()>,
+    pub last_reload: Mutex<Option<ReloadStatus>>,
+    pub config_path: PathBuf,
+    next_id: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Shared {
+    pub fn new(config_path: &Path, compiled: Compiled) -> Result<Arc<Shared>, String> {
+        let overrides = match &compiled.config.server.state_file {
+            Some(f) => read_overrides(f)?,
+            None => Overrides::default(),
+        };
+        let metrics = Metrics::default();
+        let gen = Generation::new(1, Arc::new(compiled), &overrides, &metrics);
+        Ok(Arc::new(Shared {
+            gen: ArcSwap::from_pointee(gen),
+            metrics,
+            overrides: Mutex::new(overrides),
+            writer: Mutex::new(()),
+            last_reload: Mutex::new(None),
+            config_path: config_path.to_path_buf(),
+            next_id: AtomicU64::new(2),
+        }))
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Re-read the config; on any error the serving generation stays.
+    /// Blocking: run it off the data path.
+    pub fn reload(&self) -> Result<u64, Vec<String>> {
+        let _w = self.writer.lock().expect("writer lock");
+        let result = generation::load(&self.config_path);
+        let status = match result {
+            Ok(compiled) => {
+                let old = self.gen.load();
+                let mut warnings = Vec::new();
+                if old.config().server != compiled.config.server {
+                    warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
+                }
+                let overrides = self.overrides.lock().expect("overrides lock").clone();
+                let id = self.next_id();
+                self.gen.store(Arc::new(Generation::new(id, Arc::new(compiled), &overrides, &self.metrics)));
+                self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                for w in &warnings {
+                    tracing::warn!(warning = %w, "reload");
+                }
+                tracing::info!(generation = id, "config reloaded");
+                ReloadStatus { ok: true, at_unix: unix_now(), generation: id, errors: warnings }
+            }
+            Err(errors) => {
+                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                for e in &errors {
+                    tracing::error!(error = %e, "reload rejected; the previous generation keeps serving");
+                }
+                ReloadStatus { ok: false, at_unix: unix_now(), generation: self.gen.load().id, errors }
+            }
+        };
+        let ok = status.ok;
+        let id = status.generation;
+        let errors = status.errors.clone();
+        *self.last_reload.lock().expect("status lock") = Some(status);
+        if ok {
+            Ok(id)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Drain or undrain a POP: at once for new decisions, and persisted when
+    /// the config names a state file.
+    pub fn set_drained(&self, pop: &str, drained: bool) -> Result<u64, String> {
+        let _w = self.writer.lock().expect("writer lock");
+        let g = self.gen.load();
+        if !g.config().pops.iter().any(|p| p.name == pop) {
+            return Err(format!("unknown POP `{pop}`"));
+        }
+        let mut o = self.overrides.lock().expect("overrides lock");
+        let mut next = o.clone();
+        if drained {
+            next.drained.insert(pop.to_string());
+        } else {
+            next.drained.remove(pop);
+        }
+        if let Some(f) = &g.config().server.state_file {
+            write_overrides(f, &next)?;
+        }
+        *o = next;
+        let id = self.next_id();
+        self.gen.store(Arc::new(g.with_overrides(id, &o)));
+        tracing::info!(pop, drained, generation = id, "POP override changed");
+        Ok(id)
+    }
+}
+
+fn read_overrides(path: &Path) -> Result<Overrides, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| format!("{}: bad state file: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Overrides::default()),
+        Err(e) => Err(format!("{}: cannot read state file: {e}", path.display())),
+    }
+}
+
+fn write_overrides(path: &Path, o: &Overrides) -> Result<(), String> {
+    // Write aside and rename, so a crash never leaves half a file.
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(o).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, text + "\n").map_err(|e| format!("{}: cannot write state file: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot write state file: {e}", path.display()))
+}
