@@ -5,12 +5,14 @@
 
 use petrel_types::{PopIdx, Prefix};
 
+/// One map line: a prefix and its ordered POPs.
+pub type MapEntry = (Prefix, Vec<PopIdx>);
+/// A bad line: its number (from 1) and what is wrong.
+pub type LineError = (usize, String);
+
 /// Parse a map. `pop` resolves a POP name (None: unknown, an error).
 /// Returns the entries or every bad line as (line number, message).
-pub fn parse_cidr_map(
-    text: &str,
-    pop: impl Fn(&str) -> Option<PopIdx>,
-) -> Result<Vec<(Prefix, Vec<PopIdx>)>, Vec<(usize, String)>> {
+pub fn parse_cidr_map(text: &str, pop: impl Fn(&str) -> Option<PopIdx>) -> Result<Vec<MapEntry>, Vec<LineError>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -24,7 +26,10 @@ pub fn parse_cidr_map(
             continue;
         };
         if parts.next().is_some() {
-            errs.push((i + 1, format!("trailing text after the POP list in `{line}` (POPs are separated by commas)")));
+            errs.push((
+                i + 1,
+                format!("trailing text after the POP list in `{line}` (POPs are separated by commas)"),
+            ));
             continue;
         }
         let prefix = match Prefix::parse_strict(pfx) {

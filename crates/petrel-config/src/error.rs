@@ -14,7 +14,11 @@ impl Location {
         let before = &text.as_bytes()[..offset.min(text.len())];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         let column = 1 + before.iter().rev().take_while(|&&b| b != b'\n').count();
-        Location { file: file.to_path_buf(), line, column }
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column,
+        }
     }
 }
 

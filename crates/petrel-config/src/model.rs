@@ -43,9 +43,18 @@ pub struct ZoneConf {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicyConf {
-    Cidr { entries: Vec<(Prefix, Vec<PopIdx>)>, file: Option<PathBuf>, at: Location },
-    GeoNearest { band_km: u32 },
-    GeoMap { countries: Vec<(String, Vec<PopIdx>)>, continents: Vec<(String, Vec<PopIdx>)> },
+    Cidr {
+        entries: Vec<(Prefix, Vec<PopIdx>)>,
+        file: Option<PathBuf>,
+        at: Location,
+    },
+    GeoNearest {
+        band_km: u32,
+    },
+    GeoMap {
+        countries: Vec<(String, Vec<PopIdx>)>,
+        continents: Vec<(String, Vec<PopIdx>)>,
+    },
     Priority(Vec<PopIdx>),
     Default(Vec<PopIdx>),
     Weighted(WeightMode),
@@ -81,6 +90,9 @@ impl Config {
 
     pub fn service(&self, name: &str) -> Option<(usize, &ServiceConf)> {
         let want = name.trim_end_matches('.').to_ascii_lowercase();
-        self.services.iter().enumerate().find(|(_, s)| s.name.trim_end_matches('.').to_ascii_lowercase() == want)
+        self.services
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name.trim_end_matches('.').to_ascii_lowercase() == want)
     }
 }

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 pub type S<T> = Spanned<T>;
+/// A spanned list of spanned POP names.
+pub type PopList = S<Vec<S<String>>>;
+/// Keys (prefixes, country or continent codes) to POP lists.
+pub type PopMap = BTreeMap<String, PopList>;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -84,14 +88,14 @@ pub struct Policy {
     /// cidr: file with `prefix pop[,pop...]` lines
     pub file: Option<S<String>>,
     /// cidr: inline map prefix -> POP list
-    pub entries: Option<S<BTreeMap<String, S<Vec<S<String>>>>>>,
+    pub entries: Option<S<PopMap>>,
     /// geo-nearest
     pub band_km: Option<S<i64>>,
     /// geo-map
-    pub countries: Option<BTreeMap<String, S<Vec<S<String>>>>>,
-    pub continents: Option<BTreeMap<String, S<Vec<S<String>>>>>,
+    pub countries: Option<PopMap>,
+    pub continents: Option<PopMap>,
     /// priority, default
-    pub pops: Option<S<Vec<S<String>>>>,
+    pub pops: Option<PopList>,
     /// weighted: "hash" (default) or "random"
     pub mode: Option<S<String>>,
     pub hash_v4_len: Option<S<i64>>,

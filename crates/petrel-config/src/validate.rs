@@ -22,7 +22,11 @@ impl Ctx<'_> {
 
     fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
         let location = self.loc(at.span().start);
-        self.errors.push(ConfigError { location, field: field.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            location,
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn int<T: TryFrom<i64>>(&mut self, v: &Option<S<i64>>, field: &str, min: i64, max: i64, default: T) -> T {
@@ -58,10 +62,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
             let message = e.message().trim().to_string();
-            return Err(vec![ConfigError { location: Location::from_offset(file, text, offset), field: String::new(), message }]);
+            return Err(vec![ConfigError {
+                location: Location::from_offset(file, text, offset),
+                field: String::new(),
+                message,
+            }]);
         }
     };
-    let mut cx = Ctx { file, text, errors: Vec::new() };
+    let mut cx = Ctx {
+        file,
+        text,
+        errors: Vec::new(),
+    };
     let server = server(&mut cx, raw.server.as_ref());
     let geoip = raw.geoip.as_ref().map(|g| {
         let d = &g.get_ref().database;
@@ -71,7 +83,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let zones = zones(&mut cx, &raw.zone);
     let services = services(&mut cx, &raw.service, &pops, &zones, geoip.is_some());
     if cx.errors.is_empty() {
-        Ok(Config { path: file.to_path_buf(), server, geoip, pops, zones, services })
+        Ok(Config {
+            path: file.to_path_buf(),
+            server,
+            geoip,
+            pops,
+            zones,
+            services,
+        })
     } else {
         Err(cx.errors)
     }
@@ -79,7 +98,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
 
 fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
     let mut out = ServerConf {
-        dns: vec!["127.0.0.1:5300".parse().expect("literal"), "[::1]:5300".parse().expect("literal")],
+        dns: vec![
+            "127.0.0.1:5300".parse().expect("literal"),
+            "[::1]:5300".parse().expect("literal"),
+        ],
         admin: Some("127.0.0.1:8053".parse().expect("literal")),
         udp_workers: 1,
         max_udp_payload: 1232,
@@ -94,7 +116,11 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         for (i, a) in list.iter().enumerate() {
             match a.get_ref().parse::<SocketAddr>() {
                 Ok(sa) => out.dns.push(sa),
-                Err(_) => cx.err(a, format!("server.dns[{i}]"), format!("`{}` is not an address:port (IPv6 as [addr]:port)", a.get_ref())),
+                Err(_) => cx.err(
+                    a,
+                    format!("server.dns[{i}]"),
+                    format!("`{}` is not an address:port (IPv6 as [addr]:port)", a.get_ref()),
+                ),
             }
         }
     }
@@ -111,7 +137,13 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
     out.udp_workers = cx.int(&s.udp_workers, "server.udp_workers", 1, 256, 1usize);
     out.max_udp_payload = cx.int(&s.max_udp_payload, "server.max_udp_payload", 512, 4096, 1232u16);
     out.tcp_idle_timeout_secs = cx.int(&s.tcp_idle_timeout_secs, "server.tcp_idle_timeout_secs", 1, 3600, 10u64);
-    out.tcp_max_connections = cx.int(&s.tcp_max_connections, "server.tcp_max_connections", 1, 1_000_000, 512usize);
+    out.tcp_max_connections = cx.int(
+        &s.tcp_max_connections,
+        "server.tcp_max_connections",
+        1,
+        1_000_000,
+        512usize,
+    );
     out.state_file = s.state_file.as_ref().map(|f| cx.resolve(f.get_ref()));
     out
 }
@@ -122,8 +154,16 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
         let f = |k: &str| format!("pop[{i}].{k}");
         let r = p.get_ref();
         let name = r.name.get_ref().clone();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            cx.err(&r.name, f("name"), format!("`{name}` must be letters, digits, `-` or `_`"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            cx.err(
+                &r.name,
+                f("name"),
+                format!("`{name}` must be letters, digits, `-` or `_`"),
+            );
         } else if out.iter().any(|o| o.name == name) {
             cx.err(&r.name, f("name"), format!("POP `{name}` is defined twice"));
         }
@@ -131,18 +171,30 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
         for (j, a) in r.ipv4.iter().enumerate() {
             match a.get_ref().parse::<Ipv4Addr>() {
                 Ok(x) => ipv4.push(x),
-                Err(_) => cx.err(a, format!("pop[{i}].ipv4[{j}]"), format!("`{}` is not an IPv4 address", a.get_ref())),
+                Err(_) => cx.err(
+                    a,
+                    format!("pop[{i}].ipv4[{j}]"),
+                    format!("`{}` is not an IPv4 address", a.get_ref()),
+                ),
             }
         }
         let mut ipv6 = Vec::new();
         for (j, a) in r.ipv6.iter().enumerate() {
             match a.get_ref().parse::<Ipv6Addr>() {
                 Ok(x) => ipv6.push(x),
-                Err(_) => cx.err(a, format!("pop[{i}].ipv6[{j}]"), format!("`{}` is not an IPv6 address", a.get_ref())),
+                Err(_) => cx.err(
+                    a,
+                    format!("pop[{i}].ipv6[{j}]"),
+                    format!("`{}` is not an IPv6 address", a.get_ref()),
+                ),
             }
         }
         if r.ipv4.is_empty() && r.ipv6.is_empty() {
-            cx.err(&r.name, f("ipv4"), format!("POP `{name}` has no address (give ipv4 and/or ipv6)"));
+            cx.err(
+                &r.name,
+                f("ipv4"),
+                format!("POP `{name}` has no address (give ipv4 and/or ipv6)"),
+            );
         }
         let location = match (&r.lat, &r.lon) {
             (Some(la), Some(lo)) => {
@@ -175,7 +227,10 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
             }
         }
         let weight = cx.int(&r.weight, &f("weight"), 0, 1_000_000, 100u32);
-        let capacity = r.capacity.as_ref().map(|_| cx.int(&r.capacity, &f("capacity"), 0, i64::MAX, 0u64));
+        let capacity = r
+            .capacity
+            .as_ref()
+            .map(|_| cx.int(&r.capacity, &f("capacity"), 0, i64::MAX, 0u64));
         let state = match &r.state {
             None => PopState::Up,
             Some(s) => match s.get_ref().as_str() {
@@ -188,10 +243,23 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
                 }
             },
         };
-        out.push(Pop { name, ipv4, ipv6, location, asns, weight, capacity, state });
+        out.push(Pop {
+            name,
+            ipv4,
+            ipv6,
+            location,
+            asns,
+            weight,
+            capacity,
+            state,
+        });
     }
     if out.len() > u16::MAX as usize {
-        cx.errors.push(ConfigError { location: cx.loc(0), field: "pop".into(), message: "too many POPs".into() });
+        cx.errors.push(ConfigError {
+            location: cx.loc(0),
+            field: "pop".into(),
+            message: "too many POPs".into(),
+        });
     }
     out
 }
@@ -205,11 +273,20 @@ fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
             Ok(w) => {
                 let lw = name::to_lowercase(&w);
                 if out.iter().any(|o| name::to_lowercase(&o.origin_wire) == lw) {
-                    cx.err(&r.origin, format!("zone[{i}].origin"), format!("zone `{origin}` is defined twice"));
+                    cx.err(
+                        &r.origin,
+                        format!("zone[{i}].origin"),
+                        format!("zone `{origin}` is defined twice"),
+                    );
                 }
                 let file = cx.resolve(r.file.get_ref());
                 let at = cx.loc(r.file.span().start);
-                out.push(ZoneConf { origin: name::to_text(&w), origin_wire: w, file, at });
+                out.push(ZoneConf {
+                    origin: name::to_text(&w),
+                    origin_wire: w,
+                    file,
+                    at,
+                });
             }
             Err(e) => cx.err(&r.origin, format!("zone[{i}].origin"), e.to_string()),
         }
@@ -224,9 +301,17 @@ fn pop_list(cx: &mut Ctx<'_>, list: &[S<String>], field: &str, pops: &[Pop], all
             Some(k) => {
                 let idx = PopIdx(k as u16);
                 if !allowed.is_empty() && !allowed.contains(&idx) {
-                    cx.err(n, format!("{field}[{j}]"), format!("POP `{}` is not a candidate of this service", n.get_ref()));
+                    cx.err(
+                        n,
+                        format!("{field}[{j}]"),
+                        format!("POP `{}` is not a candidate of this service", n.get_ref()),
+                    );
                 } else if out.contains(&idx) {
-                    cx.err(n, format!("{field}[{j}]"), format!("POP `{}` is listed twice", n.get_ref()));
+                    cx.err(
+                        n,
+                        format!("{field}[{j}]"),
+                        format!("POP `{}` is listed twice", n.get_ref()),
+                    );
                 } else {
                     out.push(idx);
                 }
@@ -237,7 +322,13 @@ fn pop_list(cx: &mut Ctx<'_>, list: &[S<String>], field: &str, pops: &[Pop], all
     out
 }
 
-fn services(cx: &mut Ctx<'_>, raw: &[S<raw::Service>], pops: &[Pop], zones: &[ZoneConf], have_geo: bool) -> Vec<ServiceConf> {
+fn services(
+    cx: &mut Ctx<'_>,
+    raw: &[S<raw::Service>],
+    pops: &[Pop],
+    zones: &[ZoneConf],
+    have_geo: bool,
+) -> Vec<ServiceConf> {
     let mut out: Vec<ServiceConf> = Vec::new();
     for (i, s) in raw.iter().enumerate() {
         let r = s.get_ref();
@@ -251,8 +342,15 @@ fn services(cx: &mut Ctx<'_>, raw: &[S<raw::Service>], pops: &[Pop], zones: &[Zo
             }
         };
         let lw = name::to_lowercase(&name_wire);
-        if !zones.iter().any(|z| name::is_subdomain(&lw, &name::to_lowercase(&z.origin_wire))) {
-            cx.err(&r.name, f("name"), format!("`{name_text}` is not inside any configured zone"));
+        if !zones
+            .iter()
+            .any(|z| name::is_subdomain(&lw, &name::to_lowercase(&z.origin_wire)))
+        {
+            cx.err(
+                &r.name,
+                f("name"),
+                format!("`{name_text}` is not inside any configured zone"),
+            );
         }
         if out.iter().any(|o| name::to_lowercase(&o.name_wire) == lw) {
             cx.err(&r.name, f("name"), format!("service `{name_text}` is defined twice"));
@@ -269,7 +367,11 @@ fn services(cx: &mut Ctx<'_>, raw: &[S<raw::Service>], pops: &[Pop], zones: &[Zo
             None => all,
         };
         if cands.len() > petrel_mapping_max_candidates() {
-            cx.err(&r.name, f("pops"), format!("at most {} POPs per service", petrel_mapping_max_candidates()));
+            cx.err(
+                &r.name,
+                f("pops"),
+                format!("at most {} POPs per service", petrel_mapping_max_candidates()),
+            );
         }
         let ttl = cx.int(&r.ttl, &f("ttl"), 0, 86_400, 30u32);
         let answers = cx.int(&r.answers, &f("answers"), 1, MAX_ANSWERS as i64, 1u8);
@@ -303,12 +405,25 @@ fn services(cx: &mut Ctx<'_>, raw: &[S<raw::Service>], pops: &[Pop], zones: &[Zo
             let field = format!("service[{i}].policy[{j}]");
             if let Some(pc) = policy(cx, p, &field, pops, &cands, have_geo) {
                 if matches!(policies.last(), Some(PolicyConf::Weighted(_))) {
-                    cx.err(p, &field, "`weighted` must be the last policy: it chooses within the tiers the others leave");
+                    cx.err(
+                        p,
+                        &field,
+                        "`weighted` must be the last policy: it chooses within the tiers the others leave",
+                    );
                 }
                 policies.push(pc);
             }
         }
-        out.push(ServiceConf { name: name::to_text(&name_wire), name_wire, pops: cands, ttl, answers, fallback, cname, policies });
+        out.push(ServiceConf {
+            name: name::to_text(&name_wire),
+            name_wire,
+            pops: cands,
+            ttl,
+            answers,
+            fallback,
+            cname,
+            policies,
+        });
     }
     out
 }
@@ -326,12 +441,23 @@ const POLICY_FIELDS: &[(&str, &[&str])] = &[
     ("weighted", &["mode", "hash_v4_len", "hash_v6_len"]),
 ];
 
-fn policy(cx: &mut Ctx<'_>, p: &S<raw::Policy>, field: &str, pops: &[Pop], cands: &[PopIdx], have_geo: bool) -> Option<PolicyConf> {
+fn policy(
+    cx: &mut Ctx<'_>,
+    p: &S<raw::Policy>,
+    field: &str,
+    pops: &[Pop],
+    cands: &[PopIdx],
+    have_geo: bool,
+) -> Option<PolicyConf> {
     let r = p.get_ref();
     let kind = r.kind.get_ref().as_str();
     let Some((_, allowed)) = POLICY_FIELDS.iter().find(|(k, _)| *k == kind) else {
         let kinds: Vec<&str> = POLICY_FIELDS.iter().map(|(k, _)| *k).collect();
-        cx.err(&r.kind, format!("{field}.type"), format!("`{kind}` is not a policy; expected one of {}", kinds.join(", ")));
+        cx.err(
+            &r.kind,
+            format!("{field}.type"),
+            format!("`{kind}` is not a policy; expected one of {}", kinds.join(", ")),
+        );
         return None;
     };
     // Fields that belong to other policy types are mistakes, not silence.
@@ -352,7 +478,11 @@ fn policy(cx: &mut Ctx<'_>, p: &S<raw::Policy>, field: &str, pops: &[Pop], cands
         if let Some(off) = at {
             if !allowed.contains(&k) {
                 let location = cx.loc(off);
-                cx.errors.push(ConfigError { location, field: format!("{field}.{k}"), message: format!("`{k}` does not apply to a `{kind}` policy") });
+                cx.errors.push(ConfigError {
+                    location,
+                    field: format!("{field}.{k}"),
+                    message: format!("`{k}` does not apply to a `{kind}` policy"),
+                });
                 bad = true;
             }
         }
@@ -377,36 +507,66 @@ fn policy(cx: &mut Ctx<'_>, p: &S<raw::Policy>, field: &str, pops: &[Pop], cands
             if r.file.is_none() && r.entries.is_none() {
                 cx.err(&r.kind, field, "a `cidr` policy needs `file` or `entries`");
             }
-            let at = r.file.as_ref().map_or_else(|| cx.loc(p.span().start), |f| cx.loc(f.span().start));
-            Some(PolicyConf::Cidr { entries, file: r.file.as_ref().map(|f| cx.resolve(f.get_ref())), at })
+            let at = r
+                .file
+                .as_ref()
+                .map_or_else(|| cx.loc(p.span().start), |f| cx.loc(f.span().start));
+            Some(PolicyConf::Cidr {
+                entries,
+                file: r.file.as_ref().map(|f| cx.resolve(f.get_ref())),
+                at,
+            })
         }
         "geo-nearest" | "geo-map" => {
             if !have_geo {
-                cx.err(&r.kind, format!("{field}.type"), format!("a `{kind}` policy needs a [geoip] database"));
+                cx.err(
+                    &r.kind,
+                    format!("{field}.type"),
+                    format!("a `{kind}` policy needs a [geoip] database"),
+                );
             }
             if kind == "geo-nearest" {
                 let band_km = cx.int(&r.band_km, &format!("{field}.band_km"), 0, 20_000, 0u32);
                 for &c in cands {
                     if pops[c.index()].location.is_none() {
-                        cx.err(&r.kind, format!("{field}.type"), format!("POP `{}` has no lat/lon, so geo-nearest cannot place it", pops[c.index()].name));
+                        cx.err(
+                            &r.kind,
+                            format!("{field}.type"),
+                            format!(
+                                "POP `{}` has no lat/lon, so geo-nearest cannot place it",
+                                pops[c.index()].name
+                            ),
+                        );
                     }
                 }
                 Some(PolicyConf::GeoNearest { band_km })
             } else {
-                let mut conv = |m: &Option<std::collections::BTreeMap<String, S<Vec<S<String>>>>>, what: &str, len: usize| {
-                    let mut v = Vec::new();
-                    for (code, list) in m.iter().flatten() {
-                        if code.len() != len || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                            cx.err(list, format!("{field}.{what}"), format!("`{code}` is not a {len}-letter upper-case code"));
+                let mut conv =
+                    |m: &Option<std::collections::BTreeMap<String, S<Vec<S<String>>>>>, what: &str, len: usize| {
+                        let mut v = Vec::new();
+                        for (code, list) in m.iter().flatten() {
+                            if code.len() != len || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                                cx.err(
+                                    list,
+                                    format!("{field}.{what}"),
+                                    format!("`{code}` is not a {len}-letter upper-case code"),
+                                );
+                            }
+                            v.push((
+                                code.clone(),
+                                pop_list(cx, list.get_ref(), &format!("{field}.{what}.{code}"), pops, cands),
+                            ));
                         }
-                        v.push((code.clone(), pop_list(cx, list.get_ref(), &format!("{field}.{what}.{code}"), pops, cands)));
-                    }
-                    v
-                };
+                        v
+                    };
                 let countries = conv(&r.countries, "countries", 2);
                 let continents = conv(&r.continents, "continents", 2);
                 if countries.is_empty() && continents.is_empty() {
-                    cx.err(&r.kind, field, "a `geo-map` policy needs `countries` and/or `continents`");
+                    cx.err(
+                        &r.kind,
+                        field,
+                        "a `geo-map` policy needs `countries` and/or `continents`",
+                    );
                 }
                 Some(PolicyConf::GeoMap { countries, continents })
             }
@@ -419,7 +579,11 @@ fn policy(cx: &mut Ctx<'_>, p: &S<raw::Policy>, field: &str, pops: &[Pop], cands
                     Vec::new()
                 }
             };
-            Some(if kind == "priority" { PolicyConf::Priority(list) } else { PolicyConf::Default(list) })
+            Some(if kind == "priority" {
+                PolicyConf::Priority(list)
+            } else {
+                PolicyConf::Default(list)
+            })
         }
         "weighted" => {
             let mode = r.mode.as_ref().map_or("hash", |m| m.get_ref().as_str());
@@ -505,7 +669,11 @@ policy = [
         assert!(s[1].starts_with("p.toml:16:9: "), "{}", s[1]);
         assert!(s[1].contains("pop[1].ipv4[0]"), "{}", s[1]);
         assert!(s.iter().any(|e| e.contains("unknown POP `lon`")), "{s:#?}");
-        assert!(s.iter().any(|e| e.contains("`pops` does not apply to a `geo-nearest` policy")), "{s:#?}");
+        assert!(
+            s.iter()
+                .any(|e| e.contains("`pops` does not apply to a `geo-nearest` policy")),
+            "{s:#?}"
+        );
     }
 
     #[test]
@@ -518,7 +686,9 @@ policy = [
 
     #[test]
     fn weighted_must_be_last_and_geo_needs_a_database() {
-        let t = GOOD.replace("  { type = \"weighted\" },\n", "").replace("{ type = \"cidr\"", "{ type = \"weighted\" },\n  { type = \"cidr\"");
+        let t = GOOD
+            .replace("  { type = \"weighted\" },\n", "")
+            .replace("{ type = \"cidr\"", "{ type = \"weighted\" },\n  { type = \"cidr\"");
         let t = t.replace("[geoip]\ndatabase = \"geo.mmdb\"\n", "");
         let errs = parse(Path::new("p.toml"), &t).unwrap_err();
         let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();

@@ -36,6 +36,7 @@ pub struct AuthData {
     pub zones: ZoneSet,
     pub services: Vec<ServiceAnswer>,
     pub pops: Vec<PopAddrs>,
+    pub limits: AnswerLimits,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,7 +88,6 @@ pub fn answer(
     states: &[PopState],
     pkt: &[u8],
     client: &Client,
-    limits: &AnswerLimits,
     entropy: u64,
     out: &mut [u8],
     info: &mut AnswerInfo,
@@ -98,6 +98,7 @@ pub fn answer(
     info.ecs = false;
     info.truncated = false;
     info.mapped = false;
+    let limits = &data.limits;
     let q = match parse_query(pkt) {
         Ok(q) => q,
         Err(QueryError::Drop) => return 0,
@@ -128,7 +129,9 @@ pub fn answer(
     let mut w = MessageWriter::new(out, limit);
     let opt_len = q.edns.map_or(0, |_| MessageWriter::opt_size(ecs.map(|c| addr_len(&c))));
     w.set_limit(limit.saturating_sub(opt_len));
-    if w.question(q.question.name, q.question.qtype, q.question.qclass).is_err() {
+    if w.question(q.question.name, q.question.qtype, q.question.qclass)
+        .is_err()
+    {
         return 0; // cannot happen: the query itself fit in the same size
     }
     let base_flags = flags::QR | (q.flags & (flags::OPCODE_MASK | flags::RD | flags::CD));
@@ -142,7 +145,15 @@ pub fn answer(
             return w.finish(q.id, base_flags);
         }
     }
-    let mut ctx = Ctx { data, states, client: client_prefix, entropy, info, scope: 0, mapped: false };
+    let mut ctx = Ctx {
+        data,
+        states,
+        client: client_prefix,
+        entropy,
+        info,
+        scope: 0,
+        mapped: false,
+    };
     let (rc, aa) = if q.question.qclass != class::IN {
         (rcode::REFUSED, false)
     } else if matches!(q.question.qtype, rtype::AXFR | rtype::IXFR) {
@@ -212,7 +223,14 @@ fn finish(
     w.finish(q.id, f)
 }
 
-fn error_reply(out: &mut [u8], id: u16, f: u16, question: Option<Question<'_>>, rc: u16, info: &mut AnswerInfo) -> usize {
+fn error_reply(
+    out: &mut [u8],
+    id: u16,
+    f: u16,
+    question: Option<Question<'_>>,
+    rc: u16,
+    info: &mut AnswerInfo,
+) -> usize {
     info.rcode = rc;
     let mut w = MessageWriter::new(out, CLASSIC_UDP_LIMIT);
     if let Some(q) = question {
@@ -298,7 +316,8 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                 }
                 ServiceMode::Cname(targets) => {
                     ctx.mapped = true;
-                    svc.mapping.rank(&ctx.client, None, ctx.states, ctx.entropy, &mut ctx.info.rank);
+                    svc.mapping
+                        .rank(&ctx.client, None, ctx.states, ctx.entropy, &mut ctx.info.rank);
                     ctx.scope = ctx.scope.max(ctx.info.rank.scope);
                     let Some(&pop) = ctx.info.rank.pops().first() else {
                         negative_with_ttl(zones, zone, w, svc.ttl)?;
@@ -483,7 +502,9 @@ fn glue(zones: &ZoneSet, ns: &crate::zone::RrSet, w: &mut MessageWriter<'_>) {
             for t in [rtype::A, rtype::AAAA] {
                 if let Some(set) = node.rrset(t) {
                     for rd in &set.rdata {
-                        if w.record(Section::Additional, target, t, class::IN, set.ttl, rd).is_err() {
+                        if w.record(Section::Additional, target, t, class::IN, set.ttl, rd)
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -502,7 +523,8 @@ fn mapped_addresses(
     w: &mut MessageWriter<'_>,
 ) -> Result<(), Full> {
     ctx.mapped = true;
-    svc.mapping.rank(&ctx.client, Some(fam), ctx.states, ctx.entropy, &mut ctx.info.rank);
+    svc.mapping
+        .rank(&ctx.client, Some(fam), ctx.states, ctx.entropy, &mut ctx.info.rank);
     ctx.scope = ctx.scope.max(ctx.info.rank.scope);
     for &pop in ctx.info.rank.pops() {
         write_pop(ctx.data, pop, fam, owner, rtype_out, svc.ttl, w)?;
@@ -510,7 +532,15 @@ fn mapped_addresses(
     Ok(())
 }
 
-fn write_pop(data: &AuthData, pop: PopIdx, fam: Family, owner: &[u8], t: u16, ttl: u32, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+fn write_pop(
+    data: &AuthData,
+    pop: PopIdx,
+    fam: Family,
+    owner: &[u8],
+    t: u16,
+    ttl: u32,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), Full> {
     let addrs = &data.pops[pop.index()];
     match fam {
         Family::V4 => {

@@ -114,13 +114,16 @@ impl ZoneSetBuilder {
             return i;
         }
         let i = self.set.nodes.len() as u32;
-        self.set.nodes.push(Node { zone, ..Default::default() });
+        self.set.nodes.push(Node {
+            zone,
+            ..Default::default()
+        });
         self.set.names.push(lname.into());
         self.set.index.insert(lname.into(), i);
         // Empty non-terminals up to the apex exist too (RFC 8020).
         if let Some(p) = name::parent(lname) {
             if name::is_subdomain(p, &self.set.zones[zone as usize].apex) {
-                self.ensure_node(&p.to_vec(), zone);
+                self.ensure_node(p, zone);
             }
         }
         i
@@ -135,14 +138,21 @@ impl ZoneSetBuilder {
             return Err(vec![ZoneError(format!("zone {apex_text} is defined twice"))]);
         }
         let zi = self.set.zones.len() as u16;
-        self.set.zones.push(Zone { apex: apex.clone().into(), apex_node: 0, neg_ttl: 0 });
+        self.set.zones.push(Zone {
+            apex: apex.clone().into(),
+            apex_node: 0,
+            neg_ttl: 0,
+        });
         self.set.apexes.insert(apex.clone().into(), zi);
         let apex_node = self.ensure_node(&apex, zi);
         self.set.zones[zi as usize].apex_node = apex_node;
         for r in records {
             let owner = name::to_lowercase(&r.owner);
             if !name::is_subdomain(&owner, &apex) {
-                errs.push(ZoneError(format!("{} is outside zone {apex_text}", name::to_text(&r.owner))));
+                errs.push(ZoneError(format!(
+                    "{} is outside zone {apex_text}",
+                    name::to_text(&r.owner)
+                )));
                 continue;
             }
             let ni = self.ensure_node(&owner, zi);
@@ -155,7 +165,11 @@ impl ZoneSetBuilder {
                         set.rdata.push(r.rdata.into());
                     }
                 }
-                None => node.rrsets.push(RrSet { rtype: r.rtype, ttl: r.ttl, rdata: vec![r.rdata.into()] }),
+                None => node.rrsets.push(RrSet {
+                    rtype: r.rtype,
+                    ttl: r.ttl,
+                    rdata: vec![r.rdata.into()],
+                }),
             }
         }
         // Apex checks and the negative-caching TTL.
@@ -202,7 +216,11 @@ impl ZoneSetBuilder {
                 continue;
             }
             // The highest cut at or above the name wins.
-            let cut = cuts.iter().copied().filter(|&c| name::is_subdomain(lname, &self.set.names[c as usize])).min_by_key(|&c| self.set.names[c as usize].len());
+            let cut = cuts
+                .iter()
+                .copied()
+                .filter(|&c| name::is_subdomain(lname, &self.set.names[c as usize]))
+                .min_by_key(|&c| self.set.names[c as usize].len());
             self.set.nodes[i].cut = cut;
         }
         if errs.is_empty() {
@@ -216,7 +234,10 @@ impl ZoneSetBuilder {
     pub fn add_service(&mut self, owner: &[u8], idx: u16) -> Result<(), ZoneError> {
         let lname = name::to_lowercase(owner);
         let text = name::to_text(owner);
-        let zone = self.set.zone_of(&lname).ok_or_else(|| ZoneError(format!("service name {text} is in none of the zones")))?;
+        let zone = self
+            .set
+            .zone_of(&lname)
+            .ok_or_else(|| ZoneError(format!("service name {text} is in none of the zones")))?;
         let ni = self.ensure_node(&lname, zone);
         let node = &self.set.nodes[ni as usize];
         if node.cut.is_some() || self.below_cut(&lname) {
@@ -227,7 +248,10 @@ impl ZoneSetBuilder {
         }
         for t in [rtype::A, rtype::AAAA] {
             if node.rrset(t).is_some() {
-                return Err(ZoneError(format!("service name {text} also has static {} records", rtype::name(t))));
+                return Err(ZoneError(format!(
+                    "service name {text} also has static {} records",
+                    rtype::name(t)
+                )));
             }
         }
         if let Some(other) = node.service {
@@ -271,10 +295,18 @@ impl ZoneSetBuilder {
         let ni = self.ensure_node(&lname, zone);
         let node = &mut self.set.nodes[ni as usize];
         if !v4.is_empty() {
-            node.rrsets.push(RrSet { rtype: rtype::A, ttl, rdata: v4.iter().map(|a| Box::from(&a[..])).collect() });
+            node.rrsets.push(RrSet {
+                rtype: rtype::A,
+                ttl,
+                rdata: v4.iter().map(|a| Box::from(&a[..])).collect(),
+            });
         }
         if !v6.is_empty() {
-            node.rrsets.push(RrSet { rtype: rtype::AAAA, ttl, rdata: v6.iter().map(|a| Box::from(&a[..])).collect() });
+            node.rrsets.push(RrSet {
+                rtype: rtype::AAAA,
+                ttl,
+                rdata: v6.iter().map(|a| Box::from(&a[..])).collect(),
+            });
         }
         Ok(())
     }

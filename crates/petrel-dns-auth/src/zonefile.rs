@@ -24,7 +24,11 @@ pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, String
             Ok(None) => break,
             Ok(Some(Entry::Record(rec))) => {
                 if rec.class() != Class::IN {
-                    return Err(format!("record for {} has class {}; only IN is served", rec.owner(), rec.class()));
+                    return Err(format!(
+                        "record for {} has class {}; only IN is served",
+                        rec.owner(),
+                        rec.class()
+                    ));
                 }
                 let owner = rec.owner().to_vec().into_octets();
                 let mut rdata = Vec::new();
@@ -33,10 +37,17 @@ pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, String
                     .map_err(|_| format!("cannot encode the data of {} {}", rec.owner(), rec.rtype()))?;
                 let rtype = rec.rtype().to_int();
                 let rdata = fix_at_in_rdata(rtype, rdata, &origin_wire);
-                out.push(RecordIn { owner, rtype, ttl: rec.ttl().as_secs(), rdata });
+                out.push(RecordIn {
+                    owner,
+                    rtype,
+                    ttl: rec.ttl().as_secs(),
+                    rdata,
+                });
             }
             Ok(Some(Entry::Include { path, .. })) => {
-                return Err(format!("$INCLUDE {path} is not supported; list each zone file in the config"));
+                return Err(format!(
+                    "$INCLUDE {path} is not supported; list each zone file in the config"
+                ));
             }
             // The scanner reports where it stopped, which can be past the end
             // of the bad entry; name the line the entry starts on instead.
@@ -60,7 +71,11 @@ fn locate(text: &str, err: &str) -> String {
     if col <= 1 && line > 1 {
         let lines: Vec<&str> = text.lines().collect();
         line -= 1;
-        while line > 1 && lines.get(line - 1).is_some_and(|t| t.trim().is_empty() || t.trim().starts_with(';')) {
+        while line > 1
+            && lines
+                .get(line - 1)
+                .is_some_and(|t| t.trim().is_empty() || t.trim().starts_with(';'))
+        {
             line -= 1;
         }
     }
@@ -102,7 +117,10 @@ mod tests {
     fn parses_common_types_and_reports_lines() {
         let z = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww CNAME @\n@ MX 10 mail\n@ TXT \"hello world\"\n_sip._udp SRV 0 5 5060 sip\n@ CAA 0 issue \"letsencrypt.org\"\n";
         let recs = parse_zone_file("example.net.", z).unwrap();
-        assert_eq!(parse_zone_file("example.net.", "x MX 10 @\n").unwrap()[0].rdata, b"\x00\x0a\x07example\x03net\x00");
+        assert_eq!(
+            parse_zone_file("example.net.", "x MX 10 @\n").unwrap()[0].rdata,
+            b"\x00\x0a\x07example\x03net\x00"
+        );
         assert_eq!(recs.len(), 8);
         assert_eq!(recs[0].rtype, 6);
         assert_eq!(recs[0].owner, b"\x07example\x03net\x00");

@@ -9,7 +9,7 @@ mod fixture;
 use fixture::QuerySpec;
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use petrel_dns_auth::{answer, AnswerInfo, AnswerLimits, Client};
+use petrel_dns_auth::{answer, AnswerInfo, Client};
 use petrel_dns_wire::consts::rcode;
 use petrel_types::PopState;
 
@@ -43,7 +43,13 @@ struct Reply {
 fn decode(bytes: &[u8]) -> Reply {
     let f = u16::from_be_bytes([bytes[2], bytes[3]]);
     let mut flags = Vec::new();
-    for (bit, n) in [(0x8000, "qr"), (0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra")] {
+    for (bit, n) in [
+        (0x8000, "qr"),
+        (0x0400, "aa"),
+        (0x0200, "tc"),
+        (0x0100, "rd"),
+        (0x0080, "ra"),
+    ] {
         if f & bit != 0 {
             flags.push(n);
         }
@@ -57,7 +63,11 @@ fn decode(bytes: &[u8]) -> Reply {
             scope = format!("{}/{} scope {}", cs.addr(), cs.source_prefix(), cs.scope_prefix());
         }
     }
-    let fmt = |rs: &Vec<hickory_proto::rr::Record>| rs.iter().map(|r| r.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let fmt = |rs: &Vec<hickory_proto::rr::Record>| {
+        rs.iter()
+            .map(|r| r.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
     Reply {
         rcode: rcode::name(rc).to_string(),
         flags,
@@ -71,16 +81,25 @@ fn decode(bytes: &[u8]) -> Reply {
 #[test]
 fn golden_scenarios() {
     let data = fixture::data();
-    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut ran = 0;
     let mut failures = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for block in text.split("\n\n").filter(|b| b.lines().any(|l| l.starts_with("query") || l.starts_with("raw"))) {
+        for block in text
+            .split("\n\n")
+            .filter(|b| b.lines().any(|l| l.starts_with("query") || l.starts_with("raw")))
+        {
             let mut title = String::new();
             let mut pkt = Vec::new();
-            let mut client = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false };
+            let mut client = Client {
+                addr: "192.0.2.53".parse().unwrap(),
+                tcp: false,
+            };
             let mut states = vec![PopState::Up; 4];
             let mut want_rcode = "NOERROR".to_string();
             let mut want_flags = String::new();
@@ -88,7 +107,9 @@ fn golden_scenarios() {
             let (mut want_an, mut want_ns, mut want_ar) = (Vec::new(), Vec::new(), Vec::new());
             let mut expect_drop = false;
             for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                let (k, v) = line.split_once(char::is_whitespace).map_or((line, ""), |(k, v)| (k, v.trim()));
+                let (k, v) = line
+                    .split_once(char::is_whitespace)
+                    .map_or((line, ""), |(k, v)| (k, v.trim()));
                 match k {
                     "##" => title = v.to_string(),
                     _ if k.starts_with('#') => {}
@@ -109,7 +130,12 @@ fn golden_scenarios() {
                         }
                         pkt = q.bytes();
                     }
-                    "raw" => pkt = (0..v.len()).step_by(2).map(|i| u8::from_str_radix(&v[i..i + 2], 16).unwrap()).collect(),
+                    "raw" => {
+                        pkt = (0..v.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(&v[i..i + 2], 16).unwrap())
+                            .collect()
+                    }
                     "client" => client.addr = v.parse().unwrap(),
                     "states" => {
                         states = v
@@ -135,7 +161,7 @@ fn golden_scenarios() {
             ran += 1;
             let mut out = vec![0u8; 65535];
             let mut info = AnswerInfo::default();
-            let n = answer(&data, &states, &pkt, &client, &AnswerLimits::default(), 0, &mut out, &mut info);
+            let n = answer(&data, &states, &pkt, &client, 0, &mut out, &mut info);
             if expect_drop {
                 if n != 0 {
                     failures.push(format!("{title}: expected no reply"));
@@ -150,7 +176,11 @@ fn golden_scenarios() {
             let got_flags = r.flags.join(" ");
             if std::env::var("PETREL_BLESS").is_ok() {
                 println!("## {title}\nrcode {}\nflags {}\nscope {}", r.rcode, got_flags, r.scope);
-                for (k, v) in [("answer", &r.answer), ("authority", &r.authority), ("additional", &r.additional)] {
+                for (k, v) in [
+                    ("answer", &r.answer),
+                    ("authority", &r.authority),
+                    ("additional", &r.additional),
+                ] {
                     for l in v {
                         println!("{k} {l}");
                     }
@@ -167,7 +197,11 @@ fn golden_scenarios() {
             if r.scope != want_scope {
                 diffs.push(format!("scope `{}` != `{want_scope}`", r.scope));
             }
-            for (k, got, want) in [("answer", &r.answer, &want_an), ("authority", &r.authority, &want_ns), ("additional", &r.additional, &want_ar)] {
+            for (k, got, want) in [
+                ("answer", &r.answer, &want_an),
+                ("authority", &r.authority, &want_ns),
+                ("additional", &r.additional, &want_ar),
+            ] {
                 if got != want {
                     diffs.push(format!("{k}:\n    got  {got:?}\n    want {want:?}"));
                 }
@@ -178,7 +212,12 @@ fn golden_scenarios() {
         }
     }
     assert!(ran >= 30, "only {ran} scenarios ran");
-    assert!(failures.is_empty(), "{} of {ran} scenarios failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} scenarios failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -188,16 +227,19 @@ fn udp_replies_respect_the_offered_size_and_tcp_gets_everything() {
     let mut info = AnswerInfo::default();
     let states = [PopState::Up; 4];
     let q = QuerySpec::new("big.example.net.", 16).bytes();
-    let udp = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false };
-    let n = answer(&data, &states, &q, &udp, &AnswerLimits::default(), 0, &mut out, &mut info);
+    let udp = Client {
+        addr: "192.0.2.53".parse().unwrap(),
+        tcp: false,
+    };
+    let n = answer(&data, &states, &q, &udp, 0, &mut out, &mut info);
     assert!(n <= 1232);
     let mut q512 = QuerySpec::new("big.example.net.", 16);
     q512.bufsize = 512;
-    let n = answer(&data, &states, &q512.bytes(), &udp, &AnswerLimits::default(), 0, &mut out, &mut info);
+    let n = answer(&data, &states, &q512.bytes(), &udp, 0, &mut out, &mut info);
     assert!(n <= 512);
     assert!(info.truncated);
     let tcp = Client { tcp: true, ..udp };
-    let n = answer(&data, &states, &q512.bytes(), &tcp, &AnswerLimits::default(), 0, &mut out, &mut info);
+    let n = answer(&data, &states, &q512.bytes(), &tcp, 0, &mut out, &mut info);
     assert!(n > 512 && !info.truncated);
 }
 
@@ -208,7 +250,7 @@ proptest::proptest! {
         let mut out = vec![0u8; 65535];
         let mut info = AnswerInfo::default();
         let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false };
-        let n = answer(&data, &[PopState::Up; 4], &bytes, &c, &AnswerLimits::default(), 0, &mut out, &mut info);
+        let n = answer(&data, &[PopState::Up; 4], &bytes, &c, 0, &mut out, &mut info);
         if n > 0 {
             proptest::prop_assert!(n <= 1232);
             proptest::prop_assert!(Message::from_vec(&out[..n]).is_ok());

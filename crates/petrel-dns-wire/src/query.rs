@@ -62,9 +62,17 @@ pub enum QueryError<'a> {
     /// which must never be answered (it would allow reflection loops).
     Drop,
     /// Malformed: reply FORMERR. The question is echoed when it was readable.
-    FormErr { id: u16, flags: u16, question: Option<Question<'a>> },
+    FormErr {
+        id: u16,
+        flags: u16,
+        question: Option<Question<'a>>,
+    },
     /// An opcode other than QUERY: reply NOTIMP.
-    NotImp { id: u16, flags: u16, question: Option<Question<'a>> },
+    NotImp {
+        id: u16,
+        flags: u16,
+        question: Option<Question<'a>>,
+    },
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -108,7 +116,11 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
     let an = be16(pkt, 6).unwrap_or(0);
     let ns = be16(pkt, 8).unwrap_or(0);
     let ar = be16(pkt, 10).unwrap_or(0);
-    let formerr = |question| QueryError::FormErr { id, flags: fl, question };
+    let formerr = |question| QueryError::FormErr {
+        id,
+        flags: fl,
+        question,
+    };
 
     // The question is needed first even for NOTIMP so that it can be echoed.
     let question = if qd == 1 {
@@ -116,12 +128,20 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         let end = HEADER_LEN + nlen;
         let qtype = be16(pkt, end).ok_or(formerr(None))?;
         let qclass = be16(pkt, end + 2).ok_or(formerr(None))?;
-        Some(Question { name: &pkt[HEADER_LEN..end], qtype, qclass })
+        Some(Question {
+            name: &pkt[HEADER_LEN..end],
+            qtype,
+            qclass,
+        })
     } else {
         None
     };
     if (fl & flags::OPCODE_MASK) != 0 {
-        return Err(QueryError::NotImp { id, flags: fl, question });
+        return Err(QueryError::NotImp {
+            id,
+            flags: fl,
+            question,
+        });
     }
     let Some(question) = question else {
         return Err(formerr(None));
@@ -162,7 +182,12 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
     if pos != pkt.len() {
         return Err(formerr(Some(question)));
     }
-    Ok(Query { id, flags: fl, question, edns })
+    Ok(Query {
+        id,
+        flags: fl,
+        question,
+        edns,
+    })
 }
 
 /// Walk EDNS options; `None` means malformed. Unknown options are ignored
@@ -219,7 +244,10 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
             IpAddr::V6(Ipv6Addr::from(b))
         }
     };
-    Some(ClientSubnet { prefix: Prefix::new(ip, source)?, family })
+    Some(ClientSubnet {
+        prefix: Prefix::new(ip, source)?,
+        family,
+    })
 }
 
 #[cfg(test)]

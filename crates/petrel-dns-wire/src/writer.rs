@@ -40,7 +40,14 @@ impl<'a> MessageWriter<'a> {
     /// Start a message; `limit` is capped at the buffer length.
     pub fn new(buf: &'a mut [u8], limit: usize) -> Self {
         let limit = limit.min(buf.len());
-        MessageWriter { buf, pos: HEADER_LEN, limit, counts: [0; 4], comp: [0; MAX_COMP], ncomp: 0 }
+        MessageWriter {
+            buf,
+            pos: HEADER_LEN,
+            limit,
+            counts: [0; 4],
+            comp: [0; MAX_COMP],
+            ncomp: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -61,7 +68,11 @@ impl<'a> MessageWriter<'a> {
     }
 
     pub fn mark(&self) -> Mark {
-        Mark { pos: self.pos, counts: self.counts, ncomp: self.ncomp }
+        Mark {
+            pos: self.pos,
+            counts: self.counts,
+            ncomp: self.ncomp,
+        }
     }
 
     pub fn rollback(&mut self, m: Mark) {
@@ -96,7 +107,10 @@ impl<'a> MessageWriter<'a> {
     pub fn question(&mut self, name: &[u8], qtype: u16, qclass: u16) -> Result<(), Full> {
         debug_assert_eq!(self.pos, HEADER_LEN);
         let m = self.mark();
-        let r = self.name(name).and_then(|_| self.put16(qtype)).and_then(|_| self.put16(qclass));
+        let r = self
+            .name(name)
+            .and_then(|_| self.put16(qtype))
+            .and_then(|_| self.put16(qclass));
         if r.is_err() {
             self.rollback(m);
             return r;
@@ -149,7 +163,10 @@ impl<'a> MessageWriter<'a> {
     }
 
     fn find_suffix(&self, suffix: &[u8]) -> Option<u16> {
-        self.comp[..self.ncomp].iter().copied().find(|&off| self.equals_at(off as usize, suffix))
+        self.comp[..self.ncomp]
+            .iter()
+            .copied()
+            .find(|&off| self.equals_at(off as usize, suffix))
     }
 
     // Compare the (possibly compressed) name at `off` in the message with an
@@ -158,7 +175,9 @@ impl<'a> MessageWriter<'a> {
         let mut i = 0;
         let mut hops = 0;
         loop {
-            let Some(&len) = self.buf.get(off) else { return false };
+            let Some(&len) = self.buf.get(off) else {
+                return false;
+            };
             if len & 0xC0 == 0xC0 {
                 hops += 1;
                 if hops > 64 {
@@ -168,7 +187,9 @@ impl<'a> MessageWriter<'a> {
                 off = (((len & 0x3F) as usize) << 8) | lo as usize;
                 continue;
             }
-            let Some(&nlen) = name.get(i) else { return false };
+            let Some(&nlen) = name.get(i) else {
+                return false;
+            };
             if nlen != len {
                 return false;
             }
@@ -176,8 +197,7 @@ impl<'a> MessageWriter<'a> {
                 return true;
             }
             let l = len as usize;
-            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), name.get(i + 1..i + 1 + l))
-            else {
+            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), name.get(i + 1..i + 1 + l)) else {
                 return false;
             };
             if !a.eq_ignore_ascii_case(b) {
@@ -248,12 +268,7 @@ impl<'a> MessageWriter<'a> {
 
     /// The OPT pseudo-record (RFC 6891) with an optional ECS option
     /// (family, source, scope, address bytes already truncated to source).
-    pub fn opt(
-        &mut self,
-        udp_size: u16,
-        ext_rcode: u8,
-        ecs: Option<(u16, u8, u8, &[u8])>,
-    ) -> Result<(), Full> {
+    pub fn opt(&mut self, udp_size: u16, ext_rcode: u8, ecs: Option<(u16, u8, u8, &[u8])>) -> Result<(), Full> {
         let m = self.mark();
         let r = (|| {
             self.put(&[0])?;
@@ -310,8 +325,15 @@ mod tests {
         let at = w.begin_record(b"\x03www\x07example\x03net\x00", 5, 1, 60).unwrap();
         w.rdata_name(b"\x03ams\x03pop\x07example\x03net\x00").unwrap();
         w.end_record(Section::Answer, at);
-        w.record(Section::Answer, b"\x03ams\x03pop\x07example\x03net\x00", 1, 1, 60, &[192, 0, 2, 1])
-            .unwrap();
+        w.record(
+            Section::Answer,
+            b"\x03ams\x03pop\x07example\x03net\x00",
+            1,
+            1,
+            60,
+            &[192, 0, 2, 1],
+        )
+        .unwrap();
         w.opt(1232, 0, Some((1, 24, 16, &[198, 51, 100]))).unwrap();
         let len = w.finish(7, 0x8400);
         // question 12+21+4; CNAME owner is a pointer (2), rdata "ams.pop" + ptr.
@@ -330,7 +352,10 @@ mod tests {
         let mut w = MessageWriter::new(&mut buf, 40);
         w.question(b"\x07example\x03net\x00", 1, 1).unwrap();
         let before = w.len();
-        assert_eq!(w.record(Section::Answer, b"\x07example\x03net\x00", 16, 1, 1, &[0; 30]), Err(Full));
+        assert_eq!(
+            w.record(Section::Answer, b"\x07example\x03net\x00", 16, 1, 1, &[0; 30]),
+            Err(Full)
+        );
         assert_eq!(w.len(), before);
         assert_eq!(w.count(Section::Answer), 0);
     }

@@ -37,7 +37,10 @@ fn bench(c: &mut Criterion) {
         name: "www".into(),
         candidates: (0..4).map(PopIdx).collect(),
         policies: if weighted {
-            vec![Policy::GeoNearest { band_km: 2000 }, Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 })]
+            vec![
+                Policy::GeoNearest { band_km: 2000 },
+                Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 }),
+            ]
         } else {
             vec![Policy::GeoNearest { band_km: 0 }]
         },

@@ -21,7 +21,10 @@ impl Ranking {
             pops.extend_from_slice(tier);
             ends.push(pops.len() as u16);
         }
-        Ranking { pops: pops.into(), tier_ends: ends.into() }
+        Ranking {
+            pops: pops.into(),
+            tier_ends: ends.into(),
+        }
     }
 
     pub fn tiers(&self) -> impl Iterator<Item = &[PopIdx]> + '_ {
@@ -83,14 +86,30 @@ fn family_index(f: Family) -> usize {
 /// Compile one service. `geo` is required when the service has geo policies
 /// (the config layer checks that); without it they see no data.
 pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> CompiledService {
-    let uses_geo = spec.policies.iter().any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
+    let uses_geo = spec
+        .policies
+        .iter()
+        .any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
     let geo = if uses_geo { geo } else { None };
     let mut cidr_parts: Vec<[Partition; 2]> = Vec::new();
     for p in &spec.policies {
         if let Policy::Cidr(map) = p {
-            let mut e4: Vec<_> = map.entries.iter().copied().filter(|(p, _)| p.family() == Family::V4).collect();
-            let mut e6: Vec<_> = map.entries.iter().copied().filter(|(p, _)| p.family() == Family::V6).collect();
-            cidr_parts.push([Partition::from_prefixes(Family::V4, &mut e4), Partition::from_prefixes(Family::V6, &mut e6)]);
+            let mut e4: Vec<_> = map
+                .entries
+                .iter()
+                .copied()
+                .filter(|(p, _)| p.family() == Family::V4)
+                .collect();
+            let mut e6: Vec<_> = map
+                .entries
+                .iter()
+                .copied()
+                .filter(|(p, _)| p.family() == Family::V6)
+                .collect();
+            cidr_parts.push([
+                Partition::from_prefixes(Family::V4, &mut e4),
+                Partition::from_prefixes(Family::V6, &mut e6),
+            ]);
         }
     }
     let cidr_maps: Vec<_> = spec
@@ -150,10 +169,25 @@ pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> C
         .iter()
         .map(|[p4, p6]| [Table::new(Family::V4, p4), Table::new(Family::V6, p6)])
         .collect();
-    let meta = pops.iter().map(|p| PopMeta { weight: p.weight, has_v4: p.has_v4, has_v6: p.has_v6 }).collect();
+    let meta = pops
+        .iter()
+        .map(|p| PopMeta {
+            weight: p.weight,
+            has_v4: p.has_v4,
+            has_v6: p.has_v6,
+        })
+        .collect();
     let weighted = spec.policies.iter().find_map(|p| match p {
         Policy::Weighted(m) => Some(*m),
         _ => None,
     });
-    CompiledService { spec, v4, v6, rankings, cidr_tables, meta, weighted }
+    CompiledService {
+        spec,
+        v4,
+        v6,
+        rankings,
+        cidr_tables,
+        meta,
+        weighted,
+    }
 }

@@ -41,7 +41,9 @@ pub struct Explanation {
 }
 
 fn tier_names(pops: &[PopInfo], t: &[Vec<PopIdx>]) -> Vec<Vec<String>> {
-    t.iter().map(|tier| tier.iter().map(|p| pops[p.index()].name.clone()).collect()).collect()
+    t.iter()
+        .map(|tier| tier.iter().map(|p| pops[p.index()].name.clone()).collect())
+        .collect()
 }
 
 fn fam_idx(f: Family) -> usize {
@@ -81,8 +83,16 @@ impl CompiledService {
                 }));
             }
         }
-        let uses_geo = self.spec.policies.iter().any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
-        let geo_loc = if uses_geo { geo.and_then(|g| g.lookup(client)).map(|(l, _)| l) } else { None };
+        let uses_geo = self
+            .spec
+            .policies
+            .iter()
+            .any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
+        let geo_loc = if uses_geo {
+            geo.and_then(|g| g.lookup(client)).map(|(l, _)| l)
+        } else {
+            None
+        };
         let facts = Facts { cidr, geo: geo_loc };
         let mut trace: Vec<Step> = Vec::new();
         let tiers = evaluate(&self.spec, pops, &facts, Some(&mut trace));
@@ -108,7 +118,11 @@ impl CompiledService {
                 let m = &self.meta[p.index()];
                 let state = states.get(p.index()).copied().unwrap_or(PopState::Down);
                 let verdict = if chosen.contains(&p) {
-                    if out.fallback { "answered as fallback".to_string() } else { "chosen".to_string() }
+                    if out.fallback {
+                        "answered as fallback".to_string()
+                    } else {
+                        "chosen".to_string()
+                    }
                 } else if qfamily == Some(Family::V4) && !m.has_v4 {
                     "skipped: no IPv4 address".to_string()
                 } else if qfamily == Some(Family::V6) && !m.has_v6 {
@@ -120,7 +134,12 @@ impl CompiledService {
                 } else {
                     "not needed: enough better candidates".to_string()
                 };
-                candidates.push(ExplainPop { name: pops[p.index()].name.clone(), tier: ti + 1, state: state.as_str().to_string(), verdict });
+                candidates.push(ExplainPop {
+                    name: pops[p.index()].name.clone(),
+                    tier: ti + 1,
+                    state: state.as_str().to_string(),
+                    verdict,
+                });
             }
         }
         Explanation {
@@ -128,7 +147,11 @@ impl CompiledService {
             client: client.to_string(),
             steps: trace
                 .into_iter()
-                .map(|s| ExplainStep { policy: s.policy, detail: s.detail, tiers: tier_names(pops, &s.tiers) })
+                .map(|s| ExplainStep {
+                    policy: s.policy,
+                    detail: s.detail,
+                    tiers: tier_names(pops, &s.tiers),
+                })
                 .collect(),
             table_interval: format!("{} - {}", fmt_addr(s), fmt_addr(e)),
             scope: out.scope,
@@ -151,15 +174,27 @@ impl Explanation {
             let tiers: Vec<String> = st.tiers.iter().map(|t| format!("[{}]", t.join(" "))).collect();
             let _ = writeln!(s, "     {:<12} ranking {}", "", tiers.join(" > "));
         }
-        let _ = writeln!(s, "  table interval {}  ->  ECS scope /{}", self.table_interval, self.scope);
+        let _ = writeln!(
+            s,
+            "  table interval {}  ->  ECS scope /{}",
+            self.table_interval, self.scope
+        );
         for c in &self.candidates {
             let _ = writeln!(s, "  tier {:<2} {:<12} {:<8} {}", c.tier, c.name, c.state, c.verdict);
         }
         let _ = writeln!(
             s,
             "  answer: {}{}",
-            if self.answer.is_empty() { "(none)".to_string() } else { self.answer.join(", ") },
-            if self.fallback { "  (FALLBACK: no usable candidate)" } else { "" }
+            if self.answer.is_empty() {
+                "(none)".to_string()
+            } else {
+                self.answer.join(", ")
+            },
+            if self.fallback {
+                "  (FALLBACK: no usable candidate)"
+            } else {
+                ""
+            }
         );
         if !self.consistent {
             let _ = writeln!(s, "  WARNING: traced evaluation differs from the compiled table");

@@ -93,7 +93,9 @@ impl GeoTable {
             .map_err(|e| GeoError(format!("cannot walk the database: {e}")))?;
         for item in iter {
             let item = item.map_err(|e| GeoError(format!("corrupt database: {e}")))?;
-            let Some(offset) = item.offset() else { continue };
+            let Some(offset) = item.offset() else {
+                continue;
+            };
             let net = item.network().map_err(|e| GeoError(format!("corrupt network: {e}")))?;
             let id = match by_offset.get(&offset) {
                 Some(&id) => id,
@@ -128,13 +130,24 @@ impl GeoTable {
     }
 
     /// Build from already extracted entries (tests, synthetic worlds).
-    pub fn from_entries(locations: Vec<GeoLocation>, mut e4: Vec<(Prefix, u32)>, mut e6: Vec<(Prefix, u32)>) -> GeoTable {
+    pub fn from_entries(
+        locations: Vec<GeoLocation>,
+        mut e4: Vec<(Prefix, u32)>,
+        mut e6: Vec<(Prefix, u32)>,
+    ) -> GeoTable {
         let networks = e4.len() + e6.len();
         let v4 = Partition::from_prefixes(Family::V4, &mut e4);
         let v6 = Partition::from_prefixes(Family::V6, &mut e6);
         let table4 = Table::new(Family::V4, &v4);
         let table6 = Table::new(Family::V6, &v6);
-        GeoTable { locations, v4, v6, table4, table6, networks }
+        GeoTable {
+            locations,
+            v4,
+            v6,
+            table4,
+            table6,
+            networks,
+        }
     }
 
     pub fn partition(&self, f: Family) -> &Partition {
@@ -198,9 +211,18 @@ mod tests {
             continent: Cont,
         }
         let mut w = mmdb_writer::Writer::new("Test-City");
-        let rec = Rec { location: Loc { latitude: 35.68, longitude: 139.69 }, country: Code { iso_code: "JP" }, continent: Cont { code: "AS" } };
-        w.insert("1.0.0.0/8".parse::<mmdb_writer::ipnet::IpNet>().unwrap(), &rec).unwrap();
-        w.insert("2400::/12".parse::<mmdb_writer::ipnet::IpNet>().unwrap(), &rec).unwrap();
+        let rec = Rec {
+            location: Loc {
+                latitude: 35.68,
+                longitude: 139.69,
+            },
+            country: Code { iso_code: "JP" },
+            continent: Cont { code: "AS" },
+        };
+        w.insert("1.0.0.0/8".parse::<mmdb_writer::ipnet::IpNet>().unwrap(), &rec)
+            .unwrap();
+        w.insert("2400::/12".parse::<mmdb_writer::ipnet::IpNet>().unwrap(), &rec)
+            .unwrap();
         let bytes = w.to_bytes().unwrap();
         let reader = maxminddb::Reader::from_source(bytes).unwrap();
         let g = GeoTable::from_reader(&reader).unwrap();

@@ -21,7 +21,7 @@ mod rank;
 pub mod table;
 
 pub use compile::{compile, CompiledService};
-pub use explain::{Explanation, ExplainPop, ExplainStep};
+pub use explain::{ExplainPop, ExplainStep, Explanation};
 pub use geo::{GeoLocation, GeoTable};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};
 pub use rank::{RankOut, MAX_ANSWERS};

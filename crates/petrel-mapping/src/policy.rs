@@ -34,7 +34,10 @@ pub struct CidrMap {
 
 impl CidrMap {
     pub fn new(source: impl Into<String>) -> Self {
-        CidrMap { source: source.into(), ..Default::default() }
+        CidrMap {
+            source: source.into(),
+            ..Default::default()
+        }
     }
 
     pub fn insert(&mut self, prefix: Prefix, pops: Vec<PopIdx>) {
@@ -63,9 +66,14 @@ pub enum Policy {
     Cidr(CidrMap),
     /// Nearest POP by great-circle distance; distances within `band_km` of
     /// each other count as equal (0: 1 km resolution).
-    GeoNearest { band_km: u32 },
+    GeoNearest {
+        band_km: u32,
+    },
     /// Country, else continent, to an ordered POP list.
-    GeoMap { countries: FxHashMap<String, Vec<PopIdx>>, continents: FxHashMap<String, Vec<PopIdx>> },
+    GeoMap {
+        countries: FxHashMap<String, Vec<PopIdx>>,
+        continents: FxHashMap<String, Vec<PopIdx>>,
+    },
     /// A fixed order: listed POPs first, in list order (failover order).
     Priority(Vec<PopIdx>),
     /// Like `Priority`, but applies only while no earlier policy has ordered
@@ -151,7 +159,10 @@ fn position_key(list: &[PopIdx]) -> impl Fn(PopIdx) -> u64 + '_ {
 }
 
 fn names(pops: &[PopInfo], list: &[PopIdx]) -> String {
-    list.iter().map(|p| pops[p.index()].name.as_str()).collect::<Vec<_>>().join(",")
+    list.iter()
+        .map(|p| pops[p.index()].name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Evaluate the policies for one region. With `trace`, every step records
@@ -191,7 +202,9 @@ pub(crate) fn evaluate(
                 Some((g, client)) => {
                     let band = (*band_km).max(1) as f64;
                     let key = |p: PopIdx| {
-                        pops[p.index()].location.map_or(u64::MAX, |l| (distance_km(client, l) / band) as u64)
+                        pops[p.index()]
+                            .location
+                            .map_or(u64::MAX, |l| (distance_km(client, l) / band) as u64)
                     };
                     if trace.is_some() {
                         let _ = write!(detail, "client at {:.2},{:.2} ({}); ", client.0, client.1, place(g));
@@ -199,14 +212,22 @@ pub(crate) fn evaluate(
                             .candidates
                             .iter()
                             .map(|&p| {
-                                let km = pops[p.index()].location.map_or(u64::MAX, |l| distance_km(client, l) as u64);
+                                let km = pops[p.index()]
+                                    .location
+                                    .map_or(u64::MAX, |l| distance_km(client, l) as u64);
                                 (km, pops[p.index()].name.as_str())
                             })
                             .collect();
                         d.sort();
                         let parts: Vec<String> = d
                             .iter()
-                            .map(|(km, n)| if *km == u64::MAX { format!("{n} unknown") } else { format!("{n} {km} km") })
+                            .map(|(km, n)| {
+                                if *km == u64::MAX {
+                                    format!("{n} unknown")
+                                } else {
+                                    format!("{n} {km} km")
+                                }
+                            })
                             .collect();
                         let _ = write!(detail, "distances {}; band {} km", parts.join(", "), band_km);
                     }
@@ -223,9 +244,14 @@ pub(crate) fn evaluate(
             },
             Policy::GeoMap { countries, continents } => {
                 let hit = facts.geo.and_then(|g| {
-                    let by_country = g.country.as_ref().and_then(|c| countries.get(c).map(|l| (format!("country {c}"), l)));
+                    let by_country = g
+                        .country
+                        .as_ref()
+                        .and_then(|c| countries.get(c).map(|l| (format!("country {c}"), l)));
                     by_country.or_else(|| {
-                        g.continent.as_ref().and_then(|c| continents.get(c).map(|l| (format!("continent {c}"), l)))
+                        g.continent
+                            .as_ref()
+                            .and_then(|c| continents.get(c).map(|l| (format!("continent {c}"), l)))
                     })
                 });
                 match hit {
@@ -280,7 +306,11 @@ pub(crate) fn evaluate(
             ordered = true;
         }
         if let Some(t) = trace.as_deref_mut() {
-            t.push(Step { policy: policy.kind().to_string(), detail, tiers: tiers.clone() });
+            t.push(Step {
+                policy: policy.kind().to_string(),
+                detail,
+                tiers: tiers.clone(),
+            });
         }
     }
     tiers

@@ -22,7 +22,12 @@ pub struct RankOut {
 
 impl Default for RankOut {
     fn default() -> Self {
-        RankOut { pops: [PopIdx(0); MAX_ANSWERS], len: 0, scope: 0, fallback: false }
+        RankOut {
+            pops: [PopIdx(0); MAX_ANSWERS],
+            len: 0,
+            scope: 0,
+            fallback: false,
+        }
     }
 }
 

@@ -51,20 +51,21 @@ impl Partition {
         let mut stack: Vec<(u128, u32)> = Vec::new();
         // Next address not yet emitted; None once the whole space is done.
         let mut cursor: Option<u128> = Some(0);
-        let close_until = |start: u128, stack: &mut Vec<(u128, u32)>, out: &mut Partition, cursor: &mut Option<u128>| {
-            while let Some(&(end, v)) = stack.last() {
-                if end >= start {
-                    break;
-                }
-                if let Some(c) = *cursor {
-                    if c <= end {
-                        out.push(c, v);
-                        *cursor = end.checked_add(1);
+        let close_until =
+            |start: u128, stack: &mut Vec<(u128, u32)>, out: &mut Partition, cursor: &mut Option<u128>| {
+                while let Some(&(end, v)) = stack.last() {
+                    if end >= start {
+                        break;
                     }
+                    if let Some(c) = *cursor {
+                        if c <= end {
+                            out.push(c, v);
+                            *cursor = end.checked_add(1);
+                        }
+                    }
+                    stack.pop();
                 }
-                stack.pop();
-            }
-        };
+            };
         for &(p, v) in entries.iter() {
             debug_assert_eq!(p.family(), family);
             let (s, e) = (p.bits(), p.last());
@@ -122,7 +123,10 @@ impl Partition {
 
     /// A partition with one value everywhere.
     pub fn uniform(value: u32) -> Partition {
-        Partition { starts: vec![0], values: vec![value] }
+        Partition {
+            starts: vec![0],
+            values: vec![value],
+        }
     }
 }
 
@@ -134,7 +138,11 @@ pub fn scope(x: u128, s: u128, e: u128, width: u32) -> u8 {
     let sh = 128 - width;
     let (x, s, e) = (x << sh, s << sh, e << sh);
     let ones_e = (e >> sh).trailing_ones().min(width);
-    let tz_s = if s == 0 { width } else { (s >> sh).trailing_zeros().min(width) };
+    let tz_s = if s == 0 {
+        width
+    } else {
+        (s >> sh).trailing_zeros().min(width)
+    };
     let c = (x ^ s).leading_zeros().min(width);
     let d = (x ^ e).leading_zeros().min(width);
     let l_start = (c + 1).min(width - tz_s);
@@ -176,7 +184,13 @@ impl Table {
                     index.push(i as u32);
                 }
                 index.push((starts4.len() - 1) as u32);
-                Table { family, starts4, starts6: Vec::new(), values, index }
+                Table {
+                    family,
+                    starts4,
+                    starts6: Vec::new(),
+                    values,
+                    index,
+                }
             }
             Family::V6 => Table {
                 family,
@@ -217,13 +231,19 @@ impl Table {
                 let i = lo + self.starts4[lo..=hi].partition_point(|&s| s <= x) - 1;
                 let s = self.starts4[i] as u128;
                 let e = self.starts4.get(i + 1).map_or(u32::MAX as u128, |&n| n as u128 - 1);
-                Hit { value: self.values[i], scope: scope(x as u128, s, e, 32) }
+                Hit {
+                    value: self.values[i],
+                    scope: scope(x as u128, s, e, 32),
+                }
             }
             Family::V6 => {
                 let i = self.starts6.partition_point(|&s| s <= x) - 1;
                 let s = self.starts6[i];
                 let e = self.starts6.get(i + 1).map_or(u128::MAX, |&n| n - 1);
-                Hit { value: self.values[i], scope: scope(x, s, e, 128) }
+                Hit {
+                    value: self.values[i],
+                    scope: scope(x, s, e, 128),
+                }
             }
         }
     }
@@ -255,7 +275,11 @@ mod tests {
 
     fn brute_scope(x: u128, s: u128, e: u128, width: u32) -> u8 {
         for len in 0..=width {
-            let m = if len == 0 { 0 } else { (u128::MAX << (128 - len)) >> (128 - width) };
+            let m = if len == 0 {
+                0
+            } else {
+                (u128::MAX << (128 - len)) >> (128 - width)
+            };
             let full = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
             let bs = x & m;
             let be = bs | (full & !m);
@@ -268,7 +292,12 @@ mod tests {
 
     #[test]
     fn nested_prefixes_partition() {
-        let mut e = vec![(p("10.0.0.0/8"), 1), (p("10.1.0.0/16"), 2), (p("10.1.2.0/24"), 3), (p("192.0.2.0/24"), 4)];
+        let mut e = vec![
+            (p("10.0.0.0/8"), 1),
+            (p("10.1.0.0/16"), 2),
+            (p("10.1.2.0/24"), 3),
+            (p("192.0.2.0/24"), 4),
+        ];
         let part = Partition::from_prefixes(Family::V4, &mut e);
         let t = Table::new(Family::V4, &part);
         let at = |s: &str| t.lookup(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()) as u128);

@@ -7,8 +7,19 @@ use crate::policy::PopInfo;
 use petrel_types::Prefix;
 
 pub fn pops() -> Vec<PopInfo> {
-    let p = |name: &str, lat, lon| PopInfo { name: name.into(), location: Some((lat, lon)), weight: 100, has_v4: true, has_v6: true };
-    vec![p("ams", 52.37, 4.90), p("nyc", 40.71, -74.01), p("sin", 1.35, 103.82), p("syd", -33.87, 151.21)]
+    let p = |name: &str, lat, lon| PopInfo {
+        name: name.into(),
+        location: Some((lat, lon)),
+        weight: 100,
+        has_v4: true,
+        has_v6: true,
+    };
+    vec![
+        p("ams", 52.37, 4.90),
+        p("nyc", 40.71, -74.01),
+        p("sin", 1.35, 103.82),
+        p("syd", -33.87, 151.21),
+    ]
 }
 
 /// `n` locations on a pseudo-random grid; every /16 of IPv4 (and a /32 of
@@ -34,11 +45,19 @@ pub fn geo(n: usize) -> GeoTable {
         for mid in 0u32..256 {
             let a = (hi << 24) | (mid << 16);
             let len = if next() % 4 == 0 { 17 } else { 16 };
-            e4.push((Prefix::from_bits(petrel_types::Family::V4, a as u128, len), (next() % n as u64) as u32));
+            e4.push((
+                Prefix::from_bits(petrel_types::Family::V4, a as u128, len),
+                (next() % n as u64) as u32,
+            ));
         }
     }
     let e6 = (0..n as u128)
-        .map(|i| (Prefix::from_bits(petrel_types::Family::V6, (0x2001u128 << 112) | (i << 96), 32), i as u32))
+        .map(|i| {
+            (
+                Prefix::from_bits(petrel_types::Family::V6, (0x2001u128 << 112) | (i << 96), 32),
+                i as u32,
+            )
+        })
         .collect();
     GeoTable::from_entries(locations, e4, e6)
 }

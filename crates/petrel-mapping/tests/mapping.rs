@@ -1,7 +1,9 @@
 //! Mapping decisions end to end through compile + rank, and the promise that
 //! rank never allocates.
 
-use petrel_mapping::{compile, testworld, CidrMap, Fallback, GeoLocation, GeoTable, Policy, PopInfo, RankOut, ServiceSpec, WeightMode};
+use petrel_mapping::{
+    compile, testworld, CidrMap, Fallback, GeoLocation, GeoTable, Policy, PopInfo, RankOut, ServiceSpec, WeightMode,
+};
 use petrel_types::{Family, PopIdx, PopState, Prefix};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,16 +33,37 @@ fn p(s: &str) -> Prefix {
 }
 
 fn small_geo() -> GeoTable {
-    let loc = |lat, lon, c: &str, k: &str| GeoLocation { lat_lon: Some((lat, lon)), country: Some(c.into()), continent: Some(k.into()), city: None };
+    let loc = |lat, lon, c: &str, k: &str| GeoLocation {
+        lat_lon: Some((lat, lon)),
+        country: Some(c.into()),
+        continent: Some(k.into()),
+        city: None,
+    };
     GeoTable::from_entries(
-        vec![loc(48.85, 2.35, "FR", "EU"), loc(34.05, -118.24, "US", "NA"), loc(35.68, 139.69, "JP", "AS"), loc(-37.8, 144.9, "AU", "OC")],
-        vec![(p("2.0.0.0/8"), 0), (p("3.0.0.0/8"), 1), (p("3.3.0.0/16"), 2), (p("4.0.0.0/8"), 3)],
+        vec![
+            loc(48.85, 2.35, "FR", "EU"),
+            loc(34.05, -118.24, "US", "NA"),
+            loc(35.68, 139.69, "JP", "AS"),
+            loc(-37.8, 144.9, "AU", "OC"),
+        ],
+        vec![
+            (p("2.0.0.0/8"), 0),
+            (p("3.0.0.0/8"), 1),
+            (p("3.3.0.0/16"), 2),
+            (p("4.0.0.0/8"), 3),
+        ],
         vec![(p("2a01::/16"), 0)],
     )
 }
 
 fn spec(policies: Vec<Policy>) -> ServiceSpec {
-    ServiceSpec { name: "www".into(), candidates: vec![AMS, NYC, SIN, SYD], policies, answers: 1, fallback: Fallback::All }
+    ServiceSpec {
+        name: "www".into(),
+        candidates: vec![AMS, NYC, SIN, SYD],
+        policies,
+        answers: 1,
+        fallback: Fallback::All,
+    }
 }
 
 fn rank(svc: &petrel_mapping::CompiledService, client: &str, states: &[PopState]) -> (Vec<PopIdx>, u8, bool) {
@@ -53,7 +76,11 @@ fn rank(svc: &petrel_mapping::CompiledService, client: &str, states: &[PopState]
 #[test]
 fn geo_nearest_with_exact_scopes() {
     let geo = small_geo();
-    let svc = compile(spec(vec![Policy::GeoNearest { band_km: 0 }]), &testworld::pops(), Some(&geo));
+    let svc = compile(
+        spec(vec![Policy::GeoNearest { band_km: 0 }]),
+        &testworld::pops(),
+        Some(&geo),
+    );
     assert_eq!(rank(&svc, "2.1.2.0/24", &UP), (vec![AMS], 8, false));
     assert_eq!(rank(&svc, "3.1.2.0/24", &UP), (vec![NYC], 15, false));
     assert_eq!(rank(&svc, "3.3.2.0/24", &UP), (vec![SIN], 16, false));
@@ -90,7 +117,11 @@ fn cidr_map_wins_then_geo_breaks_ties() {
     let mut map = CidrMap::new("map.txt");
     map.insert(p("2.128.0.0/9"), vec![SYD]);
     map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);
-    let svc = compile(spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]), &testworld::pops(), Some(&geo));
+    let svc = compile(
+        spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]),
+        &testworld::pops(),
+        Some(&geo),
+    );
     assert_eq!(rank(&svc, "2.1.0.1", &UP), (vec![AMS], 9, false));
     assert_eq!(rank(&svc, "2.200.0.1", &UP), (vec![SYD], 9, false));
     assert_eq!(rank(&svc, "3.1.0.1", &UP).0, vec![SIN]);
@@ -107,7 +138,11 @@ fn geo_map_priority_and_default() {
     let mut continents = rustc_hash::FxHashMap::default();
     continents.insert("NA".to_string(), vec![AMS]);
     let svc = compile(
-        spec(vec![Policy::GeoMap { countries, continents }, Policy::Default(vec![SIN]), Policy::Priority(vec![NYC])]),
+        spec(vec![
+            Policy::GeoMap { countries, continents },
+            Policy::Default(vec![SIN]),
+            Policy::Priority(vec![NYC]),
+        ]),
         &testworld::pops(),
         Some(&geo),
     );
@@ -153,7 +188,11 @@ fn explain_agrees_with_rank() {
     let pops = testworld::pops();
     let mut map = CidrMap::new("map.txt");
     map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);
-    let svc = compile(spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]), &pops, Some(&geo));
+    let svc = compile(
+        spec(vec![Policy::Cidr(map), Policy::GeoNearest { band_km: 0 }]),
+        &pops,
+        Some(&geo),
+    );
     let st = [PopState::Up, PopState::Up, PopState::Drained, PopState::Up];
     let e = svc.explain(&p("3.1.0.0/24"), Some(Family::V4), &pops, &st, Some(&geo), 0);
     assert!(e.consistent);
@@ -169,9 +208,14 @@ fn explain_agrees_with_rank() {
 fn rank_does_not_allocate() {
     let pops = testworld::pops();
     let geo = testworld::geo(2000);
-    let s = spec(vec![Policy::GeoNearest { band_km: 1000 }, Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 })]);
+    let s = spec(vec![
+        Policy::GeoNearest { band_km: 1000 },
+        Policy::Weighted(WeightMode::Hash { v4_len: 24, v6_len: 48 }),
+    ]);
     let svc = compile(s, &pops, Some(&geo));
-    let clients: Vec<Prefix> = (0..10_000u32).map(|i| Prefix::from_bits(Family::V4, (i.wrapping_mul(2_654_435_761) & 0xffff_ff00) as u128, 24)).collect();
+    let clients: Vec<Prefix> = (0..10_000u32)
+        .map(|i| Prefix::from_bits(Family::V4, (i.wrapping_mul(2_654_435_761) & 0xffff_ff00) as u128, 24))
+        .collect();
     let mut out = RankOut::default();
     svc.rank(&clients[0], Some(Family::V4), &UP, 0, &mut out);
     let before = ALLOCS.load(Ordering::SeqCst);

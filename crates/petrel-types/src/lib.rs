@@ -3,8 +3,8 @@
 //! Kept deliberately tiny and dependency-light: addresses and prefixes, POP
 //! indices and the administrative/health state of a POP.
 
-mod prefix;
 mod pop;
+mod prefix;
 
 pub use pop::{PopIdx, PopState};
 pub use prefix::{Family, Prefix, PrefixError};

@@ -76,7 +76,11 @@ impl Prefix {
         if len > max {
             return None;
         }
-        Some(Prefix { family, bits: bits & mask(len, max), len })
+        Some(Prefix {
+            family,
+            bits: bits & mask(len, max),
+            len,
+        })
     }
 
     pub fn from_bits(family: Family, bits: u128, len: u8) -> Prefix {
@@ -85,7 +89,11 @@ impl Prefix {
             Family::V6 => Family2::V6,
         };
         debug_assert!(len <= family.max_len());
-        Prefix { family: f, bits: bits & mask(len, family.max_len()), len }
+        Prefix {
+            family: f,
+            bits: bits & mask(len, family.max_len()),
+            len,
+        }
     }
 
     /// The whole address space of a family.

@@ -27,7 +27,10 @@ pub fn spawn(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<()> {
     registry.register_collector(Box::new(MetricsCollector(Arc::downgrade(&shared))));
     let state = Arc::new(AdminState { shared, registry });
     std::thread::Builder::new().name("admin".into()).spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("admin runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("admin runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
             if let Err(e) = axum::serve(listener, router(state)).await {
@@ -57,7 +60,14 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
 async fn metrics(State(st): St) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &st.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
     }
 }
@@ -94,7 +104,11 @@ async fn reload(State(st): St) -> Response {
     let shared = st.shared.clone();
     match tokio::task::spawn_blocking(move || shared.reload()).await {
         Ok(Ok(id)) => Json(json!({ "ok": true, "generation": id })).into_response(),
-        Ok(Err(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "ok": false, "errors": errors }))).into_response(),
+        Ok(Err(errors)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": errors })),
+        )
+            .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
     }
 }
@@ -108,7 +122,10 @@ struct ExplainQ {
 
 async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
     let (Some(service), Some(client)) = (q.service, q.client) else {
-        return error(StatusCode::BAD_REQUEST, "parameters `service` and `client` are required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "parameters `service` and `client` are required",
+        );
     };
     let g = st.shared.gen.load();
     match crate::explain::explain(&g.compiled, &g.states, &service, &client, q.qtype.as_deref()) {
@@ -129,7 +146,12 @@ async fn pop_action(State(st): St, Path((name, action)): Path<(String, String)>)
     let drained = match action.as_str() {
         "drain" => true,
         "undrain" => false,
-        other => return error(StatusCode::NOT_FOUND, format!("unknown action `{other}`; use drain or undrain")),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action `{other}`; use drain or undrain"),
+            )
+        }
     };
     let shared = st.shared.clone();
     let n = name.clone();

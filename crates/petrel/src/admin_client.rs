@@ -6,7 +6,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 pub fn call(admin: SocketAddr, method: &str, path: &str) -> Result<(u16, serde_json::Value), String> {
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5)).map_err(|e| format!("cannot reach the admin API at {admin}: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
+        .map_err(|e| format!("cannot reach the admin API at {admin}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
     let req = format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
@@ -14,8 +15,16 @@ pub fn call(admin: SocketAddr, method: &str, path: &str) -> Result<(u16, serde_j
     s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&resp);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed HTTP reply")?;
-    let code: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("malformed HTTP status")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("malformed HTTP status")?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
     Ok((code, json))
 }
@@ -23,7 +32,9 @@ pub fn call(admin: SocketAddr, method: &str, path: &str) -> Result<(u16, serde_j
 fn dechunk(mut b: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = b.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }

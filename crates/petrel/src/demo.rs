@@ -37,7 +37,10 @@ struct Record {
 /// Compile `network,latitude,longitude,country,continent,city` lines into a
 /// MaxMind DB (City layout) that any MaxMind reader understands.
 pub fn csv_to_mmdb(csv: &str, source: &str) -> Result<Vec<u8>, String> {
-    let mut w = mmdb_writer::Writer::builder("petrel-GeoIP-City").description(&[("en", "petrel demo data: invented locations")]).build_epoch(std::time::UNIX_EPOCH).build();
+    let mut w = mmdb_writer::Writer::builder("petrel-GeoIP-City")
+        .description(&[("en", "petrel demo data: invented locations")])
+        .build_epoch(std::time::UNIX_EPOCH)
+        .build();
     for (i, line) in csv.lines().enumerate() {
         let l = line.trim();
         if l.is_empty() || l.starts_with('#') {
@@ -46,16 +49,25 @@ pub fn csv_to_mmdb(csv: &str, source: &str) -> Result<Vec<u8>, String> {
         let f: Vec<&str> = l.split(',').map(str::trim).collect();
         let bad = |what: &str| format!("{source}:{}: {what} in `{l}`", i + 1);
         if f.len() != 6 {
-            return Err(bad("expected 6 fields network,latitude,longitude,country,continent,city"));
+            return Err(bad(
+                "expected 6 fields network,latitude,longitude,country,continent,city",
+            ));
         }
         let net: mmdb_writer::ipnet::IpNet = f[0].parse().map_err(|_| bad("bad network"))?;
         let lat: f64 = f[1].parse().map_err(|_| bad("bad latitude"))?;
         let lon: f64 = f[2].parse().map_err(|_| bad("bad longitude"))?;
         let rec = Record {
-            location: Loc { latitude: lat, longitude: lon },
-            country: Code { iso_code: f[3].to_string() },
+            location: Loc {
+                latitude: lat,
+                longitude: lon,
+            },
+            country: Code {
+                iso_code: f[3].to_string(),
+            },
             continent: Continent { code: f[4].to_string() },
-            city: City { names: [("en".to_string(), f[5].to_string())].into() },
+            city: City {
+                names: [("en".to_string(), f[5].to_string())].into(),
+            },
         };
         w.insert(net, &rec).map_err(|e| bad(&e.to_string()))?;
     }
@@ -65,7 +77,9 @@ pub fn csv_to_mmdb(csv: &str, source: &str) -> Result<Vec<u8>, String> {
 /// Write the demo's config, zone and GeoIP database into `dir`.
 pub fn write(dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let put = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+    let put = |name: &str, bytes: &[u8]| {
+        std::fs::write(dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
     put("demo.toml", DEMO_TOML.as_bytes())?;
     put("demo.zone", DEMO_ZONE.as_bytes())?;
     put("demo-geo.mmdb", &csv_to_mmdb(DEMO_GEO_CSV, "demo-geo.csv")?)?;

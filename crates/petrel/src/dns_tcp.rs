@@ -3,7 +3,7 @@
 
 use crate::metrics::Metrics;
 use crate::shared::Shared;
-use petrel_dns_auth::{answer, AnswerInfo, AnswerLimits, Client};
+use petrel_dns_auth::{answer, AnswerInfo, Client};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, max_conns: usize, limits: AnswerLimits) {
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, max_conns: usize) {
     let slots = Arc::new(Semaphore::new(max_conns));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -31,13 +31,13 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, m
         shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         tokio::spawn(async move {
-            connection(shared, stream, peer.ip(), idle, limits).await;
+            connection(shared, stream, peer.ip(), idle).await;
             drop(permit);
         });
     }
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAddr, idle: Duration, limits: AnswerLimits) {
+async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAddr, idle: Duration) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
@@ -72,7 +72,15 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAd
         }
         let n = {
             let g = shared.gen.load();
-            let n = answer(&g.compiled.auth, &g.states, &inbuf[..len], &client, &limits, len as u64, &mut outbuf[2..], &mut info);
+            let n = answer(
+                &g.compiled.auth,
+                &g.states,
+                &inbuf[..len],
+                &client,
+                len as u64,
+                &mut outbuf[2..],
+                &mut info,
+            );
             if n > 0 {
                 Metrics::record(&g.counters, &info);
             }

@@ -8,7 +8,7 @@
 
 use crate::metrics::Metrics;
 use crate::shared::Shared;
-use petrel_dns_auth::{answer, AnswerInfo, AnswerLimits, Client};
+use petrel_dns_auth::{answer, AnswerInfo, Client};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -33,12 +33,16 @@ pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
 }
 
 /// Start `n` workers on `addr`, each with its own socket.
-pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, n: usize, limits: AnswerLimits) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, n: usize) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for i in 0..n {
         let sock = bind(addr)?;
         let shared = shared.clone();
-        handles.push(std::thread::Builder::new().name(format!("dns-udp-{i}")).spawn(move || worker(sock, shared, limits))?);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("dns-udp-{i}"))
+                .spawn(move || worker(sock, shared))?,
+        );
     }
     Ok(handles)
 }
@@ -48,7 +52,10 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says this storage holds a sockaddr_in.
             let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::from((u32::from_be(a.sin_addr.s_addr).to_be_bytes(), u16::from_be(a.sin_port))))
+            Some(SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
@@ -59,7 +66,7 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<
     }
 }
 
-fn worker(sock: Socket, shared: Arc<Shared>, limits: AnswerLimits) {
+fn worker(sock: Socket, shared: Arc<Shared>) {
     let fd = sock.as_raw_fd();
     let mut inbuf = vec![0u8; BATCH * BUF];
     let mut outbuf = vec![0u8; BATCH * BUF];
@@ -73,7 +80,10 @@ fn worker(sock: Socket, shared: Arc<Shared>, limits: AnswerLimits) {
     let mut entropy: u64 = 0x853c_49e6_748f_ea9b ^ (fd as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     loop {
         for i in 0..BATCH {
-            iov_in[i] = libc::iovec { iov_base: inbuf[i * BUF..].as_mut_ptr().cast(), iov_len: BUF };
+            iov_in[i] = libc::iovec {
+                iov_base: inbuf[i * BUF..].as_mut_ptr().cast(),
+                iov_len: BUF,
+            };
             msgs_in[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
             msgs_in[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             msgs_in[i].msg_hdr.msg_iov = &mut iov_in[i];
@@ -83,7 +93,15 @@ fn worker(sock: Socket, shared: Arc<Shared>, limits: AnswerLimits) {
             msgs_in[i].msg_len = 0;
         }
         // SAFETY: every mmsghdr points at live buffers owned by this frame.
-        let n = unsafe { libc::recvmmsg(fd, msgs_in.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs_in.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -97,19 +115,35 @@ fn worker(sock: Socket, shared: Arc<Shared>, limits: AnswerLimits) {
         let mut nout = 0usize;
         for i in 0..n as usize {
             let len = msgs_in[i].msg_len as usize;
-            let Some(peer) = sockaddr_to_std(&names[i], msgs_in[i].msg_hdr.msg_namelen) else { continue };
+            let Some(peer) = sockaddr_to_std(&names[i], msgs_in[i].msg_hdr.msg_namelen) else {
+                continue;
+            };
             entropy ^= entropy << 13;
             entropy ^= entropy >> 7;
             entropy ^= entropy << 17;
             let out = &mut outbuf[nout * BUF..(nout + 1) * BUF];
-            let client = Client { addr: peer.ip(), tcp: false };
-            let olen = answer(auth, &g.states, &inbuf[i * BUF..i * BUF + len], &client, &limits, entropy, out, &mut info);
+            let client = Client {
+                addr: peer.ip(),
+                tcp: false,
+            };
+            let olen = answer(
+                auth,
+                &g.states,
+                &inbuf[i * BUF..i * BUF + len],
+                &client,
+                entropy,
+                out,
+                &mut info,
+            );
             if olen == 0 {
                 shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             Metrics::record(&g.counters, &info);
-            iov_out[nout] = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: olen };
+            iov_out[nout] = libc::iovec {
+                iov_base: out.as_mut_ptr().cast(),
+                iov_len: olen,
+            };
             msgs_out[nout].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
             msgs_out[nout].msg_hdr.msg_namelen = msgs_in[i].msg_hdr.msg_namelen;
             msgs_out[nout].msg_hdr.msg_iov = &mut iov_out[nout];

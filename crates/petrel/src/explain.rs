@@ -7,7 +7,13 @@ use petrel_types::{Family, PopState, Prefix};
 /// Explain the decision for `client` (an address or a prefix) at `service`.
 /// `qtype` picks the address family the answer needs (A, AAAA, or any for
 /// CNAME-mode services).
-pub fn explain(compiled: &Compiled, states: &[PopState], service: &str, client: &str, qtype: Option<&str>) -> Result<Explanation, String> {
+pub fn explain(
+    compiled: &Compiled,
+    states: &[PopState],
+    service: &str,
+    client: &str,
+    qtype: Option<&str>,
+) -> Result<Explanation, String> {
     let (i, _) = compiled.config.service(service).ok_or_else(|| {
         let names: Vec<&str> = compiled.config.services.iter().map(|s| s.name.as_str()).collect();
         format!("no service `{service}`; services are: {}", names.join(", "))
@@ -16,7 +22,11 @@ pub fn explain(compiled: &Compiled, states: &[PopState], service: &str, client: 
     let svc = &compiled.auth.services[i];
     let qfamily = match qtype.map(|q| q.to_ascii_uppercase()) {
         None => match svc.mode {
-            petrel_dns_auth::ServiceMode::Address => Some(if prefix.family() == Family::V6 { Family::V6 } else { Family::V4 }),
+            petrel_dns_auth::ServiceMode::Address => Some(if prefix.family() == Family::V6 {
+                Family::V6
+            } else {
+                Family::V4
+            }),
             petrel_dns_auth::ServiceMode::Cname(_) => None,
         },
         Some(q) if q == "A" => Some(Family::V4),
@@ -24,5 +34,7 @@ pub fn explain(compiled: &Compiled, states: &[PopState], service: &str, client: 
         Some(q) if q == "ANY" || q == "CNAME" => None,
         Some(q) => return Err(format!("qtype `{q}`: expected A, AAAA or CNAME")),
     };
-    Ok(svc.mapping.explain(&prefix, qfamily, &compiled.pop_info, states, compiled.geo.as_deref(), 0))
+    Ok(svc
+        .mapping
+        .explain(&prefix, qfamily, &compiled.pop_info, states, compiled.geo.as_deref(), 0))
 }

@@ -7,7 +7,7 @@
 
 use crate::metrics::{GenCounters, Metrics};
 use petrel_config::{Config, PolicyConf};
-use petrel_dns_auth::{parse_zone_file, AuthData, PopAddrs, ServiceAnswer, ServiceMode, ZoneSetBuilder};
+use petrel_dns_auth::{parse_zone_file, AnswerLimits, AuthData, PopAddrs, ServiceAnswer, ServiceMode, ZoneSetBuilder};
 use petrel_dns_wire::name;
 use petrel_mapping::{compile, CidrMap, GeoTable, Policy, PopInfo, ServiceSpec};
 use petrel_types::PopState;
@@ -43,7 +43,13 @@ impl Generation {
     pub fn new(id: u64, compiled: Arc<Compiled>, overrides: &Overrides, metrics: &Metrics) -> Generation {
         let states = states_for(&compiled.config, overrides);
         let counters = Arc::new(metrics.counters_for(&compiled.config));
-        Generation { id, compiled, states, counters, built_at: SystemTime::now() }
+        Generation {
+            id,
+            compiled,
+            states,
+            counters,
+            built_at: SystemTime::now(),
+        }
     }
 
     /// Same compiled data, new POP states.
@@ -66,7 +72,13 @@ fn states_for(config: &Config, o: &Overrides) -> Arc<[PopState]> {
     config
         .pops
         .iter()
-        .map(|p| if o.drained.contains(&p.name) { PopState::Drained } else { p.state })
+        .map(|p| {
+            if o.drained.contains(&p.name) {
+                PopState::Drained
+            } else {
+                p.state
+            }
+        })
         .collect()
 }
 
@@ -96,12 +108,21 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
     let pop_info: Vec<PopInfo> = config
         .pops
         .iter()
-        .map(|p| PopInfo { name: p.name.clone(), location: p.location, weight: p.weight, has_v4: !p.ipv4.is_empty(), has_v6: !p.ipv6.is_empty() })
+        .map(|p| PopInfo {
+            name: p.name.clone(),
+            location: p.location,
+            weight: p.weight,
+            has_v4: !p.ipv4.is_empty(),
+            has_v6: !p.ipv6.is_empty(),
+        })
         .collect();
     let pop_addrs: Vec<PopAddrs> = config
         .pops
         .iter()
-        .map(|p| PopAddrs { v4: p.ipv4.iter().map(|a| a.octets()).collect(), v6: p.ipv6.iter().map(|a| a.octets()).collect() })
+        .map(|p| PopAddrs {
+            v4: p.ipv4.iter().map(|a| a.octets()).collect(),
+            v6: p.ipv6.iter().map(|a| a.octets()).collect(),
+        })
         .collect();
 
     let mut zb = ZoneSetBuilder::new();
@@ -134,7 +155,10 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
         for p in &s.policies {
             policies.push(match p {
                 PolicyConf::Cidr { entries, file, at } => {
-                    let mut map = CidrMap::new(file.as_ref().map_or_else(|| "inline map".to_string(), |f| f.display().to_string()));
+                    let mut map = CidrMap::new(
+                        file.as_ref()
+                            .map_or_else(|| "inline map".to_string(), |f| f.display().to_string()),
+                    );
                     for (pfx, pops) in entries {
                         map.insert(*pfx, pops.clone());
                     }
@@ -144,7 +168,12 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
                                 Ok(list) => {
                                     for (pfx, pops) in list {
                                         if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
-                                            errs.push(format!("{}: POP `{}` (for {pfx}) is not a candidate of service {}", f.display(), config.pops[bad.index()].name, s.name));
+                                            errs.push(format!(
+                                                "{}: POP `{}` (for {pfx}) is not a candidate of service {}",
+                                                f.display(),
+                                                config.pops[bad.index()].name,
+                                                s.name
+                                            ));
                                         }
                                         map.insert(pfx, pops);
                                     }
@@ -170,7 +199,13 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
                 PolicyConf::Weighted(m) => Policy::Weighted(*m),
             });
         }
-        let spec = ServiceSpec { name: s.name.clone(), candidates: s.pops.clone(), policies, answers: s.answers, fallback: s.fallback };
+        let spec = ServiceSpec {
+            name: s.name.clone(),
+            candidates: s.pops.clone(),
+            policies,
+            answers: s.answers,
+            fallback: s.fallback,
+        };
         let mapping = compile(spec, &pop_info, geo.as_deref());
         let mode = match &s.cname {
             None => ServiceMode::Address,
@@ -189,13 +224,30 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
         if let Err(e) = zb.add_service(&s.name_wire, i as u16) {
             errs.push(format!("{}: service {}: {e}", config.path.display(), s.name));
         }
-        services.push(ServiceAnswer { mapping, ttl: s.ttl, mode });
+        services.push(ServiceAnswer {
+            mapping,
+            ttl: s.ttl,
+            mode,
+        });
     }
     if !errs.is_empty() {
         return Err(errs);
     }
-    let auth = AuthData { zones: zb.build(), services, pops: pop_addrs };
-    Ok(Compiled { config: Arc::new(config), auth: Arc::new(auth), geo, pop_info: Arc::new(pop_info) })
+    let limits = AnswerLimits {
+        max_udp: config.server.max_udp_payload,
+    };
+    let auth = AuthData {
+        zones: zb.build(),
+        services,
+        pops: pop_addrs,
+        limits,
+    };
+    Ok(Compiled {
+        config: Arc::new(config),
+        auth: Arc::new(auth),
+        geo,
+        pop_info: Arc::new(pop_info),
+    })
 }
 
 fn read_geo(path: &Path) -> Result<GeoTable, String> {

@@ -18,7 +18,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "petrel", version, about = "Network-aware global traffic director: sends every client to the POP that serves it best")]
+#[command(
+    name = "petrel",
+    version,
+    about = "Network-aware global traffic director: sends every client to the POP that serves it best"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -121,8 +125,19 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Serve { config } => serve::run(&config),
         Cmd::Check { config } => check(&config),
-        Cmd::Explain { config, admin, service, client, qtype, json } => explain_cmd(config, admin, &service, &client, qtype.as_deref(), json),
-        Cmd::Map { config, service, output } => map(&config, &service, output),
+        Cmd::Explain {
+            config,
+            admin,
+            service,
+            client,
+            qtype,
+            json,
+        } => explain_cmd(config, admin, &service, &client, qtype.as_deref(), json),
+        Cmd::Map {
+            config,
+            service,
+            output,
+        } => map(&config, &service, output),
         Cmd::Demo { dir, write_only } => demo_cmd(&dir, write_only),
         Cmd::Pop { action, admin } => pop_cmd(action, admin),
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
@@ -165,27 +180,56 @@ fn offline(config: &std::path::Path) -> Result<(generation::Compiled, Vec<petrel
     let compiled = generation::load(config).map_err(|e| e.join("\n"))?;
     // Reflect drains a running server recorded in its state file.
     let overrides = match &compiled.config.server.state_file {
-        Some(f) => std::fs::read_to_string(f).ok().and_then(|t| serde_json::from_str::<generation::Overrides>(&t).ok()).unwrap_or_default(),
+        Some(f) => std::fs::read_to_string(f)
+            .ok()
+            .and_then(|t| serde_json::from_str::<generation::Overrides>(&t).ok())
+            .unwrap_or_default(),
         None => Default::default(),
     };
-    let states = compiled.config.pops.iter().map(|p| if overrides.drained.contains(&p.name) { petrel_types::PopState::Drained } else { p.state }).collect();
+    let states = compiled
+        .config
+        .pops
+        .iter()
+        .map(|p| {
+            if overrides.drained.contains(&p.name) {
+                petrel_types::PopState::Drained
+            } else {
+                p.state
+            }
+        })
+        .collect();
     Ok((compiled, states))
 }
 
-fn explain_cmd(config: Option<PathBuf>, admin: Option<SocketAddr>, service: &str, client: &str, qtype: Option<&str>, json: bool) -> Result<(), String> {
+fn explain_cmd(
+    config: Option<PathBuf>,
+    admin: Option<SocketAddr>,
+    service: &str,
+    client: &str,
+    qtype: Option<&str>,
+    json: bool,
+) -> Result<(), String> {
     let e: petrel_mapping::Explanation = match (config, admin) {
         (Some(c), _) => {
             let (compiled, states) = offline(&c)?;
             explain::explain(&compiled, &states, service, client, qtype)?
         }
         (None, Some(a)) => {
-            let mut path = format!("/api/v1/explain?service={}&client={}", urlencode(service), urlencode(client));
+            let mut path = format!(
+                "/api/v1/explain?service={}&client={}",
+                urlencode(service),
+                urlencode(client)
+            );
             if let Some(q) = qtype {
                 path.push_str(&format!("&qtype={}", urlencode(q)));
             }
             let (code, body) = admin_client::call(a, "GET", &path)?;
             if code != 200 {
-                return Err(body.get("error").and_then(|e| e.as_str()).unwrap_or("explain failed").to_string());
+                return Err(body
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("explain failed")
+                    .to_string());
             }
             if json {
                 let mut body = body;
@@ -195,7 +239,9 @@ fn explain_cmd(config: Option<PathBuf>, admin: Option<SocketAddr>, service: &str
                 println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
                 return Ok(());
             }
-            serde_json::from_value::<ExplainView>(body).map_err(|e| e.to_string())?.print();
+            serde_json::from_value::<ExplainView>(body)
+                .map_err(|e| e.to_string())?
+                .print();
             return Ok(());
         }
         (None, None) => return Err("give --config FILE or --admin ADDR".into()),
@@ -227,34 +273,39 @@ impl ExplainView {
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(), String> {
     let (compiled, states) = offline(config)?;
-    let (i, _) = compiled.config.service(service).ok_or_else(|| format!("no service `{service}`"))?;
+    let (i, _) = compiled
+        .config
+        .service(service)
+        .ok_or_else(|| format!("no service `{service}`"))?;
     let svc = &compiled.auth.services[i].mapping;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut rank = petrel_mapping::RankOut::default();
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut input = stdin.lock();
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            Err(e) => {
-                // Not UTF-8 or unreadable: answer NULL and go on (Apache waits
-                // for exactly one line per request).
-                eprintln!("petrel map: unreadable input line: {e}");
-                let _ = input.skip_until(b'\n');
-                writeln!(out, "NULL").and_then(|_| out.flush()).map_err(|e| e.to_string())?;
-                continue;
-            }
+            Err(e) => return Err(format!("reading stdin: {e}")),
         }
+        // Apache waits for exactly one line per request: anything that is not
+        // an address answers NULL, and the map keeps going.
+        let line = String::from_utf8_lossy(&raw);
         let key = line.trim();
         let answer = match petrel_types::Prefix::parse_lenient(key) {
             Ok(p) => {
@@ -267,7 +318,11 @@ fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(),
                             MapOutput::Addr => {
                                 let v4 = c.ipv4.first().map(|a| a.to_string());
                                 let v6 = c.ipv6.first().map(|a| a.to_string());
-                                let pick = if p.family() == petrel_types::Family::V6 { v6.or(v4) } else { v4.or(v6) };
+                                let pick = if p.family() == petrel_types::Family::V6 {
+                                    v6.or(v4)
+                                } else {
+                                    v4.or(v6)
+                                };
                                 pick.unwrap_or_else(|| "NULL".into())
                             }
                         }
@@ -281,7 +336,9 @@ fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(),
             }
         };
         // One line per request, flushed at once: Apache's prg: protocol.
-        writeln!(out, "{answer}").and_then(|_| out.flush()).map_err(|e| e.to_string())?;
+        writeln!(out, "{answer}")
+            .and_then(|_| out.flush())
+            .map_err(|e| e.to_string())?;
     }
 }
 
@@ -315,7 +372,12 @@ fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
                 return Err(format!("the server answered HTTP {code}"));
             }
             for p in body.as_array().into_iter().flatten() {
-                println!("{:<12} {:<8} (configured {})", p["name"].as_str().unwrap_or("?"), p["state"].as_str().unwrap_or("?"), p["configured"].as_str().unwrap_or("?"));
+                println!(
+                    "{:<12} {:<8} (configured {})",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["state"].as_str().unwrap_or("?"),
+                    p["configured"].as_str().unwrap_or("?")
+                );
             }
             Ok(())
         }

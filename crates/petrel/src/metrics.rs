@@ -16,9 +16,29 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 
-const QTYPES: [u16; 11] = [rtype::A, rtype::AAAA, rtype::CNAME, rtype::MX, rtype::TXT, rtype::SRV, rtype::NS, rtype::PTR, rtype::CAA, rtype::SOA, rtype::ANY];
+const QTYPES: [u16; 11] = [
+    rtype::A,
+    rtype::AAAA,
+    rtype::CNAME,
+    rtype::MX,
+    rtype::TXT,
+    rtype::SRV,
+    rtype::NS,
+    rtype::PTR,
+    rtype::CAA,
+    rtype::SOA,
+    rtype::ANY,
+];
 const NQ: usize = QTYPES.len() + 1;
-const RCODES: [u16; 7] = [rcode::NOERROR, rcode::FORMERR, rcode::SERVFAIL, rcode::NXDOMAIN, rcode::NOTIMP, rcode::REFUSED, rcode::BADVERS];
+const RCODES: [u16; 7] = [
+    rcode::NOERROR,
+    rcode::FORMERR,
+    rcode::SERVFAIL,
+    rcode::NXDOMAIN,
+    rcode::NOTIMP,
+    rcode::REFUSED,
+    rcode::BADVERS,
+];
 const NR: usize = RCODES.len() + 1;
 
 fn qtype_idx(t: u16) -> usize {
@@ -76,7 +96,11 @@ impl Metrics {
         let services = config.services.iter().map(|svc| get(&svc.name)).collect();
         let other = get(OTHER);
         let mut p = self.pops.lock().expect("metrics lock");
-        let pops = config.pops.iter().map(|pop| p.entry(pop.name.clone()).or_default().clone()).collect();
+        let pops = config
+            .pops
+            .iter()
+            .map(|pop| p.entry(pop.name.clone()).or_default().clone())
+            .collect();
         GenCounters { services, other, pops }
     }
 
@@ -119,11 +143,24 @@ fn svc_label(name: &str) -> &str {
 
 impl Collector for MetricsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(shared) = self.0.upgrade() else { return Ok(()) };
+        let Some(shared) = self.0.upgrade() else {
+            return Ok(());
+        };
         let m = &shared.metrics;
-        let services: Vec<(String, Arc<SvcCounters>)> = m.services.lock().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let services: Vec<(String, Arc<SvcCounters>)> = m
+            .services
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         {
-            let mut me = enc.encode_descriptor("petrel_dns_queries", "DNS queries answered, by service (- for none), qtype and rcode", None, ConstCounter::new(0u64).metric_type())?;
+            let mut me = enc.encode_descriptor(
+                "petrel_dns_queries",
+                "DNS queries answered, by service (- for none), qtype and rcode",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
             for (name, c) in &services {
                 for (qi, row) in c.queries.iter().enumerate() {
                     for (ri, v) in row.iter().enumerate() {
@@ -131,16 +168,33 @@ impl Collector for MetricsCollector {
                         if n == 0 {
                             continue;
                         }
-                        let qt = if qi < QTYPES.len() { rtype::name(QTYPES[qi]) } else { "other" };
-                        let rc = if ri < RCODES.len() { rcode::name(RCODES[ri]) } else { "other" };
-                        let labels = vec![("service", svc_label(name).to_string()), ("qtype", qt.to_string()), ("rcode", rc.to_string())];
+                        let qt = if qi < QTYPES.len() {
+                            rtype::name(QTYPES[qi])
+                        } else {
+                            "other"
+                        };
+                        let rc = if ri < RCODES.len() {
+                            rcode::name(RCODES[ri])
+                        } else {
+                            "other"
+                        };
+                        let labels = vec![
+                            ("service", svc_label(name).to_string()),
+                            ("qtype", qt.to_string()),
+                            ("rcode", rc.to_string()),
+                        ];
                         ConstCounter::new(n).encode(me.encode_family(&labels)?)?;
                     }
                 }
             }
         }
         {
-            let mut me = enc.encode_descriptor("petrel_dns_ecs_queries", "DNS queries by presence of an EDNS Client Subnet option", None, ConstCounter::new(0u64).metric_type())?;
+            let mut me = enc.encode_descriptor(
+                "petrel_dns_ecs_queries",
+                "DNS queries by presence of an EDNS Client Subnet option",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
             for (name, c) in &services {
                 for (i, present) in ["false", "true"].iter().enumerate() {
                     let labels = vec![("service", svc_label(name).to_string()), ("ecs", present.to_string())];
@@ -149,8 +203,16 @@ impl Collector for MetricsCollector {
             }
         }
         for (metric, help, get) in [
-            ("petrel_dns_fallback_answers", "Mapped answers given while no candidate POP was usable", (|c: &SvcCounters| c.fallback.load(Relaxed)) as fn(&SvcCounters) -> u64),
-            ("petrel_dns_truncated_answers", "UDP answers sent with TC=1", |c: &SvcCounters| c.truncated.load(Relaxed)),
+            (
+                "petrel_dns_fallback_answers",
+                "Mapped answers given while no candidate POP was usable",
+                (|c: &SvcCounters| c.fallback.load(Relaxed)) as fn(&SvcCounters) -> u64,
+            ),
+            (
+                "petrel_dns_truncated_answers",
+                "UDP answers sent with TC=1",
+                |c: &SvcCounters| c.truncated.load(Relaxed),
+            ),
         ] {
             let mut me = enc.encode_descriptor(metric, help, None, ConstCounter::new(0u64).metric_type())?;
             for (name, c) in services.iter().filter(|(n, _)| !n.is_empty()) {
@@ -159,15 +221,31 @@ impl Collector for MetricsCollector {
             }
         }
         {
-            let pops: Vec<(String, u64)> = m.pops.lock().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.load(Relaxed))).collect();
-            let mut me = enc.encode_descriptor("petrel_dns_pop_answers", "Mapped answers naming each POP", None, ConstCounter::new(0u64).metric_type())?;
+            let pops: Vec<(String, u64)> = m
+                .pops
+                .lock()
+                .expect("metrics lock")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.load(Relaxed)))
+                .collect();
+            let mut me = enc.encode_descriptor(
+                "petrel_dns_pop_answers",
+                "Mapped answers naming each POP",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
             for (name, n) in pops {
                 ConstCounter::new(n).encode(me.encode_family(&vec![("pop", name)])?)?;
             }
         }
         let g = shared.gen.load();
         {
-            let mut me = enc.encode_descriptor("petrel_pop_up", "1 if a POP is usable for new decisions, by state", None, ConstGauge::new(0i64).metric_type())?;
+            let mut me = enc.encode_descriptor(
+                "petrel_pop_up",
+                "1 if a POP is usable for new decisions, by state",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
             for (i, p) in g.config().pops.iter().enumerate() {
                 let st = g.states[i];
                 let labels = vec![("pop", p.name.clone()), ("state", st.as_str().to_string())];
@@ -175,19 +253,47 @@ impl Collector for MetricsCollector {
             }
         }
         for (name, help, v) in [
-            ("petrel_reloads_ok", "Successful config reloads", m.reloads_ok.load(Relaxed)),
-            ("petrel_reloads_failed", "Rejected config reloads (the previous generation kept serving)", m.reloads_failed.load(Relaxed)),
-            ("petrel_dns_dropped", "Packets dropped without an answer (not a query, or too short)", m.dropped.load(Relaxed)),
-            ("petrel_dns_tcp_accepted", "TCP connections accepted", m.tcp_accepted.load(Relaxed)),
-            ("petrel_dns_tcp_rejected", "TCP connections closed at once because the connection limit was reached", m.tcp_rejected.load(Relaxed)),
-            ("petrel_dns_tcp_idle_closed", "TCP connections closed by the idle timeout", m.tcp_idle_closed.load(Relaxed)),
+            (
+                "petrel_reloads_ok",
+                "Successful config reloads",
+                m.reloads_ok.load(Relaxed),
+            ),
+            (
+                "petrel_reloads_failed",
+                "Rejected config reloads (the previous generation kept serving)",
+                m.reloads_failed.load(Relaxed),
+            ),
+            (
+                "petrel_dns_dropped",
+                "Packets dropped without an answer (not a query, or too short)",
+                m.dropped.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_accepted",
+                "TCP connections accepted",
+                m.tcp_accepted.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_rejected",
+                "TCP connections closed at once because the connection limit was reached",
+                m.tcp_rejected.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_idle_closed",
+                "TCP connections closed by the idle timeout",
+                m.tcp_idle_closed.load(Relaxed),
+            ),
         ] {
             let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
             ConstCounter::new(v).encode(me)?;
         }
         let age = g.built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
         for (name, help, v) in [
-            ("petrel_generation_age_seconds", "Seconds since the serving generation was built", age),
+            (
+                "petrel_generation_age_seconds",
+                "Seconds since the serving generation was built",
+                age,
+            ),
             ("petrel_generation_id", "Id of the serving generation", g.id as f64),
         ] {
             let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;

@@ -2,7 +2,6 @@
 
 use crate::shared::Shared;
 use crate::{admin, dns_tcp, dns_udp, generation};
-use petrel_dns_auth::AnswerLimits;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,27 +17,45 @@ pub fn run(config: &Path) -> Result<(), String> {
     })?;
     let server = compiled.config.server.clone();
     let shared = Shared::new(config, compiled)?;
-    let limits = AnswerLimits { max_udp: server.max_udp_payload };
 
     // The control runtime: TCP, signals, reloads. Two threads keep a slow
     // TCP client from delaying signal handling.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("control").enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("control")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut tcp = Vec::new();
     for addr in &server.dns {
-        dns_udp::spawn(shared.clone(), *addr, server.udp_workers, limits).map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
-        let l = rt.block_on(async { tokio::net::TcpListener::bind(addr).await }).map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
+        dns_udp::spawn(shared.clone(), *addr, server.udp_workers)
+            .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
+        let l = rt
+            .block_on(async { tokio::net::TcpListener::bind(addr).await })
+            .map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");
     }
     for l in tcp {
-        rt.spawn(dns_tcp::serve(shared.clone(), l, Duration::from_secs(server.tcp_idle_timeout_secs), server.tcp_max_connections, limits));
+        rt.spawn(dns_tcp::serve(
+            shared.clone(),
+            l,
+            Duration::from_secs(server.tcp_idle_timeout_secs),
+            server.tcp_max_connections,
+        ));
     }
     if let Some(addr) = server.admin {
         admin::spawn(shared.clone(), addr).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
         tracing::info!(%addr, "admin API and metrics listening");
     }
     let g = shared.gen.load();
-    tracing::info!(generation = g.id, zones = g.compiled.auth.zones.zone_count(), services = g.config().services.len(), pops = g.config().pops.len(), "serving");
+    tracing::info!(
+        generation = g.id,
+        zones = g.compiled.auth.zones.zone_count(),
+        services = g.config().services.len(),
+        pops = g.config().pops.len(),
+        "serving"
+    );
     drop(g);
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -29,7 +29,9 @@ pub struct Shared {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Shared {
@@ -69,20 +71,35 @@ impl Shared {
                 }
                 let overrides = self.overrides.lock().expect("overrides lock").clone();
                 let id = self.next_id();
-                self.gen.store(Arc::new(Generation::new(id, Arc::new(compiled), &overrides, &self.metrics)));
+                self.gen.store(Arc::new(Generation::new(
+                    id,
+                    Arc::new(compiled),
+                    &overrides,
+                    &self.metrics,
+                )));
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 for w in &warnings {
                     tracing::warn!(warning = %w, "reload");
                 }
                 tracing::info!(generation = id, "config reloaded");
-                ReloadStatus { ok: true, at_unix: unix_now(), generation: id, errors: warnings }
+                ReloadStatus {
+                    ok: true,
+                    at_unix: unix_now(),
+                    generation: id,
+                    errors: warnings,
+                }
             }
             Err(errors) => {
                 self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 for e in &errors {
                     tracing::error!(error = %e, "reload rejected; the previous generation keeps serving");
                 }
-                ReloadStatus { ok: false, at_unix: unix_now(), generation: self.gen.load().id, errors }
+                ReloadStatus {
+                    ok: false,
+                    at_unix: unix_now(),
+                    generation: self.gen.load().id,
+                    errors,
+                }
             }
         };
         let ok = status.ok;

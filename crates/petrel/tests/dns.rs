@@ -1,0 +1,687 @@
+//! The real binary on loopback, queried by real clients: dig, kdig, unbound
+//! (a recursive resolver sending ECS), dnsperf; plus the CLI commands.
+//!
+//! These tests need Debian's bind9-dnsutils, knot-dnsutils, unbound and
+//! dnsperf: `scripts/test` installs them. A missing tool fails the test.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_petrel");
+
+fn tool(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p.display().to_string();
+        }
+    }
+    panic!("`{name}` is not installed: run `sudo scripts/test` (it installs the Debian packages the tests need)");
+}
+
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback address and port pair unique to this test run.
+fn free_port() -> u16 {
+    loop {
+        let base = 20000 + (std::process::id() % 2000) as u16 * 10;
+        let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "petrel-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+    admin: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo's data with test ports, an extra CIDR map for the 127/8 clients
+/// unbound forwards, and short TCP timeouts.
+fn write_config(dir: &Path, port: u16, admin: u16, extra: &str) -> PathBuf {
+    let out = Command::new(BIN)
+        .args(["demo", "--write-only", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
+    let cfg = cfg
+        .replace("dns = [\"127.0.0.1:5300\", \"[::1]:5300\"]", &format!("dns = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]"))
+        .replace("127.0.0.1:8053", &format!("127.0.0.1:{admin}"))
+        .replace("tcp_idle_timeout_secs = 10", "tcp_idle_timeout_secs = 2")
+        .replace("{ type = \"cidr\", entries = { \"10.0.0.0/8\" = [\"ams\"], \"192.168.0.0/16\" = [\"iad\", \"ams\"] } },",
+                 "{ type = \"cidr\", entries = { \"10.0.0.0/8\" = [\"ams\"], \"192.168.0.0/16\" = [\"iad\", \"ams\"], \"127.0.1.0/24\" = [\"sin\"], \"127.0.2.0/24\" = [\"gru\"] } },");
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, format!("{cfg}\n{extra}")).unwrap();
+    path
+}
+
+fn start(tag: &str) -> Server {
+    let dir = tempdir(tag);
+    let port = free_port();
+    let admin = free_port();
+    let cfg = write_config(&dir, port, admin, "");
+    spawn(dir, &cfg, port, admin)
+}
+
+fn spawn(dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
+    let log = std::fs::File::create(dir.join("petrel.log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child,
+        dir,
+        port,
+        admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(s.admin).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "petrel did not start: {}",
+            std::fs::read_to_string(s.dir.join("petrel.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(tool(cmd)).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn dig(s: &Server, args: &[&str]) -> String {
+    let port = s.port.to_string();
+    let mut a = vec!["@127.0.0.1", "-p", &port, "+time=2", "+tries=2"];
+    a.extend_from_slice(args);
+    run("dig", &a)
+}
+
+fn petrel(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn dig_sees_different_pops_for_different_client_subnets() {
+    let s = start("dig");
+    for (subnet, want) in [
+        ("2.16.0.0/24", "192.0.2.10"),
+        ("23.1.0.0/24", "198.51.100.10"),
+        ("14.1.0.0/24", "203.0.113.10"),
+        ("177.1.0.0/24", "192.0.2.70"),
+    ] {
+        let out = dig(
+            &s,
+            &["www.demo.petrel.test", "A", &format!("+subnet={subnet}"), "+norec"],
+        );
+        assert!(
+            out.contains(&format!("www.demo.petrel.test.\t30\tIN\tA\t{want}")),
+            "{subnet}: {out}"
+        );
+        assert!(
+            out.contains("flags: qr aa;"),
+            "AA set, RA clear, RD echoed clear: {out}"
+        );
+        // The reply echoes the source prefix with the table's scope (/8 here).
+        let base = subnet.split('/').next().unwrap();
+        assert!(out.contains(&format!("CLIENT-SUBNET: {base}/24/8")), "{out}");
+    }
+    // TCP, IPv6 transport, a small buffer and no EDNS.
+    let out = dig(
+        &s,
+        &["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+tcp", "+short"],
+    );
+    assert_eq!(out.trim(), "198.51.100.10");
+    let port = s.port.to_string();
+    let out = run(
+        "dig",
+        &[
+            "@::1",
+            "-p",
+            &port,
+            "www.demo.petrel.test",
+            "AAAA",
+            "+subnet=2a00:1::/48",
+            "+short",
+        ],
+    );
+    assert_eq!(out.trim(), "2001:db8:10::1");
+    let out = dig(
+        &s,
+        &[
+            "www.demo.petrel.test",
+            "A",
+            "+bufsize=512",
+            "+subnet=14.1.0.0/24",
+            "+short",
+        ],
+    );
+    assert_eq!(out.trim(), "203.0.113.10");
+    let out = dig(&s, &["demo.petrel.test", "SOA", "+noedns"]);
+    assert!(
+        out.contains("status: NOERROR") && !out.contains("OPT PSEUDOSECTION"),
+        "{out}"
+    );
+    let out = dig(&s, &["nothere.demo.petrel.test", "A"]);
+    assert!(out.contains("status: NXDOMAIN") && out.contains("IN\tSOA"), "{out}");
+    let out = dig(&s, &["example.com", "A"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    let out = dig(&s, &["demo.petrel.test", "ANY"]);
+    assert!(out.contains("ANSWER: 1,"), "RFC 8482: one RRset for ANY: {out}");
+    let out = dig(&s, &["docs.demo.petrel.test", "A", "+subnet=177.1.0.0/24"]);
+    assert!(
+        out.contains("CNAME\twww.demo.petrel.test.") && out.contains("192.0.2.70"),
+        "{out}"
+    );
+    let out = dig(&s, &["www.demo.petrel.test", "A", "+subnet=0.0.0.0/0"]);
+    assert!(out.contains("CLIENT-SUBNET: 0.0.0.0/0/0"), "{out}");
+    let out = dig(&s, &["www.demo.petrel.test", "A", "+edns=1", "+noednsnegotiation"]);
+    assert!(out.contains("status: BADVERS"), "{out}");
+}
+
+#[test]
+fn kdig_with_ecs_and_tcp() {
+    let s = start("kdig");
+    let port = s.port.to_string();
+    let out = run(
+        "kdig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "cdn.demo.petrel.test",
+            "A",
+            "+subnet=101.1.0.0/24",
+            "+tcp",
+        ],
+    );
+    assert!(out.contains("CNAME\tsin.pop.demo.petrel.test."), "{out}");
+    assert!(out.contains("203.0.113.10"), "{out}");
+    assert!(out.contains("CLIENT-SUBNET: 101.1.0.0/24/8"), "{out}");
+    let out = run(
+        "kdig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "api.demo.petrel.test",
+            "AAAA",
+            "+subnet=2800::/32",
+            "+short",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec!["2001:db8:20::1", "2001:db8:10::1"],
+        "gru has no IPv6; the next two: {out}"
+    );
+}
+
+#[test]
+fn unbound_forwards_client_subnets_and_clients_get_different_pops() {
+    let s = start("unbound");
+    let dir = tempdir("unbound-conf");
+    let port = free_port();
+    let conf = format!(
+        r#"server:
+    interface: 127.0.0.1@{port}
+    port: {port}
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{dir}"
+    pidfile: "{dir}/unbound.pid"
+    logfile: ""
+    use-syslog: no
+    verbosity: 1
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "subnetcache iterator"
+    send-client-subnet: 127.0.0.1
+    client-subnet-zone: demo.petrel.test
+    max-client-subnet-ipv4: 24
+    qname-minimisation: no
+    domain-insecure: "demo.petrel.test"
+    target-fetch-policy: "0 0 0 0 0"
+    # .test is special-use (RFC 6761); unbound answers it locally unless told.
+    local-zone: "test." nodefault
+stub-zone:
+    name: "demo.petrel.test"
+    stub-addr: 127.0.0.1@{dnsport}
+"#,
+        dir = dir.display(),
+        dnsport = s.port
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    let log = std::fs::File::create(dir.join("unbound.log")).unwrap();
+    let ub = Command::new(tool("unbound"))
+        .args(["-d", "-c"])
+        .arg(dir.join("unbound.conf"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _g = Kill(ub);
+    let p = port.to_string();
+    let ask = |src: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new(tool("dig"))
+                .args([
+                    "-b",
+                    src,
+                    "@127.0.0.1",
+                    "-p",
+                    &p,
+                    "+time=2",
+                    "+tries=1",
+                    "+short",
+                    "www.demo.petrel.test",
+                    "A",
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !text.is_empty() && !text.contains(";;") {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "unbound gave no answer to {src}: {text}\n{}",
+                std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // unbound sends each client's /24 as ECS; petrel maps 127.0.1/24 to sin
+    // and 127.0.2/24 to gru, and unbound's subnet cache keeps them apart.
+    assert_eq!(ask("127.0.1.5"), "203.0.113.10");
+    assert_eq!(ask("127.0.2.5"), "192.0.2.70");
+    assert_eq!(ask("127.0.1.9"), "203.0.113.10");
+    // Without a map entry the resolver-side client address has no GeoIP
+    // record: the priority order applies.
+    assert_eq!(ask("127.0.3.5"), "192.0.2.10");
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(
+        metrics.contains("petrel_dns_ecs_queries_total{service=\"www.demo.petrel.test.\",ecs=\"true\"}"),
+        "{metrics}"
+    );
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let code = r.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, r)
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let (code, body) = http(addr, "GET", path);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+#[test]
+fn reload_under_dnsperf_load_loses_no_query() {
+    let s = start("reload");
+    let cfg = s.dir.join("demo.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let qfile = s.dir.join("queries.txt");
+    std::fs::write(
+        &qfile,
+        "www.demo.petrel.test A\ncdn.demo.petrel.test A\napi.demo.petrel.test AAAA\ndemo.petrel.test SOA\n",
+    )
+    .unwrap();
+    let port = s.port.to_string();
+    // 8 s at a bounded 3000 QPS, with an ECS option on every query
+    // (family 1, /24, 23.1.0.0).
+    let perf = Command::new(tool("dnsperf"))
+        .args(["-s", "127.0.0.1", "-p", &port, "-d"])
+        .arg(&qfile)
+        .args(["-l", "8", "-Q", "3000", "-c", "4", "-t", "2", "-E", "8:00011800170100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = s.child.id().to_string();
+    for i in 0..20 {
+        let text = if i == 9 {
+            good.replace("ttl = 30", "ttl = thirty") // rejected: the old generation keeps serving
+        } else {
+            good.replace("ttl = 30", &format!("ttl = {}", 30 + i))
+        };
+        std::fs::write(&cfg, text).unwrap();
+        if i % 2 == 0 {
+            Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        } else {
+            let (code, body) = http(s.admin, "POST", "/api/v1/reload");
+            assert_eq!(code, if i == 9 { 422 } else { 200 }, "{body}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = perf.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in {report}"))
+    };
+    let sent = field("Queries sent");
+    assert!(sent > 10_000, "{report}");
+    assert_eq!(field("Queries completed"), sent, "{report}");
+    assert_eq!(field("Queries lost"), 0, "{report}");
+    assert!(
+        report.contains(&format!("Response codes:       NOERROR {sent} (100.00%)")),
+        "{report}"
+    );
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(metrics.contains("petrel_reloads_failed_total 1"), "{metrics}");
+    assert!(metrics.contains("petrel_reloads_ok_total 19"), "{metrics}");
+    let status = http_get(s.admin, "/api/v1/status");
+    assert!(status.contains("\"ok\":true"), "the last reload was good: {status}");
+    assert!(dig(&s, &["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24"]).contains("\t49\tIN\tA\t198.51.100.10"));
+}
+
+#[test]
+fn check_explain_and_map_commands() {
+    let s = start("cli");
+    let cfg = s.dir.join("demo.toml");
+    let c = cfg.to_str().unwrap();
+    let (ok, out, _) = petrel(&["check", "--config", c]);
+    assert!(ok && out.contains(": ok (4 POPs, 1 zones, 3 services)"), "{out}");
+    // Every error at once, each with file, line and field.
+    let bad = s.dir.join("bad.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lat = 52.37", "lat = 152.37")
+        .replace("name = \"sin\"", "name = \"sin\"\ncolour = \"red\"");
+    std::fs::write(&bad, &text).unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml:") && err.contains("unknown field `colour`"),
+        "{err}"
+    );
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("lat = 52.37", "lat = 152.37")
+            .replace("answers = 2", "answers = 99"),
+    )
+    .unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("pop[0].lat: 152.37 is not a latitude")
+            && err.contains("service[2].answers: 99 is out of range")
+            && err.contains("2 error(s)"),
+        "{err}"
+    );
+    // A broken zone file names the zone file and line.
+    std::fs::write(
+        s.dir.join("demo.zone"),
+        std::fs::read_to_string(s.dir.join("demo.zone")).unwrap() + "bad IN A 300.1.2.3\n",
+    )
+    .unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", c]);
+    assert!(!ok && err.contains("demo.zone: line 12:"), "{err}");
+
+    let (ok, out, _) = petrel(&[
+        "explain",
+        "--config",
+        c,
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        "177.1.0.0/24",
+    ]);
+    assert!(!ok, "the zone is broken now, explain reports it: {out}");
+    let zone = std::fs::read_to_string(s.dir.join("demo.zone"))
+        .unwrap()
+        .replace("bad IN A 300.1.2.3\n", "");
+    std::fs::write(s.dir.join("demo.zone"), zone).unwrap();
+    let (ok, out, err) = petrel(&[
+        "explain",
+        "--config",
+        c,
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        "177.1.0.0/24",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("gru 21 km") && out.contains("answer: gru") && out.contains("ECS scope /8"),
+        "{out}"
+    );
+    let (ok, out, _) = petrel(&[
+        "explain",
+        "--config",
+        c,
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        "10.1.2.3",
+        "--json",
+    ]);
+    assert!(ok);
+    let v: serde_json_lite::Value = serde_json_lite::parse(&out);
+    assert!(v.0.contains("\"answer\": [\n    \"ams\"\n  ]"), "{out}");
+    let admin = s.admin.to_string();
+    let (ok, out, _) = petrel(&[
+        "explain",
+        "--admin",
+        &admin,
+        "--service",
+        "cdn.demo.petrel.test",
+        "--client",
+        "101.2.3.0/24",
+    ]);
+    assert!(
+        ok && out.contains("continent OC -> [sin]") && out.contains("answer: sin"),
+        "{out}"
+    );
+
+    // Batch map: one line in, one line out, NULL for garbage, never exits.
+    let mut child = Command::new(BIN)
+        .args(["map", "--config", c, "--service", "www.demo.petrel.test"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for (input, want) in [
+        ("2.16.3.4", "ams"),
+        ("not-an-ip", "NULL"),
+        ("23.1.0.0/24", "iad"),
+        ("2800:1::1", "gru"),
+        ("", "NULL"),
+        ("14.1.1.1", "sin"),
+    ] {
+        writeln!(stdin, "{input}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(line.trim(), want, "input `{input}`");
+    }
+    stdin.write_all(&[0xff, 0xfe, b'\n']).unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "NULL");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Tiny stand-in to keep the test crate free of a JSON dependency: the
+/// pretty JSON text is checked as text.
+mod serde_json_lite {
+    pub struct Value(pub String);
+    pub fn parse(s: &str) -> Value {
+        assert!(s.trim_start().starts_with('{'), "not JSON: {s}");
+        Value(s.to_string())
+    }
+}
+
+#[test]
+fn drain_changes_answers_at_once_and_survives_a_restart() {
+    let s = start("drain");
+    let admin = s.admin.to_string();
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10");
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "iad"]);
+    assert!(ok, "{err}");
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "iad drained: next nearest is ams");
+    let (ok, out, _) = petrel(&["pop", "--admin", &admin, "list"]);
+    assert!(ok && out.contains("iad          drained"), "{out}");
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "nowhere"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    // Restart: the drain is read back from the state file.
+    let dir = s.dir.clone();
+    let (port, adm) = (s.port, s.admin.port());
+    drop(s);
+    let s = spawn(dir.clone(), &dir.join("demo.toml"), port, adm);
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "still drained after restart");
+    let (ok, _, _) = petrel(&["pop", "--admin", &admin, "undrain", "iad"]);
+    assert!(ok);
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10");
+    // All POPs of `api` drained: fallback none gives an empty NOERROR.
+    for p in ["ams", "iad", "sin", "gru"] {
+        petrel(&["pop", "--admin", &admin, "drain", p]);
+    }
+    let out = dig(&s, &["api.demo.petrel.test", "A", "+subnet=23.1.0.0/24"]);
+    assert!(out.contains("status: NOERROR") && out.contains("ANSWER: 0,"), "{out}");
+    let out = dig(&s, &["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"]);
+    assert_eq!(out.lines().count(), 4, "fallback all: every candidate: {out}");
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(
+        metrics.contains("petrel_dns_fallback_answers_total{service=\"www.demo.petrel.test.\"} 1"),
+        "{metrics}"
+    );
+}
+
+fn tcp_query(id: u16) -> Vec<u8> {
+    let mut q = vec![0, 0];
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in ["www", "demo", "petrel", "test"] {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let n = (q.len() - 2) as u16;
+    q[..2].copy_from_slice(&n.to_be_bytes());
+    q
+}
+
+#[test]
+fn tcp_pipelining_idle_timeout_and_connection_limit() {
+    let dir = tempdir("tcp");
+    let port = free_port();
+    let admin = free_port();
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("tcp_max_connections = 512", "tcp_max_connections = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let addr = SocketAddr::from(([127, 0, 0, 1], s.port));
+    // Three queries in one write; three answers in order.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = Vec::new();
+    for id in [1u16, 2, 3] {
+        all.extend(tcp_query(id));
+    }
+    c.write_all(&all).unwrap();
+    for id in [1u16, 2, 3] {
+        let mut len = [0u8; 2];
+        c.read_exact(&mut len).unwrap();
+        let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+        c.read_exact(&mut msg).unwrap();
+        assert_eq!(u16::from_be_bytes([msg[0], msg[1]]), id);
+        assert_eq!(msg[3] & 0xf, 0, "NOERROR");
+    }
+    // A second connection fits; a third is closed at once.
+    let mut c2 = TcpStream::connect(addr).unwrap();
+    c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c3 = TcpStream::connect(addr).unwrap();
+    c3.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c3.write_all(&tcp_query(9));
+    let mut b = [0u8; 2];
+    assert!(
+        matches!(c3.read(&mut b), Ok(0) | Err(_)),
+        "third connection must be closed"
+    );
+    // Idle connections are closed after the timeout (2 s in this config).
+    let t = Instant::now();
+    let n = c2.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(c);
+}
