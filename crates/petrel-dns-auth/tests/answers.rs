@@ -12,6 +12,60 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use petrel_dns_auth::{answer, AnswerInfo, Client};
 use petrel_dns_wire::consts::rcode;
 use petrel_types::PopState;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+// Counts allocations of the current thread only: tests run in parallel.
+struct Counting;
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static A: Counting = Counting;
+
+#[test]
+fn answering_does_not_allocate() {
+    let data = fixture::data();
+    let states = [PopState::Up, PopState::Down, PopState::Up, PopState::Up];
+    let mut queries = Vec::new();
+    for (name, t) in [
+        ("www.example.net.", 1),
+        ("cdn.example.net.", 28),
+        ("alias.example.net.", 1),
+        ("nope.example.net.", 1),
+        ("example.net.", 2),
+        ("x.wild.example.net.", 16),
+    ] {
+        for i in 0..50u32 {
+            let mut q = QuerySpec::new(name, t);
+            q.ecs = Some(format!("{}.{}.0.0/16", 1 + i % 5, i).parse().unwrap());
+            queries.push(q.bytes());
+        }
+    }
+    let mut out = vec![0u8; 65535];
+    let mut info = AnswerInfo::default();
+    let c = Client {
+        addr: "192.0.2.53".parse().unwrap(),
+        tcp: false,
+    };
+    answer(&data, &states, &queries[0], &c, 0, &mut out, &mut info);
+    let before = ALLOCS.with(|a| a.get());
+    let mut bytes = 0;
+    for (i, q) in queries.iter().enumerate() {
+        bytes += answer(&data, &states, q, &c, i as u64, &mut out, &mut info);
+    }
+    assert_eq!(ALLOCS.with(|a| a.get()) - before, 0, "the answer path allocated");
+    assert!(bytes > queries.len() * 40);
+}
 
 fn qtype_num(s: &str) -> u16 {
     match s {
