@@ -39,7 +39,10 @@ struct Record {
 pub fn csv_to_mmdb(csv: &str, source: &str) -> Result<Vec<u8>, String> {
     let mut w = mmdb_writer::Writer::builder("petrel-GeoIP-City")
         .description(&[("en", "petrel demo data: invented locations")])
-        .build_epoch(std::time::UNIX_EPOCH)
+        // libmaxminddb (used by gdnsd, Knot, nginx) rejects pointers in metadata.
+        .metadata_pointers(mmdb_writer::MetadataPointers::Disabled)
+        // A fixed, non-zero time keeps the file reproducible (libmaxminddb rejects 0).
+        .build_epoch(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_305_600))
         .build();
     for (i, line) in csv.lines().enumerate() {
         let l = line.trim();
