@@ -685,3 +685,82 @@ fn tcp_pipelining_idle_timeout_and_connection_limit() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     drop(c);
 }
+
+#[test]
+fn apache_rewritemap_prg_asks_petrel_map() {
+    let dir = tempdir("apache");
+    let port = free_port();
+    let cfg = write_config(&dir, free_port(), free_port(), "");
+    let httpd = tool("apache2");
+    let mods = "/usr/lib/apache2/modules";
+    let conf = format!(
+        r#"ServerRoot "{d}"
+ServerName localhost
+Listen 127.0.0.1:{port}
+LoadModule mpm_prefork_module {mods}/mod_mpm_prefork.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule rewrite_module {mods}/mod_rewrite.so
+User www-data
+Group www-data
+PidFile "{d}/httpd.pid"
+ErrorLog "{d}/error.log"
+Mutex file:{d} default
+DocumentRoot "{d}"
+RewriteEngine on
+RewriteMap pop "prg:{bin} map --config {cfg} --service www.demo.petrel.test"
+RewriteRule "^/(.*)$" "http://${{pop:%{{REMOTE_ADDR}}|NULL}}.cdn.example/$1" [R=302,L]
+"#,
+        d = dir.display(),
+        bin = BIN,
+        cfg = cfg.display()
+    );
+    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _apache = Kill(
+        Command::new(&httpd)
+            .args(["-X", "-f"])
+            .arg(dir.join("httpd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "apache did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let location = |src: &str| -> String {
+        let url = format!("http://127.0.0.1:{port}/video/1.mp4");
+        let out = run(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "--interface",
+                src,
+                "-w",
+                "%{http_code} %{redirect_url}",
+                &url,
+            ],
+        );
+        out.trim().to_string()
+    };
+    // The map's CIDR entries for 127.0.1/24 and 127.0.2/24, and the priority
+    // order for a client the data knows nothing about.
+    assert_eq!(location("127.0.1.5"), "302 http://sin.cdn.example/video/1.mp4");
+    assert_eq!(location("127.0.2.5"), "302 http://gru.cdn.example/video/1.mp4");
+    assert_eq!(location("127.0.0.1"), "302 http://ams.cdn.example/video/1.mp4");
+    assert_eq!(location("127.0.1.77"), "302 http://sin.cdn.example/video/1.mp4");
+}
