@@ -12,6 +12,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
+/// A listening socket: IPv6 sockets are IPv6-only so that `[::]` and
+/// `0.0.0.0` can both be configured on one port.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, max_conns: usize) {
     let slots = Arc::new(Semaphore::new(max_conns));
     loop {

@@ -2,9 +2,10 @@
 //! `recvmmsg`/`sendmmsg`, buffers allocated once per worker. No async, no
 //! task per datagram, no lock: each batch loads the generation once.
 //!
-//! Limitation: replies leave from the socket's bound address; when bound to
-//! a wildcard address on a multi-homed host, bind each address instead
-//! (IP_PKTINFO source selection is not done).
+//! A socket bound to a wildcard address (0.0.0.0, ::) asks the kernel for
+//! each query's destination address (IP_PKTINFO / IPV6_RECVPKTINFO) and sends
+//! the reply from it, so clients of a multi-homed host see the address they
+//! asked.
 
 use crate::metrics::Metrics;
 use crate::shared::Shared;
@@ -40,6 +41,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
     } else {
         setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_OMIT)?;
     }
+    if addr.ip().is_unspecified() {
+        if addr.is_ipv6() {
+            setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+        } else {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        }
+    }
     // Absorb bursts while a worker is busy.
     let _ = s.set_recv_buffer_size(4 << 20);
     s.bind(&addr.into())?;
@@ -70,10 +78,11 @@ pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, n: usize) -> io::Result<Vec<
     for i in 0..n {
         let sock = bind(addr)?;
         let shared = shared.clone();
+        let pktinfo = addr.ip().is_unspecified();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || worker(sock, shared))?,
+                .spawn(move || worker(sock, shared, pktinfo))?,
         );
     }
     Ok(handles)
@@ -98,10 +107,43 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<
     }
 }
 
-fn worker(sock: Socket, shared: Arc<Shared>) {
+// Room for one in6_pktinfo control message (larger than IPv4's).
+const CMSG: usize = 64;
+
+/// Clear the interface index of a received PKTINFO so the reply is routed
+/// normally, from the destination address the query was sent to.
+fn pktinfo_fixup(hdr: &mut libc::msghdr) {
+    // SAFETY: walking control messages the kernel wrote into our buffer,
+    // with the length it reported.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let pi = libc::CMSG_DATA(c).cast::<libc::in_pktinfo>();
+                    (*pi).ipi_ifindex = 0;
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let pi = libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>();
+                    // Link-local destinations need their interface.
+                    let a = (*pi).ipi6_addr.s6_addr;
+                    if !(a[0] == 0xfe && a[1] & 0xc0 == 0x80) {
+                        (*pi).ipi6_ifindex = 0;
+                    }
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+}
+
+fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
     let fd = sock.as_raw_fd();
     let mut inbuf = vec![0u8; BATCH * BUF];
     let mut outbuf = vec![0u8; BATCH * BUF];
+    // u64 elements keep the control buffers aligned for cmsghdr.
+    let mut control = vec![0u64; BATCH * CMSG / 8];
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
     let mut iov_in: [libc::iovec; BATCH] = unsafe { zeroed() };
@@ -120,8 +162,13 @@ fn worker(sock: Socket, shared: Arc<Shared>) {
             msgs_in[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             msgs_in[i].msg_hdr.msg_iov = &mut iov_in[i];
             msgs_in[i].msg_hdr.msg_iovlen = 1;
-            msgs_in[i].msg_hdr.msg_control = std::ptr::null_mut();
-            msgs_in[i].msg_hdr.msg_controllen = 0;
+            if pktinfo {
+                msgs_in[i].msg_hdr.msg_control = control[i * CMSG / 8..].as_mut_ptr().cast();
+                msgs_in[i].msg_hdr.msg_controllen = CMSG;
+            } else {
+                msgs_in[i].msg_hdr.msg_control = std::ptr::null_mut();
+                msgs_in[i].msg_hdr.msg_controllen = 0;
+            }
             msgs_in[i].msg_len = 0;
         }
         // SAFETY: every mmsghdr points at live buffers owned by this frame.
@@ -180,8 +227,14 @@ fn worker(sock: Socket, shared: Arc<Shared>) {
             msgs_out[nout].msg_hdr.msg_namelen = msgs_in[i].msg_hdr.msg_namelen;
             msgs_out[nout].msg_hdr.msg_iov = &mut iov_out[nout];
             msgs_out[nout].msg_hdr.msg_iovlen = 1;
-            msgs_out[nout].msg_hdr.msg_control = std::ptr::null_mut();
-            msgs_out[nout].msg_hdr.msg_controllen = 0;
+            if pktinfo {
+                pktinfo_fixup(&mut msgs_in[i].msg_hdr);
+                msgs_out[nout].msg_hdr.msg_control = msgs_in[i].msg_hdr.msg_control;
+                msgs_out[nout].msg_hdr.msg_controllen = msgs_in[i].msg_hdr.msg_controllen;
+            } else {
+                msgs_out[nout].msg_hdr.msg_control = std::ptr::null_mut();
+                msgs_out[nout].msg_hdr.msg_controllen = 0;
+            }
             nout += 1;
         }
         drop(g);

@@ -30,8 +30,11 @@ pub fn run(config: &Path) -> Result<(), String> {
     for addr in &server.dns {
         dns_udp::spawn(shared.clone(), *addr, server.udp_workers)
             .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
-        let l = rt
-            .block_on(async { tokio::net::TcpListener::bind(addr).await })
+        let l = dns_tcp::bind(*addr)
+            .and_then(|l| {
+                let _guard = rt.enter();
+                tokio::net::TcpListener::from_std(l)
+            })
             .map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");

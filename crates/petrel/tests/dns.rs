@@ -764,3 +764,38 @@ RewriteRule "^/(.*)$" "http://${{pop:%{{REMOTE_ADDR}}|NULL}}.cdn.example/$1" [R=
     assert_eq!(location("127.0.0.1"), "302 http://ams.cdn.example/video/1.mp4");
     assert_eq!(location("127.0.1.77"), "302 http://sin.cdn.example/video/1.mp4");
 }
+
+#[test]
+fn wildcard_listener_replies_from_the_address_queried() {
+    let dir = tempdir("wildcard");
+    let port = free_port();
+    let admin = free_port();
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("dns = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]"),
+        &format!("dns = [\"0.0.0.0:{port}\", \"[::]:{port}\"]"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let p = port.to_string();
+    // dig rejects a reply from another address than it asked; 127.0.0.7 is
+    // not the address the kernel would pick as source towards 127.0.0.1.
+    for server in ["@127.0.0.7", "@127.0.0.1", "@::1"] {
+        let out = run(
+            "dig",
+            &[
+                server,
+                "-p",
+                &p,
+                "+time=2",
+                "+tries=1",
+                "www.demo.petrel.test",
+                "A",
+                "+subnet=23.1.0.0/24",
+                "+short",
+            ],
+        );
+        assert_eq!(out.trim(), "198.51.100.10", "{server}: {out}");
+    }
+    drop(s);
+}
