@@ -26,6 +26,9 @@ pub struct MessageWriter<'a> {
     // Offsets of label starts already in the message, for compression.
     comp: [u16; MAX_COMP],
     ncomp: usize,
+    // Length of the question name at offset 12: a later write of the same
+    // bytes (the usual answer owner) becomes a pointer without a search.
+    question_len: usize,
 }
 
 /// A point to return to (see [`MessageWriter::rollback`]).
@@ -47,6 +50,7 @@ impl<'a> MessageWriter<'a> {
             counts: [0; 4],
             comp: [0; MAX_COMP],
             ncomp: 0,
+            question_len: 0,
         }
     }
 
@@ -121,6 +125,9 @@ impl<'a> MessageWriter<'a> {
 
     /// Write a name, compressing against names already in the message.
     pub fn name(&mut self, name: &[u8]) -> Result<(), Full> {
+        if name.len() > 1 && name.len() == self.question_len && name == &self.buf[HEADER_LEN..HEADER_LEN + name.len()] {
+            return self.put16(0xC000 | HEADER_LEN as u16);
+        }
         let mut pos = 0;
         while pos < name.len() && name[pos] != 0 {
             if let Some(ptr) = self.find_suffix(&name[pos..]) {

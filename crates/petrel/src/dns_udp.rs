@@ -152,24 +152,25 @@ fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
     let mut msgs_out: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut info = AnswerInfo::default();
     let mut entropy: u64 = 0x853c_49e6_748f_ea9b ^ (fd as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for i in 0..BATCH {
+        iov_in[i] = libc::iovec {
+            iov_base: inbuf[i * BUF..].as_mut_ptr().cast(),
+            iov_len: BUF,
+        };
+        msgs_in[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        msgs_in[i].msg_hdr.msg_iov = &mut iov_in[i];
+        msgs_in[i].msg_hdr.msg_iovlen = 1;
+        if pktinfo {
+            msgs_in[i].msg_hdr.msg_control = control[i * CMSG / 8..].as_mut_ptr().cast();
+        }
+    }
+    // Entries the kernel wrote to in the last batch, whose lengths need reset.
+    let mut used = BATCH;
     loop {
-        for i in 0..BATCH {
-            iov_in[i] = libc::iovec {
-                iov_base: inbuf[i * BUF..].as_mut_ptr().cast(),
-                iov_len: BUF,
-            };
-            msgs_in[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            msgs_in[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msgs_in[i].msg_hdr.msg_iov = &mut iov_in[i];
-            msgs_in[i].msg_hdr.msg_iovlen = 1;
-            if pktinfo {
-                msgs_in[i].msg_hdr.msg_control = control[i * CMSG / 8..].as_mut_ptr().cast();
-                msgs_in[i].msg_hdr.msg_controllen = CMSG;
-            } else {
-                msgs_in[i].msg_hdr.msg_control = std::ptr::null_mut();
-                msgs_in[i].msg_hdr.msg_controllen = 0;
-            }
-            msgs_in[i].msg_len = 0;
+        for m in msgs_in.iter_mut().take(used) {
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_controllen = if pktinfo { CMSG } else { 0 };
+            m.msg_len = 0;
         }
         // SAFETY: every mmsghdr points at live buffers owned by this frame.
         let n = unsafe {
@@ -189,6 +190,7 @@ fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
             }
             continue;
         }
+        used = n as usize;
         let g = shared.gen.load();
         let auth = &g.compiled.auth;
         let mut nout = 0usize;
