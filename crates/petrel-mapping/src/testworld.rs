@@ -22,6 +22,34 @@ pub fn pops() -> Vec<PopInfo> {
     ]
 }
 
+/// Four places with exact, hand-checkable answers: 2/8 Paris, 3/8 Los
+/// Angeles with 3.3/16 Tokyo inside it, 4/8 Melbourne; 2a01::/16 Paris and
+/// 2600::/12 Los Angeles.
+pub fn small_geo() -> GeoTable {
+    let loc = |lat, lon, c: &str, k: &str| GeoLocation {
+        lat_lon: Some((lat, lon)),
+        country: Some(c.into()),
+        continent: Some(k.into()),
+        city: None,
+    };
+    let p = |s: &str| s.parse::<Prefix>().expect("literal prefix");
+    GeoTable::from_entries(
+        vec![
+            loc(48.85, 2.35, "FR", "EU"),
+            loc(34.05, -118.24, "US", "NA"),
+            loc(35.68, 139.69, "JP", "AS"),
+            loc(-37.8, 144.9, "AU", "OC"),
+        ],
+        vec![
+            (p("2.0.0.0/8"), 0),
+            (p("3.0.0.0/8"), 1),
+            (p("3.3.0.0/16"), 2),
+            (p("4.0.0.0/8"), 3),
+        ],
+        vec![(p("2a01::/16"), 0), (p("2600::/12"), 1)],
+    )
+}
+
 /// `n` locations on a pseudo-random grid; every /16 of IPv4 (and a /32 of
 /// IPv6 per location) is assigned to one, so the table is large.
 pub fn geo(n: usize) -> GeoTable {

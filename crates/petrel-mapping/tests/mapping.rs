@@ -1,9 +1,7 @@
 //! Mapping decisions end to end through compile + rank, and the promise that
 //! rank never allocates.
 
-use petrel_mapping::{
-    compile, testworld, CidrMap, Fallback, GeoLocation, GeoTable, Policy, PopInfo, RankOut, ServiceSpec, WeightMode,
-};
+use petrel_mapping::{compile, testworld, CidrMap, Fallback, Policy, PopInfo, RankOut, ServiceSpec, WeightMode};
 use petrel_types::{Family, PopIdx, PopState, Prefix};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -39,30 +37,6 @@ fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-fn small_geo() -> GeoTable {
-    let loc = |lat, lon, c: &str, k: &str| GeoLocation {
-        lat_lon: Some((lat, lon)),
-        country: Some(c.into()),
-        continent: Some(k.into()),
-        city: None,
-    };
-    GeoTable::from_entries(
-        vec![
-            loc(48.85, 2.35, "FR", "EU"),
-            loc(34.05, -118.24, "US", "NA"),
-            loc(35.68, 139.69, "JP", "AS"),
-            loc(-37.8, 144.9, "AU", "OC"),
-        ],
-        vec![
-            (p("2.0.0.0/8"), 0),
-            (p("3.0.0.0/8"), 1),
-            (p("3.3.0.0/16"), 2),
-            (p("4.0.0.0/8"), 3),
-        ],
-        vec![(p("2a01::/16"), 0)],
-    )
-}
-
 fn spec(policies: Vec<Policy>) -> ServiceSpec {
     ServiceSpec {
         name: "www".into(),
@@ -82,7 +56,7 @@ fn rank(svc: &petrel_mapping::CompiledService, client: &str, states: &[PopState]
 
 #[test]
 fn geo_nearest_with_exact_scopes() {
-    let geo = small_geo();
+    let geo = testworld::small_geo();
     let svc = compile(
         spec(vec![Policy::GeoNearest { band_km: 0 }]),
         &testworld::pops(),
@@ -101,7 +75,7 @@ fn geo_nearest_with_exact_scopes() {
 
 #[test]
 fn down_and_drained_pops_are_skipped_then_fallback() {
-    let geo = small_geo();
+    let geo = testworld::small_geo();
     let mut svc_spec = spec(vec![Policy::GeoNearest { band_km: 0 }]);
     svc_spec.answers = 2;
     let svc = compile(svc_spec, &testworld::pops(), Some(&geo));
@@ -120,7 +94,7 @@ fn down_and_drained_pops_are_skipped_then_fallback() {
 
 #[test]
 fn cidr_map_wins_then_geo_breaks_ties() {
-    let geo = small_geo();
+    let geo = testworld::small_geo();
     let mut map = CidrMap::new("map.txt");
     map.insert(p("2.128.0.0/9"), vec![SYD]);
     map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);
@@ -139,7 +113,7 @@ fn cidr_map_wins_then_geo_breaks_ties() {
 
 #[test]
 fn geo_map_priority_and_default() {
-    let geo = small_geo();
+    let geo = testworld::small_geo();
     let mut countries = rustc_hash::FxHashMap::default();
     countries.insert("JP".to_string(), vec![SYD]);
     let mut continents = rustc_hash::FxHashMap::default();
@@ -191,7 +165,7 @@ fn weighted_hash_is_sticky_and_follows_weights() {
 
 #[test]
 fn explain_agrees_with_rank() {
-    let geo = small_geo();
+    let geo = testworld::small_geo();
     let pops = testworld::pops();
     let mut map = CidrMap::new("map.txt");
     map.insert(p("3.0.0.0/8"), vec![SIN, SYD]);

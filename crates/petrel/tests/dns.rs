@@ -47,6 +47,16 @@ fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
+/// A child process killed when the test ends, however it ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Server {
     child: Child,
     dir: PathBuf,
@@ -305,13 +315,6 @@ stub-zone:
         .stderr(log)
         .spawn()
         .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _g = Kill(ub);
     let p = port.to_string();
     let ask = |src: &str| -> String {
@@ -715,13 +718,6 @@ RewriteRule "^/(.*)$" "http://${{pop:%{{REMOTE_ADDR}}|NULL}}.cdn.example/$1" [R=
         cfg = cfg.display()
     );
     std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _apache = Kill(
         Command::new(&httpd)
             .args(["-X", "-f"])
