@@ -28,16 +28,28 @@ pub fn run(config: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut tcp = Vec::new();
     for addr in &server.dns {
+        // Bind TCP first: it fails the same way UDP would, and nothing has
+        // been started for this address yet if it does.
+        let l = match dns_tcp::bind(*addr).and_then(|l| {
+            let _guard = rt.enter();
+            tokio::net::TcpListener::from_std(l)
+        }) {
+            Ok(l) => l,
+            // A host without IPv6 (some containers) cannot bind [::1]; go on
+            // with the other listeners rather than refuse to start.
+            Err(e) if addr.is_ipv6() && matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)) => {
+                tracing::warn!(%addr, error = %e, "IPv6 is not available here; not listening on this address");
+                continue;
+            }
+            Err(e) => return Err(format!("cannot listen on tcp {addr}: {e}")),
+        };
         dns_udp::spawn(shared.clone(), *addr, server.udp_workers)
             .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
-        let l = dns_tcp::bind(*addr)
-            .and_then(|l| {
-                let _guard = rt.enter();
-                tokio::net::TcpListener::from_std(l)
-            })
-            .map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");
+    }
+    if tcp.is_empty() {
+        return Err("no DNS listener could be opened".into());
     }
     for l in tcp {
         rt.spawn(dns_tcp::serve(
