@@ -293,7 +293,9 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                 }
             },
         };
-        // A mapped service.
+        // A CNAME to follow: a mapped service in CNAME mode, or static data
+        // (unless the CNAME itself was asked for).
+        let mut cname: Option<(&[u8], u32)> = None;
         if let Some(si) = node.service {
             ctx.info.service = Some(si);
             let svc = &ctx.data.services[si as usize];
@@ -323,39 +325,28 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                         negative_with_ttl(zones, zone, w, svc.ttl)?;
                         return Ok((rcode::NOERROR, true));
                     };
-                    let target = &targets[pop.index()];
-                    let at = w.begin_record(owner, rtype::CNAME, class::IN, svc.ttl)?;
-                    w.rdata_name(target)?;
-                    w.end_record(Section::Answer, at);
-                    if qtype == rtype::CNAME {
-                        return Ok((rcode::NOERROR, true));
-                    }
-                    match next_hop(zones, target, &mut cur) {
-                        Some((len, z)) => {
-                            cur_len = len;
-                            zone = z;
-                            owner_is_qname = false;
-                            continue;
-                        }
-                        None => return Ok((rcode::NOERROR, true)),
-                    }
+                    cname = Some((&targets[pop.index()], svc.ttl));
                 }
             }
         }
-        // A static CNAME (unless the CNAME itself was asked for).
-        if let Some(cn) = node.rrset(rtype::CNAME) {
-            if qtype != rtype::CNAME {
-                let target = &cn.rdata[0];
-                w.record(Section::Answer, owner, rtype::CNAME, class::IN, cn.ttl, target)?;
-                match next_hop(zones, target, &mut cur) {
-                    Some((len, z)) => {
-                        cur_len = len;
-                        zone = z;
-                        owner_is_qname = false;
-                        continue;
-                    }
-                    None => return Ok((rcode::NOERROR, true)),
+        if cname.is_none() && qtype != rtype::CNAME {
+            cname = node.rrset(rtype::CNAME).map(|cn| (&*cn.rdata[0], cn.ttl));
+        }
+        if let Some((target, ttl)) = cname {
+            let at = w.begin_record(owner, rtype::CNAME, class::IN, ttl)?;
+            w.rdata_name(target)?;
+            w.end_record(Section::Answer, at);
+            if qtype == rtype::CNAME {
+                return Ok((rcode::NOERROR, true));
+            }
+            match next_hop(zones, target, &mut cur) {
+                Some((len, z)) => {
+                    cur_len = len;
+                    zone = z;
+                    owner_is_qname = false;
+                    continue;
                 }
+                None => return Ok((rcode::NOERROR, true)),
             }
         }
         if qtype == rtype::ANY {
