@@ -30,6 +30,36 @@ pub struct Pop {
     pub capacity: Option<u64>,
     /// The state the config asks for at start.
     pub state: PopState,
+    /// Share of `checks` that must be up for the POP to be up.
+    pub up_thresh: f64,
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Tcp,
+    Http {
+        method: String,
+        path: String,
+        host: String,
+        /// Accepted status codes; empty means any 2xx or 3xx.
+        expect_status: Vec<u16>,
+        expect_body: Option<String>,
+        max_body_bytes: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// `pop/type:address:port`, unique, for logs, metrics and the API.
+    pub name: String,
+    pub kind: CheckKind,
+    pub target: SocketAddr,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub rise: u32,
+    pub fall: u32,
+    pub initial_up: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -58,6 +58,34 @@ pub struct Pop {
     pub weight: Option<S<i64>>,
     pub capacity: Option<S<i64>>,
     pub state: Option<S<String>>,
+    /// Share of the POP's checks that must be up for the POP to be up.
+    pub up_thresh: Option<S<f64>>,
+    #[serde(default)]
+    pub check: Vec<S<Check>>,
+}
+
+/// A health check of one target of a POP.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    /// Where to probe; default: the POP's first address.
+    pub address: Option<S<String>>,
+    pub port: Option<S<i64>>,
+    pub interval_ms: Option<S<i64>>,
+    pub timeout_ms: Option<S<i64>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    /// State before the first results: up (default) or down.
+    pub initial: Option<S<String>>,
+    /// http
+    pub method: Option<S<String>>,
+    pub path: Option<S<String>>,
+    pub host: Option<S<String>>,
+    pub expect_status: Option<Vec<S<i64>>>,
+    pub expect_body: Option<S<String>>,
+    pub max_body_bytes: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -6,7 +6,7 @@ use crate::raw::{self, S};
 use petrel_dns_wire::name;
 use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS};
 use petrel_types::{PopIdx, PopState, Prefix};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 struct Ctx<'a> {
@@ -243,6 +243,35 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
                 }
             },
         };
+        let up_thresh = match &r.up_thresh {
+            None => 0.5,
+            Some(t) => {
+                let v = *t.get_ref();
+                if v > 0.0 && v <= 1.0 {
+                    v
+                } else {
+                    cx.err(t, f("up_thresh"), format!("{v} is not a share in (0, 1]"));
+                    0.5
+                }
+            }
+        };
+        let default_addr = ipv4
+            .first()
+            .map(|a| IpAddr::V4(*a))
+            .or_else(|| ipv6.first().map(|a| IpAddr::V6(*a)));
+        let mut checks: Vec<HealthCheck> = Vec::new();
+        for (j, c) in r.check.iter().enumerate() {
+            if let Some(hc) = check(cx, c, &format!("pop[{i}].check[{j}]"), &name, default_addr) {
+                if checks.iter().any(|o| o.name == hc.name) {
+                    cx.err(
+                        c,
+                        format!("pop[{i}].check[{j}]"),
+                        format!("check `{}` is defined twice", hc.name),
+                    );
+                }
+                checks.push(hc);
+            }
+        }
         out.push(Pop {
             name,
             ipv4,
@@ -252,6 +281,8 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
             weight,
             capacity,
             state,
+            up_thresh,
+            checks,
         });
     }
     if out.len() > u16::MAX as usize {
@@ -262,6 +293,182 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
         });
     }
     out
+}
+
+fn check(
+    cx: &mut Ctx<'_>,
+    c: &S<raw::Check>,
+    field: &str,
+    pop: &str,
+    default_addr: Option<IpAddr>,
+) -> Option<HealthCheck> {
+    let r = c.get_ref();
+    let kind = r.kind.get_ref().as_str();
+    let http_only: [(&str, bool); 6] = [
+        ("method", r.method.is_some()),
+        ("path", r.path.is_some()),
+        ("host", r.host.is_some()),
+        ("expect_status", r.expect_status.is_some()),
+        ("expect_body", r.expect_body.is_some()),
+        ("max_body_bytes", r.max_body_bytes.is_some()),
+    ];
+    let (kind, default_port) = match kind {
+        "tcp" => {
+            for (k, present) in http_only {
+                if present {
+                    cx.err(
+                        &r.kind,
+                        format!("{field}.{k}"),
+                        format!("`{k}` does not apply to a `tcp` check"),
+                    );
+                }
+            }
+            (CheckKind::Tcp, None)
+        }
+        "http" => {
+            let method = r
+                .method
+                .as_ref()
+                .map_or("GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+            if !["GET", "HEAD", "POST", "OPTIONS"].contains(&method.as_str()) {
+                if let Some(m) = &r.method {
+                    cx.err(
+                        m,
+                        format!("{field}.method"),
+                        format!("`{method}` is not one of GET, HEAD, POST, OPTIONS"),
+                    );
+                }
+            }
+            let path = r.path.as_ref().map_or("/".to_string(), |p| p.get_ref().clone());
+            if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                if let Some(p) = &r.path {
+                    cx.err(
+                        p,
+                        format!("{field}.path"),
+                        "the path must start with `/` and hold no spaces or control characters",
+                    );
+                }
+            }
+            let mut expect_status = Vec::new();
+            for (k, st) in r.expect_status.iter().flatten().enumerate() {
+                let v = *st.get_ref();
+                if (100..=599).contains(&v) {
+                    expect_status.push(v as u16);
+                } else {
+                    cx.err(
+                        st,
+                        format!("{field}.expect_status[{k}]"),
+                        format!("{v} is not an HTTP status"),
+                    );
+                }
+            }
+            let host = r.host.as_ref().map(|h| h.get_ref().clone()).unwrap_or_default();
+            if host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                if let Some(h) = &r.host {
+                    cx.err(
+                        h,
+                        format!("{field}.host"),
+                        "the Host header holds no spaces or control characters",
+                    );
+                }
+            }
+            let max_body_bytes = cx.int(
+                &r.max_body_bytes,
+                &format!("{field}.max_body_bytes"),
+                0,
+                16 << 20,
+                64 * 1024usize,
+            );
+            let expect_body = r.expect_body.as_ref().map(|b| b.get_ref().clone());
+            (
+                CheckKind::Http {
+                    method,
+                    path,
+                    host,
+                    expect_status,
+                    expect_body,
+                    max_body_bytes,
+                },
+                Some(80u16),
+            )
+        }
+        other => {
+            cx.err(
+                &r.kind,
+                format!("{field}.type"),
+                format!("`{other}` is not a check type; expected one of tcp, http"),
+            );
+            return None;
+        }
+    };
+    let addr = match &r.address {
+        Some(a) => match a.get_ref().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                cx.err(
+                    a,
+                    format!("{field}.address"),
+                    format!("`{}` is not an IP address", a.get_ref()),
+                );
+                return None;
+            }
+        },
+        None => default_addr,
+    };
+    let Some(addr) = addr else {
+        cx.err(&r.kind, format!("{field}.address"), "no address to probe");
+        return None;
+    };
+    let port = match (&r.port, default_port) {
+        (Some(_), _) => cx.int(&r.port, &format!("{field}.port"), 1, 65535, 0u16),
+        (None, Some(p)) => p,
+        (None, None) => {
+            cx.err(&r.kind, format!("{field}.port"), "a `tcp` check needs `port`");
+            return None;
+        }
+    };
+    let interval_ms = cx.int(&r.interval_ms, &format!("{field}.interval_ms"), 100, 3_600_000, 5000u64);
+    let timeout_ms = cx.int(
+        &r.timeout_ms,
+        &format!("{field}.timeout_ms"),
+        10,
+        600_000,
+        (interval_ms / 2).max(10),
+    );
+    if timeout_ms > interval_ms {
+        if let Some(t) = &r.timeout_ms {
+            cx.err(
+                t,
+                format!("{field}.timeout_ms"),
+                format!("{timeout_ms} ms is longer than the interval ({interval_ms} ms)"),
+            );
+        }
+    }
+    let rise = cx.int(&r.rise, &format!("{field}.rise"), 1, 100, 2u32);
+    let fall = cx.int(&r.fall, &format!("{field}.fall"), 1, 100, 3u32);
+    let initial_up = match &r.initial {
+        None => true,
+        Some(s) => match s.get_ref().as_str() {
+            "up" => true,
+            "down" => false,
+            o => {
+                cx.err(s, format!("{field}.initial"), format!("`{o}` is not one of up, down"));
+                true
+            }
+        },
+    };
+    let target = SocketAddr::new(addr, port);
+    let name = format!("{pop}/{}:{target}", r.kind.get_ref());
+    Some(HealthCheck {
+        name,
+        kind,
+        target,
+        interval_ms,
+        timeout_ms,
+        rise,
+        fall,
+        initial_up,
+    })
 }
 
 fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
@@ -674,6 +881,43 @@ policy = [
                 .any(|e| e.contains("`pops` does not apply to a `geo-nearest` policy")),
             "{s:#?}"
         );
+    }
+
+    #[test]
+    fn health_checks() {
+        let t = GOOD.replace(
+            "lat = 52.37",
+            "up_thresh = 1.0\ncheck = [\n  { type = \"tcp\", port = 443, interval_ms = 1000, timeout_ms = 300, rise = 1, fall = 2 },\n  { type = \"http\", path = \"/health\", expect_status = [200], expect_body = \"ok\", address = \"192.0.2.99\" },\n]\nlat = 52.37",
+        );
+        let c = parse(Path::new("p.toml"), &t).unwrap();
+        let ams = &c.pops[0];
+        assert_eq!(ams.up_thresh, 1.0);
+        assert_eq!(ams.checks.len(), 2);
+        assert_eq!(ams.checks[0].name, "ams/tcp:192.0.2.10:443");
+        assert_eq!(
+            (
+                ams.checks[0].interval_ms,
+                ams.checks[0].timeout_ms,
+                ams.checks[0].rise,
+                ams.checks[0].fall
+            ),
+            (1000, 300, 1, 2)
+        );
+        assert_eq!(ams.checks[1].target.to_string(), "192.0.2.99:80");
+        assert!(
+            matches!(&ams.checks[1].kind, CheckKind::Http { path, expect_status, .. } if path == "/health" && expect_status == &[200])
+        );
+        let bad = t
+            .replace("type = \"tcp\", port = 443", "type = \"tcp\", path = \"/x\"")
+            .replace("timeout_ms = 300", "timeout_ms = 3000");
+        let errs = parse(Path::new("p.toml"), &bad).unwrap_err();
+        let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            s.iter()
+                .any(|e| e.contains("pop[0].check[0].path: `path` does not apply to a `tcp` check")),
+            "{s:#?}"
+        );
+        assert!(s.iter().any(|e| e.contains("a `tcp` check needs `port`")), "{s:#?}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/explain", get(explain))
         .route("/api/v1/pops", get(pops))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/pops/{name}/{action}", post(pop_action))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/status") })
         .with_state(state)
@@ -136,6 +137,10 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
         }
         Err(msg) => error(StatusCode::BAD_REQUEST, msg),
     }
+}
+
+async fn health(State(st): St) -> Response {
+    Json(json!({ "pops": pops_json(&st.shared), "targets": st.shared.health.snapshot() })).into_response()
 }
 
 async fn pops(State(st): St) -> Response {

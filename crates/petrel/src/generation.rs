@@ -23,6 +23,14 @@ pub struct Overrides {
     pub drained: BTreeSet<String>,
 }
 
+/// Everything besides the config that decides POP states.
+#[derive(Clone, Debug, Default)]
+pub struct PopInputs {
+    pub overrides: Overrides,
+    /// POPs whose health checks say down.
+    pub health_down: BTreeSet<String>,
+}
+
 /// What a config compiles into; shared between generations.
 pub struct Compiled {
     pub config: Arc<Config>,
@@ -40,8 +48,8 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn new(id: u64, compiled: Arc<Compiled>, overrides: &Overrides, metrics: &Metrics) -> Generation {
-        let states = states_for(&compiled.config, overrides);
+    pub fn new(id: u64, compiled: Arc<Compiled>, inputs: &PopInputs, metrics: &Metrics) -> Generation {
+        let states = states_for(&compiled.config, inputs);
         let counters = Arc::new(metrics.counters_for(&compiled.config));
         Generation {
             id,
@@ -53,11 +61,11 @@ impl Generation {
     }
 
     /// Same compiled data, new POP states.
-    pub fn with_overrides(&self, id: u64, overrides: &Overrides) -> Generation {
+    pub fn with_inputs(&self, id: u64, inputs: &PopInputs) -> Generation {
         Generation {
             id,
             compiled: self.compiled.clone(),
-            states: states_for(&self.compiled.config, overrides),
+            states: states_for(&self.compiled.config, inputs),
             counters: self.counters.clone(),
             built_at: SystemTime::now(),
         }
@@ -68,15 +76,20 @@ impl Generation {
     }
 }
 
-fn states_for(config: &Config, o: &Overrides) -> Arc<[PopState]> {
+/// Operator drain wins, then the configured state, then health.
+pub fn states_for(config: &Config, inputs: &PopInputs) -> Arc<[PopState]> {
     config
         .pops
         .iter()
         .map(|p| {
-            if o.drained.contains(&p.name) {
+            if inputs.overrides.drained.contains(&p.name) {
                 PopState::Drained
-            } else {
+            } else if p.state != PopState::Up {
                 p.state
+            } else if inputs.health_down.contains(&p.name) {
+                PopState::Down
+            } else {
+                PopState::Up
             }
         })
         .collect()

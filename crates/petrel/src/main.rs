@@ -7,6 +7,7 @@ mod dns_tcp;
 mod dns_udp;
 mod explain;
 mod generation;
+mod health;
 mod metrics;
 mod serve;
 mod shared;
@@ -84,6 +85,13 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8053", global = true)]
         admin: SocketAddr,
     },
+    /// Health of POPs and their check targets on a running server.
+    Health {
+        #[arg(long, default_value = "127.0.0.1:8053")]
+        admin: SocketAddr,
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running server to reload its config (like SIGHUP).
     Reload {
         #[arg(long, default_value = "127.0.0.1:8053")]
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
         Cmd::Demo { dir, write_only } => demo_cmd(&dir, write_only),
         Cmd::Pop { action, admin } => pop_cmd(action, admin),
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
+        Cmd::Health { admin, json } => health_cmd(admin, json),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
             .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))
@@ -360,6 +369,55 @@ fn admin_call(admin: SocketAddr, method: &str, path: &str) -> Result<(), String>
     } else {
         Err(format!("the server answered HTTP {code}"))
     }
+}
+
+fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
+    let (code, body) = admin_client::call(admin, "GET", "/api/v1/health")?;
+    if code != 200 {
+        return Err(format!("the server answered HTTP {code}"));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{:<12} {:<8}", "POP", "STATE");
+    for p in body["pops"].as_array().into_iter().flatten() {
+        println!(
+            "{:<12} {:<8}",
+            p["name"].as_str().unwrap_or("?"),
+            p["state"].as_str().unwrap_or("?")
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!(
+        "\n{:<36} {:<5} {:>8} {:>10}  LAST RESULT",
+        "TARGET", "STATE", "FOR", "LATENCY"
+    );
+    for t in body["targets"].as_array().into_iter().flatten() {
+        let since = now.saturating_sub(t["since_unix"].as_u64().unwrap_or(now));
+        let lat = t["last_latency_ms"]
+            .as_f64()
+            .map_or("-".to_string(), |l| format!("{l:.1} ms"));
+        let last = match t["last_ok"].as_bool() {
+            None => "no result yet".to_string(),
+            Some(ok) => format!(
+                "{} {}",
+                if ok { "ok" } else { "FAIL" },
+                t["last_detail"].as_str().unwrap_or("")
+            ),
+        };
+        println!(
+            "{:<36} {:<5} {:>7}s {:>10}  {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?"),
+            since,
+            lat,
+            last
+        );
+    }
+    Ok(())
 }
 
 fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {

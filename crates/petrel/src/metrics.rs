@@ -252,6 +252,42 @@ impl Collector for MetricsCollector {
                 ConstGauge::new(st.is_usable() as i64).encode(me.encode_family(&labels)?)?;
             }
         }
+        {
+            let targets = shared.health.snapshot();
+            let mut up = enc.encode_descriptor(
+                "petrel_health_target_up",
+                "1 if a health-check target is up (after rise/fall hysteresis)",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for t in &targets {
+                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+                ConstGauge::new((t.state == petrel_health::TargetState::Up) as i64)
+                    .encode(up.encode_family(&labels)?)?;
+            }
+            let mut lat = enc.encode_descriptor(
+                "petrel_health_probe_latency_seconds",
+                "Duration of the last probe of each target",
+                None,
+                ConstGauge::new(0f64).metric_type(),
+            )?;
+            for t in &targets {
+                if let Some(ms) = t.last_latency_ms {
+                    let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+                    ConstGauge::new(ms / 1000.0).encode(lat.encode_family(&labels)?)?;
+                }
+            }
+            let mut probes = enc.encode_descriptor(
+                "petrel_health_probes",
+                "Probes run per target since it was configured",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            for t in &targets {
+                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+                ConstCounter::new(t.probes).encode(probes.encode_family(&labels)?)?;
+            }
+        }
         for (name, help, v) in [
             (
                 "petrel_reloads_ok",

@@ -59,6 +59,10 @@ pub fn run(config: &Path) -> Result<(), String> {
             server.tcp_max_connections,
         ));
     }
+    {
+        let _guard = rt.enter();
+        crate::health::spawn(shared.clone());
+    }
     if let Some(addr) = server.admin {
         admin::spawn(shared.clone(), addr).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
         tracing::info!(%addr, "admin API and metrics listening");

@@ -1,6 +1,6 @@
 //! State shared by the data plane, the admin API and the control loop.
 
-use crate::generation::{self, Compiled, Generation, Overrides};
+use crate::generation::{self, Compiled, Generation, Overrides, PopInputs};
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ pub struct Shared {
     /// The one snapshot every reader loads; swapped whole.
     pub gen: ArcSwap<Generation>,
     pub metrics: Metrics,
-    overrides: Mutex<Overrides>,
+    inputs: Mutex<PopInputs>,
+    pub health: crate::health::HealthBoard,
     // Serialises writers (reload, drain) so that no update is lost.
     writer: Mutex<()>,
     pub last_reload: Mutex<Option<ReloadStatus>>,
@@ -41,11 +42,16 @@ impl Shared {
             None => Overrides::default(),
         };
         let metrics = Metrics::default();
-        let gen = Generation::new(1, Arc::new(compiled), &overrides, &metrics);
+        let inputs = PopInputs {
+            overrides,
+            health_down: Default::default(),
+        };
+        let gen = Generation::new(1, Arc::new(compiled), &inputs, &metrics);
         Ok(Arc::new(Shared {
             gen: ArcSwap::from_pointee(gen),
             metrics,
-            overrides: Mutex::new(overrides),
+            inputs: Mutex::new(inputs),
+            health: Default::default(),
             writer: Mutex::new(()),
             last_reload: Mutex::new(None),
             config_path: config_path.to_path_buf(),
@@ -69,14 +75,16 @@ impl Shared {
                 if old.config().server != compiled.config.server {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
-                let overrides = self.overrides.lock().expect("overrides lock").clone();
+                let inputs = self.inputs.lock().expect("inputs lock").clone();
                 let id = self.next_id();
                 self.gen.store(Arc::new(Generation::new(
                     id,
                     Arc::new(compiled),
-                    &overrides,
+                    &inputs,
                     &self.metrics,
                 )));
+                // Probes follow the new config's checks.
+                self.health.reconfigure.notify_one();
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 for w in &warnings {
                     tracing::warn!(warning = %w, "reload");
@@ -121,8 +129,8 @@ impl Shared {
         if !g.config().pops.iter().any(|p| p.name == pop) {
             return Err(format!("unknown POP `{pop}`"));
         }
-        let mut o = self.overrides.lock().expect("overrides lock");
-        let mut next = o.clone();
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let mut next = inputs.overrides.clone();
         if drained {
             next.drained.insert(pop.to_string());
         } else {
@@ -131,11 +139,32 @@ impl Shared {
         if let Some(f) = &g.config().server.state_file {
             write_overrides(f, &next)?;
         }
-        *o = next;
+        inputs.overrides = next;
         let id = self.next_id();
-        self.gen.store(Arc::new(g.with_overrides(id, &o)));
+        self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
         tracing::info!(pop, drained, generation = id, "POP override changed");
         Ok(id)
+    }
+}
+
+impl Shared {
+    /// What the health checks say of a POP; a new generation only when that
+    /// changes anything. Cheap: tables are shared, only states are rebuilt.
+    pub fn set_pop_health(&self, pop: &str, up: bool) -> Option<u64> {
+        let _w = self.writer.lock().expect("writer lock");
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let changed = if up {
+            inputs.health_down.remove(pop)
+        } else {
+            inputs.health_down.insert(pop.to_string())
+        };
+        if !changed {
+            return None;
+        }
+        let g = self.gen.load();
+        let id = self.next_id();
+        self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
+        Some(id)
     }
 }
 

@@ -1,0 +1,278 @@
+//! Health probes and the one task that owns health state.
+//!
+//! Each check runs in its own small task on the control runtime and sends
+//! its outcomes over a bounded channel to the supervisor, which feeds them
+//! to `petrel-health`'s hysteresis, keeps the status board for the API and
+//! metrics, and on a POP flip publishes a new generation whose state vector
+//! differs (tables are shared, nothing is recompiled).
+
+use crate::shared::Shared;
+use petrel_config::{CheckKind, HealthCheck};
+use petrel_health::{judge, pop_up, Hysteresis, Outcome, TargetState};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+/// Last known state of one check, for the API, the CLI and metrics.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub pop: String,
+    pub state: TargetState,
+    pub since_unix: u64,
+    pub probes: u64,
+    pub last_ok: Option<bool>,
+    pub last_latency_ms: Option<f64>,
+    pub last_detail: String,
+}
+
+#[derive(Default)]
+pub struct HealthBoard {
+    targets: Mutex<Vec<TargetStatus>>,
+    /// Wakes the supervisor after a reload.
+    pub reconfigure: Notify,
+}
+
+impl HealthBoard {
+    pub fn snapshot(&self) -> Vec<TargetStatus> {
+        self.targets.lock().expect("health board").clone()
+    }
+}
+
+struct Report {
+    epoch: u64,
+    idx: usize,
+    ok: bool,
+    elapsed: Duration,
+    detail: String,
+}
+
+struct Target {
+    pop: String,
+    check: HealthCheck,
+    hyst: Hysteresis,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Start the supervisor on the current runtime.
+pub fn spawn(shared: Arc<Shared>) {
+    tokio::spawn(supervise(shared));
+}
+
+async fn supervise(shared: Arc<Shared>) {
+    let start = Instant::now();
+    let now_ms = move || start.elapsed().as_millis() as u64;
+    let mut epoch = 0u64;
+    let mut kept: HashMap<String, (HealthCheck, Hysteresis)> = HashMap::new();
+    loop {
+        epoch += 1;
+        let g = shared.gen.load_full();
+        let config = g.config();
+        let mut targets: Vec<Target> = Vec::new();
+        for p in &config.pops {
+            for c in &p.checks {
+                // A check that did not change keeps its history across reloads.
+                let hyst = match kept.remove(&c.name) {
+                    Some((old, h)) if old == *c => h,
+                    _ => Hysteresis::new(
+                        if c.initial_up {
+                            TargetState::Up
+                        } else {
+                            TargetState::Down
+                        },
+                        c.rise,
+                        c.fall,
+                        now_ms(),
+                    ),
+                };
+                targets.push(Target {
+                    pop: p.name.clone(),
+                    check: c.clone(),
+                    hyst,
+                });
+            }
+        }
+        let thresholds: HashMap<String, f64> = config.pops.iter().map(|p| (p.name.clone(), p.up_thresh)).collect();
+        // POP states from the targets' current (initial or kept) states.
+        for p in &config.pops {
+            let up = pop_up(
+                targets.iter().filter(|t| t.pop == p.name).map(|t| t.hyst.state()),
+                p.up_thresh,
+            );
+            shared.set_pop_health(&p.name, up);
+        }
+        publish(&shared, &targets);
+        drop(g);
+
+        let (tx, mut rx) = mpsc::channel::<Report>(1024);
+        let tasks: Vec<JoinHandle<()>> = targets
+            .iter()
+            .enumerate()
+            .map(|(idx, t)| tokio::spawn(probe_loop(epoch, idx, t.check.clone(), tx.clone())))
+            .collect();
+        drop(tx);
+        loop {
+            tokio::select! {
+                r = rx.recv() => {
+                    let Some(r) = r else { break };
+                    if r.epoch != epoch { continue; }
+                    let t = &mut targets[r.idx];
+                    let elapsed_ms = r.elapsed.as_millis() as u64;
+                    let outcome = judge(r.ok, elapsed_ms, t.check.timeout_ms);
+                    let flip = t.hyst.observe(outcome, now_ms());
+                    update_board(&shared, r.idx, t, outcome, r.elapsed, &r.detail);
+                    if let Some(f) = flip {
+                        tracing::warn!(target_name = %t.check.name, to = ?f.to, after = f.after, detail = %r.detail, "health check changed state");
+                        let pop = t.pop.clone();
+                        let up = pop_up(targets.iter().filter(|x| x.pop == pop).map(|x| x.hyst.state()), thresholds[&pop]);
+                        if let Some(id) = shared.set_pop_health(&pop, up) {
+                            tracing::warn!(pop = %pop, up, generation = id, "POP health changed");
+                        }
+                    }
+                }
+                _ = shared.health.reconfigure.notified() => break,
+            }
+        }
+        for t in &tasks {
+            t.abort();
+        }
+        kept = targets
+            .into_iter()
+            .map(|t| (t.check.name.clone(), (t.check, t.hyst)))
+            .collect();
+    }
+}
+
+fn publish(shared: &Shared, targets: &[Target]) {
+    let now = unix_now();
+    let list = targets
+        .iter()
+        .map(|t| TargetStatus {
+            name: t.check.name.clone(),
+            pop: t.pop.clone(),
+            state: t.hyst.state(),
+            since_unix: now,
+            probes: 0,
+            last_ok: None,
+            last_latency_ms: None,
+            last_detail: String::new(),
+        })
+        .collect();
+    *shared.health.targets.lock().expect("health board") = list;
+}
+
+fn update_board(shared: &Shared, idx: usize, t: &Target, outcome: Outcome, elapsed: Duration, detail: &str) {
+    let mut b = shared.health.targets.lock().expect("health board");
+    if let Some(s) = b.get_mut(idx) {
+        if s.state != t.hyst.state() {
+            s.since_unix = unix_now();
+        }
+        s.state = t.hyst.state();
+        s.probes += 1;
+        s.last_ok = Some(outcome == Outcome::Ok);
+        s.last_latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        s.last_detail = detail.to_string();
+    }
+}
+
+async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender<Report>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(check.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let limit = Duration::from_millis(check.timeout_ms);
+    loop {
+        // The first tick fires at once: probes start at boot.
+        tick.tick().await;
+        let t0 = Instant::now();
+        let (ok, detail) = match tokio::time::timeout(limit, probe(&check)).await {
+            Ok(Ok(d)) => (true, d),
+            Ok(Err(d)) => (false, d),
+            Err(_) => (false, format!("no answer within {} ms", check.timeout_ms)),
+        };
+        if tx
+            .send(Report {
+                epoch,
+                idx,
+                ok,
+                elapsed: t0.elapsed(),
+                detail,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// One probe. Ok carries a short description of success, Err of failure.
+async fn probe(check: &HealthCheck) -> Result<String, String> {
+    match &check.kind {
+        CheckKind::Tcp => {
+            TcpStream::connect(check.target)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            Ok("connected".into())
+        }
+        CheckKind::Http {
+            method,
+            path,
+            host,
+            expect_status,
+            expect_body,
+            max_body_bytes,
+        } => {
+            let mut s = TcpStream::connect(check.target)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let host = if host.is_empty() {
+                check.target.to_string()
+            } else {
+                host.clone()
+            };
+            let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: petrel-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+            // Headers plus at most max_body_bytes of body.
+            let cap = max_body_bytes + 16 * 1024;
+            let mut buf = Vec::with_capacity(4096);
+            let mut chunk = [0u8; 4096];
+            while buf.len() < cap {
+                let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n.min(cap - buf.len())]);
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let status: u16 = text
+                .strip_prefix("HTTP/1.")
+                .and_then(|r| r.get(2..5))
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| "not an HTTP response".to_string())?;
+            let good = if expect_status.is_empty() {
+                (200..400).contains(&status)
+            } else {
+                expect_status.contains(&status)
+            };
+            if !good {
+                return Err(format!("HTTP {status}"));
+            }
+            if let Some(want) = expect_body {
+                let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                if !body.contains(want.as_str()) {
+                    return Err(format!("HTTP {status}, body lacks `{want}`"));
+                }
+            }
+            Ok(format!("HTTP {status}"))
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Helpers shared by the integration tests: the real binary on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_petrel");
+
+pub fn tool(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p.display().to_string();
+        }
+    }
+    panic!("`{name}` is not installed: run `sudo scripts/test` (it installs the Debian packages the tests need)");
+}
+
+pub static NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback address and port pair unique to this test run.
+pub fn free_port() -> u16 {
+    loop {
+        let base = 20000 + (std::process::id() % 2000) as u16 * 10;
+        let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "petrel-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub admin: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo's data with test ports, an extra CIDR map for the 127/8 clients
+/// unbound forwards, and short TCP timeouts.
+pub fn write_config(dir: &Path, port: u16, admin: u16, extra: &str) -> PathBuf {
+    let out = Command::new(BIN)
+        .args(["demo", "--write-only", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
+    let cfg = cfg
+        .replace("dns = [\"127.0.0.1:5300\", \"[::1]:5300\"]", &format!("dns = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]"))
+        .replace("127.0.0.1:8053", &format!("127.0.0.1:{admin}"))
+        .replace("tcp_idle_timeout_secs = 10", "tcp_idle_timeout_secs = 2")
+        .replace("{ type = \"cidr\", entries = { \"10.0.0.0/8\" = [\"ams\"], \"192.168.0.0/16\" = [\"iad\", \"ams\"] } },",
+                 "{ type = \"cidr\", entries = { \"10.0.0.0/8\" = [\"ams\"], \"192.168.0.0/16\" = [\"iad\", \"ams\"], \"127.0.1.0/24\" = [\"sin\"], \"127.0.2.0/24\" = [\"gru\"] } },");
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, format!("{cfg}\n{extra}")).unwrap();
+    path
+}
+
+pub fn start(tag: &str) -> Server {
+    let dir = tempdir(tag);
+    let port = free_port();
+    let admin = free_port();
+    let cfg = write_config(&dir, port, admin, "");
+    spawn(dir, &cfg, port, admin)
+}
+
+pub fn spawn(dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
+    let log = std::fs::File::create(dir.join("petrel.log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child,
+        dir,
+        port,
+        admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(s.admin).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "petrel did not start: {}",
+            std::fs::read_to_string(s.dir.join("petrel.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(tool(cmd)).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+pub fn dig(s: &Server, args: &[&str]) -> String {
+    let port = s.port.to_string();
+    let mut a = vec!["@127.0.0.1", "-p", &port, "+time=2", "+tries=2"];
+    a.extend_from_slice(args);
+    run("dig", &a)
+}
+
+pub fn petrel(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let code = r.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, r)
+}
+
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let (code, body) = http(addr, "GET", path);
+    assert_eq!(code, 200, "{body}");
+    body
+}

@@ -1,0 +1,159 @@
+//! Health checks drive answers: real TCP and HTTP services on loopback that
+//! the test stops and starts, queried with dig.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A TCP (or minimal HTTP) service the test can stop and start on one port.
+struct Service {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// 0: answer 200 "ok", 1: answer 500, for the HTTP flavour.
+fn serve(port: u16, http: Option<Arc<AtomicU8>>) -> Service {
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    if let Some(mode) = &http {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                        let mut buf = [0u8; 2048];
+                        let _ = c.read(&mut buf);
+                        let resp: &[u8] = if mode.load(Ordering::Relaxed) == 0 {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        } else {
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfail"
+                        };
+                        let _ = c.write_all(resp);
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    Service {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ask until the answer is `want`; return how long it took.
+fn until(s: &Server, subnet: &str, want: &str, limit: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        let out = dig(
+            s,
+            &["www.demo.petrel.test", "A", &format!("+subnet={subnet}"), "+short"],
+        );
+        if out.trim() == want {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < limit,
+            "answer for {subnet} is still `{}`, wanted {want}",
+            out.trim()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tcp_and_http_checks_move_answers_within_the_detection_bound() {
+    let dir = tempdir("health");
+    let (port, admin) = (free_port(), free_port());
+    let (tcp_port, http_port) = (free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    // ams: one TCP target; iad: one HTTP target that must say "ok".
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "name = \"ams\"\n",
+            &format!("name = \"ams\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {tcp_port}, interval_ms = 200, timeout_ms = 100, rise = 2, fall = 2 }}]\n"),
+        )
+        .replace(
+            "name = \"iad\"\n",
+            &format!("name = \"iad\"\ncheck = [{{ type = \"http\", address = \"127.0.0.1\", port = {http_port}, path = \"/health\", expect_body = \"ok\", interval_ms = 200, timeout_ms = 100, rise = 2, fall = 2 }}]\n"),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let tcp = serve(tcp_port, None);
+    let mode = Arc::new(AtomicU8::new(0));
+    let _http = serve(http_port, Some(mode.clone()));
+    let s = spawn(dir, &cfg, port, admin);
+    let paris = "2.16.0.0/24";
+    let new_york = "23.1.0.0/24";
+    until(&s, paris, "192.0.2.10", Duration::from_secs(5));
+    until(&s, new_york, "198.51.100.10", Duration::from_secs(5));
+
+    // Detection bound: fall (2) x interval (200 ms) + timeout (100 ms) = 500 ms,
+    // plus the probe period the failure may start in; 3 s leaves room for a
+    // loaded CI machine.
+    drop(tcp);
+    let took = until(&s, paris, "198.51.100.10", Duration::from_secs(3));
+    eprintln!("tcp target down -> answer moved after {took:?}");
+    let tcp = serve(tcp_port, None);
+    let took = until(&s, paris, "192.0.2.10", Duration::from_secs(3));
+    eprintln!("tcp target back -> answer moved after {took:?}");
+
+    mode.store(1, Ordering::Relaxed);
+    let took = until(&s, new_york, "192.0.2.10", Duration::from_secs(3));
+    eprintln!("http target 500 -> answer moved after {took:?}");
+    let (ok, out, err) = petrel(&["health", "--admin", &s.admin.to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("iad          down"), "{out}");
+    assert!(
+        out.contains(&format!("iad/http:127.0.0.1:{http_port}")) && out.contains("FAIL HTTP 500"),
+        "{out}"
+    );
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "petrel_health_target_up{{pop=\"iad\",target=\"iad/http:127.0.0.1:{http_port}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("petrel_pop_up{pop=\"iad\",state=\"down\"} 0"),
+        "{metrics}"
+    );
+    mode.store(0, Ordering::Relaxed);
+    until(&s, new_york, "198.51.100.10", Duration::from_secs(3));
+    drop(tcp);
+}
+
+#[test]
+fn a_target_down_from_the_start_keeps_its_pop_out() {
+    let dir = tempdir("health-initial");
+    let (port, admin, dead) = (free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"ams\"\n",
+        &format!("name = \"ams\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {dead}, interval_ms = 200, timeout_ms = 100, initial = \"down\" }}]\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    // Nothing listens on `dead`: ams never comes up; Paris goes to iad.
+    until(&s, "2.16.0.0/24", "198.51.100.10", Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(600));
+    until(&s, "2.16.0.0/24", "198.51.100.10", Duration::from_millis(10));
+}
