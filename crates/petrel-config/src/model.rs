@@ -3,7 +3,7 @@
 use crate::error::Location;
 use petrel_mapping::WeightMode;
 use petrel_types::{PopIdx, PopState, Prefix};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -37,8 +37,11 @@ pub struct Pop {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
-    Tcp,
+    Tcp {
+        target: SocketAddr,
+    },
     Http {
+        target: SocketAddr,
         method: String,
         path: String,
         host: String,
@@ -47,14 +50,26 @@ pub enum CheckKind {
         expect_body: Option<String>,
         max_body_bytes: usize,
     },
+    /// A query over UDP.
+    Dns {
+        target: SocketAddr,
+        qname: Vec<u8>,
+        qtype: u16,
+        expect_rcode: u16,
+        expect_answer: Option<IpAddr>,
+    },
+    /// A program; exit status 0 means up.
+    Exec {
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
-    /// `pop/type:address:port`, unique, for logs, metrics and the API.
+    /// `pop/type:address:port` (or `pop/exec:program`), unique, for logs,
+    /// metrics and the API.
     pub name: String,
     pub kind: CheckKind,
-    pub target: SocketAddr,
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub rise: u32,

@@ -86,6 +86,14 @@ pub struct Check {
     pub expect_status: Option<Vec<S<i64>>>,
     pub expect_body: Option<S<String>>,
     pub max_body_bytes: Option<S<i64>>,
+    /// dns: the name and type to ask, the rcode and (optionally) an address
+    /// the answer must hold.
+    pub query: Option<S<String>>,
+    pub qtype: Option<S<String>>,
+    pub expect_rcode: Option<S<String>>,
+    pub expect_answer: Option<S<String>>,
+    /// exec: program and arguments; exit status 0 means up.
+    pub command: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -295,6 +295,28 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
     out
 }
 
+const CHECK_FIELDS: &[(&str, &[&str])] = &[
+    ("tcp", &["address", "port"]),
+    (
+        "http",
+        &[
+            "address",
+            "port",
+            "method",
+            "path",
+            "host",
+            "expect_status",
+            "expect_body",
+            "max_body_bytes",
+        ],
+    ),
+    (
+        "dns",
+        &["address", "port", "query", "qtype", "expect_rcode", "expect_answer"],
+    ),
+    ("exec", &["command"]),
+];
+
 fn check(
     cx: &mut Ctx<'_>,
     c: &S<raw::Check>,
@@ -304,28 +326,125 @@ fn check(
 ) -> Option<HealthCheck> {
     let r = c.get_ref();
     let kind = r.kind.get_ref().as_str();
-    let http_only: [(&str, bool); 6] = [
-        ("method", r.method.is_some()),
-        ("path", r.path.is_some()),
-        ("host", r.host.is_some()),
-        ("expect_status", r.expect_status.is_some()),
-        ("expect_body", r.expect_body.is_some()),
-        ("max_body_bytes", r.max_body_bytes.is_some()),
+    let Some((_, allowed)) = CHECK_FIELDS.iter().find(|(k, _)| *k == kind) else {
+        let kinds: Vec<&str> = CHECK_FIELDS.iter().map(|(k, _)| *k).collect();
+        cx.err(
+            &r.kind,
+            format!("{field}.type"),
+            format!("`{kind}` is not a check type; expected one of {}", kinds.join(", ")),
+        );
+        return None;
+    };
+    let present: [(&str, Option<usize>); 13] = [
+        ("address", r.address.as_ref().map(|x| x.span().start)),
+        ("port", r.port.as_ref().map(|x| x.span().start)),
+        ("method", r.method.as_ref().map(|x| x.span().start)),
+        ("path", r.path.as_ref().map(|x| x.span().start)),
+        ("host", r.host.as_ref().map(|x| x.span().start)),
+        (
+            "expect_status",
+            r.expect_status
+                .as_ref()
+                .map(|v| v.first().map_or(c.span().start, |x| x.span().start)),
+        ),
+        ("expect_body", r.expect_body.as_ref().map(|x| x.span().start)),
+        ("max_body_bytes", r.max_body_bytes.as_ref().map(|x| x.span().start)),
+        ("query", r.query.as_ref().map(|x| x.span().start)),
+        ("qtype", r.qtype.as_ref().map(|x| x.span().start)),
+        ("expect_rcode", r.expect_rcode.as_ref().map(|x| x.span().start)),
+        ("expect_answer", r.expect_answer.as_ref().map(|x| x.span().start)),
+        ("command", r.command.as_ref().map(|x| x.span().start)),
     ];
-    let (kind, default_port) = match kind {
-        "tcp" => {
-            for (k, present) in http_only {
-                if present {
-                    cx.err(
-                        &r.kind,
-                        format!("{field}.{k}"),
-                        format!("`{k}` does not apply to a `tcp` check"),
-                    );
-                }
+    let mut bad = false;
+    for (k, at) in present {
+        if let Some(off) = at {
+            if !allowed.contains(&k) {
+                let location = cx.loc(off);
+                cx.errors.push(ConfigError {
+                    location,
+                    field: format!("{field}.{k}"),
+                    message: format!("`{k}` does not apply to a `{kind}` check"),
+                });
+                bad = true;
             }
-            (CheckKind::Tcp, None)
+        }
+    }
+    let interval_ms = cx.int(&r.interval_ms, &format!("{field}.interval_ms"), 100, 3_600_000, 5000u64);
+    let timeout_ms = cx.int(
+        &r.timeout_ms,
+        &format!("{field}.timeout_ms"),
+        10,
+        600_000,
+        (interval_ms / 2).max(10),
+    );
+    if timeout_ms > interval_ms {
+        if let Some(t) = &r.timeout_ms {
+            cx.err(
+                t,
+                format!("{field}.timeout_ms"),
+                format!("{timeout_ms} ms is longer than the interval ({interval_ms} ms)"),
+            );
+        }
+    }
+    let rise = cx.int(&r.rise, &format!("{field}.rise"), 1, 100, 2u32);
+    let fall = cx.int(&r.fall, &format!("{field}.fall"), 1, 100, 3u32);
+    let initial_up = match &r.initial {
+        None => true,
+        Some(s) => match s.get_ref().as_str() {
+            "up" => true,
+            "down" => false,
+            o => {
+                cx.err(s, format!("{field}.initial"), format!("`{o}` is not one of up, down"));
+                true
+            }
+        },
+    };
+    if bad {
+        return None;
+    }
+    // The network address of tcp, http and dns checks.
+    let target = |cx: &mut Ctx<'_>, default_port: Option<u16>| -> Option<SocketAddr> {
+        let addr = match &r.address {
+            Some(a) => match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    cx.err(
+                        a,
+                        format!("{field}.address"),
+                        format!("`{}` is not an IP address", a.get_ref()),
+                    );
+                    return None;
+                }
+            },
+            None => match default_addr {
+                Some(a) => a,
+                None => {
+                    cx.err(&r.kind, format!("{field}.address"), "no address to probe");
+                    return None;
+                }
+            },
+        };
+        let port = match (&r.port, default_port) {
+            (Some(_), _) => cx.int(&r.port, &format!("{field}.port"), 1, 65535, 0u16),
+            (None, Some(p)) => p,
+            (None, None) => {
+                cx.err(
+                    &r.kind,
+                    format!("{field}.port"),
+                    format!("a `{kind}` check needs `port`"),
+                );
+                return None;
+            }
+        };
+        Some(SocketAddr::new(addr, port))
+    };
+    let (kind_v, label) = match kind {
+        "tcp" => {
+            let t = target(cx, None)?;
+            (CheckKind::Tcp { target: t }, t.to_string())
         }
         "http" => {
+            let t = target(cx, Some(80))?;
             let method = r
                 .method
                 .as_ref()
@@ -380,89 +499,113 @@ fn check(
                 64 * 1024usize,
             );
             let expect_body = r.expect_body.as_ref().map(|b| b.get_ref().clone());
-            (
-                CheckKind::Http {
-                    method,
-                    path,
-                    host,
-                    expect_status,
-                    expect_body,
-                    max_body_bytes,
+            let kind = CheckKind::Http {
+                target: t,
+                method,
+                path,
+                host,
+                expect_status,
+                expect_body,
+                max_body_bytes,
+            };
+            (kind, t.to_string())
+        }
+        "dns" => {
+            let t = target(cx, Some(53))?;
+            let Some(q) = &r.query else {
+                cx.err(
+                    &r.kind,
+                    format!("{field}.query"),
+                    "a `dns` check needs `query` (the name to ask)",
+                );
+                return None;
+            };
+            let qname = match name::from_text(q.get_ref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    cx.err(q, format!("{field}.query"), e.to_string());
+                    return None;
+                }
+            };
+            let qtype = match r.qtype.as_ref().map_or("A", |t| t.get_ref().as_str()) {
+                "A" => 1,
+                "AAAA" => 28,
+                "SOA" => 6,
+                "NS" => 2,
+                "TXT" => 16,
+                other => {
+                    if let Some(qt) = &r.qtype {
+                        cx.err(
+                            qt,
+                            format!("{field}.qtype"),
+                            format!("`{other}` is not one of A, AAAA, SOA, NS, TXT"),
+                        );
+                    }
+                    1
+                }
+            };
+            let expect_rcode = match r.expect_rcode.as_ref().map_or("NOERROR", |t| t.get_ref().as_str()) {
+                "NOERROR" => 0,
+                "NXDOMAIN" => 3,
+                other => {
+                    if let Some(rc) = &r.expect_rcode {
+                        cx.err(
+                            rc,
+                            format!("{field}.expect_rcode"),
+                            format!("`{other}` is not one of NOERROR, NXDOMAIN"),
+                        );
+                    }
+                    0
+                }
+            };
+            let expect_answer = match &r.expect_answer {
+                None => None,
+                Some(a) => match a.get_ref().parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        cx.err(
+                            a,
+                            format!("{field}.expect_answer"),
+                            format!("`{}` is not an IP address", a.get_ref()),
+                        );
+                        None
+                    }
                 },
-                Some(80u16),
+            };
+            (
+                CheckKind::Dns {
+                    target: t,
+                    qname,
+                    qtype,
+                    expect_rcode,
+                    expect_answer,
+                },
+                t.to_string(),
             )
         }
-        other => {
-            cx.err(
-                &r.kind,
-                format!("{field}.type"),
-                format!("`{other}` is not a check type; expected one of tcp, http"),
-            );
-            return None;
-        }
-    };
-    let addr = match &r.address {
-        Some(a) => match a.get_ref().parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
+        "exec" => {
+            let argv: Vec<String> = r
+                .command
+                .as_ref()
+                .map(|c| c.get_ref().iter().map(|a| a.get_ref().clone()).collect())
+                .unwrap_or_default();
+            if argv.first().is_none_or(|p| p.is_empty()) {
                 cx.err(
-                    a,
-                    format!("{field}.address"),
-                    format!("`{}` is not an IP address", a.get_ref()),
+                    &r.kind,
+                    format!("{field}.command"),
+                    "an `exec` check needs `command` = [program, args...]",
                 );
                 return None;
             }
-        },
-        None => default_addr,
-    };
-    let Some(addr) = addr else {
-        cx.err(&r.kind, format!("{field}.address"), "no address to probe");
-        return None;
-    };
-    let port = match (&r.port, default_port) {
-        (Some(_), _) => cx.int(&r.port, &format!("{field}.port"), 1, 65535, 0u16),
-        (None, Some(p)) => p,
-        (None, None) => {
-            cx.err(&r.kind, format!("{field}.port"), "a `tcp` check needs `port`");
-            return None;
+            let label = argv[0].clone();
+            (CheckKind::Exec { argv }, label)
         }
+        _ => return None,
     };
-    let interval_ms = cx.int(&r.interval_ms, &format!("{field}.interval_ms"), 100, 3_600_000, 5000u64);
-    let timeout_ms = cx.int(
-        &r.timeout_ms,
-        &format!("{field}.timeout_ms"),
-        10,
-        600_000,
-        (interval_ms / 2).max(10),
-    );
-    if timeout_ms > interval_ms {
-        if let Some(t) = &r.timeout_ms {
-            cx.err(
-                t,
-                format!("{field}.timeout_ms"),
-                format!("{timeout_ms} ms is longer than the interval ({interval_ms} ms)"),
-            );
-        }
-    }
-    let rise = cx.int(&r.rise, &format!("{field}.rise"), 1, 100, 2u32);
-    let fall = cx.int(&r.fall, &format!("{field}.fall"), 1, 100, 3u32);
-    let initial_up = match &r.initial {
-        None => true,
-        Some(s) => match s.get_ref().as_str() {
-            "up" => true,
-            "down" => false,
-            o => {
-                cx.err(s, format!("{field}.initial"), format!("`{o}` is not one of up, down"));
-                true
-            }
-        },
-    };
-    let target = SocketAddr::new(addr, port);
-    let name = format!("{pop}/{}:{target}", r.kind.get_ref());
+    let name = format!("{pop}/{kind}:{label}");
     Some(HealthCheck {
         name,
-        kind,
-        target,
+        kind: kind_v,
         interval_ms,
         timeout_ms,
         rise,
@@ -903,9 +1046,9 @@ policy = [
             ),
             (1000, 300, 1, 2)
         );
-        assert_eq!(ams.checks[1].target.to_string(), "192.0.2.99:80");
         assert!(
-            matches!(&ams.checks[1].kind, CheckKind::Http { path, expect_status, .. } if path == "/health" && expect_status == &[200])
+            matches!(&ams.checks[1].kind, CheckKind::Http { target, path, expect_status, .. }
+            if target.to_string() == "192.0.2.99:80" && path == "/health" && expect_status == &[200])
         );
         let bad = t
             .replace("type = \"tcp\", port = 443", "type = \"tcp\", path = \"/x\"")
@@ -917,7 +1060,15 @@ policy = [
                 .any(|e| e.contains("pop[0].check[0].path: `path` does not apply to a `tcp` check")),
             "{s:#?}"
         );
-        assert!(s.iter().any(|e| e.contains("a `tcp` check needs `port`")), "{s:#?}");
+        assert!(
+            s.iter()
+                .any(|e| e.contains("timeout_ms: 3000 ms is longer than the interval")),
+            "{s:#?}"
+        );
+        let exec = GOOD.replace("lat = 52.37", "check = [{ type = \"exec\", command = [\"/bin/true\"] }, { type = \"dns\", query = \"www.example.net.\", expect_answer = \"192.0.2.1\", port = 5300 }]\nlat = 52.37");
+        let c = parse(Path::new("p.toml"), &exec).unwrap();
+        assert_eq!(c.pops[0].checks[0].name, "ams/exec:/bin/true");
+        assert!(matches!(&c.pops[0].checks[1].kind, CheckKind::Dns { target, qtype: 1, .. } if target.port() == 5300));
     }
 
     #[test]

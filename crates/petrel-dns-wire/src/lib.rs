@@ -10,7 +10,9 @@
 pub mod consts;
 pub mod name;
 mod query;
+mod response;
 mod writer;
 
 pub use query::{parse_query, ClientSubnet, Edns, Query, QueryError, Question};
+pub use response::{summarize_reply, ReplySummary};
 pub use writer::{Full, MessageWriter, Section};

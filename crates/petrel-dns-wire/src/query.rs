@@ -80,7 +80,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Skip a possibly compressed name; returns the offset after it.
-fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
+pub(crate) fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
     let mut total = 0usize;
     loop {
         let len = *b.get(pos)? as usize;

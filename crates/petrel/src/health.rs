@@ -215,15 +215,15 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
 }
 
 /// One probe. Ok carries a short description of success, Err of failure.
+/// The caller bounds it by the check's timeout.
 async fn probe(check: &HealthCheck) -> Result<String, String> {
     match &check.kind {
-        CheckKind::Tcp => {
-            TcpStream::connect(check.target)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
+        CheckKind::Tcp { target } => {
+            TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
             Ok("connected".into())
         }
         CheckKind::Http {
+            target,
             method,
             path,
             host,
@@ -231,15 +231,15 @@ async fn probe(check: &HealthCheck) -> Result<String, String> {
             expect_body,
             max_body_bytes,
         } => {
-            let mut s = TcpStream::connect(check.target)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
+            let mut s = TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
             let host = if host.is_empty() {
-                check.target.to_string()
+                target.to_string()
             } else {
                 host.clone()
             };
-            let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: petrel-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: petrel-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            );
             s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
             // Headers plus at most max_body_bytes of body.
             let cap = max_body_bytes + 16 * 1024;
@@ -273,6 +273,71 @@ async fn probe(check: &HealthCheck) -> Result<String, String> {
                 }
             }
             Ok(format!("HTTP {status}"))
+        }
+        CheckKind::Dns {
+            target,
+            qname,
+            qtype,
+            expect_rcode,
+            expect_answer,
+        } => {
+            let bind: std::net::SocketAddr = if target.is_ipv6() {
+                "[::]:0".parse().expect("literal")
+            } else {
+                "0.0.0.0:0".parse().expect("literal")
+            };
+            let sock = tokio::net::UdpSocket::bind(bind)
+                .await
+                .map_err(|e| format!("socket: {e}"))?;
+            sock.connect(target).await.map_err(|e| format!("connect: {e}"))?;
+            let id = (SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+                & 0xffff) as u16;
+            let mut q = [0u8; 512];
+            let mut w = petrel_dns_wire::MessageWriter::new(&mut q, 512);
+            w.question(qname, *qtype, 1).map_err(|_| "query too long".to_string())?;
+            let n = w.finish(id, 0);
+            sock.send(&q[..n]).await.map_err(|e| format!("send: {e}"))?;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = sock.recv(&mut buf).await.map_err(|e| format!("receive: {e}"))?;
+                // Ignore stray datagrams; a forged reply must at least match the id.
+                let Some(r) = petrel_dns_wire::summarize_reply(&buf[..n]) else {
+                    continue;
+                };
+                if r.id != id {
+                    continue;
+                }
+                if r.rcode != *expect_rcode {
+                    return Err(format!("rcode {}", petrel_dns_wire::consts::rcode::name(r.rcode)));
+                }
+                if let Some(a) = expect_answer {
+                    if !r.addresses.contains(a) {
+                        return Err(format!("answer lacks {a}"));
+                    }
+                }
+                return Ok(format!("rcode {}", petrel_dns_wire::consts::rcode::name(r.rcode)));
+            }
+        }
+        CheckKind::Exec { argv } => {
+            // kill_on_drop: when the timeout drops this future, the child dies.
+            let out = tokio::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+            if out.status.success() {
+                Ok("exit 0".into())
+            } else {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let first = err.lines().next().unwrap_or("").chars().take(120).collect::<String>();
+                Err(format!("{} {first}", out.status))
+            }
         }
     }
 }

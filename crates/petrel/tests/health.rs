@@ -157,3 +157,40 @@ fn a_target_down_from_the_start_keeps_its_pop_out() {
     std::thread::sleep(Duration::from_millis(600));
     until(&s, "2.16.0.0/24", "198.51.100.10", Duration::from_millis(10));
 }
+
+#[test]
+fn dns_and_exec_checks() {
+    let dir = tempdir("health-dns-exec");
+    let (port, admin) = (free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let flag = dir.join("ams-is-up");
+    std::fs::write(&flag, "").unwrap();
+    // sin asks petrel itself for a name that exists; gru for one that does
+    // not (NXDOMAIN, so down); ams runs a program that tests a flag file.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "name = \"sin\"\n",
+            &format!("name = \"sin\"\ncheck = [{{ type = \"dns\", address = \"127.0.0.1\", port = {port}, query = \"ns1.demo.petrel.test.\", expect_answer = \"127.0.0.1\", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}]\n"),
+        )
+        .replace(
+            "name = \"gru\"\n",
+            &format!("name = \"gru\"\ncheck = [{{ type = \"dns\", address = \"127.0.0.1\", port = {port}, query = \"missing.demo.petrel.test.\", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}]\n"),
+        )
+        .replace(
+            "name = \"ams\"\n",
+            &format!("name = \"ams\"\ncheck = [{{ type = \"exec\", command = [\"/bin/sh\", \"-c\", \"test -e {}\"], interval_ms = 200, timeout_ms = 150, rise = 1, fall = 1 }}]\n", flag.display()),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    until(&s, "14.1.0.0/24", "203.0.113.10", Duration::from_secs(3)); // sin stays up
+    until(&s, "177.1.0.0/24", "198.51.100.10", Duration::from_secs(3)); // gru down: iad
+    until(&s, "2.16.0.0/24", "192.0.2.10", Duration::from_secs(3)); // ams up
+    std::fs::remove_file(&flag).unwrap();
+    until(&s, "2.16.0.0/24", "198.51.100.10", Duration::from_secs(3)); // ams down: iad
+    let (ok, out, _) = petrel(&["health", "--admin", &s.admin.to_string()]);
+    assert!(
+        ok && out.contains("FAIL rcode NXDOMAIN") && out.contains("FAIL exit status: 1"),
+        "{out}"
+    );
+}
