@@ -111,6 +111,8 @@ pub struct Service {
     pub ttl: Option<S<i64>>,
     pub answers: Option<S<i64>>,
     pub fallback: Option<S<String>>,
+    /// With `fallback = "backup"`: the POPs to answer when no candidate is usable.
+    pub backup: Option<PopList>,
     pub cname: Option<S<String>>,
     #[serde(default)]
     pub policy: Vec<S<Policy>>,

@@ -730,12 +730,28 @@ fn services(
             Some(v) => match v.get_ref().as_str() {
                 "all" => Fallback::All,
                 "none" => Fallback::None,
+                "backup" => match &r.backup {
+                    Some(list) => {
+                        let set = pop_list(cx, list.get_ref(), &f("backup"), pops, &[]);
+                        if set.is_empty() {
+                            cx.err(list, f("backup"), "the backup set is empty");
+                        }
+                        Fallback::Backup(set)
+                    }
+                    None => {
+                        cx.err(v, f("backup"), "`fallback = \"backup\"` needs `backup = [pop, ...]`");
+                        Fallback::All
+                    }
+                },
                 o => {
-                    cx.err(v, f("fallback"), format!("`{o}` is not one of all, none"));
+                    cx.err(v, f("fallback"), format!("`{o}` is not one of all, none, backup"));
                     Fallback::All
                 }
             },
         };
+        if let (Some(b), false) = (&r.backup, matches!(fallback, Fallback::Backup(_))) {
+            cx.err(b, f("backup"), "`backup` applies only with `fallback = \"backup\"`");
+        }
         let cname = r.cname.as_ref().and_then(|c| {
             let t = c.get_ref();
             if !t.contains("{pop}") {

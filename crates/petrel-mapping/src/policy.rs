@@ -96,7 +96,7 @@ impl Policy {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Fallback {
     /// Every candidate, in rank order, ignoring state (gdnsd's and PowerDNS'
     /// behaviour: better a possibly-dead answer than none).
@@ -104,6 +104,9 @@ pub enum Fallback {
     All,
     /// An empty NOERROR answer.
     None,
+    /// A designated backup set (which may lie outside the candidates, e.g. a
+    /// "sorry" site): its usable POPs in order, or all of it if none is.
+    Backup(Vec<PopIdx>),
 }
 
 #[derive(Clone, Debug)]

@@ -142,10 +142,27 @@ impl CompiledService {
         }
         if out.len == 0 {
             out.fallback = true;
-            if self.spec.fallback == Fallback::All {
-                for &p in ranking.pops.iter() {
-                    if has_family(p) {
-                        out.push(p);
+            match &self.spec.fallback {
+                Fallback::All => {
+                    for &p in ranking.pops.iter() {
+                        if has_family(p) {
+                            out.push(p);
+                        }
+                    }
+                }
+                Fallback::None => {}
+                Fallback::Backup(set) => {
+                    for &p in set {
+                        if usable(p) && out.len < want {
+                            out.push(p);
+                        }
+                    }
+                    if out.len == 0 {
+                        for &p in set {
+                            if has_family(p) {
+                                out.push(p);
+                            }
+                        }
                     }
                 }
             }

@@ -93,6 +93,22 @@ fn down_and_drained_pops_are_skipped_then_fallback() {
 }
 
 #[test]
+fn backup_set_when_every_candidate_is_out() {
+    let mut s = spec(vec![]);
+    s.candidates = vec![AMS, NYC];
+    s.answers = 2;
+    s.fallback = Fallback::Backup(vec![SYD, SIN]);
+    let svc = compile(s, &testworld::pops(), None);
+    let st = [PopState::Down, PopState::Drained, PopState::Up, PopState::Down];
+    // Candidates out: the usable backups, in order.
+    assert_eq!(rank(&svc, "9.9.9.9", &st), (vec![SIN], 0, true));
+    // Backups out too: the whole backup set rather than nothing.
+    assert_eq!(rank(&svc, "9.9.9.9", &[PopState::Down; 4]), (vec![SYD, SIN], 0, true));
+    // A usable candidate means no fallback at all.
+    assert_eq!(rank(&svc, "9.9.9.9", &UP), (vec![AMS, NYC], 0, false));
+}
+
+#[test]
 fn cidr_map_wins_then_geo_breaks_ties() {
     let geo = testworld::small_geo();
     let mut map = CidrMap::new("map.txt");

@@ -217,7 +217,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
             candidates: s.pops.clone(),
             policies,
             answers: s.answers,
-            fallback: s.fallback,
+            fallback: s.fallback.clone(),
         };
         let mapping = compile(spec, &pop_info, geo.as_deref());
         let mode = match &s.cname {
