@@ -17,6 +17,9 @@ pub struct ServerConf {
     pub tcp_max_connections: usize,
     /// Where operator overrides (drain) are kept across restarts.
     pub state_file: Option<PathBuf>,
+    /// A file with the bearer token admin changes require (none: no auth;
+    /// keep the admin listener on loopback then).
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

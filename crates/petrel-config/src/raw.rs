@@ -35,6 +35,8 @@ pub struct Server {
     pub tcp_idle_timeout_secs: Option<S<i64>>,
     pub tcp_max_connections: Option<S<i64>>,
     pub state_file: Option<S<String>>,
+    /// A file holding the bearer token that admin API changes require.
+    pub admin_token_file: Option<S<String>>,
 }
 
 #[derive(Deserialize, Debug)]

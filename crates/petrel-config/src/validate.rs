@@ -108,6 +108,7 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         tcp_idle_timeout_secs: 10,
         tcp_max_connections: 512,
         state_file: None,
+        admin_token_file: None,
     };
     let Some(s) = s else { return out };
     let s = s.get_ref();
@@ -145,6 +146,7 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         512usize,
     );
     out.state_file = s.state_file.as_ref().map(|f| cx.resolve(f.get_ref()));
+    out.admin_token_file = s.admin_token_file.as_ref().map(|f| cx.resolve(f.get_ref()));
     out
 }
 

@@ -23,6 +23,9 @@ pub struct ExplainPop {
     pub tier: usize,
     pub state: String,
     pub verdict: String,
+    /// Why the POP has its state (operator, config, health), when known.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -139,6 +142,7 @@ impl CompiledService {
                     tier: ti + 1,
                     state: state.as_str().to_string(),
                     verdict,
+                    reason: String::new(),
                 });
             }
         }
@@ -180,7 +184,16 @@ impl Explanation {
             self.table_interval, self.scope
         );
         for c in &self.candidates {
-            let _ = writeln!(s, "  tier {:<2} {:<12} {:<8} {}", c.tier, c.name, c.state, c.verdict);
+            let why = if c.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.reason)
+            };
+            let _ = writeln!(
+                s,
+                "  tier {:<2} {:<12} {:<8} {}{why}",
+                c.tier, c.name, c.state, c.verdict
+            );
         }
         let _ = writeln!(
             s,

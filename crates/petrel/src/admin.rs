@@ -2,9 +2,9 @@
 //! that neither a scrape nor a reload can slow the DNS path.
 
 use crate::metrics::MetricsCollector;
-use crate::shared::Shared;
+use crate::shared::{OverrideAction, Shared};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,16 +16,22 @@ use std::sync::Arc;
 struct AdminState {
     shared: Arc<Shared>,
     registry: Registry,
+    /// Required for changes when set.
+    token: Option<String>,
 }
 
 type St = State<Arc<AdminState>>;
 
-pub fn spawn(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<()> {
+pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, token: Option<String>) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(MetricsCollector(Arc::downgrade(&shared))));
-    let state = Arc::new(AdminState { shared, registry });
+    let state = Arc::new(AdminState {
+        shared,
+        registry,
+        token,
+    });
     std::thread::Builder::new().name("admin".into()).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -50,6 +56,7 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/api/v1/pops", get(pops))
         .route("/api/v1/health", get(health))
         .route("/api/v1/pops/{name}/{action}", post(pop_action))
+        .route("/api/v1/targets/{action}", post(target_action))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/status") })
         .with_state(state)
 }
@@ -80,7 +87,9 @@ fn pops_json(shared: &Shared) -> serde_json::Value {
         .pops
         .iter()
         .enumerate()
-        .map(|(i, p)| json!({ "name": p.name, "state": g.states[i].as_str(), "configured": p.state.as_str(), "ipv4": p.ipv4, "ipv6": p.ipv6 }))
+        .map(|(i, p)| {
+            json!({ "name": p.name, "state": g.states[i].as_str(), "reason": g.reasons[i], "configured": p.state.as_str(), "ipv4": p.ipv4, "ipv6": p.ipv6 })
+        })
         .collect();
     json!(list)
 }
@@ -101,7 +110,13 @@ async fn status(State(st): St) -> Response {
     .into_response()
 }
 
-async fn reload(State(st): St) -> Response {
+async fn reload(State(st): St, headers: HeaderMap) -> Response {
+    if !authorized(&st, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this change needs `Authorization: Bearer <admin token>`",
+        );
+    }
     let shared = st.shared.clone();
     match tokio::task::spawn_blocking(move || shared.reload()).await {
         Ok(Ok(id)) => Json(json!({ "ok": true, "generation": id })).into_response(),
@@ -129,7 +144,14 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
         );
     };
     let g = st.shared.gen.load();
-    match crate::explain::explain(&g.compiled, &g.states, &service, &client, q.qtype.as_deref()) {
+    match crate::explain::explain(
+        &g.compiled,
+        &g.states,
+        &g.reasons,
+        &service,
+        &client,
+        q.qtype.as_deref(),
+    ) {
         Ok(e) => {
             let mut v = serde_json::to_value(&e).unwrap_or_default();
             v["text"] = serde_json::Value::String(e.to_text());
@@ -147,23 +169,78 @@ async fn pops(State(st): St) -> Response {
     Json(pops_json(&st.shared)).into_response()
 }
 
-async fn pop_action(State(st): St, Path((name, action)): Path<(String, String)>) -> Response {
-    let drained = match action.as_str() {
-        "drain" => true,
-        "undrain" => false,
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("unknown action `{other}`; use drain or undrain"),
-            )
-        }
+/// Changes need the admin token when the config names one.
+fn authorized(st: &AdminState, headers: &HeaderMap) -> bool {
+    match &st.token {
+        None => true,
+        Some(want) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|got| constant_time_eq(got.trim().as_bytes(), want.as_bytes())),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn apply(st: Arc<AdminState>, name: String, action: String) -> Response {
+    let action: OverrideAction = match action.parse() {
+        Ok(a) => a,
+        Err(msg) => return error(StatusCode::NOT_FOUND, msg),
     };
     let shared = st.shared.clone();
     let n = name.clone();
-    match tokio::task::spawn_blocking(move || shared.set_drained(&n, drained)).await {
-        Ok(Ok(id)) => Json(json!({ "ok": true, "pop": name, "drained": drained, "generation": id })).into_response(),
-        Ok(Err(msg)) if msg.starts_with("unknown POP") => error(StatusCode::NOT_FOUND, msg),
+    match tokio::task::spawn_blocking(move || shared.set_override(&n, action)).await {
+        Ok(Ok(id)) => {
+            Json(json!({ "ok": true, "name": name, "action": format!("{action:?}"), "generation": id })).into_response()
+        }
+        Ok(Err(msg)) if msg.starts_with("unknown") => error(StatusCode::NOT_FOUND, msg),
         Ok(Err(msg)) => error(StatusCode::INTERNAL_SERVER_ERROR, msg),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "drain task failed"),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "override task failed"),
     }
+}
+
+async fn pop_action(State(st): St, headers: HeaderMap, Path((name, action)): Path<(String, String)>) -> Response {
+    if !authorized(&st, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this change needs `Authorization: Bearer <admin token>`",
+        );
+    }
+    apply(st, name, action).await
+}
+
+#[derive(serde::Deserialize)]
+struct TargetQ {
+    name: Option<String>,
+}
+
+/// Targets are named `pop/type:address:port`; the name goes in the query.
+async fn target_action(
+    State(st): St,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    Query(q): Query<TargetQ>,
+) -> Response {
+    if !authorized(&st, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this change needs `Authorization: Bearer <admin token>`",
+        );
+    }
+    let Some(name) = q.name else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "parameter `name` (the check target) is required",
+        );
+    };
+    if matches!(action.as_str(), "drain" | "undrain") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "targets can be forced up or down or cleared; drain applies to POPs",
+        );
+    }
+    apply(st, name, action).await
 }

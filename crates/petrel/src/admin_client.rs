@@ -9,7 +9,17 @@ pub fn call(admin: SocketAddr, method: &str, path: &str) -> Result<(u16, serde_j
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
         .map_err(|e| format!("cannot reach the admin API at {admin}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    // Changes may need the admin token: from PETREL_ADMIN_TOKEN or the file
+    // PETREL_ADMIN_TOKEN_FILE names.
+    let token = std::env::var("PETREL_ADMIN_TOKEN").ok().or_else(|| {
+        std::env::var("PETREL_ADMIN_TOKEN_FILE")
+            .ok()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|t| t.trim().to_string())
+    });
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n");
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).map_err(|e| e.to_string())?;

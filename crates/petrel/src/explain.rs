@@ -10,6 +10,7 @@ use petrel_types::{Family, PopState, Prefix};
 pub fn explain(
     compiled: &Compiled,
     states: &[PopState],
+    reasons: &[String],
     service: &str,
     client: &str,
     qtype: Option<&str>,
@@ -34,7 +35,13 @@ pub fn explain(
         Some(q) if q == "ANY" || q == "CNAME" => None,
         Some(q) => return Err(format!("qtype `{q}`: expected A, AAAA or CNAME")),
     };
-    Ok(svc
+    let mut e = svc
         .mapping
-        .explain(&prefix, qfamily, &compiled.pop_info, states, compiled.geo.as_deref(), 0))
+        .explain(&prefix, qfamily, &compiled.pop_info, states, compiled.geo.as_deref(), 0);
+    for c in &mut e.candidates {
+        if let Some(k) = compiled.config.pops.iter().position(|p| p.name == c.name) {
+            c.reason = reasons.get(k).cloned().unwrap_or_default();
+        }
+    }
+    Ok(e)
 }

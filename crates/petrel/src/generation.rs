@@ -11,24 +11,42 @@ use petrel_dns_auth::{parse_zone_file, AnswerLimits, AuthData, PopAddrs, Service
 use petrel_dns_wire::name;
 use petrel_mapping::{compile, CidrMap, GeoTable, Policy, PopInfo, ServiceSpec};
 use petrel_types::PopState;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Operator overrides that outlive reloads (and, with a state file, restarts).
+/// `forced_up`/`forced_down` name POPs or health-check targets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Overrides {
     #[serde(default)]
     pub drained: BTreeSet<String>,
+    #[serde(default)]
+    pub forced_up: BTreeSet<String>,
+    #[serde(default)]
+    pub forced_down: BTreeSet<String>,
+}
+
+impl Overrides {
+    /// The state an operator forced on a POP or target, if any.
+    pub fn forced(&self, name: &str) -> Option<bool> {
+        if self.forced_down.contains(name) {
+            Some(false)
+        } else if self.forced_up.contains(name) {
+            Some(true)
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything besides the config that decides POP states.
 #[derive(Clone, Debug, Default)]
 pub struct PopInputs {
     pub overrides: Overrides,
-    /// POPs whose health checks say down.
-    pub health_down: BTreeSet<String>,
+    /// POPs whose health checks say down, with why.
+    pub health_down: BTreeMap<String, String>,
 }
 
 /// What a config compiles into; shared between generations.
@@ -43,18 +61,21 @@ pub struct Generation {
     pub id: u64,
     pub compiled: Arc<Compiled>,
     pub states: Arc<[PopState]>,
+    /// Why each POP has its state, for explanations and the API.
+    pub reasons: Arc<[String]>,
     pub counters: Arc<GenCounters>,
     pub built_at: SystemTime,
 }
 
 impl Generation {
     pub fn new(id: u64, compiled: Arc<Compiled>, inputs: &PopInputs, metrics: &Metrics) -> Generation {
-        let states = states_for(&compiled.config, inputs);
+        let (states, reasons) = states_for(&compiled.config, inputs);
         let counters = Arc::new(metrics.counters_for(&compiled.config));
         Generation {
             id,
             compiled,
             states,
+            reasons,
             counters,
             built_at: SystemTime::now(),
         }
@@ -62,10 +83,12 @@ impl Generation {
 
     /// Same compiled data, new POP states.
     pub fn with_inputs(&self, id: u64, inputs: &PopInputs) -> Generation {
+        let (states, reasons) = states_for(&self.compiled.config, inputs);
         Generation {
             id,
             compiled: self.compiled.clone(),
-            states: states_for(&self.compiled.config, inputs),
+            states,
+            reasons,
             counters: self.counters.clone(),
             built_at: SystemTime::now(),
         }
@@ -76,23 +99,30 @@ impl Generation {
     }
 }
 
-/// Operator drain wins, then the configured state, then health.
-pub fn states_for(config: &Config, inputs: &PopInputs) -> Arc<[PopState]> {
-    config
+/// An operator's drain wins, then an operator's force, then the configured
+/// state, then health.
+pub fn states_for(config: &Config, inputs: &PopInputs) -> (Arc<[PopState]>, Arc<[String]>) {
+    let o = &inputs.overrides;
+    let (states, reasons): (Vec<PopState>, Vec<String>) = config
         .pops
         .iter()
         .map(|p| {
-            if inputs.overrides.drained.contains(&p.name) {
-                PopState::Drained
+            if o.drained.contains(&p.name) {
+                (PopState::Drained, "drained by an operator".to_string())
+            } else if o.forced(&p.name) == Some(false) {
+                (PopState::Down, "forced down by an operator".to_string())
+            } else if o.forced(&p.name) == Some(true) {
+                (PopState::Up, "forced up by an operator (health ignored)".to_string())
             } else if p.state != PopState::Up {
-                p.state
-            } else if inputs.health_down.contains(&p.name) {
-                PopState::Down
+                (p.state, format!("{} in the config", p.state.as_str()))
+            } else if let Some(why) = inputs.health_down.get(&p.name) {
+                (PopState::Down, format!("health checks: {why}"))
             } else {
-                PopState::Up
+                (PopState::Up, String::new())
             }
         })
-        .collect()
+        .unzip();
+    (states.into(), reasons.into())
 }
 
 /// Read and validate a config file.

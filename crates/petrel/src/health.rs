@@ -105,11 +105,8 @@ async fn supervise(shared: Arc<Shared>) {
         let thresholds: HashMap<String, f64> = config.pops.iter().map(|p| (p.name.clone(), p.up_thresh)).collect();
         // POP states from the targets' current (initial or kept) states.
         for p in &config.pops {
-            let up = pop_up(
-                targets.iter().filter(|t| t.pop == p.name).map(|t| t.hyst.state()),
-                p.up_thresh,
-            );
-            shared.set_pop_health(&p.name, up);
+            let (up, why) = judge_pop(&shared, &targets, &p.name, p.up_thresh);
+            shared.set_pop_health(&p.name, up, &why);
         }
         publish(&shared, &targets);
         drop(g);
@@ -134,8 +131,8 @@ async fn supervise(shared: Arc<Shared>) {
                     if let Some(f) = flip {
                         tracing::warn!(target_name = %t.check.name, to = ?f.to, after = f.after, detail = %r.detail, "health check changed state");
                         let pop = t.pop.clone();
-                        let up = pop_up(targets.iter().filter(|x| x.pop == pop).map(|x| x.hyst.state()), thresholds[&pop]);
-                        if let Some(id) = shared.set_pop_health(&pop, up) {
+                        let (up, why) = judge_pop(&shared, &targets, &pop, thresholds[&pop]);
+                        if let Some(id) = shared.set_pop_health(&pop, up, &why) {
                             tracing::warn!(pop = %pop, up, generation = id, "POP health changed");
                         }
                     }
@@ -151,6 +148,27 @@ async fn supervise(shared: Arc<Shared>) {
             .map(|t| (t.check.name.clone(), (t.check, t.hyst)))
             .collect();
     }
+}
+
+/// A POP's health from its targets, each as an operator forced it or as its
+/// hysteresis says; with a reason for explanations.
+fn judge_pop(shared: &Shared, targets: &[Target], pop: &str, up_thresh: f64) -> (bool, String) {
+    let states: Vec<TargetState> = targets
+        .iter()
+        .filter(|t| t.pop == pop)
+        .map(|t| match shared.forced(&t.check.name) {
+            Some(true) => TargetState::Up,
+            Some(false) => TargetState::Down,
+            None => t.hyst.state(),
+        })
+        .collect();
+    let up_n = states.iter().filter(|&&s| s == TargetState::Up).count();
+    let why = format!(
+        "{up_n} of {} targets up, {:.0}% needed",
+        states.len(),
+        up_thresh * 100.0
+    );
+    (pop_up(states, up_thresh), why)
 }
 
 fn publish(shared: &Shared, targets: &[Target]) {

@@ -108,10 +108,16 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum PopCmd {
-    /// Take a POP out of new decisions.
+    /// Take a POP out of new decisions (and keep it out across restarts).
     Drain { name: String },
     /// Put a drained POP back.
     Undrain { name: String },
+    /// Treat a POP, or a check target (`pop/type:address:port`), as up whatever its health checks say.
+    ForceUp { name: String },
+    /// Treat a POP or a check target as down.
+    ForceDown { name: String },
+    /// Remove a force-up or force-down.
+    Clear { name: String },
     /// List POPs with their state.
     List,
 }
@@ -185,9 +191,17 @@ fn check(config: &std::path::Path) -> Result<(), String> {
     }
 }
 
-fn offline(config: &std::path::Path) -> Result<(generation::Compiled, Vec<petrel_types::PopState>), String> {
+/// The compiled config with the states a restarted server would start from.
+struct Offline {
+    compiled: generation::Compiled,
+    states: Vec<petrel_types::PopState>,
+    reasons: Vec<String>,
+}
+
+fn offline(config: &std::path::Path) -> Result<Offline, String> {
     let compiled = generation::load(config).map_err(|e| e.join("\n"))?;
-    // Reflect drains a running server recorded in its state file.
+    // Reflect the overrides a running server recorded in its state file
+    // (health is only known to the running server: ask it with --admin).
     let overrides = match &compiled.config.server.state_file {
         Some(f) => std::fs::read_to_string(f)
             .ok()
@@ -195,19 +209,16 @@ fn offline(config: &std::path::Path) -> Result<(generation::Compiled, Vec<petrel
             .unwrap_or_default(),
         None => Default::default(),
     };
-    let states = compiled
-        .config
-        .pops
-        .iter()
-        .map(|p| {
-            if overrides.drained.contains(&p.name) {
-                petrel_types::PopState::Drained
-            } else {
-                p.state
-            }
-        })
-        .collect();
-    Ok((compiled, states))
+    let inputs = generation::PopInputs {
+        overrides,
+        health_down: Default::default(),
+    };
+    let (states, reasons) = generation::states_for(&compiled.config, &inputs);
+    Ok(Offline {
+        compiled,
+        states: states.to_vec(),
+        reasons: reasons.to_vec(),
+    })
 }
 
 fn explain_cmd(
@@ -220,8 +231,8 @@ fn explain_cmd(
 ) -> Result<(), String> {
     let e: petrel_mapping::Explanation = match (config, admin) {
         (Some(c), _) => {
-            let (compiled, states) = offline(&c)?;
-            explain::explain(&compiled, &states, service, client, qtype)?
+            let o = offline(&c)?;
+            explain::explain(&o.compiled, &o.states, &o.reasons, service, client, qtype)?
         }
         (None, Some(a)) => {
             let mut path = format!(
@@ -293,7 +304,7 @@ fn urlencode(s: &str) -> String {
 }
 
 fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(), String> {
-    let (compiled, states) = offline(config)?;
+    let Offline { compiled, states, .. } = offline(config)?;
     let (i, _) = compiled
         .config
         .service(service)
@@ -420,10 +431,26 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// POPs go in the path; check targets (which hold `/` and `:`) in the query.
+fn override_call(admin: SocketAddr, name: &str, action: &str) -> Result<(), String> {
+    if name.contains('/') {
+        admin_call(
+            admin,
+            "POST",
+            &format!("/api/v1/targets/{action}?name={}", urlencode(name)),
+        )
+    } else {
+        admin_call(admin, "POST", &format!("/api/v1/pops/{}/{action}", urlencode(name)))
+    }
+}
+
 fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
     match action {
-        PopCmd::Drain { name } => admin_call(admin, "POST", &format!("/api/v1/pops/{}/drain", urlencode(&name))),
-        PopCmd::Undrain { name } => admin_call(admin, "POST", &format!("/api/v1/pops/{}/undrain", urlencode(&name))),
+        PopCmd::Drain { name } => override_call(admin, &name, "drain"),
+        PopCmd::Undrain { name } => override_call(admin, &name, "undrain"),
+        PopCmd::ForceUp { name } => override_call(admin, &name, "force-up"),
+        PopCmd::ForceDown { name } => override_call(admin, &name, "force-down"),
+        PopCmd::Clear { name } => override_call(admin, &name, "clear"),
         PopCmd::List => {
             let (code, body) = admin_client::call(admin, "GET", "/api/v1/pops")?;
             if code != 200 {
@@ -431,10 +458,10 @@ fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
             }
             for p in body.as_array().into_iter().flatten() {
                 println!(
-                    "{:<12} {:<8} (configured {})",
+                    "{:<12} {:<8} {}",
                     p["name"].as_str().unwrap_or("?"),
                     p["state"].as_str().unwrap_or("?"),
-                    p["configured"].as_str().unwrap_or("?")
+                    p["reason"].as_str().unwrap_or("")
                 );
             }
             Ok(())

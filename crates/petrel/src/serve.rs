@@ -64,7 +64,22 @@ pub fn run(config: &Path) -> Result<(), String> {
         crate::health::spawn(shared.clone());
     }
     if let Some(addr) = server.admin {
-        admin::spawn(shared.clone(), addr).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
+        let token = match &server.admin_token_file {
+            None => None,
+            Some(f) => {
+                let t = std::fs::read_to_string(f)
+                    .map_err(|e| format!("{}: cannot read the admin token: {e}", f.display()))?;
+                let t = t.trim().to_string();
+                if t.len() < 16 {
+                    return Err(format!(
+                        "{}: the admin token must be at least 16 characters",
+                        f.display()
+                    ));
+                }
+                Some(t)
+            }
+        };
+        admin::spawn(shared.clone(), addr, token).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
         tracing::info!(%addr, "admin API and metrics listening");
     }
     let g = shared.gen.load();

@@ -121,20 +121,41 @@ impl Shared {
         }
     }
 
-    /// Drain or undrain a POP: at once for new decisions, and persisted when
+    /// Apply an operator override to a POP (or, for the force actions, a
+    /// health-check target): at once for new decisions, and persisted when
     /// the config names a state file.
-    pub fn set_drained(&self, pop: &str, drained: bool) -> Result<u64, String> {
+    pub fn set_override(&self, name: &str, action: OverrideAction) -> Result<u64, String> {
         let _w = self.writer.lock().expect("writer lock");
         let g = self.gen.load();
-        if !g.config().pops.iter().any(|p| p.name == pop) {
-            return Err(format!("unknown POP `{pop}`"));
+        let is_pop = g.config().pops.iter().any(|p| p.name == name);
+        let is_target = g.config().pops.iter().flat_map(|p| &p.checks).any(|c| c.name == name);
+        match action {
+            OverrideAction::Drain | OverrideAction::Undrain if !is_pop => return Err(format!("unknown POP `{name}`")),
+            _ if !is_pop && !is_target => return Err(format!("unknown POP or check target `{name}`")),
+            _ => {}
         }
         let mut inputs = self.inputs.lock().expect("inputs lock");
         let mut next = inputs.overrides.clone();
-        if drained {
-            next.drained.insert(pop.to_string());
-        } else {
-            next.drained.remove(pop);
+        let n = name.to_string();
+        match action {
+            OverrideAction::Drain => {
+                next.drained.insert(n);
+            }
+            OverrideAction::Undrain => {
+                next.drained.remove(name);
+            }
+            OverrideAction::ForceUp => {
+                next.forced_down.remove(name);
+                next.forced_up.insert(n);
+            }
+            OverrideAction::ForceDown => {
+                next.forced_up.remove(name);
+                next.forced_down.insert(n);
+            }
+            OverrideAction::Clear => {
+                next.forced_up.remove(name);
+                next.forced_down.remove(name);
+            }
         }
         if let Some(f) = &g.config().server.state_file {
             write_overrides(f, &next)?;
@@ -142,21 +163,58 @@ impl Shared {
         inputs.overrides = next;
         let id = self.next_id();
         self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
-        tracing::info!(pop, drained, generation = id, "POP override changed");
+        if is_target {
+            // The health supervisor recomputes POP states with the override.
+            self.health.reconfigure.notify_one();
+        }
+        tracing::info!(name, action = ?action, generation = id, "operator override");
         Ok(id)
+    }
+
+    /// What an operator forced on a POP or target, if anything.
+    pub fn forced(&self, name: &str) -> Option<bool> {
+        self.inputs.lock().expect("inputs lock").overrides.forced(name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverrideAction {
+    Drain,
+    Undrain,
+    ForceUp,
+    ForceDown,
+    Clear,
+}
+
+impl std::str::FromStr for OverrideAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "drain" => OverrideAction::Drain,
+            "undrain" => OverrideAction::Undrain,
+            "force-up" => OverrideAction::ForceUp,
+            "force-down" => OverrideAction::ForceDown,
+            "clear" => OverrideAction::Clear,
+            o => {
+                return Err(format!(
+                    "unknown action `{o}`; use drain, undrain, force-up, force-down or clear"
+                ))
+            }
+        })
     }
 }
 
 impl Shared {
-    /// What the health checks say of a POP; a new generation only when that
-    /// changes anything. Cheap: tables are shared, only states are rebuilt.
-    pub fn set_pop_health(&self, pop: &str, up: bool) -> Option<u64> {
+    /// What the health checks say of a POP (`why` when down); a new
+    /// generation only when that changes anything. Cheap: tables are shared,
+    /// only states are rebuilt.
+    pub fn set_pop_health(&self, pop: &str, up: bool, why: &str) -> Option<u64> {
         let _w = self.writer.lock().expect("writer lock");
         let mut inputs = self.inputs.lock().expect("inputs lock");
         let changed = if up {
-            inputs.health_down.remove(pop)
+            inputs.health_down.remove(pop).is_some()
         } else {
-            inputs.health_down.insert(pop.to_string())
+            inputs.health_down.insert(pop.to_string(), why.to_string()).as_deref() != Some(why)
         };
         if !changed {
             return None;

@@ -194,3 +194,83 @@ fn dns_and_exec_checks() {
         "{out}"
     );
 }
+
+fn petrel_with_token(token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env("PETREL_ADMIN_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn operator_overrides_need_the_token_show_in_explain_and_persist() {
+    let dir = tempdir("overrides");
+    let (port, admin, svc_port) = (free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let token = "s3cret-token-for-tests-only";
+    std::fs::write(dir.join("admin.token"), format!("{token}\n")).unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("state_file = \"demo-state.json\"", "state_file = \"demo-state.json\"\nadmin_token_file = \"admin.token\"")
+        .replace(
+            "name = \"ams\"\n",
+            &format!("name = \"ams\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {svc_port}, interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}]\n"),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let _svc = serve(svc_port, None);
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let a = s.admin.to_string();
+    let paris = "2.16.0.0/24";
+    until(&s, paris, "192.0.2.10", Duration::from_secs(3));
+
+    // Changes need the token; reads do not.
+    let (code, body) = http(s.admin, "POST", "/api/v1/pops/ams/force-down");
+    assert_eq!(code, 401, "{body}");
+    let (ok, _, err) = petrel(&["pop", "--admin", &a, "force-down", "ams"]);
+    assert!(!ok && err.contains("401"), "{err}");
+    let (code, _) = http(s.admin, "GET", "/api/v1/pops");
+    assert_eq!(code, 200);
+
+    let (ok, _, err) = petrel_with_token(token, &["pop", "--admin", &a, "force-down", "ams"]);
+    assert!(ok, "{err}");
+    until(&s, paris, "198.51.100.10", Duration::from_millis(500));
+    let (ok, out, _) = petrel(&[
+        "explain",
+        "--admin",
+        &a,
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        paris,
+    ]);
+    assert!(
+        ok && out.contains("skipped: down (forced down by an operator)"),
+        "{out}"
+    );
+    petrel_with_token(token, &["pop", "--admin", &a, "clear", "ams"]);
+    until(&s, paris, "192.0.2.10", Duration::from_millis(500));
+
+    // A target forced down takes its POP (one target of one) down with it.
+    let target = format!("ams/tcp:127.0.0.1:{svc_port}");
+    let (ok, _, err) = petrel_with_token(token, &["pop", "--admin", &a, "force-down", &target]);
+    assert!(ok, "{err}");
+    until(&s, paris, "198.51.100.10", Duration::from_secs(2));
+    let (ok, out, _) = petrel(&["pop", "--admin", &a, "list"]);
+    assert!(ok && out.contains("health checks: 0 of 1 targets up"), "{out}");
+
+    // The override survives a restart.
+    let adm = s.admin.port();
+    drop(s);
+    let s = spawn(dir, &cfg, port, adm);
+    until(&s, paris, "198.51.100.10", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(500));
+    until(&s, paris, "198.51.100.10", Duration::from_millis(10));
+    petrel_with_token(token, &["pop", "--admin", &a, "clear", &target]);
+    until(&s, paris, "192.0.2.10", Duration::from_secs(2));
+}
