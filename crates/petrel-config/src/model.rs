@@ -52,6 +52,8 @@ pub enum CheckKind {
         expect_status: Vec<u16>,
         expect_body: Option<String>,
         max_body_bytes: usize,
+        /// HTTPS when set.
+        tls: Option<TlsCheck>,
     },
     /// A query over UDP.
     Dns {
@@ -65,6 +67,15 @@ pub enum CheckKind {
     Exec {
         argv: Vec<String>,
     },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsCheck {
+    /// Server name sent in SNI and checked against the certificate.
+    pub sni: String,
+    pub verify: bool,
+    /// PEM file of CAs to trust; none: the web PKI roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -72,6 +72,8 @@ pub struct Pop {
 pub struct Check {
     #[serde(rename = "type")]
     pub kind: S<String>,
+    /// Names the target (`pop/name`) instead of `pop/type:address:port`.
+    pub name: Option<S<String>>,
     /// Where to probe; default: the POP's first address.
     pub address: Option<S<String>>,
     pub port: Option<S<i64>>,
@@ -94,6 +96,12 @@ pub struct Check {
     pub qtype: Option<S<String>>,
     pub expect_rcode: Option<S<String>>,
     pub expect_answer: Option<S<String>>,
+    /// https: server name for SNI and verification (default: host, else the
+    /// address), whether to verify the certificate (default true), and a
+    /// PEM file of CA certificates to trust instead of the web PKI roots.
+    pub sni: Option<S<String>>,
+    pub verify: Option<S<bool>>,
+    pub ca_file: Option<S<String>>,
     /// exec: program and arguments; exit status 0 means up.
     pub command: Option<S<Vec<S<String>>>>,
 }

@@ -268,7 +268,7 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
                     cx.err(
                         c,
                         format!("pop[{i}].check[{j}]"),
-                        format!("check `{}` is defined twice", hc.name),
+                        format!("check `{}` is defined twice (give each a distinct `name`)", hc.name),
                     );
                 }
                 checks.push(hc);
@@ -313,6 +313,22 @@ const CHECK_FIELDS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "https",
+        &[
+            "address",
+            "port",
+            "method",
+            "path",
+            "host",
+            "expect_status",
+            "expect_body",
+            "max_body_bytes",
+            "sni",
+            "verify",
+            "ca_file",
+        ],
+    ),
+    (
         "dns",
         &["address", "port", "query", "qtype", "expect_rcode", "expect_answer"],
     ),
@@ -337,7 +353,10 @@ fn check(
         );
         return None;
     };
-    let present: [(&str, Option<usize>); 13] = [
+    let present: [(&str, Option<usize>); 16] = [
+        ("sni", r.sni.as_ref().map(|x| x.span().start)),
+        ("verify", r.verify.as_ref().map(|x| x.span().start)),
+        ("ca_file", r.ca_file.as_ref().map(|x| x.span().start)),
         ("address", r.address.as_ref().map(|x| x.span().start)),
         ("port", r.port.as_ref().map(|x| x.span().start)),
         ("method", r.method.as_ref().map(|x| x.span().start)),
@@ -445,8 +464,8 @@ fn check(
             let t = target(cx, None)?;
             (CheckKind::Tcp { target: t }, t.to_string())
         }
-        "http" => {
-            let t = target(cx, Some(80))?;
+        "http" | "https" => {
+            let t = target(cx, Some(if kind == "https" { 443 } else { 80 }))?;
             let method = r
                 .method
                 .as_ref()
@@ -501,6 +520,17 @@ fn check(
                 64 * 1024usize,
             );
             let expect_body = r.expect_body.as_ref().map(|b| b.get_ref().clone());
+            let tls = (kind == "https").then(|| crate::model::TlsCheck {
+                sni: r.sni.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| {
+                    if host.is_empty() {
+                        t.ip().to_string()
+                    } else {
+                        host.split(':').next().unwrap_or(&host).to_string()
+                    }
+                }),
+                verify: r.verify.as_ref().is_none_or(|v| *v.get_ref()),
+                ca_file: r.ca_file.as_ref().map(|f| cx.resolve(f.get_ref())),
+            });
             let kind = CheckKind::Http {
                 target: t,
                 method,
@@ -509,6 +539,7 @@ fn check(
                 expect_status,
                 expect_body,
                 max_body_bytes,
+                tls,
             };
             (kind, t.to_string())
         }
@@ -604,7 +635,20 @@ fn check(
         }
         _ => return None,
     };
-    let name = format!("{pop}/{kind}:{label}");
+    let name = match &r.name {
+        Some(n) if !n.get_ref().is_empty() && !n.get_ref().contains(char::is_whitespace) => {
+            format!("{pop}/{}", n.get_ref())
+        }
+        Some(n) => {
+            cx.err(
+                n,
+                format!("{field}.name"),
+                "a check name must be non-empty and hold no spaces",
+            );
+            return None;
+        }
+        None => format!("{pop}/{kind}:{label}"),
+    };
     Some(HealthCheck {
         name,
         kind: kind_v,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -207,11 +207,16 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
     let mut tick = tokio::time::interval(Duration::from_millis(check.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let limit = Duration::from_millis(check.timeout_ms);
+    // TLS settings are built once per check, not per probe.
+    let tls = match &check.kind {
+        CheckKind::Http { tls: Some(t), .. } => Some(crate::tls::connector(t)),
+        _ => None,
+    };
     loop {
         // The first tick fires at once: probes start at boot.
         tick.tick().await;
         let t0 = Instant::now();
-        let (ok, detail) = match tokio::time::timeout(limit, probe(&check)).await {
+        let (ok, detail) = match tokio::time::timeout(limit, probe(&check, tls.as_ref())).await {
             Ok(Ok(d)) => (true, d),
             Ok(Err(d)) => (false, d),
             Err(_) => (false, format!("no answer within {} ms", check.timeout_ms)),
@@ -232,9 +237,11 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
     }
 }
 
+type Tls = Result<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>), String>;
+
 /// One probe. Ok carries a short description of success, Err of failure.
 /// The caller bounds it by the check's timeout.
-async fn probe(check: &HealthCheck) -> Result<String, String> {
+async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String> {
     match &check.kind {
         CheckKind::Tcp { target } => {
             TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
@@ -248,8 +255,9 @@ async fn probe(check: &HealthCheck) -> Result<String, String> {
             expect_status,
             expect_body,
             max_body_bytes,
+            ..
         } => {
-            let mut s = TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
+            let s = TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
             let host = if host.is_empty() {
                 target.to_string()
             } else {
@@ -258,18 +266,18 @@ async fn probe(check: &HealthCheck) -> Result<String, String> {
             let req = format!(
                 "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: petrel-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
             );
-            s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
-            // Headers plus at most max_body_bytes of body.
             let cap = max_body_bytes + 16 * 1024;
-            let mut buf = Vec::with_capacity(4096);
-            let mut chunk = [0u8; 4096];
-            while buf.len() < cap {
-                let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
-                if n == 0 {
-                    break;
+            let buf = match tls {
+                None => exchange(s, req.as_bytes(), cap).await?,
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok((connector, name))) => {
+                    let s = connector
+                        .connect(name.clone(), s)
+                        .await
+                        .map_err(|e| format!("TLS: {e}"))?;
+                    exchange(s, req.as_bytes(), cap).await?
                 }
-                buf.extend_from_slice(&chunk[..n.min(cap - buf.len())]);
-            }
+            };
             let text = String::from_utf8_lossy(&buf);
             let status: u16 = text
                 .strip_prefix("HTTP/1.")
@@ -358,4 +366,21 @@ async fn probe(check: &HealthCheck) -> Result<String, String> {
             }
         }
     }
+}
+
+/// Send a request and read the reply until the peer closes or `cap` bytes.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+    s.write_all(req).await.map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    while buf.len() < cap {
+        match s.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(cap - buf.len())]),
+            // Servers often close TLS without close_notify; what was read counts.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => break,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(buf)
 }

@@ -11,6 +11,7 @@ mod health;
 mod metrics;
 mod serve;
 mod shared;
+mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};

@@ -274,3 +274,126 @@ fn operator_overrides_need_the_token_show_in_explain_and_persist() {
     petrel_with_token(token, &["pop", "--admin", &a, "clear", &target]);
     until(&s, paris, "192.0.2.10", Duration::from_secs(2));
 }
+
+#[test]
+fn https_checks_with_sni_custom_ca_and_verification_off() {
+    let dir = tempdir("https");
+    let (port, admin, tls_port) = (free_port(), free_port(), free_port());
+    let openssl = tool("openssl");
+    // A test CA and a leaf certificate for pop.test signed by it (webpki,
+    // rightly, does not accept a CA certificate as the server's own).
+    let (ca, ca_key, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("ca.key"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    let ext = dir.join("leaf.ext");
+    std::fs::write(&ext, "subjectAltName=DNS:pop.test\nbasicConstraints=CA:FALSE\n").unwrap();
+    let ossl = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |x: &std::path::Path| x.display().to_string();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ossl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=petrel test CA",
+                "-keyout",
+                &p(&ca_key),
+                "-out",
+                &p(&ca),
+            ],
+        ]
+        .concat(),
+    );
+    let csr = p(&dir.join("leaf.csr"));
+    ossl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=pop.test", "-keyout", &p(&key), "-out", &csr],
+        ]
+        .concat(),
+    );
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    let server = Kill(
+        std::process::Command::new(&openssl)
+            .args([
+                "s_server",
+                "-quiet",
+                "-www",
+                "-accept",
+                &format!("127.0.0.1:{tls_port}"),
+                "-cert",
+            ])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cfg = write_config(&dir, port, admin, "");
+    let common =
+        format!("address = \"127.0.0.1\", port = {tls_port}, interval_ms = 300, timeout_ms = 250, rise = 1, fall = 1");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"sin\"\n",
+        &format!(
+            "name = \"sin\"\nup_thresh = 0.6\ncheck = [\n  {{ type = \"https\", name = \"own-ca\", {common}, sni = \"pop.test\", ca_file = \"{}\" }},\n  {{ type = \"https\", name = \"web-pki\", {common}, sni = \"pop.test\", method = \"HEAD\" }},\n  {{ type = \"https\", name = \"no-verify\", {common}, verify = false, path = \"/status\" }},\n]\n",
+            ca.display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let singapore = "14.1.0.0/24";
+    // Two of three targets pass (custom CA; verification off); the one that
+    // trusts only the web PKI fails. 2/3 >= 0.6: sin is up.
+    std::thread::sleep(Duration::from_millis(900));
+    until(&s, singapore, "203.0.113.10", Duration::from_secs(3));
+    let (ok, out, _) = petrel(&["health", "--admin", &s.admin.to_string()]);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("sin/")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines.iter().filter(|l| l.contains("ok HTTP 200")).count() == 2, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("FAIL TLS") && l.contains("certificate")),
+        "{out}"
+    );
+    drop(server);
+    until(&s, singapore, "192.0.2.10", Duration::from_secs(3));
+}
