@@ -397,3 +397,85 @@ fn https_checks_with_sni_custom_ca_and_verification_off() {
     drop(server);
     until(&s, singapore, "192.0.2.10", Duration::from_secs(3));
 }
+
+#[test]
+fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
+    let dir = tempdir("flap");
+    let (port, admin, svc_port) = (free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"ams\"\n",
+        &format!("name = \"ams\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {svc_port}, interval_ms = 200, timeout_ms = 100, rise = 2, fall = 2 }}]\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let svc = serve(svc_port, None);
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let paris = "2.16.0.0/24";
+    until(&s, paris, "192.0.2.10", Duration::from_secs(3));
+    let qfile = dir.join("queries.txt");
+    std::fs::write(&qfile, "www.demo.petrel.test A\ncdn.demo.petrel.test A\n").unwrap();
+    // Bounded load: 8 s at 2000 QPS, every query with ECS 2.16.0.0/24.
+    let perf = std::process::Command::new(tool("dnsperf"))
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
+        .arg(&qfile)
+        .args(["-l", "8", "-Q", "2000", "-c", "2", "-t", "2", "-E", "8:00011800021000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // The service flaps: 1.2 s down, 1.2 s up, three times.
+    let toggler = std::thread::spawn(move || {
+        let mut downs = Vec::new();
+        let mut svc = Some(svc);
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1200));
+            svc = None;
+            let down_at = t0.elapsed();
+            std::thread::sleep(Duration::from_millis(1200));
+            svc.get_or_insert_with(|| serve(svc_port, None));
+            downs.push((down_at, t0.elapsed()));
+        }
+        drop(svc);
+        downs
+    });
+    let mut answers = Vec::new();
+    while t0.elapsed() < Duration::from_millis(7400) {
+        let at = t0.elapsed();
+        let out = dig(&s, &["www.demo.petrel.test", "A", &format!("+subnet={paris}"), "+short"]);
+        answers.push((at, t0.elapsed(), out.trim().to_string()));
+    }
+    let downs = toggler.join().unwrap();
+    // fall (2) x interval (200 ms) + timeout (100 ms), plus one interval for
+    // the probe period the failure starts in and 200 ms for a busy machine.
+    let bound = Duration::from_millis(2 * 200 + 100 + 200 + 200);
+    let mut moved = 0;
+    for (sent, _, answer) in &answers {
+        for (down, up) in &downs {
+            if sent > down && sent < up {
+                if answer == "192.0.2.10" {
+                    assert!(*sent - *down <= bound, "ams answered {:?} after its service went down (bound {bound:?})", *sent - *down);
+                } else {
+                    moved += 1;
+                }
+            }
+        }
+    }
+    assert!(moved > 10, "answers moved away from ams while it was down ({moved} seen of {})", answers.len());
+    let out = perf.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in {report}"))
+    };
+    let sent = field("Queries sent");
+    assert!(sent > 10_000, "{report}");
+    assert_eq!(field("Queries completed"), sent, "{report}");
+    assert_eq!(field("Queries lost"), 0, "{report}");
+    assert!(report.contains(&format!("Response codes:       NOERROR {sent} (100.00%)")), "{report}");
+}
