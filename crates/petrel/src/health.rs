@@ -34,6 +34,10 @@ pub struct TargetStatus {
 #[derive(Default)]
 pub struct HealthBoard {
     targets: Mutex<Vec<TargetStatus>>,
+    /// Probe result to published generation, for POP flips: last and worst.
+    publish_last_ns: std::sync::atomic::AtomicU64,
+    publish_max_ns: std::sync::atomic::AtomicU64,
+    publish_count: std::sync::atomic::AtomicU64,
     /// Wakes the supervisor after a reload.
     pub reconfigure: Notify,
 }
@@ -41,6 +45,24 @@ pub struct HealthBoard {
 impl HealthBoard {
     pub fn snapshot(&self) -> Vec<TargetStatus> {
         self.targets.lock().expect("health board").clone()
+    }
+
+    fn record_publish(&self, d: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ns = d.as_nanos() as u64;
+        self.publish_last_ns.store(ns, Relaxed);
+        self.publish_max_ns.fetch_max(ns, Relaxed);
+        self.publish_count.fetch_add(1, Relaxed);
+    }
+
+    /// (last, worst, count) of POP flips published, in seconds.
+    pub fn publish_stats(&self) -> (f64, f64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.publish_last_ns.load(Relaxed) as f64 / 1e9,
+            self.publish_max_ns.load(Relaxed) as f64 / 1e9,
+            self.publish_count.load(Relaxed),
+        )
     }
 }
 
@@ -50,6 +72,8 @@ struct Report {
     ok: bool,
     elapsed: Duration,
     detail: String,
+    /// When the probe finished: the start of the flip-to-generation latency.
+    done: Instant,
 }
 
 struct Target {
@@ -133,7 +157,9 @@ async fn supervise(shared: Arc<Shared>) {
                         let pop = t.pop.clone();
                         let (up, why) = judge_pop(&shared, &targets, &pop, thresholds[&pop]);
                         if let Some(id) = shared.set_pop_health(&pop, up, &why) {
-                            tracing::warn!(pop = %pop, up, generation = id, "POP health changed");
+                            let publish = r.done.elapsed();
+                            shared.health.record_publish(publish);
+                            tracing::warn!(pop = %pop, up, generation = id, publish_us = publish.as_micros() as u64, "POP health changed");
                         }
                     }
                 }
@@ -228,6 +254,7 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
                 ok,
                 elapsed: t0.elapsed(),
                 detail,
+                done: Instant::now(),
             })
             .await
             .is_err()

@@ -254,6 +254,29 @@ impl Collector for MetricsCollector {
         }
         {
             let targets = shared.health.snapshot();
+            let (last, worst, flips) = shared.health.publish_stats();
+            for (name, help, v) in [
+                (
+                    "petrel_health_flip_publish_last_seconds",
+                    "From the probe result to the served generation, last POP flip",
+                    last,
+                ),
+                (
+                    "petrel_health_flip_publish_max_seconds",
+                    "From the probe result to the served generation, worst POP flip",
+                    worst,
+                ),
+            ] {
+                let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
+                ConstGauge::new(v).encode(me)?;
+            }
+            let me = enc.encode_descriptor(
+                "petrel_health_pop_flips",
+                "POP health changes published",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            ConstCounter::new(flips).encode(me)?;
             let mut up = enc.encode_descriptor(
                 "petrel_health_target_up",
                 "1 if a health-check target is up (after rise/fall hysteresis)",

@@ -442,7 +442,10 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
     let mut answers = Vec::new();
     while t0.elapsed() < Duration::from_millis(7400) {
         let at = t0.elapsed();
-        let out = dig(&s, &["www.demo.petrel.test", "A", &format!("+subnet={paris}"), "+short"]);
+        let out = dig(
+            &s,
+            &["www.demo.petrel.test", "A", &format!("+subnet={paris}"), "+short"],
+        );
         answers.push((at, t0.elapsed(), out.trim().to_string()));
     }
     let downs = toggler.join().unwrap();
@@ -454,14 +457,22 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
         for (down, up) in &downs {
             if sent > down && sent < up {
                 if answer == "192.0.2.10" {
-                    assert!(*sent - *down <= bound, "ams answered {:?} after its service went down (bound {bound:?})", *sent - *down);
+                    assert!(
+                        *sent - *down <= bound,
+                        "ams answered {:?} after its service went down (bound {bound:?})",
+                        *sent - *down
+                    );
                 } else {
                     moved += 1;
                 }
             }
         }
     }
-    assert!(moved > 10, "answers moved away from ams while it was down ({moved} seen of {})", answers.len());
+    assert!(
+        moved > 10,
+        "answers moved away from ams while it was down ({moved} seen of {})",
+        answers.len()
+    );
     let out = perf.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     let field = |name: &str| -> u64 {
@@ -477,5 +488,8 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
     assert!(sent > 10_000, "{report}");
     assert_eq!(field("Queries completed"), sent, "{report}");
     assert_eq!(field("Queries lost"), 0, "{report}");
-    assert!(report.contains(&format!("Response codes:       NOERROR {sent} (100.00%)")), "{report}");
+    assert!(
+        report.contains(&format!("Response codes:       NOERROR {sent} (100.00%)")),
+        "{report}"
+    );
 }
