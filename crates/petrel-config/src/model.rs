@@ -35,6 +35,8 @@ pub struct Pop {
     pub state: PopState,
     /// Share of `checks` that must be up for the POP to be up.
     pub up_thresh: f64,
+    /// Degraded below this share of up checks (never, when None).
+    pub degraded_below: Option<f64>,
     pub checks: Vec<HealthCheck>,
 }
 
@@ -125,6 +127,7 @@ pub struct ServiceConf {
     pub name_wire: Vec<u8>,
     pub pops: Vec<PopIdx>,
     pub ttl: u32,
+    pub degraded_ttl: u32,
     pub answers: u8,
     pub fallback: petrel_mapping::Fallback,
     /// CNAME mode: a target per POP, `{pop}` replaced by the POP's name.

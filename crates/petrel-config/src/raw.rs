@@ -62,6 +62,9 @@ pub struct Pop {
     pub state: Option<S<String>>,
     /// Share of the POP's checks that must be up for the POP to be up.
     pub up_thresh: Option<S<f64>>,
+    /// Below this share of up checks (but at or above up_thresh) the POP is
+    /// degraded: it serves with the services' degraded_ttl.
+    pub degraded_below: Option<S<f64>>,
     #[serde(default)]
     pub check: Vec<S<Check>>,
 }
@@ -124,6 +127,8 @@ pub struct Service {
     /// With `fallback = "backup"`: the POPs to answer when no candidate is usable.
     pub backup: Option<PopList>,
     pub cname: Option<S<String>>,
+    /// TTL of answers naming a degraded POP (default: min(ttl, 5)).
+    pub degraded_ttl: Option<S<i64>>,
     #[serde(default)]
     pub policy: Vec<S<Policy>>,
 }

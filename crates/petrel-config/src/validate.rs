@@ -257,6 +257,19 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
                 }
             }
         };
+        let degraded_below = r.degraded_below.as_ref().and_then(|t| {
+            let v = *t.get_ref();
+            if v > up_thresh && v <= 1.0 {
+                Some(v)
+            } else {
+                cx.err(
+                    t,
+                    f("degraded_below"),
+                    format!("{v} must be above up_thresh ({up_thresh}) and at most 1"),
+                );
+                None
+            }
+        });
         let default_addr = ipv4
             .first()
             .map(|a| IpAddr::V4(*a))
@@ -284,6 +297,7 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
             capacity,
             state,
             up_thresh,
+            degraded_below,
             checks,
         });
     }
@@ -771,6 +785,7 @@ fn services(
         }
         let ttl = cx.int(&r.ttl, &f("ttl"), 0, 86_400, 30u32);
         let answers = cx.int(&r.answers, &f("answers"), 1, MAX_ANSWERS as i64, 1u8);
+        let degraded_ttl = cx.int(&r.degraded_ttl, &f("degraded_ttl"), 0, 86_400, ttl.min(5));
         let fallback = match &r.fallback {
             None => Fallback::All,
             Some(v) => match v.get_ref().as_str() {
@@ -828,6 +843,7 @@ fn services(
         }
         out.push(ServiceConf {
             name: name::to_text(&name_wire),
+            degraded_ttl,
             name_wire,
             pops: cands,
             ttl,

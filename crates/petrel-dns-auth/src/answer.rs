@@ -27,6 +27,8 @@ pub enum ServiceMode {
 pub struct ServiceAnswer {
     pub mapping: CompiledService,
     pub ttl: u32,
+    /// TTL when an answer names a degraded POP.
+    pub degraded_ttl: u32,
     pub mode: ServiceMode,
 }
 
@@ -325,7 +327,7 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                         negative_with_ttl(zones, zone, w, svc.ttl)?;
                         return Ok((rcode::NOERROR, true));
                     };
-                    cname = Some((&targets[pop.index()], svc.ttl));
+                    cname = Some((&targets[pop.index()], answer_ttl(svc, &[pop], ctx.states)));
                 }
             }
         }
@@ -517,10 +519,20 @@ fn mapped_addresses(
     svc.mapping
         .rank(&ctx.client, Some(fam), ctx.states, ctx.entropy, &mut ctx.info.rank);
     ctx.scope = ctx.scope.max(ctx.info.rank.scope);
+    let ttl = answer_ttl(svc, ctx.info.rank.pops(), ctx.states);
     for &pop in ctx.info.rank.pops() {
-        write_pop(ctx.data, pop, fam, owner, rtype_out, svc.ttl, w)?;
+        write_pop(ctx.data, pop, fam, owner, rtype_out, ttl, w)?;
     }
     Ok(())
+}
+
+/// Shorter TTLs for answers that name a degraded POP.
+fn answer_ttl(svc: &ServiceAnswer, pops: &[PopIdx], states: &[PopState]) -> u32 {
+    if pops.iter().any(|p| states.get(p.index()) == Some(&PopState::Degraded)) {
+        svc.ttl.min(svc.degraded_ttl)
+    } else {
+        svc.ttl
+    }
 }
 
 fn write_pop(

@@ -198,6 +198,7 @@ fn golden_scenarios() {
                                 "up" => PopState::Up,
                                 "down" => PopState::Down,
                                 "drained" => PopState::Drained,
+                                "degraded" => PopState::Degraded,
                                 _ => panic!("state {s}"),
                             })
                             .collect()

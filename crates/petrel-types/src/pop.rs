@@ -16,24 +16,28 @@ impl PopIdx {
 /// What a POP may be used for right now.
 ///
 /// `Drained` is an operator's decision, `Down` is what the health checks
-/// (or the config) say; both keep the POP out of new decisions.
+/// (or the config) say; both keep the POP out of new decisions. `Degraded`
+/// POPs still serve, with shorter TTLs so that clients move quickly if it
+/// gets worse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PopState {
     #[default]
     Up,
+    Degraded,
     Down,
     Drained,
 }
 
 impl PopState {
     pub fn is_usable(self) -> bool {
-        matches!(self, PopState::Up)
+        matches!(self, PopState::Up | PopState::Degraded)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             PopState::Up => "up",
+            PopState::Degraded => "degraded",
             PopState::Down => "down",
             PopState::Drained => "drained",
         }

@@ -45,8 +45,8 @@ impl Overrides {
 #[derive(Clone, Debug, Default)]
 pub struct PopInputs {
     pub overrides: Overrides,
-    /// POPs whose health checks say down, with why.
-    pub health_down: BTreeMap<String, String>,
+    /// POPs whose health checks say down or degraded, with why.
+    pub health: BTreeMap<String, (PopState, String)>,
 }
 
 /// What a config compiles into; shared between generations.
@@ -115,8 +115,8 @@ pub fn states_for(config: &Config, inputs: &PopInputs) -> (Arc<[PopState]>, Arc<
                 (PopState::Up, "forced up by an operator (health ignored)".to_string())
             } else if p.state != PopState::Up {
                 (p.state, format!("{} in the config", p.state.as_str()))
-            } else if let Some(why) = inputs.health_down.get(&p.name) {
-                (PopState::Down, format!("health checks: {why}"))
+            } else if let Some((st, why)) = inputs.health.get(&p.name) {
+                (*st, format!("health checks: {why}"))
             } else {
                 (PopState::Up, String::new())
             }
@@ -268,6 +268,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
             errs.push(format!("{}: service {}: {e}", config.path.display(), s.name));
         }
         services.push(ServiceAnswer {
+            degraded_ttl: s.degraded_ttl,
             mapping,
             ttl: s.ttl,
             mode,

@@ -9,6 +9,7 @@
 use crate::shared::Shared;
 use petrel_config::{CheckKind, HealthCheck};
 use petrel_health::{judge, pop_up, Hysteresis, Outcome, TargetState};
+use petrel_types::PopState;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -126,11 +127,15 @@ async fn supervise(shared: Arc<Shared>) {
                 });
             }
         }
-        let thresholds: HashMap<String, f64> = config.pops.iter().map(|p| (p.name.clone(), p.up_thresh)).collect();
+        let thresholds: HashMap<String, (f64, Option<f64>)> = config
+            .pops
+            .iter()
+            .map(|p| (p.name.clone(), (p.up_thresh, p.degraded_below)))
+            .collect();
         // POP states from the targets' current (initial or kept) states.
         for p in &config.pops {
-            let (up, why) = judge_pop(&shared, &targets, &p.name, p.up_thresh);
-            shared.set_pop_health(&p.name, up, &why);
+            let (state, why) = judge_pop(&shared, &targets, &p.name, (p.up_thresh, p.degraded_below));
+            shared.set_pop_health(&p.name, state, &why);
         }
         publish(&shared, &targets);
         drop(g);
@@ -155,11 +160,11 @@ async fn supervise(shared: Arc<Shared>) {
                     if let Some(f) = flip {
                         tracing::warn!(target_name = %t.check.name, to = ?f.to, after = f.after, detail = %r.detail, "health check changed state");
                         let pop = t.pop.clone();
-                        let (up, why) = judge_pop(&shared, &targets, &pop, thresholds[&pop]);
-                        if let Some(id) = shared.set_pop_health(&pop, up, &why) {
+                        let (state, why) = judge_pop(&shared, &targets, &pop, thresholds[&pop]);
+                        if let Some(id) = shared.set_pop_health(&pop, state, &why) {
                             let publish = r.done.elapsed();
                             shared.health.record_publish(publish);
-                            tracing::warn!(pop = %pop, up, generation = id, publish_us = publish.as_micros() as u64, "POP health changed");
+                            tracing::warn!(pop = %pop, state = state.as_str(), generation = id, publish_us = publish.as_micros() as u64, "POP health changed");
                         }
                     }
                 }
@@ -178,7 +183,12 @@ async fn supervise(shared: Arc<Shared>) {
 
 /// A POP's health from its targets, each as an operator forced it or as its
 /// hysteresis says; with a reason for explanations.
-fn judge_pop(shared: &Shared, targets: &[Target], pop: &str, up_thresh: f64) -> (bool, String) {
+fn judge_pop(
+    shared: &Shared,
+    targets: &[Target],
+    pop: &str,
+    (up_thresh, degraded_below): (f64, Option<f64>),
+) -> (PopState, String) {
     let states: Vec<TargetState> = targets
         .iter()
         .filter(|t| t.pop == pop)
@@ -194,7 +204,15 @@ fn judge_pop(shared: &Shared, targets: &[Target], pop: &str, up_thresh: f64) -> 
         states.len(),
         up_thresh * 100.0
     );
-    (pop_up(states, up_thresh), why)
+    let n = states.len();
+    let state = if !pop_up(states, up_thresh) {
+        PopState::Down
+    } else if degraded_below.is_some_and(|d| n > 0 && (up_n as f64) < d * n as f64 - 1e-9) {
+        PopState::Degraded
+    } else {
+        PopState::Up
+    };
+    (state, why)
 }
 
 fn publish(shared: &Shared, targets: &[Target]) {

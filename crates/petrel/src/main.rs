@@ -212,7 +212,7 @@ fn offline(config: &std::path::Path) -> Result<Offline, String> {
     };
     let inputs = generation::PopInputs {
         overrides,
-        health_down: Default::default(),
+        health: Default::default(),
     };
     let (states, reasons) = generation::states_for(&compiled.config, &inputs);
     Ok(Offline {

@@ -3,6 +3,7 @@
 use crate::generation::{self, Compiled, Generation, Overrides, PopInputs};
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
+use petrel_types::PopState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,7 @@ impl Shared {
         let metrics = Metrics::default();
         let inputs = PopInputs {
             overrides,
-            health_down: Default::default(),
+            health: Default::default(),
         };
         let gen = Generation::new(1, Arc::new(compiled), &inputs, &metrics);
         Ok(Arc::new(Shared {
@@ -205,16 +206,17 @@ impl std::str::FromStr for OverrideAction {
 }
 
 impl Shared {
-    /// What the health checks say of a POP (`why` when down); a new
-    /// generation only when that changes anything. Cheap: tables are shared,
-    /// only states are rebuilt.
-    pub fn set_pop_health(&self, pop: &str, up: bool, why: &str) -> Option<u64> {
+    /// What the health checks say of a POP (Up, Degraded or Down, and why);
+    /// a new generation only when that changes anything. Cheap: tables are
+    /// shared, only states are rebuilt.
+    pub fn set_pop_health(&self, pop: &str, state: PopState, why: &str) -> Option<u64> {
         let _w = self.writer.lock().expect("writer lock");
         let mut inputs = self.inputs.lock().expect("inputs lock");
-        let changed = if up {
-            inputs.health_down.remove(pop).is_some()
+        let changed = if state == PopState::Up {
+            inputs.health.remove(pop).is_some()
         } else {
-            inputs.health_down.insert(pop.to_string(), why.to_string()).as_deref() != Some(why)
+            let new = (state, why.to_string());
+            inputs.health.insert(pop.to_string(), new.clone()) != Some(new)
         };
         if !changed {
             return None;

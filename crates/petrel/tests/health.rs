@@ -493,3 +493,47 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
         "{report}"
     );
 }
+
+#[test]
+fn a_pop_with_some_targets_down_is_degraded_and_answers_with_short_ttls() {
+    let dir = tempdir("degraded");
+    let (port, admin, a, b) = (free_port(), free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let check = |name: &str, p: u16| {
+        format!("{{ type = \"tcp\", name = \"{name}\", address = \"127.0.0.1\", port = {p}, interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}")
+    };
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"ams\"\n",
+        &format!(
+            "name = \"ams\"\nup_thresh = 0.5\ndegraded_below = 1.0\ncheck = [{}, {}]\n",
+            check("a", a),
+            check("b", b)
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let _sa = serve(a, None);
+    let sb = serve(b, None);
+    let s = spawn(dir, &cfg, port, admin);
+    let ttl = |s: &Server| -> String {
+        let out = dig(
+            s,
+            &["www.demo.petrel.test", "A", "+subnet=2.16.0.0/24", "+noall", "+answer"],
+        );
+        out.split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    until(&s, "2.16.0.0/24", "192.0.2.10", Duration::from_secs(3));
+    assert_eq!(ttl(&s), "30");
+    drop(sb);
+    // One of two targets down: still ams (0.5 >= up_thresh), TTL min(30, 5).
+    let t = Instant::now();
+    while ttl(&s) != "5" {
+        assert!(t.elapsed() < Duration::from_secs(3), "TTL did not drop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    until(&s, "2.16.0.0/24", "192.0.2.10", Duration::from_millis(10));
+    let (ok, out, _) = petrel(&["pop", "--admin", &s.admin.to_string(), "list"]);
+    assert!(
+        ok && out.contains("ams          degraded health checks: 1 of 2 targets up"),
+        "{out}"
+    );
+}
