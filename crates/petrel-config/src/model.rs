@@ -65,6 +65,11 @@ pub enum CheckKind {
         expect_rcode: u16,
         expect_answer: Option<IpAddr>,
     },
+    /// ICMP echo (unprivileged datagram socket where the kernel allows it,
+    /// else raw, which needs CAP_NET_RAW).
+    Icmp {
+        target: IpAddr,
+    },
     /// A program; exit status 0 means up.
     Exec {
         argv: Vec<String>,

@@ -342,6 +342,7 @@ const CHECK_FIELDS: &[(&str, &[&str])] = &[
             "ca_file",
         ],
     ),
+    ("icmp", &["address"]),
     (
         "dns",
         &["address", "port", "query", "qtype", "expect_rcode", "expect_answer"],
@@ -629,6 +630,10 @@ fn check(
                 },
                 t.to_string(),
             )
+        }
+        "icmp" => {
+            let t = target(cx, Some(0))?;
+            (CheckKind::Icmp { target: t.ip() }, t.ip().to_string())
         }
         "exec" => {
             let argv: Vec<String> = r

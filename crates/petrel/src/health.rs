@@ -391,6 +391,19 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
                 return Ok(format!("rcode {}", petrel_dns_wire::consts::rcode::name(r.rcode)));
             }
         }
+        CheckKind::Icmp { target } => {
+            let client = icmp_client(target.is_ipv6()).await?;
+            let ident = surge_ping::PingIdentifier(rand_u16());
+            let mut pinger = client.pinger(*target, ident).await;
+            // The caller's timeout bounds the whole probe; this one only
+            // makes surge-ping give up its waiter at the same time.
+            pinger.timeout(Duration::from_millis(check.timeout_ms));
+            let (_, rtt) = pinger
+                .ping(surge_ping::PingSequence(0), &[0u8; 16])
+                .await
+                .map_err(|e| format!("ping: {e}"))?;
+            Ok(format!("echo reply in {:.1} ms", rtt.as_secs_f64() * 1000.0))
+        }
         CheckKind::Exec { argv } => {
             // kill_on_drop: when the timeout drops this future, the child dies.
             let out = tokio::process::Command::new(&argv[0])
@@ -411,6 +424,32 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
             }
         }
     }
+}
+
+/// One ICMP socket per family, shared by every ICMP check (surge-ping
+/// routes replies to the right waiter).
+async fn icmp_client(v6: bool) -> Result<&'static surge_ping::Client, String> {
+    static V4: tokio::sync::OnceCell<surge_ping::Client> = tokio::sync::OnceCell::const_new();
+    static V6: tokio::sync::OnceCell<surge_ping::Client> = tokio::sync::OnceCell::const_new();
+    let (cell, kind) = if v6 {
+        (&V6, surge_ping::ICMP::V6)
+    } else {
+        (&V4, surge_ping::ICMP::V4)
+    };
+    cell.get_or_try_init(|| async {
+        surge_ping::Client::new(&surge_ping::Config::builder().kind(kind).build())
+            .map_err(|e| format!("ICMP socket (needs ping_group_range or CAP_NET_RAW): {e}"))
+    })
+    .await
+}
+
+fn rand_u16() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos()) as u16;
+    seed ^ NEXT.fetch_add(0x9e37, Ordering::Relaxed)
 }
 
 /// Send a request and read the reply until the peer closes or `cap` bytes.

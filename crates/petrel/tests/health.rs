@@ -159,7 +159,7 @@ fn a_target_down_from_the_start_keeps_its_pop_out() {
 }
 
 #[test]
-fn dns_and_exec_checks() {
+fn dns_icmp_and_exec_checks() {
     let dir = tempdir("health-dns-exec");
     let (port, admin) = (free_port(), free_port());
     let cfg = write_config(&dir, port, admin, "");
@@ -176,6 +176,10 @@ fn dns_and_exec_checks() {
         .replace(
             "name = \"gru\"\n",
             &format!("name = \"gru\"\ncheck = [{{ type = \"dns\", address = \"127.0.0.1\", port = {port}, query = \"missing.demo.petrel.test.\", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}]\n"),
+        )
+        .replace(
+            "name = \"iad\"\n",
+            "name = \"iad\"\ncheck = [{ type = \"icmp\", address = \"127.0.0.1\", interval_ms = 200, timeout_ms = 150, rise = 1, fall = 1 }, { type = \"icmp\", address = \"::1\", interval_ms = 200, timeout_ms = 150 }]\n",
         )
         .replace(
             "name = \"ams\"\n",
