@@ -15,5 +15,7 @@ mod validate;
 
 pub use cidr::parse_cidr_map;
 pub use error::{ConfigError, Location};
-pub use model::{CheckKind, Config, HealthCheck, PolicyConf, Pop, ServerConf, ServiceConf, TlsCheck, ZoneConf};
+pub use model::{
+    CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf, ServiceConf, TlsCheck, ZoneConf,
+};
 pub use validate::parse;

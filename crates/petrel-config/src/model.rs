@@ -76,6 +76,16 @@ pub enum CheckKind {
     },
 }
 
+/// A check's state before its first result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initial {
+    Up,
+    Down,
+    /// No state: the first result decides, and `serve` opens its DNS
+    /// listeners only once every such check has one (bounded by its timeout).
+    Wait,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsCheck {
     /// Server name sent in SNI and checked against the certificate.
@@ -95,7 +105,7 @@ pub struct HealthCheck {
     pub timeout_ms: u64,
     pub rise: u32,
     pub fall: u32,
-    pub initial_up: bool,
+    pub initial: Initial,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -424,17 +424,23 @@ fn check(
     }
     let rise = cx.int(&r.rise, &format!("{field}.rise"), 1, 100, 2u32);
     let fall = cx.int(&r.fall, &format!("{field}.fall"), 1, 100, 3u32);
-    let initial_up = match &r.initial {
-        None => true,
+    let initial = match &r.initial {
+        None => Initial::Up,
         Some(s) => match s.get_ref().as_str() {
-            "up" => true,
-            "down" => false,
+            "up" => Initial::Up,
+            "down" => Initial::Down,
+            "wait" => Initial::Wait,
             o => {
-                cx.err(s, format!("{field}.initial"), format!("`{o}` is not one of up, down"));
-                true
+                cx.err(
+                    s,
+                    format!("{field}.initial"),
+                    format!("`{o}` is not one of up, down, wait"),
+                );
+                Initial::Up
             }
         },
     };
+
     if bad {
         return None;
     }
@@ -675,7 +681,7 @@ fn check(
         timeout_ms,
         rise,
         fall,
-        initial_up,
+        initial,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct Hysteresis {
     streak: u32,
     since_ms: u64,
     results: u64,
+    // The first outcome sets the state outright (no rise/fall count).
+    first_decides: bool,
 }
 
 impl Hysteresis {
@@ -64,6 +66,16 @@ impl Hysteresis {
             streak: 0,
             since_ms: now_ms,
             results: 0,
+            first_decides: false,
+        }
+    }
+
+    /// A target with no state yet: its first outcome decides it (for
+    /// `initial = "wait"`); until then it reads as down.
+    pub fn pending(rise: u32, fall: u32, now_ms: u64) -> Self {
+        Hysteresis {
+            first_decides: true,
+            ..Hysteresis::new(TargetState::Down, rise, fall, now_ms)
         }
     }
 
@@ -83,6 +95,23 @@ impl Hysteresis {
 
     pub fn observe(&mut self, outcome: Outcome, now_ms: u64) -> Option<Flip> {
         self.results += 1;
+        if std::mem::take(&mut self.first_decides) {
+            let to = if outcome == Outcome::Ok {
+                TargetState::Up
+            } else {
+                TargetState::Down
+            };
+            self.since_ms = now_ms;
+            if to != self.state {
+                self.state = to;
+                return Some(Flip {
+                    to,
+                    at_ms: now_ms,
+                    after: 1,
+                });
+            }
+            return None;
+        }
         let agrees = matches!(
             (self.state, outcome),
             (TargetState::Up, Outcome::Ok) | (TargetState::Down, Outcome::Failed)
@@ -195,6 +224,25 @@ mod tests {
                 after: 1
             })
         );
+        assert!(h.has_results());
+    }
+
+    #[test]
+    fn pending_targets_take_their_first_result() {
+        let mut h = Hysteresis::pending(3, 3, 0);
+        assert_eq!(
+            h.observe(K, 5),
+            Some(Flip {
+                to: Up,
+                at_ms: 5,
+                after: 1
+            })
+        );
+        // From then on, the usual counts.
+        assert_eq!(feed(&mut h, &[F, F], 10, 10), vec![]);
+        let mut h = Hysteresis::pending(3, 3, 0);
+        assert_eq!(h.observe(F, 5), None);
+        assert_eq!(h.state(), Down);
         assert!(h.has_results());
     }
 

@@ -7,7 +7,7 @@
 //! differs (tables are shared, nothing is recompiled).
 
 use crate::shared::Shared;
-use petrel_config::{CheckKind, HealthCheck};
+use petrel_config::{CheckKind, HealthCheck, Initial};
 use petrel_health::{judge, pop_up, Hysteresis, Outcome, TargetState};
 use petrel_types::PopState;
 use serde::Serialize;
@@ -44,6 +44,24 @@ pub struct HealthBoard {
 }
 
 impl HealthBoard {
+    /// Wait (bounded by `limit`) until every named target has a result.
+    pub fn wait_for_first_results(&self, names: &[String], limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let done = {
+                let b = self.targets.lock().expect("health board");
+                names.iter().all(|n| b.iter().any(|t| &t.name == n && t.probes > 0))
+            };
+            if done {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<TargetStatus> {
         self.targets.lock().expect("health board").clone()
     }
@@ -109,16 +127,11 @@ async fn supervise(shared: Arc<Shared>) {
                 // A check that did not change keeps its history across reloads.
                 let hyst = match kept.remove(&c.name) {
                     Some((old, h)) if old == *c => h,
-                    _ => Hysteresis::new(
-                        if c.initial_up {
-                            TargetState::Up
-                        } else {
-                            TargetState::Down
-                        },
-                        c.rise,
-                        c.fall,
-                        now_ms(),
-                    ),
+                    _ => match c.initial {
+                        Initial::Up => Hysteresis::new(TargetState::Up, c.rise, c.fall, now_ms()),
+                        Initial::Down => Hysteresis::new(TargetState::Down, c.rise, c.fall, now_ms()),
+                        Initial::Wait => Hysteresis::pending(c.rise, c.fall, now_ms()),
+                    },
                 };
                 targets.push(Target {
                     pop: p.name.clone(),

@@ -26,6 +26,29 @@ pub fn run(config: &Path) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    {
+        let _guard = rt.enter();
+        crate::health::spawn(shared.clone());
+    }
+    // Checks with `initial = "wait"` decide their POP's first state from
+    // their first result; answer only after those are in.
+    let waiting: Vec<(String, u64)> = shared
+        .gen
+        .load()
+        .config()
+        .pops
+        .iter()
+        .flat_map(|p| &p.checks)
+        .filter(|c| c.initial == petrel_config::Initial::Wait)
+        .map(|c| (c.name.clone(), c.timeout_ms))
+        .collect();
+    if !waiting.is_empty() {
+        let names: Vec<String> = waiting.iter().map(|w| w.0.clone()).collect();
+        let limit = Duration::from_millis(waiting.iter().map(|w| w.1).max().unwrap_or(0) + 500);
+        if !shared.health.wait_for_first_results(&names, limit) {
+            tracing::warn!("not every check with initial = \"wait\" has a result; serving anyway");
+        }
+    }
     let mut tcp = Vec::new();
     for addr in &server.dns {
         // Bind TCP first: it fails the same way UDP would, and nothing has
@@ -58,10 +81,6 @@ pub fn run(config: &Path) -> Result<(), String> {
             Duration::from_secs(server.tcp_idle_timeout_secs),
             server.tcp_max_connections,
         ));
-    }
-    {
-        let _guard = rt.enter();
-        crate::health::spawn(shared.clone());
     }
     if let Some(addr) = server.admin {
         let token = match &server.admin_token_file {

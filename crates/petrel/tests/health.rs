@@ -541,3 +541,24 @@ fn a_pop_with_some_targets_down_is_degraded_and_answers_with_short_ttls() {
         "{out}"
     );
 }
+
+#[test]
+fn initial_wait_answers_only_after_the_first_results() {
+    let dir = tempdir("initial-wait");
+    let (port, admin, dead) = (free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    // With the default initial state (up) ams would be answered for
+    // fall x interval = 3 s; with "wait" its first (failed) result counts.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"ams\"\n",
+        &format!("name = \"ams\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {dead}, interval_ms = 1000, timeout_ms = 300, fall = 3, initial = \"wait\" }}]\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let first = dig(&s, &["www.demo.petrel.test", "A", "+subnet=2.16.0.0/24", "+short"]);
+    assert_eq!(
+        first.trim(),
+        "198.51.100.10",
+        "the very first answer already avoids ams"
+    );
+}
