@@ -30,7 +30,15 @@ pub struct TargetStatus {
     pub last_ok: Option<bool>,
     pub last_latency_ms: Option<f64>,
     pub last_detail: String,
+    /// Probe durations: counts per bucket of [`LATENCY_BUCKETS`] (+Inf last), and the sum.
+    #[serde(skip)]
+    pub latency_counts: [u64; LATENCY_BUCKETS.len() + 1],
+    #[serde(skip)]
+    pub latency_sum: f64,
 }
+
+/// Upper bounds (seconds) of the probe latency histogram.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 #[derive(Default)]
 pub struct HealthBoard {
@@ -241,6 +249,8 @@ fn publish(shared: &Shared, targets: &[Target]) {
             last_ok: None,
             last_latency_ms: None,
             last_detail: String::new(),
+            latency_counts: [0; LATENCY_BUCKETS.len() + 1],
+            latency_sum: 0.0,
         })
         .collect();
     *shared.health.targets.lock().expect("health board") = list;
@@ -256,6 +266,13 @@ fn update_board(shared: &Shared, idx: usize, t: &Target, outcome: Outcome, elaps
         s.probes += 1;
         s.last_ok = Some(outcome == Outcome::Ok);
         s.last_latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        let secs = elapsed.as_secs_f64();
+        let b = LATENCY_BUCKETS
+            .iter()
+            .position(|&ub| secs <= ub)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        s.latency_counts[b] += 1;
+        s.latency_sum += secs;
         s.last_detail = detail.to_string();
     }
 }

@@ -289,16 +289,27 @@ impl Collector for MetricsCollector {
                     .encode(up.encode_family(&labels)?)?;
             }
             let mut lat = enc.encode_descriptor(
-                "petrel_health_probe_latency_seconds",
-                "Duration of the last probe of each target",
+                "petrel_health_probe_duration_seconds",
+                "Probe durations per target",
                 None,
-                ConstGauge::new(0f64).metric_type(),
+                prometheus_client::metrics::MetricType::Histogram,
             )?;
             for t in &targets {
-                if let Some(ms) = t.last_latency_ms {
-                    let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-                    ConstGauge::new(ms / 1000.0).encode(lat.encode_family(&labels)?)?;
-                }
+                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+                let mut buckets: Vec<(f64, u64)> = crate::health::LATENCY_BUCKETS
+                    .iter()
+                    .copied()
+                    .zip(t.latency_counts.iter().copied())
+                    .collect();
+                buckets.push((f64::INFINITY, t.latency_counts[crate::health::LATENCY_BUCKETS.len()]));
+                let count = t.latency_counts.iter().sum();
+                lat.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        t.latency_sum,
+                        count,
+                        &buckets,
+                        None,
+                    )?;
             }
             let mut probes = enc.encode_descriptor(
                 "petrel_health_probes",
