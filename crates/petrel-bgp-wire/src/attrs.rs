@@ -1,0 +1,491 @@
+//! Path attributes (RFC 4271 §5, RFC 6793, RFC 1997, RFC 8092, RFC 4760)
+//! with RFC 7606's error handling.
+
+use crate::nlri::{self, Afi, Nlri};
+use crate::{notif, SessionCtx};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const ORIGIN: u8 = 1;
+pub const AS_PATH: u8 = 2;
+pub const NEXT_HOP: u8 = 3;
+pub const MED: u8 = 4;
+pub const LOCAL_PREF: u8 = 5;
+pub const ATOMIC_AGGREGATE: u8 = 6;
+pub const AGGREGATOR: u8 = 7;
+pub const COMMUNITIES: u8 = 8;
+pub const MP_REACH: u8 = 14;
+pub const MP_UNREACH: u8 = 15;
+pub const AS4_PATH: u8 = 17;
+pub const AS4_AGGREGATOR: u8 = 18;
+pub const LARGE_COMMUNITIES: u8 = 32;
+
+pub const FLAG_OPTIONAL: u8 = 0x80;
+pub const FLAG_TRANSITIVE: u8 = 0x40;
+pub const FLAG_PARTIAL: u8 = 0x20;
+pub const FLAG_EXTENDED: u8 = 0x10;
+
+/// AS_TRANS (RFC 6793): stands for a 4-octet AS in 2-octet fields.
+pub const AS_TRANS: u32 = 23456;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Igp = 0,
+    Egp = 1,
+    Incomplete = 2,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AsPathSegment {
+    Set(Vec<u32>),
+    Sequence(Vec<u32>),
+}
+
+impl AsPathSegment {
+    pub fn asns(&self) -> &[u32] {
+        match self {
+            AsPathSegment::Set(v) | AsPathSegment::Sequence(v) => v,
+        }
+    }
+
+    /// RFC 4271 §9.1.2.2: a set counts as one, a sequence as its length.
+    pub fn path_len(&self) -> usize {
+        match self {
+            AsPathSegment::Set(_) => 1,
+            AsPathSegment::Sequence(v) => v.len(),
+        }
+    }
+}
+
+/// An attribute petrel does not interpret; optional transitive ones are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UnknownAttr {
+    pub flags: u8,
+    pub code: u8,
+    pub value: Vec<u8>,
+}
+
+/// The attributes of one UPDATE, owned, ready to be interned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Attributes {
+    pub origin: Option<Origin>,
+    pub as_path: Vec<AsPathSegment>,
+    pub next_hop: Option<Ipv4Addr>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub atomic_aggregate: bool,
+    pub aggregator: Option<(u32, Ipv4Addr)>,
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<[u32; 3]>,
+    /// From MP_REACH_NLRI: the (global) next hop of the multiprotocol routes.
+    pub mp_next_hop: Option<IpAddr>,
+    pub unknown: Vec<UnknownAttr>,
+}
+
+impl Attributes {
+    /// AS path length for best-path selection.
+    pub fn as_path_len(&self) -> usize {
+        self.as_path.iter().map(AsPathSegment::path_len).sum()
+    }
+
+    /// The AS that originated the route: the last AS of the last sequence.
+    pub fn origin_as(&self) -> Option<u32> {
+        match self.as_path.last()? {
+            AsPathSegment::Sequence(v) => v.last().copied(),
+            AsPathSegment::Set(_) => None,
+        }
+    }
+
+    /// All ASNs of the path in order (sets flattened).
+    pub fn asns(&self) -> impl Iterator<Item = u32> + '_ {
+        self.as_path.iter().flat_map(|s| s.asns().iter().copied())
+    }
+}
+
+/// What parsing the attributes of one UPDATE decided.
+#[derive(Debug, Default)]
+pub(crate) struct AttrOutcome {
+    pub attrs: Attributes,
+    pub mp_reach: Vec<Nlri>,
+    pub mp_unreach: Vec<Nlri>,
+    pub mp_reach_afi: Option<Afi>,
+    pub mp_unreach_afi: Option<Afi>,
+    /// RFC 7606 treat-as-withdraw, with why.
+    pub withdraw: Option<String>,
+    /// RFC 7606 attribute-discard, with why.
+    pub discarded: Vec<String>,
+}
+
+/// A session-ending error: NOTIFICATION code, subcode, data and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fatal {
+    pub code: u8,
+    pub subcode: u8,
+    pub data: Vec<u8>,
+    pub reason: String,
+}
+
+fn fatal(subcode: u8, data: &[u8], reason: impl Into<String>) -> Fatal {
+    Fatal {
+        code: notif::UPDATE_MESSAGE,
+        subcode,
+        data: data.to_vec(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_as_path(v: &[u8], four: bool) -> Option<Vec<AsPathSegment>> {
+    let w = if four { 4 } else { 2 };
+    let mut out = Vec::new();
+    let mut b = v;
+    while !b.is_empty() {
+        let (&t, rest) = b.split_first()?;
+        let (&n, rest) = rest.split_first()?;
+        let n = n as usize;
+        // RFC 7606 §7.2: a zero-length segment is malformed.
+        if n == 0 || rest.len() < n * w {
+            return None;
+        }
+        let asns: Vec<u32> = rest[..n * w]
+            .chunks_exact(w)
+            .map(|c| {
+                if four {
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]]) as u32
+                }
+            })
+            .collect();
+        out.push(match t {
+            1 => AsPathSegment::Set(asns),
+            2 => AsPathSegment::Sequence(asns),
+            // AS_CONFED_SEQUENCE/SET (3, 4) from a non-confederation peer
+            // are malformed for us too (RFC 7606 §7.2).
+            _ => return None,
+        });
+        b = &rest[n * w..];
+    }
+    Some(out)
+}
+
+/// RFC 6793 §4.2.3: rebuild the path from AS_PATH and AS4_PATH.
+fn merge_as4(as_path: Vec<AsPathSegment>, as4: Vec<AsPathSegment>) -> Vec<AsPathSegment> {
+    let n2: usize = as_path.iter().map(AsPathSegment::path_len).sum();
+    let n4: usize = as4.iter().map(AsPathSegment::path_len).sum();
+    if n4 > n2 {
+        return as_path; // AS4_PATH is ignored
+    }
+    // Keep the leading (n2 - n4) ASNs of AS_PATH, then AS4_PATH.
+    let mut keep = n2 - n4;
+    let mut out = Vec::new();
+    for seg in as_path {
+        if keep == 0 {
+            break;
+        }
+        match seg {
+            AsPathSegment::Sequence(v) => {
+                let take = keep.min(v.len());
+                keep -= take;
+                out.push(AsPathSegment::Sequence(v[..take].to_vec()));
+            }
+            s @ AsPathSegment::Set(_) => {
+                keep -= 1;
+                out.push(s);
+            }
+        }
+    }
+    out.extend(as4);
+    out
+}
+
+/// Parse the path attribute field of an UPDATE.
+pub(crate) fn parse(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool) -> Result<AttrOutcome, Fatal> {
+    let mut o = AttrOutcome::default();
+    let mut seen = [false; 256];
+    let mut as4_path: Option<Vec<AsPathSegment>> = None;
+    let mut as4_aggregator: Option<(u32, Ipv4Addr)> = None;
+    let withdraw = |o: &mut AttrOutcome, why: String| {
+        if o.withdraw.is_none() {
+            o.withdraw = Some(why);
+        }
+    };
+    while !b.is_empty() {
+        if b.len() < 3 {
+            return Err(fatal(
+                notif::MALFORMED_ATTRIBUTE_LIST,
+                &[],
+                "truncated attribute header",
+            ));
+        }
+        let flags = b[0];
+        let code = b[1];
+        let (len, hdr) = if flags & FLAG_EXTENDED != 0 {
+            if b.len() < 4 {
+                return Err(fatal(
+                    notif::MALFORMED_ATTRIBUTE_LIST,
+                    &[],
+                    "truncated attribute header",
+                ));
+            }
+            (u16::from_be_bytes([b[2], b[3]]) as usize, 4)
+        } else {
+            (b[2] as usize, 3)
+        };
+        if b.len() < hdr + len {
+            // RFC 7606 §4: the attribute overruns the field; nothing after it
+            // can be trusted, so no NLRI can be located for treat-as-withdraw.
+            return Err(fatal(
+                notif::MALFORMED_ATTRIBUTE_LIST,
+                &[],
+                format!("attribute {code} overruns the attribute field"),
+            ));
+        }
+        let raw = &b[..hdr + len];
+        let v = &b[hdr..hdr + len];
+        b = &b[hdr + len..];
+        if seen[code as usize] {
+            // RFC 7606 §3 g: repeated MP_(UN)REACH ends the session; other
+            // repeats: all but the first are discarded.
+            if code == MP_REACH || code == MP_UNREACH {
+                return Err(fatal(
+                    notif::MALFORMED_ATTRIBUTE_LIST,
+                    &[],
+                    format!("attribute {code} repeated"),
+                ));
+            }
+            o.discarded.push(format!("repeated attribute {code}"));
+            continue;
+        }
+        seen[code as usize] = true;
+        // RFC 7606 §3 c: wrong flags on a known attribute: treat by the
+        // attribute's own rule below (here: as malformed).
+        let flags_ok = match code {
+            ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => {
+                flags & (FLAG_OPTIONAL | FLAG_TRANSITIVE) == FLAG_TRANSITIVE
+            }
+            MED | MP_REACH | MP_UNREACH => flags & (FLAG_OPTIONAL | FLAG_TRANSITIVE) == FLAG_OPTIONAL,
+            AGGREGATOR | COMMUNITIES | AS4_PATH | AS4_AGGREGATOR | LARGE_COMMUNITIES => {
+                flags & (FLAG_OPTIONAL | FLAG_TRANSITIVE) == FLAG_OPTIONAL | FLAG_TRANSITIVE
+            }
+            _ => true,
+        };
+        match code {
+            ORIGIN => match (flags_ok, v) {
+                (true, [x]) if *x <= 2 => {
+                    o.attrs.origin = Some([Origin::Igp, Origin::Egp, Origin::Incomplete][*x as usize])
+                }
+                _ => withdraw(&mut o, "malformed ORIGIN".into()),
+            },
+            AS_PATH => match parse_as_path(v, ctx.four_octet_as).filter(|_| flags_ok) {
+                Some(p) => o.attrs.as_path = p,
+                None => withdraw(&mut o, "malformed AS_PATH".into()),
+            },
+            NEXT_HOP => match (flags_ok, v) {
+                (true, [a, b_, c, d]) => {
+                    let nh = Ipv4Addr::new(*a, *b_, *c, *d);
+                    // RFC 7606 §7.3: a semantically invalid next hop is
+                    // treat-as-withdraw.
+                    if nh.is_unspecified() || nh.is_multicast() || nh.is_broadcast() {
+                        withdraw(&mut o, format!("invalid NEXT_HOP {nh}"));
+                    } else {
+                        o.attrs.next_hop = Some(nh);
+                    }
+                }
+                _ => withdraw(&mut o, "malformed NEXT_HOP".into()),
+            },
+            MED => match (flags_ok, v) {
+                (true, [a, b_, c, d]) => o.attrs.med = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
+                _ => withdraw(&mut o, "malformed MULTI_EXIT_DISC".into()),
+            },
+            LOCAL_PREF => {
+                if !ctx.ibgp {
+                    // RFC 7606 §7.5: from an external peer it is discarded,
+                    // malformed or not.
+                    o.discarded.push("LOCAL_PREF from an external peer".into());
+                } else {
+                    match (flags_ok, v) {
+                        (true, [a, b_, c, d]) => o.attrs.local_pref = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
+                        _ => withdraw(&mut o, "malformed LOCAL_PREF".into()),
+                    }
+                }
+            }
+            ATOMIC_AGGREGATE => {
+                if flags_ok && v.is_empty() {
+                    o.attrs.atomic_aggregate = true;
+                } else {
+                    o.discarded.push("malformed ATOMIC_AGGREGATE".into());
+                }
+            }
+            AGGREGATOR => {
+                let w = if ctx.four_octet_as { 4 } else { 2 };
+                if flags_ok && v.len() == w + 4 {
+                    let asn = if w == 4 {
+                        u32::from_be_bytes([v[0], v[1], v[2], v[3]])
+                    } else {
+                        u16::from_be_bytes([v[0], v[1]]) as u32
+                    };
+                    o.attrs.aggregator = Some((asn, Ipv4Addr::new(v[w], v[w + 1], v[w + 2], v[w + 3])));
+                } else {
+                    o.discarded.push("malformed AGGREGATOR".into());
+                }
+            }
+            COMMUNITIES => {
+                if flags_ok && v.len().is_multiple_of(4) && !v.is_empty() {
+                    o.attrs.communities = v
+                        .chunks_exact(4)
+                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                } else {
+                    withdraw(&mut o, "malformed COMMUNITIES".into());
+                }
+            }
+            LARGE_COMMUNITIES => {
+                if flags_ok && v.len().is_multiple_of(12) && !v.is_empty() {
+                    o.attrs.large_communities = v
+                        .chunks_exact(12)
+                        .map(|c| {
+                            let g = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+                            [g(0), g(4), g(8)]
+                        })
+                        .collect();
+                } else {
+                    withdraw(&mut o, "malformed LARGE_COMMUNITY".into());
+                }
+            }
+            AS4_PATH => {
+                // RFC 6793 §6 / RFC 7606 §7.? : malformed AS4_PATH is
+                // discarded; from a 4-octet peer it should not appear at all.
+                match parse_as_path(v, true).filter(|_| flags_ok && !ctx.four_octet_as) {
+                    Some(p) => as4_path = Some(p),
+                    None => o.discarded.push("AS4_PATH discarded".into()),
+                }
+            }
+            AS4_AGGREGATOR => {
+                if flags_ok && v.len() == 8 && !ctx.four_octet_as {
+                    as4_aggregator = Some((
+                        u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+                        Ipv4Addr::new(v[4], v[5], v[6], v[7]),
+                    ));
+                } else {
+                    o.discarded.push("AS4_AGGREGATOR discarded".into());
+                }
+            }
+            MP_REACH => parse_mp_reach(v, ctx, &mut o, flags_ok)?,
+            MP_UNREACH => parse_mp_unreach(v, ctx, &mut o, flags_ok)?,
+            _ if !flags_ok || (flags & FLAG_OPTIONAL == 0) => {
+                // An unrecognized well-known attribute (RFC 4271 §6.3).
+                return Err(fatal(
+                    notif::UNRECOGNIZED_WELL_KNOWN,
+                    raw,
+                    format!("unrecognized well-known attribute {code}"),
+                ));
+            }
+            _ => {
+                if flags & FLAG_TRANSITIVE != 0 {
+                    o.attrs.unknown.push(UnknownAttr {
+                        flags,
+                        code,
+                        value: v.to_vec(),
+                    });
+                }
+                // Unknown optional non-transitive attributes are quietly dropped.
+            }
+        }
+    }
+    if let Some(p4) = as4_path {
+        let path = std::mem::take(&mut o.attrs.as_path);
+        o.attrs.as_path = merge_as4(path, p4);
+    }
+    if let (Some((AS_TRANS, _)), Some(a4)) = (o.attrs.aggregator, as4_aggregator) {
+        o.attrs.aggregator = Some(a4);
+    }
+    // Mandatory attributes when there is something to announce (RFC 7606 §3 d).
+    let announces = has_nlri || !o.mp_reach.is_empty();
+    if announces && o.withdraw.is_none() {
+        if o.attrs.origin.is_none() {
+            o.withdraw = Some("missing ORIGIN".into());
+        } else if !seen[AS_PATH as usize] {
+            o.withdraw = Some("missing AS_PATH".into());
+        } else if has_nlri && o.attrs.next_hop.is_none() {
+            o.withdraw = Some("missing NEXT_HOP".into());
+        }
+    }
+    Ok(o)
+}
+
+fn afi_of(v: &[u8]) -> Option<(Afi, u8)> {
+    if v.len() < 3 {
+        return None;
+    }
+    Some((Afi::from_u16(u16::from_be_bytes([v[0], v[1]]))?, v[2]))
+}
+
+fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: bool) -> Result<(), Fatal> {
+    // RFC 7606 §7.11: if AFI/SAFI or the NLRI cannot be made out, only a
+    // session reset is safe.
+    let bad = |why: &str| {
+        fatal(
+            notif::OPTIONAL_ATTRIBUTE_ERROR,
+            &[],
+            format!("malformed MP_REACH_NLRI: {why}"),
+        )
+    };
+    let (afi, safi) = afi_of(v).ok_or_else(|| bad("truncated"))?;
+    if safi != 1 {
+        return Ok(()); // not unicast: not ours, ignore the whole attribute
+    }
+    let nh_len = *v.get(3).ok_or_else(|| bad("truncated"))? as usize;
+    let nh = v.get(4..4 + nh_len).ok_or_else(|| bad("next hop overruns"))?;
+    let rest = v.get(4 + nh_len..).ok_or_else(|| bad("truncated"))?;
+    let (_, nlri) = rest.split_first().ok_or_else(|| bad("missing reserved octet"))?;
+    let add_path = match afi {
+        Afi::Ipv4 => ctx.add_path_v4,
+        Afi::Ipv6 => ctx.add_path_v6,
+    };
+    nlri::parse(nlri, afi.family(), add_path, &mut o.mp_reach).map_err(|e| bad(&e))?;
+    o.mp_reach_afi = Some(afi);
+    let next_hop = match (afi, nh_len) {
+        (Afi::Ipv4, 4) => Some(IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3]))),
+        (Afi::Ipv6, 16) | (Afi::Ipv6, 32) => {
+            let mut g = [0u8; 16];
+            g.copy_from_slice(&nh[..16]);
+            Some(IpAddr::V6(Ipv6Addr::from(g)))
+        }
+        // IPv4 NLRI with an IPv6 next hop (RFC 8950).
+        (Afi::Ipv4, 16) | (Afi::Ipv4, 32) => {
+            let mut g = [0u8; 16];
+            g.copy_from_slice(&nh[..16]);
+            Some(IpAddr::V6(Ipv6Addr::from(g)))
+        }
+        _ => None,
+    };
+    match next_hop {
+        Some(nh) if flags_ok => o.attrs.mp_next_hop = Some(nh),
+        _ => {
+            if o.withdraw.is_none() {
+                o.withdraw = Some("MP_REACH_NLRI with an unusable next hop".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, _flags_ok: bool) -> Result<(), Fatal> {
+    let bad = |why: &str| {
+        fatal(
+            notif::OPTIONAL_ATTRIBUTE_ERROR,
+            &[],
+            format!("malformed MP_UNREACH_NLRI: {why}"),
+        )
+    };
+    let (afi, safi) = afi_of(v).ok_or_else(|| bad("truncated"))?;
+    if safi != 1 {
+        return Ok(());
+    }
+    let add_path = match afi {
+        Afi::Ipv4 => ctx.add_path_v4,
+        Afi::Ipv6 => ctx.add_path_v6,
+    };
+    nlri::parse(&v[3..], afi.family(), add_path, &mut o.mp_unreach).map_err(|e| bad(&e))?;
+    o.mp_unreach_afi = Some(afi);
+    Ok(())
+}
