@@ -1,0 +1,253 @@
+//! Two state machines wired back to back in memory; time passes by hand.
+
+use petrel_bgp_fsm::{notif, Action, Config, Session, State};
+use petrel_bgp_wire::{encode, encode_update, AsPathSegment, Attributes, Message, Nlri, Origin, UpdateOut};
+use std::net::Ipv4Addr;
+
+/// Moves bytes between two sessions; records what else they asked for.
+struct Wire {
+    a: Session,
+    b: Session,
+    a_events: Vec<Action>,
+    b_events: Vec<Action>,
+    /// Drop everything A sends (a dead peer).
+    mute_a: bool,
+}
+
+impl Wire {
+    fn new(a: Config, b: Config) -> Wire {
+        Wire {
+            a: Session::new(a),
+            b: Session::new(b),
+            a_events: vec![],
+            b_events: vec![],
+            mute_a: false,
+        }
+    }
+
+    /// Run until neither side has anything to do at `now`.
+    fn pump(&mut self, now: u64) {
+        loop {
+            let mut moved = false;
+            while let Some(act) = self.a.poll_action() {
+                moved = true;
+                match act {
+                    Action::Connect => {
+                        self.a.tcp_connected(now);
+                        self.b.tcp_connected(now);
+                    }
+                    Action::Send(bytes) if !self.mute_a => self.b.receive(&bytes, now),
+                    Action::Send(_) => {}
+                    other => self.a_events.push(other),
+                }
+            }
+            while let Some(act) = self.b.poll_action() {
+                moved = true;
+                match act {
+                    Action::Send(bytes) => self.a.receive(&bytes, now),
+                    other => self.b_events.push(other),
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        self.a.tick(now);
+        self.b.tick(now);
+        self.pump(now);
+    }
+}
+
+fn pair() -> Wire {
+    let a = Config {
+        local_as: 4_200_000_001,
+        peer_as: 64513,
+        bgp_id: 1,
+        hold_time: 90,
+        ..Default::default()
+    };
+    let b = Config {
+        local_as: 64513,
+        peer_as: 4_200_000_001,
+        bgp_id: 2,
+        hold_time: 30,
+        passive: true,
+        ..Default::default()
+    };
+    let mut w = Wire::new(a, b);
+    w.b.start(0);
+    w.a.start(0);
+    w.pump(0);
+    w
+}
+
+#[test]
+fn sessions_establish_and_negotiate() {
+    let w = pair();
+    assert_eq!((w.a.state(), w.b.state()), (State::Established, State::Established));
+    let n = w.a.negotiated().unwrap();
+    assert_eq!(n.peer_as, 64513);
+    assert_eq!(n.hold_time, 30, "the smaller hold time wins");
+    assert!(
+        n.ctx.four_octet_as && !n.ctx.add_path_v4,
+        "ADD-PATH needs the peer to send"
+    );
+    assert!(matches!(w.a_events[0], Action::Established(_)));
+    assert!(matches!(w.b_events[0], Action::Established(_)));
+}
+
+#[test]
+fn keepalives_keep_the_session_and_hold_timer_expiry_ends_it() {
+    let mut w = pair();
+    // 10 minutes of keepalives every hold/3 = 10 s.
+    for s in 1..=60 {
+        w.tick(s * 10_000);
+    }
+    assert_eq!((w.a.state(), w.b.state()), (State::Established, State::Established));
+    // A goes silent: B's hold timer (30 s) expires.
+    w.mute_a = true;
+    let t0 = 600_000;
+    let deadline = w.b.next_deadline().unwrap();
+    assert!(deadline <= t0 + 30_000);
+    w.tick(t0 + 29_000);
+    assert_eq!(w.b.state(), State::Established);
+    w.tick(t0 + 30_001);
+    assert_eq!(w.b.state(), State::Idle);
+    assert!(w
+        .b_events
+        .iter()
+        .any(|e| matches!(e, Action::Down(why) if why == "hold timer expired")));
+}
+
+#[test]
+fn updates_flow_and_a_malformed_attribute_keeps_the_session() {
+    let mut w = pair();
+    let attrs = Attributes {
+        origin: Some(Origin::Igp),
+        as_path: vec![AsPathSegment::Sequence(vec![4_200_000_001, 3356])],
+        next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        ..Default::default()
+    };
+    let nlri = [Nlri {
+        path_id: None,
+        prefix: "198.51.100.0/24".parse().unwrap(),
+    }];
+    let ctx = w.a.negotiated().unwrap().ctx;
+    let mut good = Vec::new();
+    encode_update(
+        &UpdateOut {
+            withdrawn: &[],
+            announced: &nlri,
+            attrs: &attrs,
+        },
+        &ctx,
+        &mut good,
+    );
+    assert!(w.a.send_update(good));
+    w.pump(1);
+    let Some(Action::Update(u)) = w.b_events.last() else {
+        panic!("{:?}", w.b_events)
+    };
+    assert_eq!(u.announced, nlri);
+    assert_eq!(u.attrs.origin_as(), Some(3356));
+    // A COMMUNITIES attribute of 3 octets: treat-as-withdraw (RFC 7606).
+    let mut again = Vec::new();
+    encode_update(
+        &UpdateOut {
+            withdrawn: &[],
+            announced: &nlri,
+            attrs: &attrs,
+        },
+        &ctx,
+        &mut again,
+    );
+    let m = petrel_bgp_wire::decode(&again, &ctx).unwrap().unwrap().0;
+    let Message::Update(u) = m else { panic!() };
+    let mut bad_attrs = u.attributes.to_vec();
+    bad_attrs.extend_from_slice(&[0xc0, 8, 3, 1, 2, 3]);
+    let mut bad = Vec::new();
+    encode(
+        &Message::Update(petrel_bgp_wire::Update {
+            withdrawn: &[],
+            attributes: &bad_attrs,
+            nlri: u.nlri,
+        }),
+        &mut bad,
+    );
+    w.a.send_update(bad);
+    w.pump(2);
+    let Some(Action::Update(u)) = w.b_events.last() else {
+        panic!()
+    };
+    assert!(u.announced.is_empty() && u.withdrawn == nlri && u.treat_as_withdraw.is_some());
+    assert_eq!(
+        w.b.state(),
+        State::Established,
+        "treat-as-withdraw keeps the session up"
+    );
+}
+
+#[test]
+fn a_wrong_peer_as_is_refused_with_bad_peer_as() {
+    let a = Config {
+        local_as: 65001,
+        peer_as: 65002,
+        bgp_id: 1,
+        ..Default::default()
+    };
+    let b = Config {
+        local_as: 65002,
+        peer_as: 65099,
+        bgp_id: 2,
+        passive: true,
+        ..Default::default()
+    };
+    let mut w = Wire::new(a, b);
+    w.b.start(0);
+    w.a.start(0);
+    w.pump(0);
+    assert_eq!(w.b.state(), State::Idle);
+    assert!(w.a_events.iter().any(|e| matches!(e, Action::Down(why) if why == &format!("NOTIFICATION {}/{} from the peer", notif::OPEN_MESSAGE, notif::BAD_PEER_AS))), "{:?}", w.a_events);
+}
+
+#[test]
+fn connect_retry_backs_off_and_stop_sends_cease() {
+    let mut s = Session::new(Config {
+        connect_retry_ms: 1000,
+        ..Default::default()
+    });
+    s.start(0);
+    assert_eq!(s.poll_action(), Some(Action::Connect));
+    s.tcp_closed(10);
+    assert_eq!(s.state(), State::Idle);
+    assert_eq!(s.next_deadline(), Some(10 + 2000), "doubled after a failure");
+    s.tick(2010);
+    assert_eq!(s.state(), State::Connect);
+    // Established pair stopped by configuration change: Cease/6 reaches the peer.
+    let mut w = pair();
+    w.a.stop(notif::OTHER_CONFIGURATION_CHANGE, &[]);
+    w.pump(5);
+    assert_eq!(w.a.state(), State::Idle);
+    assert!(
+        w.b_events
+            .iter()
+            .any(|e| matches!(e, Action::Down(why) if why == "NOTIFICATION 6/6 from the peer")),
+        "{:?}",
+        w.b_events
+    );
+}
+
+#[test]
+fn garbage_from_the_peer_gets_a_notification_not_a_panic() {
+    let mut w = pair();
+    w.b.receive(&[0u8; 40], 3);
+    assert_eq!(w.b.state(), State::Idle);
+    let sent: Vec<Action> = std::iter::from_fn(|| w.b.poll_action()).collect();
+    assert!(
+        matches!(&sent[0], Action::Send(b) if b[18] == 3 && b[19] == notif::MESSAGE_HEADER),
+        "{sent:?}"
+    );
+}
