@@ -170,3 +170,27 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     assert_eq!(code, 200, "{body}");
     body
 }
+
+/// Check a finished dnsperf run: at least `min_sent` queries, every one
+/// answered NOERROR, none lost.
+pub fn assert_dnsperf_clean(out: &std::process::Output, min_sent: u64) {
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in {report}"))
+    };
+    let sent = field("Queries sent");
+    assert!(sent >= min_sent, "{report}");
+    assert_eq!(field("Queries completed"), sent, "{report}");
+    assert_eq!(field("Queries lost"), 0, "{report}");
+    assert!(
+        report.contains(&format!("Response codes:       NOERROR {sent} (100.00%)")),
+        "{report}"
+    );
+}
