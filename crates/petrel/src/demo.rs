@@ -91,6 +91,13 @@ pub fn write(dir: &Path) -> Result<PathBuf, String> {
 
 pub fn banner(config: &Path) -> String {
     let c = config.display();
+    // The commands name this very binary, which may not be on PATH yet.
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    let p = match (&exe, &cwd) {
+        (Some(e), Some(d)) => e.strip_prefix(d).unwrap_or(e).display().to_string(),
+        _ => "petrel".to_string(),
+    };
     format!(
         r#"
 petrel demo: authoritative for demo.petrel.test on 127.0.0.1:5300 and [::1]:5300,
@@ -106,13 +113,13 @@ Different clients, different POPs (EDNS Client Subnet):
   dig @127.0.0.1 -p 5300 api.demo.petrel.test AAAA +subnet=2800::/32     # gru has no IPv6: 2 others
 
 Why that answer:
-  petrel explain --config {c} --service www.demo.petrel.test --client 177.1.0.0/24
+  {p} explain --config {c} --service www.demo.petrel.test --client 177.1.0.0/24
   curl 'http://127.0.0.1:8053/api/v1/explain?service=www.demo.petrel.test&client=23.1.0.0/24'
 
 Take a POP out and back (answers change at once):
-  petrel pop drain iad && dig @127.0.0.1 -p 5300 www.demo.petrel.test A +subnet=23.1.0.0/24 +short
-  petrel pop undrain iad
-Metrics: curl http://127.0.0.1:8053/metrics      Reload: kill -HUP <pid> or petrel reload
+  {p} pop drain iad && dig @127.0.0.1 -p 5300 www.demo.petrel.test A +subnet=23.1.0.0/24 +short
+  {p} pop undrain iad
+Metrics: curl http://127.0.0.1:8053/metrics      Reload: kill -HUP <pid> or {p} reload
 "#
     )
 }

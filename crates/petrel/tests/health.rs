@@ -422,21 +422,21 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
     let perf = std::process::Command::new(tool("dnsperf"))
         .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
         .arg(&qfile)
-        .args(["-l", "8", "-Q", "2000", "-c", "2", "-t", "2", "-E", "8:00011800021000"])
+        .args(["-l", "11", "-Q", "2000", "-c", "2", "-t", "2", "-E", "8:00011800021000"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    // The service flaps: 1.2 s down, 1.2 s up, three times.
+    // The service flaps: 1 s up, 2.5 s down, three times.
     let toggler = std::thread::spawn(move || {
         let mut downs = Vec::new();
         let mut svc = Some(svc);
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(1200));
+            std::thread::sleep(Duration::from_millis(1000));
             svc = None;
             let down_at = t0.elapsed();
-            std::thread::sleep(Duration::from_millis(1200));
+            std::thread::sleep(Duration::from_millis(2500));
             svc.get_or_insert_with(|| serve(svc_port, None));
             downs.push((down_at, t0.elapsed()));
         }
@@ -444,7 +444,7 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
         downs
     });
     let mut answers = Vec::new();
-    while t0.elapsed() < Duration::from_millis(7400) {
+    while t0.elapsed() < Duration::from_millis(10_300) {
         let at = t0.elapsed();
         let out = dig(
             &s,
@@ -454,8 +454,9 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
     }
     let downs = toggler.join().unwrap();
     // fall (2) x interval (200 ms) + timeout (100 ms), plus one interval for
-    // the probe period the failure starts in and 200 ms for a busy machine.
-    let bound = Duration::from_millis(2 * 200 + 100 + 200 + 200);
+    // the probe period the failure starts in, and 500 ms for a loaded CI
+    // machine running other tests at the same time.
+    let bound = Duration::from_millis(2 * 200 + 100 + 200 + 500);
     let mut moved = 0;
     for (sent, _, answer) in &answers {
         for (down, up) in &downs {
@@ -477,7 +478,7 @@ fn flapping_pop_under_dnsperf_load_never_answers_past_the_detection_bound() {
         "answers moved away from ams while it was down ({moved} seen of {})",
         answers.len()
     );
-    assert_dnsperf_clean(&perf.wait_with_output().unwrap(), 10_000);
+    assert_dnsperf_clean(&perf.wait_with_output().unwrap(), 15_000);
 }
 
 #[test]
