@@ -4,7 +4,7 @@ use crate::error::{ConfigError, Location};
 use crate::model::*;
 use crate::raw::{self, S};
 use petrel_dns_wire::name;
-use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS};
+use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
 use petrel_types::{PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -787,12 +787,8 @@ fn services(
             }
             None => all,
         };
-        if cands.len() > petrel_mapping_max_candidates() {
-            cx.err(
-                &r.name,
-                f("pops"),
-                format!("at most {} POPs per service", petrel_mapping_max_candidates()),
-            );
+        if cands.len() > MAX_CANDIDATES {
+            cx.err(&r.name, f("pops"), format!("at most {MAX_CANDIDATES} POPs per service"));
         }
         let ttl = cx.int(&r.ttl, &f("ttl"), 0, 86_400, 30u32);
         let answers = cx.int(&r.answers, &f("answers"), 1, MAX_ANSWERS as i64, 1u8);
@@ -865,10 +861,6 @@ fn services(
         });
     }
     out
-}
-
-fn petrel_mapping_max_candidates() -> usize {
-    256
 }
 
 const POLICY_FIELDS: &[(&str, &[&str])] = &[

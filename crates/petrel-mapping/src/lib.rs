@@ -24,7 +24,7 @@ pub use compile::{compile, CompiledService};
 pub use explain::{ExplainPop, ExplainStep, Explanation};
 pub use geo::{GeoLocation, GeoTable};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};
-pub use rank::{RankOut, MAX_ANSWERS};
+pub use rank::{RankOut, MAX_ANSWERS, MAX_CANDIDATES};
 
 #[doc(hidden)]
 pub mod testworld;

@@ -6,8 +6,8 @@ use petrel_types::{Family, PopIdx, PopState, Prefix};
 
 /// Most POPs one answer can name.
 pub const MAX_ANSWERS: usize = 16;
-/// Most POPs one tier may hold on the select path (candidates per service).
-pub const MAX_TIER: usize = 256;
+/// Most candidate POPs per service (tiers are walked once per answer).
+pub const MAX_CANDIDATES: usize = 256;
 
 /// The result of [`CompiledService::rank`]; reused across queries.
 #[derive(Clone, Debug)]
@@ -111,25 +111,31 @@ impl CompiledService {
                             mix((k >> 64) as u64 ^ mix(k as u64))
                         }
                     };
-                    let mut scores = [(0f64, PopIdx(0)); MAX_TIER];
-                    let mut n = 0;
-                    for &p in tier.iter().take(MAX_TIER) {
-                        if usable(p) {
-                            scores[n] = (score(seed, p, self.meta[p.index()].weight), p);
-                            n += 1;
-                        }
-                    }
-                    weighed |= n > 1;
-                    while out.len < want && n > 0 {
-                        let mut best = 0;
-                        for i in 1..n {
-                            if scores[i].0 < scores[best].0 {
-                                best = i;
+                    // Picks in ascending score, recomputing scores per pick
+                    // rather than buffering them: `answers` is small and a
+                    // buffer sized for the largest tier would be cleared on
+                    // every query.
+                    let first = out.len;
+                    while out.len < want {
+                        let mut best: Option<(f64, PopIdx)> = None;
+                        let mut usable_n = 0;
+                        for &p in tier {
+                            if !usable(p) || out.pops[first..out.len].contains(&p) {
+                                continue;
+                            }
+                            usable_n += 1;
+                            let sc = score(seed, p, self.meta[p.index()].weight);
+                            if best.is_none_or(|(b, _)| sc < b) {
+                                best = Some((sc, p));
                             }
                         }
-                        out.push(scores[best].1);
-                        scores[best] = scores[n - 1];
-                        n -= 1;
+                        if out.len == first {
+                            weighed |= usable_n > 1;
+                        }
+                        match best {
+                            Some((_, p)) => out.push(p),
+                            None => break,
+                        }
                     }
                 }
             }
