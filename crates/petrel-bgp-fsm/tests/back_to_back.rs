@@ -25,6 +25,15 @@ impl Wire {
         }
     }
 
+    /// B listens, A connects, and both run until they settle.
+    fn started(a: Config, b: Config) -> Wire {
+        let mut w = Wire::new(a, b);
+        w.b.start(0);
+        w.a.start(0);
+        w.pump(0);
+        w
+    }
+
     /// Run until neither side has anything to do at `now`.
     fn pump(&mut self, now: u64) {
         loop {
@@ -77,11 +86,7 @@ fn pair() -> Wire {
         passive: true,
         ..Default::default()
     };
-    let mut w = Wire::new(a, b);
-    w.b.start(0);
-    w.a.start(0);
-    w.pump(0);
-    w
+    Wire::started(a, b)
 }
 
 #[test]
@@ -205,10 +210,7 @@ fn a_wrong_peer_as_is_refused_with_bad_peer_as() {
         passive: true,
         ..Default::default()
     };
-    let mut w = Wire::new(a, b);
-    w.b.start(0);
-    w.a.start(0);
-    w.pump(0);
+    let w = Wire::started(a, b);
     assert_eq!(w.b.state(), State::Idle);
     assert!(w.a_events.iter().any(|e| matches!(e, Action::Down(why) if why == &format!("NOTIFICATION {}/{} from the peer", notif::OPEN_MESSAGE, notif::BAD_PEER_AS))), "{:?}", w.a_events);
 }

@@ -44,6 +44,55 @@ impl Ctx<'_> {
         }
     }
 
+    /// A `type = ...` table: look the type up in `table` (type, keys it
+    /// takes) and report an unknown one.
+    fn kind_fields<'t>(
+        &mut self,
+        kind: &S<String>,
+        field: &str,
+        what: &str,
+        table: &'t [(&str, &'t [&str])],
+    ) -> Option<&'t [&'t str]> {
+        let k = kind.get_ref().as_str();
+        match table.iter().find(|(t, _)| *t == k) {
+            Some((_, allowed)) => Some(allowed),
+            None => {
+                let kinds: Vec<&str> = table.iter().map(|(t, _)| *t).collect();
+                self.err(
+                    kind,
+                    format!("{field}.type"),
+                    format!("`{k}` is not a {what}; expected one of {}", kinds.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Keys that belong to other types are mistakes, not silence: report
+    /// each present key (with its offset) that `allowed` lacks. True if none.
+    fn only_fields(
+        &mut self,
+        field: &str,
+        kind: &str,
+        noun: &str,
+        allowed: &[&str],
+        present: &[(&str, Option<usize>)],
+    ) -> bool {
+        let mut ok = true;
+        for &(k, at) in present {
+            if let (Some(off), false) = (at, allowed.contains(&k)) {
+                let location = self.loc(off);
+                self.errors.push(ConfigError {
+                    location,
+                    field: format!("{field}.{k}"),
+                    message: format!("`{k}` does not apply to a `{kind}` {noun}"),
+                });
+                ok = false;
+            }
+        }
+        ok
+    }
+
     fn resolve(&self, rel: &str) -> PathBuf {
         let p = Path::new(rel);
         if p.is_absolute() {
@@ -359,15 +408,7 @@ fn check(
 ) -> Option<HealthCheck> {
     let r = c.get_ref();
     let kind = r.kind.get_ref().as_str();
-    let Some((_, allowed)) = CHECK_FIELDS.iter().find(|(k, _)| *k == kind) else {
-        let kinds: Vec<&str> = CHECK_FIELDS.iter().map(|(k, _)| *k).collect();
-        cx.err(
-            &r.kind,
-            format!("{field}.type"),
-            format!("`{kind}` is not a check type; expected one of {}", kinds.join(", ")),
-        );
-        return None;
-    };
+    let allowed = cx.kind_fields(&r.kind, field, "check type", CHECK_FIELDS)?;
     let present: [(&str, Option<usize>); 16] = [
         ("sni", r.sni.as_ref().map(|x| x.span().start)),
         ("verify", r.verify.as_ref().map(|x| x.span().start)),
@@ -391,20 +432,7 @@ fn check(
         ("expect_answer", r.expect_answer.as_ref().map(|x| x.span().start)),
         ("command", r.command.as_ref().map(|x| x.span().start)),
     ];
-    let mut bad = false;
-    for (k, at) in present {
-        if let Some(off) = at {
-            if !allowed.contains(&k) {
-                let location = cx.loc(off);
-                cx.errors.push(ConfigError {
-                    location,
-                    field: format!("{field}.{k}"),
-                    message: format!("`{k}` does not apply to a `{kind}` check"),
-                });
-                bad = true;
-            }
-        }
-    }
+    let bad = !cx.only_fields(field, kind, "check", allowed, &present);
     let interval_ms = cx.int(&r.interval_ms, &format!("{field}.interval_ms"), 100, 3_600_000, 5000u64);
     let timeout_ms = cx.int(
         &r.timeout_ms,
@@ -882,15 +910,7 @@ fn policy(
 ) -> Option<PolicyConf> {
     let r = p.get_ref();
     let kind = r.kind.get_ref().as_str();
-    let Some((_, allowed)) = POLICY_FIELDS.iter().find(|(k, _)| *k == kind) else {
-        let kinds: Vec<&str> = POLICY_FIELDS.iter().map(|(k, _)| *k).collect();
-        cx.err(
-            &r.kind,
-            format!("{field}.type"),
-            format!("`{kind}` is not a policy; expected one of {}", kinds.join(", ")),
-        );
-        return None;
-    };
+    let allowed = cx.kind_fields(&r.kind, field, "policy", POLICY_FIELDS)?;
     // Fields that belong to other policy types are mistakes, not silence.
     let present: [(&str, Option<usize>); 10] = [
         ("file", r.file.as_ref().map(|s| s.span().start)),
@@ -904,20 +924,7 @@ fn policy(
         ("hash_v6_len", r.hash_v6_len.as_ref().map(|s| s.span().start)),
         ("type", None),
     ];
-    let mut bad = false;
-    for (k, at) in present {
-        if let Some(off) = at {
-            if !allowed.contains(&k) {
-                let location = cx.loc(off);
-                cx.errors.push(ConfigError {
-                    location,
-                    field: format!("{field}.{k}"),
-                    message: format!("`{k}` does not apply to a `{kind}` policy"),
-                });
-                bad = true;
-            }
-        }
-    }
+    let bad = !cx.only_fields(field, kind, "policy", allowed, &present);
     if bad {
         return None;
     }

@@ -170,13 +170,9 @@ pub fn answer(
                 // let the client retry over TCP.
                 w.rollback(mark);
                 ctx.info.truncated = true;
-                let (rc, aa) = (ctx.info.rcode, true);
-                let mut f = base_flags | flags::TC;
-                if aa {
-                    f |= flags::AA;
-                }
-                ctx.info.rcode = rc;
-                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, limits, f | rc);
+                ctx.info.rcode = rcode::NOERROR;
+                let f = base_flags | flags::TC | flags::AA;
+                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, limits, f);
             }
         }
     };

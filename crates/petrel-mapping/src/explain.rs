@@ -132,7 +132,8 @@ impl CompiledService {
                     "skipped: no IPv6 address".to_string()
                 } else if !state.is_usable() {
                     format!("skipped: {}", state.as_str())
-                } else if self.weighted.is_some() && chosen.len() < self.spec.answers as usize {
+                } else if self.weighted.is_some() && tier.iter().any(|q| chosen.contains(q)) {
+                    // Another POP of the same tier won the weighted draw.
                     "not chosen by weight".to_string()
                 } else {
                     "not needed: enough better candidates".to_string()

@@ -176,6 +176,27 @@ impl Shared {
     pub fn forced(&self, name: &str) -> Option<bool> {
         self.inputs.lock().expect("inputs lock").overrides.forced(name)
     }
+
+    /// What the health checks say of a POP (Up, Degraded or Down, and why);
+    /// a new generation only when that changes anything. Cheap: tables are
+    /// shared, only states are rebuilt.
+    pub fn set_pop_health(&self, pop: &str, state: PopState, why: &str) -> Option<u64> {
+        let _w = self.writer.lock().expect("writer lock");
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let changed = if state == PopState::Up {
+            inputs.health.remove(pop).is_some()
+        } else {
+            let new = (state, why.to_string());
+            inputs.health.insert(pop.to_string(), new.clone()) != Some(new)
+        };
+        if !changed {
+            return None;
+        }
+        let g = self.gen.load();
+        let id = self.next_id();
+        self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
+        Some(id)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,29 +223,6 @@ impl std::str::FromStr for OverrideAction {
                 ))
             }
         })
-    }
-}
-
-impl Shared {
-    /// What the health checks say of a POP (Up, Degraded or Down, and why);
-    /// a new generation only when that changes anything. Cheap: tables are
-    /// shared, only states are rebuilt.
-    pub fn set_pop_health(&self, pop: &str, state: PopState, why: &str) -> Option<u64> {
-        let _w = self.writer.lock().expect("writer lock");
-        let mut inputs = self.inputs.lock().expect("inputs lock");
-        let changed = if state == PopState::Up {
-            inputs.health.remove(pop).is_some()
-        } else {
-            let new = (state, why.to_string());
-            inputs.health.insert(pop.to_string(), new.clone()) != Some(new)
-        };
-        if !changed {
-            return None;
-        }
-        let g = self.gen.load();
-        let id = self.next_id();
-        self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
-        Some(id)
     }
 }
 
