@@ -22,7 +22,7 @@ fn data() -> &'static AuthData {
         let spec = ServiceSpec { name: "www".into(), candidates: (0..4).map(PopIdx).collect(), policies: vec![Policy::Cidr(map)], answers: 2, fallback: Fallback::All };
         b.add_service(&name::from_text("www.example.net.").unwrap(), 0).unwrap();
         let addrs = (0..4u8).map(|i| PopAddrs { v4: vec![[192, 0, 2, i]], v6: vec![[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i]] }).collect();
-        AuthData { zones: b.build(), services: vec![ServiceAnswer { mapping: compile(spec, &pops, None), ttl: 30, degraded_ttl: 5, mode: ServiceMode::Address }], pops: addrs, limits: AnswerLimits::default() }
+        AuthData { zones: std::sync::Arc::new(b.build()), services: vec![ServiceAnswer { mapping: std::sync::Arc::new(compile(spec, &pops, None)), ttl: 30, degraded_ttl: 5, mode: ServiceMode::Address }], pops: addrs, limits: AnswerLimits::default() }
     })
 }
 

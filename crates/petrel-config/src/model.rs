@@ -134,6 +134,14 @@ pub enum PolicyConf {
     Priority(Vec<PopIdx>),
     Default(Vec<PopIdx>),
     Weighted(WeightMode),
+    SuperSparrow,
+    Blended {
+        band_km: u32,
+        hop_km: u32,
+    },
+    AsMap {
+        entries: Vec<(u32, Vec<PopIdx>)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -150,10 +158,49 @@ pub struct ServiceConf {
     pub policies: Vec<PolicyConf>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpConf {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub listen: Option<SocketAddr>,
+    pub batch_ms: u64,
+    pub peers: Vec<BgpPeerConf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpPeerConf {
+    pub name: String,
+    pub pop: PopIdx,
+    pub address: IpAddr,
+    pub port: u16,
+    pub asn: u32,
+    pub local_asn: u32,
+    pub local_address: Option<IpAddr>,
+    pub passive: bool,
+    pub hold_time: u16,
+    pub connect_retry_secs: u32,
+    /// TTL of outgoing packets for eBGP multihop; None: 1 (directly
+    /// connected) for eBGP, 64 for iBGP.
+    pub multihop: Option<u8>,
+    pub ttl_security: bool,
+    pub md5_password: Option<String>,
+    pub max_prefix: Option<u32>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub add_path: bool,
+}
+
+impl BgpPeerConf {
+    pub fn ibgp(&self) -> bool {
+        self.asn == self.local_asn
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub path: PathBuf,
     pub server: ServerConf,
+    pub bgp: Option<BgpConf>,
     pub geoip: Option<(PathBuf, Location)>,
     pub pops: Vec<Pop>,
     pub zones: Vec<ZoneConf>,

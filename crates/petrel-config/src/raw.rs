@@ -23,6 +23,49 @@ pub struct File {
     pub zone: Vec<S<Zone>>,
     #[serde(default)]
     pub service: Vec<S<Service>>,
+    #[serde(default)]
+    pub bgp: Option<S<Bgp>>,
+}
+
+/// BGP sessions that feed the POPs' routing views.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    /// Petrel's own AS (the local AS of every session unless a peer says).
+    pub asn: S<i64>,
+    pub router_id: S<String>,
+    /// Where to accept passive sessions (address:port).
+    pub listen: Option<S<String>>,
+    /// Longest wait from a route change to the tables that use it.
+    pub batch_ms: Option<S<i64>>,
+    #[serde(default)]
+    pub peer: Vec<S<BgpPeer>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeer {
+    pub name: S<String>,
+    /// The POP whose view this peer's routes belong to.
+    pub pop: S<String>,
+    pub address: S<String>,
+    pub port: Option<S<i64>>,
+    pub asn: S<i64>,
+    pub local_asn: Option<S<i64>>,
+    pub local_address: Option<S<String>>,
+    pub passive: Option<S<bool>>,
+    pub hold_time: Option<S<i64>>,
+    pub connect_retry_secs: Option<S<i64>>,
+    /// eBGP multihop: the TTL of outgoing packets (default 1 for eBGP).
+    pub multihop: Option<S<i64>>,
+    /// GTSM (RFC 5082): send with TTL 255, accept only TTL >= 255 - hops + 1.
+    pub ttl_security: Option<S<bool>>,
+    /// TCP MD5 signature (RFC 2385).
+    pub md5_password: Option<S<String>>,
+    /// Close the session with Cease/1 (RFC 4486) above this many prefixes.
+    pub max_prefix: Option<S<i64>>,
+    pub families: Option<Vec<S<String>>>,
+    pub add_path: Option<S<bool>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -153,4 +196,6 @@ pub struct Policy {
     pub mode: Option<S<String>>,
     pub hash_v4_len: Option<S<i64>>,
     pub hash_v6_len: Option<S<i64>>,
+    /// blended: km added per AS hop beyond the shortest
+    pub hop_km: Option<S<i64>>,
 }

@@ -130,11 +130,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     });
     let pops = pops(&mut cx, &raw.pop);
     let zones = zones(&mut cx, &raw.zone);
-    let services = services(&mut cx, &raw.service, &pops, &zones, geoip.is_some());
+    let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
+    let have = Have {
+        geo: geoip.is_some(),
+        bgp: bgp.as_ref().is_some_and(|b| !b.peers.is_empty()),
+    };
+    let services = services(&mut cx, &raw.service, &pops, &zones, have);
     if cx.errors.is_empty() {
         Ok(Config {
             path: file.to_path_buf(),
             server,
+            bgp,
             geoip,
             pops,
             zones,
@@ -197,6 +203,162 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
     out.state_file = s.state_file.as_ref().map(|f| cx.resolve(f.get_ref()));
     out.admin_token_file = s.admin_token_file.as_ref().map(|f| cx.resolve(f.get_ref()));
     out
+}
+
+/// Which data sources the config provides, for policies that need them.
+#[derive(Clone, Copy)]
+struct Have {
+    geo: bool,
+    bgp: bool,
+}
+
+fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
+    let r = b.get_ref();
+    let asn = cx.int(&Some(r.asn.clone()), "bgp.asn", 1, u32::MAX as i64, 0u32);
+    let router_id = match r.router_id.get_ref().parse::<Ipv4Addr>() {
+        Ok(a) if !a.is_unspecified() => a,
+        _ => {
+            cx.err(&r.router_id, "bgp.router_id", "not a non-zero IPv4 address (RFC 6286)");
+            Ipv4Addr::UNSPECIFIED
+        }
+    };
+    let listen = r.listen.as_ref().and_then(|l| match l.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            cx.err(l, "bgp.listen", format!("`{}` is not an address:port", l.get_ref()));
+            None
+        }
+    });
+    let batch_ms = cx.int(&r.batch_ms, "bgp.batch_ms", 10, 60_000, 1000u64);
+    let mut peers: Vec<BgpPeerConf> = Vec::new();
+    for (i, p) in r.peer.iter().enumerate() {
+        let f = |k: &str| format!("bgp.peer[{i}].{k}");
+        let q = p.get_ref();
+        let name = q.name.get_ref().clone();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            cx.err(&q.name, f("name"), "a peer name is a non-empty word");
+        }
+        if peers.iter().any(|o| o.name == name) {
+            cx.err(&q.name, f("name"), format!("peer `{name}` is defined twice"));
+        }
+        let pop = match pops.iter().position(|x| &x.name == q.pop.get_ref()) {
+            Some(k) => PopIdx(k as u16),
+            None => {
+                cx.err(&q.pop, f("pop"), format!("no POP named `{}`", q.pop.get_ref()));
+                PopIdx(0)
+            }
+        };
+        let address = match q.address.get_ref().parse::<IpAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                cx.err(
+                    &q.address,
+                    f("address"),
+                    format!("`{}` is not an IP address", q.address.get_ref()),
+                );
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        };
+        if peers.iter().any(|o| o.address == address) && !address.is_unspecified() {
+            cx.err(
+                &q.address,
+                f("address"),
+                format!("another peer already has address {address}"),
+            );
+        }
+        let local_address = q
+            .local_address
+            .as_ref()
+            .and_then(|a| match a.get_ref().parse::<IpAddr>() {
+                Ok(x) if x.is_ipv4() == address.is_ipv4() => Some(x),
+                Ok(_) => {
+                    cx.err(a, f("local_address"), "not of the same family as the peer's address");
+                    None
+                }
+                Err(_) => {
+                    cx.err(a, f("local_address"), format!("`{}` is not an IP address", a.get_ref()));
+                    None
+                }
+            });
+        let peer_asn = cx.int(&Some(q.asn.clone()), &f("asn"), 1, u32::MAX as i64, 0u32);
+        let local_asn = cx.int(&q.local_asn, &f("local_asn"), 1, u32::MAX as i64, asn);
+        let hold_time = cx.int(&q.hold_time, &f("hold_time"), 0, 65_535, 90u16);
+        if (1..3).contains(&hold_time) {
+            if let Some(h) = &q.hold_time {
+                cx.err(
+                    h,
+                    f("hold_time"),
+                    "a hold time is 0 or at least 3 seconds (RFC 4271 §4.2)",
+                );
+            }
+        }
+        let multihop = q
+            .multihop
+            .as_ref()
+            .map(|_| cx.int(&q.multihop, &f("multihop"), 1, 255, 1u8));
+        let ttl_security = q.ttl_security.as_ref().is_some_and(|t| *t.get_ref());
+        let mut ipv4 = true;
+        let mut ipv6 = true;
+        if let Some(list) = &q.families {
+            ipv4 = false;
+            ipv6 = false;
+            for fam in list {
+                match fam.get_ref().as_str() {
+                    "ipv4" => ipv4 = true,
+                    "ipv6" => ipv6 = true,
+                    o => cx.err(fam, f("families"), format!("`{o}` is not one of ipv4, ipv6")),
+                }
+            }
+            if !ipv4 && !ipv6 {
+                cx.err(&q.name, f("families"), "a session needs at least one family");
+            }
+        }
+        let md5_password = q.md5_password.as_ref().and_then(|m| {
+            let pw = m.get_ref();
+            // TCP_MD5SIG keys are at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN).
+            if pw.is_empty() || pw.len() > 80 {
+                cx.err(m, f("md5_password"), "an MD5 password has 1 to 80 bytes");
+                None
+            } else {
+                Some(pw.clone())
+            }
+        });
+        peers.push(BgpPeerConf {
+            name,
+            pop,
+            address,
+            port: cx.int(&q.port, &f("port"), 1, 65_535, 179u16),
+            asn: peer_asn,
+            local_asn,
+            local_address,
+            passive: q.passive.as_ref().is_some_and(|p| *p.get_ref()),
+            hold_time,
+            connect_retry_secs: cx.int(&q.connect_retry_secs, &f("connect_retry_secs"), 1, 3600, 5u32),
+            multihop,
+            ttl_security,
+            md5_password,
+            max_prefix: q
+                .max_prefix
+                .as_ref()
+                .map(|_| cx.int(&q.max_prefix, &f("max_prefix"), 1, u32::MAX as i64, u32::MAX)),
+            ipv4,
+            ipv6,
+            add_path: q.add_path.as_ref().is_none_or(|a| *a.get_ref()),
+        });
+        if multihop.is_some() && ttl_security {
+            cx.err(&q.name, f("ttl_security"), "use `multihop` or `ttl_security`, not both");
+        }
+        if peers.last().is_some_and(|x| x.passive) && listen.is_none() {
+            cx.err(&q.name, f("passive"), "a passive peer needs `bgp.listen`");
+        }
+    }
+    BgpConf {
+        asn,
+        router_id,
+        listen,
+        batch_ms,
+        peers,
+    }
 }
 
 fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
@@ -776,7 +938,7 @@ fn services(
     raw: &[S<raw::Service>],
     pops: &[Pop],
     zones: &[ZoneConf],
-    have_geo: bool,
+    have: Have,
 ) -> Vec<ServiceConf> {
     let mut out: Vec<ServiceConf> = Vec::new();
     for (i, s) in raw.iter().enumerate() {
@@ -865,7 +1027,7 @@ fn services(
         let mut policies = Vec::new();
         for (j, p) in r.policy.iter().enumerate() {
             let field = format!("service[{i}].policy[{j}]");
-            if let Some(pc) = policy(cx, p, &field, pops, &cands, have_geo) {
+            if let Some(pc) = policy(cx, p, &field, pops, &cands, have) {
                 if matches!(policies.last(), Some(PolicyConf::Weighted(_))) {
                     cx.err(
                         p,
@@ -875,6 +1037,14 @@ fn services(
                 }
                 policies.push(pc);
             }
+        }
+        if r.policy.is_empty() && have.bgp {
+            // With routing views, the default is the blend: geography first,
+            // AS paths to shift it and to veto POPs without a route.
+            policies.push(PolicyConf::Blended {
+                band_km: 0,
+                hop_km: DEFAULT_HOP_KM,
+            });
         }
         out.push(ServiceConf {
             name: name::to_text(&name_wire),
@@ -898,7 +1068,13 @@ const POLICY_FIELDS: &[(&str, &[&str])] = &[
     ("priority", &["pops"]),
     ("default", &["pops"]),
     ("weighted", &["mode", "hash_v4_len", "hash_v6_len"]),
+    ("super-sparrow", &[]),
+    ("blended", &["band_km", "hop_km"]),
+    ("as-map", &["entries"]),
 ];
+
+/// Kilometres one extra AS hop costs in the blended policy.
+pub const DEFAULT_HOP_KM: u32 = 500;
 
 fn policy(
     cx: &mut Ctx<'_>,
@@ -906,13 +1082,13 @@ fn policy(
     field: &str,
     pops: &[Pop],
     cands: &[PopIdx],
-    have_geo: bool,
+    have: Have,
 ) -> Option<PolicyConf> {
     let r = p.get_ref();
     let kind = r.kind.get_ref().as_str();
     let allowed = cx.kind_fields(&r.kind, field, "policy", POLICY_FIELDS)?;
     // Fields that belong to other policy types are mistakes, not silence.
-    let present: [(&str, Option<usize>); 10] = [
+    let present: [(&str, Option<usize>); 11] = [
         ("file", r.file.as_ref().map(|s| s.span().start)),
         ("entries", r.entries.as_ref().map(|s| s.span().start)),
         ("band_km", r.band_km.as_ref().map(|s| s.span().start)),
@@ -922,11 +1098,19 @@ fn policy(
         ("mode", r.mode.as_ref().map(|s| s.span().start)),
         ("hash_v4_len", r.hash_v4_len.as_ref().map(|s| s.span().start)),
         ("hash_v6_len", r.hash_v6_len.as_ref().map(|s| s.span().start)),
+        ("hop_km", r.hop_km.as_ref().map(|s| s.span().start)),
         ("type", None),
     ];
     let bad = !cx.only_fields(field, kind, "policy", allowed, &present);
     if bad {
         return None;
+    }
+    if matches!(kind, "super-sparrow" | "blended" | "as-map") && !have.bgp {
+        cx.err(
+            &r.kind,
+            format!("{field}.type"),
+            format!("a `{kind}` policy needs routing views: a [bgp] section with peers"),
+        );
     }
     match kind {
         "cidr" => {
@@ -956,7 +1140,7 @@ fn policy(
             })
         }
         "geo-nearest" | "geo-map" => {
-            if !have_geo {
+            if !have.geo {
                 cx.err(
                     &r.kind,
                     format!("{field}.type"),
@@ -1039,6 +1223,30 @@ fn policy(
                     None
                 }
             }
+        }
+        "super-sparrow" => Some(PolicyConf::SuperSparrow),
+        "blended" => Some(PolicyConf::Blended {
+            band_km: cx.int(&r.band_km, &format!("{field}.band_km"), 0, 20_000, 0u32),
+            hop_km: cx.int(&r.hop_km, &format!("{field}.hop_km"), 0, 20_000, DEFAULT_HOP_KM),
+        }),
+        "as-map" => {
+            let mut entries = Vec::new();
+            match &r.entries {
+                Some(map) => {
+                    for (k, list) in map.get_ref() {
+                        let asn = k.strip_prefix("AS").unwrap_or(k).parse::<u32>();
+                        match asn {
+                            Ok(a) => {
+                                let l = pop_list(cx, list.get_ref(), &format!("{field}.entries.\"{k}\""), pops, cands);
+                                entries.push((a, l));
+                            }
+                            Err(_) => cx.err(list, format!("{field}.entries"), format!("`{k}` is not an AS number")),
+                        }
+                    }
+                }
+                None => cx.err(&r.kind, field, "an `as-map` policy needs `entries` (ASN -> POPs)"),
+            }
+            Some(PolicyConf::AsMap { entries })
         }
         _ => None,
     }
@@ -1165,6 +1373,50 @@ policy = [
         assert_eq!(errs.len(), 1);
         let s = errs[0].to_string();
         assert!(s.starts_with("p.toml:28:1: unknown field `tll`"), "{s}");
+    }
+
+    #[test]
+    fn bgp_section() {
+        let good = format!(
+            "{GOOD}\n[bgp]\nasn = 64600\nrouter_id = \"192.0.2.1\"\nlisten = \"127.0.0.1:1179\"\n\n[[bgp.peer]]\nname = \"up1\"\npop = \"ams\"\naddress = \"192.0.2.9\"\nasn = 4200000001\npassive = true\nmax_prefix = 1000000\nmd5_password = \"s3cret\"\n"
+        );
+        let c = parse(Path::new("p.toml"), &good).unwrap();
+        let b = c.bgp.unwrap();
+        assert_eq!(b.peers[0].asn, 4_200_000_001);
+        assert_eq!(b.peers[0].local_asn, 64600);
+        assert_eq!(b.peers[0].max_prefix, Some(1_000_000));
+        assert!(b.peers[0].passive && b.peers[0].ipv4 && b.peers[0].ipv6);
+        // A service without policies gets the blend once there are views.
+        let policies = "policy = [\n  { type = \"cidr\", entries = { \"10.0.0.0/8\" = [\"nyc\"] } },\n  { type = \"geo-nearest\", band_km = 500 },\n  { type = \"weighted\" },\n]\n";
+        assert!(good.contains(policies));
+        let c = parse(Path::new("p.toml"), &good.replace(policies, "")).unwrap();
+        assert!(
+            matches!(c.services[0].policies[..], [PolicyConf::Blended { .. }]),
+            "{:?}",
+            c.services[0].policies
+        );
+        let bad = good
+            .replace("pop = \"ams\"", "pop = \"xyz\"")
+            .replace("asn = 4200000001", "asn = 4200000001\nhold_time = 2\nmultihop = 300")
+            .replace("router_id = \"192.0.2.1\"", "router_id = \"0.0.0.0\"");
+        let errs = parse(Path::new("p.toml"), &bad).unwrap_err();
+        let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for want in [
+            "bgp.peer[0].pop: no POP named `xyz`",
+            "bgp.peer[0].hold_time: a hold time is 0 or at least 3",
+            "bgp.peer[0].multihop: 300 is out of range",
+            "bgp.router_id: not a non-zero IPv4 address",
+        ] {
+            assert!(s.iter().any(|e| e.contains(want)), "{want}: {s:#?}");
+        }
+        assert!(s.iter().all(|e| e.starts_with("p.toml:")), "{s:#?}");
+        // BGP policies need views.
+        let t = GOOD.replace(
+            "{ type = \"geo-nearest\", band_km = 500 }",
+            "{ type = \"super-sparrow\" }",
+        );
+        let errs = parse(Path::new("p.toml"), &t).unwrap_err();
+        assert!(errs[0].to_string().contains("needs routing views"), "{errs:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use petrel_dns_wire::{parse_query, ClientSubnet, Full, MessageWriter, Query, Que
 use petrel_mapping::{CompiledService, RankOut};
 use petrel_types::{Family, PopIdx, PopState, Prefix};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Addresses a POP answers with.
 #[derive(Clone, Debug, Default)]
@@ -23,9 +24,10 @@ pub enum ServiceMode {
     Cname(Vec<Vec<u8>>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ServiceAnswer {
-    pub mapping: CompiledService,
+    /// Shared: a routing change recompiles only the services that use BGP.
+    pub mapping: Arc<CompiledService>,
     pub ttl: u32,
     /// TTL when an answer names a degraded POP.
     pub degraded_ttl: u32,
@@ -35,7 +37,7 @@ pub struct ServiceAnswer {
 /// Everything the answer path reads besides per-POP state.
 #[derive(Debug, Default)]
 pub struct AuthData {
-    pub zones: ZoneSet,
+    pub zones: Arc<ZoneSet>,
     pub services: Vec<ServiceAnswer>,
     pub pops: Vec<PopAddrs>,
     pub limits: AnswerLimits,

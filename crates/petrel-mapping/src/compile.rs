@@ -1,10 +1,12 @@
 //! Build side: policies -> per-family tables of interned rankings.
 
+use crate::bgp::BgpData;
 use crate::geo::GeoTable;
 use crate::policy::{evaluate, Facts, Policy, PopInfo, ServiceSpec, Tiers, WeightMode};
 use crate::table::{Partition, Table, NONE};
 use petrel_types::{Family, PopIdx};
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// Ranked tiers, flattened: `pops[tier_ends[i-1]..tier_ends[i]]` is tier i.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct CompiledService {
     pub(crate) cidr_tables: Vec<[Table; 2]>,
     pub(crate) meta: Vec<PopMeta>,
     pub(crate) weighted: Option<WeightMode>,
+    /// The routing views the tables were compiled from (BGP policies only).
+    pub(crate) bgp: Option<Arc<BgpData>>,
 }
 
 impl CompiledService {
@@ -86,11 +90,21 @@ fn family_index(f: Family) -> usize {
 /// Compile one service. `geo` is required when the service has geo policies
 /// (the config layer checks that); without it they see no data.
 pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> CompiledService {
-    let uses_geo = spec
-        .policies
-        .iter()
-        .any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
+    compile_with(spec, pops, geo, None)
+}
+
+/// Compile one service with routing views for its BGP policies; without
+/// views, those policies see no routes.
+pub fn compile_with(
+    spec: ServiceSpec,
+    pops: &[PopInfo],
+    geo: Option<&GeoTable>,
+    bgp: Option<&Arc<BgpData>>,
+) -> CompiledService {
+    let uses_geo = spec.uses_geo();
     let geo = if uses_geo { geo } else { None };
+    let bgp = if spec.uses_bgp() { bgp } else { None };
+    let views = bgp.map_or(&[][..], |b| b.views.as_slice());
     let mut cidr_parts: Vec<[Partition; 2]> = Vec::new();
     for p in &spec.policies {
         if let Policy::Cidr(map) = p {
@@ -130,6 +144,10 @@ pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> C
         if let Some(g) = geo {
             layers.push(g.partition(family));
         }
+        let view_base = layers.len();
+        for v in views {
+            layers.push(v.partition(family));
+        }
         let uniform = Partition::uniform(NONE);
         if layers.is_empty() {
             layers.push(&uniform);
@@ -152,6 +170,13 @@ pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> C
                     let v = tuple[cidr_maps.len()];
                     g.locations.get(v as usize)
                 }),
+                views,
+                paths: (0..views.len())
+                    .map(|i| {
+                        let v = tuple[view_base + i];
+                        bgp.and_then(|b| b.paths.get(v as usize))
+                    })
+                    .collect(),
             };
             let tiers = evaluate(&spec, pops, &facts, None);
             let id = *ranking_ids.entry(tiers).or_insert_with_key(|t| {
@@ -189,5 +214,6 @@ pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> C
         cidr_tables,
         meta,
         weighted,
+        bgp: bgp.cloned(),
     }
 }

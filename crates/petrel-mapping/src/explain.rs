@@ -86,17 +86,24 @@ impl CompiledService {
                 }));
             }
         }
-        let uses_geo = self
-            .spec
-            .policies
-            .iter()
-            .any(|p| matches!(p, Policy::GeoNearest { .. } | Policy::GeoMap { .. }));
-        let geo_loc = if uses_geo {
+        let geo_loc = if self.spec.uses_geo() {
             geo.and_then(|g| g.lookup(client)).map(|(l, _)| l)
         } else {
             None
         };
-        let facts = Facts { cidr, geo: geo_loc };
+        let (views, paths) = match &self.bgp {
+            Some(b) => (
+                b.views.as_slice(),
+                (0..b.views.len()).map(|i| b.path_at(i, client)).collect(),
+            ),
+            None => (&[][..], Vec::new()),
+        };
+        let facts = Facts {
+            cidr,
+            geo: geo_loc,
+            views,
+            paths,
+        };
         let mut trace: Vec<Step> = Vec::new();
         let tiers = evaluate(&self.spec, pops, &facts, Some(&mut trace));
 

@@ -13,6 +13,7 @@
 //! client with a trace attached, so the explanation and the compiled answer
 //! come from the same code.
 
+pub mod bgp;
 mod compile;
 mod explain;
 pub mod geo;
@@ -20,7 +21,8 @@ mod policy;
 mod rank;
 pub mod table;
 
-pub use compile::{compile, CompiledService};
+pub use bgp::{BgpData, BgpDataBuilder, BgpPath};
+pub use compile::{compile, compile_with, CompiledService};
 pub use explain::{ExplainPop, ExplainStep, Explanation};
 pub use geo::{GeoLocation, GeoTable};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};

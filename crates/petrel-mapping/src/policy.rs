@@ -6,6 +6,7 @@
 //! key and splits where keys differ (a lexicographic composition). So an
 //! earlier policy decides, and a later one only breaks its ties.
 
+use crate::bgp::{hop_distances, unreachable, BgpPath, ViewFacts};
 use crate::geo::{distance_km, GeoLocation};
 use petrel_types::{PopIdx, Prefix};
 use rustc_hash::FxHashMap;
@@ -19,6 +20,8 @@ pub struct PopInfo {
     pub weight: u32,
     pub has_v4: bool,
     pub has_v6: bool,
+    /// The POP's own AS numbers, for the BGP policies.
+    pub asns: Vec<u32>,
 }
 
 /// A static map of client prefixes to ordered POP lists (Super Sparrow's
@@ -81,6 +84,22 @@ pub enum Policy {
     Default(Vec<PopIdx>),
     /// Choose within each tier by weight; must be the last policy.
     Weighted(WeightMode),
+    /// Super Sparrow: the POP closest to the client in AS hops, by each
+    /// view's preferred route ([`crate::bgp`]); POPs nothing is known of
+    /// rank last.
+    SuperSparrow,
+    /// GeoIP distance plus `hop_km` per AS hop beyond the shortest, in bands
+    /// of `band_km`; POPs whose view has no route to the client rank last.
+    /// AS-path length is a weak latency proxy, so it only shifts distances.
+    Blended {
+        band_km: u32,
+        hop_km: u32,
+    },
+    /// The origin AS of the client's prefix (from the views) to a POP list.
+    AsMap {
+        source: String,
+        map: FxHashMap<u32, Vec<PopIdx>>,
+    },
 }
 
 impl Policy {
@@ -92,7 +111,24 @@ impl Policy {
             Policy::Priority(_) => "priority",
             Policy::Default(_) => "default",
             Policy::Weighted(_) => "weighted",
+            Policy::SuperSparrow => "super-sparrow",
+            Policy::Blended { .. } => "blended",
+            Policy::AsMap { .. } => "as-map",
         }
+    }
+
+    pub fn uses_geo(&self) -> bool {
+        matches!(
+            self,
+            Policy::GeoNearest { .. } | Policy::GeoMap { .. } | Policy::Blended { .. }
+        )
+    }
+
+    pub fn uses_bgp(&self) -> bool {
+        matches!(
+            self,
+            Policy::SuperSparrow | Policy::Blended { .. } | Policy::AsMap { .. }
+        )
     }
 }
 
@@ -118,11 +154,25 @@ pub struct ServiceSpec {
     pub fallback: Fallback,
 }
 
+impl ServiceSpec {
+    pub fn uses_geo(&self) -> bool {
+        self.policies.iter().any(Policy::uses_geo)
+    }
+
+    pub fn uses_bgp(&self) -> bool {
+        self.policies.iter().any(Policy::uses_bgp)
+    }
+}
+
 /// What is known of a region when policies are evaluated for it.
 pub(crate) struct Facts<'a> {
     /// Per `Cidr` policy, in policy order: the matched list, if any.
     pub cidr: Vec<Option<(&'a [PopIdx], Option<Prefix>)>>,
     pub geo: Option<&'a GeoLocation>,
+    /// The routing views (empty without BGP data) and, per view, the
+    /// preferred path for the client.
+    pub views: &'a [ViewFacts],
+    pub paths: Vec<Option<&'a BgpPath>>,
 }
 
 /// One step of an explanation.
@@ -294,6 +344,97 @@ pub(crate) fn evaluate(
                     refine(&mut tiers, position_key(list));
                 }
             }
+            Policy::SuperSparrow => {
+                let asns: Vec<&[u32]> = pops.iter().map(|p| p.asns.as_slice()).collect();
+                let mut d = Vec::new();
+                hop_distances(facts.views, &asns, &facts.paths, &mut d);
+                if trace.is_some() {
+                    describe_paths(&mut detail, pops, facts);
+                    let _ = write!(detail, "; hops {}", hop_list(pops, &spec.candidates, &d));
+                }
+                refine(&mut tiers, |p| d[p.index()].map_or(u64::MAX, u64::from));
+            }
+            Policy::Blended { band_km, hop_km } => {
+                let asns: Vec<&[u32]> = pops.iter().map(|p| p.asns.as_slice()).collect();
+                let mut d = Vec::new();
+                hop_distances(facts.views, &asns, &facts.paths, &mut d);
+                let dmin = spec.candidates.iter().filter_map(|p| d[p.index()]).min();
+                let client = facts.geo.and_then(|g| g.lat_lon);
+                // Unknown hops cost nothing: no data is not evidence of a detour.
+                let score = |p: PopIdx| -> Option<f64> {
+                    if unreachable(facts.views, &facts.paths, p) {
+                        return None;
+                    }
+                    let km = match client {
+                        Some(c) => pops[p.index()].location.map_or(f64::MAX / 4.0, |l| distance_km(c, l)),
+                        None => 0.0,
+                    };
+                    let extra = match (d[p.index()], dmin) {
+                        (Some(x), Some(m)) => x - m,
+                        _ => 0,
+                    };
+                    Some(km + f64::from(*hop_km) * f64::from(extra))
+                };
+                let band = f64::from((*band_km).max(1));
+                if trace.is_some() {
+                    describe_paths(&mut detail, pops, facts);
+                    if client.is_none() {
+                        detail.push_str("; no client location: hops only");
+                    }
+                    let mut parts: Vec<(u64, String)> = spec
+                        .candidates
+                        .iter()
+                        .map(|&p| {
+                            let n = &pops[p.index()].name;
+                            match score(p) {
+                                None => (u64::MAX, format!("{n} no route")),
+                                Some(sc) => {
+                                    let hops = d[p.index()].map_or("?".to_string(), |h| h.to_string());
+                                    (sc as u64, format!("{n} {} (hops {hops})", sc as u64))
+                                }
+                            }
+                        })
+                        .collect();
+                    parts.sort();
+                    let v: Vec<String> = parts.into_iter().map(|x| x.1).collect();
+                    let _ = write!(
+                        detail,
+                        "; score km + {hop_km} km per extra hop: {}; band {band_km} km",
+                        v.join(", ")
+                    );
+                }
+                refine(&mut tiers, |p| score(p).map_or(u64::MAX, |s| (s / band) as u64));
+            }
+            Policy::AsMap { source, map } => {
+                let origin = facts
+                    .paths
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, p)| p.and_then(|p| p.origin().map(|o| (i, o))));
+                match origin.and_then(|(i, o)| map.get(&o).map(|l| (i, o, l))) {
+                    Some((vi, o, list)) => {
+                        if trace.is_some() {
+                            let _ = write!(
+                                detail,
+                                "{source}: origin AS{o} (view {}) -> [{}]",
+                                facts.views[vi].name,
+                                names(pops, list)
+                            );
+                        }
+                        refine(&mut tiers, position_key(list));
+                    }
+                    None => {
+                        if trace.is_some() {
+                            match origin {
+                                Some((_, o)) => {
+                                    let _ = write!(detail, "{source}: no entry for origin AS{o}");
+                                }
+                                None => detail.push_str("no view has a route to the client"),
+                            }
+                        }
+                    }
+                }
+            }
             Policy::Weighted(mode) => {
                 if trace.is_some() {
                     match mode {
@@ -317,6 +458,43 @@ pub(crate) fn evaluate(
         }
     }
     tiers
+}
+
+fn describe_paths(out: &mut String, pops: &[PopInfo], facts: &Facts<'_>) {
+    if facts.views.is_empty() {
+        out.push_str("no BGP views");
+        return;
+    }
+    for (i, (v, p)) in facts.views.iter().zip(&facts.paths).enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        let _ = write!(out, "view {} ({}): ", v.name, pops[v.pop.index()].name);
+        match p {
+            Some(p) => {
+                let _ = write!(out, "path {p} (length {})", p.len);
+            }
+            None => out.push_str("no route"),
+        }
+    }
+}
+
+fn hop_list(pops: &[PopInfo], candidates: &[PopIdx], d: &[Option<u32>]) -> String {
+    let mut v: Vec<(u32, &str)> = candidates
+        .iter()
+        .map(|p| (d[p.index()].unwrap_or(u32::MAX), pops[p.index()].name.as_str()))
+        .collect();
+    v.sort();
+    v.iter()
+        .map(|(h, n)| {
+            if *h == u32::MAX {
+                format!("{n} unknown")
+            } else {
+                format!("{n} {h}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn place(g: &GeoLocation) -> String {

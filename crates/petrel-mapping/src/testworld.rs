@@ -13,6 +13,7 @@ pub fn pops() -> Vec<PopInfo> {
         weight: 100,
         has_v4: true,
         has_v6: true,
+        asns: Vec::new(),
     };
     vec![
         p("ams", 52.37, 4.90),

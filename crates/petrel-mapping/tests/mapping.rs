@@ -1,10 +1,14 @@
 //! Mapping decisions end to end through compile + rank, and the promise that
 //! rank never allocates.
 
-use petrel_mapping::{compile, testworld, CidrMap, Fallback, Policy, PopInfo, RankOut, ServiceSpec, WeightMode};
+use petrel_mapping::{
+    compile, compile_with, testworld, BgpData, BgpDataBuilder, CidrMap, Fallback, Policy, PopInfo, RankOut,
+    ServiceSpec, WeightMode,
+};
 use petrel_types::{Family, PopIdx, PopState, Prefix};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Arc;
 
 // Counts allocations of the current thread only: tests run in parallel.
 struct Counting;
@@ -226,5 +230,98 @@ fn rank_does_not_allocate() {
     assert_eq!(n, clients.len());
 }
 
-#[allow(dead_code)]
-fn _unused(_: PopInfo) {}
+/// POPs ams..syd with ASNs 65000..65003, views at ams and nyc.
+/// 3.0.0.0/8 (Los Angeles in small_geo): ams reaches it via 2 transit hops,
+/// nyc via syd's AS (a peering link) then the origin; so syd is closest by
+/// the Super Sparrow rule although nyc is nearer by distance.
+/// 2.0.0.0/8 (Paris): ams 1 hop, nyc 3 hops. 4.0.0.0/8: only nyc has a route.
+fn bgp_world() -> (Vec<PopInfo>, Arc<BgpData>) {
+    let mut pops = testworld::pops();
+    for (i, p) in pops.iter_mut().enumerate() {
+        p.asns = vec![65000 + i as u32];
+    }
+    let mut b = BgpDataBuilder::new();
+    let ams_la = b.path_id([174, 3356, 7018], 3);
+    let nyc_la = b.path_id([65003, 7018], 2);
+    let ams_paris = b.path_id([3215], 1);
+    let nyc_paris = b.path_id([174, 1299, 3215], 3);
+    let nyc_mel = b.path_id([1299, 1221], 2);
+    b.add_view(
+        "ams-rs",
+        AMS,
+        vec![(p("3.0.0.0/8"), ams_la), (p("2.0.0.0/8"), ams_paris)],
+    );
+    b.add_view(
+        "nyc-rs",
+        NYC,
+        vec![
+            (p("3.0.0.0/8"), nyc_la),
+            (p("2.0.0.0/8"), nyc_paris),
+            (p("4.0.0.0/8"), nyc_mel),
+        ],
+    );
+    (pops, Arc::new(b.build()))
+}
+
+#[test]
+fn super_sparrow_picks_the_pop_nearest_the_origin() {
+    let (pops, bgp) = bgp_world();
+    let mut s = spec(vec![Policy::SuperSparrow]);
+    s.answers = 4;
+    let svc = compile_with(s, &pops, None, Some(&bgp));
+    // syd's AS is on nyc's path next to the origin: 1 hop; nyc 2; ams 3;
+    // sin nothing known.
+    assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0, vec![SYD, NYC, AMS, SIN]);
+    assert_eq!(rank(&svc, "3.1.0.0/24", &UP).1, 8, "scope is the route's length");
+    assert_eq!(rank(&svc, "2.1.0.0/24", &UP).0[..2], [AMS, NYC]);
+    // No route anywhere: no order from BGP, config order stays.
+    assert_eq!(rank(&svc, "9.1.0.0/24", &UP).0, vec![AMS, NYC, SIN, SYD]);
+    let e = svc.explain(&p("3.1.0.0/24"), Some(Family::V4), &pops, &UP, None, 0);
+    assert!(e.consistent);
+    assert!(e.steps[0].detail.contains("path 65003 7018"), "{}", e.steps[0].detail);
+    assert!(e.steps[0].detail.contains("syd 1"), "{}", e.steps[0].detail);
+}
+
+#[test]
+fn blended_keeps_geography_and_vetoes_unreachable_pops() {
+    let (pops, bgp) = bgp_world();
+    let geo = testworld::small_geo();
+    let mut s = spec(vec![Policy::Blended {
+        band_km: 0,
+        hop_km: 500,
+    }]);
+    s.answers = 4;
+    let svc = compile_with(s, &pops, Some(&geo), Some(&bgp));
+    // Los Angeles: nyc 3,900 km + 1 extra hop; syd 12,000 km; ams 8,900 km
+    // + 2 extra hops. Geography wins; the short path of syd does not.
+    assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0[0], NYC);
+    // Paris: ams is near and 2 hops shorter.
+    assert_eq!(rank(&svc, "2.1.0.0/24", &UP).0[0], AMS);
+    // Melbourne: ams has a view without a route: it ranks last.
+    let r = rank(&svc, "4.1.0.0/24", &UP).0;
+    assert_eq!(r[0], SYD);
+    assert_eq!(*r.last().unwrap(), AMS, "{r:?}");
+    let e = svc.explain(&p("4.1.0.0/24"), Some(Family::V4), &pops, &UP, Some(&geo), 0);
+    assert!(e.consistent);
+    assert!(e.steps[0].detail.contains("ams no route"), "{}", e.steps[0].detail);
+}
+
+#[test]
+fn as_map_uses_the_origin_of_the_clients_route() {
+    let (pops, bgp) = bgp_world();
+    let map = [(7018, vec![SIN, NYC]), (3215, vec![SYD])].into_iter().collect();
+    let svc = compile_with(
+        spec(vec![Policy::AsMap {
+            source: "as-map".into(),
+            map,
+        }]),
+        &pops,
+        None,
+        Some(&bgp),
+    );
+    assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0, vec![SIN]);
+    assert_eq!(rank(&svc, "2.1.0.0/24", &UP).0, vec![SYD]);
+    assert_eq!(rank(&svc, "4.1.0.0/24", &UP).0, vec![AMS], "no entry: unchanged order");
+    let e = svc.explain(&p("3.1.0.0/24"), Some(Family::V4), &pops, &UP, None, 0);
+    assert!(e.steps[0].detail.contains("origin AS7018"), "{}", e.steps[0].detail);
+}

@@ -84,6 +84,22 @@ impl View {
         (self.peers.len() - 1) as PeerId
     }
 
+    /// What the session learned of the peer (its identifier, after OPEN).
+    pub fn set_peer(&mut self, id: PeerId, info: PeerInfo) {
+        if let Some(p) = self.peers.get_mut(id as usize) {
+            *p = Some(info);
+        }
+    }
+
+    /// The peer leaves the view with its routes; its id is not reused.
+    pub fn remove_peer(&mut self, id: PeerId) -> usize {
+        let gone = self.drop_peer_routes(id);
+        if let Some(p) = self.peers.get_mut(id as usize) {
+            *p = None;
+        }
+        gone
+    }
+
     pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
         self.peers.get(id as usize).and_then(|p| p.as_ref())
     }

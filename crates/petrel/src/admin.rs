@@ -55,6 +55,8 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/api/v1/explain", get(explain))
         .route("/api/v1/pops", get(pops))
         .route("/api/v1/health", get(health))
+        .route("/api/v1/bgp/summary", get(bgp_summary))
+        .route("/api/v1/bgp/route", get(bgp_route))
         .route("/api/v1/pops/{name}/{action}", post(pop_action))
         .route("/api/v1/targets/{action}", post(target_action))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/status") })
@@ -163,6 +165,71 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
 
 async fn health(State(st): St) -> Response {
     Json(json!({ "pops": pops_json(&st.shared), "targets": st.shared.health.snapshot() })).into_response()
+}
+
+async fn bgp_summary(State(st): St) -> Response {
+    let Some(b) = st.shared.bgp.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "BGP is not running");
+    };
+    let (peers, publish) = b.board.snapshot();
+    let g = st.shared.gen.load();
+    let views: Vec<_> = g
+        .compiled
+        .bgp
+        .iter()
+        .flat_map(|d| d.views.iter())
+        .map(|v| json!({ "name": v.name, "routes": v.routes }))
+        .collect();
+    Json(json!({
+        "configured": g.config().bgp.is_some(),
+        "peers": peers,
+        "views": views,
+        "publish": publish,
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RouteQ {
+    addr: Option<String>,
+    view: Option<String>,
+}
+
+async fn bgp_route(State(st): St, Query(q): Query<RouteQ>) -> Response {
+    let Some(addr) = q.addr else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "parameter `addr` (an address or prefix) is required",
+        );
+    };
+    let client = match petrel_types::Prefix::parse_lenient(&addr) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{addr}`: {e}")),
+    };
+    let Some(b) = st.shared.bgp.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "BGP is not running");
+    };
+    if let Some(v) = &q.view {
+        if !st.shared.gen.load().config().pops.iter().any(|p| &p.name == v) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("no view `{v}` (views are named after POPs)"),
+            );
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let msg = crate::bgp::ribs::RibMsg::Route {
+        client,
+        view: q.view,
+        reply: tx,
+    };
+    if b.rib.send(msg).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB is not running");
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {
+        Ok(Ok(views)) => Json(json!({ "client": client.to_string(), "views": views })).into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB did not answer in time"),
+    }
 }
 
 async fn pops(State(st): St) -> Response {

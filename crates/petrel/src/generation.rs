@@ -9,7 +9,7 @@ use crate::metrics::{GenCounters, Metrics};
 use petrel_config::{Config, PolicyConf};
 use petrel_dns_auth::{parse_zone_file, AnswerLimits, AuthData, PopAddrs, ServiceAnswer, ServiceMode, ZoneSetBuilder};
 use petrel_dns_wire::name;
-use petrel_mapping::{compile, CidrMap, GeoTable, Policy, PopInfo, ServiceSpec};
+use petrel_mapping::{compile_with, BgpData, CidrMap, GeoTable, Policy, PopInfo, ServiceSpec};
 use petrel_types::PopState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -55,6 +55,44 @@ pub struct Compiled {
     pub auth: Arc<AuthData>,
     pub geo: Option<Arc<GeoTable>>,
     pub pop_info: Arc<Vec<PopInfo>>,
+    /// The routing views the BGP policies were compiled from.
+    pub bgp: Option<Arc<BgpData>>,
+}
+
+impl Compiled {
+    /// The same config with new routing views: only services with BGP
+    /// policies are recompiled; zones and other services are shared.
+    pub fn with_bgp(&self, bgp: Arc<BgpData>) -> Compiled {
+        let services = self
+            .auth
+            .services
+            .iter()
+            .map(|s| {
+                if s.mapping.spec.uses_bgp() {
+                    let mapping = compile_with(s.mapping.spec.clone(), &self.pop_info, self.geo.as_deref(), Some(&bgp));
+                    ServiceAnswer {
+                        mapping: Arc::new(mapping),
+                        ..s.clone()
+                    }
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        let auth = AuthData {
+            zones: self.auth.zones.clone(),
+            services,
+            pops: self.auth.pops.clone(),
+            limits: self.auth.limits,
+        };
+        Compiled {
+            config: self.config.clone(),
+            auth: Arc::new(auth),
+            geo: self.geo.clone(),
+            pop_info: self.pop_info.clone(),
+            bgp: Some(bgp),
+        }
+    }
 }
 
 pub struct Generation {
@@ -89,6 +127,18 @@ impl Generation {
             compiled: self.compiled.clone(),
             states,
             reasons,
+            counters: self.counters.clone(),
+            built_at: SystemTime::now(),
+        }
+    }
+
+    /// New compiled data (same config), same POP states.
+    pub fn with_compiled(&self, id: u64, compiled: Arc<Compiled>) -> Generation {
+        Generation {
+            id,
+            compiled,
+            states: self.states.clone(),
+            reasons: self.reasons.clone(),
             counters: self.counters.clone(),
             built_at: SystemTime::now(),
         }
@@ -131,12 +181,13 @@ pub fn load_config(path: &Path) -> Result<Config, Vec<String>> {
     petrel_config::parse(path, &text).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
 }
 
-/// Read a config and every file it names, and compile it.
-pub fn load(path: &Path) -> Result<Compiled, Vec<String>> {
-    compile_config(load_config(path)?)
+/// Read a config and every file it names, and compile it (with the routing
+/// views there are, if any).
+pub fn load(path: &Path, bgp: Option<Arc<BgpData>>) -> Result<Compiled, Vec<String>> {
+    compile_config(load_config(path)?, bgp)
 }
 
-pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
+pub fn compile_config(config: Config, bgp: Option<Arc<BgpData>>) -> Result<Compiled, Vec<String>> {
     let mut errs = Vec::new();
     let geo = match &config.geoip {
         None => None,
@@ -157,6 +208,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
             weight: p.weight,
             has_v4: !p.ipv4.is_empty(),
             has_v6: !p.ipv6.is_empty(),
+            asns: p.asns.clone(),
         })
         .collect();
     let pop_addrs: Vec<PopAddrs> = config
@@ -240,6 +292,15 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
                 PolicyConf::Priority(l) => Policy::Priority(l.clone()),
                 PolicyConf::Default(l) => Policy::Default(l.clone()),
                 PolicyConf::Weighted(m) => Policy::Weighted(*m),
+                PolicyConf::SuperSparrow => Policy::SuperSparrow,
+                PolicyConf::Blended { band_km, hop_km } => Policy::Blended {
+                    band_km: *band_km,
+                    hop_km: *hop_km,
+                },
+                PolicyConf::AsMap { entries } => Policy::AsMap {
+                    source: "as-map".to_string(),
+                    map: entries.iter().cloned().collect(),
+                },
             });
         }
         let spec = ServiceSpec {
@@ -249,7 +310,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
             answers: s.answers,
             fallback: s.fallback.clone(),
         };
-        let mapping = compile(spec, &pop_info, geo.as_deref());
+        let mapping = Arc::new(compile_with(spec, &pop_info, geo.as_deref(), bgp.as_ref()));
         let mode = match &s.cname {
             None => ServiceMode::Address,
             Some(t) => {
@@ -281,7 +342,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
         max_udp: config.server.max_udp_payload,
     };
     let auth = AuthData {
-        zones: zb.build(),
+        zones: Arc::new(zb.build()),
         services,
         pops: pop_addrs,
         limits,
@@ -291,6 +352,7 @@ pub fn compile_config(config: Config) -> Result<Compiled, Vec<String>> {
         auth: Arc::new(auth),
         geo,
         pop_info: Arc::new(pop_info),
+        bgp,
     })
 }
 

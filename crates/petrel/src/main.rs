@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_client;
+mod bgp;
 mod demo;
 mod dns_tcp;
 mod dns_udp;
@@ -93,6 +94,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// BGP sessions and routes on a running server.
+    Bgp {
+        #[command(subcommand)]
+        action: BgpCmd,
+        #[arg(long, default_value = "127.0.0.1:8053", global = true)]
+        admin: SocketAddr,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Ask a running server to reload its config (like SIGHUP).
     Reload {
         #[arg(long, default_value = "127.0.0.1:8053")]
@@ -123,6 +133,18 @@ enum PopCmd {
     List,
 }
 
+#[derive(Subcommand)]
+enum BgpCmd {
+    /// Sessions with their state and prefix counts, and the views.
+    Summary,
+    /// The routes covering an address in each view (or one), best first.
+    Route {
+        addr: String,
+        #[arg(long)]
+        view: Option<String>,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum MapOutput {
     /// The POP's name.
@@ -137,6 +159,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Demo { .. }) {
+        // Printing commands end quietly when their reader goes away
+        // (`petrel bgp summary | head`), as Unix tools do.
+        // SAFETY: restoring the default disposition of one signal.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let r = match cli.cmd {
         Cmd::Serve { config } => serve::run(&config),
         Cmd::Check { config } => check(&config),
@@ -157,6 +187,7 @@ fn main() -> ExitCode {
         Cmd::Pop { action, admin } => pop_cmd(action, admin),
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
         Cmd::Health { admin, json } => health_cmd(admin, json),
+        Cmd::Bgp { action, admin, json } => bgp_cmd(action, admin, json),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
             .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))
@@ -172,7 +203,7 @@ fn main() -> ExitCode {
 }
 
 fn check(config: &std::path::Path) -> Result<(), String> {
-    match generation::load(config) {
+    match generation::load(config, None) {
         Ok(c) => {
             println!(
                 "{}: ok ({} POPs, {} zones, {} services)",
@@ -200,7 +231,7 @@ struct Offline {
 }
 
 fn offline(config: &std::path::Path) -> Result<Offline, String> {
-    let compiled = generation::load(config).map_err(|e| e.join("\n"))?;
+    let compiled = generation::load(config, None).map_err(|e| e.join("\n"))?;
     // Reflect the overrides a running server recorded in its state file
     // (health is only known to the running server: ask it with --admin).
     let overrides = match &compiled.config.server.state_file {
@@ -428,6 +459,108 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
             lat,
             last
         );
+    }
+    Ok(())
+}
+
+fn bgp_cmd(action: BgpCmd, admin: SocketAddr, json: bool) -> Result<(), String> {
+    let path = match &action {
+        BgpCmd::Summary => "/api/v1/bgp/summary".to_string(),
+        BgpCmd::Route { addr, view } => {
+            let mut p = format!("/api/v1/bgp/route?addr={}", urlencode(addr));
+            if let Some(v) = view {
+                p.push_str(&format!("&view={}", urlencode(v)));
+            }
+            p
+        }
+    };
+    let (code, body) = admin_client::call(admin, "GET", &path)?;
+    if code != 200 {
+        return Err(format!(
+            "the server answered HTTP {code}: {}",
+            body["error"].as_str().unwrap_or("")
+        ));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match action {
+        BgpCmd::Summary => {
+            println!(
+                "{:<16} {:<10} {:<26} {:>10} {:<12} {:>8} {:>9} {:>8}  LAST ERROR",
+                "PEER", "VIEW", "ADDRESS", "AS", "STATE", "FOR", "PREFIXES", "UPDATES"
+            );
+            for p in body["peers"].as_array().into_iter().flatten() {
+                let since = now.saturating_sub(p["since_unix"].as_u64().unwrap_or(now));
+                println!(
+                    "{:<16} {:<10} {:<26} {:>10} {:<12} {:>7}s {:>9} {:>8}  {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["view"].as_str().unwrap_or("?"),
+                    p["address"].as_str().unwrap_or("?"),
+                    p["remote_as"].as_u64().unwrap_or(0),
+                    p["state"].as_str().unwrap_or("?"),
+                    since,
+                    p["prefixes"].as_u64().unwrap_or(0),
+                    p["updates_received"].as_u64().unwrap_or(0),
+                    p["last_error"].as_str().unwrap_or("")
+                );
+            }
+            println!();
+            for v in body["views"].as_array().into_iter().flatten() {
+                println!(
+                    "view {:<10} {} best routes in the serving tables",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["routes"].as_u64().unwrap_or(0)
+                );
+            }
+            let p = &body["publish"];
+            println!(
+                "{} publications; last: {:.1} ms after the first change, {:.1} ms to build",
+                p["count"].as_u64().unwrap_or(0),
+                p["last_delay_ms"].as_f64().unwrap_or(0.0),
+                p["last_build_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+        BgpCmd::Route { .. } => {
+            for v in body["views"].as_array().into_iter().flatten() {
+                let name = v["view"].as_str().unwrap_or("?");
+                match v["prefix"].as_str() {
+                    None => println!("view {name}: no route"),
+                    Some(p) => {
+                        println!("view {name}: {p}");
+                        for r in v["routes"].as_array().into_iter().flatten() {
+                            let best = if r["best"].as_bool() == Some(true) { "*>" } else { "  " };
+                            let comms: Vec<&str> = r["communities"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|c| c.as_str())
+                                .collect();
+                            println!(
+                                "  {best} from {:<14} path [{}] {} next-hop {}{}{}{}",
+                                r["peer"].as_str().unwrap_or("?"),
+                                r["as_path"].as_str().unwrap_or(""),
+                                r["origin"].as_str().unwrap_or("?"),
+                                r["next_hop"].as_str().unwrap_or(""),
+                                r["local_pref"]
+                                    .as_u64()
+                                    .map_or(String::new(), |l| format!(" local-pref {l}")),
+                                r["med"].as_u64().map_or(String::new(), |m| format!(" med {m}")),
+                                if comms.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" communities {}", comms.join(" "))
+                                }
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

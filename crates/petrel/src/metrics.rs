@@ -252,6 +252,71 @@ impl Collector for MetricsCollector {
                 ConstGauge::new(st.is_usable() as i64).encode(me.encode_family(&labels)?)?;
             }
         }
+        if let Some(b) = shared.bgp.get() {
+            let (peers, publish) = b.board.snapshot();
+            type PeerMetric<T> = (&'static str, &'static str, fn(&crate::bgp::board::PeerStatus) -> T);
+            let gauges: [PeerMetric<i64>; 2] = [
+                (
+                    "petrel_bgp_session_established",
+                    "1 if the BGP session is Established",
+                    |p| (p.state == "Established") as i64,
+                ),
+                ("petrel_bgp_prefixes", "Routes the peer has in its view", |p| {
+                    p.prefixes as i64
+                }),
+            ];
+            for (name, help, f) in gauges {
+                let mut me = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+                for p in &peers {
+                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
+                    ConstGauge::new(f(p)).encode(me.encode_family(&labels)?)?;
+                }
+            }
+            let counters: [PeerMetric<u64>; 3] = [
+                ("petrel_bgp_updates_received", "UPDATE messages received", |p| {
+                    p.updates_received
+                }),
+                (
+                    "petrel_bgp_established_transitions",
+                    "Times the session reached Established",
+                    |p| p.established_transitions,
+                ),
+                (
+                    "petrel_bgp_rfc7606_errors",
+                    "Malformed attributes handled by treat-as-withdraw or attribute-discard",
+                    |p| p.errors_7606,
+                ),
+            ];
+            for (name, help, f) in counters {
+                let mut me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                for p in &peers {
+                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
+                    ConstCounter::new(f(p)).encode(me.encode_family(&labels)?)?;
+                }
+            }
+            let me = enc.encode_descriptor(
+                "petrel_bgp_publications",
+                "Routing-view batches compiled and published",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            ConstCounter::new(publish.count).encode(me)?;
+            for (name, help, v) in [
+                (
+                    "petrel_bgp_publish_delay_seconds",
+                    "Last batch: first route change to served generation",
+                    publish.last_delay_ms / 1e3,
+                ),
+                (
+                    "petrel_bgp_publish_build_seconds",
+                    "Last batch: time to compile views and tables",
+                    publish.last_build_ms / 1e3,
+                ),
+            ] {
+                let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
+                ConstGauge::new(v).encode(me)?;
+            }
+        }
         {
             let targets = shared.health.snapshot();
             let (last, worst, flips) = shared.health.publish_stats();

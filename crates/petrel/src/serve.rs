@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub fn run(config: &Path) -> Result<(), String> {
-    let compiled = generation::load(config).map_err(|errs| {
+    let compiled = generation::load(config, None).map_err(|errs| {
         let mut s = String::from("the config has errors:\n");
         for e in errs {
             s.push_str("  ");
@@ -30,6 +30,7 @@ pub fn run(config: &Path) -> Result<(), String> {
         let _guard = rt.enter();
         crate::health::spawn(shared.clone());
     }
+    crate::bgp::spawn(shared.clone(), &rt)?;
     // Checks with `initial = "wait"` decide their POP's first state from
     // their first result; answer only after those are in.
     let waiting: Vec<(String, u64)> = shared

@@ -6,7 +6,7 @@ use arc_swap::ArcSwap;
 use petrel_types::PopState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -28,6 +28,10 @@ pub struct Shared {
     pub last_reload: Mutex<Option<ReloadStatus>>,
     pub config_path: PathBuf,
     next_id: AtomicU64,
+    /// Sessions and views, once started.
+    pub bgp: OnceLock<crate::bgp::BgpHandle>,
+    /// Wakes the BGP manager after a reload.
+    pub bgp_reconfigure: tokio::sync::Notify,
 }
 
 fn unix_now() -> u64 {
@@ -57,6 +61,8 @@ impl Shared {
             last_reload: Mutex::new(None),
             config_path: config_path.to_path_buf(),
             next_id: AtomicU64::new(2),
+            bgp: OnceLock::new(),
+            bgp_reconfigure: tokio::sync::Notify::new(),
         }))
     }
 
@@ -68,7 +74,19 @@ impl Shared {
     /// Blocking: run it off the data path.
     pub fn reload(&self) -> Result<u64, Vec<String>> {
         let _w = self.writer.lock().expect("writer lock");
-        let result = generation::load(&self.config_path);
+        let result = generation::load_config(&self.config_path).and_then(|config| {
+            // Routing views carry POP indexes: keep them only while the POP
+            // list is the same; otherwise the RIB republishes them.
+            let old = self.gen.load();
+            let same_pops = old
+                .config()
+                .pops
+                .iter()
+                .map(|p| &p.name)
+                .eq(config.pops.iter().map(|p| &p.name));
+            let bgp = if same_pops { old.compiled.bgp.clone() } else { None };
+            generation::compile_config(config, bgp)
+        });
         let status = match result {
             Ok(compiled) => {
                 let old = self.gen.load();
@@ -84,8 +102,9 @@ impl Shared {
                     &inputs,
                     &self.metrics,
                 )));
-                // Probes follow the new config's checks.
+                // Probes and sessions follow the new config.
                 self.health.reconfigure.notify_one();
+                self.bgp_reconfigure.notify_one();
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 for w in &warnings {
                     tracing::warn!(warning = %w, "reload");
@@ -195,6 +214,28 @@ impl Shared {
         let g = self.gen.load();
         let id = self.next_id();
         self.gen.store(Arc::new(g.with_inputs(id, &inputs)));
+        Some(id)
+    }
+}
+
+impl Shared {
+    /// New routing views: recompile the services that use them and publish.
+    /// Views built for another POP list (a reload raced them) are dropped;
+    /// the RIB sends fresh ones.
+    pub fn set_bgp(&self, data: Arc<petrel_mapping::BgpData>) -> Option<u64> {
+        let _w = self.writer.lock().expect("writer lock");
+        let g = self.gen.load();
+        let pops = &g.config().pops;
+        if data
+            .views
+            .iter()
+            .any(|v| pops.get(v.pop.index()).is_none_or(|p| p.name != v.name))
+        {
+            return None;
+        }
+        let compiled = g.compiled.with_bgp(data);
+        let id = self.next_id();
+        self.gen.store(Arc::new(g.with_compiled(id, Arc::new(compiled))));
         Some(id)
     }
 }

@@ -1,0 +1,93 @@
+//! Session status for `petrel bgp summary`, the API and metrics.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub view: String,
+    pub address: String,
+    pub remote_as: u32,
+    pub local_as: u32,
+    pub state: String,
+    /// When `state` was entered (Unix seconds).
+    pub since_unix: u64,
+    /// The peer's BGP identifier and the hold time agreed, once up.
+    pub router_id: Option<String>,
+    pub hold_time: Option<u16>,
+    /// Routes (prefix and path id) the peer has in its view.
+    pub prefixes: u64,
+    pub updates_received: u64,
+    pub established_transitions: u64,
+    /// Why the session last went down.
+    pub last_error: String,
+    /// RFC 7606 treat-as-withdraw and attribute-discard events.
+    pub errors_7606: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PublishStats {
+    pub count: u64,
+    /// First change of the batch to published generation.
+    pub last_delay_ms: f64,
+    /// Compiling the views and the tables that use them.
+    pub last_build_ms: f64,
+    pub routes: u64,
+}
+
+#[derive(Default)]
+pub struct BgpBoard {
+    peers: Mutex<BTreeMap<String, PeerStatus>>,
+    publish: Mutex<PublishStats>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl BgpBoard {
+    pub fn add(&self, s: PeerStatus) {
+        self.peers.lock().expect("bgp board").insert(s.name.clone(), s);
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.peers.lock().expect("bgp board").remove(name);
+    }
+
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut PeerStatus)) {
+        if let Some(p) = self.peers.lock().expect("bgp board").get_mut(name) {
+            f(p);
+        }
+    }
+
+    pub fn set_state(&self, name: &str, state: &str) {
+        self.update(name, |p| {
+            if p.state != state {
+                p.state = state.to_string();
+                p.since_unix = unix_now();
+            }
+        });
+    }
+
+    pub fn set_prefixes(&self, name: &str, n: u64) {
+        self.update(name, |p| p.prefixes = n);
+    }
+
+    pub fn record_publish(&self, delay: Duration, build: Duration, routes: u64) {
+        let mut p = self.publish.lock().expect("bgp board");
+        p.count += 1;
+        p.last_delay_ms = delay.as_secs_f64() * 1e3;
+        p.last_build_ms = build.as_secs_f64() * 1e3;
+        p.routes = routes;
+    }
+
+    pub fn snapshot(&self) -> (Vec<PeerStatus>, PublishStats) {
+        let peers = self.peers.lock().expect("bgp board").values().cloned().collect();
+        (peers, self.publish.lock().expect("bgp board").clone())
+    }
+}

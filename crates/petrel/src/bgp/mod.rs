@@ -1,0 +1,217 @@
+//! BGP input: sessions (one task each), an optional listener for passive
+//! sessions, and the RIB owner thread that turns views into tables.
+//!
+//! Learned routes are never sent anywhere (RFC 8212's default deny for
+//! eBGP holds trivially): sessions only receive.
+
+pub mod board;
+mod peer;
+pub mod ribs;
+mod sockopt;
+
+use crate::shared::Shared;
+use board::{BgpBoard, PeerStatus};
+use petrel_bgp_fsm::notif;
+use petrel_config::{BgpConf, BgpPeerConf};
+use petrel_rib::PeerInfo;
+use ribs::{RibMsg, Slot};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+pub enum PeerCtl {
+    /// Cease with this subcode and end the task.
+    Stop(u8),
+    /// Cease/1 (RFC 4486), then retry later.
+    MaxPrefix(u32),
+    /// A connection from the peer's address, for a passive session.
+    Accepted(TcpStream),
+}
+
+/// What the rest of petrel uses to reach BGP state.
+pub struct BgpHandle {
+    pub board: Arc<BgpBoard>,
+    pub rib: mpsc::Sender<RibMsg>,
+}
+
+struct Running {
+    cfg: Arc<BgpPeerConf>,
+    router_id: std::net::Ipv4Addr,
+    slot: Slot,
+    ctl: mpsc::UnboundedSender<PeerCtl>,
+}
+
+type Accepting = Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<PeerCtl>>>>;
+
+/// Start the BGP machinery on the control runtime. Peers follow the config
+/// on every reload: unchanged ones keep their sessions.
+pub fn spawn(shared: Arc<Shared>, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    let g = shared.gen.load();
+    let conf = g.config().bgp.clone();
+    let pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
+    drop(g);
+    let batch_ms = conf.as_ref().map_or(1000, |c| c.batch_ms);
+    let (tx, rx) = mpsc::channel(1024);
+    let board = Arc::new(BgpBoard::default());
+    ribs::spawn(shared.clone(), board.clone(), pops, batch_ms, rx, rt.handle().clone())
+        .map_err(|e| format!("cannot start the RIB thread: {e}"))?;
+    let _ = shared.bgp.set(BgpHandle {
+        board: board.clone(),
+        rib: tx.clone(),
+    });
+    let accepting: Accepting = Arc::default();
+    let mut listener_md5: Option<Arc<TcpListener>> = None;
+    if let Some(addr) = conf.as_ref().and_then(|c| c.listen) {
+        let _guard = rt.enter();
+        let sock = if addr.is_ipv6() {
+            tokio::net::TcpSocket::new_v6()
+        } else {
+            tokio::net::TcpSocket::new_v4()
+        }
+        .map_err(|e| e.to_string())?;
+        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+        sock.bind(addr)
+            .map_err(|e| format!("cannot listen for BGP on {addr}: {e}"))?;
+        let l = Arc::new(sock.listen(64).map_err(|e| e.to_string())?);
+        tracing::info!(%addr, "BGP listening");
+        listener_md5 = Some(l.clone());
+        rt.spawn(accept_loop(l, accepting.clone()));
+    }
+    rt.spawn(manage(shared, tx, board, accepting, listener_md5));
+    Ok(())
+}
+
+async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting) {
+    loop {
+        match l.accept().await {
+            Ok((s, from)) => {
+                let to = accepting.lock().expect("accepting").get(&from.ip()).cloned();
+                match to {
+                    Some(tx) => {
+                        let _ = tx.send(PeerCtl::Accepted(s));
+                    }
+                    None => tracing::warn!(%from, "BGP connection from an address that is not a configured peer"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "BGP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn manage(
+    shared: Arc<Shared>,
+    rib: mpsc::Sender<RibMsg>,
+    board: Arc<BgpBoard>,
+    accepting: Accepting,
+    listener: Option<Arc<TcpListener>>,
+) {
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut next_slot: Slot = 0;
+    let mut pops: Vec<String> = Vec::new();
+    loop {
+        let g = shared.gen.load();
+        let conf: Option<BgpConf> = g.config().bgp.clone();
+        let new_pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
+        drop(g);
+        if new_pops != pops {
+            pops = new_pops;
+            let _ = rib.send(RibMsg::Pops(pops.clone())).await;
+        }
+        let (peers, router_id) = match &conf {
+            Some(c) => (c.peers.clone(), c.router_id),
+            None => (Vec::new(), std::net::Ipv4Addr::UNSPECIFIED),
+        };
+        // Stop peers that are gone or changed.
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = peers
+                .iter()
+                .any(|p| p.name == name && *p == *running[&name].cfg && running[&name].router_id == router_id);
+            if !keep {
+                let r = running.remove(&name).expect("listed");
+                let sub = if peers.iter().any(|p| p.name == name) {
+                    notif::OTHER_CONFIGURATION_CHANGE
+                } else {
+                    notif::PEER_DECONFIGURED
+                };
+                let _ = r.ctl.send(PeerCtl::Stop(sub));
+                accepting.lock().expect("accepting").remove(&r.cfg.address);
+                if let (Some(l), Some(_)) = (&listener, &r.cfg.md5_password) {
+                    let _ = sockopt::set_md5(l.as_ref(), r.cfg.address, &[]);
+                }
+                let _ = rib.send(RibMsg::RemovePeer(r.slot)).await;
+                board.remove(&name);
+                tracing::info!(peer = %name, "BGP peer removed");
+            }
+        }
+        for p in peers {
+            if running.contains_key(&p.name) {
+                continue;
+            }
+            let slot = next_slot;
+            next_slot += 1;
+            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+            let view = pops.get(p.pop.index()).cloned().unwrap_or_default();
+            board.add(PeerStatus {
+                name: p.name.clone(),
+                view: view.clone(),
+                address: p.address.to_string(),
+                remote_as: p.asn,
+                local_as: p.local_asn,
+                state: "Idle".into(),
+                ..Default::default()
+            });
+            let info = PeerInfo {
+                name: p.name.clone(),
+                asn: p.asn,
+                bgp_id: 0,
+                address: p.address,
+                ibgp: p.ibgp(),
+            };
+            let _ = rib
+                .send(RibMsg::AddPeer {
+                    slot,
+                    name: p.name.clone(),
+                    pop: view.clone(),
+                    info,
+                    max_prefix: p.max_prefix,
+                    ctl: ctl_tx.clone(),
+                })
+                .await;
+            if let (Some(l), Some(pw)) = (&listener, &p.md5_password) {
+                if let Err(e) = sockopt::set_md5(l.as_ref(), p.address, pw.as_bytes()) {
+                    tracing::error!(peer = %p.name, error = %e, "cannot set the TCP MD5 key on the listener");
+                }
+            }
+            accepting.lock().expect("accepting").insert(p.address, ctl_tx.clone());
+            let cfg = Arc::new(p);
+            tracing::info!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, view = %view, passive = cfg.passive, "BGP peer configured");
+            tokio::spawn(
+                peer::PeerTask {
+                    cfg: cfg.clone(),
+                    router_id,
+                    slot,
+                    rib: rib.clone(),
+                    board: board.clone(),
+                    ctl: ctl_rx,
+                }
+                .run(),
+            );
+            running.insert(
+                cfg.name.clone(),
+                Running {
+                    cfg,
+                    router_id,
+                    slot,
+                    ctl: ctl_tx,
+                },
+            );
+        }
+        shared.bgp_reconfigure.notified().await;
+    }
+}

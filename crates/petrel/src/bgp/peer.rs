@@ -1,0 +1,291 @@
+//! One task per configured peer: the thin IO shell around
+//! `petrel_bgp_fsm::Session`. It owns the TCP connection, feeds bytes and
+//! time to the state machine, carries out its actions, and hands routes to
+//! the RIB owner over a bounded channel.
+
+use super::board::BgpBoard;
+use super::ribs::{RibMsg, Slot};
+use super::{sockopt, PeerCtl};
+use petrel_bgp_fsm::{notif, Action, Config as FsmConfig, Session, State};
+use petrel_config::BgpPeerConf;
+use petrel_rib::PeerInfo;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+
+/// After a max-prefix Cease the session stays down this long, then retries.
+const MAX_PREFIX_RESTART: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct PeerTask {
+    pub cfg: Arc<BgpPeerConf>,
+    pub router_id: Ipv4Addr,
+    pub slot: Slot,
+    pub rib: mpsc::Sender<RibMsg>,
+    pub board: Arc<BgpBoard>,
+    pub ctl: mpsc::UnboundedReceiver<PeerCtl>,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Idle => "Idle",
+        State::Connect => "Connect",
+        State::Active => "Active",
+        State::OpenSent => "OpenSent",
+        State::OpenConfirm => "OpenConfirm",
+        State::Established => "Established",
+    }
+}
+
+/// TTL options for a session socket: GTSM, else the multihop TTL, else 1
+/// for eBGP (directly connected) and 64 for iBGP.
+pub fn apply_ttl(sock: &impl std::os::fd::AsRawFd, cfg: &BgpPeerConf) -> io::Result<()> {
+    let v6 = cfg.address.is_ipv6();
+    if cfg.ttl_security {
+        sockopt::set_gtsm(sock, v6, 1)
+    } else {
+        let ttl = cfg.multihop.unwrap_or(if cfg.ibgp() { 64 } else { 1 });
+        sockopt::set_ttl(sock, v6, ttl)
+    }
+}
+
+async fn connect(cfg: Arc<BgpPeerConf>) -> io::Result<TcpStream> {
+    let to = SocketAddr::new(cfg.address, cfg.port);
+    let sock = if to.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    if let Some(pw) = &cfg.md5_password {
+        sockopt::set_md5(&sock, cfg.address, pw.as_bytes())?;
+    }
+    apply_ttl(&sock, &cfg)?;
+    if let Some(l) = cfg.local_address {
+        sock.bind(SocketAddr::new(l, 0))?;
+    }
+    let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(to))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+async fn read_some(r: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connected(c: &mut Option<Connecting>) -> io::Result<TcpStream> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl PeerTask {
+    pub async fn run(mut self) {
+        let cfg = self.cfg.clone();
+        let t0 = Instant::now();
+        let now = || t0.elapsed().as_millis() as u64;
+        let mut s = Session::new(FsmConfig {
+            local_as: cfg.local_asn,
+            peer_as: cfg.asn,
+            bgp_id: u32::from(self.router_id),
+            hold_time: cfg.hold_time,
+            passive: cfg.passive,
+            connect_retry_ms: u64::from(cfg.connect_retry_secs) * 1000,
+            ipv4: cfg.ipv4,
+            ipv6: cfg.ipv6,
+            add_path_receive: cfg.add_path,
+        });
+        s.start(now());
+        let mut reader: Option<OwnedReadHalf> = None;
+        let mut writer: Option<OwnedWriteHalf> = None;
+        let mut connecting: Option<Connecting> = None;
+        let mut restart_at: Option<Instant> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut last_state = State::Idle;
+        // Why we closed the session ourselves, reported with its Down.
+        let mut closing_reason: Option<String> = None;
+        loop {
+            while let Some(a) = s.poll_action() {
+                match a {
+                    Action::Connect => connecting = Some(Box::pin(connect(cfg.clone()))),
+                    Action::Send(bytes) => {
+                        if let Some(w) = writer.as_mut() {
+                            if let Err(e) = w.write_all(&bytes).await {
+                                tracing::debug!(peer = %cfg.name, error = %e, "write failed");
+                            }
+                        }
+                    }
+                    Action::Close => {
+                        if let Some(mut w) = writer.take() {
+                            let _ = w.shutdown().await;
+                        }
+                        reader = None;
+                        connecting = None;
+                    }
+                    Action::Established(n) => {
+                        let id = Ipv4Addr::from(n.peer_id);
+                        tracing::info!(
+                            peer = %cfg.name, address = %cfg.address, remote_as = n.peer_as,
+                            router_id = %id, hold_time = n.hold_time,
+                            four_octet_as = n.ctx.four_octet_as, add_path_v4 = n.ctx.add_path_v4,
+                            add_path_v6 = n.ctx.add_path_v6, "BGP session established"
+                        );
+                        self.board.update(&cfg.name, |p| {
+                            p.router_id = Some(id.to_string());
+                            p.hold_time = Some(n.hold_time);
+                            p.established_transitions += 1;
+                            p.last_error.clear();
+                        });
+                        let info = PeerInfo {
+                            name: cfg.name.clone(),
+                            asn: n.peer_as,
+                            bgp_id: n.peer_id,
+                            address: cfg.address,
+                            ibgp: cfg.ibgp(),
+                        };
+                        if self.rib.send(RibMsg::Up { slot: self.slot, info }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Action::Update(u) => {
+                        if let Some(why) = &u.treat_as_withdraw {
+                            tracing::warn!(peer = %cfg.name, reason = %why, withdrawn = u.withdrawn.len(), "RFC 7606 treat-as-withdraw");
+                        }
+                        for why in &u.discarded {
+                            tracing::warn!(peer = %cfg.name, reason = %why, "RFC 7606 attribute discarded");
+                        }
+                        let errs = u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
+                        self.board.update(&cfg.name, |p| {
+                            p.updates_received += 1;
+                            p.errors_7606 += errs;
+                        });
+                        if self.rib.send(RibMsg::Update(self.slot, u)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Action::Down(why) => {
+                        tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
+                        let why = closing_reason.take().unwrap_or(why);
+                        self.board.update(&cfg.name, |p| p.last_error = why.clone());
+                        if self.rib.send(RibMsg::Down(self.slot)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if s.state() != last_state {
+                tracing::debug!(peer = %cfg.name, from = state_name(last_state), to = state_name(s.state()), "BGP state");
+                last_state = s.state();
+                self.board.set_state(&cfg.name, state_name(last_state));
+            }
+            let deadline = s.next_deadline().map(|ms| t0 + Duration::from_millis(ms));
+            tokio::select! {
+                r = read_some(&mut reader, &mut buf) => match r {
+                    Ok(0) | Err(_) => {
+                        reader = None;
+                        writer = None;
+                        s.tcp_closed(now());
+                    }
+                    Ok(n) => s.receive(&buf[..n], now()),
+                },
+                c = connected(&mut connecting) => {
+                    connecting = None;
+                    match c {
+                        Ok(stream) => {
+                            let (r, w) = stream.into_split();
+                            reader = Some(r);
+                            writer = Some(w);
+                            s.tcp_connected(now());
+                        }
+                        Err(e) => {
+                            // The connect-retry timer tries again.
+                            tracing::debug!(peer = %cfg.name, error = %e, "connect failed");
+                            self.board.update(&cfg.name, |p| p.last_error = format!("connect: {e}"));
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => s.tick(now()),
+                _ = sleep_until(restart_at) => {
+                    restart_at = None;
+                    s.start(now());
+                }
+                m = self.ctl.recv() => match m {
+                    None => {
+                        s.stop(notif::PEER_DECONFIGURED, &[]);
+                        self.flush(&mut s, &mut writer).await;
+                        return;
+                    }
+                    Some(PeerCtl::Stop(sub)) => {
+                        s.stop(sub, &[]);
+                        self.flush(&mut s, &mut writer).await;
+                        let _ = self.rib.send(RibMsg::Down(self.slot)).await;
+                        self.board.set_state(&cfg.name, "Idle");
+                        return;
+                    }
+                    Some(PeerCtl::MaxPrefix(max)) => {
+                        s.stop(notif::MAX_PREFIXES_REACHED, &[]);
+                        closing_reason = Some(format!(
+                            "more than {max} prefixes: Cease/1 sent; retry in {} s",
+                            MAX_PREFIX_RESTART.as_secs()
+                        ));
+                        restart_at = Some(Instant::now() + MAX_PREFIX_RESTART);
+                    }
+                    Some(PeerCtl::Accepted(stream)) => {
+                        let free = reader.is_none() && restart_at.is_none();
+                        if free && s.state() == State::Idle {
+                            s.start(now());
+                        }
+                        if free && matches!(s.state(), State::Active | State::Connect) {
+                            connecting = None;
+                            let _ = stream.set_nodelay(true);
+                            if let Err(e) = apply_ttl(&stream, &cfg) {
+                                tracing::warn!(peer = %cfg.name, error = %e, "cannot set TTL options");
+                            }
+                            let (r, w) = stream.into_split();
+                            reader = Some(r);
+                            writer = Some(w);
+                            s.tcp_connected(now());
+                        } else {
+                            // One connection per session: keep the one we have
+                            // (a simplification of RFC 4271 §6.8).
+                            tracing::debug!(peer = %cfg.name, "incoming connection refused: session busy");
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Send what the state machine queued (a NOTIFICATION) before leaving.
+    async fn flush(&mut self, s: &mut Session, writer: &mut Option<OwnedWriteHalf>) {
+        while let Some(a) = s.poll_action() {
+            if let (Action::Send(b), Some(w)) = (a, writer.as_mut()) {
+                let _ = w.write_all(&b).await;
+            }
+        }
+        if let Some(mut w) = writer.take() {
+            let _ = w.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! BGP against real routers on loopback: BIRD 2 feeds two POP views, and
+//! the DNS answers follow the routes (Super Sparrow); sessions survive peer
+//! restarts, hold timers expire, max-prefix closes with Cease/1.
+//!
+//! Each test uses its own 127.N.0.0/16 addresses so that tests can run in
+//! parallel; nothing leaves the loopback interface.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ZONE: &str = "$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 86400 60
+@ IN NS ns1
+ns1 IN A 192.0.2.53
+";
+
+struct Bird {
+    _child: Kill,
+    ctl: PathBuf,
+    dir: PathBuf,
+}
+
+impl Bird {
+    fn start(dir: &Path, conf: &str) -> Bird {
+        let cfg = dir.join("bird.conf");
+        std::fs::write(&cfg, conf).unwrap();
+        let ctl = dir.join("bird.ctl");
+        let log = std::fs::File::create(dir.join("bird.log")).unwrap();
+        let child = Command::new(tool("bird"))
+            .arg("-f")
+            .arg("-c")
+            .arg(&cfg)
+            .arg("-s")
+            .arg(&ctl)
+            .arg("-P")
+            .arg(dir.join("bird.pid"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let b = Bird {
+            _child: Kill(child),
+            ctl,
+            dir: dir.to_path_buf(),
+        };
+        wait_for("BIRD's control socket", Duration::from_secs(10), || b.ctl.exists());
+        b
+    }
+
+    fn birdc(&self, cmd: &str) -> String {
+        let out = Command::new(tool("birdc"))
+            .arg("-s")
+            .arg(&self.ctl)
+            .args(cmd.split_whitespace())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bird.pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        if f() {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn summary(s: &Server) -> serde_json::Value {
+    let body = http_get(s.admin, "/api/v1/bgp/summary");
+    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    serde_json::from_str(json).unwrap()
+}
+
+fn peer<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no peer {name} in {v}"))
+}
+
+fn established(s: &Server, name: &str) -> bool {
+    peer(&summary(s), name)["state"] == "Established"
+}
+
+fn answer(s: &Server, subnet: &str) -> String {
+    dig(s, &["+short", &format!("+subnet={subnet}"), "www.example.net", "A"])
+        .trim()
+        .to_string()
+}
+
+/// Petrel with POPs ams (AS 65010, 192.0.2.1) and nyc (AS 65020,
+/// 192.0.2.2), one Super Sparrow service, and the given [bgp] section.
+fn petrel_with(tag: &str, bgp: &str) -> Server {
+    let dir = tempdir(tag);
+    let port = free_port();
+    let admin = free_port();
+    std::fs::write(dir.join("example.net.zone"), ZONE).unwrap();
+    let cfg = dir.join("petrel.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+dns = ["127.0.0.1:{port}"]
+admin = "127.0.0.1:{admin}"
+
+[[pop]]
+name = "ams"
+ipv4 = ["192.0.2.1"]
+asns = [65010]
+
+[[pop]]
+name = "nyc"
+ipv4 = ["192.0.2.2"]
+asns = [65020]
+
+[[zone]]
+origin = "example.net."
+file = "example.net.zone"
+
+[[service]]
+name = "www.example.net."
+ttl = 20
+policy = [{{ type = "super-sparrow" }}]
+
+{bgp}
+"#
+        ),
+    )
+    .unwrap();
+    spawn(dir, &cfg, port, admin)
+}
+
+/// Two views fed by BIRD: 203.0.113.0/24 reaches ams over a 3-AS path and
+/// nyc over 1 AS, 198.51.100.0/24 the other way round; one IPv6 prefix
+/// with the same path both ways. ams's session is passive at petrel (BIRD
+/// connects), nyc's active (petrel connects) with a 4-octet ASN.
+#[test]
+fn super_sparrow_answers_follow_bird_routes() {
+    let n = 11;
+    let listen = free_port();
+    let bird_port = free_port();
+    // BIRD listens for every protocol, on port 179 unless told: give each
+    // instance its own ports so parallel tests do not collide.
+    let spare = free_port();
+    let s = petrel_with(
+        "bgp-e2e",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+listen = "127.0.0.1:{listen}"
+batch_ms = 200
+
+[[bgp.peer]]
+name = "ams-up"
+pop = "ams"
+address = "127.{n}.0.2"
+asn = 65001
+passive = true
+hold_time = 9
+
+[[bgp.peer]]
+name = "nyc-up"
+pop = "nyc"
+address = "127.{n}.0.3"
+port = {bird_port}
+asn = 4200000002
+hold_time = 9
+connect_retry_secs = 1
+"#
+        ),
+    );
+    let bird = Bird::start(
+        &s.dir,
+        &format!(
+            r#"
+router id 127.{n}.0.9;
+protocol device {{}}
+protocol static s4a {{ ipv4; route 203.0.113.0/24 blackhole; }}
+protocol static s4b {{ ipv4; route 198.51.100.0/24 blackhole; }}
+protocol static s6 {{ ipv6; route 2001:db8:100::/48 blackhole; }}
+filter to_ams {{
+  if net = 203.0.113.0/24 then {{ bgp_path.prepend(65003); bgp_path.prepend(65004); }}
+  bgp_community.add((65001,100));
+  bgp_large_community.add((4200000000,1,2));
+  accept;
+}}
+filter to_nyc {{
+  if net = 198.51.100.0/24 then {{ bgp_path.prepend(65005); bgp_path.prepend(65006); }}
+  accept;
+}}
+protocol bgp ams_up {{
+  local 127.{n}.0.2 port {spare} as 65001;
+  neighbor 127.0.0.1 port {listen} as 64600;
+  multihop 2;
+  hold time 9;
+  connect retry time 1;
+  ipv4 {{ import all; export filter to_ams; }};
+  ipv6 {{ import all; export all; next hop address 2001:db8::2; }};
+}}
+protocol bgp nyc_up {{
+  local 127.{n}.0.3 port {bird_port} as 4200000002;
+  neighbor 127.0.0.1 as 64600;
+  passive on;
+  multihop 2;
+  hold time 9;
+  ipv4 {{ import all; export filter to_nyc; }};
+  ipv6 {{ import all; export all; next hop address 2001:db8::3; }};
+}}
+"#
+        ),
+    );
+    let limit = Duration::from_secs(30);
+    wait_for("both sessions", limit, || {
+        established(&s, "ams-up") && established(&s, "nyc-up")
+    });
+    // Super Sparrow: the POP whose view has the shorter path wins.
+    wait_for("BGP-based answers", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.2" && answer(&s, "198.51.100.0/24") == "192.0.2.1"
+    });
+    // The ECS scope is the routed prefix's length.
+    let full = dig(&s, &["+subnet=203.0.113.77/32", "www.example.net", "A"]);
+    assert!(full.contains("CLIENT-SUBNET: 203.0.113.77/32/24"), "{full}");
+
+    let sum = summary(&s);
+    assert_eq!(peer(&sum, "ams-up")["prefixes"], 3, "{sum}");
+    assert_eq!(peer(&sum, "nyc-up")["remote_as"], 4200000002u64, "{sum}");
+
+    // Routes as received: attributes, communities, IPv6 next hops.
+    let (ok, out, err) = petrel(&[
+        "bgp",
+        "route",
+        "203.0.113.5",
+        "--view",
+        "ams",
+        "--admin",
+        &s.admin.to_string(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("view ams: 203.0.113.0/24"), "{out}");
+    assert!(out.contains("path [65001 65004 65003]"), "{out}");
+    assert!(out.contains("communities 65001:100 4200000000:1:2"), "{out}");
+    assert!(!out.contains("view nyc"), "{out}");
+    let (_, out, _) = petrel(&["bgp", "route", "2001:db8:100::1", "--admin", &s.admin.to_string()]);
+    assert!(out.contains("view ams: 2001:db8:100::/48"), "{out}");
+    assert!(out.contains("next-hop 2001:db8::3"), "{out}");
+    assert!(out.contains("path [4200000002]"), "{out}");
+    let (_, text, _) = petrel(&["bgp", "summary", "--admin", &s.admin.to_string()]);
+    assert!(text.contains("nyc-up") && text.contains("Established"), "{text}");
+
+    // Explanations name the paths per view.
+    let (_, ex, _) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "-s",
+        "www.example.net",
+        "--client",
+        "203.0.113.9",
+    ]);
+    assert!(ex.contains("view ams (ams): path 65001 65004 65003 (length 3)"), "{ex}");
+    assert!(ex.contains("hops nyc 1, ams 3"), "{ex}");
+
+    // Learned routes are never sent back: BIRD imports nothing from petrel.
+    let proto = bird.birdc("show protocols all ams_up");
+    let routes: Vec<&str> = proto
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Routes:"))
+        .collect();
+    assert_eq!(routes.len(), 2, "{proto}");
+    assert!(routes.iter().all(|l| l.contains(" 0 imported")), "{proto}");
+    assert!(
+        proto
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Import updates:"))
+            .all(|l| l.split_whitespace().skip(2).all(|x| x == "0")),
+        "{proto}"
+    );
+
+    // A withdrawal at BIRD changes the answer within the batch delay: with
+    // no route in either view, config order (ams) applies.
+    let t0 = Instant::now();
+    bird.birdc("disable s4a");
+    wait_for("the withdrawal to change the answer", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.1"
+    });
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "withdrawal took {took:?}");
+    eprintln!("withdrawal at BIRD to changed answer: {took:?} (batch 200 ms)");
+    bird.birdc("enable s4a");
+    wait_for("the route to come back", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.2"
+    });
+
+    // A peer restart: the session comes back and so do its routes.
+    bird.birdc("restart nyc_up");
+    wait_for("nyc-up to re-establish", limit, || {
+        let sum = summary(&s);
+        let p = peer(&sum, "nyc-up");
+        p["state"] == "Established" && p["established_transitions"].as_u64() >= Some(2) && p["prefixes"] == 3
+    });
+    wait_for("answers after the restart", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.2"
+    });
+
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(
+        metrics.contains(r#"petrel_bgp_session_established{peer="nyc-up",view="nyc"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"petrel_bgp_prefixes{peer="ams-up",view="ams"} 3"#),
+        "{metrics}"
+    );
+}
+
+/// The hold timer expires when the peer stops talking (BIRD frozen with
+/// SIGSTOP), and a peer that sends more than max_prefix routes is closed
+/// with Cease/1 (RFC 4486), which BIRD reports.
+#[test]
+fn hold_timer_expiry_and_max_prefix() {
+    let n = 12;
+    let p1 = free_port();
+    let listen = free_port();
+    let spare = free_port();
+    let s = petrel_with(
+        "bgp-timers",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+listen = "127.0.0.1:{listen}"
+batch_ms = 100
+
+[[bgp.peer]]
+name = "slow"
+pop = "ams"
+address = "127.{n}.0.2"
+port = {p1}
+asn = 65001
+hold_time = 3
+connect_retry_secs = 1
+
+[[bgp.peer]]
+name = "greedy"
+pop = "nyc"
+address = "127.{n}.0.3"
+asn = 65002
+max_prefix = 2
+passive = true
+"#
+        ),
+    );
+    let bird = Bird::start(
+        &s.dir,
+        &format!(
+            r#"
+router id 127.{n}.0.9;
+protocol device {{}}
+protocol static s4 {{ ipv4; route 203.0.113.0/24 blackhole; route 198.51.100.0/24 blackhole; route 192.0.2.128/25 blackhole; }}
+protocol bgp slow {{
+  local 127.{n}.0.2 port {p1} as 65001;
+  neighbor 127.0.0.1 as 64600;
+  passive on;
+  multihop 2;
+  hold time 3;
+  error wait time 1, 2;
+  ipv4 {{ import none; export all; }};
+}}
+protocol bgp greedy {{
+  local 127.{n}.0.3 port {spare} as 65002;
+  neighbor 127.0.0.1 port {listen} as 64600;
+  multihop 2;
+  ipv4 {{ import none; export all; }};
+}}
+"#
+        ),
+    );
+    let limit = Duration::from_secs(30);
+    wait_for("the slow session", limit, || established(&s, "slow"));
+    wait_for("its routes", limit, || peer(&summary(&s), "slow")["prefixes"] == 3);
+
+    // Max prefix: three routes against a limit of two.
+    wait_for("Cease/1 to reach BIRD", limit, || {
+        bird.birdc("show protocols all greedy")
+            .contains("Maximum number of prefixes reached")
+    });
+    let sum = summary(&s);
+    let g = peer(&sum, "greedy");
+    assert_ne!(g["state"], "Established", "{sum}");
+    assert!(
+        g["last_error"].as_str().unwrap().contains("more than 2 prefixes"),
+        "{sum}"
+    );
+    assert_eq!(g["prefixes"], 0, "{sum}");
+
+    // Freeze BIRD: the 3 s hold timer expires and the routes leave the view.
+    let pid = bird.pid();
+    run("kill", &["-STOP", &pid]);
+    let took = wait_for("the hold timer to expire", Duration::from_secs(10), || {
+        let sum = summary(&s);
+        let p = peer(&sum, "slow");
+        p["state"] != "Established" && p["last_error"].as_str().unwrap_or("").contains("hold timer expired")
+    });
+    run("kill", &["-CONT", &pid]);
+    assert!(took >= Duration::from_secs(1), "expired too early: {took:?}");
+    assert_eq!(peer(&summary(&s), "slow")["prefixes"], 0);
+    // And the session comes back once the peer talks again.
+    wait_for("the slow session to return", limit, || established(&s, "slow"));
+}
