@@ -428,3 +428,385 @@ protocol bgp greedy {{
     // And the session comes back once the peer talks again.
     wait_for("the slow session to return", limit, || established(&s, "slow"));
 }
+
+fn bgp_route(s: &Server, addr: &str) -> String {
+    let (ok, out, err) = petrel(&["bgp", "route", addr, "--admin", &s.admin.to_string()]);
+    assert!(ok, "{err}");
+    out
+}
+
+fn prefixes(s: &Server, name: &str) -> u64 {
+    peer(&summary(s), name)["prefixes"].as_u64().unwrap()
+}
+
+/// A peer process killed (with its children) when the test ends.
+fn daemon(dir: &Path, log: &str, cmd: &str, args: &[&str], env: &[(&str, &str)]) -> Kill {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let mut c = Command::new(tool(cmd));
+    c.args(args)
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Kill(c.spawn().unwrap())
+}
+
+/// FRR 8.4's bgpd (without zebra) with a 4-octet ASN: IPv4 and IPv6
+/// routes with communities, a withdrawal, a restart of the daemon and a
+/// hold timer that expires while it is frozen.
+#[test]
+fn frr_interop() {
+    let n = 13;
+    let frr_port = free_port();
+    let s = petrel_with(
+        "bgp-frr",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+batch_ms = 100
+
+[[bgp.peer]]
+name = "frr"
+pop = "ams"
+address = "127.{n}.0.4"
+port = {frr_port}
+asn = 4200000030
+hold_time = 3
+connect_retry_secs = 1
+"#
+        ),
+    );
+    let dir = s.dir.clone();
+    let conf = format!(
+        r#"frr defaults traditional
+hostname petrel-test-frr
+log file {log}
+!
+router bgp 4200000030
+ bgp router-id 127.{n}.0.4
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 127.0.0.1 remote-as 64600
+ neighbor 127.0.0.1 disable-connected-check
+ neighbor 127.0.0.1 passive
+ neighbor 127.0.0.1 timers 1 3
+ address-family ipv4 unicast
+  network 203.0.113.0/24
+  network 198.51.100.0/24
+  neighbor 127.0.0.1 route-map OUT out
+ exit-address-family
+ address-family ipv6 unicast
+  network 2001:db8:200::/48
+  neighbor 127.0.0.1 activate
+  neighbor 127.0.0.1 route-map OUT out
+ exit-address-family
+!
+route-map OUT permit 10
+ set community 65030:7
+ set large-community 4200000000:3:4
+ set as-path prepend 65031
+!
+"#,
+        log = dir.join("frr.log").display()
+    );
+    std::fs::write(dir.join("bgpd.conf"), conf).unwrap();
+    let conf_path = dir.join("bgpd.conf").display().to_string();
+    let pid_path = dir.join("bgpd.pid").display().to_string();
+    let vty = dir.display().to_string();
+    let port = frr_port.to_string();
+    let listen = format!("127.{n}.0.4");
+    let bgpd_args = [
+        "-f",
+        &conf_path,
+        "-i",
+        &pid_path,
+        "-Z",
+        "-S",
+        "-n",
+        "-p",
+        &port,
+        "-l",
+        &listen,
+        "--vty_socket",
+        &vty,
+        "-P",
+        "0",
+    ];
+    let start_frr = || {
+        let mut c = Command::new("/usr/lib/frr/bgpd");
+        c.args(bgpd_args).stdout(Stdio::null()).stderr(Stdio::null());
+        Kill(c.spawn().expect("FRR's bgpd (Debian package frr)"))
+    };
+    let mut frr = start_frr();
+    let limit = Duration::from_secs(30);
+    wait_for("the FRR session", limit, || established(&s, "frr"));
+    wait_for("FRR's routes", limit, || prefixes(&s, "frr") == 3);
+    let v4 = bgp_route(&s, "203.0.113.1");
+    assert!(v4.contains("path [4200000030 65031]"), "{v4}");
+    assert!(v4.contains("communities 65030:7 4200000000:3:4"), "{v4}");
+    let v6 = bgp_route(&s, "2001:db8:200::1");
+    assert!(v6.contains("view ams: 2001:db8:200::/48"), "{v6}");
+    assert!(v6.contains("path [4200000030 65031]"), "{v6}");
+
+    // Withdrawal.
+    let vtysh = |cmds: &[&str]| {
+        let mut a = vec!["--vty_socket", &vty, "-d", "bgpd"];
+        for c in cmds {
+            a.push("-c");
+            a.push(c);
+        }
+        run("vtysh", &a)
+    };
+    vtysh(&[
+        "configure terminal",
+        "router bgp 4200000030",
+        "address-family ipv4 unicast",
+        "no network 198.51.100.0/24",
+    ]);
+    wait_for("FRR's withdrawal", limit, || prefixes(&s, "frr") == 2);
+    assert!(bgp_route(&s, "198.51.100.1").contains("view ams: no route"));
+
+    // Hold timer: bgpd frozen, petrel's 3 s timer expires.
+    let pid = std::fs::read_to_string(dir.join("bgpd.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    run("kill", &["-STOP", &pid]);
+    wait_for("the hold timer to expire", Duration::from_secs(10), || {
+        let sum = summary(&s);
+        peer(&sum, "frr")["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hold timer expired")
+    });
+    assert_eq!(prefixes(&s, "frr"), 0);
+    run("kill", &["-CONT", &pid]);
+
+    // Restart of the daemon: the session and the (configured) routes return.
+    drop(frr);
+    frr = start_frr();
+    wait_for("the FRR session after a restart", limit, || {
+        established(&s, "frr") && prefixes(&s, "frr") == 3
+    });
+    drop(frr);
+}
+
+/// GoBGP 3.10 with routes injected over its API: IPv4 and IPv6 with
+/// communities, a withdrawal, and a max-prefix overrun.
+#[test]
+fn gobgp_interop() {
+    let n = 14;
+    let gport = free_port();
+    let api = free_port();
+    let s = petrel_with(
+        "bgp-gobgp",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+batch_ms = 100
+
+[[bgp.peer]]
+name = "gobgp"
+pop = "nyc"
+address = "127.{n}.0.4"
+port = {gport}
+asn = 4200000040
+max_prefix = 3
+connect_retry_secs = 1
+"#
+        ),
+    );
+    std::fs::write(
+        s.dir.join("gobgpd.toml"),
+        format!(
+            r#"
+[global.config]
+  as = 4200000040
+  router-id = "127.{n}.0.4"
+  port = {gport}
+  local-address-list = ["127.{n}.0.4"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 64600
+  [neighbors.transport.config]
+    passive-mode = true
+    local-address = "127.{n}.0.4"
+  [neighbors.ebgp-multihop.config]
+    enabled = true
+    multihop-ttl = 2
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#
+        ),
+    )
+    .unwrap();
+    let api_host = format!("127.0.0.1:{api}");
+    let _g = daemon(
+        &s.dir,
+        "gobgpd.log",
+        "gobgpd",
+        &["-f", "gobgpd.toml", "--api-hosts", &api_host, "--pprof-disable", "-p"],
+        &[],
+    );
+    let api_port = api.to_string();
+    let gobgp = |args: &[&str]| {
+        let mut a = vec!["-u", "127.0.0.1", "-p", &api_port];
+        a.extend_from_slice(args);
+        let limit = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(tool("gobgp")).args(&a).output().unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < limit,
+                "gobgp {a:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    gobgp(&[
+        "global",
+        "rib",
+        "add",
+        "203.0.113.0/24",
+        "community",
+        "65040:9",
+        "large-community",
+        "4200000000:5:6",
+        "aspath",
+        "65041",
+        "-a",
+        "ipv4",
+    ]);
+    gobgp(&["global", "rib", "add", "198.51.100.0/24", "-a", "ipv4"]);
+    gobgp(&[
+        "global",
+        "rib",
+        "add",
+        "2001:db8:300::/48",
+        "nexthop",
+        "2001:db8::40",
+        "-a",
+        "ipv6",
+    ]);
+    let limit = Duration::from_secs(30);
+    wait_for("GoBGP's routes", limit, || {
+        established(&s, "gobgp") && prefixes(&s, "gobgp") == 3
+    });
+    let v4 = bgp_route(&s, "203.0.113.1");
+    assert!(v4.contains("path [4200000040 65041]"), "{v4}");
+    assert!(v4.contains("communities 65040:9 4200000000:5:6"), "{v4}");
+    let v6 = bgp_route(&s, "2001:db8:300::1");
+    assert!(v6.contains("next-hop 2001:db8::40"), "{v6}");
+
+    gobgp(&["global", "rib", "del", "198.51.100.0/24", "-a", "ipv4"]);
+    wait_for("GoBGP's withdrawal", limit, || prefixes(&s, "gobgp") == 2);
+
+    // Two more routes: four is over the limit of three.
+    gobgp(&["global", "rib", "add", "192.0.2.0/25", "-a", "ipv4"]);
+    gobgp(&["global", "rib", "add", "192.0.2.128/25", "-a", "ipv4"]);
+    wait_for("the max-prefix Cease", limit, || {
+        let sum = summary(&s);
+        let p = peer(&sum, "gobgp");
+        p["state"] != "Established" && p["last_error"].as_str().unwrap_or("").contains("more than 3 prefixes")
+    });
+    assert_eq!(prefixes(&s, "gobgp"), 0);
+    let log = std::fs::read_to_string(s.dir.join("gobgpd.log")).unwrap();
+    assert!(log.contains("maximum number of prefixes reached"), "{log}");
+}
+
+/// ExaBGP announces one good route and one with a malformed COMMUNITIES
+/// attribute (3 bytes): RFC 7606 treat-as-withdraw drops that route and
+/// the session stays up.
+#[test]
+fn exabgp_malformed_attribute_is_treat_as_withdraw() {
+    let n = 15;
+    let listen = free_port();
+    let s = petrel_with(
+        "bgp-exabgp",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+listen = "127.0.0.1:{listen}"
+batch_ms = 100
+
+[[bgp.peer]]
+name = "exa"
+pop = "nyc"
+address = "127.{n}.0.4"
+asn = 65050
+passive = true
+"#
+        ),
+    );
+    std::fs::write(
+        s.dir.join("exabgp.conf"),
+        format!(
+            r#"
+neighbor 127.0.0.1 {{
+  router-id 127.{n}.0.4;
+  local-address 127.{n}.0.4;
+  local-as 65050;
+  peer-as 64600;
+  connect {listen};
+  hold-time 9;
+  family {{ ipv4 unicast; }}
+  static {{
+    route 203.0.113.0/24 next-hop 127.{n}.0.4 community [65050:1];
+    route 198.51.100.0/24 next-hop 127.{n}.0.4 attribute [ 0x08 0xc0 0x010203 ];
+  }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let _e = daemon(
+        &s.dir,
+        "exabgp.log",
+        "exabgp",
+        &["exabgp.conf"],
+        &[
+            ("exabgp.daemon.user", "root"),
+            ("exabgp.daemon.daemonize", "false"),
+            ("exabgp.log.destination", "stdout"),
+            ("exabgp.api.cli", "false"),
+        ],
+    );
+    let limit = Duration::from_secs(30);
+    wait_for("the ExaBGP session and its errors", limit, || {
+        let sum = summary(&s);
+        let p = peer(&sum, "exa");
+        p["state"] == "Established" && p["errors_7606"].as_u64() >= Some(1)
+    });
+    wait_for("the good route", limit, || prefixes(&s, "exa") == 1);
+    assert!(bgp_route(&s, "203.0.113.1").contains("communities 65050:1"));
+    assert!(bgp_route(&s, "198.51.100.1").contains("view nyc: no route"));
+    // Still up, still the first session.
+    std::thread::sleep(Duration::from_secs(1));
+    let sum = summary(&s);
+    assert_eq!(peer(&sum, "exa")["state"], "Established", "{sum}");
+    assert_eq!(peer(&sum, "exa")["established_transitions"], 1, "{sum}");
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("RFC 7606 treat-as-withdraw"), "{log}");
+    let m = http_get(s.admin, "/metrics");
+    assert!(
+        m.contains(r#"petrel_bgp_rfc7606_errors_total{peer="exa",view="nyc"} 1"#),
+        "{m}"
+    );
+}
