@@ -198,7 +198,13 @@ fn merge_as4(as_path: Vec<AsPathSegment>, as4: Vec<AsPathSegment>) -> Vec<AsPath
 }
 
 /// Parse the path attribute field of an UPDATE.
-pub(crate) fn parse(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool) -> Result<AttrOutcome, Fatal> {
+pub(crate) fn parse(b: &[u8], ctx: &SessionCtx, has_nlri: bool) -> Result<AttrOutcome, Fatal> {
+    parse_with(b, ctx, has_nlri, false)
+}
+
+/// `mrt_rib`: attributes of an MRT TABLE_DUMP_V2 RIB entry, where
+/// MP_REACH_NLRI holds only the next hop (RFC 6396 §4.3.4).
+pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib: bool) -> Result<AttrOutcome, Fatal> {
     let mut o = AttrOutcome::default();
     let mut seen = [false; 256];
     let mut as4_path: Option<Vec<AsPathSegment>> = None;
@@ -369,7 +375,7 @@ pub(crate) fn parse(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool) -> Result<At
                     o.discarded.push("AS4_AGGREGATOR discarded".into());
                 }
             }
-            MP_REACH => parse_mp_reach(v, ctx, &mut o, flags_ok)?,
+            MP_REACH => parse_mp_reach(v, ctx, &mut o, flags_ok, mrt_rib)?,
             MP_UNREACH => parse_mp_unreach(v, ctx, &mut o, flags_ok)?,
             _ if !flags_ok || (flags & FLAG_OPTIONAL == 0) => {
                 // An unrecognized well-known attribute (RFC 4271 §6.3).
@@ -419,7 +425,7 @@ fn afi_of(v: &[u8]) -> Option<(Afi, u8)> {
     Some((Afi::from_u16(u16::from_be_bytes([v[0], v[1]]))?, v[2]))
 }
 
-fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: bool) -> Result<(), Fatal> {
+fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: bool, mrt_rib: bool) -> Result<(), Fatal> {
     // RFC 7606 §7.11: if AFI/SAFI or the NLRI cannot be made out, only a
     // session reset is safe.
     let bad = |why: &str| {
@@ -429,6 +435,21 @@ fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: boo
             format!("malformed MP_REACH_NLRI: {why}"),
         )
     };
+    // MRT RIB entries abbreviate it to the next hop (length, address); some
+    // writers keep the full form, which the length byte tells apart.
+    if mrt_rib && !v.is_empty() && v[0] as usize == v.len() - 1 {
+        let nh = &v[1..];
+        o.attrs.mp_next_hop = match nh.len() {
+            4 => Some(IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3]))),
+            16 | 32 => {
+                let mut g = [0u8; 16];
+                g.copy_from_slice(&nh[..16]);
+                Some(IpAddr::V6(Ipv6Addr::from(g)))
+            }
+            _ => return Err(bad("next hop of an odd length")),
+        };
+        return Ok(());
+    }
     let (afi, safi) = afi_of(v).ok_or_else(|| bad("truncated"))?;
     if safi != 1 {
         return Ok(()); // not unicast: not ours, ignore the whole attribute

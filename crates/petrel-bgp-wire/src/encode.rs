@@ -81,7 +81,7 @@ pub struct UpdateOut<'a> {
     pub attrs: &'a Attributes,
 }
 
-fn attr(out: &mut Vec<u8>, flags: u8, code: u8, v: &[u8]) {
+pub(crate) fn attr(out: &mut Vec<u8>, flags: u8, code: u8, v: &[u8]) {
     if v.len() > 255 {
         out.push(flags | attrs::FLAG_EXTENDED);
         out.push(code);
@@ -106,67 +106,11 @@ pub fn encode_update(u: &UpdateOut<'_>, ctx: &SessionCtx, out: &mut Vec<u8>) {
     out.extend_from_slice(&(wbuf.len() as u16).to_be_bytes());
     out.extend_from_slice(&wbuf);
     let mut ab = Vec::new();
-    let t = attrs::FLAG_TRANSITIVE;
-    let ot = attrs::FLAG_OPTIONAL | attrs::FLAG_TRANSITIVE;
     let on = attrs::FLAG_OPTIONAL;
     let announcing = !a4.is_empty() || !a6.is_empty();
     if announcing {
         let a = u.attrs;
-        attr(&mut ab, t, attrs::ORIGIN, &[a.origin.map_or(2, |o| o as u8)]);
-        let mut p = Vec::new();
-        for seg in &a.as_path {
-            let (ty, asns) = match seg {
-                AsPathSegment::Set(v) => (1u8, v),
-                AsPathSegment::Sequence(v) => (2u8, v),
-            };
-            for chunk in asns.chunks(255) {
-                p.push(ty);
-                p.push(chunk.len() as u8);
-                for &asn in chunk {
-                    if ctx.four_octet_as {
-                        p.extend_from_slice(&asn.to_be_bytes());
-                    } else {
-                        let two = if asn > 65535 {
-                            attrs::AS_TRANS as u16
-                        } else {
-                            asn as u16
-                        };
-                        p.extend_from_slice(&two.to_be_bytes());
-                    }
-                }
-            }
-        }
-        attr(&mut ab, t, attrs::AS_PATH, &p);
-        if !a4.is_empty() {
-            let nh = a.next_hop.map_or([0; 4], |n| n.octets());
-            attr(&mut ab, t, attrs::NEXT_HOP, &nh);
-        }
-        if let Some(m) = a.med {
-            attr(&mut ab, on, attrs::MED, &m.to_be_bytes());
-        }
-        if let Some(lp) = a.local_pref {
-            if ctx.ibgp {
-                attr(&mut ab, t, attrs::LOCAL_PREF, &lp.to_be_bytes());
-            }
-        }
-        if a.atomic_aggregate {
-            attr(&mut ab, t, attrs::ATOMIC_AGGREGATE, &[]);
-        }
-        if !a.communities.is_empty() {
-            let v: Vec<u8> = a.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
-            attr(&mut ab, ot, attrs::COMMUNITIES, &v);
-        }
-        if !a.large_communities.is_empty() {
-            let v: Vec<u8> = a
-                .large_communities
-                .iter()
-                .flat_map(|c| c.iter().flat_map(|x| x.to_be_bytes()))
-                .collect();
-            attr(&mut ab, ot, attrs::LARGE_COMMUNITIES, &v);
-        }
-        for un in &a.unknown {
-            attr(&mut ab, un.flags & !attrs::FLAG_EXTENDED, un.code, &un.value);
-        }
+        write_attrs(&mut ab, a, ctx, !a4.is_empty());
         if !a6.is_empty() {
             let mut v = vec![0, 2, 1];
             match a.mp_next_hop {
@@ -199,4 +143,67 @@ pub fn encode_update(u: &UpdateOut<'_>, ctx: &SessionCtx, out: &mut Vec<u8>) {
         nlri::write(out, n);
     }
     finish(out, s);
+}
+
+/// The path attributes of `a` (without MP_REACH_NLRI), as an UPDATE or an
+/// MRT RIB entry carries them; NEXT_HOP only with `next_hop_v4`.
+pub(crate) fn write_attrs(ab: &mut Vec<u8>, a: &Attributes, ctx: &SessionCtx, next_hop_v4: bool) {
+    let t = attrs::FLAG_TRANSITIVE;
+    let ot = attrs::FLAG_OPTIONAL | attrs::FLAG_TRANSITIVE;
+    let on = attrs::FLAG_OPTIONAL;
+    attr(ab, t, attrs::ORIGIN, &[a.origin.map_or(2, |o| o as u8)]);
+    let mut p = Vec::new();
+    for seg in &a.as_path {
+        let (ty, asns) = match seg {
+            AsPathSegment::Set(v) => (1u8, v),
+            AsPathSegment::Sequence(v) => (2u8, v),
+        };
+        for chunk in asns.chunks(255) {
+            p.push(ty);
+            p.push(chunk.len() as u8);
+            for &asn in chunk {
+                if ctx.four_octet_as {
+                    p.extend_from_slice(&asn.to_be_bytes());
+                } else {
+                    let two = if asn > 65535 {
+                        attrs::AS_TRANS as u16
+                    } else {
+                        asn as u16
+                    };
+                    p.extend_from_slice(&two.to_be_bytes());
+                }
+            }
+        }
+    }
+    attr(ab, t, attrs::AS_PATH, &p);
+    if next_hop_v4 {
+        let nh = a.next_hop.map_or([0; 4], |n| n.octets());
+        attr(ab, t, attrs::NEXT_HOP, &nh);
+    }
+    if let Some(m) = a.med {
+        attr(ab, on, attrs::MED, &m.to_be_bytes());
+    }
+    if let Some(lp) = a.local_pref {
+        if ctx.ibgp {
+            attr(ab, t, attrs::LOCAL_PREF, &lp.to_be_bytes());
+        }
+    }
+    if a.atomic_aggregate {
+        attr(ab, t, attrs::ATOMIC_AGGREGATE, &[]);
+    }
+    if !a.communities.is_empty() {
+        let v: Vec<u8> = a.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
+        attr(ab, ot, attrs::COMMUNITIES, &v);
+    }
+    if !a.large_communities.is_empty() {
+        let v: Vec<u8> = a
+            .large_communities
+            .iter()
+            .flat_map(|c| c.iter().flat_map(|x| x.to_be_bytes()))
+            .collect();
+        attr(ab, ot, attrs::LARGE_COMMUNITIES, &v);
+    }
+    for un in &a.unknown {
+        attr(ab, un.flags & !attrs::FLAG_EXTENDED, un.code, &un.value);
+    }
 }

@@ -12,6 +12,7 @@
 pub mod attrs;
 mod encode;
 mod message;
+pub mod mrt;
 mod nlri;
 mod open;
 

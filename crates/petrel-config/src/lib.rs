@@ -16,7 +16,7 @@ mod validate;
 pub use cidr::parse_cidr_map;
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpConf, BgpPeerConf, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf, ServiceConf, TlsCheck,
-    ZoneConf,
+    BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf,
+    ServiceConf, TlsCheck, ZoneConf,
 };
 pub use validate::parse;

@@ -165,6 +165,16 @@ pub struct BgpConf {
     pub listen: Option<SocketAddr>,
     pub batch_ms: u64,
     pub peers: Vec<BgpPeerConf>,
+    pub mrt: Vec<BgpMrtConf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpMrtConf {
+    pub file: PathBuf,
+    pub pop: PopIdx,
+    /// Only routes from these MRT peers (empty: all).
+    pub peers: Vec<IpAddr>,
+    pub updates: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

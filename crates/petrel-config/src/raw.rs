@@ -32,14 +32,29 @@ pub struct File {
 #[serde(deny_unknown_fields)]
 pub struct Bgp {
     /// Petrel's own AS (the local AS of every session unless a peer says).
-    pub asn: S<i64>,
-    pub router_id: S<String>,
+    pub asn: Option<S<i64>>,
+    pub router_id: Option<S<String>>,
     /// Where to accept passive sessions (address:port).
     pub listen: Option<S<String>>,
     /// Longest wait from a route change to the tables that use it.
     pub batch_ms: Option<S<i64>>,
     #[serde(default)]
     pub peer: Vec<S<BgpPeer>>,
+    #[serde(default)]
+    pub mrt: Vec<S<BgpMrt>>,
+}
+
+/// A routing dump loaded into a POP's view.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BgpMrt {
+    /// TABLE_DUMP_V2 (or TABLE_DUMP) file; plain, gzip or bzip2.
+    pub file: S<String>,
+    pub pop: S<String>,
+    /// Only these MRT peers (addresses); default: all.
+    pub peers: Option<Vec<S<String>>>,
+    /// BGP4MP update files replayed on top, in order.
+    pub updates: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize, Debug)]

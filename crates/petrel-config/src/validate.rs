@@ -133,7 +133,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
     let have = Have {
         geo: geoip.is_some(),
-        bgp: bgp.as_ref().is_some_and(|b| !b.peers.is_empty()),
+        bgp: bgp.as_ref().is_some_and(|b| !b.peers.is_empty() || !b.mrt.is_empty()),
     };
     let services = services(&mut cx, &raw.service, &pops, &zones, have);
     if cx.errors.is_empty() {
@@ -214,13 +214,28 @@ struct Have {
 
 fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
     let r = b.get_ref();
-    let asn = cx.int(&Some(r.asn.clone()), "bgp.asn", 1, u32::MAX as i64, 0u32);
-    let router_id = match r.router_id.get_ref().parse::<Ipv4Addr>() {
-        Ok(a) if !a.is_unspecified() => a,
-        _ => {
-            cx.err(&r.router_id, "bgp.router_id", "not a non-zero IPv4 address (RFC 6286)");
-            Ipv4Addr::UNSPECIFIED
+    if !r.peer.is_empty() {
+        if r.asn.is_none() {
+            cx.err(b, "bgp.asn", "sessions need petrel's own AS number: `asn = ...`");
         }
+        if r.router_id.is_none() {
+            cx.err(
+                b,
+                "bgp.router_id",
+                "sessions need a BGP identifier: `router_id = \"a.b.c.d\"`",
+            );
+        }
+    }
+    let asn = cx.int(&r.asn, "bgp.asn", 1, u32::MAX as i64, 0u32);
+    let router_id = match &r.router_id {
+        None => Ipv4Addr::UNSPECIFIED,
+        Some(id) => match id.get_ref().parse::<Ipv4Addr>() {
+            Ok(a) if !a.is_unspecified() => a,
+            _ => {
+                cx.err(id, "bgp.router_id", "not a non-zero IPv4 address (RFC 6286)");
+                Ipv4Addr::UNSPECIFIED
+            }
+        },
     };
     let listen = r.listen.as_ref().and_then(|l| match l.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
@@ -352,12 +367,38 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             cx.err(&q.name, f("passive"), "a passive peer needs `bgp.listen`");
         }
     }
+    let mut mrt = Vec::new();
+    for (i, m) in r.mrt.iter().enumerate() {
+        let f = |k: &str| format!("bgp.mrt[{i}].{k}");
+        let q = m.get_ref();
+        let pop = match pops.iter().position(|x| &x.name == q.pop.get_ref()) {
+            Some(k) => PopIdx(k as u16),
+            None => {
+                cx.err(&q.pop, f("pop"), format!("no POP named `{}`", q.pop.get_ref()));
+                PopIdx(0)
+            }
+        };
+        let mut only = Vec::new();
+        for a in q.peers.iter().flatten() {
+            match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) => only.push(ip),
+                Err(_) => cx.err(a, f("peers"), format!("`{}` is not an IP address", a.get_ref())),
+            }
+        }
+        mrt.push(BgpMrtConf {
+            file: cx.resolve(q.file.get_ref()),
+            pop,
+            peers: only,
+            updates: q.updates.iter().flatten().map(|u| cx.resolve(u.get_ref())).collect(),
+        });
+    }
     BgpConf {
         asn,
         router_id,
         listen,
         batch_ms,
         peers,
+        mrt,
     }
 }
 
@@ -1109,7 +1150,7 @@ fn policy(
         cx.err(
             &r.kind,
             format!("{field}.type"),
-            format!("a `{kind}` policy needs routing views: a [bgp] section with peers"),
+            format!("a `{kind}` policy needs routing views: [bgp] peers or MRT dumps"),
         );
     }
     match kind {

@@ -118,6 +118,18 @@ impl View {
         self.rib.is_empty()
     }
 
+    /// Add or replace one route (MRT RIB entries come one prefix at a time).
+    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, path_id: Option<u32>, attrs: Arc<Attributes>) {
+        let routes = self.rib.entry(prefix).or_default();
+        match routes.iter_mut().find(|r| r.peer == peer && r.path_id == path_id) {
+            Some(r) => r.attrs = attrs,
+            None => {
+                routes.push(Route { peer, path_id, attrs });
+                self.counts[peer as usize] += 1;
+            }
+        }
+    }
+
     /// Apply one UPDATE from a peer; returns how many routes changed.
     pub fn apply(&mut self, peer: PeerId, u: &ParsedUpdate, pool: &mut AttrPool) -> usize {
         let mut changed = 0;

@@ -220,6 +220,17 @@ pub fn compile_config(config: Config, bgp: Option<Arc<BgpData>>) -> Result<Compi
         })
         .collect();
 
+    for (i, m) in config.bgp.iter().flat_map(|b| b.mrt.iter()).enumerate() {
+        for f in std::iter::once(&m.file).chain(m.updates.iter()) {
+            if let Err(e) = std::fs::File::open(f) {
+                errs.push(format!(
+                    "{}: bgp.mrt[{i}]: {}: cannot read: {e}",
+                    config.path.display(),
+                    f.display()
+                ));
+            }
+        }
+    }
     let mut zb = ZoneSetBuilder::new();
     for z in &config.zones {
         let text = match std::fs::read_to_string(&z.file) {

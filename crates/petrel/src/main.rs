@@ -103,6 +103,9 @@ enum Cmd {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Print the routes of an MRT file (TABLE_DUMP_V2 or BGP4MP; plain, gzip
+    /// or bzip2) one per line, in `bgpdump -m` form.
+    MrtDump { file: PathBuf },
     /// Ask a running server to reload its config (like SIGHUP).
     Reload {
         #[arg(long, default_value = "127.0.0.1:8053")]
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
         Cmd::Health { admin, json } => health_cmd(admin, json),
         Cmd::Bgp { action, admin, json } => bgp_cmd(action, admin, json),
+        Cmd::MrtDump { file } => bgp::mrt_dump::dump(&file),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
             .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))

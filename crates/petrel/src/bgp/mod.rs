@@ -5,6 +5,8 @@
 //! eBGP holds trivially): sessions only receive.
 
 pub mod board;
+pub mod mrt_dump;
+pub mod mrt_file;
 mod peer;
 pub mod ribs;
 mod sockopt;
@@ -111,6 +113,7 @@ async fn manage(
     listener: Option<Arc<TcpListener>>,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
+    let mut dumps: HashMap<String, petrel_config::BgpMrtConf> = HashMap::new();
     let mut next_slot: Slot = 0;
     let mut pops: Vec<String> = Vec::new();
     loop {
@@ -211,6 +214,25 @@ async fn manage(
                     ctl: ctl_tx,
                 },
             );
+        }
+        // MRT dumps: unload what is gone or changed, load what is new.
+        let want: HashMap<String, petrel_config::BgpMrtConf> = conf
+            .iter()
+            .flat_map(|c| c.mrt.iter())
+            .map(|m| (ribs::mrt_key(m), m.clone()))
+            .collect();
+        let gone: Vec<String> = dumps.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+        for k in gone {
+            dumps.remove(&k);
+            let _ = rib.send(RibMsg::UnloadMrt(k)).await;
+        }
+        for (k, m) in want {
+            if dumps.contains_key(&k) {
+                continue;
+            }
+            let pop = pops.get(m.pop.index()).cloned().unwrap_or_default();
+            let _ = rib.send(RibMsg::LoadMrt(m.clone(), pop)).await;
+            dumps.insert(k, m);
         }
         shared.bgp_reconfigure.notified().await;
     }

@@ -41,6 +41,10 @@ pub enum RibMsg {
     },
     Update(Slot, Box<ParsedUpdate>),
     Down(Slot),
+    /// Load an MRT dump (and its update files) into a view.
+    LoadMrt(petrel_config::BgpMrtConf, String),
+    /// Remove the routes of a dump loaded earlier (by its key).
+    UnloadMrt(String),
     /// The POP list changed (reload): view-to-POP indexes are rebuilt.
     Pops(Vec<String>),
     Route {
@@ -90,6 +94,8 @@ struct Ribs {
     board: Arc<BgpBoard>,
     batch: Duration,
     dirty_since: Option<Instant>,
+    /// Loaded dumps: key -> (view, pseudo-peer ids, board names).
+    mrt: FxHashMap<String, Vec<(usize, PeerId, String)>>,
 }
 
 pub fn spawn(
@@ -110,6 +116,7 @@ pub fn spawn(
             board,
             batch: Duration::from_millis(batch_ms),
             dirty_since: None,
+            mrt: FxHashMap::default(),
         };
         r.run(rx, rt)
     })
@@ -226,6 +233,26 @@ impl Ribs {
                     }
                 }
             }
+            RibMsg::LoadMrt(src, pop) => {
+                let key = mrt_key(&src);
+                let t0 = Instant::now();
+                match self.load_mrt(&src, &pop, &key) {
+                    Ok(n) => {
+                        tracing::info!(file = %src.file.display(), view = %pop, routes = n, ms = t0.elapsed().as_millis() as u64, "MRT dump loaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "MRT dump not (fully) loaded; routes read before the error are kept")
+                    }
+                }
+                self.touch();
+            }
+            RibMsg::UnloadMrt(key) => {
+                for (view, id, name) in self.mrt.remove(&key).unwrap_or_default() {
+                    self.views[view].remove_peer(id);
+                    self.board.remove(&name);
+                }
+                self.touch();
+            }
             RibMsg::Pops(p) => {
                 self.pops = p;
                 self.touch();
@@ -234,6 +261,127 @@ impl Ribs {
                 let _ = reply.send(self.route(&client, view.as_deref()));
             }
         }
+    }
+
+    /// Read a dump into `pop`'s view: each MRT peer becomes a peer of the
+    /// view, so best-path selection runs across them as for live sessions.
+    fn load_mrt(&mut self, src: &petrel_config::BgpMrtConf, pop: &str, key: &str) -> Result<usize, String> {
+        use petrel_bgp_wire::mrt::Record;
+        let view = self.view_for(pop);
+        let stem = src
+            .file
+            .file_name()
+            .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned());
+        let mut by_addr: FxHashMap<IpAddr, PeerId> = FxHashMap::default();
+        let mut index: Vec<Option<PeerId>> = Vec::new();
+        let mut loaded = Vec::new();
+        let mut routes = 0usize;
+        let wanted = |a: &IpAddr| src.peers.is_empty() || src.peers.contains(a);
+        let add = |r: &mut Ribs, addr: IpAddr, asn: u32, bgp_id: u32, loaded: &mut Vec<(usize, PeerId, String)>| {
+            let name = format!("{stem}/{addr}");
+            let id = r.views[view].add_peer(PeerInfo {
+                name: name.clone(),
+                asn,
+                bgp_id,
+                address: addr,
+                ibgp: false,
+            });
+            r.board.add(super::board::PeerStatus {
+                name: name.clone(),
+                view: pop.to_string(),
+                address: addr.to_string(),
+                remote_as: asn,
+                state: "MRT".into(),
+                ..Default::default()
+            });
+            loaded.push((view, id, name));
+            id
+        };
+        let mut result = Ok(());
+        let files = std::iter::once(&src.file).chain(src.updates.iter());
+        'files: for path in files {
+            let mut f = match super::mrt_file::MrtFile::open(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            loop {
+                let rec = match f.next_record() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'files;
+                    }
+                };
+                match rec {
+                    Record::PeerIndex { peers, .. } => {
+                        index = peers
+                            .iter()
+                            .map(|p| {
+                                wanted(&p.address).then(|| {
+                                    *by_addr
+                                        .entry(p.address)
+                                        .or_insert_with(|| add(self, p.address, p.asn, p.bgp_id, &mut loaded))
+                                })
+                            })
+                            .collect();
+                    }
+                    Record::Rib { prefix, entries, .. } => {
+                        for e in entries {
+                            let (Some(Some(id)), Ok(a)) = (index.get(e.peer_index as usize), &e.attrs) else {
+                                continue;
+                            };
+                            let a = self.pool.intern(a);
+                            self.views[view].announce(*id, prefix, e.path_id, a);
+                            routes += 1;
+                        }
+                    }
+                    Record::TableDump {
+                        prefix, peer, entry, ..
+                    } => {
+                        if !wanted(&peer.address) {
+                            continue;
+                        }
+                        let id = *by_addr
+                            .entry(peer.address)
+                            .or_insert_with(|| add(self, peer.address, peer.asn, 0, &mut loaded));
+                        if let Ok(a) = &entry.attrs {
+                            let a = self.pool.intern(a);
+                            self.views[view].announce(id, prefix, None, a);
+                            routes += 1;
+                        }
+                    }
+                    Record::Update {
+                        peer, peer_as, update, ..
+                    } => {
+                        if !wanted(&peer) {
+                            continue;
+                        }
+                        let id = *by_addr
+                            .entry(peer)
+                            .or_insert_with(|| add(self, peer, peer_as, 0, &mut loaded));
+                        routes += self.views[view].apply(id, &update, &mut self.pool);
+                    }
+                    Record::StateChange { peer, new, .. } => {
+                        // Leaving Established (6) ends the session: its routes go.
+                        if new != 6 {
+                            if let Some(&id) = by_addr.get(&peer) {
+                                self.views[view].drop_peer_routes(id);
+                            }
+                        }
+                    }
+                    Record::Other { .. } => {}
+                }
+            }
+        }
+        for (v, id, name) in &loaded {
+            self.board.set_prefixes(name, self.views[*v].prefix_count(*id) as u64);
+        }
+        self.mrt.insert(key.to_string(), loaded);
+        result.map(|()| routes)
     }
 
     fn route(&self, client: &Prefix, only: Option<&str>) -> Vec<ViewRoutes> {
@@ -292,6 +440,9 @@ impl Ribs {
             self.board
                 .set_prefixes(&s.name, self.views[s.view].prefix_count(s.id) as u64);
         }
+        for (v, id, name) in self.mrt.values().flatten() {
+            self.board.set_prefixes(name, self.views[*v].prefix_count(*id) as u64);
+        }
         let data = Arc::new(b.build());
         let built = started.elapsed();
         let id = self.shared.set_bgp(data);
@@ -313,6 +464,11 @@ impl Ribs {
             std::thread::sleep(spent - self.batch);
         }
     }
+}
+
+/// Identifies a loaded dump: the same source config loads the same routes.
+pub fn mrt_key(m: &petrel_config::BgpMrtConf) -> String {
+    format!("{m:?}")
 }
 
 fn route_line(v: &View, r: &petrel_rib::Route, best: bool) -> RouteLine {
