@@ -215,8 +215,11 @@ fn peer_index(c: &mut Cur<'_>) -> Result<Record, MrtError> {
 }
 
 fn rib_attrs(a: &[u8], four_octet_as: bool, family: Family) -> Result<Attributes, String> {
+    // A dump holds what the collector stored, LOCAL_PREF included: read it
+    // as from an internal peer.
     let ctx = SessionCtx {
         four_octet_as,
+        ibgp: true,
         ..Default::default()
     };
     match attrs::parse_with(a, &ctx, family == Family::V4, true) {
@@ -523,6 +526,7 @@ mod tests {
             as_path: vec![AsPathSegment::Sequence(path.to_vec())],
             next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
             mp_next_hop: Some("2001:db8::1".parse().unwrap()),
+            local_pref: Some(150),
             communities: vec![(65000 << 16) | 7],
             large_communities: vec![[4_200_000_000, 1, 2]],
             ..Default::default()

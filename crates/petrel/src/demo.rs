@@ -86,7 +86,131 @@ pub fn write(dir: &Path) -> Result<PathBuf, String> {
     put("demo.toml", DEMO_TOML.as_bytes())?;
     put("demo.zone", DEMO_ZONE.as_bytes())?;
     put("demo-geo.mmdb", &csv_to_mmdb(DEMO_GEO_CSV, "demo-geo.csv")?)?;
+    for (pop, dump) in bgp_dumps()? {
+        put(&format!("demo-bgp-{pop}.mrt"), &dump)?;
+    }
     Ok(dir.join("demo.toml"))
+}
+
+/// The demo's POPs as the synthetic Internet places them (name, ASN,
+/// latitude, longitude, continent); they match demo.toml.
+const DEMO_POPS: [(&str, u32, f64, f64, &str); 4] = [
+    ("ams", 64500, 52.37, 4.90, "EU"),
+    ("iad", 64501, 38.95, -77.45, "NA"),
+    ("sin", 64502, 1.35, 103.82, "AS"),
+    ("gru", 64503, -23.43, -46.47, "SA"),
+];
+
+/// One TABLE_DUMP_V2 file per POP: every route its neighbors (transit,
+/// IXP peers, and the other POPs over multihop sessions) send it in a
+/// deterministic synthetic AS graph whose client networks are the demo
+/// GeoIP blocks. No real routing data.
+pub fn bgp_dumps() -> Result<Vec<(String, Vec<u8>)>, String> {
+    use petrel_bgp_wire::mrt::{MrtPeer, MrtWriter};
+    use petrel_bgp_wire::{AsPathSegment, Attributes, Origin};
+    use petrel_types::Prefix;
+    let mut metros: Vec<petrel_synth::Metro> = Vec::new();
+    let mut fixed = Vec::new();
+    for line in DEMO_GEO_CSV.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        let (Ok(p), Ok(lat), Ok(lon)) = (f[0].parse::<Prefix>(), f[1].parse::<f64>(), f[2].parse::<f64>()) else {
+            return Err(format!("demo-geo.csv: bad line `{l}`"));
+        };
+        let m = match metros.iter().position(|m| m.name == f[5]) {
+            Some(m) => m,
+            None => {
+                metros.push(petrel_synth::Metro {
+                    name: f[5].to_string(),
+                    lat,
+                    lon,
+                    country: f[3].to_string(),
+                    continent: f[4].to_string(),
+                    demand: 1.0,
+                });
+                metros.len() - 1
+            }
+        };
+        fixed.push((m, p));
+    }
+    let pops: Vec<(String, u32, f64, f64, String)> = DEMO_POPS
+        .iter()
+        .map(|p| (p.0.to_string(), p.1, p.2, p.3, p.4.to_string()))
+        .collect();
+    let shape = petrel_synth::Shape {
+        seed: 2026,
+        access_per_metro: 2,
+        fixed_nets: fixed,
+        ..Default::default()
+    };
+    let world = petrel_synth::World::generate(metros, &pops, &shape);
+    let mut out = Vec::new();
+    for (k, (_, pop)) in world.pops.iter().enumerate() {
+        let view = world.pop_view(k);
+        // One MRT peer per neighbor AS, addressed in 198.18.0.0/15 (RFC 2544).
+        let mut neighbors: Vec<u32> = view.iter().map(|r| r.neighbor).collect();
+        neighbors.sort();
+        neighbors.dedup();
+        let addr = |i: usize| std::net::Ipv4Addr::new(198, 18, k as u8, (i + 1) as u8);
+        let peers: Vec<MrtPeer> = neighbors
+            .iter()
+            .enumerate()
+            .map(|(i, &asn)| MrtPeer {
+                bgp_id: u32::from(addr(i)),
+                address: addr(i).into(),
+                asn,
+            })
+            .collect();
+        let mut w = MrtWriter::default();
+        let ts = 1_795_305_600;
+        w.peer_index(
+            ts,
+            u32::from(std::net::Ipv4Addr::new(198, 18, k as u8, 0)),
+            &pop.name,
+            &peers,
+        );
+        let mut by_prefix: BTreeMap<(u8, u128, u8), Vec<(u16, Attributes)>> = BTreeMap::new();
+        for r in &view {
+            let i = neighbors.binary_search(&r.neighbor).expect("listed") as u16;
+            let a = Attributes {
+                origin: Some(Origin::Igp),
+                as_path: vec![AsPathSegment::Sequence(r.path.clone())],
+                next_hop: Some(addr(i as usize)),
+                mp_next_hop: Some(std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    0xffff,
+                    k as u16,
+                    0,
+                    0,
+                    0,
+                    i + 1,
+                ))),
+                local_pref: Some(r.local_pref),
+                ..Default::default()
+            };
+            let fam = u8::from(r.prefix.family() == petrel_types::Family::V6);
+            by_prefix
+                .entry((fam, r.prefix.bits(), r.prefix.len()))
+                .or_default()
+                .push((i, a));
+        }
+        for ((fam, bits, len), entries) in &by_prefix {
+            let family = if *fam == 1 {
+                petrel_types::Family::V6
+            } else {
+                petrel_types::Family::V4
+            };
+            let prefix = Prefix::from_bits(family, *bits, *len);
+            let e: Vec<(u16, Option<u32>, &Attributes)> = entries.iter().map(|(i, a)| (*i, None, a)).collect();
+            w.rib(ts, &prefix, &e);
+        }
+        out.push((pop.name.clone(), w.out));
+    }
+    Ok(out)
 }
 
 pub fn banner(config: &Path) -> String {
@@ -115,6 +239,13 @@ Different clients, different POPs (EDNS Client Subnet):
 Why that answer:
   {p} explain --config {c} --service www.demo.petrel.test --client 177.1.0.0/24
   curl 'http://127.0.0.1:8053/api/v1/explain?service=www.demo.petrel.test&client=23.1.0.0/24'
+
+Routing views (one generated MRT dump per POP; synthetic routes, not real ones):
+  {p} bgp summary
+  {p} bgp route 1.64.0.1
+  dig @127.0.0.1 -p 5300 ss.demo.petrel.test A +subnet=1.64.0.0/24 +short    # Super Sparrow: Tokyo -> ams
+  dig @127.0.0.1 -p 5300 net.demo.petrel.test A +subnet=1.64.0.0/24 +short   # blended: Tokyo -> sin
+  {p} explain --admin 127.0.0.1:8053 --service ss.demo.petrel.test --client 1.64.0.1
 
 Take a POP out and back (answers change at once):
   {p} pop drain iad && dig @127.0.0.1 -p 5300 www.demo.petrel.test A +subnet=23.1.0.0/24 +short

@@ -209,8 +209,12 @@ fn main() -> ExitCode {
 fn check(config: &std::path::Path) -> Result<(), String> {
     match generation::load(config, None) {
         Ok(c) => {
+            let bgp = match &c.config.bgp {
+                Some(b) => format!(", {} BGP peers, {} MRT dumps", b.peers.len(), b.mrt.len()),
+                None => String::new(),
+            };
             println!(
-                "{}: ok ({} POPs, {} zones, {} services)",
+                "{}: ok ({} POPs, {} zones, {} services{bgp})",
                 config.display(),
                 c.config.pops.len(),
                 c.config.zones.len(),

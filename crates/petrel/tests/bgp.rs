@@ -1014,3 +1014,37 @@ passive = true
         assert_eq!(get("ams"), get("nyc"), "{p}");
     }
 }
+
+/// The demo's generated per-POP dumps: Super Sparrow and blended answers
+/// differ where the synthetic AS paths and geography disagree.
+#[test]
+fn demo_has_bgp_views() {
+    let s = start("bgp-demo");
+    let q = |svc: &str, subnet: &str| {
+        dig(&s, &["+short", &format!("+subnet={subnet}"), svc, "A"])
+            .trim()
+            .to_string()
+    };
+    wait_for("the demo's views", Duration::from_secs(20), || {
+        q("ss.demo.petrel.test", "1.64.0.0/24") == "192.0.2.10"
+    });
+    // Tokyo: the shortest AS path is ams's; blended keeps the nearer sin.
+    assert_eq!(q("net.demo.petrel.test", "1.64.0.0/24"), "203.0.113.10");
+    let sum = summary(&s);
+    let views = sum["views"].as_array().unwrap();
+    assert_eq!(views.len(), 4, "{sum}");
+    assert!(views.iter().all(|v| v["routes"].as_u64() > Some(50)), "{sum}");
+    let (_, ex, _) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "-s",
+        "ss.demo.petrel.test",
+        "--client",
+        "1.64.0.1",
+    ]);
+    assert!(
+        ex.contains("super-sparrow") && ex.contains("view sin (sin): path"),
+        "{ex}"
+    );
+}

@@ -274,7 +274,10 @@ fn check_explain_and_map_commands() {
     let cfg = s.dir.join("demo.toml");
     let c = cfg.to_str().unwrap();
     let (ok, out, _) = petrel(&["check", "--config", c]);
-    assert!(ok && out.contains(": ok (4 POPs, 1 zones, 3 services)"), "{out}");
+    assert!(
+        ok && out.contains(": ok (4 POPs, 1 zones, 5 services, 0 BGP peers, 4 MRT dumps)"),
+        "{out}"
+    );
     // Every error at once, each with file, line and field.
     let bad = s.dir.join("bad.toml");
     let text = std::fs::read_to_string(&cfg)

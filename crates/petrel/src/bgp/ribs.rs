@@ -292,6 +292,9 @@ impl Ribs {
                 address: addr.to_string(),
                 remote_as: asn,
                 state: "MRT".into(),
+                since_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
                 ..Default::default()
             });
             loaded.push((view, id, name));
