@@ -20,6 +20,8 @@
 
 use petrel_types::Prefix;
 
+pub mod dfz;
+
 #[derive(Clone, Debug)]
 pub struct Metro {
     pub name: String,
@@ -402,11 +404,13 @@ impl World {
         w
     }
 
-    /// Valley-free best routes towards every origin AS.
+    /// Valley-free best routes towards every origin AS (and every
+    /// non-POP AS, so that stubs can hang off any of them).
     fn compute_routes(&mut self) {
         let n = self.ases.len();
         self.origin_slot = vec![None; n];
         let mut origins: Vec<usize> = self.nets.iter().map(|c| c.origin).collect();
+        origins.extend((0..n).filter(|&a| self.ases[a].tier != Tier::Pop));
         origins.sort();
         origins.dedup();
         for &o in &origins {
@@ -642,6 +646,120 @@ impl World {
         let here = (self.metros[at].lat, self.metros[at].lon);
         km += distance_km(here, (self.metros[n.metro].lat, self.metros[n.metro].lon));
         Some(2.0 * km * 1.3 / 200.0 + 0.3 * r.path.len() as f64 + self.ases[n.origin].access_ms)
+    }
+
+    /// AS paths for a full table whose origins are not in the graph: each
+    /// origin ASN becomes a stub network with one or two providers among
+    /// the access and regional networks (chosen by hash, so the same ASN
+    /// always hangs off the same place). Returns, per POP and per origin
+    /// (in `origins` order), the path the POP's view prefers, neighbor
+    /// first: what its neighbors export to it (LOCAL_PREF by relationship)
+    /// and the other POPs' best paths over multihop sessions.
+    pub fn stub_paths(&self, origins: &[u32]) -> Vec<Vec<Option<Vec<u32>>>> {
+        let attach: Vec<usize> = (0..self.ases.len())
+            .filter(|&a| matches!(self.ases[a].tier, Tier::Access | Tier::Regional))
+            .collect();
+        let providers = |asn: u32| -> Vec<usize> {
+            let mut h = Rng::new(u64::from(asn) ^ 0x7374_7562);
+            let first = attach[h.below(attach.len())];
+            let mut v = vec![first];
+            if h.chance(0.4) {
+                let second = attach[h.below(attach.len())];
+                if second != first {
+                    v.push(second);
+                }
+            }
+            v
+        };
+        // Route of AS `from` to stub `asn`: best over its providers of
+        // (learned type, length) of the route to that provider, plus one.
+        let route = |from: usize, provs: &[usize]| -> Option<(Learned, usize, Vec<usize>)> {
+            let mut best: Option<(Learned, usize, Vec<usize>)> = None;
+            for &p in provs {
+                let (learned, path) = if from == p {
+                    (Learned::Customer, vec![p])
+                } else {
+                    let l = self.learned(from, p)?;
+                    (l, self.path(from, p)?)
+                };
+                let key = (learned, path.len(), self.ases[p].asn);
+                if best
+                    .as_ref()
+                    .is_none_or(|b| key < (b.0, b.1, self.ases[*b.2.last().expect("path")].asn))
+                {
+                    best = Some((learned, path.len(), path));
+                }
+            }
+            best
+        };
+        let pop_count = self.pops.len();
+        // Each POP's own forwarding choice per origin, then the views.
+        let mut forwarding: Vec<Vec<Option<(u32, Vec<u32>)>>> = vec![Vec::with_capacity(origins.len()); pop_count];
+        let mut candidates: Vec<Vec<Vec<(u32, Vec<u32>, u32)>>> = vec![Vec::with_capacity(origins.len()); pop_count];
+        for &asn in origins {
+            let provs = providers(asn);
+            for (k, (me, _)) in self.pops.iter().enumerate() {
+                let a = &self.ases[*me];
+                let mut cands: Vec<(u32, Vec<u32>, u32)> = Vec::new();
+                let neighbors = a
+                    .providers
+                    .iter()
+                    .map(|&x| (x, 100u32, true))
+                    .chain(a.peers.iter().map(|&x| (x, 150, false)))
+                    .chain(a.customers.iter().map(|&x| (x, 200, false)));
+                for (nb, lp, is_provider) in neighbors {
+                    let Some((learned, _, path)) = route(nb, &provs) else {
+                        continue;
+                    };
+                    if path.contains(me) || !(is_provider || learned == Learned::Customer) {
+                        continue;
+                    }
+                    let mut p: Vec<u32> = path.iter().map(|&x| self.ases[x].asn).collect();
+                    p.push(asn);
+                    cands.push((lp, p, self.ases[nb].asn));
+                }
+                let best = cands
+                    .iter()
+                    .min_by_key(|c| (std::cmp::Reverse(c.0), c.1.len(), c.2))
+                    .map(|c| (c.0, c.1.clone()));
+                forwarding[k].push(best);
+                candidates[k].push(cands);
+            }
+        }
+        (0..pop_count)
+            .map(|k| {
+                let my_asn = self.ases[self.pops[k].0].asn;
+                (0..origins.len())
+                    .map(|o| {
+                        let mut best: Option<(u32, Vec<u32>, u32)> = candidates[k][o]
+                            .iter()
+                            .min_by_key(|c| (std::cmp::Reverse(c.0), c.1.len(), c.2))
+                            .cloned();
+                        for (j, f) in forwarding.iter().enumerate() {
+                            if j == k {
+                                continue;
+                            }
+                            let Some((_, p)) = &f[o] else { continue };
+                            if p.contains(&my_asn) {
+                                continue;
+                            }
+                            let other = self.ases[self.pops[j].0].asn;
+                            let mut path = vec![other];
+                            path.extend_from_slice(p);
+                            let cand = (100, path, other);
+                            let better = best.as_ref().is_none_or(|b| {
+                                (std::cmp::Reverse(cand.0), cand.1.len(), cand.2)
+                                    < (std::cmp::Reverse(b.0), b.1.len(), b.2)
+                            });
+                            if better {
+                                best = Some(cand);
+                            }
+                        }
+                        best.map(|b| b.1)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// GeoIP records for the client networks: the metro's place, except for
