@@ -694,13 +694,16 @@ impl World {
         };
         let pop_count = self.pops.len();
         // Each POP's own forwarding choice per origin, then the views.
-        let mut forwarding: Vec<Vec<Option<(u32, Vec<u32>)>>> = vec![Vec::with_capacity(origins.len()); pop_count];
-        let mut candidates: Vec<Vec<Vec<(u32, Vec<u32>, u32)>>> = vec![Vec::with_capacity(origins.len()); pop_count];
+        // (LOCAL_PREF, path, neighbor ASN) per POP and origin.
+        type Cand = (u32, Vec<u32>, u32);
+        type Chosen = Option<(u32, Vec<u32>)>;
+        let mut forwarding: Vec<Vec<Chosen>> = vec![Vec::with_capacity(origins.len()); pop_count];
+        let mut candidates: Vec<Vec<Vec<Cand>>> = vec![Vec::with_capacity(origins.len()); pop_count];
         for &asn in origins {
             let provs = providers(asn);
             for (k, (me, _)) in self.pops.iter().enumerate() {
                 let a = &self.ases[*me];
-                let mut cands: Vec<(u32, Vec<u32>, u32)> = Vec::new();
+                let mut cands: Vec<Cand> = Vec::new();
                 let neighbors = a
                     .providers
                     .iter()
@@ -731,7 +734,7 @@ impl World {
                 let my_asn = self.ases[self.pops[k].0].asn;
                 (0..origins.len())
                     .map(|o| {
-                        let mut best: Option<(u32, Vec<u32>, u32)> = candidates[k][o]
+                        let mut best: Option<Cand> = candidates[k][o]
                             .iter()
                             .min_by_key(|c| (std::cmp::Reverse(c.0), c.1.len(), c.2))
                             .cloned();
