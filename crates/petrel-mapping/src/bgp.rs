@@ -6,7 +6,7 @@
 //! preferred routes in through [`BgpDataBuilder`]. Paths are interned, so a
 //! full table of a million routes needs only its distinct paths here.
 
-use crate::table::{Partition, NONE};
+use crate::table::{Partition, PartitionBuilder, NONE};
 use petrel_types::{Family, PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 
@@ -79,6 +79,16 @@ impl BgpData {
     pub fn is_empty(&self) -> bool {
         self.views.iter().all(|v| v.routes == 0)
     }
+
+    pub fn heap_bytes(&self) -> usize {
+        let parts: usize = self
+            .views
+            .iter()
+            .flat_map(|v| v.parts.iter())
+            .map(|p| p.starts.capacity() * 16 + p.values.capacity() * 4)
+            .sum();
+        parts + self.paths.iter().map(|p| p.asns.len() * 4 + 24).sum::<usize>()
+    }
 }
 
 #[derive(Default)]
@@ -131,8 +141,54 @@ impl BgpDataBuilder {
         });
     }
 
+    /// Add a view from its preferred routes streamed in order: IPv4 then
+    /// IPv6, each by (address, length), as a RIB walk yields them.
+    pub fn view_builder(&mut self, name: impl Into<String>, pop: PopIdx) -> ViewBuilder<'_> {
+        ViewBuilder {
+            owner: self,
+            name: name.into(),
+            pop,
+            v4: PartitionBuilder::new(Family::V4),
+            v6: PartitionBuilder::new(Family::V6),
+            routes: 0,
+        }
+    }
+
     pub fn build(self) -> BgpData {
         self.data
+    }
+}
+
+pub struct ViewBuilder<'a> {
+    owner: &'a mut BgpDataBuilder,
+    name: String,
+    pop: PopIdx,
+    v4: PartitionBuilder,
+    v6: PartitionBuilder,
+    routes: usize,
+}
+
+impl ViewBuilder<'_> {
+    pub fn push(&mut self, prefix: Prefix, path: u32) {
+        self.routes += 1;
+        match prefix.family() {
+            Family::V4 => self.v4.push(prefix, path),
+            Family::V6 => self.v6.push(prefix, path),
+        }
+    }
+
+    /// Interning goes through the owner while the view is built.
+    pub fn path_id(&mut self, asns: impl IntoIterator<Item = u32>, len: u32) -> u32 {
+        self.owner.path_id(asns, len)
+    }
+
+    pub fn finish(self) {
+        self.owner.data.views.push(ViewFacts {
+            name: self.name,
+            pop: self.pop,
+            parts: [self.v4.finish(), self.v6.finish()],
+            routes: self.routes,
+        });
     }
 }
 

@@ -25,6 +25,68 @@ pub struct Partition {
     pub values: Vec<u32>,
 }
 
+/// Builds a [`Partition`] from prefixes pushed in (address, length) order,
+/// without holding them: a full routing view streams straight in.
+pub struct PartitionBuilder {
+    family: Family,
+    out: Partition,
+    /// Open prefixes: (last address, value).
+    stack: Vec<(u128, u32)>,
+    /// Next address not yet emitted; None once the whole space is done.
+    cursor: Option<u128>,
+}
+
+impl PartitionBuilder {
+    pub fn new(family: Family) -> Self {
+        PartitionBuilder {
+            family,
+            out: Partition::default(),
+            stack: Vec::new(),
+            cursor: Some(0),
+        }
+    }
+
+    fn close_until(&mut self, start: u128) {
+        while let Some(&(end, v)) = self.stack.last() {
+            if end >= start {
+                break;
+            }
+            if let Some(c) = self.cursor {
+                if c <= end {
+                    self.out.push(c, v);
+                    self.cursor = end.checked_add(1);
+                }
+            }
+            self.stack.pop();
+        }
+    }
+
+    /// The next prefix; callers keep (address, length) order.
+    pub fn push(&mut self, p: Prefix, v: u32) {
+        debug_assert_eq!(p.family(), self.family);
+        let (s, e) = (p.bits(), p.last());
+        self.close_until(s);
+        if let Some(c) = self.cursor {
+            if c < s {
+                self.out.push(c, self.stack.last().map_or(NONE, |t| t.1));
+                self.cursor = Some(s);
+            }
+        }
+        self.stack.push((e, v));
+    }
+
+    pub fn finish(mut self) -> Partition {
+        self.close_until(family_max(self.family));
+        // Everything left on the stack ends at the top of the space.
+        if let Some(c) = self.cursor {
+            self.out.push(c, self.stack.last().map_or(NONE, |t| t.1));
+        }
+        self.out.starts.shrink_to_fit();
+        self.out.values.shrink_to_fit();
+        self.out
+    }
+}
+
 fn family_max(f: Family) -> u128 {
     match f {
         Family::V4 => u32::MAX as u128,
@@ -45,45 +107,11 @@ impl Partition {
     /// the value of the longest prefix covering it (later duplicates win).
     pub fn from_prefixes(family: Family, entries: &mut [(Prefix, u32)]) -> Partition {
         entries.sort_by_key(|(p, _)| (p.bits(), p.len()));
-        let max = family_max(family);
-        let mut out = Partition::default();
-        // Stack of open prefixes: (last address, value).
-        let mut stack: Vec<(u128, u32)> = Vec::new();
-        // Next address not yet emitted; None once the whole space is done.
-        let mut cursor: Option<u128> = Some(0);
-        let close_until =
-            |start: u128, stack: &mut Vec<(u128, u32)>, out: &mut Partition, cursor: &mut Option<u128>| {
-                while let Some(&(end, v)) = stack.last() {
-                    if end >= start {
-                        break;
-                    }
-                    if let Some(c) = *cursor {
-                        if c <= end {
-                            out.push(c, v);
-                            *cursor = end.checked_add(1);
-                        }
-                    }
-                    stack.pop();
-                }
-            };
+        let mut b = PartitionBuilder::new(family);
         for &(p, v) in entries.iter() {
-            debug_assert_eq!(p.family(), family);
-            let (s, e) = (p.bits(), p.last());
-            close_until(s, &mut stack, &mut out, &mut cursor);
-            if let Some(c) = cursor {
-                if c < s {
-                    out.push(c, stack.last().map_or(NONE, |t| t.1));
-                    cursor = Some(s);
-                }
-            }
-            stack.push((e, v));
+            b.push(p, v);
         }
-        close_until(max, &mut stack, &mut out, &mut cursor);
-        // Everything left on the stack ends at `max`.
-        if let Some(c) = cursor {
-            out.push(c, stack.last().map_or(NONE, |t| t.1));
-        }
-        out
+        b.finish()
     }
 
     /// Value at an address (slow path; for building and tests).

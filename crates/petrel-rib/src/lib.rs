@@ -1,46 +1,99 @@
 //! Routing views: the routing table as one POP sees it.
 //!
-//! A [`View`] holds every route its peers sent (their Adj-RIBs-In, merged by
-//! prefix), picks the best per prefix with the RFC 4271 §9.1.2.2 decision
-//! process, and answers longest-prefix lookups. Attribute sets are interned
-//! in an [`AttrPool`] shared by all views: a full table carries a million
-//! routes but only some hundred thousand distinct attribute sets.
+//! A [`View`] holds every route its peers sent (one Adj-RIB-In per peer),
+//! picks the best per prefix with the RFC 4271 §9.1.2.2 decision process,
+//! and answers longest-prefix lookups. Attribute sets are interned in an
+//! [`AttrPool`] shared by all views: a full table carries a million routes
+//! but only some hundred thousand distinct attribute sets.
+//!
+//! Memory is the constraint that shapes this (a view per POP, each with
+//! several full feeds): a route is 16 bytes (IPv4) or 28 bytes (IPv6) in a
+//! per-peer sorted run, plus a small unsorted delta for new prefixes that
+//! is merged in when it grows. The best route per prefix is not stored: a
+//! batch computes it by merging the peers' sorted runs ([`View::for_each_best`]),
+//! which yields prefixes in order, ready for the mapping engine.
 //!
 //! Pure: no IO, no clock. The BGP shell feeds parsed UPDATEs in.
 
 use petrel_bgp_wire::{Attributes, ParsedUpdate};
-use petrel_types::Prefix;
-use rustc_hash::{FxHashMap, FxHashSet};
+use petrel_types::{Family, Prefix};
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Interned attribute sets; equal sets share one allocation.
+/// An interned attribute set.
+pub type AttrId = u32;
+
+/// Interned attribute sets with reference counts: a route holds one
+/// reference, and a set no route uses is freed at once.
 #[derive(Default)]
 pub struct AttrPool {
-    set: FxHashSet<Arc<Attributes>>,
+    sets: Vec<Option<(Arc<Attributes>, u32)>>,
+    index: FxHashMap<Arc<Attributes>, AttrId>,
+    free: Vec<AttrId>,
 }
 
 impl AttrPool {
-    pub fn intern(&mut self, a: &Attributes) -> Arc<Attributes> {
-        if let Some(x) = self.set.get(a) {
-            return x.clone();
+    /// A reference to the set equal to `a` (stored if new).
+    pub fn intern(&mut self, a: &Attributes) -> AttrId {
+        if let Some(&id) = self.index.get(a) {
+            self.retain(id);
+            return id;
         }
-        let x = Arc::new(a.clone());
-        self.set.insert(x.clone());
-        x
+        let arc = Arc::new(a.clone());
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.sets[id as usize] = Some((arc.clone(), 1));
+                id
+            }
+            None => {
+                self.sets.push(Some((arc.clone(), 1)));
+                (self.sets.len() - 1) as AttrId
+            }
+        };
+        self.index.insert(arc, id);
+        id
     }
 
-    /// Drop sets no route uses any more.
-    pub fn collect(&mut self) {
-        self.set.retain(|a| Arc::strong_count(a) > 1);
+    pub fn retain(&mut self, id: AttrId) {
+        if let Some(Some((_, n))) = self.sets.get_mut(id as usize) {
+            *n += 1;
+        }
     }
 
+    pub fn release(&mut self, id: AttrId) {
+        let Some(slot) = self.sets.get_mut(id as usize) else {
+            return;
+        };
+        let gone = match slot {
+            Some((_, n)) => {
+                *n -= 1;
+                *n == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some((a, _)) = slot.take() {
+                self.index.remove(&a);
+            }
+            self.free.push(id);
+        }
+    }
+
+    pub fn get(&self, id: AttrId) -> &Arc<Attributes> {
+        match &self.sets[id as usize] {
+            Some((a, _)) => a,
+            None => panic!("attribute set {id} used after release"),
+        }
+    }
+
+    /// Distinct sets in use.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -55,19 +108,233 @@ pub struct PeerInfo {
 
 pub type PeerId = u16;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub peer: PeerId,
     pub path_id: Option<u32>,
-    pub attrs: Arc<Attributes>,
+    pub attrs: AttrId,
+}
+
+/// A prefix of one family as a sortable key: `(bits, len)` order. The
+/// address stays apart from the length inside [`Entry`] so that the length
+/// and flags share one word instead of each padding its own.
+trait Key: Copy + Ord + std::hash::Hash {
+    type Bits: Copy + Ord + std::hash::Hash;
+    fn split(p: &Prefix) -> (Self::Bits, u8);
+    fn join(bits: Self::Bits, len: u8) -> Prefix;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct K4;
+/// IPv6 addresses as four words keep 4-byte alignment (a u128 forces 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct K6;
+
+impl Key for K4 {
+    type Bits = u32;
+    fn split(p: &Prefix) -> (u32, u8) {
+        (p.bits() as u32, p.len())
+    }
+    fn join(bits: u32, len: u8) -> Prefix {
+        Prefix::from_bits(Family::V4, bits as u128, len)
+    }
+}
+
+impl Key for K6 {
+    type Bits = [u32; 4];
+    fn split(p: &Prefix) -> ([u32; 4], u8) {
+        let b = p.bits();
+        (
+            [(b >> 96) as u32, (b >> 64) as u32, (b >> 32) as u32, b as u32],
+            p.len(),
+        )
+    }
+    fn join(w: [u32; 4], len: u8) -> Prefix {
+        let b = (w[0] as u128) << 96 | (w[1] as u128) << 64 | (w[2] as u128) << 32 | w[3] as u128;
+        Prefix::from_bits(Family::V6, b, len)
+    }
+}
+
+/// Path id of routes without one (RFC 7911 ids are opaque; this one is
+/// kept apart by the `has_path_id` flag, not by its value).
+const NO_PATH: u32 = 0;
+const DEAD: AttrId = AttrId::MAX;
+
+/// 16 bytes for IPv4, 28 for IPv6.
+#[derive(Clone, Copy, Debug)]
+struct Entry<B> {
+    bits: B,
+    path_id: u32,
+    /// `DEAD` for a withdrawn route still in the run (until compaction).
+    attrs: AttrId,
+    len: u8,
+    has_path_id: bool,
+}
+
+impl<B: Copy + Ord> Entry<B> {
+    fn key(&self) -> (B, u8) {
+        (self.bits, self.len)
+    }
+    fn order(&self) -> ((B, u8), bool, u32) {
+        (self.key(), self.has_path_id, self.path_id)
+    }
+}
+
+type KeyOf<K> = (<K as Key>::Bits, u8);
+type DeltaKey<K> = (KeyOf<K>, u32, bool);
+
+/// One peer's routes of one family: a sorted run and a delta of new ones.
+struct Rib<K: Key> {
+    run: Vec<Entry<K::Bits>>,
+    /// New routes by (prefix key, path id, has path id).
+    delta: FxHashMap<DeltaKey<K>, AttrId>,
+    dead: usize,
+}
+
+impl<K: Key> Default for Rib<K> {
+    fn default() -> Self {
+        Rib {
+            run: Vec::new(),
+            delta: FxHashMap::default(),
+            dead: 0,
+        }
+    }
+}
+
+impl<K: Key> Rib<K> {
+    fn find(&self, key: KeyOf<K>, path_id: u32, has: bool) -> Result<usize, usize> {
+        self.run.binary_search_by(|e| e.order().cmp(&(key, has, path_id)))
+    }
+
+    /// Returns the replaced set, if any (the caller releases it), and
+    /// whether the route is new.
+    fn insert(&mut self, key: KeyOf<K>, path_id: Option<u32>, attrs: AttrId) -> (Option<AttrId>, bool) {
+        let (pid, has) = (path_id.unwrap_or(NO_PATH), path_id.is_some());
+        if let Ok(i) = self.find(key, pid, has) {
+            let e = &mut self.run[i];
+            let old = e.attrs;
+            e.attrs = attrs;
+            if old == DEAD {
+                self.dead -= 1;
+                return (None, true);
+            }
+            return (Some(old), false);
+        }
+        let old = self.delta.insert((key, pid, has), attrs);
+        if self.delta.len() > 4096.max(self.run.len() / 8) {
+            self.merge();
+        }
+        (old, old.is_none())
+    }
+
+    fn remove(&mut self, key: KeyOf<K>, path_id: Option<u32>) -> Option<AttrId> {
+        let (pid, has) = (path_id.unwrap_or(NO_PATH), path_id.is_some());
+        if let Some(a) = self.delta.remove(&(key, pid, has)) {
+            return Some(a);
+        }
+        let i = self.find(key, pid, has).ok()?;
+        let e = &mut self.run[i];
+        if e.attrs == DEAD {
+            return None;
+        }
+        let old = e.attrs;
+        e.attrs = DEAD;
+        self.dead += 1;
+        if self.dead > 4096.max(self.run.len() / 4) {
+            self.merge();
+        }
+        Some(old)
+    }
+
+    /// Fold the delta into the run and drop withdrawn entries: one sorted
+    /// merge, so a full table arriving in any order costs O(n log n).
+    fn merge(&mut self) {
+        if self.delta.is_empty() && self.dead == 0 {
+            return;
+        }
+        let mut add: Vec<Entry<K::Bits>> = self
+            .delta
+            .drain()
+            .map(|(((bits, len), path_id, has_path_id), attrs)| Entry {
+                bits,
+                path_id,
+                attrs,
+                len,
+                has_path_id,
+            })
+            .collect();
+        add.sort_unstable_by_key(|e| e.order());
+        let old = std::mem::take(&mut self.run);
+        let mut out = Vec::with_capacity(old.len() - self.dead + add.len());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < add.len() {
+            let take_old = j >= add.len() || (i < old.len() && old[i].order() < add[j].order());
+            let e = if take_old {
+                i += 1;
+                old[i - 1]
+            } else {
+                j += 1;
+                add[j - 1]
+            };
+            if e.attrs != DEAD {
+                out.push(e);
+            }
+        }
+        out.shrink_to_fit();
+        self.run = out;
+        self.dead = 0;
+    }
+
+    /// Routes for exactly `key` (any path id).
+    fn get(&self, key: KeyOf<K>, out: &mut Vec<(Option<u32>, AttrId)>) {
+        let start = self.run.partition_point(|e| e.key() < key);
+        for e in self.run[start..].iter().take_while(|e| e.key() == key) {
+            if e.attrs != DEAD {
+                out.push((e.has_path_id.then_some(e.path_id), e.attrs));
+            }
+        }
+        for (&(k, pid, has), &a) in &self.delta {
+            if k == key {
+                out.push((has.then_some(pid), a));
+            }
+        }
+    }
+
+    fn release_all(&mut self, pool: &mut AttrPool) -> usize {
+        let mut n = 0;
+        for e in self.run.drain(..) {
+            if e.attrs != DEAD {
+                pool.release(e.attrs);
+                n += 1;
+            }
+        }
+        for (_, a) in self.delta.drain() {
+            pool.release(a);
+            n += 1;
+        }
+        self.dead = 0;
+        self.run.shrink_to_fit();
+        self.delta.shrink_to_fit();
+        n
+    }
+
+    fn bytes(&self) -> usize {
+        self.run.capacity() * std::mem::size_of::<Entry<K::Bits>>()
+            + self.delta.capacity() * (std::mem::size_of::<(KeyOf<K>, u32, bool, AttrId)>() + 1)
+    }
+}
+
+struct Peer {
+    info: PeerInfo,
+    v4: Rib<K4>,
+    v6: Rib<K6>,
+    count: usize,
 }
 
 #[derive(Default)]
 pub struct View {
     pub name: String,
-    peers: Vec<Option<PeerInfo>>,
-    rib: FxHashMap<Prefix, Vec<Route>>,
-    counts: Vec<usize>,
+    peers: Vec<Option<Peer>>,
 }
 
 impl View {
@@ -79,21 +346,25 @@ impl View {
     }
 
     pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
-        self.peers.push(Some(info));
-        self.counts.push(0);
+        self.peers.push(Some(Peer {
+            info,
+            v4: Rib::default(),
+            v6: Rib::default(),
+            count: 0,
+        }));
         (self.peers.len() - 1) as PeerId
     }
 
     /// What the session learned of the peer (its identifier, after OPEN).
     pub fn set_peer(&mut self, id: PeerId, info: PeerInfo) {
-        if let Some(p) = self.peers.get_mut(id as usize) {
-            *p = Some(info);
+        if let Some(Some(p)) = self.peers.get_mut(id as usize) {
+            p.info = info;
         }
     }
 
     /// The peer leaves the view with its routes; its id is not reused.
-    pub fn remove_peer(&mut self, id: PeerId) -> usize {
-        let gone = self.drop_peer_routes(id);
+    pub fn remove_peer(&mut self, id: PeerId, pool: &mut AttrPool) -> usize {
+        let gone = self.drop_peer_routes(id, pool);
         if let Some(p) = self.peers.get_mut(id as usize) {
             *p = None;
         }
@@ -101,32 +372,60 @@ impl View {
     }
 
     pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
-        self.peers.get(id as usize).and_then(|p| p.as_ref())
+        self.peers.get(id as usize).and_then(|p| p.as_ref()).map(|p| &p.info)
     }
 
     /// Routes (prefix, path) the peer has in this view.
     pub fn prefix_count(&self, peer: PeerId) -> usize {
-        self.counts.get(peer as usize).copied().unwrap_or(0)
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.count)
     }
 
-    /// Distinct prefixes in the view.
-    pub fn len(&self) -> usize {
-        self.rib.len()
+    /// Routes held, all peers.
+    pub fn route_count(&self) -> usize {
+        self.peers.iter().flatten().map(|p| p.count).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rib.is_empty()
+    /// Bytes the view's route storage holds (not the shared attributes).
+    pub fn heap_bytes(&self) -> usize {
+        self.peers.iter().flatten().map(|p| p.v4.bytes() + p.v6.bytes()).sum()
     }
 
-    /// Add or replace one route (MRT RIB entries come one prefix at a time).
-    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, path_id: Option<u32>, attrs: Arc<Attributes>) {
-        let routes = self.rib.entry(prefix).or_default();
-        match routes.iter_mut().find(|r| r.peer == peer && r.path_id == path_id) {
-            Some(r) => r.attrs = attrs,
-            None => {
-                routes.push(Route { peer, path_id, attrs });
-                self.counts[peer as usize] += 1;
+    /// Add or replace one route; the view takes over the reference `attrs`.
+    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, path_id: Option<u32>, attrs: AttrId, pool: &mut AttrPool) {
+        let Some(Some(p)) = self.peers.get_mut(peer as usize) else {
+            pool.release(attrs);
+            return;
+        };
+        let (old, new) = match prefix.family() {
+            Family::V4 => p.v4.insert(K4::split(&prefix), path_id, attrs),
+            Family::V6 => p.v6.insert(K6::split(&prefix), path_id, attrs),
+        };
+        if let Some(o) = old {
+            pool.release(o);
+        }
+        if new {
+            p.count += 1;
+        }
+    }
+
+    fn withdraw(&mut self, peer: PeerId, prefix: &Prefix, path_id: Option<u32>, pool: &mut AttrPool) -> bool {
+        let Some(Some(p)) = self.peers.get_mut(peer as usize) else {
+            return false;
+        };
+        let old = match prefix.family() {
+            Family::V4 => p.v4.remove(K4::split(prefix), path_id),
+            Family::V6 => p.v6.remove(K6::split(prefix), path_id),
+        };
+        match old {
+            Some(a) => {
+                pool.release(a);
+                p.count -= 1;
+                true
             }
+            None => false,
         }
     }
 
@@ -134,112 +433,160 @@ impl View {
     pub fn apply(&mut self, peer: PeerId, u: &ParsedUpdate, pool: &mut AttrPool) -> usize {
         let mut changed = 0;
         for n in &u.withdrawn {
-            if let Some(routes) = self.rib.get_mut(&n.prefix) {
-                let before = routes.len();
-                routes.retain(|r| !(r.peer == peer && r.path_id == n.path_id));
-                let gone = before - routes.len();
-                if routes.is_empty() {
-                    self.rib.remove(&n.prefix);
-                }
-                self.counts[peer as usize] -= gone;
-                changed += gone;
-            }
+            changed += usize::from(self.withdraw(peer, &n.prefix, n.path_id, pool));
         }
         if !u.announced.is_empty() {
-            let attrs = pool.intern(&u.attrs);
+            let id = pool.intern(&u.attrs);
             for n in &u.announced {
-                let routes = self.rib.entry(n.prefix).or_default();
-                match routes.iter_mut().find(|r| r.peer == peer && r.path_id == n.path_id) {
-                    Some(r) => r.attrs = attrs.clone(),
-                    None => {
-                        routes.push(Route {
-                            peer,
-                            path_id: n.path_id,
-                            attrs: attrs.clone(),
-                        });
-                        self.counts[peer as usize] += 1;
-                    }
-                }
+                pool.retain(id);
+                self.announce(peer, n.prefix, n.path_id, id, pool);
                 changed += 1;
             }
+            pool.release(id);
         }
         changed
     }
 
     /// The peer's session went down: its routes leave the view.
-    pub fn drop_peer_routes(&mut self, peer: PeerId) -> usize {
-        let mut gone = 0;
-        self.rib.retain(|_, routes| {
-            let before = routes.len();
-            routes.retain(|r| r.peer != peer);
-            gone += before - routes.len();
-            !routes.is_empty()
-        });
-        if let Some(c) = self.counts.get_mut(peer as usize) {
-            *c = 0;
-        }
-        gone
+    pub fn drop_peer_routes(&mut self, peer: PeerId, pool: &mut AttrPool) -> usize {
+        let Some(Some(p)) = self.peers.get_mut(peer as usize) else {
+            return 0;
+        };
+        let n = p.v4.release_all(pool) + p.v6.release_all(pool);
+        p.count = 0;
+        n
     }
 
-    pub fn routes(&self, prefix: &Prefix) -> &[Route] {
-        self.rib.get(prefix).map_or(&[], |v| v.as_slice())
+    /// Every route for exactly this prefix.
+    pub fn routes(&self, prefix: &Prefix) -> Vec<Route> {
+        let mut out = Vec::new();
+        let mut tmp = Vec::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            tmp.clear();
+            match prefix.family() {
+                Family::V4 => p.v4.get(K4::split(prefix), &mut tmp),
+                Family::V6 => p.v6.get(K6::split(prefix), &mut tmp),
+            }
+            out.extend(tmp.iter().map(|&(path_id, attrs)| Route {
+                peer: i as PeerId,
+                path_id,
+                attrs,
+            }));
+        }
+        out
     }
 
     /// The preferred route for a prefix (RFC 4271 §9.1.2.2).
-    pub fn best(&self, prefix: &Prefix) -> Option<&Route> {
-        best_of(self.routes(prefix), &self.peers)
+    pub fn best(&self, prefix: &Prefix, pool: &AttrPool) -> Option<Route> {
+        let routes = self.routes(prefix);
+        best_of(&routes, &self.peers, pool).copied()
     }
 
     /// Longest-prefix match for a client prefix: the most specific prefix in
-    /// the view that covers it, with its best route. (A slow path for
-    /// explanations; mapping compiles tables from `iter_best`.)
-    pub fn longest_match(&self, client: &Prefix) -> Option<(Prefix, &Route)> {
+    /// the view that covers it, with its best route (a slow path for
+    /// explanations; tables come from `for_each_best`).
+    pub fn longest_match(&self, client: &Prefix, pool: &AttrPool) -> Option<(Prefix, Route)> {
         (0..=client.len()).rev().find_map(|l| {
             let p = client.truncate(l);
-            self.best(&p).map(|r| (p, r))
+            self.best(&p, pool).map(|r| (p, r))
         })
     }
 
-    /// Every prefix with its best route.
-    pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &Route)> + '_ {
-        self.rib
+    /// Fold pending changes into the sorted runs (before `for_each_best`).
+    pub fn compact(&mut self) {
+        for p in self.peers.iter_mut().flatten() {
+            p.v4.merge();
+            p.v6.merge();
+        }
+    }
+
+    /// Every prefix with its best route, IPv4 then IPv6, each in
+    /// (address, length) order. Call [`View::compact`] first: routes still
+    /// in a delta are not seen.
+    pub fn for_each_best(&self, pool: &AttrPool, mut f: impl FnMut(Prefix, &Route)) {
+        let peers: Vec<(usize, &Peer)> = self
+            .peers
             .iter()
-            .filter_map(|(p, rs)| best_of(rs, &self.peers).map(|r| (p, r)))
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+            .collect();
+        merge_runs::<K4>(&peers, |p| &p.v4.run, &self.peers, pool, &mut f);
+        merge_runs::<K6>(&peers, |p| &p.v6.run, &self.peers, pool, &mut f);
     }
 }
 
-fn local_pref(r: &Route) -> u32 {
-    r.attrs.local_pref.unwrap_or(100)
-}
-
-fn neighbor_as(r: &Route) -> Option<u32> {
-    r.attrs.asns().next()
+/// k-way merge of the peers' sorted runs of one family; the best of each
+/// prefix's routes goes to `f`.
+fn merge_runs<K: Key>(
+    peers: &[(usize, &Peer)],
+    run: impl Fn(&Peer) -> &Vec<Entry<K::Bits>>,
+    all: &[Option<Peer>],
+    pool: &AttrPool,
+    f: &mut impl FnMut(Prefix, &Route),
+) {
+    let mut pos = vec![0usize; peers.len()];
+    let mut group: Vec<Route> = Vec::new();
+    loop {
+        let mut min: Option<KeyOf<K>> = None;
+        for (k, (_, p)) in peers.iter().enumerate() {
+            if let Some(e) = run(p).get(pos[k]) {
+                if min.is_none_or(|m| e.key() < m) {
+                    min = Some(e.key());
+                }
+            }
+        }
+        let Some(key) = min else { return };
+        group.clear();
+        for (k, (i, p)) in peers.iter().enumerate() {
+            let r = run(p);
+            while let Some(e) = r.get(pos[k]) {
+                if e.key() != key {
+                    break;
+                }
+                if e.attrs != DEAD {
+                    group.push(Route {
+                        peer: *i as PeerId,
+                        path_id: e.has_path_id.then_some(e.path_id),
+                        attrs: e.attrs,
+                    });
+                }
+                pos[k] += 1;
+            }
+        }
+        if let Some(b) = best_of(&group, all, pool) {
+            f(K::join(key.0, key.1), b);
+        }
+    }
 }
 
 /// The RFC 4271 §9.1.2.2 elimination: LOCAL_PREF, AS_PATH length, ORIGIN,
 /// MED among routes from the same neighbor AS, eBGP over iBGP, then the
 /// lowest BGP identifier, peer address and path identifier as tie-breakers
 /// (IGP cost does not apply: petrel does not forward).
-fn best_of<'a>(routes: &'a [Route], peers: &[Option<PeerInfo>]) -> Option<&'a Route> {
+fn best_of<'a>(routes: &'a [Route], peers: &[Option<Peer>], pool: &AttrPool) -> Option<&'a Route> {
     if routes.len() <= 1 {
         return routes.first();
     }
-    let peer = |r: &Route| peers.get(r.peer as usize).and_then(|p| p.as_ref());
+    let peer = |r: &Route| peers.get(r.peer as usize).and_then(|p| p.as_ref()).map(|p| &p.info);
+    let a = |r: &Route| pool.get(r.attrs);
+    let local_pref = |r: &Route| a(r).local_pref.unwrap_or(100);
+    let neighbor_as = |r: &Route| a(r).asns().next();
     let mut c: Vec<&Route> = routes.iter().collect();
     let keep_min = |c: &mut Vec<&'a Route>, key: &dyn Fn(&Route) -> u64| {
         let m = c.iter().map(|r| key(r)).min().unwrap_or(0);
         c.retain(|r| key(r) == m);
     };
     keep_min(&mut c, &|r| u32::MAX as u64 - local_pref(r) as u64);
-    keep_min(&mut c, &|r| r.attrs.as_path_len() as u64);
-    keep_min(&mut c, &|r| r.attrs.origin.map_or(2, |o| o as u64));
+    keep_min(&mut c, &|r| a(r).as_path_len() as u64);
+    keep_min(&mut c, &|r| a(r).origin.map_or(2, |o| o as u64));
     // MED: only between routes from the same neighbor AS.
     let snapshot = c.clone();
     c.retain(|r| {
-        let med = r.attrs.med.unwrap_or(0);
+        let med = a(r).med.unwrap_or(0);
         !snapshot
             .iter()
-            .any(|o| neighbor_as(o) == neighbor_as(r) && o.attrs.med.unwrap_or(0) < med)
+            .any(|o| neighbor_as(o) == neighbor_as(r) && a(o).med.unwrap_or(0) < med)
     });
     if c.iter().any(|r| peer(r).is_some_and(|p| !p.ibgp)) {
         c.retain(|r| peer(r).is_some_and(|p| !p.ibgp));
@@ -306,14 +653,14 @@ mod tests {
         v.apply(a, &upd(&[p], attrs(&[3356, 174, 64500], None, None)), &mut pool);
         v.apply(b, &upd(&[p], attrs(&[1299, 64500], None, None)), &mut pool);
         let pfx: Prefix = p.parse().unwrap();
-        assert_eq!(v.best(&pfx).unwrap().peer, b, "shorter AS path");
+        assert_eq!(v.best(&pfx, &pool).unwrap().peer, b, "shorter AS path");
         // LOCAL_PREF beats path length.
         v.apply(
             c,
             &upd(&[p], attrs(&[3356, 174, 2914, 64500], None, Some(200))),
             &mut pool,
         );
-        assert_eq!(v.best(&pfx).unwrap().peer, c);
+        assert_eq!(v.best(&pfx, &pool).unwrap().peer, c);
         // Withdrawn: back to b.
         let w = ParsedUpdate {
             withdrawn: vec![Nlri {
@@ -323,10 +670,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(v.apply(c, &w, &mut pool), 1);
-        assert_eq!(v.best(&pfx).unwrap().peer, b);
+        assert_eq!(v.best(&pfx, &pool).unwrap().peer, b);
         // Peer down: its routes go.
-        v.drop_peer_routes(b);
-        assert_eq!(v.best(&pfx).unwrap().peer, a);
+        v.drop_peer_routes(b, &mut pool);
+        assert_eq!(v.best(&pfx, &pool).unwrap().peer, a);
         assert_eq!(v.prefix_count(b), 0);
     }
 
@@ -338,37 +685,26 @@ mod tests {
         let a2 = v.add_peer(peer("a2", 3356, 40, false));
         let i = v.add_peer(peer("i", 64512, 1, true));
         let p: Prefix = "203.0.113.0/24".parse().unwrap();
-        v.apply(
-            a1,
-            &upd(&["203.0.113.0/24"], attrs(&[3356, 64500], Some(50), None)),
-            &mut pool,
-        );
-        v.apply(
+        let one = ["203.0.113.0/24"];
+        v.apply(a1, &upd(&one, attrs(&[3356, 64500], Some(50), None)), &mut pool);
+        v.apply(a2, &upd(&one, attrs(&[3356, 64500], Some(10), None)), &mut pool);
+        assert_eq!(
+            v.best(&p, &pool).unwrap().peer,
             a2,
-            &upd(&["203.0.113.0/24"], attrs(&[3356, 64500], Some(10), None)),
-            &mut pool,
+            "lower MED from the same neighbor AS"
         );
-        assert_eq!(v.best(&p).unwrap().peer, a2, "lower MED from the same neighbor AS");
-        v.apply(
+        v.apply(i, &upd(&one, attrs(&[3356, 64500], Some(0), None)), &mut pool);
+        assert_eq!(
+            v.best(&p, &pool).unwrap().peer,
             i,
-            &upd(&["203.0.113.0/24"], attrs(&[3356, 64500], Some(0), None)),
-            &mut pool,
+            "its MED 0 beats both (same neighbor AS)"
         );
-        assert_eq!(v.best(&p).unwrap().peer, i, "its MED 0 beats both (same neighbor AS)");
         let mut v2 = View::new("v2");
         let e = v2.add_peer(peer("e", 3356, 50, false));
         let i2 = v2.add_peer(peer("i", 64512, 1, true));
-        v2.apply(
-            e,
-            &upd(&["203.0.113.0/24"], attrs(&[3356, 64500], None, None)),
-            &mut pool,
-        );
-        v2.apply(
-            i2,
-            &upd(&["203.0.113.0/24"], attrs(&[1299, 64500], None, None)),
-            &mut pool,
-        );
-        assert_eq!(v2.best(&p).unwrap().peer, e, "eBGP over iBGP, then identifiers");
+        v2.apply(e, &upd(&one, attrs(&[3356, 64500], None, None)), &mut pool);
+        v2.apply(i2, &upd(&one, attrs(&[1299, 64500], None, None)), &mut pool);
+        assert_eq!(v2.best(&p, &pool).unwrap().peer, e, "eBGP over iBGP, then identifiers");
     }
 
     #[test]
@@ -386,14 +722,77 @@ mod tests {
         );
         v.apply(a, &upd(&["192.0.2.0/24"], attrs(&[3356, 1], None, None)), &mut pool);
         assert_eq!(pool.len(), 1, "equal attribute sets are stored once");
-        let (m, r) = v.longest_match(&"10.1.3.0/24".parse().unwrap()).unwrap();
+        let (m, r) = v.longest_match(&"10.1.3.0/24".parse().unwrap(), &pool).unwrap();
         assert_eq!(m.to_string(), "10.1.0.0/16");
-        assert_eq!(r.attrs.origin_as(), Some(1));
-        assert!(v.longest_match(&"11.0.0.0/24".parse().unwrap()).is_none());
+        assert_eq!(pool.get(r.attrs).origin_as(), Some(1));
+        assert!(v.longest_match(&"11.0.0.0/24".parse().unwrap(), &pool).is_none());
         assert_eq!(v.prefix_count(a), 4);
-        assert_eq!(v.iter_best().count(), 4);
-        v.drop_peer_routes(a);
-        pool.collect();
-        assert!(pool.is_empty());
+        v.compact();
+        let mut n = 0;
+        v.for_each_best(&pool, |_, _| n += 1);
+        assert_eq!(n, 4);
+        v.drop_peer_routes(a, &mut pool);
+        assert!(pool.is_empty(), "the last route released its set");
+    }
+
+    /// The run+delta store against a plain map, through merges, tombstones
+    /// and re-announcements, with reference counts checked at the end.
+    #[test]
+    fn store_matches_a_model() {
+        let mut pool = AttrPool::default();
+        let mut v = View::new("v");
+        let a = v.add_peer(peer("a", 3356, 10, false));
+        let b = v.add_peer(peer("b", 1299, 20, false));
+        let mut model: std::collections::BTreeMap<(PeerId, Prefix), u32> = Default::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..60_000 {
+            let r = next();
+            let peer = if r & 1 == 0 { a } else { b };
+            let v6 = r & 2 != 0;
+            let bits = (r >> 8) % 20_000;
+            let prefix = if v6 {
+                Prefix::from_bits(Family::V6, (0x2001_0db8u128 << 96) | ((bits as u128) << 64), 48)
+            } else {
+                Prefix::from_bits(Family::V4, (bits as u128) << 8, 24)
+            };
+            let asn = 64500 + ((r >> 40) % 50) as u32;
+            if (r >> 4) % 3 == 0 {
+                let w = ParsedUpdate {
+                    withdrawn: vec![Nlri { path_id: None, prefix }],
+                    ..Default::default()
+                };
+                let changed = v.apply(peer, &w, &mut pool);
+                assert_eq!(changed == 1, model.remove(&(peer, prefix)).is_some());
+            } else {
+                let u = ParsedUpdate {
+                    announced: vec![Nlri { path_id: None, prefix }],
+                    attrs: attrs(&[asn], None, None),
+                    ..Default::default()
+                };
+                v.apply(peer, &u, &mut pool);
+                model.insert((peer, prefix), asn);
+            }
+        }
+        for p in [a, b] {
+            assert_eq!(v.prefix_count(p), model.keys().filter(|k| k.0 == p).count());
+        }
+        v.compact();
+        let mut seen = 0;
+        v.for_each_best(&pool, |prefix, r| {
+            seen += 1;
+            let want = model.get(&(r.peer, prefix)).copied();
+            assert_eq!(want, pool.get(r.attrs).origin_as(), "{prefix}");
+        });
+        let distinct: std::collections::BTreeSet<Prefix> = model.keys().map(|k| k.1).collect();
+        assert_eq!(seen, distinct.len());
+        v.remove_peer(a, &mut pool);
+        v.remove_peer(b, &mut pool);
+        assert!(pool.is_empty(), "every reference was released");
     }
 }

@@ -10,7 +10,7 @@
 use super::board::BgpBoard;
 use super::PeerCtl;
 use crate::shared::Shared;
-use petrel_bgp_wire::{Attributes, ParsedUpdate};
+use petrel_bgp_wire::ParsedUpdate;
 use petrel_mapping::BgpDataBuilder;
 use petrel_rib::{AttrPool, PeerId, PeerInfo, View};
 use petrel_types::{PopIdx, Prefix};
@@ -192,7 +192,7 @@ impl Ribs {
             }
             RibMsg::RemovePeer(slot) => {
                 if let Some(s) = self.slots.remove(&slot) {
-                    if self.views[s.view].remove_peer(s.id) > 0 {
+                    if self.views[s.view].remove_peer(s.id, &mut self.pool) > 0 {
                         self.touch();
                     }
                     self.board.set_prefixes(&s.name, 0);
@@ -218,7 +218,7 @@ impl Ribs {
                             s.over_limit = true;
                             let _ = s.ctl.send(PeerCtl::MaxPrefix(max));
                             tracing::warn!(peer = %s.name, prefixes = n, max, "maximum prefix count exceeded");
-                            view.drop_peer_routes(s.id);
+                            view.drop_peer_routes(s.id, &mut self.pool);
                         }
                     }
                     self.dirty_since.get_or_insert_with(Instant::now);
@@ -226,7 +226,7 @@ impl Ribs {
             }
             RibMsg::Down(slot) => {
                 if let Some(s) = self.slots.get(&slot) {
-                    let gone = self.views[s.view].drop_peer_routes(s.id);
+                    let gone = self.views[s.view].drop_peer_routes(s.id, &mut self.pool);
                     self.board.set_prefixes(&s.name, 0);
                     if gone > 0 {
                         self.touch();
@@ -236,7 +236,13 @@ impl Ribs {
             RibMsg::LoadMrt(src, pop) => {
                 let key = mrt_key(&src);
                 let t0 = Instant::now();
-                match self.load_mrt(&src, &pop, &key) {
+                let r = self.load_mrt(&src, &pop, &key);
+                // SAFETY: malloc_trim only releases free memory (the
+                // reader's temporaries).
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+                match r {
                     Ok(n) => {
                         tracing::info!(file = %src.file.display(), view = %pop, routes = n, ms = t0.elapsed().as_millis() as u64, "MRT dump loaded")
                     }
@@ -248,7 +254,7 @@ impl Ribs {
             }
             RibMsg::UnloadMrt(key) => {
                 for (view, id, name) in self.mrt.remove(&key).unwrap_or_default() {
-                    self.views[view].remove_peer(id);
+                    self.views[view].remove_peer(id, &mut self.pool);
                     self.board.remove(&name);
                 }
                 self.touch();
@@ -338,7 +344,7 @@ impl Ribs {
                                 continue;
                             };
                             let a = self.pool.intern(a);
-                            self.views[view].announce(*id, prefix, e.path_id, a);
+                            self.views[view].announce(*id, prefix, e.path_id, a, &mut self.pool);
                             routes += 1;
                         }
                     }
@@ -353,7 +359,7 @@ impl Ribs {
                             .or_insert_with(|| add(self, peer.address, peer.asn, 0, &mut loaded));
                         if let Ok(a) = &entry.attrs {
                             let a = self.pool.intern(a);
-                            self.views[view].announce(id, prefix, None, a);
+                            self.views[view].announce(id, prefix, None, a, &mut self.pool);
                             routes += 1;
                         }
                     }
@@ -372,7 +378,7 @@ impl Ribs {
                         // Leaving Established (6) ends the session: its routes go.
                         if new != 6 {
                             if let Some(&id) = by_addr.get(&peer) {
-                                self.views[view].drop_peer_routes(id);
+                                self.views[view].drop_peer_routes(id, &mut self.pool);
                             }
                         }
                     }
@@ -393,11 +399,11 @@ impl Ribs {
             if only.is_some_and(|o| o != v.name) {
                 continue;
             }
-            let m = v.longest_match(client);
+            let m = v.longest_match(client, &self.pool);
             let mut routes = Vec::new();
             if let Some((p, best)) = &m {
                 for r in v.routes(p) {
-                    routes.push(route_line(v, r, std::ptr::eq(r, *best)));
+                    routes.push(route_line(v, &r, r == *best, &self.pool));
                 }
                 routes.sort_by_key(|r| !r.best);
             }
@@ -415,30 +421,32 @@ impl Ribs {
         let Some(since) = self.dirty_since.take() else { return };
         let started = Instant::now();
         let mut b = BgpDataBuilder::new();
-        // Attribute sets are interned, so the pointer names the path.
-        let mut ids: FxHashMap<*const Attributes, u32> = FxHashMap::default();
+        // Attribute sets are interned, so their id names the path.
+        let mut ids: Vec<u32> = Vec::new();
         let mut total = 0;
+        for v in &mut self.views {
+            v.compact();
+        }
         for v in &self.views {
             let Some(pop) = self.pops.iter().position(|p| *p == v.name) else {
                 continue;
             };
-            let mut routes = Vec::with_capacity(v.len());
-            for (prefix, r) in v.iter_best() {
-                let key = Arc::as_ptr(&r.attrs);
-                let id = match ids.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = b.path_id(r.attrs.asns(), r.attrs.as_path_len() as u32);
-                        ids.insert(key, id);
-                        id
-                    }
-                };
-                routes.push((*prefix, id));
-            }
-            total += routes.len();
-            b.add_view(v.name.clone(), PopIdx(pop as u16), routes);
+            let mut vb = b.view_builder(v.name.clone(), PopIdx(pop as u16));
+            let pool = &self.pool;
+            v.for_each_best(pool, |prefix, r| {
+                let k = r.attrs as usize;
+                if ids.len() <= k {
+                    ids.resize(k + 1, u32::MAX);
+                }
+                if ids[k] == u32::MAX {
+                    let a = pool.get(r.attrs);
+                    ids[k] = vb.path_id(a.asns(), a.as_path_len() as u32);
+                }
+                vb.push(prefix, ids[k]);
+                total += 1;
+            });
+            vb.finish();
         }
-        self.pool.collect();
         for s in self.slots.values() {
             self.board
                 .set_prefixes(&s.name, self.views[s.view].prefix_count(s.id) as u64);
@@ -448,7 +456,15 @@ impl Ribs {
         }
         let data = Arc::new(b.build());
         let built = started.elapsed();
+        let rib_bytes: usize = self.views.iter().map(|v| v.heap_bytes()).sum();
+        let facts_bytes = data.heap_bytes();
         let id = self.shared.set_bgp(data);
+        // Compiling freed large temporaries; hand the pages back rather
+        // than keep a full table's worth of slack per batch.
+        // SAFETY: malloc_trim only releases free memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         self.board
             .record_publish(since.elapsed(), started.elapsed(), total as u64);
         tracing::info!(
@@ -456,6 +472,8 @@ impl Ribs {
             views = self.views.len(),
             routes = total,
             attr_sets = self.pool.len(),
+            rib_mib = rib_bytes >> 20,
+            facts_mib = facts_bytes >> 20,
             build_ms = built.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "routing views published"
@@ -474,8 +492,8 @@ pub fn mrt_key(m: &petrel_config::BgpMrtConf) -> String {
     format!("{m:?}")
 }
 
-fn route_line(v: &View, r: &petrel_rib::Route, best: bool) -> RouteLine {
-    let a = &r.attrs;
+fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> RouteLine {
+    let a = pool.get(r.attrs);
     let mut path = String::new();
     for seg in &a.as_path {
         if !path.is_empty() {
