@@ -58,8 +58,11 @@ fn main() {
         mp_next_hop: Some(IpAddr::V6(nh6)),
         ..Default::default()
     };
+    // A few prefixes appear twice (two origins): keep the first.
+    let mut seen = std::collections::HashSet::new();
     let routes: Vec<(Prefix, &Vec<u32>)> = table
         .iter()
+        .filter(|(p, _)| seen.insert(*p))
         .filter_map(|(p, o)| {
             let i = origins.binary_search(o).expect("listed");
             paths[pop][i].as_ref().map(|path| (*p, path))

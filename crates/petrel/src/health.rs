@@ -171,7 +171,12 @@ async fn supervise(shared: Arc<Shared>) {
         loop {
             tokio::select! {
                 r = rx.recv() => {
-                    let Some(r) = r else { break };
+                    let Some(r) = r else {
+                        // No checks at all (or every probe task ended): idle
+                        // until the config changes, rather than rebuild in a loop.
+                        shared.health.reconfigure.notified().await;
+                        break;
+                    };
                     if r.epoch != epoch { continue; }
                     let t = &mut targets[r.idx];
                     let elapsed_ms = r.elapsed.as_millis() as u64;

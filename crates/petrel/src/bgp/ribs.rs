@@ -94,6 +94,8 @@ struct Ribs {
     board: Arc<BgpBoard>,
     batch: Duration,
     dirty_since: Option<Instant>,
+    /// No publication before this (pacing, see `until_due`).
+    not_before: Instant,
     /// Loaded dumps: key -> (view, pseudo-peer ids, board names).
     mrt: FxHashMap<String, Vec<(usize, PeerId, String)>>,
 }
@@ -116,6 +118,7 @@ pub fn spawn(
             board,
             batch: Duration::from_millis(batch_ms),
             dirty_since: None,
+            not_before: Instant::now(),
             mrt: FxHashMap::default(),
         };
         r.run(rx, rt)
@@ -125,13 +128,25 @@ pub fn spawn(
 impl Ribs {
     fn run(&mut self, mut rx: mpsc::Receiver<RibMsg>, rt: tokio::runtime::Handle) {
         loop {
+            // Take whatever is queued without a timer: under a full-table
+            // feed that is most messages.
+            match rx.try_recv() {
+                Ok(m) => {
+                    self.handle(m);
+                    if !self.due() {
+                        continue;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
             let msg = match self.dirty_since {
                 None => match rx.blocking_recv() {
                     Some(m) => Some(m),
                     None => return,
                 },
-                Some(t) => {
-                    let left = self.batch.saturating_sub(t.elapsed());
+                Some(_) => {
+                    let left = self.until_due();
                     if left.is_zero() {
                         None
                     } else {
@@ -148,6 +163,23 @@ impl Ribs {
                 None => self.publish(),
             }
         }
+    }
+
+    /// Time left before the pending batch is published: `batch_ms` after
+    /// its first change, and never sooner than the last compile took after
+    /// it ended (so a constant trickle of updates cannot keep a core busy
+    /// compiling, while messages keep flowing in meanwhile).
+    fn until_due(&self) -> Duration {
+        let Some(t) = self.dirty_since else {
+            return Duration::MAX;
+        };
+        let batch = self.batch.saturating_sub(t.elapsed());
+        let pace = self.not_before.saturating_duration_since(Instant::now());
+        batch.max(pace)
+    }
+
+    fn due(&self) -> bool {
+        self.dirty_since.is_some() && self.until_due().is_zero()
     }
 
     fn touch(&mut self) {
@@ -478,12 +510,7 @@ impl Ribs {
             total_ms = started.elapsed().as_millis() as u64,
             "routing views published"
         );
-        // Never spend more than half the time compiling: under a constant
-        // trickle of updates the next batch waits at least as long.
-        let spent = started.elapsed();
-        if spent > self.batch {
-            std::thread::sleep(spent - self.batch);
-        }
+        self.not_before = Instant::now() + started.elapsed();
     }
 }
 
