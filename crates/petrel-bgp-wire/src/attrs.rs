@@ -95,6 +95,43 @@ impl Attributes {
         }
     }
 
+    /// The AS path as routers print it: sequences space-separated, sets
+    /// as `{a,b}`.
+    pub fn as_path_text(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for seg in &self.as_path {
+            match seg {
+                AsPathSegment::Sequence(v) => parts.extend(v.iter().map(|x| x.to_string())),
+                AsPathSegment::Set(v) => parts.push(format!(
+                    "{{{}}}",
+                    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+                )),
+            }
+        }
+        parts.join(" ")
+    }
+
+    /// Communities as `asn:value` (well-known ones by their RFC 1997 names),
+    /// then large communities as `global:local1:local2`.
+    pub fn community_texts(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .communities
+            .iter()
+            .map(|&c| match c {
+                0xffff_ff01 => "no-export".to_string(),
+                0xffff_ff02 => "no-advertise".to_string(),
+                0xffff_ff03 => "no-export-subconfed".to_string(),
+                c => format!("{}:{}", c >> 16, c & 0xffff),
+            })
+            .collect();
+        out.extend(
+            self.large_communities
+                .iter()
+                .map(|[g, l1, l2]| format!("{g}:{l1}:{l2}")),
+        );
+        out
+    }
+
     /// All ASNs of the path in order (sets flattened).
     pub fn asns(&self) -> impl Iterator<Item = u32> + '_ {
         self.as_path.iter().flat_map(|s| s.asns().iter().copied())

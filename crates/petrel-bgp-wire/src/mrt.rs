@@ -11,7 +11,7 @@
 use crate::attrs::{self, Attributes};
 use crate::encode::{self, write_attrs};
 use crate::message::{decode, Message};
-use crate::{nlri, Afi, Nlri, ParsedUpdate, SessionCtx};
+use crate::{nlri, Nlri, ParsedUpdate, SessionCtx};
 use petrel_types::{Family, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -504,14 +504,6 @@ pub fn records(mut buf: &[u8]) -> impl Iterator<Item = Result<Record, MrtError>>
         buf = rest;
         Some(parse_record(r))
     })
-}
-
-/// The AFI of an address, for BGP4MP headers.
-pub fn afi_of(a: &IpAddr) -> Afi {
-    match a {
-        IpAddr::V4(_) => Afi::Ipv4,
-        IpAddr::V6(_) => Afi::Ipv6,
-    }
 }
 
 #[cfg(test)]

@@ -256,13 +256,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         if peers.iter().any(|o| o.name == name) {
             cx.err(&q.name, f("name"), format!("peer `{name}` is defined twice"));
         }
-        let pop = match pops.iter().position(|x| &x.name == q.pop.get_ref()) {
-            Some(k) => PopIdx(k as u16),
-            None => {
-                cx.err(&q.pop, f("pop"), format!("no POP named `{}`", q.pop.get_ref()));
-                PopIdx(0)
-            }
-        };
+        let pop = pop_named(cx, &q.pop, &f("pop"), pops);
         let address = match q.address.get_ref().parse::<IpAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -371,13 +365,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
     for (i, m) in r.mrt.iter().enumerate() {
         let f = |k: &str| format!("bgp.mrt[{i}].{k}");
         let q = m.get_ref();
-        let pop = match pops.iter().position(|x| &x.name == q.pop.get_ref()) {
-            Some(k) => PopIdx(k as u16),
-            None => {
-                cx.err(&q.pop, f("pop"), format!("no POP named `{}`", q.pop.get_ref()));
-                PopIdx(0)
-            }
-        };
+        let pop = pop_named(cx, &q.pop, &f("pop"), pops);
         let mut only = Vec::new();
         for a in q.peers.iter().flatten() {
             match a.get_ref().parse::<IpAddr>() {
@@ -944,6 +932,18 @@ fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
         }
     }
     out
+}
+
+/// The POP a `pop = "name"` field names (index 0 after reporting an
+/// unknown one, so that validation goes on).
+fn pop_named(cx: &mut Ctx<'_>, name: &S<String>, field: &str, pops: &[Pop]) -> PopIdx {
+    match pops.iter().position(|x| x.name == *name.get_ref()) {
+        Some(k) => PopIdx(k as u16),
+        None => {
+            cx.err(name, field, format!("no POP named `{}`", name.get_ref()));
+            PopIdx(0)
+        }
+    }
 }
 
 fn pop_list(cx: &mut Ctx<'_>, list: &[S<String>], field: &str, pops: &[Pop], allowed: &[PopIdx]) -> Vec<PopIdx> {

@@ -123,22 +123,12 @@ impl BgpDataBuilder {
     /// Add a view from its preferred routes: `(prefix, path id)` pairs, in
     /// any order, of both families.
     pub fn add_view(&mut self, name: impl Into<String>, pop: PopIdx, mut routes: Vec<(Prefix, u32)>) {
-        let n = routes.len();
-        let split = {
-            routes.sort_unstable_by_key(|(p, _)| (p.family() == Family::V6, p.bits(), p.len()));
-            routes.partition_point(|(p, _)| p.family() == Family::V4)
-        };
-        let (v4, v6) = routes.split_at_mut(split);
-        let parts = [
-            Partition::from_prefixes(Family::V4, v4),
-            Partition::from_prefixes(Family::V6, v6),
-        ];
-        self.data.views.push(ViewFacts {
-            name: name.into(),
-            pop,
-            parts,
-            routes: n,
-        });
+        routes.sort_unstable_by_key(|(p, _)| (p.family() == Family::V6, p.bits(), p.len()));
+        let mut v = self.view_builder(name, pop);
+        for (p, id) in routes {
+            v.push(p, id);
+        }
+        v.finish();
     }
 
     /// Add a view from its preferred routes streamed in order: IPv4 then

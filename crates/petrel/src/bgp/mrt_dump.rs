@@ -3,23 +3,9 @@
 
 use super::mrt_file::MrtFile;
 use petrel_bgp_wire::mrt::{MrtPeer, Record};
-use petrel_bgp_wire::{AsPathSegment, Attributes, Origin};
+use petrel_bgp_wire::{Attributes, Origin};
 use std::io::Write;
 use std::path::Path;
-
-pub fn as_path_text(a: &Attributes) -> String {
-    let mut parts = Vec::new();
-    for seg in &a.as_path {
-        match seg {
-            AsPathSegment::Sequence(v) => parts.extend(v.iter().map(|x| x.to_string())),
-            AsPathSegment::Set(v) => parts.push(format!(
-                "{{{}}}",
-                v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
-            )),
-        }
-    }
-    parts.join(" ")
-}
 
 fn route_fields(a: &Attributes, v6: bool) -> String {
     let origin = match a.origin {
@@ -33,21 +19,12 @@ fn route_fields(a: &Attributes, v6: bool) -> String {
     } else {
         a.next_hop.map(|h| h.to_string()).unwrap_or_default()
     };
-    // Well-known communities by name, as bgpdump prints them.
-    let comm: Vec<String> = a
-        .communities
-        .iter()
-        .map(|&c| match c {
-            0xffff_ff01 => "no-export".to_string(),
-            0xffff_ff02 => "no-advertise".to_string(),
-            0xffff_ff03 => "no-export-subconfed".to_string(),
-            c => format!("{}:{}", c >> 16, c & 0xffff),
-        })
-        .collect();
+    // bgpdump prints standard communities only, well-known ones by name.
+    let comm: Vec<String> = a.community_texts().into_iter().take(a.communities.len()).collect();
     let aggr = a.aggregator.map(|(asn, ip)| format!("{asn} {ip}")).unwrap_or_default();
     format!(
         "{}|{origin}|{nh}|{}|{}|{}|{}|{aggr}|",
-        as_path_text(a),
+        a.as_path_text(),
         a.local_pref.unwrap_or(0),
         a.med.unwrap_or(0),
         comm.join(" "),

@@ -246,14 +246,14 @@ impl Ribs {
                     let n = view.prefix_count(s.id);
                     if let Some(max) = s.max_prefix {
                         if n > max as usize {
-                            // RFC 4486 §4: Cease/1 with AFI, SAFI and the limit.
+                            // RFC 4486 §4: Cease/1 (its optional data is not sent).
                             s.over_limit = true;
                             let _ = s.ctl.send(PeerCtl::MaxPrefix(max));
                             tracing::warn!(peer = %s.name, prefixes = n, max, "maximum prefix count exceeded");
                             view.drop_peer_routes(s.id, &mut self.pool);
                         }
                     }
-                    self.dirty_since.get_or_insert_with(Instant::now);
+                    self.touch();
                 }
             }
             RibMsg::Down(slot) => {
@@ -418,11 +418,18 @@ impl Ribs {
                 }
             }
         }
-        for (v, id, name) in &loaded {
-            self.board.set_prefixes(name, self.views[*v].prefix_count(*id) as u64);
-        }
         self.mrt.insert(key.to_string(), loaded);
+        self.report_prefixes();
         result.map(|()| routes)
+    }
+
+    /// Every peer's and MRT pseudo-peer's route count, for the board.
+    fn report_prefixes(&self) {
+        let sessions = self.slots.values().map(|s| (s.view, s.id, &s.name));
+        let dumps = self.mrt.values().flatten().map(|(v, id, n)| (*v, *id, n));
+        for (v, id, name) in sessions.chain(dumps) {
+            self.board.set_prefixes(name, self.views[v].prefix_count(id) as u64);
+        }
     }
 
     fn route(&self, client: &Prefix, only: Option<&str>) -> Vec<ViewRoutes> {
@@ -479,13 +486,7 @@ impl Ribs {
             });
             vb.finish();
         }
-        for s in self.slots.values() {
-            self.board
-                .set_prefixes(&s.name, self.views[s.view].prefix_count(s.id) as u64);
-        }
-        for (v, id, name) in self.mrt.values().flatten() {
-            self.board.set_prefixes(name, self.views[*v].prefix_count(*id) as u64);
-        }
+        self.report_prefixes();
         let data = Arc::new(b.build());
         let built = started.elapsed();
         let rib_bytes: usize = self.views.iter().map(|v| v.heap_bytes()).sum();
@@ -521,37 +522,15 @@ pub fn mrt_key(m: &petrel_config::BgpMrtConf) -> String {
 
 fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> RouteLine {
     let a = pool.get(r.attrs);
-    let mut path = String::new();
-    for seg in &a.as_path {
-        if !path.is_empty() {
-            path.push(' ');
-        }
-        match seg {
-            petrel_bgp_wire::AsPathSegment::Sequence(x) => {
-                path.push_str(&x.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "))
-            }
-            petrel_bgp_wire::AsPathSegment::Set(x) => {
-                path.push('{');
-                path.push_str(&x.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
-                path.push('}');
-            }
-        }
-    }
     let next_hop = a
         .mp_next_hop
         .map(|h| h.to_string())
         .or_else(|| a.next_hop.map(|h| IpAddr::V4(h).to_string()))
         .unwrap_or_default();
-    let mut communities: Vec<String> = a
-        .communities
-        .iter()
-        .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
-        .collect();
-    communities.extend(a.large_communities.iter().map(|[g, l1, l2]| format!("{g}:{l1}:{l2}")));
     RouteLine {
         best,
         peer: v.peer(r.peer).map_or_else(|| "?".into(), |p| p.name.clone()),
-        as_path: path,
+        as_path: a.as_path_text(),
         next_hop,
         local_pref: a.local_pref,
         med: a.med,
@@ -562,7 +541,7 @@ fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> R
             None => "?",
         }
         .into(),
-        communities,
+        communities: a.community_texts(),
         path_id: r.path_id,
     }
 }
