@@ -223,20 +223,31 @@ impl Shared {
     /// Views built for another POP list (a reload raced them) are dropped;
     /// the RIB sends fresh ones.
     pub fn set_bgp(&self, data: Arc<petrel_mapping::BgpData>) -> Option<u64> {
-        let _w = self.writer.lock().expect("writer lock");
-        let g = self.gen.load();
-        let pops = &g.config().pops;
-        if data
-            .views
-            .iter()
-            .any(|v| pops.get(v.pop.index()).is_none_or(|p| p.name != v.name))
-        {
-            return None;
+        loop {
+            // Compile outside the writer lock: a full table takes a few
+            // hundred milliseconds, and health flips and drains must not
+            // wait for it. Swap only onto the compiled data it was built
+            // from; a reload in between means compiling again.
+            let base = self.gen.load_full();
+            let pops = &base.config().pops;
+            if data
+                .views
+                .iter()
+                .any(|v| pops.get(v.pop.index()).is_none_or(|p| p.name != v.name))
+            {
+                return None;
+            }
+            let compiled = Arc::new(base.compiled.with_bgp(data.clone()));
+            let _w = self.writer.lock().expect("writer lock");
+            let g = self.gen.load();
+            if !Arc::ptr_eq(&g.compiled.config, &base.compiled.config) {
+                continue;
+            }
+            let id = self.next_id();
+            // States come from the generation serving now, not from `base`.
+            self.gen.store(Arc::new(g.with_compiled(id, compiled)));
+            return Some(id);
         }
-        let compiled = g.compiled.with_bgp(data);
-        let id = self.next_id();
-        self.gen.store(Arc::new(g.with_compiled(id, Arc::new(compiled))));
-        Some(id)
     }
 }
 
