@@ -12,18 +12,10 @@
 
 use petrel_bgp_wire::mrt::{MrtPeer, MrtWriter};
 use petrel_bgp_wire::{encode_update, AsPathSegment, Attributes, Nlri, Origin, SessionCtx, UpdateOut};
-use petrel_synth::{random_metros, Shape, World};
+use petrel_synth::dfz::{FullViews, POPS};
 use petrel_types::{Family, Prefix};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-const POPS: [(&str, u32, f64, f64, &str); 5] = [
-    ("ams", 64500, 52.37, 4.90, "EU"),
-    ("iad", 64501, 38.95, -77.45, "NA"),
-    ("sjc", 64502, 37.36, -121.93, "NA"),
-    ("sin", 64503, 1.35, 103.82, "AS"),
-    ("gru", 64504, -23.43, -46.47, "SA"),
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,23 +24,7 @@ fn main() {
         std::process::exit(2);
     }
     let pop: usize = args[2].parse().expect("POP index 0..5");
-    let table = petrel_synth::dfz::load().expect("bgpas.lpm (cargo fetch the iptrie 0.11.2 dev-dependency)");
-    let mut origins: Vec<u32> = table.iter().map(|e| e.1).collect();
-    origins.sort();
-    origins.dedup();
-    let pops: Vec<(String, u32, f64, f64, String)> = POPS
-        .iter()
-        .map(|p| (p.0.to_string(), p.1, p.2, p.3, p.4.to_string()))
-        .collect();
-    let world = World::generate(
-        random_metros(60, 3),
-        &pops,
-        &Shape {
-            nets_per_access: 1,
-            ..Shape::default()
-        },
-    );
-    let paths = world.stub_paths(&origins);
+    let full = FullViews::generate().expect("bgpas.lpm (cargo fetch the iptrie 0.11.2 dev-dependency)");
     let nh4 = Ipv4Addr::new(127, 0, 0, 1);
     let nh6: Ipv6Addr = "2001:db8::1".parse().expect("literal");
     let attrs_for = |path: &[u32]| Attributes {
@@ -58,15 +34,10 @@ fn main() {
         mp_next_hop: Some(IpAddr::V6(nh6)),
         ..Default::default()
     };
-    // A few prefixes appear twice (two origins): keep the first.
-    let mut seen = std::collections::HashSet::new();
-    let routes: Vec<(Prefix, &Vec<u32>)> = table
+    let routes: Vec<(Prefix, &Vec<u32>)> = full
+        .table
         .iter()
-        .filter(|(p, _)| seen.insert(*p))
-        .filter_map(|(p, o)| {
-            let i = origins.binary_search(o).expect("listed");
-            paths[pop][i].as_ref().map(|path| (*p, path))
-        })
+        .filter_map(|(p, o)| full.path(pop, *o).map(|path| (*p, path)))
         .collect();
     let out = match args[1].as_str() {
         "mrt" => {

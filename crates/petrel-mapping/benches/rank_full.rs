@@ -5,46 +5,27 @@
 //! uniformly random ones; policies `super-sparrow` and `blended`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use petrel_mapping::geo::{GeoLocation, GeoTable};
-use petrel_mapping::{compile_with, BgpDataBuilder, Fallback, Policy, PopInfo, RankOut, ServiceSpec};
-use petrel_synth::{random_metros, Rng, Shape, World};
+use petrel_mapping::geo::GeoTable;
+use petrel_mapping::{compile_with, BgpDataBuilder, Fallback, Policy, RankOut, ServiceSpec};
+use petrel_synth::dfz::{FullViews, POPS};
+use petrel_synth::Rng;
 use petrel_types::{Family, PopIdx, PopState, Prefix};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-const POPS: [(&str, u32, f64, f64, &str); 5] = [
-    ("ams", 64500, 52.37, 4.90, "EU"),
-    ("iad", 64501, 38.95, -77.45, "NA"),
-    ("sjc", 64502, 37.36, -121.93, "NA"),
-    ("sin", 64503, 1.35, 103.82, "AS"),
-    ("gru", 64504, -23.43, -46.47, "SA"),
-];
+#[path = "synth_world.rs"]
+mod synth_world;
 
 fn bench(c: &mut Criterion) {
-    let Some(table) = petrel_synth::dfz::load() else {
+    let t0 = Instant::now();
+    let Some(full) = FullViews::generate() else {
         eprintln!("bgpas.lpm not found: `cargo fetch` the dev-dependency iptrie 0.11.2 first");
         return;
     };
-    let t0 = Instant::now();
-    let mut origins: Vec<u32> = table.iter().map(|e| e.1).collect();
-    origins.sort();
-    origins.dedup();
-    let pops: Vec<(String, u32, f64, f64, String)> = POPS
-        .iter()
-        .map(|p| (p.0.to_string(), p.1, p.2, p.3, p.4.to_string()))
-        .collect();
-    let world = World::generate(
-        random_metros(60, 3),
-        &pops,
-        &Shape {
-            nets_per_access: 1,
-            ..Shape::default()
-        },
-    );
-    let paths = world.stub_paths(&origins);
+    let (table, origins, world) = (&full.table, &full.origins, &full.world);
     let mut b = BgpDataBuilder::new();
-    for (k, per_origin) in paths.iter().enumerate() {
+    for (k, per_origin) in full.paths.iter().enumerate() {
         let ids: Vec<Option<u32>> = per_origin
             .iter()
             .map(|p| p.as_ref().map(|p| b.path_id(p.iter().copied(), p.len() as u32)))
@@ -60,16 +41,7 @@ fn bench(c: &mut Criterion) {
     }
     let bgp = Arc::new(b.build());
     // GeoIP: each origin's networks in one metro (by hash).
-    let locations: Vec<GeoLocation> = world
-        .metros
-        .iter()
-        .map(|m| GeoLocation {
-            lat_lon: Some((m.lat, m.lon)),
-            country: Some(m.country.clone()),
-            continent: Some(m.continent.clone()),
-            city: None,
-        })
-        .collect();
+    let locations = synth_world::metro_locations(world);
     let metro_of = |asn: u32| (Rng::new(u64::from(asn)).next_u64() % world.metros.len() as u64) as u32;
     let e4: Vec<_> = table
         .iter()
@@ -82,18 +54,7 @@ fn bench(c: &mut Criterion) {
         .map(|(p, o)| (*p, metro_of(*o)))
         .collect();
     let geo = GeoTable::from_entries(locations, e4, e6);
-    let info: Vec<PopInfo> = world
-        .pops
-        .iter()
-        .map(|(_, p)| PopInfo {
-            name: p.name.clone(),
-            location: Some((world.metros[p.metro].lat, world.metros[p.metro].lon)),
-            weight: 100,
-            has_v4: true,
-            has_v6: true,
-            asns: vec![p.asn],
-        })
-        .collect();
+    let info = synth_world::pop_infos(world);
     eprintln!(
         "{} prefixes, {} origins, {} paths; views built in {:.1} s",
         table.len(),

@@ -8,14 +8,16 @@
 //! GeoIP database misplaces 3 % of networks on purpose. Policies compile
 //! through the same `compile_with` + `rank` path the server uses.
 
-use petrel_mapping::geo::{GeoLocation, GeoTable};
-use petrel_mapping::{compile_with, BgpData, BgpDataBuilder, Fallback, Policy, PopInfo, RankOut, ServiceSpec};
-use petrel_synth::{random_metros, Shape, ViewRoute, World};
+use petrel_mapping::geo::GeoTable;
+use petrel_mapping::{compile_with, BgpData, BgpDataBuilder, Fallback, Policy, RankOut, ServiceSpec};
+use petrel_synth::{best_per_prefix, random_metros, PopPlace, Shape, ViewRoute, World};
 use petrel_types::{Family, PopIdx, PopState};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const POPS: [(&str, u32, f64, f64, &str); 6] = [
+#[path = "../benches/synth_world.rs"]
+mod synth_world;
+
+const POPS: [PopPlace; 6] = [
     ("ams", 64500, 52.37, 4.90, "EU"),
     ("iad", 64501, 38.95, -77.45, "NA"),
     ("sjc", 64502, 37.36, -121.93, "NA"),
@@ -31,24 +33,6 @@ struct Score {
     worse25: f64,
     worse100: f64,
     excess_ms: f64,
-}
-
-fn best_per_prefix(view: Vec<ViewRoute>) -> Vec<ViewRoute> {
-    let mut m: BTreeMap<(u128, u8), ViewRoute> = BTreeMap::new();
-    for r in view {
-        let k = (r.prefix.bits(), r.prefix.len());
-        let better = match m.get(&k) {
-            None => true,
-            Some(b) => {
-                (std::cmp::Reverse(r.local_pref), r.path.len(), r.neighbor)
-                    < (std::cmp::Reverse(b.local_pref), b.path.len(), b.neighbor)
-            }
-        };
-        if better {
-            m.insert(k, r);
-        }
-    }
-    m.into_values().collect()
 }
 
 fn main() {
@@ -85,16 +69,12 @@ fn main() {
     let mut totals = vec![Score::default(); policies.len() + 1];
     let mut nets = 0usize;
     for seed in 1..=worlds {
-        let pops: Vec<(String, u32, f64, f64, String)> = POPS
-            .iter()
-            .map(|p| (p.0.to_string(), p.1, p.2, p.3, p.4.to_string()))
-            .collect();
         let shape = Shape {
             seed,
             nets_per_access: 4,
             ..Shape::default()
         };
-        let w = World::generate(random_metros(80, seed), &pops, &shape);
+        let w = World::generate(random_metros(80, seed), &POPS, &shape);
         nets += w.nets.len();
         let fwd: Vec<Vec<ViewRoute>> = (0..w.pops.len()).map(|p| w.pop_forwarding(p)).collect();
         let rtt: Vec<Vec<f64>> = (0..w.nets.len())
@@ -105,16 +85,7 @@ fn main() {
             })
             .collect();
         // GeoIP with 3 % of networks misplaced.
-        let locations: Vec<GeoLocation> = w
-            .metros
-            .iter()
-            .map(|m| GeoLocation {
-                lat_lon: Some((m.lat, m.lon)),
-                country: Some(m.country.clone()),
-                continent: Some(m.continent.clone()),
-                city: Some(m.name.clone()),
-            })
-            .collect();
+        let locations = synth_world::metro_locations(&w);
         let geo_entries: Vec<_> = w.geoip(0.03, seed).into_iter().map(|(p, m)| (p, m as u32)).collect();
         let geo = GeoTable::from_entries(locations, geo_entries, Vec::new());
         // Views: each POP's preferred route per prefix.
@@ -130,18 +101,7 @@ fn main() {
             b.add_view(w.pops[p].1.name.clone(), PopIdx(p as u16), routes);
         }
         let bgp: Arc<BgpData> = Arc::new(b.build());
-        let info: Vec<PopInfo> = w
-            .pops
-            .iter()
-            .map(|(_, p)| PopInfo {
-                name: p.name.clone(),
-                location: Some((w.metros[p.metro].lat, w.metros[p.metro].lon)),
-                weight: 100,
-                has_v4: true,
-                has_v6: true,
-                asns: vec![p.asn],
-            })
-            .collect();
+        let info = synth_world::pop_infos(&w);
         let states = vec![PopState::Up; info.len()];
         for (k, (name, pol)) in policies.iter().enumerate() {
             let spec = ServiceSpec {

@@ -63,6 +63,9 @@ pub struct ClientNet {
     pub demand: f64,
 }
 
+/// A POP to place: name, ASN, latitude, longitude, continent.
+pub type PopPlace = (&'static str, u32, f64, f64, &'static str);
+
 #[derive(Clone, Debug)]
 pub struct PopSpec {
     pub name: String,
@@ -86,6 +89,26 @@ pub struct ViewRoute {
     pub local_pref: u32,
     /// The neighbor AS that sent it (a POP for the multihop sessions).
     pub neighbor: u32,
+}
+
+/// How the synthetic routers choose: higher LOCAL_PREF, then shorter AS
+/// path, then the lowest neighbor ASN (smaller is better).
+pub fn preference(local_pref: u32, path_len: usize, neighbor: u32) -> (std::cmp::Reverse<u32>, usize, u32) {
+    (std::cmp::Reverse(local_pref), path_len, neighbor)
+}
+
+/// The preferred route per prefix (by [`preference`]), in prefix order.
+pub fn best_per_prefix(routes: Vec<ViewRoute>) -> Vec<ViewRoute> {
+    let mut best: std::collections::BTreeMap<Prefix, ViewRoute> = Default::default();
+    for r in routes {
+        let better = best.get(&r.prefix).is_none_or(|b| {
+            preference(r.local_pref, r.path.len(), r.neighbor) < preference(b.local_pref, b.path.len(), b.neighbor)
+        });
+        if better {
+            best.insert(r.prefix, r);
+        }
+    }
+    best.into_values().collect()
 }
 
 pub struct World {
@@ -205,7 +228,7 @@ impl World {
     /// Build the AS graph and the client networks, then compute routes.
     /// `pops`: name, ASN and location (each POP gets a metro of its own
     /// unless one is within 50 km).
-    pub fn generate(mut metros: Vec<Metro>, pops: &[(String, u32, f64, f64, String)], shape: &Shape) -> World {
+    pub fn generate(mut metros: Vec<Metro>, pops: &[PopPlace], shape: &Shape) -> World {
         let mut rng = Rng::new(shape.seed);
         let mut pop_specs = Vec::new();
         for (name, asn, lat, lon, cont) in pops {
@@ -216,18 +239,18 @@ impl World {
                 Some(m) => m,
                 None => {
                     metros.push(Metro {
-                        name: name.clone(),
+                        name: name.to_string(),
                         lat: *lat,
                         lon: *lon,
                         country: "ZZ".into(),
-                        continent: cont.clone(),
+                        continent: cont.to_string(),
                         demand: 0.5,
                     });
                     metros.len() - 1
                 }
             };
             pop_specs.push(PopSpec {
-                name: name.clone(),
+                name: name.to_string(),
                 asn: *asn,
                 metro: m,
             });
@@ -502,32 +525,30 @@ impl World {
         self.routes[self.origin_slot[origin]?][at].map(|r| r.0)
     }
 
-    /// Everything a POP's router holds: for each neighbor, what Gao–Rexford
-    /// lets it export to the POP (paths as received, neighbor first), with
-    /// LOCAL_PREF by relationship (customer 200, peer 150, transit 100);
-    /// plus, for the Super Sparrow rule, the other POPs' best routes over
-    /// multihop sessions (their AS first, LOCAL_PREF 100).
-    pub fn pop_view(&self, pop: usize) -> Vec<ViewRoute> {
-        let (me, _) = self.pops[pop];
+    /// A POP's neighbors: (AS, LOCAL_PREF by relationship, is a provider).
+    fn neighbors(&self, me: usize) -> impl Iterator<Item = (usize, u32, bool)> + '_ {
         let a = &self.ases[me];
-        let mut out = Vec::new();
-        let neighbors = a
-            .providers
+        a.providers
             .iter()
             .map(|&x| (x, 100, true))
             .chain(a.peers.iter().map(|&x| (x, 150, false)))
-            .chain(a.customers.iter().map(|&x| (x, 200, false)));
-        for (nb, lp, is_provider) in neighbors {
+            .chain(a.customers.iter().map(|&x| (x, 200, false)))
+    }
+
+    /// What the POP's neighbors send it: for each, what Gao–Rexford lets
+    /// it export (paths as received, neighbor first), with LOCAL_PREF by
+    /// relationship (customer 200, peer 150, transit 100).
+    fn neighbor_routes(&self, pop: usize) -> Vec<ViewRoute> {
+        let (me, _) = self.pops[pop];
+        let mut out = Vec::new();
+        for (nb, lp, is_provider) in self.neighbors(me) {
             for net in &self.nets {
                 let Some(path) = self.path(nb, net.origin) else {
                     continue;
                 };
-                if path.contains(&me) {
-                    continue; // loop
-                }
-                // A peer or customer exports only its customer routes.
+                // No loops; a peer or customer exports only customer routes.
                 let exportable = is_provider || self.learned(nb, net.origin) == Some(Learned::Customer);
-                if exportable {
+                if exportable && !path.contains(&me) {
                     out.push(ViewRoute {
                         prefix: net.prefix,
                         path: path.iter().map(|&x| self.ases[x].asn).collect(),
@@ -537,6 +558,15 @@ impl World {
                 }
             }
         }
+        out
+    }
+
+    /// Everything a POP's router holds: its neighbors' routes, plus, for
+    /// the Super Sparrow rule, the other POPs' best routes over multihop
+    /// sessions (their AS first, LOCAL_PREF 100).
+    pub fn pop_view(&self, pop: usize) -> Vec<ViewRoute> {
+        let my_asn = self.ases[self.pops[pop].0].asn;
+        let mut out = self.neighbor_routes(pop);
         for (other, (oid, _)) in self.pops.iter().enumerate() {
             if other == pop {
                 continue;
@@ -544,7 +574,7 @@ impl World {
             for r in self.pop_forwarding(other) {
                 let mut path = vec![self.ases[*oid].asn];
                 path.extend(r.path);
-                if path.contains(&a.asn) {
+                if path.contains(&my_asn) {
                     continue;
                 }
                 out.push(ViewRoute {
@@ -559,48 +589,9 @@ impl World {
     }
 
     /// The routes a POP forwards on: per prefix, its best among what its
-    /// neighbors sent (LOCAL_PREF, then path length, then lowest neighbor).
+    /// neighbors sent.
     pub fn pop_forwarding(&self, pop: usize) -> Vec<ViewRoute> {
-        let (me, _) = self.pops[pop];
-        let a = &self.ases[me];
-        let mut best: std::collections::BTreeMap<(u128, u8), ViewRoute> = Default::default();
-        let neighbors = a
-            .providers
-            .iter()
-            .map(|&x| (x, 100, true))
-            .chain(a.peers.iter().map(|&x| (x, 150, false)))
-            .chain(a.customers.iter().map(|&x| (x, 200, false)));
-        for (nb, lp, is_provider) in neighbors {
-            for net in &self.nets {
-                let Some(path) = self.path(nb, net.origin) else {
-                    continue;
-                };
-                if path.contains(&me) {
-                    continue;
-                }
-                if !(is_provider || self.learned(nb, net.origin) == Some(Learned::Customer)) {
-                    continue;
-                }
-                let r = ViewRoute {
-                    prefix: net.prefix,
-                    path: path.iter().map(|&x| self.ases[x].asn).collect(),
-                    local_pref: lp,
-                    neighbor: self.ases[nb].asn,
-                };
-                let key = (net.prefix.bits(), net.prefix.len());
-                let replace = match best.get(&key) {
-                    None => true,
-                    Some(b) => {
-                        (std::cmp::Reverse(r.local_pref), r.path.len(), r.neighbor)
-                            < (std::cmp::Reverse(b.local_pref), b.path.len(), b.neighbor)
-                    }
-                };
-                if replace {
-                    best.insert(key, r);
-                }
-            }
-        }
-        best.into_values().collect()
+        best_per_prefix(self.neighbor_routes(pop))
     }
 
     /// Round-trip time from a POP to a client network along the POP's own
@@ -702,15 +693,8 @@ impl World {
         for &asn in origins {
             let provs = providers(asn);
             for (k, (me, _)) in self.pops.iter().enumerate() {
-                let a = &self.ases[*me];
                 let mut cands: Vec<Cand> = Vec::new();
-                let neighbors = a
-                    .providers
-                    .iter()
-                    .map(|&x| (x, 100u32, true))
-                    .chain(a.peers.iter().map(|&x| (x, 150, false)))
-                    .chain(a.customers.iter().map(|&x| (x, 200, false)));
-                for (nb, lp, is_provider) in neighbors {
+                for (nb, lp, is_provider) in self.neighbors(*me) {
                     let Some((learned, _, path)) = route(nb, &provs) else {
                         continue;
                     };
@@ -723,7 +707,7 @@ impl World {
                 }
                 let best = cands
                     .iter()
-                    .min_by_key(|c| (std::cmp::Reverse(c.0), c.1.len(), c.2))
+                    .min_by_key(|c| preference(c.0, c.1.len(), c.2))
                     .map(|c| (c.0, c.1.clone()));
                 forwarding[k].push(best);
                 candidates[k].push(cands);
@@ -734,30 +718,22 @@ impl World {
                 let my_asn = self.ases[self.pops[k].0].asn;
                 (0..origins.len())
                     .map(|o| {
-                        let mut best: Option<Cand> = candidates[k][o]
+                        // The neighbors' routes and the other POPs' (multihop).
+                        let multihop = forwarding
                             .iter()
-                            .min_by_key(|c| (std::cmp::Reverse(c.0), c.1.len(), c.2))
-                            .cloned();
-                        for (j, f) in forwarding.iter().enumerate() {
-                            if j == k {
-                                continue;
-                            }
-                            let Some((_, p)) = &f[o] else { continue };
-                            if p.contains(&my_asn) {
-                                continue;
-                            }
-                            let other = self.ases[self.pops[j].0].asn;
-                            let mut path = vec![other];
-                            path.extend_from_slice(p);
-                            let cand = (100, path, other);
-                            let better = best.as_ref().is_none_or(|b| {
-                                (std::cmp::Reverse(cand.0), cand.1.len(), cand.2)
-                                    < (std::cmp::Reverse(b.0), b.1.len(), b.2)
+                            .enumerate()
+                            .filter(|(j, _)| *j != k)
+                            .filter_map(|(j, f)| {
+                                let (_, p) = f[o].as_ref()?;
+                                let other = self.ases[self.pops[j].0].asn;
+                                let path: Vec<u32> = std::iter::once(other).chain(p.iter().copied()).collect();
+                                (!p.contains(&my_asn)).then_some((100, path, other))
                             });
-                            if better {
-                                best = Some(cand);
-                            }
-                        }
+                        let best = candidates[k][o]
+                            .iter()
+                            .cloned()
+                            .chain(multihop)
+                            .min_by_key(|c| preference(c.0, c.1.len(), c.2));
                         best.map(|b| b.1)
                     })
                     .collect()
@@ -788,10 +764,10 @@ mod tests {
     use super::*;
 
     fn world() -> World {
-        let pops = vec![
-            ("ams".to_string(), 64500, 52.37, 4.90, "EU".to_string()),
-            ("iad".to_string(), 64501, 38.95, -77.45, "NA".to_string()),
-            ("sin".to_string(), 64502, 1.35, 103.82, "AS".to_string()),
+        let pops = [
+            ("ams", 64500, 52.37, 4.90, "EU"),
+            ("iad", 64501, 38.95, -77.45, "NA"),
+            ("sin", 64502, 1.35, 103.82, "AS"),
         ];
         World::generate(random_metros(30, 7), &pops, &Shape::default())
     }

@@ -94,7 +94,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, String> {
 
 /// The demo's POPs as the synthetic Internet places them (name, ASN,
 /// latitude, longitude, continent); they match demo.toml.
-const DEMO_POPS: [(&str, u32, f64, f64, &str); 4] = [
+const DEMO_POPS: [petrel_synth::PopPlace; 4] = [
     ("ams", 64500, 52.37, 4.90, "EU"),
     ("iad", 64501, 38.95, -77.45, "NA"),
     ("sin", 64502, 1.35, 103.82, "AS"),
@@ -136,17 +136,13 @@ pub fn bgp_dumps() -> Result<Vec<(String, Vec<u8>)>, String> {
         };
         fixed.push((m, p));
     }
-    let pops: Vec<(String, u32, f64, f64, String)> = DEMO_POPS
-        .iter()
-        .map(|p| (p.0.to_string(), p.1, p.2, p.3, p.4.to_string()))
-        .collect();
     let shape = petrel_synth::Shape {
         seed: 2026,
         access_per_metro: 2,
         fixed_nets: fixed,
         ..Default::default()
     };
-    let world = petrel_synth::World::generate(metros, &pops, &shape);
+    let world = petrel_synth::World::generate(metros, &DEMO_POPS, &shape);
     let mut out = Vec::new();
     for (k, (_, pop)) in world.pops.iter().enumerate() {
         let view = world.pop_view(k);
