@@ -80,10 +80,14 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duratio
     }
 }
 
+/// A GET on the admin API, as JSON.
+fn api_json(s: &Server, path: &str) -> serde_json::Value {
+    let body = http_get(s.admin, path);
+    serde_json::from_str(&body[body.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+}
+
 fn summary(s: &Server) -> serde_json::Value {
-    let body = http_get(s.admin, "/api/v1/bgp/summary");
-    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
-    serde_json::from_str(json).unwrap()
+    api_json(s, "/api/v1/bgp/summary")
 }
 
 fn peer<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -453,6 +457,22 @@ fn daemon(dir: &Path, log: &str, cmd: &str, args: &[&str], env: &[(&str, &str)])
     Kill(c.spawn().unwrap())
 }
 
+/// ExaBGP in the foreground on `dir/exabgp.conf`, logging to `dir/exabgp.log`.
+fn exabgp(dir: &Path) -> Kill {
+    daemon(
+        dir,
+        "exabgp.log",
+        "exabgp",
+        &["exabgp.conf"],
+        &[
+            ("exabgp.daemon.user", "root"),
+            ("exabgp.daemon.daemonize", "false"),
+            ("exabgp.log.destination", "stdout"),
+            ("exabgp.api.cli", "false"),
+        ],
+    )
+}
+
 /// FRR 8.4's bgpd (without zebra) with a 4-octet ASN: IPv4 and IPv6
 /// routes with communities, a withdrawal, a restart of the daemon and a
 /// hold timer that expires while it is frozen.
@@ -776,18 +796,7 @@ neighbor 127.0.0.1 {{
         ),
     )
     .unwrap();
-    let _e = daemon(
-        &s.dir,
-        "exabgp.log",
-        "exabgp",
-        &["exabgp.conf"],
-        &[
-            ("exabgp.daemon.user", "root"),
-            ("exabgp.daemon.daemonize", "false"),
-            ("exabgp.log.destination", "stdout"),
-            ("exabgp.api.cli", "false"),
-        ],
-    );
+    let _e = exabgp(&s.dir);
     let limit = Duration::from_secs(30);
     wait_for("the ExaBGP session and its errors", limit, || {
         let sum = summary(&s);
@@ -981,18 +990,7 @@ passive = true
         ),
     )
     .unwrap();
-    let _e = daemon(
-        &s.dir,
-        "exabgp.log",
-        "exabgp",
-        &["exabgp.conf"],
-        &[
-            ("exabgp.daemon.user", "root"),
-            ("exabgp.daemon.daemonize", "false"),
-            ("exabgp.log.destination", "stdout"),
-            ("exabgp.api.cli", "false"),
-        ],
-    );
+    let _e = exabgp(&s.dir);
     let limit = Duration::from_secs(60);
     let mrt_peer = format!("generated.mrt.gz/{peer_ip}");
     wait_for("both sources", limit, || {
@@ -1001,8 +999,7 @@ passive = true
     });
     for (p, _, _, _) in routes.iter().step_by(7) {
         let addr = p.split('/').next().unwrap();
-        let body = http_get(s.admin, &format!("/api/v1/bgp/route?addr={addr}"));
-        let v: serde_json::Value = serde_json::from_str(&body[body.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        let v = api_json(&s, &format!("/api/v1/bgp/route?addr={addr}"));
         let views = v["views"].as_array().unwrap();
         let get = |name: &str| {
             let view = views.iter().find(|x| x["view"] == name).unwrap();
