@@ -168,7 +168,7 @@ pub struct BgpConf {
     pub mrt: Vec<BgpMrtConf>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BgpMrtConf {
     pub file: PathBuf,
     pub pop: PopIdx,

@@ -17,7 +17,7 @@ use petrel_bgp_fsm::notif;
 use petrel_config::{BgpConf, BgpPeerConf};
 use petrel_rib::PeerInfo;
 use ribs::{RibMsg, Slot};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
@@ -113,7 +113,7 @@ async fn manage(
     listener: Option<Arc<TcpListener>>,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
-    let mut dumps: HashMap<String, petrel_config::BgpMrtConf> = HashMap::new();
+    let mut dumps: HashSet<petrel_config::BgpMrtConf> = HashSet::new();
     let mut next_slot: Slot = 0;
     let mut pops: Vec<String> = Vec::new();
     loop {
@@ -216,24 +216,16 @@ async fn manage(
             );
         }
         // MRT dumps: unload what is gone or changed, load what is new.
-        let want: HashMap<String, petrel_config::BgpMrtConf> = conf
-            .iter()
-            .flat_map(|c| c.mrt.iter())
-            .map(|m| (ribs::mrt_key(m), m.clone()))
-            .collect();
-        let gone: Vec<String> = dumps.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
-        for k in gone {
-            dumps.remove(&k);
-            let _ = rib.send(RibMsg::UnloadMrt(k)).await;
+        // A dump is identified by its whole config: any change reloads it.
+        let want: HashSet<petrel_config::BgpMrtConf> = conf.iter().flat_map(|c| c.mrt.iter().cloned()).collect();
+        for m in dumps.difference(&want) {
+            let _ = rib.send(RibMsg::UnloadMrt(m.clone())).await;
         }
-        for (k, m) in want {
-            if dumps.contains_key(&k) {
-                continue;
-            }
+        for m in want.difference(&dumps) {
             let pop = pops.get(m.pop.index()).cloned().unwrap_or_default();
             let _ = rib.send(RibMsg::LoadMrt(m.clone(), pop)).await;
-            dumps.insert(k, m);
         }
+        dumps = want;
         shared.bgp_reconfigure.notified().await;
     }
 }

@@ -44,7 +44,7 @@ pub enum RibMsg {
     /// Load an MRT dump (and its update files) into a view.
     LoadMrt(petrel_config::BgpMrtConf, String),
     /// Remove the routes of a dump loaded earlier (by its key).
-    UnloadMrt(String),
+    UnloadMrt(petrel_config::BgpMrtConf),
     /// The POP list changed (reload): view-to-POP indexes are rebuilt.
     Pops(Vec<String>),
     Route {
@@ -96,8 +96,8 @@ struct Ribs {
     dirty_since: Option<Instant>,
     /// No publication before this (pacing, see `until_due`).
     not_before: Instant,
-    /// Loaded dumps: key -> (view, pseudo-peer ids, board names).
-    mrt: FxHashMap<String, Vec<(usize, PeerId, String)>>,
+    /// Loaded dumps: their config -> (view, pseudo-peer ids, board names).
+    mrt: FxHashMap<petrel_config::BgpMrtConf, Vec<(usize, PeerId, String)>>,
 }
 
 pub fn spawn(
@@ -266,9 +266,8 @@ impl Ribs {
                 }
             }
             RibMsg::LoadMrt(src, pop) => {
-                let key = mrt_key(&src);
                 let t0 = Instant::now();
-                let r = self.load_mrt(&src, &pop, &key);
+                let r = self.load_mrt(&src, &pop);
                 // SAFETY: malloc_trim only releases free memory (the
                 // reader's temporaries).
                 unsafe {
@@ -303,7 +302,7 @@ impl Ribs {
 
     /// Read a dump into `pop`'s view: each MRT peer becomes a peer of the
     /// view, so best-path selection runs across them as for live sessions.
-    fn load_mrt(&mut self, src: &petrel_config::BgpMrtConf, pop: &str, key: &str) -> Result<usize, String> {
+    fn load_mrt(&mut self, src: &petrel_config::BgpMrtConf, pop: &str) -> Result<usize, String> {
         use petrel_bgp_wire::mrt::Record;
         let view = self.view_for(pop);
         let stem = src
@@ -418,7 +417,7 @@ impl Ribs {
                 }
             }
         }
-        self.mrt.insert(key.to_string(), loaded);
+        self.mrt.insert(src.clone(), loaded);
         self.report_prefixes();
         result.map(|()| routes)
     }
@@ -513,11 +512,6 @@ impl Ribs {
         );
         self.not_before = Instant::now() + started.elapsed();
     }
-}
-
-/// Identifies a loaded dump: the same source config loads the same routes.
-pub fn mrt_key(m: &petrel_config::BgpMrtConf) -> String {
-    format!("{m:?}")
 }
 
 fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> RouteLine {
