@@ -7,9 +7,11 @@
 //! treat-as-withdraw or attribute-discard where the RFC allows it, and only
 //! what cannot be recovered ends the session with the NOTIFICATION the RFC
 //! names. [`encode`] writes messages (our OPENs, KEEPALIVEs, NOTIFICATIONs,
-//! and UPDATEs for announcements and test fixtures).
+//! and UPDATEs for announcements and test fixtures). [`mrt`] reads and
+//! writes routing dumps, [`bmp`] the monitoring stream routers send.
 
 pub mod attrs;
+pub mod bmp;
 mod encode;
 mod message;
 pub mod mrt;

@@ -166,6 +166,28 @@ pub struct BgpConf {
     pub batch_ms: u64,
     pub peers: Vec<BgpPeerConf>,
     pub mrt: Vec<BgpMrtConf>,
+    pub bmp_listen: Option<SocketAddr>,
+    pub bmp: Vec<BgpBmpConf>,
+}
+
+/// Which of a router's RIBs a BMP feed takes (RFC 7854 §2, RFC 9069).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BmpRib {
+    /// Adj-RIB-In as the peer sent it.
+    PrePolicy,
+    /// Adj-RIB-In after the router's import policy: what it could use.
+    PostPolicy,
+    /// The router's own best routes (one pseudo-peer per instance).
+    LocRib,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BgpBmpConf {
+    pub router: IpAddr,
+    pub pop: PopIdx,
+    /// Only these monitored peers (empty: all).
+    pub peers: Vec<IpAddr>,
+    pub rib: BmpRib,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

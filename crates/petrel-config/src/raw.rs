@@ -42,6 +42,23 @@ pub struct Bgp {
     pub peer: Vec<S<BgpPeer>>,
     #[serde(default)]
     pub mrt: Vec<S<BgpMrt>>,
+    /// Where routers connect to stream BMP (RFC 7854), address:port.
+    pub bmp_listen: Option<S<String>>,
+    #[serde(default)]
+    pub bmp: Vec<S<BgpBmp>>,
+}
+
+/// A router streaming BMP: which of its peers feed which POP's view.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BgpBmp {
+    /// The router's address (the source of its BMP connection).
+    pub router: S<String>,
+    pub pop: S<String>,
+    /// Only these monitored peers (addresses); default: all.
+    pub peers: Option<Vec<S<String>>>,
+    /// "post-policy" (default), "pre-policy" or "loc-rib".
+    pub rib: Option<S<String>>,
 }
 
 /// A routing dump loaded into a POP's view.

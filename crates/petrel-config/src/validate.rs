@@ -133,7 +133,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
     let have = Have {
         geo: geoip.is_some(),
-        bgp: bgp.as_ref().is_some_and(|b| !b.peers.is_empty() || !b.mrt.is_empty()),
+        bgp: bgp
+            .as_ref()
+            .is_some_and(|b| !b.peers.is_empty() || !b.mrt.is_empty() || !b.bmp.is_empty()),
     };
     let services = services(&mut cx, &raw.service, &pops, &zones, have);
     if cx.errors.is_empty() {
@@ -380,6 +382,74 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             updates: q.updates.iter().flatten().map(|u| cx.resolve(u.get_ref())).collect(),
         });
     }
+    let bmp_listen = r
+        .bmp_listen
+        .as_ref()
+        .and_then(|l| match l.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                cx.err(l, "bgp.bmp_listen", format!("`{}` is not an address:port", l.get_ref()));
+                None
+            }
+        });
+    let mut bmp: Vec<BgpBmpConf> = Vec::new();
+    for (i, m) in r.bmp.iter().enumerate() {
+        let f = |k: &str| format!("bgp.bmp[{i}].{k}");
+        let q = m.get_ref();
+        let pop = pop_named(cx, &q.pop, &f("pop"), pops);
+        let router = match q.router.get_ref().parse::<IpAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                cx.err(
+                    &q.router,
+                    f("router"),
+                    format!("`{}` is not an IP address", q.router.get_ref()),
+                );
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        };
+        let mut only = Vec::new();
+        for a in q.peers.iter().flatten() {
+            match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) => only.push(ip),
+                Err(_) => cx.err(a, f("peers"), format!("`{}` is not an IP address", a.get_ref())),
+            }
+        }
+        let rib = match q.rib.as_ref().map(|r| r.get_ref().as_str()) {
+            None | Some("post-policy") => BmpRib::PostPolicy,
+            Some("pre-policy") => BmpRib::PrePolicy,
+            Some("loc-rib") => BmpRib::LocRib,
+            Some(o) => {
+                cx.err(
+                    q.rib.as_ref().expect("present"),
+                    f("rib"),
+                    format!("`{o}` is not one of post-policy, pre-policy, loc-rib"),
+                );
+                BmpRib::PostPolicy
+            }
+        };
+        if bmp_listen.is_none() {
+            cx.err(&q.router, f("router"), "a BMP router needs `bgp.bmp_listen`");
+        }
+        // Each monitored peer feeds one view: a second entry for the same
+        // router must name other peers.
+        let overlaps = |o: &BgpBmpConf| {
+            o.router == router && (o.peers.is_empty() || only.is_empty() || o.peers.iter().any(|p| only.contains(p)))
+        };
+        if let Some(j) = bmp.iter().position(overlaps) {
+            cx.err(
+                &q.router,
+                f("peers"),
+                format!("router {router} already sends these peers to a view (bgp.bmp[{j}]); list disjoint `peers`"),
+            );
+        }
+        bmp.push(BgpBmpConf {
+            router,
+            pop,
+            peers: only,
+            rib,
+        });
+    }
     BgpConf {
         asn,
         router_id,
@@ -387,6 +457,8 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         batch_ms,
         peers,
         mrt,
+        bmp_listen,
+        bmp,
     }
 }
 
@@ -1150,7 +1222,7 @@ fn policy(
         cx.err(
             &r.kind,
             format!("{field}.type"),
-            format!("a `{kind}` policy needs routing views: [bgp] peers or MRT dumps"),
+            format!("a `{kind}` policy needs routing views: [bgp] peers, MRT dumps or BMP routers"),
         );
     }
     match kind {
@@ -1458,6 +1530,40 @@ policy = [
         );
         let errs = parse(Path::new("p.toml"), &t).unwrap_err();
         assert!(errs[0].to_string().contains("needs routing views"), "{errs:?}");
+    }
+
+    #[test]
+    fn bgp_bmp_routers() {
+        // BMP alone gives views: no AS number or identifier needed.
+        let good = format!(
+            "{GOOD}\n[bgp]\nbmp_listen = \"127.0.0.1:11019\"\n\n[[bgp.bmp]]\nrouter = \"192.0.2.50\"\npop = \"ams\"\npeers = [\"192.0.2.9\"]\n\n[[bgp.bmp]]\nrouter = \"192.0.2.50\"\npop = \"nyc\"\npeers = [\"2001:db8::9\"]\nrib = \"pre-policy\"\n"
+        );
+        let t = good.replace(
+            "{ type = \"geo-nearest\", band_km = 500 }",
+            "{ type = \"super-sparrow\" }",
+        );
+        let c = parse(Path::new("p.toml"), &t).unwrap();
+        let b = c.bgp.unwrap();
+        assert_eq!(b.bmp_listen, Some("127.0.0.1:11019".parse().unwrap()));
+        assert_eq!(b.bmp.len(), 2);
+        assert_eq!(b.bmp[0].rib, BmpRib::PostPolicy);
+        assert_eq!(b.bmp[1].rib, BmpRib::PrePolicy);
+        assert_eq!(b.bmp[1].peers, vec!["2001:db8::9".parse::<IpAddr>().unwrap()]);
+        let bad = good
+            .replace("bmp_listen = \"127.0.0.1:11019\"\n", "")
+            .replace("rib = \"pre-policy\"", "rib = \"best\"")
+            .replace("peers = [\"2001:db8::9\"]", "peers = [\"192.0.2.9\", \"nope\"]");
+        let errs = parse(Path::new("p.toml"), &bad).unwrap_err();
+        let s: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for want in [
+            "bgp.bmp[0].router: a BMP router needs `bgp.bmp_listen`",
+            "bgp.bmp[1].rib: `best` is not one of post-policy, pre-policy, loc-rib",
+            "bgp.bmp[1].peers: `nope` is not an IP address",
+            "bgp.bmp[1].peers: router 192.0.2.50 already sends these peers to a view (bgp.bmp[0])",
+        ] {
+            assert!(s.iter().any(|e| e.contains(want)), "{want}: {s:#?}");
+        }
+        assert!(s.iter().all(|e| e.starts_with("p.toml:")), "{s:#?}");
     }
 
     #[test]

@@ -1045,3 +1045,331 @@ fn demo_has_bgp_views() {
         "{ex}"
     );
 }
+
+/// FRR 8.4 streams BMP (its `bmp` module) to petrel: the post-policy
+/// Adj-RIB-In of its two peers (one BIRD, two sessions) feeds one view
+/// each. FRR's import policy hides a prefix from one of them, and the
+/// answers follow the paths; a BGP session going down at FRR arrives as
+/// Peer Down, the end of the BMP stream withdraws everything, and a
+/// restarted FRR streams it all again. Then a hand-written stream checks
+/// that an undecodable UPDATE drops only its peer's routes and that a
+/// broken stream is closed while DNS keeps answering.
+#[test]
+fn bmp_from_frr_feeds_views() {
+    use petrel_bgp_wire::bmp::{self, BmpWriter, InfoTlv, PeerHeader, PeerUp};
+    let n = 17;
+    let bmp_port = free_port();
+    let frr_port = free_port();
+    let (spare_a, spare_b) = (free_port(), free_port());
+    // FRR connects from the loopback's primary address.
+    let s = petrel_with(
+        "bgp-bmp",
+        &format!(
+            r#"
+[bgp]
+batch_ms = 100
+bmp_listen = "127.{n}.0.1:{bmp_port}"
+
+[[bgp.bmp]]
+router = "127.0.0.1"
+pop = "ams"
+peers = ["127.{n}.0.5"]
+
+[[bgp.bmp]]
+router = "127.0.0.1"
+pop = "nyc"
+peers = ["127.{n}.0.6"]
+"#
+        ),
+    );
+    let dir = s.dir.clone();
+    let frr_conf = format!(
+        r#"frr defaults traditional
+hostname petrel-test-bmp
+log file {log}
+!
+router bgp 65100
+ bgp router-id 127.{n}.0.4
+ no bgp ebgp-requires-policy
+ neighbor 127.{n}.0.5 remote-as 4200000101
+ neighbor 127.{n}.0.5 passive
+ neighbor 127.{n}.0.5 disable-connected-check
+ neighbor 127.{n}.0.6 remote-as 65102
+ neighbor 127.{n}.0.6 passive
+ neighbor 127.{n}.0.6 disable-connected-check
+ address-family ipv4 unicast
+  neighbor 127.{n}.0.5 route-map IN_A in
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor 127.{n}.0.5 activate
+  neighbor 127.{n}.0.6 activate
+ exit-address-family
+ bmp targets petrel
+  bmp monitor ipv4 unicast post-policy
+  bmp monitor ipv6 unicast post-policy
+  bmp connect 127.{n}.0.1 port {bmp_port} min-retry 100 max-retry 1000
+ exit
+!
+ip prefix-list HIDE seq 5 permit 192.0.2.128/25
+route-map IN_A deny 5
+ match ip address prefix-list HIDE
+route-map IN_A permit 10
+!
+"#,
+        log = dir.join("frr.log").display()
+    );
+    std::fs::write(dir.join("bgpd.conf"), frr_conf).unwrap();
+    let conf_path = dir.join("bgpd.conf").display().to_string();
+    let pid_path = dir.join("bgpd.pid").display().to_string();
+    let vty = dir.display().to_string();
+    let port = frr_port.to_string();
+    let listen = format!("127.{n}.0.4");
+    let start_frr = || {
+        let mut c = Command::new("/usr/lib/frr/bgpd");
+        c.args([
+            "-f",
+            &conf_path,
+            "-i",
+            &pid_path,
+            "-Z",
+            "-S",
+            "-n",
+            "-p",
+            &port,
+            "-l",
+            &listen,
+            "--vty_socket",
+            &vty,
+            "-P",
+            "0",
+            "-M",
+            "bmp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        Kill(c.spawn().expect("FRR's bgpd (Debian package frr)"))
+    };
+    let mut frr = start_frr();
+    // Two BIRDs (BIRD runs one session per neighbor address): a (AS
+    // 4200000101) gives 203.0.113.0/24 a long path, b (AS 65102)
+    // 198.51.100.0/24. Next hops are set because FRR refuses loopback
+    // ones as martians.
+    let bird_for = |name: &str, local: u8, asn: u32, spare: u16, prepend_net: &str, extra: &str| {
+        let sub = dir.join(format!("bird-{name}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        Bird::start(
+            &sub,
+            &format!(
+                r#"
+router id 127.{n}.0.{local};
+protocol device {{}}
+protocol static s4 {{ ipv4; route 203.0.113.0/24 blackhole; route 198.51.100.0/24 blackhole; route 192.0.2.128/25 blackhole; }}
+protocol static s6 {{ ipv6; route 2001:db8:300::/48 blackhole; }}
+filter to_frr {{
+  if net = {prepend_net} then {{ bgp_path.prepend(65201); bgp_path.prepend(65202); }}
+  {extra}
+  accept;
+}}
+protocol bgp {name} {{
+  local 127.{n}.0.{local} port {spare} as {asn};
+  neighbor 127.{n}.0.4 port {frr_port} as 65100;
+  multihop 2;
+  connect retry time 1;
+  connect delay time 1;
+  ipv4 {{ import none; export filter to_frr; next hop address 192.0.2.{local}; }};
+  ipv6 {{ import none; export all; next hop address 2001:db8::{local}; }};
+}}
+"#
+            ),
+        )
+    };
+    let _bird_a = bird_for(
+        "a",
+        5,
+        4200000101,
+        spare_a,
+        "203.0.113.0/24",
+        "bgp_community.add((65101,7));",
+    );
+    let bird_b = bird_for("b", 6, 65102, spare_b, "198.51.100.0/24", "");
+    let pa = format!("bmp/127.0.0.1/127.{n}.0.5");
+    let pb = format!("bmp/127.0.0.1/127.{n}.0.6");
+    let limit = Duration::from_secs(40);
+    wait_for("both monitored peers with their routes", limit, || {
+        let sum = summary(&s);
+        let has = |name: &str, want: u64| {
+            sum["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == name && p["state"] == "Established" && p["prefixes"] == want)
+        };
+        // FRR's import policy keeps 192.0.2.128/25 from a's post-policy RIB.
+        has(&pa, 3) && has(&pb, 4)
+    });
+    let sum = summary(&s);
+    assert_eq!(peer(&sum, "bmp/127.0.0.1")["state"], "Up", "{sum}");
+    assert_eq!(peer(&sum, &pa)["view"], "ams", "{sum}");
+    assert_eq!(peer(&sum, &pa)["remote_as"], 4200000101u64, "{sum}");
+    assert_eq!(peer(&sum, &pb)["view"], "nyc", "{sum}");
+    wait_for("BMP-based answers", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.2" && answer(&s, "198.51.100.0/24") == "192.0.2.1"
+    });
+    let r = bgp_route(&s, "203.0.113.1");
+    assert!(r.contains("view ams: 203.0.113.0/24"), "{r}");
+    assert!(r.contains("path [4200000101 65202 65201]"), "{r}");
+    assert!(r.contains("view nyc: 203.0.113.0/24"), "{r}");
+    assert!(r.contains("communities 65101:7"), "{r}");
+    let r = bgp_route(&s, "192.0.2.129");
+    assert!(
+        r.contains("view ams: no route") && r.contains("view nyc: 192.0.2.128/25"),
+        "{r}"
+    );
+    let r = bgp_route(&s, "2001:db8:300::1");
+    assert!(r.contains("next-hop 2001:db8::6") && r.contains("path [65102]"), "{r}");
+
+    // A BGP session ending at FRR is a Peer Down: b's routes leave nyc's
+    // view, and 198.51.100.0/24 goes to the only view that has it.
+    bird_b.birdc("disable b");
+    wait_for("Peer Down for b", limit, || {
+        let sum = summary(&s);
+        peer(&sum, &pb)["state"] == "Down" && peer(&sum, &pb)["prefixes"] == 0
+    });
+    wait_for("answers without b", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.1"
+    });
+    let sum = summary(&s);
+    assert!(
+        peer(&sum, &pb)["last_error"].as_str().unwrap().contains("closed"),
+        "{sum}"
+    );
+    bird_b.birdc("enable b");
+    wait_for("b back", limit, || {
+        let sum = summary(&s);
+        peer(&sum, &pb)["state"] == "Established" && peer(&sum, &pb)["prefixes"] == 4
+    });
+    wait_for("answers with b", limit, || answer(&s, "203.0.113.0/24") == "192.0.2.2");
+
+    // The stream ends (FRR stopped): what it described is withdrawn.
+    drop(frr);
+    wait_for("the BMP session to end", limit, || {
+        let sum = summary(&s);
+        peer(&sum, "bmp/127.0.0.1")["state"] == "Idle"
+            && !sum["peers"].as_array().unwrap().iter().any(|p| p["name"] == pa)
+    });
+    wait_for("no BMP routes", limit, || {
+        bgp_route(&s, "203.0.113.1").matches("no route").count() == 2
+    });
+    // Restarted, FRR streams everything again.
+    frr = start_frr();
+    wait_for("BMP after FRR's restart", limit, || {
+        let sum = summary(&s);
+        let ok = |name: &str, want: u64| {
+            sum["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == name && p["prefixes"] == want)
+        };
+        ok(&pa, 3) && ok(&pb, 4)
+    });
+    wait_for("answers after the restart", limit, || {
+        answer(&s, "203.0.113.0/24") == "192.0.2.2"
+    });
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(
+        metrics.contains(&format!(r#"petrel_bgp_prefixes{{peer="{pb}",view="nyc"}} 4"#)),
+        "{metrics}"
+    );
+    drop(frr);
+    wait_for("FRR's stream to end", limit, || {
+        peer(&summary(&s), "bmp/127.0.0.1")["state"] == "Idle"
+    });
+
+    // A hand-written stream from the same address.
+    let peer_a = PeerHeader {
+        peer_type: bmp::PEER_GLOBAL,
+        flags: bmp::FLAG_POST_POLICY,
+        distinguisher: 0,
+        address: format!("127.{n}.0.5").parse().unwrap(),
+        asn: 4200000101,
+        bgp_id: 0x7f11_0005,
+        timestamp: 0,
+        timestamp_us: 0,
+    };
+    let open = |asn: u32| petrel_bgp_wire::Open {
+        version: 4,
+        my_as: 23456,
+        hold_time: 90,
+        bgp_id: 1,
+        capabilities: vec![
+            petrel_bgp_wire::Capability::Multiprotocol { afi: 1, safi: 1 },
+            petrel_bgp_wire::Capability::FourOctetAs(asn),
+        ],
+    };
+    let mut w = BmpWriter::default();
+    w.initiation(&[InfoTlv {
+        kind: bmp::INFO_SYS_NAME,
+        value: b"hand".to_vec(),
+    }]);
+    w.peer_up(&PeerUp {
+        peer: peer_a.clone(),
+        local_address: format!("127.{n}.0.4").parse().unwrap(),
+        local_port: 179,
+        remote_port: 50000,
+        sent_open: open(65100),
+        received_open: open(4200000101),
+        info: vec![],
+    });
+    let attrs = petrel_bgp_wire::Attributes {
+        origin: Some(petrel_bgp_wire::Origin::Igp),
+        as_path: vec![petrel_bgp_wire::AsPathSegment::Sequence(vec![4200000101, 65299])],
+        next_hop: Some(format!("127.{n}.0.5").parse().unwrap()),
+        ..Default::default()
+    };
+    let ctx = petrel_bgp_wire::SessionCtx {
+        four_octet_as: true,
+        ..Default::default()
+    };
+    let mut upd = Vec::new();
+    petrel_bgp_wire::encode_update(
+        &petrel_bgp_wire::UpdateOut {
+            withdrawn: &[],
+            announced: &[petrel_bgp_wire::Nlri {
+                path_id: None,
+                prefix: "203.0.113.0/24".parse().unwrap(),
+            }],
+            attrs: &attrs,
+        },
+        &ctx,
+        &mut upd,
+    );
+    w.route_monitoring(&peer_a, &upd);
+    // Pre-policy routes are not what this router's entry takes.
+    let mut pre = peer_a.clone();
+    pre.flags = 0;
+    w.route_monitoring(&pre, &upd);
+    let mut sock = std::net::TcpStream::connect(format!("127.{n}.0.1:{bmp_port}")).unwrap();
+    use std::io::Write;
+    sock.write_all(&w.out).unwrap();
+    wait_for("the hand-written route", limit, || {
+        bgp_route(&s, "203.0.113.1").contains("path [4200000101 65299]")
+    });
+    wait_for("its count", limit, || prefixes(&s, &pa) == 1);
+    // An UPDATE cut short: the peer's routes go until its next Peer Up.
+    let mut w = BmpWriter::default();
+    w.route_monitoring(&peer_a, &upd[..upd.len() - 2]);
+    sock.write_all(&w.out).unwrap();
+    wait_for("the peer to be desynchronized", limit, || {
+        let sum = summary(&s);
+        peer(&sum, &pa)["state"] == "Desynchronized" && peer(&sum, &pa)["prefixes"] == 0
+    });
+    // A stream that is not BMP 3 is closed; DNS answers all along.
+    sock.write_all(&[9, 0, 0, 0, 6, 4]).unwrap();
+    wait_for("the broken stream to be closed", limit, || {
+        let sum = summary(&s);
+        let r = peer(&sum, "bmp/127.0.0.1");
+        r["state"] == "Idle" && r["last_error"].as_str().unwrap().contains("BMP version 9")
+    });
+    assert_eq!(answer(&s, "198.51.100.0/24"), "192.0.2.1");
+}

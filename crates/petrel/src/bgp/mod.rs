@@ -1,9 +1,11 @@
 //! BGP input: sessions (one task each), an optional listener for passive
-//! sessions, and the RIB owner thread that turns views into tables.
+//! sessions, a BMP station for routers that stream their tables, and the
+//! RIB owner thread that turns views into tables.
 //!
 //! Learned routes are never sent anywhere (RFC 8212's default deny for
 //! eBGP holds trivially): sessions only receive.
 
+pub mod bmp;
 pub mod board;
 pub mod mrt_dump;
 pub mod mrt_file;
@@ -16,7 +18,7 @@ use board::{BgpBoard, PeerStatus};
 use petrel_bgp_fsm::notif;
 use petrel_config::{BgpConf, BgpPeerConf};
 use petrel_rib::PeerInfo;
-use ribs::{RibMsg, Slot};
+use ribs::{new_slot, RibMsg, Slot};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -81,7 +83,23 @@ pub fn spawn(shared: Arc<Shared>, rt: &tokio::runtime::Runtime) -> Result<(), St
         listener_md5 = Some(l.clone());
         rt.spawn(accept_loop(l, accepting.clone()));
     }
-    rt.spawn(manage(shared, tx, board, accepting, listener_md5));
+    let (bmp_tx, bmp_rx) = tokio::sync::watch::channel(bmp::BmpConf::default());
+    if let Some(addr) = conf.as_ref().and_then(|c| c.bmp_listen) {
+        let _guard = rt.enter();
+        let sock = if addr.is_ipv6() {
+            tokio::net::TcpSocket::new_v6()
+        } else {
+            tokio::net::TcpSocket::new_v4()
+        }
+        .map_err(|e| e.to_string())?;
+        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+        sock.bind(addr)
+            .map_err(|e| format!("cannot listen for BMP on {addr}: {e}"))?;
+        let l = sock.listen(64).map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "BMP listening");
+        rt.spawn(bmp::accept_loop(l, shared.clone(), tx.clone(), board.clone(), bmp_rx));
+    }
+    rt.spawn(manage(shared, tx, board, accepting, listener_md5, bmp_tx));
     Ok(())
 }
 
@@ -111,10 +129,10 @@ async fn manage(
     board: Arc<BgpBoard>,
     accepting: Accepting,
     listener: Option<Arc<TcpListener>>,
+    bmp_conf: tokio::sync::watch::Sender<bmp::BmpConf>,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dumps: HashSet<petrel_config::BgpMrtConf> = HashSet::new();
-    let mut next_slot: Slot = 0;
     let mut pops: Vec<String> = Vec::new();
     loop {
         let g = shared.gen.load();
@@ -156,8 +174,7 @@ async fn manage(
             if running.contains_key(&p.name) {
                 continue;
             }
-            let slot = next_slot;
-            next_slot += 1;
+            let slot = new_slot();
             let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
             let view = pops.get(p.pop.index()).cloned().unwrap_or_default();
             board.add(PeerStatus {
@@ -226,6 +243,29 @@ async fn manage(
             let _ = rib.send(RibMsg::LoadMrt(m.clone(), pop)).await;
         }
         dumps = want;
+        // BMP routers: a board line each; streams restart on any change.
+        let routers: Vec<petrel_config::BgpBmpConf> = conf.iter().flat_map(|c| c.bmp.iter().cloned()).collect();
+        if *bmp_conf.borrow().as_ref() != routers {
+            for old in bmp_conf.borrow().iter() {
+                board.remove(&bmp::router_name(old.router));
+            }
+            for r in &routers {
+                let name = bmp::router_name(r.router);
+                let views: Vec<String> = routers
+                    .iter()
+                    .filter(|o| o.router == r.router)
+                    .filter_map(|o| pops.get(o.pop.index()).cloned())
+                    .collect();
+                board.add(PeerStatus {
+                    name,
+                    view: views.join(","),
+                    address: r.router.to_string(),
+                    state: "Idle".into(),
+                    ..Default::default()
+                });
+            }
+            bmp_conf.send_replace(Arc::new(routers));
+        }
         shared.bgp_reconfigure.notified().await;
     }
 }

@@ -21,8 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// A peer's handle in the RIB, assigned by the manager.
+/// A peer's handle in the RIB: sessions and BMP-monitored peers alike.
 pub type Slot = u32;
+
+/// A slot no other peer has had.
+pub fn new_slot() -> Slot {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 pub enum RibMsg {
     /// A configured peer: its routes go to the view of `pop`.
