@@ -69,6 +69,9 @@ pub struct Negotiated {
     pub hold_time: u16,
     pub ctx: SessionCtx,
     pub route_refresh: bool,
+    /// IPv4 and IPv6 unicast, as both sides offered them (RFC 4760; a
+    /// peer without Multiprotocol capabilities speaks IPv4 only).
+    pub families: [bool; 2],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -416,12 +419,17 @@ impl Session {
             extended_messages: o.has(|c| matches!(c, Capability::ExtendedMessage)),
             ibgp: self.cfg.local_as == self.cfg.peer_as,
         };
+        let any_mp = o.has(|c| matches!(c, Capability::Multiprotocol { .. }));
         Ok(Negotiated {
             peer_as: o.asn(),
             peer_id: o.bgp_id,
             hold_time: o.hold_time.min(self.cfg.hold_time),
             ctx,
             route_refresh: o.has(|c| matches!(c, Capability::RouteRefresh)),
+            families: [
+                self.cfg.ipv4 && (o.multiprotocol(Afi::Ipv4) || !any_mp),
+                self.cfg.ipv6 && o.multiprotocol(Afi::Ipv6),
+            ],
         })
     }
 }

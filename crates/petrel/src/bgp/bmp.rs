@@ -13,6 +13,7 @@ use super::board::{BgpBoard, PeerStatus};
 use super::ribs::{new_slot, RibMsg, Slot};
 use crate::shared::Shared;
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
+use petrel_bgp_wire::Afi;
 use petrel_config::{BgpBmpConf, BmpRib};
 use petrel_rib::PeerInfo;
 use std::collections::HashMap;
@@ -172,7 +173,9 @@ impl Station {
     }
 
     /// Start (or restart) a monitored peer in its view.
-    async fn start(&mut self, peer: &PeerHeader, ibgp: bool) -> Result<(), String> {
+    /// `families`: IPv4 and IPv6 unicast as the session negotiated them,
+    /// whose End-of-RIB markers end the peer's initial sync.
+    async fn start(&mut self, peer: &PeerHeader, ibgp: bool, families: [bool; 2]) -> Result<(), String> {
         let key = peer.key();
         if let Some(Some(m)) = self.peers.get(&key) {
             // A second Peer Up means the session restarted in between.
@@ -243,7 +246,7 @@ impl Station {
             }
         };
         self.rib
-            .send(RibMsg::Up { slot, info })
+            .send(RibMsg::Up { slot, info, families })
             .await
             .map_err(|_| "the RIB thread is gone".to_string())?;
         self.board.update(&name, |p| {
@@ -278,7 +281,15 @@ impl Station {
             Message::PeerUp(u) => {
                 self.monitor.peer_up(&u);
                 let ibgp = u.sent_open.asn() == u.received_open.asn();
-                self.start(&u.peer, ibgp).await?;
+                let (a, b) = (&u.sent_open, &u.received_open);
+                let legacy = |o: &petrel_bgp_wire::Open| {
+                    !o.has(|c| matches!(c, petrel_bgp_wire::Capability::Multiprotocol { .. }))
+                };
+                let families = [
+                    (a.multiprotocol(Afi::Ipv4) || legacy(a)) && (b.multiprotocol(Afi::Ipv4) || legacy(b)),
+                    a.multiprotocol(Afi::Ipv6) && b.multiprotocol(Afi::Ipv6),
+                ];
+                self.start(&u.peer, ibgp, families).await?;
             }
             Message::PeerDown { peer, reason } => {
                 self.monitor.peer_down(&peer.key());
@@ -296,7 +307,7 @@ impl Station {
                     // RFC 7854 §4.10 puts Peer Up first; a router that
                     // skips it is still heard, with nothing negotiated.
                     tracing::warn!(router = %self.router, peer = %peer.address, "route monitoring before Peer Up");
-                    self.start(&peer, false).await?;
+                    self.start(&peer, false, [true, true]).await?;
                 }
                 let Some(Some(m)) = self.peers.get_mut(&key) else {
                     return Ok(());
@@ -329,7 +340,7 @@ impl Station {
                             p.errors_7606 += errs;
                         });
                         self.rib
-                            .send(RibMsg::Update(m.slot, Box::new(u)))
+                            .send(RibMsg::Update(m.slot, vec![u]))
                             .await
                             .map_err(|_| "the RIB thread is gone".to_string())?;
                     }

@@ -125,8 +125,18 @@ impl PeerTask {
         let mut last_state = State::Idle;
         // Why we closed the session ourselves, reported with its Down.
         let mut closing_reason: Option<String> = None;
+        // UPDATEs of one read go to the RIB together: one channel message
+        // and one board update per read instead of per UPDATE.
+        let mut batch: Vec<petrel_bgp_wire::ParsedUpdate> = Vec::new();
+        let mut batch_errs = 0u64;
         loop {
             while let Some(a) = s.poll_action() {
+                if !matches!(a, Action::Update(_))
+                    && !batch.is_empty()
+                    && !self.send_batch(&mut batch, &mut batch_errs).await
+                {
+                    return;
+                }
                 match a {
                     Action::Connect => connecting = Some(Box::pin(connect(cfg.clone()))),
                     Action::Send(bytes) => {
@@ -164,7 +174,12 @@ impl PeerTask {
                             address: cfg.address,
                             ibgp: cfg.ibgp(),
                         };
-                        if self.rib.send(RibMsg::Up { slot: self.slot, info }).await.is_err() {
+                        let up = RibMsg::Up {
+                            slot: self.slot,
+                            info,
+                            families: n.families,
+                        };
+                        if self.rib.send(up).await.is_err() {
                             return;
                         }
                     }
@@ -175,14 +190,8 @@ impl PeerTask {
                         for why in &u.discarded {
                             tracing::warn!(peer = %cfg.name, reason = %why, "RFC 7606 attribute discarded");
                         }
-                        let errs = u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
-                        self.board.update(&cfg.name, |p| {
-                            p.updates_received += 1;
-                            p.errors_7606 += errs;
-                        });
-                        if self.rib.send(RibMsg::Update(self.slot, u)).await.is_err() {
-                            return;
-                        }
+                        batch_errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
+                        batch.push(*u);
                     }
                     Action::Down(why) => {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
@@ -193,6 +202,9 @@ impl PeerTask {
                         }
                     }
                 }
+            }
+            if !batch.is_empty() && !self.send_batch(&mut batch, &mut batch_errs).await {
+                return;
             }
             if s.state() != last_state {
                 tracing::debug!(peer = %cfg.name, from = state_name(last_state), to = state_name(s.state()), "BGP state");
@@ -275,6 +287,20 @@ impl PeerTask {
                 },
             }
         }
+    }
+
+    /// Hand a read's UPDATEs to the RIB; false when the RIB is gone.
+    async fn send_batch(&self, batch: &mut Vec<petrel_bgp_wire::ParsedUpdate>, errs: &mut u64) -> bool {
+        let n = batch.len() as u64;
+        let e = std::mem::take(errs);
+        self.board.update(&self.cfg.name, |p| {
+            p.updates_received += n;
+            p.errors_7606 += e;
+        });
+        self.rib
+            .send(RibMsg::Update(self.slot, std::mem::take(batch)))
+            .await
+            .is_ok()
     }
 
     /// Send what the state machine queued (a NOTIFICATION) before leaving.

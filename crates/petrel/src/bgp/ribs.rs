@@ -6,6 +6,14 @@
 //! probes, keepalives). A batch starts with the first change and is
 //! published at most `batch_ms` later; while one is being compiled, changes
 //! queue in the channel and the next batch takes them all.
+//!
+//! A peer's initial table stays out of the published views until it is
+//! complete: until its End-of-RIB for every family it negotiated (RFC
+//! 4724 §2), or `SYNC_QUIET` without an UPDATE from it (for peers that
+//! send no marker), and at most `SYNC_MAX` after it came up. Half a table
+//! would move answers for the prefixes not yet received, and compiling a
+//! view over and over while a million routes arrive costs more than the
+//! arrival itself. Other peers' changes are published meanwhile.
 
 use super::board::BgpBoard;
 use super::PeerCtl;
@@ -44,8 +52,12 @@ pub enum RibMsg {
     Up {
         slot: Slot,
         info: PeerInfo,
+        /// IPv4 and IPv6 unicast as negotiated: each ends the initial sync
+        /// with an End-of-RIB.
+        families: [bool; 2],
     },
-    Update(Slot, Box<ParsedUpdate>),
+    /// The UPDATEs of one read, in order.
+    Update(Slot, Vec<ParsedUpdate>),
     Down(Slot),
     /// Load an MRT dump (and its update files) into a view.
     LoadMrt(petrel_config::BgpMrtConf, String),
@@ -82,6 +94,27 @@ pub struct RouteLine {
     pub path_id: Option<u32>,
 }
 
+/// No UPDATE for this long ends an initial sync without End-of-RIB.
+const SYNC_QUIET: Duration = Duration::from_secs(3);
+/// An initial sync is published after this long at the latest.
+const SYNC_MAX: Duration = Duration::from_secs(60);
+/// How often route counts reach the board while routes arrive.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// A peer whose initial table is still arriving.
+struct Sync {
+    started: Instant,
+    last_update: Instant,
+    /// Families whose End-of-RIB has not come yet.
+    waiting: [bool; 2],
+}
+
+impl Sync {
+    fn deadline(&self) -> Instant {
+        (self.last_update + SYNC_QUIET).min(self.started + SYNC_MAX)
+    }
+}
+
 struct PeerSlot {
     name: String,
     view: usize,
@@ -89,6 +122,7 @@ struct PeerSlot {
     max_prefix: Option<u32>,
     ctl: mpsc::UnboundedSender<PeerCtl>,
     over_limit: bool,
+    sync: Option<Sync>,
 }
 
 struct Ribs {
@@ -104,6 +138,7 @@ struct Ribs {
     not_before: Instant,
     /// Loaded dumps: their config -> (view, pseudo-peer ids, board names).
     mrt: FxHashMap<petrel_config::BgpMrtConf, Vec<(usize, PeerId, String)>>,
+    last_report: Instant,
 }
 
 pub fn spawn(
@@ -126,6 +161,7 @@ pub fn spawn(
             dirty_since: None,
             not_before: Instant::now(),
             mrt: FxHashMap::default(),
+            last_report: Instant::now(),
         };
         r.run(rx, rt)
     })
@@ -139,35 +175,83 @@ impl Ribs {
             match rx.try_recv() {
                 Ok(m) => {
                     self.handle(m);
-                    if !self.due() {
+                    if !self.wake_due() {
                         continue;
                     }
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            let msg = match self.dirty_since {
+            let msg = match self.next_wake() {
                 None => match rx.blocking_recv() {
                     Some(m) => Some(m),
                     None => return,
                 },
-                Some(_) => {
-                    let left = self.until_due();
-                    if left.is_zero() {
-                        None
-                    } else {
-                        match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
-                            Ok(Some(m)) => Some(m),
-                            Ok(None) => return,
-                            Err(_) => None,
-                        }
-                    }
-                }
+                Some(left) if left.is_zero() => None,
+                Some(left) => match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
+                    Ok(Some(m)) => Some(m),
+                    Ok(None) => return,
+                    Err(_) => None,
+                },
             };
             match msg {
                 Some(m) => self.handle(m),
-                None => self.publish(),
+                None => {
+                    self.end_syncs();
+                    if self.due() {
+                        self.publish();
+                    }
+                }
             }
+        }
+    }
+
+    /// Time until something is due: the pending batch, or the end of an
+    /// initial sync. `None`: nothing is pending.
+    fn next_wake(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let syncs = self
+            .slots
+            .values()
+            .filter_map(|s| s.sync.as_ref())
+            .map(|y| y.deadline().saturating_duration_since(now))
+            .min();
+        let batch = self.dirty_since.map(|_| self.until_due());
+        match (syncs, batch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn wake_due(&self) -> bool {
+        self.next_wake().is_some_and(|d| d.is_zero())
+    }
+
+    /// End the initial syncs that are complete or timed out.
+    fn end_syncs(&mut self) {
+        let now = Instant::now();
+        let done: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.sync.as_ref().is_some_and(|y| y.deadline() <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for slot in done {
+            self.end_sync(slot, "no End-of-RIB");
+        }
+    }
+
+    fn end_sync(&mut self, slot: Slot, how: &str) {
+        let Some(s) = self.slots.get_mut(&slot) else { return };
+        let Some(y) = s.sync.take() else { return };
+        let routes = self.views[s.view].prefix_count(s.id);
+        tracing::info!(peer = %s.name, routes, ms = y.started.elapsed().as_millis() as u64, how, "initial routes received");
+        // The table is complete: publish it now rather than open a batch
+        // window (pacing still applies).
+        self.report_prefixes();
+        self.touch();
+        if let Some(t) = Instant::now().checked_sub(self.batch) {
+            self.dirty_since = self.dirty_since.map(|d| d.min(t));
         }
     }
 
@@ -225,6 +309,7 @@ impl Ribs {
                         max_prefix,
                         ctl,
                         over_limit: false,
+                        sync: None,
                     },
                 );
             }
@@ -236,34 +321,61 @@ impl Ribs {
                     self.board.set_prefixes(&s.name, 0);
                 }
             }
-            RibMsg::Up { slot, info } => {
+            RibMsg::Up { slot, info, families } => {
                 if let Some(s) = self.slots.get_mut(&slot) {
                     s.over_limit = false;
                     self.views[s.view].set_peer(s.id, info);
+                    let now = Instant::now();
+                    s.sync = (families[0] || families[1]).then_some(Sync {
+                        started: now,
+                        last_update: now,
+                        waiting: families,
+                    });
                 }
             }
-            RibMsg::Update(slot, u) => {
+            RibMsg::Update(slot, updates) => {
                 let Some(s) = self.slots.get_mut(&slot) else { return };
-                if s.over_limit {
-                    return;
-                }
                 let view = &mut self.views[s.view];
-                if view.apply(s.id, &u, &mut self.pool) > 0 {
-                    let n = view.prefix_count(s.id);
+                let mut changed = 0;
+                let mut complete = false;
+                for u in &updates {
+                    if s.over_limit {
+                        break;
+                    }
+                    changed += view.apply(s.id, u, &mut self.pool);
+                    if let (Some(y), Some(afi)) = (s.sync.as_mut(), u.end_of_rib) {
+                        y.waiting[(afi == petrel_bgp_wire::Afi::Ipv6) as usize] = false;
+                        complete = y.waiting == [false, false];
+                    }
                     if let Some(max) = s.max_prefix {
+                        let n = view.prefix_count(s.id);
                         if n > max as usize {
                             // RFC 4486 §4: Cease/1 (its optional data is not sent).
                             s.over_limit = true;
+                            s.sync = None;
                             let _ = s.ctl.send(PeerCtl::MaxPrefix(max));
                             tracing::warn!(peer = %s.name, prefixes = n, max, "maximum prefix count exceeded");
                             view.drop_peer_routes(s.id, &mut self.pool);
+                            changed += 1;
                         }
                     }
-                    self.touch();
+                }
+                match s.sync.as_mut() {
+                    // A syncing peer's routes wait for the end of its table.
+                    Some(y) => y.last_update = Instant::now(),
+                    None if changed > 0 => self.touch(),
+                    None => {}
+                }
+                if complete {
+                    self.end_sync(slot, "End-of-RIB");
+                }
+                if self.last_report.elapsed() >= REPORT_EVERY {
+                    self.report_prefixes();
                 }
             }
             RibMsg::Down(slot) => {
-                if let Some(s) = self.slots.get(&slot) {
+                if let Some(s) = self.slots.get_mut(&slot) {
+                    s.sync = None;
                     let gone = self.views[s.view].drop_peer_routes(s.id, &mut self.pool);
                     self.board.set_prefixes(&s.name, 0);
                     if gone > 0 {
@@ -429,7 +541,8 @@ impl Ribs {
     }
 
     /// Every peer's and MRT pseudo-peer's route count, for the board.
-    fn report_prefixes(&self) {
+    fn report_prefixes(&mut self) {
+        self.last_report = Instant::now();
         let sessions = self.slots.values().map(|s| (s.view, s.id, &s.name));
         let dumps = self.mrt.values().flatten().map(|(v, id, n)| (*v, *id, n));
         for (v, id, name) in sessions.chain(dumps) {
@@ -471,13 +584,19 @@ impl Ribs {
         for v in &mut self.views {
             v.compact();
         }
-        for v in &self.views {
+        for (vi, v) in self.views.iter().enumerate() {
             let Some(pop) = self.pops.iter().position(|p| *p == v.name) else {
                 continue;
             };
+            let syncing: Vec<PeerId> = self
+                .slots
+                .values()
+                .filter(|s| s.view == vi && s.sync.is_some())
+                .map(|s| s.id)
+                .collect();
             let mut vb = b.view_builder(v.name.clone(), PopIdx(pop as u16));
             let pool = &self.pool;
-            v.for_each_best(pool, |prefix, r| {
+            v.for_each_best(pool, &syncing, |prefix, r| {
                 let k = r.attrs as usize;
                 if ids.len() <= k {
                     ids.resize(k + 1, u32::MAX);
