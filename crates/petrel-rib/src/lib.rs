@@ -120,8 +120,13 @@ pub struct Route {
 /// and flags share one word instead of each padding its own.
 trait Key: Copy + Ord + std::hash::Hash {
     type Bits: Copy + Ord + std::hash::Hash;
+    /// An entry's (prefix, has path id, path id) order packed into as few
+    /// words as compare at once: the run's searches and merges compare
+    /// these rather than tuples of small fields.
+    type Order: Copy + Ord;
     fn split(p: &Prefix) -> (Self::Bits, u8);
     fn join(bits: Self::Bits, len: u8) -> Prefix;
+    fn order(bits: Self::Bits, len: u8, has_path_id: bool, path_id: u32) -> Self::Order;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,16 +137,21 @@ struct K6;
 
 impl Key for K4 {
     type Bits = u32;
+    type Order = u128;
     fn split(p: &Prefix) -> (u32, u8) {
         (p.bits() as u32, p.len())
     }
     fn join(bits: u32, len: u8) -> Prefix {
         Prefix::from_bits(Family::V4, bits as u128, len)
     }
+    fn order(bits: u32, len: u8, has: bool, pid: u32) -> u128 {
+        (bits as u128) << 64 | (len as u128) << 40 | (has as u128) << 32 | pid as u128
+    }
 }
 
 impl Key for K6 {
     type Bits = [u32; 4];
+    type Order = (u128, u64);
     fn split(p: &Prefix) -> ([u32; 4], u8) {
         let b = p.bits();
         (
@@ -152,6 +162,10 @@ impl Key for K6 {
     fn join(w: [u32; 4], len: u8) -> Prefix {
         let b = (w[0] as u128) << 96 | (w[1] as u128) << 64 | (w[2] as u128) << 32 | w[3] as u128;
         Prefix::from_bits(Family::V6, b, len)
+    }
+    fn order(w: [u32; 4], len: u8, has: bool, pid: u32) -> (u128, u64) {
+        let b = (w[0] as u128) << 96 | (w[1] as u128) << 64 | (w[2] as u128) << 32 | w[3] as u128;
+        (b, (len as u64) << 40 | (has as u64) << 32 | pid as u64)
     }
 }
 
@@ -175,15 +189,13 @@ impl<B: Copy + Ord> Entry<B> {
     fn key(&self) -> (B, u8) {
         (self.bits, self.len)
     }
-    fn order(&self) -> ((B, u8), bool, u32) {
-        (self.key(), self.has_path_id, self.path_id)
+    fn order<K: Key<Bits = B>>(&self) -> K::Order {
+        K::order(self.bits, self.len, self.has_path_id, self.path_id)
     }
 }
 
 type KeyOf<K> = (<K as Key>::Bits, u8);
 type DeltaKey<K> = (KeyOf<K>, u32, bool);
-
-type Order<K> = (KeyOf<K>, bool, u32);
 
 /// Entries per block of the run's sparse index.
 const BLOCK: usize = 64;
@@ -194,7 +206,7 @@ struct Rib<K: Key> {
     /// The first key of every `BLOCK` entries of the run: a lookup searches
     /// this small array (it stays in cache), then one block, instead of
     /// taking a cache miss at every step of a search over the whole run.
-    index: Vec<Order<K>>,
+    index: Vec<K::Order>,
     /// New routes by (prefix key, path id, has path id).
     delta: FxHashMap<DeltaKey<K>, AttrId>,
     dead: usize,
@@ -213,7 +225,7 @@ impl<K: Key> Default for Rib<K> {
 
 impl<K: Key> Rib<K> {
     fn find(&self, key: KeyOf<K>, path_id: u32, has: bool) -> Result<usize, usize> {
-        let want = (key, has, path_id);
+        let want = K::order(key.0, key.1, has, path_id);
         let block = self.index.partition_point(|k| *k <= want);
         if block == 0 {
             return Err(0);
@@ -221,14 +233,15 @@ impl<K: Key> Rib<K> {
         let start = (block - 1) * BLOCK;
         let end = (start + BLOCK).min(self.run.len());
         self.run[start..end]
-            .binary_search_by(|e| e.order().cmp(&want))
+            .binary_search_by(|e| e.order::<K>().cmp(&want))
             .map(|i| start + i)
             .map_err(|i| start + i)
     }
 
     fn reindex(&mut self) {
         self.index.clear();
-        self.index.extend(self.run.iter().step_by(BLOCK).map(|e| e.order()));
+        self.index
+            .extend(self.run.iter().step_by(BLOCK).map(|e| e.order::<K>()));
         self.index.shrink_to_fit();
     }
 
@@ -289,12 +302,12 @@ impl<K: Key> Rib<K> {
                 has_path_id,
             })
             .collect();
-        add.sort_unstable_by_key(|e| e.order());
+        add.sort_unstable_by_key(|e| e.order::<K>());
         let old = std::mem::take(&mut self.run);
         let mut out = Vec::with_capacity(old.len() - self.dead + add.len());
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < add.len() {
-            let take_old = j >= add.len() || (i < old.len() && old[i].order() < add[j].order());
+            let take_old = j >= add.len() || (i < old.len() && old[i].order::<K>() < add[j].order::<K>());
             let e = if take_old {
                 i += 1;
                 old[i - 1]
@@ -348,7 +361,7 @@ impl<K: Key> Rib<K> {
 
     fn bytes(&self) -> usize {
         self.run.capacity() * std::mem::size_of::<Entry<K::Bits>>()
-            + self.index.capacity() * std::mem::size_of::<Order<K>>()
+            + self.index.capacity() * std::mem::size_of::<K::Order>()
             + self.delta.capacity() * (std::mem::size_of::<(KeyOf<K>, u32, bool, AttrId)>() + 1)
     }
 }
