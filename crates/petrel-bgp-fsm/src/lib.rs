@@ -177,6 +177,28 @@ impl Session {
         }
     }
 
+    /// An incoming connection from the peer was accepted. In Idle, Connect
+    /// or Active the session goes on over it (an outgoing attempt is
+    /// dropped, and no new one is asked for). Otherwise `false`: the
+    /// session already has a connection, and the caller resolves the
+    /// collision (RFC 4271 §6.8, see [`collision_keeps_new`]).
+    pub fn tcp_accepted(&mut self, now: u64) -> bool {
+        match self.state {
+            State::Idle | State::Connect | State::Active => {
+                self.out.retain(|a| !matches!(a, Action::Connect));
+                self.state = State::Active;
+                self.tcp_connected(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The BGP Identifier this session sends.
+    pub fn local_id(&self) -> u32 {
+        self.cfg.bgp_id
+    }
+
     /// The TCP connection failed or closed.
     pub fn tcp_closed(&mut self, now: u64) {
         if self.state == State::Idle {
@@ -432,6 +454,15 @@ impl Session {
             ],
         })
     }
+}
+
+/// RFC 4271 §6.8: of two connections between the same speakers, the one
+/// initiated by the speaker with the higher BGP Identifier (compared as
+/// unsigned integers) stays. The new connection was initiated by the peer;
+/// the existing one by us when `existing_outgoing`. Two connections from
+/// the peer are no collision: the existing one stays.
+pub fn collision_keeps_new(local_id: u32, remote_id: u32, existing_outgoing: bool) -> bool {
+    existing_outgoing && remote_id > local_id
 }
 
 fn keepalive_ms(hold: u16) -> u64 {

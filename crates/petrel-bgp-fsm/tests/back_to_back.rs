@@ -1,6 +1,6 @@
 //! Two state machines wired back to back in memory; time passes by hand.
 
-use petrel_bgp_fsm::{notif, Action, Config, Session, State};
+use petrel_bgp_fsm::{collision_keeps_new, notif, Action, Config, Session, State};
 use petrel_bgp_wire::{encode, encode_update, AsPathSegment, Attributes, Message, Nlri, Origin, UpdateOut};
 use std::net::Ipv4Addr;
 
@@ -252,4 +252,42 @@ fn garbage_from_the_peer_gets_a_notification_not_a_panic() {
         matches!(&sent[0], Action::Send(b) if b[18] == 3 && b[19] == notif::MESSAGE_HEADER),
         "{sent:?}"
     );
+}
+
+#[test]
+fn an_accepted_connection_replaces_an_outgoing_attempt() {
+    // An active session, Idle or connecting, takes an incoming connection
+    // and asks for no outgoing one.
+    for started in [false, true] {
+        let mut s = Session::new(Config {
+            local_as: 64512,
+            peer_as: 64513,
+            bgp_id: 1,
+            ..Default::default()
+        });
+        if started {
+            s.start(0);
+        }
+        assert!(s.tcp_accepted(5));
+        assert_eq!(s.state(), State::OpenSent);
+        let mut acts = vec![];
+        while let Some(a) = s.poll_action() {
+            acts.push(a);
+        }
+        assert!(!acts.iter().any(|a| matches!(a, Action::Connect)), "{acts:?}");
+        assert!(matches!(acts.last(), Some(Action::Send(_))), "our OPEN");
+        // With a connection in hand, a second one is the caller's collision.
+        assert!(!s.tcp_accepted(6));
+    }
+}
+
+#[test]
+fn collisions_keep_the_connection_of_the_higher_identifier() {
+    // Ours (outgoing) against the peer's (incoming).
+    assert!(collision_keeps_new(0x0a00_0001, 0x0a00_0002, true));
+    assert!(!collision_keeps_new(0x0a00_0002, 0x0a00_0001, true));
+    // Compared as unsigned integers, not as signed ones.
+    assert!(collision_keeps_new(0x7fff_ffff, 0x8000_0000, true));
+    // Two connections from the peer: the first stays.
+    assert!(!collision_keeps_new(1, 2, false));
 }

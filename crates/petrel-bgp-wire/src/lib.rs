@@ -85,4 +85,5 @@ pub mod notif {
     pub const ADMINISTRATIVE_RESET: u8 = 4;
     pub const CONNECTION_REJECTED: u8 = 5;
     pub const OTHER_CONFIGURATION_CHANGE: u8 = 6;
+    pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
 }

@@ -1455,3 +1455,141 @@ protocol bgp v6 {{
     std::thread::sleep(Duration::from_secs(6));
     assert!(!established(&s, "v6"), "a session came up without GTSM");
 }
+
+/// A hand-written BGP speaker on loopback: its BGP messages, one at a time.
+struct RawBgp(std::net::TcpStream, Vec<u8>);
+
+impl RawBgp {
+    fn new(s: std::net::TcpStream) -> RawBgp {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawBgp(s, Vec::new())
+    }
+
+    /// Connect from `from` to `to`.
+    fn connect(from: &str, to: std::net::SocketAddr) -> RawBgp {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&format!("{from}:0").parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        sock.connect(&to.into()).unwrap();
+        RawBgp::new(sock.into())
+    }
+
+    fn send(&mut self, m: &petrel_bgp_wire::Message<'_>) {
+        use std::io::Write;
+        let mut b = Vec::new();
+        petrel_bgp_wire::encode(m, &mut b);
+        self.0.write_all(&b).unwrap();
+    }
+
+    fn open(&mut self, asn: u16, bgp_id: u32) {
+        self.send(&petrel_bgp_wire::Message::Open(petrel_bgp_wire::Open {
+            version: 4,
+            my_as: asn,
+            hold_time: 9,
+            bgp_id,
+            capabilities: vec![
+                petrel_bgp_wire::Capability::Multiprotocol { afi: 1, safi: 1 },
+                petrel_bgp_wire::Capability::FourOctetAs(asn as u32),
+            ],
+        }));
+    }
+
+    /// The next message's type (1 OPEN, 3 NOTIFICATION, 4 KEEPALIVE) and
+    /// body.
+    fn next(&mut self) -> (u8, Vec<u8>) {
+        use std::io::Read;
+        loop {
+            if self.1.len() >= 19 {
+                let len = u16::from_be_bytes([self.1[16], self.1[17]]) as usize;
+                if self.1.len() >= len {
+                    let m: Vec<u8> = self.1.drain(..len).collect();
+                    return (m[18], m[19..].to_vec());
+                }
+            }
+            let mut b = [0u8; 4096];
+            let n = self.0.read(&mut b).expect("a message from petrel");
+            assert!(n > 0, "petrel closed the connection");
+            self.1.extend_from_slice(&b[..n]);
+        }
+    }
+}
+
+/// RFC 4271 §6.8 against a hand-written speaker: petrel (BGP Identifier
+/// 127.0.0.5) has connected and sent its OPEN when the peer connects too.
+/// A peer with a higher identifier keeps its own connection: petrel closes
+/// its own with Cease/7 and establishes on the peer's. A peer with a lower
+/// one has its connection closed with Cease/7, and petrel's stays.
+#[test]
+fn connection_collisions_keep_the_higher_identifier() {
+    let n = 19;
+    let listen = free_port();
+    let peer_port = free_port();
+    let lst = std::net::TcpListener::bind(format!("127.{n}.0.2:{peer_port}")).unwrap();
+    let s = petrel_with(
+        "bgp-collision",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.5"
+listen = "127.{n}.0.1:{listen}"
+
+[[bgp.peer]]
+name = "raw"
+pop = "ams"
+address = "127.{n}.0.2"
+port = {peer_port}
+asn = 65090
+hold_time = 9
+connect_retry_secs = 1
+"#
+        ),
+    );
+    let petrel_addr: std::net::SocketAddr = format!("127.{n}.0.1:{listen}").parse().unwrap();
+    let higher = u32::from(std::net::Ipv4Addr::new(127, 0, 0, 9));
+    let lower = u32::from(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    let keepalive = petrel_bgp_wire::Message::Keepalive;
+
+    // 1. The peer's identifier is higher: its connection stays.
+    let mut ours = RawBgp::new(lst.accept().unwrap().0);
+    assert_eq!(ours.next().0, 1, "petrel's OPEN");
+    let mut theirs = RawBgp::connect(&format!("127.{n}.0.2"), petrel_addr);
+    theirs.open(65090, higher);
+    let (t, body) = ours.next();
+    assert_eq!((t, body[0], body[1]), (3, 6, 7), "Cease/7 on petrel's connection");
+    assert_eq!(theirs.next().0, 1, "petrel's OPEN on the peer's connection");
+    assert_eq!(theirs.next().0, 4, "and its KEEPALIVE");
+    theirs.send(&keepalive);
+    wait_for("Established on the peer's connection", Duration::from_secs(10), || {
+        established(&s, "raw")
+    });
+
+    // 2. The session ends; petrel connects again, and this time the peer's
+    // identifier is lower: petrel's connection stays.
+    drop(theirs);
+    drop(ours);
+    wait_for("the session to go down", Duration::from_secs(10), || {
+        !established(&s, "raw")
+    });
+    let mut ours = RawBgp::new(lst.accept().unwrap().0);
+    assert_eq!(ours.next().0, 1, "petrel's OPEN");
+    let mut theirs = RawBgp::connect(&format!("127.{n}.0.2"), petrel_addr);
+    theirs.open(65090, lower);
+    let (t, body) = theirs.next();
+    assert_eq!((t, body[0], body[1]), (3, 6, 7), "Cease/7 on the peer's connection");
+    ours.open(65090, lower);
+    ours.send(&keepalive);
+    assert_eq!(ours.next().0, 4, "petrel's KEEPALIVE on its own connection");
+    wait_for("Established on petrel's connection", Duration::from_secs(10), || {
+        established(&s, "raw")
+    });
+    // And an Established session keeps its connection.
+    let mut third = RawBgp::connect(&format!("127.{n}.0.2"), petrel_addr);
+    let (t, body) = third.next();
+    assert_eq!(
+        (t, body[0], body[1]),
+        (3, 6, 7),
+        "Cease/7 on a connection to an Established session"
+    );
+    assert!(established(&s, "raw"));
+}

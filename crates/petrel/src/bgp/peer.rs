@@ -93,6 +93,55 @@ async fn connected(c: &mut Option<Connecting>) -> io::Result<TcpStream> {
     }
 }
 
+type Colliding = Pin<Box<dyn Future<Output = io::Result<(TcpStream, Vec<u8>, u32)>> + Send>>;
+
+/// Read the peer's OPEN from a second connection: the bytes read (to feed
+/// the session if this connection stays) and its BGP Identifier.
+async fn read_open(mut stream: TcpStream) -> io::Result<(TcpStream, Vec<u8>, u32)> {
+    let ctx = petrel_bgp_wire::SessionCtx::default();
+    let mut bytes = Vec::with_capacity(4096);
+    let read = async {
+        loop {
+            match petrel_bgp_wire::decode(&bytes, &ctx) {
+                Ok(Some((petrel_bgp_wire::Message::Open(o), _))) => return Ok(o.bgp_id),
+                Ok(Some(_)) => return Err(io::Error::other("the first message is not an OPEN")),
+                Err(e) => return Err(io::Error::other(e.reason)),
+                Ok(None) => {}
+            }
+            if stream.read_buf(&mut bytes).await? == 0 {
+                return Err(io::Error::other("closed before its OPEN"));
+            }
+        }
+    };
+    let id = tokio::time::timeout(CONNECT_TIMEOUT, read)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no OPEN"))??;
+    Ok((stream, bytes, id))
+}
+
+async fn colliding_open(c: &mut Option<Colliding>) -> io::Result<(TcpStream, Vec<u8>, u32)> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Close a connection with a Cease: 7 when it loses a collision, 5 when
+/// the session is held down (RFC 4486).
+async fn refuse(mut stream: TcpStream, subcode: u8) {
+    let mut b = Vec::new();
+    petrel_bgp_wire::encode(
+        &petrel_bgp_wire::Message::Notification(petrel_bgp_wire::Notification {
+            code: notif::CEASE,
+            subcode,
+            data: &[],
+        }),
+        &mut b,
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&b)).await;
+    let _ = stream.shutdown().await;
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -118,6 +167,10 @@ impl PeerTask {
         });
         s.start(now());
         let mut reader: Option<OwnedReadHalf> = None;
+        // Whether the connection in use is one we opened (RFC 4271 §6.8).
+        let mut outgoing = false;
+        // A second connection from the peer whose OPEN decides a collision.
+        let mut colliding: Option<Colliding> = None;
         let mut writer: Option<OwnedWriteHalf> = None;
         let mut connecting: Option<Connecting> = None;
         let mut restart_at: Option<Instant> = None;
@@ -228,6 +281,7 @@ impl PeerTask {
                             let (r, w) = stream.into_split();
                             reader = Some(r);
                             writer = Some(w);
+                            outgoing = true;
                             s.tcp_connected(now());
                         }
                         Err(e) => {
@@ -264,27 +318,59 @@ impl PeerTask {
                         restart_at = Some(Instant::now() + MAX_PREFIX_RESTART);
                     }
                     Some(PeerCtl::Accepted(stream)) => {
-                        let free = reader.is_none() && restart_at.is_none();
-                        if free && s.state() == State::Idle {
-                            s.start(now());
+                        let _ = stream.set_nodelay(true);
+                        if let Err(e) = apply_ttl(&stream, &cfg) {
+                            tracing::warn!(peer = %cfg.name, error = %e, "cannot set TTL options");
                         }
-                        if free && matches!(s.state(), State::Active | State::Connect) {
+                        if restart_at.is_some() {
+                            // Held down after a max-prefix Cease.
+                            refuse(stream, notif::CONNECTION_REJECTED).await;
+                        } else if reader.is_none() && s.tcp_accepted(now()) {
                             connecting = None;
-                            let _ = stream.set_nodelay(true);
-                            if let Err(e) = apply_ttl(&stream, &cfg) {
-                                tracing::warn!(peer = %cfg.name, error = %e, "cannot set TTL options");
-                            }
+                            outgoing = false;
                             let (r, w) = stream.into_split();
                             reader = Some(r);
                             writer = Some(w);
-                            s.tcp_connected(now());
+                        } else if s.state() == State::Established || colliding.is_some() {
+                            // RFC 4271 §6.8: an Established session keeps
+                            // its connection.
+                            tracing::info!(peer = %cfg.name, "connection collision: the new connection is closed (Cease/7)");
+                            refuse(stream, notif::CONNECTION_COLLISION_RESOLUTION).await;
                         } else {
-                            // One connection per session: keep the one we have
-                            // (a simplification of RFC 4271 §6.8).
-                            tracing::debug!(peer = %cfg.name, "incoming connection refused: session busy");
+                            // OpenSent or OpenConfirm: the peer's OPEN on the
+                            // new connection tells its BGP Identifier.
+                            colliding = Some(Box::pin(read_open(stream)));
                         }
                     }
                 },
+                c = colliding_open(&mut colliding) => {
+                    colliding = None;
+                    match c {
+                        Ok((stream, bytes, remote_id))
+                            if s.state() != State::Established
+                                && reader.is_some()
+                                && petrel_bgp_fsm::collision_keeps_new(s.local_id(), remote_id, outgoing) =>
+                        {
+                            tracing::info!(peer = %cfg.name, "connection collision: the peer's connection stays, ours is closed (Cease/7)");
+                            s.stop(notif::CONNECTION_COLLISION_RESOLUTION, &[]);
+                            self.flush(&mut s, &mut writer).await;
+                            connecting = None;
+                            s.start(now());
+                            let accepted = s.tcp_accepted(now());
+                            debug_assert!(accepted, "a stopped session takes a connection");
+                            outgoing = false;
+                            let (r, w) = stream.into_split();
+                            reader = Some(r);
+                            writer = Some(w);
+                            s.receive(&bytes, now());
+                        }
+                        Ok((stream, _, _)) => {
+                            tracing::info!(peer = %cfg.name, "connection collision: our connection stays, the peer's is closed (Cease/7)");
+                            refuse(stream, notif::CONNECTION_COLLISION_RESOLUTION).await;
+                        }
+                        Err(e) => tracing::debug!(peer = %cfg.name, error = %e, "colliding connection gave no OPEN"),
+                    }
+                }
             }
         }
     }
