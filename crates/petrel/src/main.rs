@@ -210,7 +210,16 @@ fn check(config: &std::path::Path) -> Result<(), String> {
     match generation::load(config, None) {
         Ok(c) => {
             let bgp = match &c.config.bgp {
-                Some(b) => format!(", {} BGP peers, {} MRT dumps", b.peers.len(), b.mrt.len()),
+                Some(b) => format!(
+                    ", {} BGP peers, {} MRT dumps, {} BMP routers",
+                    b.peers.len(),
+                    b.mrt.len(),
+                    b.bmp
+                        .iter()
+                        .map(|r| r.router)
+                        .collect::<std::collections::HashSet<_>>()
+                        .len()
+                ),
                 None => String::new(),
             };
             println!(

@@ -275,7 +275,7 @@ fn check_explain_and_map_commands() {
     let c = cfg.to_str().unwrap();
     let (ok, out, _) = petrel(&["check", "--config", c]);
     assert!(
-        ok && out.contains(": ok (4 POPs, 1 zones, 5 services, 0 BGP peers, 4 MRT dumps)"),
+        ok && out.contains(": ok (4 POPs, 1 zones, 5 services, 0 BGP peers, 4 MRT dumps, 0 BMP routers)"),
         "{out}"
     );
     // Every error at once, each with file, line and field.
