@@ -10,12 +10,13 @@
 //! the Peer Up's two OPENs tell it, and the per-message 2-octet-AS flag.
 //! [`BmpWriter`] writes messages (fixtures and tests).
 
+use crate::cursor::{Cur, Truncated};
 use crate::message::{decode, Message as BgpMessage};
 use crate::nlri::Afi;
 use crate::open::{Capability, Open};
 use crate::{ParsedUpdate, SessionCtx};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 pub const VERSION: u8 = 3;
 const COMMON_HEADER: usize = 6;
@@ -265,42 +266,9 @@ pub fn message_len(buf: &[u8]) -> Option<Result<usize, BmpError>> {
     Some(Ok(len))
 }
 
-struct Cur<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], BmpError> {
-        if self.b.len() < n {
-            return err(format!("truncated {what}"));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, BmpError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, BmpError> {
-        let x = self.take(2, what)?;
-        Ok(u16::from_be_bytes([x[0], x[1]]))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, BmpError> {
-        let x = self.take(4, what)?;
-        Ok(u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
-    }
-    fn u64(&mut self, what: &str) -> Result<u64, BmpError> {
-        let x = self.take(8, what)?;
-        Ok(u64::from_be_bytes(x.try_into().expect("8 bytes")))
-    }
-    /// A 16-octet address field: IPv4 sits in its last four octets.
-    fn addr16(&mut self, v6: bool, what: &str) -> Result<IpAddr, BmpError> {
-        let x = self.take(16, what)?;
-        Ok(if v6 {
-            IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(x).expect("16 bytes")))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(x[12], x[13], x[14], x[15]))
-        })
+impl From<Truncated> for BmpError {
+    fn from(t: Truncated) -> BmpError {
+        BmpError(t.0)
     }
 }
 
@@ -465,7 +433,7 @@ fn bgp_message<'a>(c: &mut Cur<'a>, what: &str) -> Result<&'a [u8], BmpError> {
     if len < 19 {
         return err(format!("{what}: BGP length {len}"));
     }
-    c.take(len, what)
+    Ok(c.take(len, what)?)
 }
 
 fn open_of(c: &mut Cur<'_>, what: &str) -> Result<Open, BmpError> {

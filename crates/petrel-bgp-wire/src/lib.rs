@@ -12,6 +12,7 @@
 
 pub mod attrs;
 pub mod bmp;
+mod cursor;
 mod encode;
 mod message;
 pub mod mrt;

@@ -9,11 +9,12 @@
 //! reason, never as a route.
 
 use crate::attrs::{self, Attributes};
+use crate::cursor::{Cur, Truncated};
 use crate::encode::{self, write_attrs};
 use crate::message::{decode, Message};
 use crate::{nlri, Nlri, ParsedUpdate, SessionCtx};
 use petrel_types::{Family, Prefix};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 pub const TABLE_DUMP: u16 = 12;
 pub const TABLE_DUMP_V2: u16 = 13;
@@ -94,41 +95,9 @@ fn err<T>(m: impl Into<String>) -> Result<T, MrtError> {
     Err(MrtError(m.into()))
 }
 
-/// A bounds-checked reader over one record's body.
-struct Cur<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], MrtError> {
-        if self.b.len() < n {
-            return err(format!("truncated {what}"));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, MrtError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, MrtError> {
-        let x = self.take(2, what)?;
-        Ok(u16::from_be_bytes([x[0], x[1]]))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, MrtError> {
-        let x = self.take(4, what)?;
-        Ok(u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
-    }
-    fn ip(&mut self, v6: bool, what: &str) -> Result<IpAddr, MrtError> {
-        Ok(if v6 {
-            let x = self.take(16, what)?;
-            let mut a = [0u8; 16];
-            a.copy_from_slice(x);
-            IpAddr::V6(Ipv6Addr::from(a))
-        } else {
-            let x = self.take(4, what)?;
-            IpAddr::V4(Ipv4Addr::new(x[0], x[1], x[2], x[3]))
-        })
+impl From<Truncated> for MrtError {
+    fn from(t: Truncated) -> MrtError {
+        MrtError(t.0)
     }
 }
 
@@ -511,6 +480,7 @@ mod tests {
     use super::*;
     use crate::attrs::{AsPathSegment, Origin};
     use crate::{encode_update, UpdateOut};
+    use std::net::Ipv4Addr;
 
     fn attrs(path: &[u32]) -> Attributes {
         Attributes {

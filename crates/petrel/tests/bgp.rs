@@ -457,6 +457,37 @@ fn daemon(dir: &Path, log: &str, cmd: &str, args: &[&str], env: &[(&str, &str)])
     Kill(c.spawn().unwrap())
 }
 
+/// FRR's bgpd without zebra on `dir/bgpd.conf`, listening on
+/// `listen:port`, its vty socket in `dir`; `extra` adds arguments (modules).
+fn bgpd(dir: &Path, port: u16, listen: &str, extra: &[&str]) -> Kill {
+    let conf = dir.join("bgpd.conf").display().to_string();
+    let pid = dir.join("bgpd.pid").display().to_string();
+    let vty = dir.display().to_string();
+    let port = port.to_string();
+    let mut c = Command::new("/usr/lib/frr/bgpd");
+    c.args([
+        "-f",
+        &conf,
+        "-i",
+        &pid,
+        "-Z",
+        "-S",
+        "-n",
+        "-p",
+        &port,
+        "-l",
+        listen,
+        "--vty_socket",
+        &vty,
+        "-P",
+        "0",
+    ])
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    Kill(c.spawn().expect("FRR's bgpd (Debian package frr)"))
+}
+
 /// ExaBGP in the foreground on `dir/exabgp.conf`, logging to `dir/exabgp.log`.
 fn exabgp(dir: &Path) -> Kill {
     daemon(
@@ -534,33 +565,8 @@ route-map OUT permit 10
         log = dir.join("frr.log").display()
     );
     std::fs::write(dir.join("bgpd.conf"), conf).unwrap();
-    let conf_path = dir.join("bgpd.conf").display().to_string();
-    let pid_path = dir.join("bgpd.pid").display().to_string();
     let vty = dir.display().to_string();
-    let port = frr_port.to_string();
-    let listen = format!("127.{n}.0.4");
-    let bgpd_args = [
-        "-f",
-        &conf_path,
-        "-i",
-        &pid_path,
-        "-Z",
-        "-S",
-        "-n",
-        "-p",
-        &port,
-        "-l",
-        &listen,
-        "--vty_socket",
-        &vty,
-        "-P",
-        "0",
-    ];
-    let start_frr = || {
-        let mut c = Command::new("/usr/lib/frr/bgpd");
-        c.args(bgpd_args).stdout(Stdio::null()).stderr(Stdio::null());
-        Kill(c.spawn().expect("FRR's bgpd (Debian package frr)"))
-    };
+    let start_frr = || bgpd(&dir, frr_port, &format!("127.{n}.0.4"), &[]);
     let mut frr = start_frr();
     let limit = Duration::from_secs(30);
     wait_for("the FRR session", limit, || established(&s, "frr"));
@@ -1119,36 +1125,7 @@ route-map IN_A permit 10
         log = dir.join("frr.log").display()
     );
     std::fs::write(dir.join("bgpd.conf"), frr_conf).unwrap();
-    let conf_path = dir.join("bgpd.conf").display().to_string();
-    let pid_path = dir.join("bgpd.pid").display().to_string();
-    let vty = dir.display().to_string();
-    let port = frr_port.to_string();
-    let listen = format!("127.{n}.0.4");
-    let start_frr = || {
-        let mut c = Command::new("/usr/lib/frr/bgpd");
-        c.args([
-            "-f",
-            &conf_path,
-            "-i",
-            &pid_path,
-            "-Z",
-            "-S",
-            "-n",
-            "-p",
-            &port,
-            "-l",
-            &listen,
-            "--vty_socket",
-            &vty,
-            "-P",
-            "0",
-            "-M",
-            "bmp",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        Kill(c.spawn().expect("FRR's bgpd (Debian package frr)"))
-    };
+    let start_frr = || bgpd(&dir, frr_port, &format!("127.{n}.0.4"), &["-M", "bmp"]);
     let mut frr = start_frr();
     // Two BIRDs (BIRD runs one session per neighbor address): a (AS
     // 4200000101) gives 203.0.113.0/24 a long path, b (AS 65102)

@@ -68,39 +68,35 @@ pub fn spawn(shared: Arc<Shared>, rt: &tokio::runtime::Runtime) -> Result<(), St
     let accepting: Accepting = Arc::default();
     let mut listener_md5: Option<Arc<TcpListener>> = None;
     if let Some(addr) = conf.as_ref().and_then(|c| c.listen) {
-        let _guard = rt.enter();
-        let sock = if addr.is_ipv6() {
-            tokio::net::TcpSocket::new_v6()
-        } else {
-            tokio::net::TcpSocket::new_v4()
-        }
-        .map_err(|e| e.to_string())?;
-        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        sock.bind(addr)
-            .map_err(|e| format!("cannot listen for BGP on {addr}: {e}"))?;
-        let l = Arc::new(sock.listen(64).map_err(|e| e.to_string())?);
-        tracing::info!(%addr, "BGP listening");
+        let l = Arc::new(bind(rt, addr, "BGP")?);
         listener_md5 = Some(l.clone());
         rt.spawn(accept_loop(l, accepting.clone()));
     }
     let (bmp_tx, bmp_rx) = tokio::sync::watch::channel(bmp::BmpConf::default());
     if let Some(addr) = conf.as_ref().and_then(|c| c.bmp_listen) {
-        let _guard = rt.enter();
-        let sock = if addr.is_ipv6() {
-            tokio::net::TcpSocket::new_v6()
-        } else {
-            tokio::net::TcpSocket::new_v4()
-        }
-        .map_err(|e| e.to_string())?;
-        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        sock.bind(addr)
-            .map_err(|e| format!("cannot listen for BMP on {addr}: {e}"))?;
-        let l = sock.listen(64).map_err(|e| e.to_string())?;
-        tracing::info!(%addr, "BMP listening");
+        let l = bind(rt, addr, "BMP")?;
         rt.spawn(bmp::accept_loop(l, shared.clone(), tx.clone(), board.clone(), bmp_rx));
     }
     rt.spawn(manage(shared, tx, board, accepting, listener_md5, bmp_tx));
     Ok(())
+}
+
+/// A listening socket on the control runtime (`what` names it in errors
+/// and the log).
+fn bind(rt: &tokio::runtime::Runtime, addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, String> {
+    let _guard = rt.enter();
+    let sock = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()
+    } else {
+        tokio::net::TcpSocket::new_v4()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    sock.bind(addr)
+        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
+    let l = sock.listen(64).map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "{what} listening");
+    Ok(l)
 }
 
 async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting) {
