@@ -441,17 +441,14 @@ impl Session {
             extended_messages: o.has(|c| matches!(c, Capability::ExtendedMessage)),
             ibgp: self.cfg.local_as == self.cfg.peer_as,
         };
-        let any_mp = o.has(|c| matches!(c, Capability::Multiprotocol { .. }));
+        let offered = o.unicast_families();
         Ok(Negotiated {
             peer_as: o.asn(),
             peer_id: o.bgp_id,
             hold_time: o.hold_time.min(self.cfg.hold_time),
             ctx,
             route_refresh: o.has(|c| matches!(c, Capability::RouteRefresh)),
-            families: [
-                self.cfg.ipv4 && (o.multiprotocol(Afi::Ipv4) || !any_mp),
-                self.cfg.ipv6 && o.multiprotocol(Afi::Ipv6),
-            ],
+            families: [self.cfg.ipv4 && offered[0], self.cfg.ipv6 && offered[1]],
         })
     }
 }

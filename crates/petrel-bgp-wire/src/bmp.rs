@@ -13,7 +13,7 @@
 use crate::cursor::{Cur, Truncated};
 use crate::message::{decode, Message as BgpMessage};
 use crate::nlri::Afi;
-use crate::open::{Capability, Open};
+use crate::open::Open;
 use crate::{ParsedUpdate, SessionCtx};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -468,15 +468,6 @@ fn peer_up(c: &mut Cur<'_>) -> Result<PeerUp, BmpError> {
     })
 }
 
-fn add_path(o: &Open, afi: Afi, bit: u8) -> bool {
-    o.capabilities.iter().any(|c| match c {
-        Capability::AddPath(list) => list
-            .iter()
-            .any(|(a, s, sr)| *a == afi as u16 && *s == 1 && sr & bit != 0),
-        _ => false,
-    })
-}
-
 /// What a monitored peer's session negotiated, for decoding its UPDATEs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Negotiated {
@@ -505,7 +496,9 @@ impl Monitor {
         let n = if up.peer.peer_type == PEER_LOC_RIB {
             // RFC 9069 §5.2: the OPENs are made up to describe the
             // Loc-RIB; ADD-PATH in either means paths carry identifiers.
-            let either = fam(&|a| add_path(sent, a, 3) || add_path(recv, a, 3));
+            let either = fam(&|a| {
+                sent.add_path_send(a) || sent.add_path_receive(a) || recv.add_path_send(a) || recv.add_path_receive(a)
+            });
             Negotiated {
                 add_path_in: either,
                 add_path_out: either,
@@ -514,8 +507,8 @@ impl Monitor {
             }
         } else {
             Negotiated {
-                add_path_in: fam(&|a| add_path(sent, a, 1) && add_path(recv, a, 2)),
-                add_path_out: fam(&|a| add_path(sent, a, 2) && add_path(recv, a, 1)),
+                add_path_in: fam(&|a| sent.add_path_receive(a) && recv.add_path_send(a)),
+                add_path_out: fam(&|a| sent.add_path_send(a) && recv.add_path_receive(a)),
                 ibgp: sent.asn() == recv.asn(),
                 local_as: sent.asn(),
             }
@@ -771,6 +764,7 @@ pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, BmpE
 mod tests {
     use super::*;
     use crate::attrs::{AsPathSegment, Attributes, Origin};
+    use crate::open::Capability;
     use crate::{encode_update, Nlri, UpdateOut};
     use proptest::prelude::*;
 

@@ -112,12 +112,31 @@ impl Open {
         self.has(|c| matches!(c, Capability::Multiprotocol { afi: a, safi: 1 } if *a == afi as u16))
     }
 
-    /// Whether the peer will send path identifiers for this family.
+    /// Whether the speaker will send path identifiers for this family.
     pub fn add_path_send(&self, afi: Afi) -> bool {
+        self.add_path(afi, 2)
+    }
+
+    /// Whether the speaker can receive path identifiers for this family.
+    pub fn add_path_receive(&self, afi: Afi) -> bool {
+        self.add_path(afi, 1)
+    }
+
+    /// RFC 7911 §4: the send/receive field has bit 1 for receive, 2 for send.
+    fn add_path(&self, afi: Afi, bit: u8) -> bool {
         self.capabilities.iter().any(|c| match c {
-            Capability::AddPath(list) => list.iter().any(|(a, s, sr)| *a == afi as u16 && *s == 1 && sr & 2 != 0),
+            Capability::AddPath(list) => list
+                .iter()
+                .any(|(a, s, sr)| *a == afi as u16 && *s == 1 && sr & bit != 0),
             _ => false,
         })
+    }
+
+    /// IPv4 and IPv6 unicast as this OPEN offers them: a speaker without
+    /// Multiprotocol capabilities speaks IPv4 only (RFC 4760 §8).
+    pub fn unicast_families(&self) -> [bool; 2] {
+        let any_mp = self.has(|c| matches!(c, Capability::Multiprotocol { .. }));
+        [self.multiprotocol(Afi::Ipv4) || !any_mp, self.multiprotocol(Afi::Ipv6)]
     }
 
     /// Parse an OPEN body (after the 19-octet header). `Err` is (subcode, why).

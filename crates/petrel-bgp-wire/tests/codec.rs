@@ -96,6 +96,14 @@ fn open_round_trip_with_capabilities() {
     assert!(back.multiprotocol(Afi::Ipv6));
     assert!(back.add_path_send(Afi::Ipv4));
     assert!(!back.add_path_send(Afi::Ipv6));
+    assert!(back.add_path_receive(Afi::Ipv4));
+    assert_eq!(back.unicast_families(), [true, true]);
+    // Without Multiprotocol capabilities a speaker offers IPv4 only.
+    let legacy = Open {
+        capabilities: vec![Capability::RouteRefresh],
+        ..o
+    };
+    assert_eq!(legacy.unicast_families(), [true, false]);
 }
 
 #[test]

@@ -13,7 +13,6 @@ use super::board::{BgpBoard, PeerStatus};
 use super::ribs::{new_slot, RibMsg, Slot};
 use crate::shared::Shared;
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
-use petrel_bgp_wire::Afi;
 use petrel_config::{BgpBmpConf, BmpRib};
 use petrel_rib::PeerInfo;
 use std::collections::HashMap;
@@ -281,14 +280,8 @@ impl Station {
             Message::PeerUp(u) => {
                 self.monitor.peer_up(&u);
                 let ibgp = u.sent_open.asn() == u.received_open.asn();
-                let (a, b) = (&u.sent_open, &u.received_open);
-                let legacy = |o: &petrel_bgp_wire::Open| {
-                    !o.has(|c| matches!(c, petrel_bgp_wire::Capability::Multiprotocol { .. }))
-                };
-                let families = [
-                    (a.multiprotocol(Afi::Ipv4) || legacy(a)) && (b.multiprotocol(Afi::Ipv4) || legacy(b)),
-                    a.multiprotocol(Afi::Ipv6) && b.multiprotocol(Afi::Ipv6),
-                ];
+                let (a, b) = (u.sent_open.unicast_families(), u.received_open.unicast_families());
+                let families = [a[0] && b[0], a[1] && b[1]];
                 self.start(&u.peer, ibgp, families).await?;
             }
             Message::PeerDown { peer, reason } => {
