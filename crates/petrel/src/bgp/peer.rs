@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 /// After a max-prefix Cease the session stays down this long, then retries.
 const MAX_PREFIX_RESTART: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a colliding connection has to send its OPEN.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 pub struct PeerTask {
     pub cfg: Arc<BgpPeerConf>,
@@ -113,7 +115,7 @@ async fn read_open(mut stream: TcpStream) -> io::Result<(TcpStream, Vec<u8>, u32
             }
         }
     };
-    let id = tokio::time::timeout(CONNECT_TIMEOUT, read)
+    let id = tokio::time::timeout(OPEN_WAIT, read)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no OPEN"))??;
     Ok((stream, bytes, id))

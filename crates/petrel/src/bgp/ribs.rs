@@ -102,14 +102,14 @@ const SYNC_MAX: Duration = Duration::from_secs(60);
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// A peer whose initial table is still arriving.
-struct Sync {
+struct InitialSync {
     started: Instant,
     last_update: Instant,
     /// Families whose End-of-RIB has not come yet.
     waiting: [bool; 2],
 }
 
-impl Sync {
+impl InitialSync {
     fn deadline(&self) -> Instant {
         (self.last_update + SYNC_QUIET).min(self.started + SYNC_MAX)
     }
@@ -122,7 +122,7 @@ struct PeerSlot {
     max_prefix: Option<u32>,
     ctl: mpsc::UnboundedSender<PeerCtl>,
     over_limit: bool,
-    sync: Option<Sync>,
+    sync: Option<InitialSync>,
 }
 
 struct Ribs {
@@ -246,13 +246,8 @@ impl Ribs {
         let Some(y) = s.sync.take() else { return };
         let routes = self.views[s.view].prefix_count(s.id);
         tracing::info!(peer = %s.name, routes, ms = y.started.elapsed().as_millis() as u64, how, "initial routes received");
-        // The table is complete: publish it now rather than open a batch
-        // window (pacing still applies).
         self.report_prefixes();
-        self.touch();
-        if let Some(t) = Instant::now().checked_sub(self.batch) {
-            self.dirty_since = self.dirty_since.map(|d| d.min(t));
-        }
+        self.touch_due();
     }
 
     /// Time left before the pending batch is published: `batch_ms` after
@@ -276,6 +271,13 @@ impl Ribs {
         if self.dirty_since.is_none() {
             self.dirty_since = Some(Instant::now());
         }
+    }
+
+    /// A change that completes a whole table needs no batch window of its
+    /// own: it is due now (pacing still applies).
+    fn touch_due(&mut self) {
+        let due = Instant::now().checked_sub(self.batch).unwrap_or_else(Instant::now);
+        self.dirty_since = Some(self.dirty_since.map_or(due, |d| d.min(due)));
     }
 
     fn view_for(&mut self, pop: &str) -> usize {
@@ -326,7 +328,7 @@ impl Ribs {
                     s.over_limit = false;
                     self.views[s.view].set_peer(s.id, info);
                     let now = Instant::now();
-                    s.sync = (families[0] || families[1]).then_some(Sync {
+                    s.sync = (families[0] || families[1]).then_some(InitialSync {
                         started: now,
                         last_update: now,
                         waiting: families,
@@ -337,7 +339,6 @@ impl Ribs {
                 let Some(s) = self.slots.get_mut(&slot) else { return };
                 let view = &mut self.views[s.view];
                 let mut changed = 0;
-                let mut complete = false;
                 for u in &updates {
                     if s.over_limit {
                         break;
@@ -345,7 +346,6 @@ impl Ribs {
                     changed += view.apply(s.id, u, &mut self.pool);
                     if let (Some(y), Some(afi)) = (s.sync.as_mut(), u.end_of_rib) {
                         y.waiting[(afi == petrel_bgp_wire::Afi::Ipv6) as usize] = false;
-                        complete = y.waiting == [false, false];
                     }
                     if let Some(max) = s.max_prefix {
                         let n = view.prefix_count(s.id);
@@ -361,13 +361,11 @@ impl Ribs {
                     }
                 }
                 match s.sync.as_mut() {
+                    Some(y) if y.waiting == [false, false] => self.end_sync(slot, "End-of-RIB"),
                     // A syncing peer's routes wait for the end of its table.
                     Some(y) => y.last_update = Instant::now(),
                     None if changed > 0 => self.touch(),
                     None => {}
-                }
-                if complete {
-                    self.end_sync(slot, "End-of-RIB");
                 }
                 if self.last_report.elapsed() >= REPORT_EVERY {
                     self.report_prefixes();
