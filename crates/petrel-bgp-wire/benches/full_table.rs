@@ -19,6 +19,7 @@ fn bench(c: &mut Criterion) {
     };
     let routes = t.routes.len() as u64;
     let updates = t.updates();
+    let walked = t.updates_walked(256);
     let dump = t.mrt();
     eprintln!(
         "full table: {routes} routes; {} MB of UPDATEs, {} MB of MRT",
@@ -32,19 +33,21 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("full-table");
     g.sample_size(10).measurement_time(Duration::from_secs(15));
     g.throughput(Throughput::Elements(routes));
-    g.bench_function("update-decode", |b| {
-        b.iter(|| {
-            let mut buf = &updates[..];
-            let mut n = 0usize;
-            while let Some((m, len)) = decode(buf, &ctx).expect("valid") {
-                let Message::Update(u) = m else { unreachable!() };
-                n += u.parse(&ctx).expect("valid").announced.len();
-                buf = &buf[len..];
-            }
-            assert_eq!(n as u64, routes);
-            black_box(n)
-        })
-    });
+    for (name, updates) in [("update-decode", &updates), ("update-decode/walked", &walked)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut buf = &updates[..];
+                let mut n = 0usize;
+                while let Some((m, len)) = decode(buf, &ctx).expect("valid") {
+                    let Message::Update(u) = m else { unreachable!() };
+                    n += u.parse(&ctx).expect("valid").announced.len();
+                    buf = &buf[len..];
+                }
+                assert_eq!(n as u64, routes);
+                black_box(n)
+            })
+        });
+    }
     g.bench_function("mrt-parse", |b| {
         b.iter(|| {
             let mut n = 0usize;

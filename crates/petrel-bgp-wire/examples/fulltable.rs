@@ -5,6 +5,9 @@
 //!                              ASNs, prefixes sharing a path packed
 //!                              together, IPv6 in MP_REACH), for feeding a
 //!                              router over a session
+//!   fulltable walked POP OUT   the same in the small UPDATEs BIRD sends
+//!                              when a session comes up (about one
+//!                              prefix each)
 //!
 //! POP is 0..5 (ams, iad, sjc, sin, gru). Deterministic output.
 
@@ -14,7 +17,7 @@ mod full_table;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 4 {
-        eprintln!("usage: fulltable mrt|updates POP OUT");
+        eprintln!("usage: fulltable mrt|updates|walked POP OUT");
         std::process::exit(2);
     }
     let pop: usize = args[2].parse().expect("POP index 0..5");
@@ -22,6 +25,7 @@ fn main() {
     let out = match args[1].as_str() {
         "mrt" => t.mrt(),
         "updates" => t.updates(),
+        "walked" => t.updates_walked(256),
         o => panic!("unknown output `{o}`"),
     };
     std::fs::write(&args[3], &out).expect("write");

@@ -24,40 +24,72 @@ use std::sync::Arc;
 /// An interned attribute set.
 pub type AttrId = u32;
 
+/// The hash the pool files an attribute set under. A session task
+/// computes it while the set it just parsed is still in its cache, so that
+/// the RIB thread's lookup compares stored hashes and dereferences a set
+/// only on a match.
+pub fn attr_hash(a: &Attributes) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(a)
+}
+
+struct PoolSet {
+    attrs: Arc<Attributes>,
+    refs: u32,
+    hash: u64,
+}
+
 /// Interned attribute sets with reference counts: a route holds one
 /// reference, and a set no route uses is freed at once.
 #[derive(Default)]
 pub struct AttrPool {
-    sets: Vec<Option<(Arc<Attributes>, u32)>>,
-    index: FxHashMap<Arc<Attributes>, AttrId>,
+    sets: Vec<Option<PoolSet>>,
+    /// (hash, id): a probe compares the hash in the table before it
+    /// touches the set itself.
+    index: hashbrown::HashTable<(u64, AttrId)>,
     free: Vec<AttrId>,
 }
 
 impl AttrPool {
     /// A reference to the set equal to `a` (stored if new).
     pub fn intern(&mut self, a: &Attributes) -> AttrId {
-        if let Some(&id) = self.index.get(a) {
+        self.intern_hashed(a, attr_hash(a))
+    }
+
+    /// [`AttrPool::intern`] with `hash` = [`attr_hash`]`(a)`, computed
+    /// elsewhere.
+    pub fn intern_hashed(&mut self, a: &Attributes, hash: u64) -> AttrId {
+        debug_assert_eq!(hash, attr_hash(a), "hash of another set");
+        let sets = &self.sets;
+        let found = self.index.find(hash, |&(h, id)| {
+            h == hash && sets[id as usize].as_ref().is_some_and(|s| *s.attrs == *a)
+        });
+        if let Some(&(_, id)) = found {
             self.retain(id);
             return id;
         }
-        let arc = Arc::new(a.clone());
+        let set = PoolSet {
+            attrs: Arc::new(a.clone()),
+            refs: 1,
+            hash,
+        };
         let id = match self.free.pop() {
             Some(id) => {
-                self.sets[id as usize] = Some((arc.clone(), 1));
+                self.sets[id as usize] = Some(set);
                 id
             }
             None => {
-                self.sets.push(Some((arc.clone(), 1)));
+                self.sets.push(Some(set));
                 (self.sets.len() - 1) as AttrId
             }
         };
-        self.index.insert(arc, id);
+        self.index.insert_unique(hash, (hash, id), |&(h, _)| h);
         id
     }
 
     pub fn retain(&mut self, id: AttrId) {
-        if let Some(Some((_, n))) = self.sets.get_mut(id as usize) {
-            *n += 1;
+        if let Some(Some(s)) = self.sets.get_mut(id as usize) {
+            s.refs += 1;
         }
     }
 
@@ -65,24 +97,22 @@ impl AttrPool {
         let Some(slot) = self.sets.get_mut(id as usize) else {
             return;
         };
-        let gone = match slot {
-            Some((_, n)) => {
-                *n -= 1;
-                *n == 0
-            }
-            None => false,
-        };
-        if gone {
-            if let Some((a, _)) = slot.take() {
-                self.index.remove(&a);
-            }
-            self.free.push(id);
+        let Some(s) = slot else { return };
+        s.refs -= 1;
+        if s.refs > 0 {
+            return;
         }
+        let hash = s.hash;
+        *slot = None;
+        if let Ok(e) = self.index.find_entry(hash, |&(_, i)| i == id) {
+            e.remove();
+        }
+        self.free.push(id);
     }
 
     pub fn get(&self, id: AttrId) -> &Arc<Attributes> {
         match &self.sets[id as usize] {
-            Some((a, _)) => a,
+            Some(s) => &s.attrs,
             None => panic!("attribute set {id} used after release"),
         }
     }
@@ -127,6 +157,14 @@ trait Key: Copy + Ord + std::hash::Hash {
     fn split(p: &Prefix) -> (Self::Bits, u8);
     fn join(bits: Self::Bits, len: u8) -> Prefix;
     fn order(bits: Self::Bits, len: u8, has_path_id: bool, path_id: u32) -> Self::Order;
+    /// 64 well-mixed bits of an order key, for the load filter.
+    fn mix(o: Self::Order) -> u64;
+}
+
+/// Multiply-fold: the high bits of the product depend on every input bit.
+fn fold(a: u64, b: u64) -> u64 {
+    let p = (a ^ 0x9e37_79b9_7f4a_7c15) as u128 * (b ^ 0xc2b2_ae3d_27d4_eb4f) as u128;
+    (p >> 64) as u64 ^ p as u64
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +185,9 @@ impl Key for K4 {
     fn order(bits: u32, len: u8, has: bool, pid: u32) -> u128 {
         (bits as u128) << 64 | (len as u128) << 40 | (has as u128) << 32 | pid as u128
     }
+    fn mix(o: u128) -> u64 {
+        fold((o >> 64) as u64, o as u64)
+    }
 }
 
 impl Key for K6 {
@@ -166,6 +207,9 @@ impl Key for K6 {
     fn order(w: [u32; 4], len: u8, has: bool, pid: u32) -> (u128, u64) {
         let b = (w[0] as u128) << 96 | (w[1] as u128) << 64 | (w[2] as u128) << 32 | w[3] as u128;
         (b, (len as u64) << 40 | (has as u64) << 32 | pid as u64)
+    }
+    fn mix((b, l): (u128, u64)) -> u64 {
+        fold(fold((b >> 64) as u64, b as u64), l)
     }
 }
 
@@ -200,6 +244,39 @@ type DeltaKey<K> = (KeyOf<K>, u32, bool);
 /// Entries per block of the run's sparse index.
 const BLOCK: usize = 64;
 
+/// Which order keys the run may hold: a Bloom filter with two probes and
+/// four bits per entry (about 15% false positives), kept only while the peer
+/// loads a table. Then most routes are new, and the filter turns their
+/// search of the run (cache misses at every step) into two bit tests.
+#[derive(Default)]
+struct LoadFilter {
+    bits: Vec<u64>,
+}
+
+impl LoadFilter {
+    fn probes(&self, h: u64) -> [usize; 2] {
+        let mask = self.bits.len() * 64 - 1;
+        [(h >> 32) as usize & mask, fold(h, h >> 17) as usize & mask]
+    }
+
+    fn build(&mut self, keys: impl ExactSizeIterator<Item = u64>) {
+        let words = (keys.len() * 4).div_ceil(64).next_power_of_two();
+        self.bits.clear();
+        self.bits.resize(words, 0);
+        for h in keys {
+            for b in self.probes(h) {
+                self.bits[b / 64] |= 1 << (b % 64);
+            }
+        }
+    }
+
+    /// False only for keys the run does not hold. Without a filter (not
+    /// loading), every key may be there.
+    fn may_hold(&self, h: u64) -> bool {
+        self.bits.is_empty() || self.probes(h).iter().all(|&b| self.bits[b / 64] & (1 << (b % 64)) != 0)
+    }
+}
+
 /// One peer's routes of one family: a sorted run and a delta of new ones.
 struct Rib<K: Key> {
     run: Vec<Entry<K::Bits>>,
@@ -210,6 +287,8 @@ struct Rib<K: Key> {
     /// New routes by (prefix key, path id, has path id).
     delta: FxHashMap<DeltaKey<K>, AttrId>,
     dead: usize,
+    loading: bool,
+    filter: LoadFilter,
 }
 
 impl<K: Key> Default for Rib<K> {
@@ -219,23 +298,26 @@ impl<K: Key> Default for Rib<K> {
             index: Vec::new(),
             delta: FxHashMap::default(),
             dead: 0,
+            loading: false,
+            filter: LoadFilter::default(),
         }
     }
 }
 
 impl<K: Key> Rib<K> {
-    fn find(&self, key: KeyOf<K>, path_id: u32, has: bool) -> Result<usize, usize> {
+    /// The route's position in the run, if it is there.
+    fn find(&self, key: KeyOf<K>, path_id: u32, has: bool) -> Option<usize> {
         let want = K::order(key.0, key.1, has, path_id);
-        let block = self.index.partition_point(|k| *k <= want);
-        if block == 0 {
-            return Err(0);
+        if !self.filter.may_hold(K::mix(want)) {
+            return None;
         }
-        let start = (block - 1) * BLOCK;
+        let block = self.index.partition_point(|k| *k <= want).checked_sub(1)?;
+        let start = block * BLOCK;
         let end = (start + BLOCK).min(self.run.len());
         self.run[start..end]
             .binary_search_by(|e| e.order::<K>().cmp(&want))
+            .ok()
             .map(|i| start + i)
-            .map_err(|i| start + i)
     }
 
     fn reindex(&mut self) {
@@ -243,13 +325,27 @@ impl<K: Key> Rib<K> {
         self.index
             .extend(self.run.iter().step_by(BLOCK).map(|e| e.order::<K>()));
         self.index.shrink_to_fit();
+        if self.loading {
+            self.filter.build(self.run.iter().map(|e| K::mix(e.order::<K>())));
+        }
+    }
+
+    /// While loading, searches of the run go through a filter (rebuilt at
+    /// each merge); after, the filter's memory is returned.
+    fn set_loading(&mut self, on: bool) {
+        self.loading = on;
+        if on {
+            self.filter.build(self.run.iter().map(|e| K::mix(e.order::<K>())));
+        } else {
+            self.filter = LoadFilter::default();
+        }
     }
 
     /// Returns the replaced set, if any (the caller releases it), and
     /// whether the route is new.
     fn insert(&mut self, key: KeyOf<K>, path_id: Option<u32>, attrs: AttrId) -> (Option<AttrId>, bool) {
         let (pid, has) = (path_id.unwrap_or(NO_PATH), path_id.is_some());
-        if let Ok(i) = self.find(key, pid, has) {
+        if let Some(i) = self.find(key, pid, has) {
             let e = &mut self.run[i];
             let old = e.attrs;
             e.attrs = attrs;
@@ -271,7 +367,7 @@ impl<K: Key> Rib<K> {
         if let Some(a) = self.delta.remove(&(key, pid, has)) {
             return Some(a);
         }
-        let i = self.find(key, pid, has).ok()?;
+        let i = self.find(key, pid, has)?;
         let e = &mut self.run[i];
         if e.attrs == DEAD {
             return None;
@@ -363,6 +459,7 @@ impl<K: Key> Rib<K> {
         self.run.capacity() * std::mem::size_of::<Entry<K::Bits>>()
             + self.index.capacity() * std::mem::size_of::<K::Order>()
             + self.delta.capacity() * (std::mem::size_of::<(KeyOf<K>, u32, bool, AttrId)>() + 1)
+            + self.filter.bits.capacity() * 8
     }
 }
 
@@ -401,6 +498,16 @@ impl View {
     pub fn set_peer(&mut self, id: PeerId, info: PeerInfo) {
         if let Some(Some(p)) = self.peers.get_mut(id as usize) {
             p.info = info;
+        }
+    }
+
+    /// A peer about to send a whole table (its session just came up): most
+    /// of its routes will be new, and a filter spares their searches. End
+    /// it when the table is in.
+    pub fn set_loading(&mut self, id: PeerId, on: bool) {
+        if let Some(Some(p)) = self.peers.get_mut(id as usize) {
+            p.v4.set_loading(on);
+            p.v6.set_loading(on);
         }
     }
 
@@ -473,12 +580,19 @@ impl View {
 
     /// Apply one UPDATE from a peer; returns how many routes changed.
     pub fn apply(&mut self, peer: PeerId, u: &ParsedUpdate, pool: &mut AttrPool) -> usize {
+        let hash = if u.announced.is_empty() { 0 } else { attr_hash(&u.attrs) };
+        self.apply_hashed(peer, u, hash, pool)
+    }
+
+    /// [`View::apply`] with `hash` = [`attr_hash`]`(&u.attrs)` computed
+    /// elsewhere (any value when nothing is announced).
+    pub fn apply_hashed(&mut self, peer: PeerId, u: &ParsedUpdate, hash: u64, pool: &mut AttrPool) -> usize {
         let mut changed = 0;
         for n in &u.withdrawn {
             changed += usize::from(self.withdraw(peer, &n.prefix, n.path_id, pool));
         }
         if !u.announced.is_empty() {
-            let id = pool.intern(&u.attrs);
+            let id = pool.intern_hashed(&u.attrs, hash);
             for n in &u.announced {
                 pool.retain(id);
                 self.announce(peer, n.prefix, n.path_id, id, pool);
@@ -780,14 +894,40 @@ mod tests {
         assert!(pool.is_empty(), "the last route released its set");
     }
 
+    /// The filter never turns away a key it was built from, and turns
+    /// away most others (four bits per key, two probes: about 15% pass).
+    #[test]
+    fn load_filter_has_no_false_negatives() {
+        let keys: Vec<u64> = (0..50_000u32)
+            .map(|i| K4::mix(K4::order(i.wrapping_mul(2_654_435_761), 24, false, 0)))
+            .collect();
+        let mut f = LoadFilter::default();
+        f.build(keys.iter().copied());
+        assert!(keys.iter().all(|&k| f.may_hold(k)));
+        let passed = (50_000..150_000u32)
+            .filter(|i| f.may_hold(K4::mix(K4::order(i.wrapping_mul(2_654_435_761), 24, false, 0))))
+            .count();
+        assert!(passed < 25_000, "{passed} of 100000 absent keys passed");
+        assert!(LoadFilter::default().may_hold(0), "no filter: every key may be there");
+    }
+
     /// The run+delta store against a plain map, through merges, tombstones
-    /// and re-announcements, with reference counts checked at the end.
+    /// and re-announcements, with reference counts checked at the end;
+    /// with and without the load filter (on for one peer throughout, for
+    /// the other for the first half).
     #[test]
     fn store_matches_a_model() {
+        store_matches_a_model_with(false);
+        store_matches_a_model_with(true);
+    }
+
+    fn store_matches_a_model_with(loading: bool) {
         let mut pool = AttrPool::default();
         let mut v = View::new("v");
         let a = v.add_peer(peer("a", 3356, 10, false));
         let b = v.add_peer(peer("b", 1299, 20, false));
+        v.set_loading(a, loading);
+        v.set_loading(b, loading);
         let mut model: std::collections::BTreeMap<(PeerId, Prefix), u32> = Default::default();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
@@ -796,7 +936,10 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for _ in 0..60_000 {
+        for i in 0..60_000 {
+            if i == 30_000 {
+                v.set_loading(b, false);
+            }
             let r = next();
             let peer = if r & 1 == 0 { a } else { b };
             let v6 = r & 2 != 0;

@@ -301,6 +301,13 @@ impl Collector for MetricsCollector {
                 ConstCounter::new(0u64).metric_type(),
             )?;
             ConstCounter::new(publish.count).encode(me)?;
+            let me = enc.encode_descriptor(
+                "petrel_bgp_published_routes",
+                "Routes in the published routing views (what answers use)",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            ConstGauge::new(publish.routes as i64).encode(me)?;
             for (name, help, v) in [
                 (
                     "petrel_bgp_publish_delay_seconds",

@@ -4,7 +4,7 @@
 //! the RIB owner over a bounded channel.
 
 use super::board::BgpBoard;
-use super::ribs::{RibMsg, Slot};
+use super::ribs::{HashedUpdate, RibMsg, Slot};
 use super::{sockopt, PeerCtl};
 use petrel_bgp_fsm::{notif, Action, Config as FsmConfig, Session, State};
 use petrel_config::BgpPeerConf;
@@ -182,7 +182,7 @@ impl PeerTask {
         let mut closing_reason: Option<String> = None;
         // UPDATEs of one read go to the RIB together: one channel message
         // and one board update per read instead of per UPDATE.
-        let mut batch: Vec<petrel_bgp_wire::ParsedUpdate> = Vec::new();
+        let mut batch: Vec<HashedUpdate> = Vec::new();
         let mut batch_errs = 0u64;
         loop {
             while let Some(a) = s.poll_action() {
@@ -246,7 +246,7 @@ impl PeerTask {
                             tracing::warn!(peer = %cfg.name, reason = %why, "RFC 7606 attribute discarded");
                         }
                         batch_errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
-                        batch.push(*u);
+                        batch.push(HashedUpdate::from(*u));
                     }
                     Action::Down(why) => {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
@@ -378,7 +378,7 @@ impl PeerTask {
     }
 
     /// Hand a read's UPDATEs to the RIB; false when the RIB is gone.
-    async fn send_batch(&self, batch: &mut Vec<petrel_bgp_wire::ParsedUpdate>, errs: &mut u64) -> bool {
+    async fn send_batch(&self, batch: &mut Vec<HashedUpdate>, errs: &mut u64) -> bool {
         let n = batch.len() as u64;
         let e = std::mem::take(errs);
         self.board.update(&self.cfg.name, |p| {

@@ -57,7 +57,7 @@ pub enum RibMsg {
         families: [bool; 2],
     },
     /// The UPDATEs of one read, in order.
-    Update(Slot, Vec<ParsedUpdate>),
+    Update(Slot, Vec<HashedUpdate>),
     Down(Slot),
     /// Load an MRT dump (and its update files) into a view.
     LoadMrt(petrel_config::BgpMrtConf, String),
@@ -70,6 +70,24 @@ pub enum RibMsg {
         view: Option<String>,
         reply: oneshot::Sender<Vec<ViewRoutes>>,
     },
+}
+
+/// An UPDATE with the pool hash of its attributes, computed by the task
+/// that parsed it (the RIB thread is the busier one while a table loads).
+pub struct HashedUpdate {
+    pub update: ParsedUpdate,
+    pub hash: u64,
+}
+
+impl From<ParsedUpdate> for HashedUpdate {
+    fn from(update: ParsedUpdate) -> Self {
+        let hash = if update.announced.is_empty() {
+            0
+        } else {
+            petrel_rib::attr_hash(&update.attrs)
+        };
+        HashedUpdate { update, hash }
+    }
 }
 
 /// One view's answer to `bgp route`.
@@ -99,7 +117,7 @@ const SYNC_QUIET: Duration = Duration::from_secs(3);
 /// An initial sync is published after this long at the latest.
 const SYNC_MAX: Duration = Duration::from_secs(60);
 /// How often route counts reach the board while routes arrive.
-const REPORT_EVERY: Duration = Duration::from_millis(250);
+const REPORT_EVERY: Duration = Duration::from_millis(50);
 
 /// A peer whose initial table is still arriving.
 struct InitialSync {
@@ -244,6 +262,7 @@ impl Ribs {
     fn end_sync(&mut self, slot: Slot, how: &str) {
         let Some(s) = self.slots.get_mut(&slot) else { return };
         let Some(y) = s.sync.take() else { return };
+        self.views[s.view].set_loading(s.id, false);
         let routes = self.views[s.view].prefix_count(s.id);
         tracing::info!(peer = %s.name, routes, ms = y.started.elapsed().as_millis() as u64, how, "initial routes received");
         self.report_prefixes();
@@ -327,6 +346,7 @@ impl Ribs {
                 if let Some(s) = self.slots.get_mut(&slot) {
                     s.over_limit = false;
                     self.views[s.view].set_peer(s.id, info);
+                    self.views[s.view].set_loading(s.id, families[0] || families[1]);
                     let now = Instant::now();
                     s.sync = (families[0] || families[1]).then_some(InitialSync {
                         started: now,
@@ -339,11 +359,11 @@ impl Ribs {
                 let Some(s) = self.slots.get_mut(&slot) else { return };
                 let view = &mut self.views[s.view];
                 let mut changed = 0;
-                for u in &updates {
+                for HashedUpdate { update: u, hash } in &updates {
                     if s.over_limit {
                         break;
                     }
-                    changed += view.apply(s.id, u, &mut self.pool);
+                    changed += view.apply_hashed(s.id, u, *hash, &mut self.pool);
                     if let (Some(y), Some(afi)) = (s.sync.as_mut(), u.end_of_rib) {
                         y.waiting[(afi == petrel_bgp_wire::Afi::Ipv6) as usize] = false;
                     }
@@ -353,6 +373,7 @@ impl Ribs {
                             // RFC 4486 §4: Cease/1 (its optional data is not sent).
                             s.over_limit = true;
                             s.sync = None;
+                            view.set_loading(s.id, false);
                             let _ = s.ctl.send(PeerCtl::MaxPrefix(max));
                             tracing::warn!(peer = %s.name, prefixes = n, max, "maximum prefix count exceeded");
                             view.drop_peer_routes(s.id, &mut self.pool);
@@ -374,6 +395,7 @@ impl Ribs {
             RibMsg::Down(slot) => {
                 if let Some(s) = self.slots.get_mut(&slot) {
                     s.sync = None;
+                    self.views[s.view].set_loading(s.id, false);
                     let gone = self.views[s.view].drop_peer_routes(s.id, &mut self.pool);
                     self.board.set_prefixes(&s.name, 0);
                     if gone > 0 {
@@ -439,6 +461,7 @@ impl Ribs {
                 address: addr,
                 ibgp: false,
             });
+            r.views[view].set_loading(id, true);
             r.board.add(super::board::PeerStatus {
                 name: name.clone(),
                 view: pop.to_string(),
@@ -532,6 +555,9 @@ impl Ribs {
                     Record::Other { .. } => {}
                 }
             }
+        }
+        for (v, id, _) in &loaded {
+            self.views[*v].set_loading(*id, false);
         }
         self.mrt.insert(src.clone(), loaded);
         self.report_prefixes();
