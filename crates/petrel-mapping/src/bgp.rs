@@ -85,7 +85,7 @@ impl BgpData {
             .views
             .iter()
             .flat_map(|v| v.parts.iter())
-            .map(|p| p.starts.capacity() * 16 + p.values.capacity() * 4)
+            .map(Partition::heap_bytes)
             .sum();
         parts + self.paths.iter().map(|p| p.asns.len() * 4 + 24).sum::<usize>()
     }

@@ -21,8 +21,80 @@ pub const NONE: u32 = u32::MAX;
 /// intervals given by their start; each has a value (or [`NONE`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
-    pub starts: Vec<u128>,
+    starts: Starts,
     pub values: Vec<u32>,
+}
+
+/// Interval starts, 4 bytes each while every one fits (all of IPv4), 16
+/// once one does not: a full IPv4 view or a GeoIP database then costs a
+/// quarter of the memory for its starts. The form is canonical (wide
+/// exactly when some start needs it), so equality can compare forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Starts {
+    Narrow(Vec<u32>),
+    Wide(Vec<u128>),
+}
+
+impl Default for Starts {
+    fn default() -> Self {
+        Starts::Narrow(Vec::new())
+    }
+}
+
+impl Starts {
+    fn push(&mut self, s: u128) {
+        match self {
+            Starts::Narrow(v) => match u32::try_from(s) {
+                Ok(n) => v.push(n),
+                Err(_) => {
+                    let mut w: Vec<u128> = v.iter().map(|&x| x as u128).collect();
+                    w.push(s);
+                    *self = Starts::Wide(w);
+                }
+            },
+            Starts::Wide(v) => v.push(s),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<u128> {
+        match self {
+            Starts::Narrow(v) => v.get(i).map(|&x| x as u128),
+            Starts::Wide(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Index of the interval holding `x` (the first start is 0).
+    fn holding(&self, x: u128) -> usize {
+        match self {
+            Starts::Narrow(v) => match u32::try_from(x) {
+                Ok(x) => v.partition_point(|&s| s <= x) - 1,
+                Err(_) => v.len() - 1,
+            },
+            Starts::Wide(v) => v.partition_point(|&s| s <= x) - 1,
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Starts::Narrow(v) => v.shrink_to_fit(),
+            Starts::Wide(v) => v.shrink_to_fit(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Starts::Narrow(v) => v.capacity() * 4,
+            Starts::Wide(v) => v.capacity() * 16,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        let (n, w) = match self {
+            Starts::Narrow(v) => (Some(v.iter().map(|&x| x as u128)), None),
+            Starts::Wide(v) => (None, Some(v.iter().copied())),
+        };
+        n.into_iter().flatten().chain(w.into_iter().flatten())
+    }
 }
 
 /// Builds a [`Partition`] from prefixes pushed in (address, length) order,
@@ -116,8 +188,16 @@ impl Partition {
 
     /// Value at an address (slow path; for building and tests).
     pub fn get(&self, x: u128) -> u32 {
-        let i = self.starts.partition_point(|&s| s <= x) - 1;
-        self.values[i]
+        self.values[self.starts.holding(x)]
+    }
+
+    /// The intervals' starts, in order.
+    pub fn starts(&self) -> impl Iterator<Item = u128> + '_ {
+        self.starts.iter()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.starts.heap_bytes() + self.values.capacity() * 4
     }
 
     /// Combine several partitions of the same family: every distinct run of
@@ -133,13 +213,13 @@ impl Partition {
             // Next boundary of any partition.
             let mut next: Option<u128> = None;
             for (k, p) in parts.iter().enumerate() {
-                if let Some(&s) = p.starts.get(idx[k] + 1) {
+                if let Some(s) = p.starts.get(idx[k] + 1) {
                     next = Some(next.map_or(s, |n: u128| n.min(s)));
                 }
             }
             let Some(n) = next else { break };
             for (k, p) in parts.iter().enumerate() {
-                if p.starts.get(idx[k] + 1) == Some(&n) {
+                if p.starts.get(idx[k] + 1) == Some(n) {
                     idx[k] += 1;
                     tuple[k] = p.values[idx[k]];
                 }
@@ -152,7 +232,7 @@ impl Partition {
     /// A partition with one value everywhere.
     pub fn uniform(value: u32) -> Partition {
         Partition {
-            starts: vec![0],
+            starts: Starts::Narrow(vec![0]),
             values: vec![value],
         }
     }
@@ -201,7 +281,7 @@ impl Table {
         let values = part.values.clone();
         match family {
             Family::V4 => {
-                let starts4: Vec<u32> = part.starts.iter().map(|&s| s as u32).collect();
+                let starts4: Vec<u32> = part.starts().map(|s| s as u32).collect();
                 let mut index = Vec::with_capacity(65537);
                 let mut i = 0usize;
                 for top in 0..=65535u32 {
@@ -223,7 +303,7 @@ impl Table {
             Family::V6 => Table {
                 family,
                 starts4: Vec::new(),
-                starts6: part.starts.clone(),
+                starts6: part.starts().collect(),
                 values,
                 index: Vec::new(),
             },
