@@ -1085,6 +1085,11 @@ peers = ["127.{n}.0.5"]
 router = "127.0.0.1"
 pop = "nyc"
 peers = ["127.{n}.0.6"]
+
+[[bgp.bmp]]
+router = "127.{n}.0.7"
+pop = "nyc"
+rib = "loc-rib"
 "#
         ),
     );
@@ -1349,6 +1354,101 @@ protocol bgp {name} {{
         r["state"] == "Idle" && r["last_error"].as_str().unwrap().contains("BMP version 9")
     });
     assert_eq!(answer(&s, "198.51.100.0/24"), "192.0.2.1");
+
+    // A router that streams its Loc-RIB (RFC 9069; Debian's FRR 8.4 cannot,
+    // so it is written here): its selected routes feed the nyc view as
+    // one peer; Adj-RIB-In routes from it are not what its entry takes.
+    let loc = PeerHeader {
+        peer_type: bmp::PEER_LOC_RIB,
+        flags: 0,
+        distinguisher: 0,
+        address: "0.0.0.0".parse().unwrap(),
+        asn: 65100,
+        bgp_id: 0x7f11_0007,
+        timestamp: 0,
+        timestamp_us: 0,
+    };
+    let mut w = BmpWriter::default();
+    w.initiation(&[InfoTlv {
+        kind: bmp::INFO_SYS_NAME,
+        value: b"loc".to_vec(),
+    }]);
+    w.peer_up(&PeerUp {
+        peer: loc.clone(),
+        local_address: "0.0.0.0".parse().unwrap(),
+        local_port: 0,
+        remote_port: 0,
+        sent_open: open(65100),
+        received_open: open(65100),
+        // RFC 9069 §5.2: the table's name.
+        info: vec![InfoTlv {
+            kind: 3,
+            value: b"global".to_vec(),
+        }],
+    });
+    // The selected route as the router holds it: learned over eBGP, so
+    // its path does not start with the router's own AS.
+    let loc_attrs = petrel_bgp_wire::Attributes {
+        as_path: vec![petrel_bgp_wire::AsPathSegment::Sequence(vec![65300, 65301])],
+        ..attrs.clone()
+    };
+    let encode = |prefix: &str, a: &petrel_bgp_wire::Attributes| {
+        let mut out = Vec::new();
+        petrel_bgp_wire::encode_update(
+            &petrel_bgp_wire::UpdateOut {
+                withdrawn: &[],
+                announced: &[petrel_bgp_wire::Nlri {
+                    path_id: None,
+                    prefix: prefix.parse().unwrap(),
+                }],
+                attrs: a,
+            },
+            &ctx,
+            &mut out,
+        );
+        out
+    };
+    // Adj-RIB-In from the same router is not taken (sent first, so that
+    // it has been handled once the Loc-RIB route shows).
+    w.peer_up(&PeerUp {
+        peer: peer_a.clone(),
+        local_address: format!("127.{n}.0.7").parse().unwrap(),
+        local_port: 179,
+        remote_port: 50001,
+        sent_open: open(65100),
+        received_open: open(4200000101),
+        info: vec![],
+    });
+    w.route_monitoring(&peer_a, &encode("198.20.0.0/16", &attrs));
+    w.route_monitoring(&loc, &encode("198.18.0.0/15", &loc_attrs));
+    let bind = |local: &str, to: &str| {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&local.parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        sock.connect(&to.parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        std::net::TcpStream::from(sock)
+    };
+    let to = format!("127.{n}.0.1:{bmp_port}");
+    let mut sock = bind(&format!("127.{n}.0.7:0"), &to);
+    sock.write_all(&w.out).unwrap();
+    let lr = format!("bmp/127.{n}.0.7/loc-rib");
+    wait_for("the Loc-RIB route", limit, || {
+        let r = bgp_route(&s, "198.18.1.1");
+        r.contains("path [65300 65301]") && r.contains(&lr)
+    });
+    wait_for("the Loc-RIB count", limit, || prefixes(&s, &lr) == 1);
+    assert!(
+        !bgp_route(&s, "198.20.0.1").contains("65299"),
+        "Adj-RIB-In from a Loc-RIB router"
+    );
+    // The Loc-RIB instance goes away (RFC 9069 §4.6): its routes go.
+    let mut w = BmpWriter::default();
+    w.peer_down(&loc, &bmp::PeerDownReason::LocalSystemClosed);
+    sock.write_all(&w.out).unwrap();
+    wait_for("the Loc-RIB routes to go", limit, || {
+        prefixes(&s, &lr) == 0 && !bgp_route(&s, "198.18.1.1").contains("65300")
+    });
 }
 
 /// A session over IPv6 transport (::1) with GTSM (RFC 5082) and TCP MD5
