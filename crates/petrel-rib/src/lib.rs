@@ -7,8 +7,8 @@
 //! but only some hundred thousand distinct attribute sets.
 //!
 //! Memory is the constraint that shapes this (a view per POP, each with
-//! several full feeds): a route is 16 bytes (IPv4) or 28 bytes (IPv6) in a
-//! per-peer sorted run, plus a small unsorted delta for new prefixes that
+//! several full feeds): a route is 12 bytes (IPv4) or 24 bytes (IPv6) in a
+//! per-peer sorted run (4 more for a peer that sends ADD-PATH identifiers), plus a small unsorted delta for new prefixes that
 //! is merged in when it grows. The best route per prefix is not stored: a
 //! batch computes it by merging the peers' sorted runs ([`View::for_each_best`]),
 //! which yields prefixes in order, ready for the mapping engine.
@@ -19,7 +19,6 @@ use petrel_bgp_wire::{Attributes, ParsedUpdate};
 use petrel_types::{Family, Prefix};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// An interned attribute set.
 pub type AttrId = u32;
@@ -34,7 +33,7 @@ pub fn attr_hash(a: &Attributes) -> u64 {
 }
 
 struct PoolSet {
-    attrs: Arc<Attributes>,
+    attrs: Box<Attributes>,
     refs: u32,
     hash: u64,
 }
@@ -69,7 +68,7 @@ impl AttrPool {
             return id;
         }
         let set = PoolSet {
-            attrs: Arc::new(a.clone()),
+            attrs: Box::new(a.clone()),
             refs: 1,
             hash,
         };
@@ -110,7 +109,7 @@ impl AttrPool {
         self.free.push(id);
     }
 
-    pub fn get(&self, id: AttrId) -> &Arc<Attributes> {
+    pub fn get(&self, id: AttrId) -> &Attributes {
         match &self.sets[id as usize] {
             Some(s) => &s.attrs,
             None => panic!("attribute set {id} used after release"),
@@ -218,11 +217,11 @@ impl Key for K6 {
 const NO_PATH: u32 = 0;
 const DEAD: AttrId = AttrId::MAX;
 
-/// 16 bytes for IPv4, 28 for IPv6.
+/// 12 bytes for IPv4, 24 for IPv6. Path identifiers (ADD-PATH peers
+/// only) live in a parallel array that is empty for everyone else.
 #[derive(Clone, Copy, Debug)]
 struct Entry<B> {
     bits: B,
-    path_id: u32,
     /// `DEAD` for a withdrawn route still in the run (until compaction).
     attrs: AttrId,
     len: u8,
@@ -232,9 +231,6 @@ struct Entry<B> {
 impl<B: Copy + Ord> Entry<B> {
     fn key(&self) -> (B, u8) {
         (self.bits, self.len)
-    }
-    fn order<K: Key<Bits = B>>(&self) -> K::Order {
-        K::order(self.bits, self.len, self.has_path_id, self.path_id)
     }
 }
 
@@ -280,6 +276,9 @@ impl LoadFilter {
 /// One peer's routes of one family: a sorted run and a delta of new ones.
 struct Rib<K: Key> {
     run: Vec<Entry<K::Bits>>,
+    /// The run's path identifiers, index for index; empty while no route
+    /// in the run has one.
+    path_ids: Vec<u32>,
     /// The first key of every `BLOCK` entries of the run: a lookup searches
     /// this small array (it stays in cache), then one block, instead of
     /// taking a cache miss at every step of a search over the whole run.
@@ -295,6 +294,7 @@ impl<K: Key> Default for Rib<K> {
     fn default() -> Self {
         Rib {
             run: Vec::new(),
+            path_ids: Vec::new(),
             index: Vec::new(),
             delta: FxHashMap::default(),
             dead: 0,
@@ -305,6 +305,16 @@ impl<K: Key> Default for Rib<K> {
 }
 
 impl<K: Key> Rib<K> {
+    fn path_id(&self, i: usize) -> u32 {
+        self.path_ids.get(i).copied().unwrap_or(NO_PATH)
+    }
+
+    /// The order key of the run's entry `i`.
+    fn order(&self, i: usize) -> K::Order {
+        let e = &self.run[i];
+        K::order(e.bits, e.len, e.has_path_id, self.path_id(i))
+    }
+
     /// The route's position in the run, if it is there.
     fn find(&self, key: KeyOf<K>, path_id: u32, has: bool) -> Option<usize> {
         let want = K::order(key.0, key.1, has, path_id);
@@ -312,22 +322,30 @@ impl<K: Key> Rib<K> {
             return None;
         }
         let block = self.index.partition_point(|k| *k <= want).checked_sub(1)?;
-        let start = block * BLOCK;
-        let end = (start + BLOCK).min(self.run.len());
-        self.run[start..end]
-            .binary_search_by(|e| e.order::<K>().cmp(&want))
-            .ok()
-            .map(|i| start + i)
+        let (mut lo, mut hi) = (block * BLOCK, ((block + 1) * BLOCK).min(self.run.len()));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.order(mid).cmp(&want) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     fn reindex(&mut self) {
         self.index.clear();
-        self.index
-            .extend(self.run.iter().step_by(BLOCK).map(|e| e.order::<K>()));
-        self.index.shrink_to_fit();
+        let index: Vec<K::Order> = (0..self.run.len()).step_by(BLOCK).map(|i| self.order(i)).collect();
+        self.index = index;
         if self.loading {
-            self.filter.build(self.run.iter().map(|e| K::mix(e.order::<K>())));
+            self.build_filter();
         }
+    }
+
+    fn build_filter(&mut self) {
+        let keys: Vec<u64> = (0..self.run.len()).map(|i| K::mix(self.order(i))).collect();
+        self.filter.build(keys.into_iter());
     }
 
     /// While loading, searches of the run go through a filter (rebuilt at
@@ -335,7 +353,7 @@ impl<K: Key> Rib<K> {
     fn set_loading(&mut self, on: bool) {
         self.loading = on;
         if on {
-            self.filter.build(self.run.iter().map(|e| K::mix(e.order::<K>())));
+            self.build_filter();
         } else {
             self.filter = LoadFilter::default();
         }
@@ -387,36 +405,47 @@ impl<K: Key> Rib<K> {
         if self.delta.is_empty() && self.dead == 0 {
             return;
         }
-        let mut add: Vec<Entry<K::Bits>> = self
+        let mut add: Vec<(K::Order, Entry<K::Bits>, u32)> = self
             .delta
             .drain()
-            .map(|(((bits, len), path_id, has_path_id), attrs)| Entry {
-                bits,
-                path_id,
-                attrs,
-                len,
-                has_path_id,
+            .map(|(((bits, len), path_id, has_path_id), attrs)| {
+                let e = Entry {
+                    bits,
+                    attrs,
+                    len,
+                    has_path_id,
+                };
+                (K::order(bits, len, has_path_id, path_id), e, path_id)
             })
             .collect();
-        add.sort_unstable_by_key(|e| e.order::<K>());
-        let old = std::mem::take(&mut self.run);
-        let mut out = Vec::with_capacity(old.len() - self.dead + add.len());
+        add.sort_unstable_by_key(|a| a.0);
+        let with_ids = !self.path_ids.is_empty() || add.iter().any(|a| a.1.has_path_id);
+        let n = self.run.len() - self.dead + add.len();
+        let mut out = Vec::with_capacity(n);
+        let mut out_ids = Vec::with_capacity(if with_ids { n } else { 0 });
         let (mut i, mut j) = (0, 0);
-        while i < old.len() || j < add.len() {
-            let take_old = j >= add.len() || (i < old.len() && old[i].order::<K>() < add[j].order::<K>());
-            let e = if take_old {
+        while i < self.run.len() || j < add.len() {
+            let take_old = j >= add.len() || (i < self.run.len() && self.order(i) < add[j].0);
+            let (e, pid) = if take_old {
                 i += 1;
-                old[i - 1]
+                (self.run[i - 1], self.path_id(i - 1))
             } else {
                 j += 1;
-                add[j - 1]
+                (add[j - 1].1, add[j - 1].2)
             };
             if e.attrs != DEAD {
                 out.push(e);
+                if with_ids {
+                    out_ids.push(pid);
+                }
             }
         }
-        out.shrink_to_fit();
+        if !out.iter().any(|e| e.has_path_id) {
+            out_ids = Vec::new();
+        }
+        out_ids.shrink_to_fit();
         self.run = out;
+        self.path_ids = out_ids;
         self.dead = 0;
         self.reindex();
     }
@@ -424,9 +453,15 @@ impl<K: Key> Rib<K> {
     /// Routes for exactly `key` (any path id).
     fn get(&self, key: KeyOf<K>, out: &mut Vec<(Option<u32>, AttrId)>) {
         let start = self.run.partition_point(|e| e.key() < key);
-        for e in self.run[start..].iter().take_while(|e| e.key() == key) {
+        for (i, e) in self
+            .run
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take_while(|(_, e)| e.key() == key)
+        {
             if e.attrs != DEAD {
-                out.push((e.has_path_id.then_some(e.path_id), e.attrs));
+                out.push((e.has_path_id.then_some(self.path_id(i)), e.attrs));
             }
         }
         for (&(k, pid, has), &a) in &self.delta {
@@ -450,6 +485,7 @@ impl<K: Key> Rib<K> {
         }
         self.dead = 0;
         self.run.shrink_to_fit();
+        self.path_ids = Vec::new();
         self.delta.shrink_to_fit();
         self.reindex();
         n
@@ -457,6 +493,7 @@ impl<K: Key> Rib<K> {
 
     fn bytes(&self) -> usize {
         self.run.capacity() * std::mem::size_of::<Entry<K::Bits>>()
+            + self.path_ids.capacity() * 4
             + self.index.capacity() * std::mem::size_of::<K::Order>()
             + self.delta.capacity() * (std::mem::size_of::<(KeyOf<K>, u32, bool, AttrId)>() + 1)
             + self.filter.bits.capacity() * 8
@@ -670,8 +707,8 @@ impl View {
             .filter(|(i, _)| !skip.contains(&(*i as PeerId)))
             .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
             .collect();
-        merge_runs::<K4>(&peers, |p| &p.v4.run, &self.peers, pool, &mut f);
-        merge_runs::<K6>(&peers, |p| &p.v6.run, &self.peers, pool, &mut f);
+        merge_runs::<K4>(&peers, |p| &p.v4, &self.peers, pool, &mut f);
+        merge_runs::<K6>(&peers, |p| &p.v6, &self.peers, pool, &mut f);
     }
 }
 
@@ -679,7 +716,7 @@ impl View {
 /// prefix's routes goes to `f`.
 fn merge_runs<K: Key>(
     peers: &[(usize, &Peer)],
-    run: impl Fn(&Peer) -> &Vec<Entry<K::Bits>>,
+    rib: impl Fn(&Peer) -> &Rib<K>,
     all: &[Option<Peer>],
     pool: &AttrPool,
     f: &mut impl FnMut(Prefix, &Route),
@@ -689,7 +726,7 @@ fn merge_runs<K: Key>(
     loop {
         let mut min: Option<KeyOf<K>> = None;
         for (k, (_, p)) in peers.iter().enumerate() {
-            if let Some(e) = run(p).get(pos[k]) {
+            if let Some(e) = rib(p).run.get(pos[k]) {
                 if min.is_none_or(|m| e.key() < m) {
                     min = Some(e.key());
                 }
@@ -698,15 +735,15 @@ fn merge_runs<K: Key>(
         let Some(key) = min else { return };
         group.clear();
         for (k, (i, p)) in peers.iter().enumerate() {
-            let r = run(p);
-            while let Some(e) = r.get(pos[k]) {
+            let r = rib(p);
+            while let Some(e) = r.run.get(pos[k]) {
                 if e.key() != key {
                     break;
                 }
                 if e.attrs != DEAD {
                     group.push(Route {
                         peer: *i as PeerId,
-                        path_id: e.has_path_id.then_some(e.path_id),
+                        path_id: e.has_path_id.then_some(r.path_id(pos[k])),
                         attrs: e.attrs,
                     });
                 }
@@ -914,7 +951,7 @@ mod tests {
     /// The run+delta store against a plain map, through merges, tombstones
     /// and re-announcements, with reference counts checked at the end;
     /// with and without the load filter (on for one peer throughout, for
-    /// the other for the first half).
+    /// the other for the first half). Peer b sends ADD-PATH identifiers.
     #[test]
     fn store_matches_a_model() {
         store_matches_a_model_with(false);
@@ -928,7 +965,7 @@ mod tests {
         let b = v.add_peer(peer("b", 1299, 20, false));
         v.set_loading(a, loading);
         v.set_loading(b, loading);
-        let mut model: std::collections::BTreeMap<(PeerId, Prefix), u32> = Default::default();
+        let mut model: std::collections::BTreeMap<(PeerId, Prefix, Option<u32>), u32> = Default::default();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             x ^= x << 13;
@@ -950,21 +987,22 @@ mod tests {
                 Prefix::from_bits(Family::V4, (bits as u128) << 8, 24)
             };
             let asn = 64500 + ((r >> 40) % 50) as u32;
+            let path_id = (peer == b).then_some(((r >> 50) % 3) as u32);
             if (r >> 4) % 3 == 0 {
                 let w = ParsedUpdate {
-                    withdrawn: vec![Nlri { path_id: None, prefix }],
+                    withdrawn: vec![Nlri { path_id, prefix }],
                     ..Default::default()
                 };
                 let changed = v.apply(peer, &w, &mut pool);
-                assert_eq!(changed == 1, model.remove(&(peer, prefix)).is_some());
+                assert_eq!(changed == 1, model.remove(&(peer, prefix, path_id)).is_some());
             } else {
                 let u = ParsedUpdate {
-                    announced: vec![Nlri { path_id: None, prefix }],
+                    announced: vec![Nlri { path_id, prefix }],
                     attrs: attrs(&[asn], None, None),
                     ..Default::default()
                 };
                 v.apply(peer, &u, &mut pool);
-                model.insert((peer, prefix), asn);
+                model.insert((peer, prefix, path_id), asn);
             }
         }
         for p in [a, b] {
@@ -974,9 +1012,24 @@ mod tests {
         let mut seen = 0;
         v.for_each_best(&pool, &[], |prefix, r| {
             seen += 1;
-            let want = model.get(&(r.peer, prefix)).copied();
+            let want = model.get(&(r.peer, prefix, r.path_id)).copied();
             assert_eq!(want, pool.get(r.attrs).origin_as(), "{prefix}");
         });
+        // Every route of a prefix, identifiers and all.
+        for p in model.keys().map(|k| k.1).take(500) {
+            let mut got: Vec<(PeerId, Option<u32>, Option<u32>)> = v
+                .routes(&p)
+                .iter()
+                .map(|r| (r.peer, r.path_id, pool.get(r.attrs).origin_as()))
+                .collect();
+            got.sort();
+            let want: Vec<(PeerId, Option<u32>, Option<u32>)> = model
+                .iter()
+                .filter(|(k, _)| k.1 == p)
+                .map(|(k, asn)| (k.0, k.2, Some(*asn)))
+                .collect();
+            assert_eq!(got, want, "{p}");
+        }
         let distinct: std::collections::BTreeSet<Prefix> = model.keys().map(|k| k.1).collect();
         assert_eq!(seen, distinct.len());
         v.remove_peer(a, &mut pool);

@@ -386,7 +386,12 @@ impl PeerTask {
             p.errors_7606 += e;
         });
         self.rib
-            .send(RibMsg::Update(self.slot, std::mem::take(batch)))
+            // The next read's UPDATEs likely number about the same: no
+            // regrowth (and copying) from empty for each read.
+            .send(RibMsg::Update(
+                self.slot,
+                std::mem::replace(batch, Vec::with_capacity(batch.len())),
+            ))
             .await
             .is_ok()
     }
