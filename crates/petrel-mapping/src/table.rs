@@ -459,6 +459,39 @@ mod tests {
             prop_assert_eq!(scope(x, s, e, 128), brute_scope(x, s, e, 128));
         }
 
+        /// IPv6 partitions stay in 4-byte starts while every start fits
+        /// (prefixes inside ::/96) and widen when one does not; either way
+        /// `get` and the compiled table give the longest match.
+        #[test]
+        fn v6_partition_agrees_with_naive_longest_match(
+            raw in proptest::collection::vec((any::<u128>(), any::<bool>(), 0u8..=128, 0u32..4), 0..30),
+            probes in proptest::collection::vec((any::<u128>(), any::<bool>()), 1..40),
+        ) {
+            let addr = |a: u128, low: bool| if low { a & u32::MAX as u128 } else { a };
+            let mut entries: Vec<(Prefix, u32)> = raw.iter()
+                .map(|&(a, low, l, v)| {
+                    let l = if low { l.max(96) } else { l };
+                    (Prefix::new(std::net::Ipv6Addr::from(addr(a, low)).into(), l).unwrap(), v)
+                })
+                .collect();
+            let naive = entries.clone();
+            let part = Partition::from_prefixes(Family::V6, &mut entries);
+            let t = Table::new(Family::V6, &part);
+            for (x, low) in probes {
+                let x = addr(x, low);
+                let host = Prefix::host(std::net::Ipv6Addr::from(x).into());
+                let mut best: Option<(u8, usize)> = None;
+                for (i, (p, _)) in naive.iter().enumerate() {
+                    if p.contains(&host) && best.is_none_or(|(l, _)| p.len() >= l) {
+                        best = Some((p.len(), i));
+                    }
+                }
+                let want = best.map_or(NONE, |(_, i)| naive[i].1);
+                prop_assert_eq!(part.get(x), want);
+                prop_assert_eq!(t.lookup(x).value, want);
+            }
+        }
+
         #[test]
         fn table_agrees_with_naive_longest_match(
             raw in proptest::collection::vec((any::<u32>(), 0u8..=32, 0u32..4), 0..40),
