@@ -15,116 +15,14 @@
 //!
 //! Pure: no IO, no clock. The BGP shell feeds parsed UPDATEs in.
 
-use petrel_bgp_wire::{Attributes, ParsedUpdate};
+use petrel_bgp_wire::ParsedUpdate;
 use petrel_types::{Family, Prefix};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
-/// An interned attribute set.
-pub type AttrId = u32;
+mod pool;
 
-/// The hash the pool files an attribute set under. A session task
-/// computes it while the set it just parsed is still in its cache, so that
-/// the RIB thread's lookup compares stored hashes and dereferences a set
-/// only on a match.
-pub fn attr_hash(a: &Attributes) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(a)
-}
-
-struct PoolSet {
-    attrs: Box<Attributes>,
-    refs: u32,
-    hash: u64,
-}
-
-/// Interned attribute sets with reference counts: a route holds one
-/// reference, and a set no route uses is freed at once.
-#[derive(Default)]
-pub struct AttrPool {
-    sets: Vec<Option<PoolSet>>,
-    /// (hash, id): a probe compares the hash in the table before it
-    /// touches the set itself.
-    index: hashbrown::HashTable<(u64, AttrId)>,
-    free: Vec<AttrId>,
-}
-
-impl AttrPool {
-    /// A reference to the set equal to `a` (stored if new).
-    pub fn intern(&mut self, a: &Attributes) -> AttrId {
-        self.intern_hashed(a, attr_hash(a))
-    }
-
-    /// [`AttrPool::intern`] with `hash` = [`attr_hash`]`(a)`, computed
-    /// elsewhere.
-    pub fn intern_hashed(&mut self, a: &Attributes, hash: u64) -> AttrId {
-        debug_assert_eq!(hash, attr_hash(a), "hash of another set");
-        let sets = &self.sets;
-        let found = self.index.find(hash, |&(h, id)| {
-            h == hash && sets[id as usize].as_ref().is_some_and(|s| *s.attrs == *a)
-        });
-        if let Some(&(_, id)) = found {
-            self.retain(id);
-            return id;
-        }
-        let set = PoolSet {
-            attrs: Box::new(a.clone()),
-            refs: 1,
-            hash,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.sets[id as usize] = Some(set);
-                id
-            }
-            None => {
-                self.sets.push(Some(set));
-                (self.sets.len() - 1) as AttrId
-            }
-        };
-        self.index.insert_unique(hash, (hash, id), |&(h, _)| h);
-        id
-    }
-
-    pub fn retain(&mut self, id: AttrId) {
-        if let Some(Some(s)) = self.sets.get_mut(id as usize) {
-            s.refs += 1;
-        }
-    }
-
-    pub fn release(&mut self, id: AttrId) {
-        let Some(slot) = self.sets.get_mut(id as usize) else {
-            return;
-        };
-        let Some(s) = slot else { return };
-        s.refs -= 1;
-        if s.refs > 0 {
-            return;
-        }
-        let hash = s.hash;
-        *slot = None;
-        if let Ok(e) = self.index.find_entry(hash, |&(_, i)| i == id) {
-            e.remove();
-        }
-        self.free.push(id);
-    }
-
-    pub fn get(&self, id: AttrId) -> &Attributes {
-        match &self.sets[id as usize] {
-            Some(s) => &s.attrs,
-            None => panic!("attribute set {id} used after release"),
-        }
-    }
-
-    /// Distinct sets in use.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-}
+pub use pool::{attr_hash, AttrId, AttrPool, StoredAttrs};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -766,7 +664,7 @@ fn best_of<'a>(routes: &'a [Route], peers: &[Option<Peer>], pool: &AttrPool) -> 
     }
     let peer = |r: &Route| peers.get(r.peer as usize).and_then(|p| p.as_ref()).map(|p| &p.info);
     let a = |r: &Route| pool.get(r.attrs);
-    let local_pref = |r: &Route| a(r).local_pref.unwrap_or(100);
+    let local_pref = |r: &Route| a(r).local_pref().unwrap_or(100);
     let neighbor_as = |r: &Route| a(r).asns().next();
     let mut c: Vec<&Route> = routes.iter().collect();
     let keep_min = |c: &mut Vec<&'a Route>, key: &dyn Fn(&Route) -> u64| {
@@ -775,14 +673,14 @@ fn best_of<'a>(routes: &'a [Route], peers: &[Option<Peer>], pool: &AttrPool) -> 
     };
     keep_min(&mut c, &|r| u32::MAX as u64 - local_pref(r) as u64);
     keep_min(&mut c, &|r| a(r).as_path_len() as u64);
-    keep_min(&mut c, &|r| a(r).origin.map_or(2, |o| o as u64));
+    keep_min(&mut c, &|r| a(r).origin().map_or(2, |o| o as u64));
     // MED: only between routes from the same neighbor AS.
     let snapshot = c.clone();
     c.retain(|r| {
-        let med = a(r).med.unwrap_or(0);
+        let med = a(r).med().unwrap_or(0);
         !snapshot
             .iter()
-            .any(|o| neighbor_as(o) == neighbor_as(r) && a(o).med.unwrap_or(0) < med)
+            .any(|o| neighbor_as(o) == neighbor_as(r) && a(o).med().unwrap_or(0) < med)
     });
     if c.iter().any(|r| peer(r).is_some_and(|p| !p.ibgp)) {
         c.retain(|r| peer(r).is_some_and(|p| !p.ibgp));
@@ -800,7 +698,7 @@ fn best_of<'a>(routes: &'a [Route], peers: &[Option<Peer>], pool: &AttrPool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use petrel_bgp_wire::{AsPathSegment, Nlri, Origin};
+    use petrel_bgp_wire::{AsPathSegment, Attributes, Nlri, Origin};
     use std::net::Ipv4Addr;
 
     fn attrs(path: &[u32], med: Option<u32>, lp: Option<u32>) -> Attributes {

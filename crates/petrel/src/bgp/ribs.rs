@@ -654,6 +654,7 @@ impl Ribs {
             routes = total,
             attr_sets = self.pool.len(),
             rib_mib = rib_bytes >> 20,
+            pool_mib = self.pool.heap_bytes() >> 20,
             facts_mib = facts_bytes >> 20,
             build_ms = built.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
@@ -664,7 +665,7 @@ impl Ribs {
 }
 
 fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> RouteLine {
-    let a = pool.get(r.attrs);
+    let a = pool.get(r.attrs).to_attributes();
     let next_hop = a
         .mp_next_hop
         .map(|h| h.to_string())
