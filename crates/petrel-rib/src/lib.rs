@@ -829,6 +829,59 @@ mod tests {
         assert!(pool.is_empty(), "the last route released its set");
     }
 
+    /// A slice of the real DFZ table (nested prefixes, both families,
+    /// 4-octet origins) loaded with the filter on, one UPDATE per prefix
+    /// as BIRD sends a table, then half of it withdrawn: the view holds
+    /// exactly what was sent, in prefix order.
+    #[test]
+    fn dfz_slice_loads_and_unloads() {
+        let table = petrel_synth::dfz::load().expect("bgpas.lpm from the iptrie 0.11.2 dev-dependency (cargo fetch)");
+        let v4 = table.iter().filter(|(p, _)| p.family() == Family::V4);
+        let v6 = table.iter().filter(|(p, _)| p.family() == Family::V6);
+        let slice: Vec<(Prefix, u32)> = v4
+            .skip(300_000)
+            .take(20_000)
+            .chain(v6.skip(5_000).take(5_000))
+            .copied()
+            .collect();
+        let mut pool = AttrPool::default();
+        let mut v = View::new("v");
+        let a = v.add_peer(peer("a", 3356, 10, false));
+        v.set_loading(a, true);
+        // BIRD's walk order is no order: interleave the two ends.
+        let (lo, hi) = slice.split_at(slice.len() / 2);
+        for (p, origin) in hi.iter().rev().zip(lo).flat_map(|(x, y)| [x, y]) {
+            v.apply(
+                a,
+                &upd(&[&p.to_string()], attrs(&[3356, *origin], None, None)),
+                &mut pool,
+            );
+        }
+        v.set_loading(a, false);
+        assert_eq!(v.prefix_count(a), slice.len());
+        let check = |v: &mut View, pool: &AttrPool, want: &[(Prefix, u32)]| {
+            v.compact();
+            let mut got = Vec::new();
+            v.for_each_best(pool, &[], |p, r| got.push((p, pool.get(r.attrs).origin_as().unwrap())));
+            let mut want = want.to_vec();
+            want.sort_by_key(|(p, _)| (p.family() == Family::V6, p.bits(), p.len()));
+            assert_eq!(got, want);
+        };
+        check(&mut v, &pool, &slice);
+        for (p, _) in slice.iter().step_by(2) {
+            let w = ParsedUpdate {
+                withdrawn: vec![Nlri {
+                    path_id: None,
+                    prefix: *p,
+                }],
+                ..Default::default()
+            };
+            assert_eq!(v.apply(a, &w, &mut pool), 1);
+        }
+        let rest: Vec<(Prefix, u32)> = slice.iter().skip(1).step_by(2).copied().collect();
+        check(&mut v, &pool, &rest);
+    }
+
     /// The filter never turns away a key it was built from, and turns
     /// away most others (four bits per key, two probes: about 15% pass).
     #[test]

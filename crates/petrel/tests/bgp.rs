@@ -882,8 +882,17 @@ fn mrt_dump_matches_bgpdump_on_real_dumps() {
 /// A generated route: prefix, AS path, MED, community.
 type GenRoute = (String, Vec<u32>, u32, (u16, u16));
 
-/// A deterministic set of routes.
-fn generated_routes(n: usize) -> Vec<GenRoute> {
+/// A small slice of the real DFZ table (iptrie 0.11.2's `bgpas.lpm`, as
+/// the full-table benchmarks use it whole): `n4` consecutive IPv4 and `n6`
+/// IPv6 prefixes, nested ones included, each with its real origin AS at
+/// the end of a deterministic path.
+fn dfz_slice_routes(n4: usize, n6: usize) -> Vec<GenRoute> {
+    let table = petrel_synth::dfz::load().expect("bgpas.lpm from the iptrie 0.11.2 dev-dependency (cargo fetch)");
+    let v4 = table.iter().filter(|(p, _)| p.family() == petrel_types::Family::V4);
+    let v6 = table.iter().filter(|(p, _)| p.family() == petrel_types::Family::V6);
+    let n = table.len();
+    let slice: Vec<(petrel_types::Prefix, u32)> =
+        v4.skip(n / 2).take(n4).chain(v6.skip(1000).take(n6)).copied().collect();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         x ^= x << 13;
@@ -891,27 +900,29 @@ fn generated_routes(n: usize) -> Vec<GenRoute> {
         x ^= x << 17;
         x
     };
-    (0..n)
-        .map(|i| {
-            let prefix = if i % 4 == 3 {
-                format!("2001:db8:{:x}::/48", i)
-            } else {
-                format!("10.{}.{}.0/24", (i / 256) % 256, i % 256)
-            };
-            let len = 1 + (next() % 5) as usize;
+    slice
+        .into_iter()
+        .map(|(prefix, origin)| {
+            let len = (next() % 4) as usize;
             let mut path = vec![65050];
-            path.extend((1..len).map(|_| 64512 + (next() % 1000) as u32));
-            if i % 7 == 0 {
-                path.push(4_200_000_000 + (next() % 100) as u32);
+            path.extend((0..len).map(|_| 64512 + (next() % 1000) as u32));
+            if path.last() != Some(&origin) {
+                path.push(origin);
             }
-            (prefix, path, (next() % 100) as u32, (65050, (next() % 1000) as u16))
+            (
+                prefix.to_string(),
+                path,
+                (next() % 100) as u32,
+                (65050, (next() % 1000) as u16),
+            )
         })
         .collect()
 }
 
-/// The same routes twice, from a generated TABLE_DUMP_V2 file (gzip) in
-/// one view and from ExaBGP over a live session in another: petrel holds
-/// identical routes in both.
+/// The same routes (a slice of the real DFZ table) twice, from a generated
+/// TABLE_DUMP_V2 file (gzip) in one view and from ExaBGP over a live
+/// session in another: petrel holds identical routes in both, and the
+/// same longest match for each prefix's first address.
 #[test]
 fn mrt_import_matches_a_live_session() {
     use petrel_bgp_wire::mrt::{MrtPeer, MrtWriter};
@@ -919,7 +930,7 @@ fn mrt_import_matches_a_live_session() {
     use std::io::Write;
 
     let n = 16;
-    let routes = generated_routes(400);
+    let routes = dfz_slice_routes(300, 100);
     let listen = free_port();
     let peer_ip: std::net::IpAddr = format!("127.{n}.0.4").parse().unwrap();
     let s_dir = tempdir("bgp-mrt-src");
@@ -1003,13 +1014,26 @@ passive = true
         let sum = summary(&s);
         peer(&sum, &mrt_peer)["prefixes"] == routes.len() && peer(&sum, "exa")["prefixes"] == routes.len()
     });
+    let prefixes: Vec<petrel_types::Prefix> = routes.iter().map(|r| r.0.parse().unwrap()).collect();
+    let nested = prefixes
+        .iter()
+        .filter(|p| prefixes.iter().any(|q| q != *p && q.contains(p)))
+        .count();
+    assert!(nested > 0, "the slice has nested prefixes, as real tables do");
     for (p, _, _, _) in routes.iter().step_by(7) {
         let addr = p.split('/').next().unwrap();
+        // Nested prefixes: the most specific one holding the address.
+        let host = petrel_types::Prefix::host(addr.parse().unwrap());
+        let longest = prefixes
+            .iter()
+            .filter(|q| q.contains(&host))
+            .max_by_key(|q| q.len())
+            .unwrap();
         let v = api_json(&s, &format!("/api/v1/bgp/route?addr={addr}"));
         let views = v["views"].as_array().unwrap();
         let get = |name: &str| {
             let view = views.iter().find(|x| x["view"] == name).unwrap();
-            assert_eq!(view["prefix"], p.as_str(), "{v}");
+            assert_eq!(view["prefix"], longest.to_string().as_str(), "{v}");
             let mut r = view["routes"][0].clone();
             r["peer"] = serde_json::Value::Null;
             r
