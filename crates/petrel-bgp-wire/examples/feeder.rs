@@ -1,7 +1,8 @@
 //! A minimal BGP speaker for benchmarks: connects to a router, opens a
 //! session (4-octet ASNs, IPv4 and IPv6 unicast), sends a file of
-//! pre-encoded UPDATE messages as fast as the router takes them, then
-//! keeps the session up with KEEPALIVEs until killed.
+//! pre-encoded UPDATE messages as fast as the router takes them and an
+//! End-of-RIB for both families (RFC 4724), then keeps the session up with
+//! KEEPALIVEs until killed.
 //!
 //!   feeder LOCAL_ADDR ROUTER_ADDR:PORT ASN UPDATES_FILE
 
@@ -64,6 +65,17 @@ fn main() {
         }
     }
     s.write_all(&updates).expect("send UPDATEs");
+    // End-of-RIB: an empty UPDATE for IPv4; for IPv6 one whose only
+    // attribute is an empty MP_UNREACH_NLRI (AFI 2, SAFI 1).
+    let mut eor = Vec::new();
+    for attrs in [&[][..], &[0x80, 15, 3, 0, 2, 1][..]] {
+        eor.extend_from_slice(&[0xff; 16]);
+        eor.extend_from_slice(&(23 + attrs.len() as u16).to_be_bytes());
+        eor.extend_from_slice(&[2, 0, 0]);
+        eor.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        eor.extend_from_slice(attrs);
+    }
+    s.write_all(&eor).expect("send End-of-RIB");
     eprintln!("sent {} bytes of UPDATEs", updates.len());
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut ka = Vec::new();

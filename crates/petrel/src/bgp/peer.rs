@@ -183,12 +183,14 @@ impl PeerTask {
         // UPDATEs of one read go to the RIB together: one channel message
         // and one board update per read instead of per UPDATE.
         let mut batch: Vec<HashedUpdate> = Vec::new();
+        // An applied batch come back, emptied, to hold the next one.
+        let mut spare: Option<Vec<HashedUpdate>> = None;
         let mut batch_errs = 0u64;
         loop {
             while let Some(a) = s.poll_action() {
                 if !matches!(a, Action::Update(_))
                     && !batch.is_empty()
-                    && !self.send_batch(&mut batch, &mut batch_errs).await
+                    && !self.send_batch(&mut batch, &mut batch_errs, &mut spare).await
                 {
                     return;
                 }
@@ -246,7 +248,7 @@ impl PeerTask {
                             tracing::warn!(peer = %cfg.name, reason = %why, "RFC 7606 attribute discarded");
                         }
                         batch_errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
-                        batch.push(HashedUpdate::from(*u));
+                        batch.push(HashedUpdate::from(u));
                     }
                     Action::Down(why) => {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
@@ -258,7 +260,7 @@ impl PeerTask {
                     }
                 }
             }
-            if !batch.is_empty() && !self.send_batch(&mut batch, &mut batch_errs).await {
+            if !batch.is_empty() && !self.send_batch(&mut batch, &mut batch_errs, &mut spare).await {
                 return;
             }
             if s.state() != last_state {
@@ -310,6 +312,10 @@ impl PeerTask {
                         let _ = self.rib.send(RibMsg::Down(self.slot)).await;
                         self.board.set_state(&cfg.name, "Idle");
                         return;
+                    }
+                    Some(PeerCtl::Spent(mut v)) => {
+                        v.clear();
+                        spare = Some(v);
                     }
                     Some(PeerCtl::MaxPrefix(max)) => {
                         s.stop(notif::MAX_PREFIXES_REACHED, &[]);
@@ -378,7 +384,12 @@ impl PeerTask {
     }
 
     /// Hand a read's UPDATEs to the RIB; false when the RIB is gone.
-    async fn send_batch(&self, batch: &mut Vec<HashedUpdate>, errs: &mut u64) -> bool {
+    async fn send_batch(
+        &self,
+        batch: &mut Vec<HashedUpdate>,
+        errs: &mut u64,
+        spare: &mut Option<Vec<HashedUpdate>>,
+    ) -> bool {
         let n = batch.len() as u64;
         let e = std::mem::take(errs);
         self.board.update(&self.cfg.name, |p| {
@@ -390,7 +401,7 @@ impl PeerTask {
             // regrowth (and copying) from empty for each read.
             .send(RibMsg::Update(
                 self.slot,
-                std::mem::replace(batch, Vec::with_capacity(batch.len())),
+                std::mem::replace(batch, spare.take().unwrap_or_else(|| Vec::with_capacity(batch.len()))),
             ))
             .await
             .is_ok()

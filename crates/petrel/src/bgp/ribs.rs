@@ -157,6 +157,8 @@ struct Ribs {
     /// Loaded dumps: their config -> (view, pseudo-peer ids, board names).
     mrt: FxHashMap<petrel_config::BgpMrtConf, Vec<(usize, PeerId, String)>>,
     last_report: Instant,
+    /// Route counts changed since they last reached the board.
+    unreported: bool,
 }
 
 pub fn spawn(
@@ -180,6 +182,7 @@ pub fn spawn(
             not_before: Instant::now(),
             mrt: FxHashMap::default(),
             last_report: Instant::now(),
+            unreported: false,
         };
         r.run(rx, rt)
     })
@@ -219,6 +222,9 @@ impl Ribs {
                     if self.due() {
                         self.publish();
                     }
+                    if self.unreported && self.last_report.elapsed() >= REPORT_EVERY {
+                        self.report_prefixes();
+                    }
                 }
             }
         }
@@ -235,10 +241,10 @@ impl Ribs {
             .map(|y| y.deadline().saturating_duration_since(now))
             .min();
         let batch = self.dirty_since.map(|_| self.until_due());
-        match (syncs, batch) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let report = self
+            .unreported
+            .then(|| (self.last_report + REPORT_EVERY).saturating_duration_since(now));
+        [syncs, batch, report].into_iter().flatten().min()
     }
 
     fn wake_due(&self) -> bool {
@@ -381,6 +387,9 @@ impl Ribs {
                         }
                     }
                 }
+                // Back to the session task (see `PeerCtl::Spent`); BMP
+                // peers take none and the batch is dropped here.
+                let _ = s.ctl.send(PeerCtl::Spent(updates));
                 match s.sync.as_mut() {
                     Some(y) if y.waiting == [false, false] => self.end_sync(slot, "End-of-RIB"),
                     // A syncing peer's routes wait for the end of its table.
@@ -388,6 +397,9 @@ impl Ribs {
                     None if changed > 0 => self.touch(),
                     None => {}
                 }
+                // Counts reach the board at most every REPORT_EVERY, and
+                // the last change of a burst too (see `next_wake`).
+                self.unreported = true;
                 if self.last_report.elapsed() >= REPORT_EVERY {
                     self.report_prefixes();
                 }
@@ -567,6 +579,7 @@ impl Ribs {
     /// Every peer's and MRT pseudo-peer's route count, for the board.
     fn report_prefixes(&mut self) {
         self.last_report = Instant::now();
+        self.unreported = false;
         let sessions = self.slots.values().map(|s| (s.view, s.id, &s.name));
         let dumps = self.mrt.values().flatten().map(|(v, id, n)| (*v, *id, n));
         for (v, id, name) in sessions.chain(dumps) {
