@@ -73,9 +73,10 @@ fn bench(c: &mut Criterion) {
         let id = view.add_peer(peer(1));
         apply(&updates, &hashes, &mut view, &mut pool, id);
         eprintln!(
-            "{name}: {routes} routes in {} UPDATEs; {} attribute sets; route storage {:.1} MiB per peer",
+            "{name}: {routes} routes in {} UPDATEs; {} attribute sets ({:.0} bytes each); route storage {:.1} MiB per peer",
             updates.len(),
             pool.len(),
+            pool.heap_bytes() as f64 / pool.len() as f64,
             view.heap_bytes() as f64 / (1 << 20) as f64
         );
         g.bench_function(format!("full-table-ingest/{name}"), |b| {

@@ -272,7 +272,11 @@ impl<K: Key> Rib<K> {
             return (Some(old), false);
         }
         let old = self.delta.insert((key, pid, has), attrs);
-        if self.delta.len() > 4096.max(self.run.len() / 8) {
+        // A delta of a quarter of the run while a table loads: each merge
+        // copies the whole run, and at an eighth a full table was copied
+        // about nine times over (the delta's memory is returned after).
+        let share = if self.loading { 4 } else { 8 };
+        if self.delta.len() > 4096.max(self.run.len() / share) {
             self.merge();
         }
         (old, old.is_none())
@@ -316,6 +320,9 @@ impl<K: Key> Rib<K> {
                 (K::order(bits, len, has_path_id, path_id), e, path_id)
             })
             .collect();
+        if !self.loading {
+            self.delta.shrink_to(4096);
+        }
         add.sort_unstable_by_key(|a| a.0);
         let with_ids = !self.path_ids.is_empty() || add.iter().any(|a| a.1.has_path_id);
         let n = self.run.len() - self.dead + add.len();
