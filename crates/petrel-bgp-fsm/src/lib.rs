@@ -11,7 +11,7 @@
 //! detection (§6.8) is left to the shell, which keeps one connection per peer.
 
 use petrel_bgp_wire::{
-    decode, encode, Afi, Capability, DecodeError, Message, Notification, Open, ParsedUpdate, SessionCtx,
+    decode, encode, Afi, Capability, DecodeError, Message, Notification, Open, SessionCtx, UpdateBatch,
 };
 use std::collections::VecDeque;
 
@@ -74,10 +74,6 @@ pub struct Negotiated {
     pub families: [bool; 2],
 }
 
-// `Update` is the big variant and by far the most frequent one: a full
-// table is a million of them, and boxing each cost an allocation, a free
-// and a copy per UPDATE on the session's hot path.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Open a TCP connection to the peer.
@@ -86,8 +82,10 @@ pub enum Action {
     /// Close the TCP connection (after sending what is queued).
     Close,
     Established(Negotiated),
-    /// Routes from the peer.
-    Update(ParsedUpdate),
+    /// Routes from the peer: the UPDATEs since the last action, in order.
+    /// Hand the batch back with [`Session::recycle`] once applied: the
+    /// next UPDATEs are parsed into its storage.
+    Updates(UpdateBatch),
     /// The session went down; the RIB drops the peer's routes.
     Down(String),
 }
@@ -96,6 +94,10 @@ pub struct Session {
     cfg: Config,
     state: State,
     out: VecDeque<Action>,
+    /// UPDATEs parsed since the last action was queued.
+    inbox: UpdateBatch,
+    /// Batches handed back, to parse into.
+    spare: Vec<UpdateBatch>,
     buf: Vec<u8>,
     negotiated: Option<Negotiated>,
     connect_retry_at: Option<u64>,
@@ -111,6 +113,8 @@ impl Session {
             cfg,
             state: State::Idle,
             out: VecDeque::new(),
+            inbox: UpdateBatch::default(),
+            spare: Vec::new(),
             buf: Vec::new(),
             negotiated: None,
             connect_retry_at: None,
@@ -133,6 +137,30 @@ impl Session {
         self.out.pop_front()
     }
 
+    /// A batch from [`Action::Updates`], applied: its storage takes the
+    /// next UPDATEs.
+    pub fn recycle(&mut self, mut b: UpdateBatch) {
+        // Two: one filling while one is applied.
+        if self.spare.len() < 2 {
+            b.recycle();
+            self.spare.push(b);
+        }
+    }
+
+    /// Queue an action after the UPDATEs parsed before it.
+    fn push(&mut self, a: Action) {
+        self.flush_updates();
+        self.out.push_back(a);
+    }
+
+    fn flush_updates(&mut self) {
+        if !self.inbox.is_empty() {
+            let next = self.spare.pop().unwrap_or_default();
+            let batch = std::mem::replace(&mut self.inbox, next);
+            self.out.push_back(Action::Updates(batch));
+        }
+    }
+
     /// The earliest time `tick` has work to do.
     pub fn next_deadline(&self) -> Option<u64> {
         [self.connect_retry_at, self.hold_at, self.keepalive_at]
@@ -150,7 +178,7 @@ impl Session {
             self.state = State::Active;
         } else {
             self.state = State::Connect;
-            self.out.push_back(Action::Connect);
+            self.push(Action::Connect);
             self.connect_retry_at = Some(now + self.retry_delay());
         }
     }
@@ -177,7 +205,7 @@ impl Session {
                 // RFC 4271 §8.2.2: a large hold timer while waiting for OPEN.
                 self.hold_at = Some(now + 240_000);
             }
-            _ => self.out.push_back(Action::Close),
+            _ => self.push(Action::Close),
         }
     }
 
@@ -232,6 +260,7 @@ impl Session {
                 }
             }
         }
+        self.flush_updates();
         if self.state == State::Idle {
             buf.clear();
         } else {
@@ -256,8 +285,8 @@ impl Session {
             match self.state {
                 State::Connect => {
                     // The attempt did not complete: try again.
-                    self.out.push_back(Action::Close);
-                    self.out.push_back(Action::Connect);
+                    self.push(Action::Close);
+                    self.push(Action::Connect);
                     self.connect_retry_at = Some(now + self.retry_delay());
                 }
                 State::Idle | State::Active => {
@@ -274,7 +303,7 @@ impl Session {
         if self.state != State::Established {
             return false;
         }
-        self.out.push_back(Action::Send(bytes));
+        self.push(Action::Send(bytes));
         true
     }
 
@@ -290,7 +319,7 @@ impl Session {
     fn send(&mut self, m: &Message<'_>) {
         let mut b = Vec::new();
         encode(m, &mut b);
-        self.out.push_back(Action::Send(b));
+        self.push(Action::Send(b));
     }
 
     fn notify(&mut self, code: u8, subcode: u8, data: &[u8]) {
@@ -342,7 +371,7 @@ impl Session {
     fn down(&mut self, why: String, report: bool) {
         let was_up = self.state == State::Established;
         if self.state != State::Idle {
-            self.out.push_back(Action::Close);
+            self.push(Action::Close);
         }
         self.state = State::Idle;
         self.hold_at = None;
@@ -350,7 +379,7 @@ impl Session {
         self.negotiated = None;
         self.ctx = SessionCtx::default();
         if was_up || report {
-            self.out.push_back(Action::Down(why));
+            self.push(Action::Down(why));
         }
     }
 
@@ -385,13 +414,13 @@ impl Session {
                 self.failures = 0;
                 self.touch(now);
                 let n = self.negotiated.clone().expect("negotiated in OpenSent");
-                self.out.push_back(Action::Established(n));
+                self.push(Action::Established(n));
             }
             (State::Established, Message::Keepalive) => self.touch(now),
             (State::Established, Message::Update(u)) => {
                 self.touch(now);
-                match u.parse(&self.ctx) {
-                    Ok(p) => self.out.push_back(Action::Update(p)),
+                match self.inbox.parse_push(&u, &self.ctx) {
+                    Ok(_) => {}
                     Err(e) => self.fail(e, now),
                 }
             }

@@ -153,9 +153,11 @@ fn updates_flow_and_a_malformed_attribute_keeps_the_session() {
     );
     assert!(w.a.send_update(good));
     w.pump(1);
-    let Some(Action::Update(u)) = w.b_events.last() else {
+    let Some(Action::Updates(b)) = w.b_events.last() else {
         panic!("{:?}", w.b_events)
     };
+    assert_eq!(b.len(), 1);
+    let u = &b.as_slice()[0];
     assert_eq!(u.announced, nlri);
     assert_eq!(u.attrs.origin_as(), Some(3356));
     // A COMMUNITIES attribute of 3 octets: treat-as-withdraw (RFC 7606).
@@ -184,9 +186,10 @@ fn updates_flow_and_a_malformed_attribute_keeps_the_session() {
     );
     w.a.send_update(bad);
     w.pump(2);
-    let Some(Action::Update(u)) = w.b_events.last() else {
+    let Some(Action::Updates(b)) = w.b_events.last() else {
         panic!()
     };
+    let u = &b.as_slice()[0];
     assert!(u.announced.is_empty() && u.withdrawn == nlri && u.treat_as_withdraw.is_some());
     assert_eq!(
         w.b.state(),
@@ -290,4 +293,85 @@ fn collisions_keep_the_connection_of_the_higher_identifier() {
     assert!(collision_keeps_new(0x7fff_ffff, 0x8000_0000, true));
     // Two connections from the peer: the first stays.
     assert!(!collision_keeps_new(1, 2, false));
+}
+
+/// An UPDATE announcing `prefix` with the path `path`, as A sends it.
+fn update_bytes(w: &Wire, path: &[u32], prefix: &str) -> Vec<u8> {
+    let attrs = Attributes {
+        origin: Some(Origin::Igp),
+        as_path: vec![AsPathSegment::Sequence(path.to_vec())],
+        next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        ..Default::default()
+    };
+    let nlri = [Nlri {
+        path_id: None,
+        prefix: prefix.parse().unwrap(),
+    }];
+    let mut out = Vec::new();
+    encode_update(
+        &UpdateOut {
+            withdrawn: &[],
+            announced: &nlri,
+            attrs: &attrs,
+        },
+        &w.a.negotiated().unwrap().ctx,
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn updates_of_a_read_come_as_one_batch_before_what_follows() {
+    let mut w = pair();
+    w.b_events.clear();
+    let mut read = Vec::new();
+    for (i, p) in ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"].iter().enumerate() {
+        read.extend(update_bytes(&w, &[4_200_000_001, 100 + i as u32], p));
+    }
+    encode(
+        &Message::Notification(petrel_bgp_wire::Notification {
+            code: notif::CEASE,
+            subcode: notif::ADMINISTRATIVE_SHUTDOWN,
+            data: &[],
+        }),
+        &mut read,
+    );
+    w.b.receive(&read, 1);
+    let actions: Vec<Action> = std::iter::from_fn(|| w.b.poll_action()).collect();
+    let Some(Action::Updates(b)) = actions.first() else {
+        panic!("{actions:?}")
+    };
+    let origins: Vec<Option<u32>> = b.as_slice().iter().map(|u| u.attrs.origin_as()).collect();
+    assert_eq!(origins, [Some(100), Some(101), Some(102)], "in order, in one batch");
+    assert!(
+        matches!(actions.last(), Some(Action::Down(_))),
+        "the NOTIFICATION's Down comes after the routes before it: {actions:?}"
+    );
+    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Updates(_))).count(), 1);
+}
+
+#[test]
+fn a_recycled_batch_takes_the_next_updates() {
+    let mut w = pair();
+    w.b_events.clear();
+    let first: Vec<u8> = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]
+        .iter()
+        .flat_map(|p| update_bytes(&w, &[4_200_000_001, 7, 8, 9], p))
+        .collect();
+    w.b.receive(&first, 1);
+    let Some(Action::Updates(b)) = w.b.poll_action() else {
+        panic!()
+    };
+    assert_eq!(b.len(), 3);
+    w.b.recycle(b);
+    let second = update_bytes(&w, &[4_200_000_001], "192.0.2.128/25");
+    w.b.receive(&second, 2);
+    let Some(Action::Updates(b)) = w.b.poll_action() else {
+        panic!()
+    };
+    assert_eq!(b.len(), 1, "nothing of the recycled batch's updates is left");
+    let u = &b.as_slice()[0];
+    assert_eq!(u.attrs.as_path, vec![AsPathSegment::Sequence(vec![4_200_000_001])]);
+    assert_eq!(u.announced[0].prefix, "192.0.2.128/25".parse().unwrap());
+    assert!(w.b.poll_action().is_none());
 }

@@ -1,7 +1,8 @@
 //! Path attributes (RFC 4271 §5, RFC 6793, RFC 1997, RFC 8092, RFC 4760)
 //! with RFC 7606's error handling.
 
-use crate::nlri::{self, Afi, Nlri};
+use crate::message::ParsedUpdate;
+use crate::nlri::{self, Afi};
 use crate::{notif, SessionCtx};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -82,6 +83,21 @@ pub struct Attributes {
 }
 
 impl Attributes {
+    /// Empty, keeping allocations for the next set parsed into it; the AS
+    /// path is left for the parser to overwrite in place.
+    fn reset(&mut self) {
+        self.origin = None;
+        self.next_hop = None;
+        self.med = None;
+        self.local_pref = None;
+        self.atomic_aggregate = false;
+        self.aggregator = None;
+        self.communities.clear();
+        self.large_communities.clear();
+        self.mp_next_hop = None;
+        self.unknown.clear();
+    }
+
     /// AS path length for best-path selection.
     pub fn as_path_len(&self) -> usize {
         self.as_path.iter().map(AsPathSegment::path_len).sum()
@@ -138,18 +154,15 @@ impl Attributes {
     }
 }
 
-/// What parsing the attributes of one UPDATE decided.
+/// What parsing the attributes of one UPDATE found of MP-BGP; the rest
+/// went into the [`ParsedUpdate`] being filled.
 #[derive(Debug, Default)]
-pub(crate) struct AttrOutcome {
-    pub attrs: Attributes,
-    pub mp_reach: Vec<Nlri>,
-    pub mp_unreach: Vec<Nlri>,
-    pub mp_reach_afi: Option<Afi>,
-    pub mp_unreach_afi: Option<Afi>,
-    /// RFC 7606 treat-as-withdraw, with why.
-    pub withdraw: Option<String>,
-    /// RFC 7606 attribute-discard, with why.
-    pub discarded: Vec<String>,
+pub(crate) struct MpSeen {
+    pub reach_afi: Option<Afi>,
+    pub unreach_afi: Option<Afi>,
+    /// Prefixes MP_REACH_NLRI / MP_UNREACH_NLRI added.
+    pub reached: usize,
+    pub unreached: usize,
 }
 
 /// A session-ending error: NOTIFICATION code, subcode, data and why.
@@ -170,38 +183,60 @@ fn fatal(subcode: u8, data: &[u8], reason: impl Into<String>) -> Fatal {
     }
 }
 
-fn parse_as_path(v: &[u8], four: bool) -> Option<Vec<AsPathSegment>> {
+/// Parse an AS_PATH (or AS4_PATH) into `out`, reusing its segments'
+/// allocations (a session parses a million paths while a table loads).
+/// `false`: malformed, and `out` holds no path.
+fn parse_as_path_into(v: &[u8], four: bool, out: &mut Vec<AsPathSegment>) -> bool {
     let w = if four { 4 } else { 2 };
-    let mut out = Vec::new();
+    let mut used = 0;
     let mut b = v;
     while !b.is_empty() {
-        let (&t, rest) = b.split_first()?;
-        let (&n, rest) = rest.split_first()?;
-        let n = n as usize;
-        // RFC 7606 §7.2: a zero-length segment is malformed.
-        if n == 0 || rest.len() < n * w {
-            return None;
-        }
-        let asns: Vec<u32> = rest[..n * w]
-            .chunks_exact(w)
-            .map(|c| {
+        let ok = (|| {
+            let (&t, rest) = b.split_first()?;
+            let (&n, rest) = rest.split_first()?;
+            let n = n as usize;
+            // RFC 7606 §7.2: a zero-length segment is malformed; so are
+            // AS_CONFED_SEQUENCE/SET (3, 4) from a non-confederation peer.
+            if n == 0 || rest.len() < n * w || !(t == 1 || t == 2) {
+                return None;
+            }
+            let asns = rest[..n * w].chunks_exact(w).map(|c| {
                 if four {
                     u32::from_be_bytes([c[0], c[1], c[2], c[3]])
                 } else {
                     u16::from_be_bytes([c[0], c[1]]) as u32
                 }
-            })
-            .collect();
-        out.push(match t {
-            1 => AsPathSegment::Set(asns),
-            2 => AsPathSegment::Sequence(asns),
-            // AS_CONFED_SEQUENCE/SET (3, 4) from a non-confederation peer
-            // are malformed for us too (RFC 7606 §7.2).
-            _ => return None,
-        });
-        b = &rest[n * w..];
+            });
+            if used == out.len() {
+                out.push(AsPathSegment::Sequence(Vec::with_capacity(n)));
+            }
+            let seg = &mut out[used];
+            let mut asns_v = match seg {
+                AsPathSegment::Set(x) | AsPathSegment::Sequence(x) => std::mem::take(x),
+            };
+            asns_v.clear();
+            asns_v.extend(asns);
+            *seg = if t == 1 {
+                AsPathSegment::Set(asns_v)
+            } else {
+                AsPathSegment::Sequence(asns_v)
+            };
+            b = &rest[n * w..];
+            Some(())
+        })();
+        if ok.is_none() {
+            out.clear();
+            return false;
+        }
+        used += 1;
     }
-    Some(out)
+    out.truncate(used);
+    true
+}
+
+fn parse_as_path(v: &[u8], four: bool) -> Option<Vec<AsPathSegment>> {
+    let mut out = Vec::new();
+    parse_as_path_into(v, four, &mut out).then_some(out)
 }
 
 /// RFC 6793 §4.2.3: rebuild the path from AS_PATH and AS4_PATH.
@@ -234,21 +269,28 @@ fn merge_as4(as_path: Vec<AsPathSegment>, as4: Vec<AsPathSegment>) -> Vec<AsPath
     out
 }
 
-/// Parse the path attribute field of an UPDATE.
-pub(crate) fn parse(b: &[u8], ctx: &SessionCtx, has_nlri: bool) -> Result<AttrOutcome, Fatal> {
-    parse_with(b, ctx, has_nlri, false)
-}
-
+/// Parse the path attribute field of an UPDATE into `out`: its
+/// attributes (reusing their allocations), MP_REACH_NLRI prefixes appended
+/// to `out.announced`, MP_UNREACH_NLRI ones to `out.withdrawn`, RFC 7606
+/// outcomes to `out.treat_as_withdraw` and `out.discarded`.
+///
 /// `mrt_rib`: attributes of an MRT TABLE_DUMP_V2 RIB entry, where
 /// MP_REACH_NLRI holds only the next hop (RFC 6396 §4.3.4).
-pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib: bool) -> Result<AttrOutcome, Fatal> {
-    let mut o = AttrOutcome::default();
+pub(crate) fn parse_into(
+    mut b: &[u8],
+    ctx: &SessionCtx,
+    has_nlri: bool,
+    mrt_rib: bool,
+    out: &mut ParsedUpdate,
+) -> Result<MpSeen, Fatal> {
+    let mut mp = MpSeen::default();
+    out.attrs.reset();
     let mut seen = [false; 256];
     let mut as4_path: Option<Vec<AsPathSegment>> = None;
     let mut as4_aggregator: Option<(u32, Ipv4Addr)> = None;
-    let withdraw = |o: &mut AttrOutcome, why: String| {
-        if o.withdraw.is_none() {
-            o.withdraw = Some(why);
+    let withdraw = |o: &mut ParsedUpdate, why: String| {
+        if o.treat_as_withdraw.is_none() {
+            o.treat_as_withdraw = Some(why);
         }
     };
     while !b.is_empty() {
@@ -295,7 +337,7 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
                     format!("attribute {code} repeated"),
                 ));
             }
-            o.discarded.push(format!("repeated attribute {code}"));
+            out.discarded.push(format!("repeated attribute {code}"));
             continue;
         }
         seen[code as usize] = true;
@@ -314,48 +356,49 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
         match code {
             ORIGIN => match (flags_ok, v) {
                 (true, [x]) if *x <= 2 => {
-                    o.attrs.origin = Some([Origin::Igp, Origin::Egp, Origin::Incomplete][*x as usize])
+                    out.attrs.origin = Some([Origin::Igp, Origin::Egp, Origin::Incomplete][*x as usize])
                 }
-                _ => withdraw(&mut o, "malformed ORIGIN".into()),
+                _ => withdraw(out, "malformed ORIGIN".into()),
             },
-            AS_PATH => match parse_as_path(v, ctx.four_octet_as).filter(|_| flags_ok) {
-                Some(p) => o.attrs.as_path = p,
-                None => withdraw(&mut o, "malformed AS_PATH".into()),
-            },
+            AS_PATH => {
+                if !(flags_ok && parse_as_path_into(v, ctx.four_octet_as, &mut out.attrs.as_path)) {
+                    withdraw(out, "malformed AS_PATH".into());
+                }
+            }
             NEXT_HOP => match (flags_ok, v) {
                 (true, [a, b_, c, d]) => {
                     let nh = Ipv4Addr::new(*a, *b_, *c, *d);
                     // RFC 7606 §7.3: a semantically invalid next hop is
                     // treat-as-withdraw.
                     if nh.is_unspecified() || nh.is_multicast() || nh.is_broadcast() {
-                        withdraw(&mut o, format!("invalid NEXT_HOP {nh}"));
+                        withdraw(out, format!("invalid NEXT_HOP {nh}"));
                     } else {
-                        o.attrs.next_hop = Some(nh);
+                        out.attrs.next_hop = Some(nh);
                     }
                 }
-                _ => withdraw(&mut o, "malformed NEXT_HOP".into()),
+                _ => withdraw(out, "malformed NEXT_HOP".into()),
             },
             MED => match (flags_ok, v) {
-                (true, [a, b_, c, d]) => o.attrs.med = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
-                _ => withdraw(&mut o, "malformed MULTI_EXIT_DISC".into()),
+                (true, [a, b_, c, d]) => out.attrs.med = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
+                _ => withdraw(out, "malformed MULTI_EXIT_DISC".into()),
             },
             LOCAL_PREF => {
                 if !ctx.ibgp {
                     // RFC 7606 §7.5: from an external peer it is discarded,
                     // malformed or not.
-                    o.discarded.push("LOCAL_PREF from an external peer".into());
+                    out.discarded.push("LOCAL_PREF from an external peer".into());
                 } else {
                     match (flags_ok, v) {
-                        (true, [a, b_, c, d]) => o.attrs.local_pref = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
-                        _ => withdraw(&mut o, "malformed LOCAL_PREF".into()),
+                        (true, [a, b_, c, d]) => out.attrs.local_pref = Some(u32::from_be_bytes([*a, *b_, *c, *d])),
+                        _ => withdraw(out, "malformed LOCAL_PREF".into()),
                     }
                 }
             }
             ATOMIC_AGGREGATE => {
                 if flags_ok && v.is_empty() {
-                    o.attrs.atomic_aggregate = true;
+                    out.attrs.atomic_aggregate = true;
                 } else {
-                    o.discarded.push("malformed ATOMIC_AGGREGATE".into());
+                    out.discarded.push("malformed ATOMIC_AGGREGATE".into());
                 }
             }
             AGGREGATOR => {
@@ -366,32 +409,28 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
                     } else {
                         u16::from_be_bytes([v[0], v[1]]) as u32
                     };
-                    o.attrs.aggregator = Some((asn, Ipv4Addr::new(v[w], v[w + 1], v[w + 2], v[w + 3])));
+                    out.attrs.aggregator = Some((asn, Ipv4Addr::new(v[w], v[w + 1], v[w + 2], v[w + 3])));
                 } else {
-                    o.discarded.push("malformed AGGREGATOR".into());
+                    out.discarded.push("malformed AGGREGATOR".into());
                 }
             }
             COMMUNITIES => {
                 if flags_ok && v.len().is_multiple_of(4) && !v.is_empty() {
-                    o.attrs.communities = v
-                        .chunks_exact(4)
-                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
+                    out.attrs
+                        .communities
+                        .extend(v.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])));
                 } else {
-                    withdraw(&mut o, "malformed COMMUNITIES".into());
+                    withdraw(out, "malformed COMMUNITIES".into());
                 }
             }
             LARGE_COMMUNITIES => {
                 if flags_ok && v.len().is_multiple_of(12) && !v.is_empty() {
-                    o.attrs.large_communities = v
-                        .chunks_exact(12)
-                        .map(|c| {
-                            let g = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-                            [g(0), g(4), g(8)]
-                        })
-                        .collect();
+                    out.attrs.large_communities.extend(v.chunks_exact(12).map(|c| {
+                        let g = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+                        [g(0), g(4), g(8)]
+                    }));
                 } else {
-                    withdraw(&mut o, "malformed LARGE_COMMUNITY".into());
+                    withdraw(out, "malformed LARGE_COMMUNITY".into());
                 }
             }
             AS4_PATH => {
@@ -399,7 +438,7 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
                 // discarded; from a 4-octet peer it should not appear at all.
                 match parse_as_path(v, true).filter(|_| flags_ok && !ctx.four_octet_as) {
                     Some(p) => as4_path = Some(p),
-                    None => o.discarded.push("AS4_PATH discarded".into()),
+                    None => out.discarded.push("AS4_PATH discarded".into()),
                 }
             }
             AS4_AGGREGATOR => {
@@ -409,11 +448,11 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
                         Ipv4Addr::new(v[4], v[5], v[6], v[7]),
                     ));
                 } else {
-                    o.discarded.push("AS4_AGGREGATOR discarded".into());
+                    out.discarded.push("AS4_AGGREGATOR discarded".into());
                 }
             }
-            MP_REACH => parse_mp_reach(v, ctx, &mut o, flags_ok, mrt_rib)?,
-            MP_UNREACH => parse_mp_unreach(v, ctx, &mut o, flags_ok)?,
+            MP_REACH => parse_mp_reach(v, ctx, out, &mut mp, flags_ok, mrt_rib)?,
+            MP_UNREACH => parse_mp_unreach(v, ctx, out, &mut mp)?,
             _ if !flags_ok || (flags & FLAG_OPTIONAL == 0) => {
                 // An unrecognized well-known attribute (RFC 4271 §6.3).
                 return Err(fatal(
@@ -424,7 +463,7 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
             }
             _ => {
                 if flags & FLAG_TRANSITIVE != 0 {
-                    o.attrs.unknown.push(UnknownAttr {
+                    out.attrs.unknown.push(UnknownAttr {
                         flags,
                         code,
                         value: v.to_vec(),
@@ -435,24 +474,27 @@ pub(crate) fn parse_with(mut b: &[u8], ctx: &SessionCtx, has_nlri: bool, mrt_rib
         }
     }
     if let Some(p4) = as4_path {
-        let path = std::mem::take(&mut o.attrs.as_path);
-        o.attrs.as_path = merge_as4(path, p4);
+        let path = std::mem::take(&mut out.attrs.as_path);
+        out.attrs.as_path = merge_as4(path, p4);
     }
-    if let (Some((AS_TRANS, _)), Some(a4)) = (o.attrs.aggregator, as4_aggregator) {
-        o.attrs.aggregator = Some(a4);
+    if let (Some((AS_TRANS, _)), Some(a4)) = (out.attrs.aggregator, as4_aggregator) {
+        out.attrs.aggregator = Some(a4);
+    }
+    if !seen[AS_PATH as usize] {
+        out.attrs.as_path.clear();
     }
     // Mandatory attributes when there is something to announce (RFC 7606 §3 d).
-    let announces = has_nlri || !o.mp_reach.is_empty();
-    if announces && o.withdraw.is_none() {
-        if o.attrs.origin.is_none() {
-            o.withdraw = Some("missing ORIGIN".into());
+    let announces = has_nlri || mp.reached > 0;
+    if announces && out.treat_as_withdraw.is_none() {
+        if out.attrs.origin.is_none() {
+            out.treat_as_withdraw = Some("missing ORIGIN".into());
         } else if !seen[AS_PATH as usize] {
-            o.withdraw = Some("missing AS_PATH".into());
-        } else if has_nlri && o.attrs.next_hop.is_none() {
-            o.withdraw = Some("missing NEXT_HOP".into());
+            out.treat_as_withdraw = Some("missing AS_PATH".into());
+        } else if has_nlri && out.attrs.next_hop.is_none() {
+            out.treat_as_withdraw = Some("missing NEXT_HOP".into());
         }
     }
-    Ok(o)
+    Ok(mp)
 }
 
 fn afi_of(v: &[u8]) -> Option<(Afi, u8)> {
@@ -462,7 +504,14 @@ fn afi_of(v: &[u8]) -> Option<(Afi, u8)> {
     Some((Afi::from_u16(u16::from_be_bytes([v[0], v[1]]))?, v[2]))
 }
 
-fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: bool, mrt_rib: bool) -> Result<(), Fatal> {
+fn parse_mp_reach(
+    v: &[u8],
+    ctx: &SessionCtx,
+    o: &mut ParsedUpdate,
+    mp: &mut MpSeen,
+    flags_ok: bool,
+    mrt_rib: bool,
+) -> Result<(), Fatal> {
     // RFC 7606 §7.11: if AFI/SAFI or the NLRI cannot be made out, only a
     // session reset is safe.
     let bad = |why: &str| {
@@ -499,8 +548,10 @@ fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: boo
         Afi::Ipv4 => ctx.add_path_v4,
         Afi::Ipv6 => ctx.add_path_v6,
     };
-    nlri::parse(nlri, afi.family(), add_path, &mut o.mp_reach).map_err(|e| bad(&e))?;
-    o.mp_reach_afi = Some(afi);
+    let before = o.announced.len();
+    nlri::parse(nlri, afi.family(), add_path, &mut o.announced).map_err(|e| bad(&e))?;
+    mp.reached = o.announced.len() - before;
+    mp.reach_afi = Some(afi);
     let next_hop = match (afi, nh_len) {
         (Afi::Ipv4, 4) => Some(IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3]))),
         (Afi::Ipv6, 16) | (Afi::Ipv6, 32) => {
@@ -519,15 +570,15 @@ fn parse_mp_reach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, flags_ok: boo
     match next_hop {
         Some(nh) if flags_ok => o.attrs.mp_next_hop = Some(nh),
         _ => {
-            if o.withdraw.is_none() {
-                o.withdraw = Some("MP_REACH_NLRI with an unusable next hop".into());
+            if o.treat_as_withdraw.is_none() {
+                o.treat_as_withdraw = Some("MP_REACH_NLRI with an unusable next hop".into());
             }
         }
     }
     Ok(())
 }
 
-fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, _flags_ok: bool) -> Result<(), Fatal> {
+fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut ParsedUpdate, mp: &mut MpSeen) -> Result<(), Fatal> {
     let bad = |why: &str| {
         fatal(
             notif::OPTIONAL_ATTRIBUTE_ERROR,
@@ -543,7 +594,9 @@ fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut AttrOutcome, _flags_ok: 
         Afi::Ipv4 => ctx.add_path_v4,
         Afi::Ipv6 => ctx.add_path_v6,
     };
-    nlri::parse(&v[3..], afi.family(), add_path, &mut o.mp_unreach).map_err(|e| bad(&e))?;
-    o.mp_unreach_afi = Some(afi);
+    let before = o.withdrawn.len();
+    nlri::parse(&v[3..], afi.family(), add_path, &mut o.withdrawn).map_err(|e| bad(&e))?;
+    mp.unreached = o.withdrawn.len() - before;
+    mp.unreach_afi = Some(afi);
     Ok(())
 }

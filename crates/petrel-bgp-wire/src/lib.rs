@@ -11,6 +11,7 @@
 //! writes routing dumps, [`bmp`] the monitoring stream routers send.
 
 pub mod attrs;
+mod batch;
 pub mod bmp;
 mod cursor;
 mod encode;
@@ -20,6 +21,7 @@ mod nlri;
 mod open;
 
 pub use attrs::{AsPathSegment, Attributes, Origin, UnknownAttr};
+pub use batch::UpdateBatch;
 pub use encode::{encode, encode_update, UpdateOut};
 pub use message::{decode, DecodeError, Message, Notification, ParsedUpdate, RouteRefresh, Update};
 pub use nlri::{Afi, Nlri, Safi};

@@ -84,6 +84,18 @@ pub struct ParsedUpdate {
 impl Update<'_> {
     pub fn parse(&self, ctx: &SessionCtx) -> Result<ParsedUpdate, DecodeError> {
         let mut out = ParsedUpdate::default();
+        self.parse_into(ctx, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Update::parse`] into `out`, reusing its allocations: what was in
+    /// it is replaced. On error `out` holds nothing of use.
+    pub fn parse_into(&self, ctx: &SessionCtx, out: &mut ParsedUpdate) -> Result<(), DecodeError> {
+        out.withdrawn.clear();
+        out.announced.clear();
+        out.treat_as_withdraw = None;
+        out.discarded.clear();
+        out.end_of_rib = None;
         // RFC 7606 §5.3: NLRI that cannot be parsed leave only a reset.
         nlri::parse(self.withdrawn, Family::V4, ctx.add_path_v4, &mut out.withdrawn).map_err(|e| {
             err(
@@ -101,34 +113,30 @@ impl Update<'_> {
                 format!("NLRI: {e}"),
             )
         })?;
-        let o = attrs::parse(self.attributes, ctx, !self.nlri.is_empty()).map_err(|f| DecodeError {
-            code: f.code,
-            subcode: f.subcode,
-            data: f.data,
-            reason: f.reason,
-        })?;
+        let mp =
+            attrs::parse_into(self.attributes, ctx, !self.nlri.is_empty(), false, out).map_err(|f| DecodeError {
+                code: f.code,
+                subcode: f.subcode,
+                data: f.data,
+                reason: f.reason,
+            })?;
         if self.withdrawn.is_empty() && self.attributes.is_empty() && self.nlri.is_empty() {
             out.end_of_rib = Some(Afi::Ipv4);
         } else if self.withdrawn.is_empty()
             && self.nlri.is_empty()
-            && o.mp_reach.is_empty()
-            && o.mp_unreach.is_empty()
-            && o.mp_reach_afi.is_none()
+            && mp.reached == 0
+            && mp.unreached == 0
+            && mp.reach_afi.is_none()
             && self.attributes.len() <= 7
         {
-            if let Some(afi) = o.mp_unreach_afi {
+            if let Some(afi) = mp.unreach_afi {
                 out.end_of_rib = Some(afi);
             }
         }
-        out.announced.extend(o.mp_reach);
-        out.withdrawn.extend(o.mp_unreach);
-        out.discarded = o.discarded;
-        out.attrs = o.attrs;
-        if let Some(why) = o.withdraw {
+        if out.treat_as_withdraw.is_some() {
             out.withdrawn.append(&mut out.announced);
-            out.treat_as_withdraw = Some(why);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

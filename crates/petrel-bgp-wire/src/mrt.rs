@@ -191,10 +191,11 @@ fn rib_attrs(a: &[u8], four_octet_as: bool, family: Family) -> Result<Attributes
         ibgp: true,
         ..Default::default()
     };
-    match attrs::parse_with(a, &ctx, family == Family::V4, true) {
-        Ok(o) => match o.withdraw {
+    let mut u = crate::ParsedUpdate::default();
+    match attrs::parse_into(a, &ctx, family == Family::V4, true, &mut u) {
+        Ok(_) => match u.treat_as_withdraw {
             Some(why) => Err(why),
-            None => Ok(o.attrs),
+            None => Ok(u.attrs),
         },
         Err(f) => Err(f.reason),
     }

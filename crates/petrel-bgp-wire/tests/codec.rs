@@ -381,6 +381,55 @@ proptest! {
         let _ = decode(&m, &ctx);
     }
 
+    /// Parsing into an update that held another one gives what a fresh
+    /// parse gives: nothing of the earlier update survives.
+    #[test]
+    fn parse_into_reuses_without_residue(
+        first in proptest::collection::vec(any::<u8>(), 0..120),
+        paths in proptest::collection::vec(
+            proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u32>(), 1..5)), 0..4),
+            1..4,
+        ),
+        comms in proptest::collection::vec(any::<u32>(), 0..4),
+        four: bool,
+    ) {
+        let ctx = SessionCtx { four_octet_as: four, ..Default::default() };
+        let mut bodies = vec![first];
+        for p in &paths {
+            let attrs = Attributes {
+                origin: Some(Origin::Igp),
+                as_path: p
+                    .iter()
+                    .map(|(set, v)| {
+                        let v: Vec<u32> = v.iter().map(|x| if four { *x } else { x & 0xffff }).collect();
+                        if *set { AsPathSegment::Set(v) } else { AsPathSegment::Sequence(v) }
+                    })
+                    .collect(),
+                next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                communities: comms.clone(),
+                ..Default::default()
+            };
+            let mut buf = Vec::new();
+            encode_update(&UpdateOut { withdrawn: &[], announced: &[n("192.0.2.0/24")], attrs: &attrs }, &ctx, &mut buf);
+            let Message::Update(u) = decode(&buf, &ctx).unwrap().unwrap().0 else { panic!() };
+            bodies.push(u.attributes.to_vec());
+        }
+        let mut reused = ParsedUpdate::default();
+        for body in &bodies {
+            let buf = raw_update(body, &[n("192.0.2.0/24")]);
+            let Ok(Some((Message::Update(u), _))) = decode(&buf, &ctx) else { continue };
+            let fresh = u.parse(&ctx);
+            let again = u.parse_into(&ctx, &mut reused);
+            match fresh {
+                Ok(f) => {
+                    prop_assert!(again.is_ok());
+                    prop_assert_eq!(&reused, &f);
+                }
+                Err(e) => prop_assert_eq!(again.unwrap_err(), e),
+            }
+        }
+    }
+
     #[test]
     fn attribute_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..120), four: bool) {
         let ctx = SessionCtx { four_octet_as: four, ..Default::default() };

@@ -333,7 +333,7 @@ impl Station {
                             p.errors_7606 += errs;
                         });
                         self.rib
-                            .send(RibMsg::Update(m.slot, vec![u.into()]))
+                            .send(RibMsg::Update(m.slot, u.into()))
                             .await
                             .map_err(|_| "the RIB thread is gone".to_string())?;
                     }

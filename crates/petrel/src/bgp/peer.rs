@@ -4,9 +4,10 @@
 //! the RIB owner over a bounded channel.
 
 use super::board::BgpBoard;
-use super::ribs::{HashedUpdate, RibMsg, Slot};
+use super::ribs::{RibBatch, RibMsg, Slot};
 use super::{sockopt, PeerCtl};
 use petrel_bgp_fsm::{notif, Action, Config as FsmConfig, Session, State};
+use petrel_bgp_wire::UpdateBatch;
 use petrel_config::BgpPeerConf;
 use petrel_rib::PeerInfo;
 use std::future::Future;
@@ -180,20 +181,10 @@ impl PeerTask {
         let mut last_state = State::Idle;
         // Why we closed the session ourselves, reported with its Down.
         let mut closing_reason: Option<String> = None;
-        // UPDATEs of one read go to the RIB together: one channel message
-        // and one board update per read instead of per UPDATE.
-        let mut batch: Vec<HashedUpdate> = Vec::new();
-        // An applied batch come back, emptied, to hold the next one.
-        let mut spare: Option<Vec<HashedUpdate>> = None;
-        let mut batch_errs = 0u64;
+        // The hashes of an applied batch, back to be filled again.
+        let mut spare_hashes: Vec<u64> = Vec::new();
         loop {
             while let Some(a) = s.poll_action() {
-                if !matches!(a, Action::Update(_))
-                    && !batch.is_empty()
-                    && !self.send_batch(&mut batch, &mut batch_errs, &mut spare).await
-                {
-                    return;
-                }
                 match a {
                     Action::Connect => connecting = Some(Box::pin(connect(cfg.clone()))),
                     Action::Send(bytes) => {
@@ -240,15 +231,12 @@ impl PeerTask {
                             return;
                         }
                     }
-                    Action::Update(u) => {
-                        if let Some(why) = &u.treat_as_withdraw {
-                            tracing::warn!(peer = %cfg.name, reason = %why, withdrawn = u.withdrawn.len(), "RFC 7606 treat-as-withdraw");
+                    // The UPDATEs of a read go to the RIB together: one
+                    // channel message and one board update per read.
+                    Action::Updates(b) => {
+                        if !self.send_batch(b, &mut spare_hashes).await {
+                            return;
                         }
-                        for why in &u.discarded {
-                            tracing::warn!(peer = %cfg.name, reason = %why, "RFC 7606 attribute discarded");
-                        }
-                        batch_errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
-                        batch.push(HashedUpdate::from(u));
                     }
                     Action::Down(why) => {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
@@ -259,9 +247,6 @@ impl PeerTask {
                         }
                     }
                 }
-            }
-            if !batch.is_empty() && !self.send_batch(&mut batch, &mut batch_errs, &mut spare).await {
-                return;
             }
             if s.state() != last_state {
                 tracing::debug!(peer = %cfg.name, from = state_name(last_state), to = state_name(s.state()), "BGP state");
@@ -313,9 +298,9 @@ impl PeerTask {
                         self.board.set_state(&cfg.name, "Idle");
                         return;
                     }
-                    Some(PeerCtl::Spent(mut v)) => {
-                        v.clear();
-                        spare = Some(v);
+                    Some(PeerCtl::Spent(b)) => {
+                        s.recycle(b.updates);
+                        spare_hashes = b.hashes;
                     }
                     Some(PeerCtl::MaxPrefix(max)) => {
                         s.stop(notif::MAX_PREFIXES_REACHED, &[]);
@@ -384,27 +369,24 @@ impl PeerTask {
     }
 
     /// Hand a read's UPDATEs to the RIB; false when the RIB is gone.
-    async fn send_batch(
-        &self,
-        batch: &mut Vec<HashedUpdate>,
-        errs: &mut u64,
-        spare: &mut Option<Vec<HashedUpdate>>,
-    ) -> bool {
-        let n = batch.len() as u64;
-        let e = std::mem::take(errs);
+    async fn send_batch(&self, b: UpdateBatch, spare_hashes: &mut Vec<u64>) -> bool {
+        let mut errs = 0u64;
+        for u in b.as_slice() {
+            if let Some(why) = &u.treat_as_withdraw {
+                tracing::warn!(peer = %self.cfg.name, reason = %why, withdrawn = u.withdrawn.len(), "RFC 7606 treat-as-withdraw");
+            }
+            for why in &u.discarded {
+                tracing::warn!(peer = %self.cfg.name, reason = %why, "RFC 7606 attribute discarded");
+            }
+            errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
+        }
+        let n = b.len() as u64;
         self.board.update(&self.cfg.name, |p| {
             p.updates_received += n;
-            p.errors_7606 += e;
+            p.errors_7606 += errs;
         });
-        self.rib
-            // The next read's UPDATEs likely number about the same: no
-            // regrowth (and copying) from empty for each read.
-            .send(RibMsg::Update(
-                self.slot,
-                std::mem::replace(batch, spare.take().unwrap_or_else(|| Vec::with_capacity(batch.len()))),
-            ))
-            .await
-            .is_ok()
+        let batch = RibBatch::new(b, std::mem::take(spare_hashes));
+        self.rib.send(RibMsg::Update(self.slot, batch)).await.is_ok()
     }
 
     /// Send what the state machine queued (a NOTIFICATION) before leaving.

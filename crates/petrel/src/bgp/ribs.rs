@@ -18,7 +18,7 @@
 use super::board::BgpBoard;
 use super::PeerCtl;
 use crate::shared::Shared;
-use petrel_bgp_wire::ParsedUpdate;
+use petrel_bgp_wire::{ParsedUpdate, UpdateBatch};
 use petrel_mapping::BgpDataBuilder;
 use petrel_rib::{AttrPool, PeerId, PeerInfo, View};
 use petrel_types::{PopIdx, Prefix};
@@ -57,7 +57,7 @@ pub enum RibMsg {
         families: [bool; 2],
     },
     /// The UPDATEs of one read, in order.
-    Update(Slot, Vec<HashedUpdate>),
+    Update(Slot, RibBatch),
     Down(Slot),
     /// Load an MRT dump (and its update files) into a view.
     LoadMrt(petrel_config::BgpMrtConf, String),
@@ -72,21 +72,33 @@ pub enum RibMsg {
     },
 }
 
-/// An UPDATE with the pool hash of its attributes, computed by the task
-/// that parsed it (the RIB thread is the busier one while a table loads).
-pub struct HashedUpdate {
-    pub update: ParsedUpdate,
-    pub hash: u64,
+/// UPDATEs with the pool hash of each one's attributes, computed by the
+/// task that parsed them (the RIB thread is the busier one while a table
+/// loads). Goes back to that task once applied (`PeerCtl::Spent`).
+pub struct RibBatch {
+    pub updates: UpdateBatch,
+    /// One per update; 0 for those that announce nothing.
+    pub hashes: Vec<u64>,
 }
 
-impl From<ParsedUpdate> for HashedUpdate {
-    fn from(update: ParsedUpdate) -> Self {
-        let hash = if update.announced.is_empty() {
-            0
-        } else {
-            petrel_rib::attr_hash(&update.attrs)
-        };
-        HashedUpdate { update, hash }
+impl RibBatch {
+    /// `hashes`: a vector to fill (its contents are replaced).
+    pub fn new(updates: UpdateBatch, mut hashes: Vec<u64>) -> RibBatch {
+        hashes.clear();
+        hashes.extend(updates.as_slice().iter().map(|u| {
+            if u.announced.is_empty() {
+                0
+            } else {
+                petrel_rib::attr_hash(&u.attrs)
+            }
+        }));
+        RibBatch { updates, hashes }
+    }
+}
+
+impl From<ParsedUpdate> for RibBatch {
+    fn from(u: ParsedUpdate) -> Self {
+        RibBatch::new(u.into(), Vec::new())
     }
 }
 
@@ -365,7 +377,7 @@ impl Ribs {
                 let Some(s) = self.slots.get_mut(&slot) else { return };
                 let view = &mut self.views[s.view];
                 let mut changed = 0;
-                for HashedUpdate { update: u, hash } in &updates {
+                for (u, hash) in updates.updates.as_slice().iter().zip(&updates.hashes) {
                     if s.over_limit {
                         break;
                     }
