@@ -2,13 +2,15 @@
 //! paths, see `fixtures/full_table.rs`), in routes per second:
 //! - UPDATE decode as a router packs the table (one UPDATE per attribute
 //!   set; budget >= 1 M prefixes/s per core);
+//! - the same as a session parses it: into a batch whose storage is used
+//!   again, a 64 KiB read at a time (`walked/batched`);
 //! - MRT TABLE_DUMP_V2 parse of the same table (one RIB record per prefix).
 
 #[path = "fixtures/full_table.rs"]
 mod full_table;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use petrel_bgp_wire::{decode, mrt, Message, SessionCtx};
+use petrel_bgp_wire::{decode, mrt, Message, SessionCtx, UpdateBatch};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -48,6 +50,27 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.bench_function("update-decode/walked/batched", |b| {
+        let mut batch = UpdateBatch::default();
+        b.iter(|| {
+            let mut buf = &walked[..];
+            let mut n = 0usize;
+            let mut read = 0usize;
+            while let Some((m, len)) = decode(buf, &ctx).expect("valid") {
+                let Message::Update(u) = m else { unreachable!() };
+                n += batch.parse_push(&u, &ctx).expect("valid").announced.len();
+                buf = &buf[len..];
+                read += len;
+                if read >= 64 * 1024 {
+                    batch.recycle();
+                    read = 0;
+                }
+            }
+            batch.recycle();
+            assert_eq!(n as u64, routes);
+            black_box(n)
+        })
+    });
     g.bench_function("mrt-parse", |b| {
         b.iter(|| {
             let mut n = 0usize;
