@@ -545,3 +545,108 @@ fn initial_wait_answers_only_after_the_first_results() {
         "the very first answer already avoids ams"
     );
 }
+
+/// A network namespace this test creates, reached over a veth pair with
+/// addresses from 198.18.0.0/15 (RFC 2544, benchmarking): an ICMP target
+/// whose echo replies the test can turn off (the namespace's own
+/// `icmp_echo_ignore_all`) without touching the host. Removed on drop.
+struct IcmpTarget {
+    ns: String,
+    host_if: String,
+}
+
+impl IcmpTarget {
+    const HOST: &'static str = "198.18.77.1";
+    const TARGET: &'static str = "198.18.77.2";
+
+    fn create() -> IcmpTarget {
+        let id = std::process::id() % 100_000;
+        let t = IcmpTarget {
+            ns: format!("petrel-icmp-{id}"),
+            host_if: format!("pti{id}a"),
+        };
+        let peer_if = format!("pti{id}b");
+        let host_addr = format!("{}/30", Self::HOST);
+        let target_addr = format!("{}/30", Self::TARGET);
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &t.ns],
+            &["link", "add", &t.host_if, "type", "veth", "peer", "name", &peer_if],
+            &["link", "set", &peer_if, "netns", &t.ns],
+            &["addr", "add", &host_addr, "dev", &t.host_if],
+            &["link", "set", &t.host_if, "up"],
+            &["-n", &t.ns, "addr", "add", &target_addr, "dev", &peer_if],
+            &["-n", &t.ns, "link", "set", &peer_if, "up"],
+            &["-n", &t.ns, "link", "set", "lo", "up"],
+        ];
+        for args in steps {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip (iproute2)");
+            assert!(
+                out.status.success(),
+                "ip {}: {} (the test needs root for a network namespace)",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        t
+    }
+
+    /// Whether the target answers echo requests.
+    fn answer(&self, on: bool) {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "sh", "-c"])
+            .arg(format!(
+                "echo {} > /proc/sys/net/ipv4/icmp_echo_ignore_all",
+                if on { 0 } else { 1 }
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for IcmpTarget {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+#[test]
+fn icmp_checks_fail_when_echo_requests_go_unanswered() {
+    let target = IcmpTarget::create();
+    let dir = tempdir("health-icmp");
+    let (port, admin) = (free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"ams\"\n",
+        &format!(
+            "name = \"ams\"\ncheck = [{{ type = \"icmp\", address = \"{}\", interval_ms = 200, timeout_ms = 150, rise = 1, fall = 2 }}]\n",
+            IcmpTarget::TARGET
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let paris = "2.16.0.0/24";
+    until(&s, paris, "192.0.2.10", Duration::from_secs(3));
+    // Echo requests still arrive, and go unanswered: probes time out.
+    target.answer(false);
+    let took = until(&s, paris, "198.51.100.10", Duration::from_secs(3));
+    eprintln!("icmp target silent -> answer moved after {took:?}");
+    let (ok, out, err) = petrel(&["health", "--admin", &s.admin.to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ams          down"), "{out}");
+    assert!(
+        out.contains(&format!("ams/icmp:{}", IcmpTarget::TARGET)) && out.contains("FAIL"),
+        "{out}"
+    );
+    target.answer(true);
+    let took = until(&s, paris, "192.0.2.10", Duration::from_secs(3));
+    eprintln!("icmp target answers again -> answer moved after {took:?}");
+}
