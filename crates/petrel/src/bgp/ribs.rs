@@ -129,7 +129,7 @@ const SYNC_QUIET: Duration = Duration::from_secs(3);
 /// An initial sync is published after this long at the latest.
 const SYNC_MAX: Duration = Duration::from_secs(60);
 /// How often route counts reach the board while routes arrive.
-const REPORT_EVERY: Duration = Duration::from_millis(50);
+const REPORT_EVERY: Duration = Duration::from_millis(10);
 
 /// A peer whose initial table is still arriving.
 struct InitialSync {
