@@ -473,15 +473,17 @@ pub(crate) fn parse_into(
             }
         }
     }
+    // The path in `out` is this UPDATE's only if it had an AS_PATH: the
+    // parser overwrites the previous one in place.
+    if !seen[AS_PATH as usize] {
+        out.attrs.as_path.clear();
+    }
     if let Some(p4) = as4_path {
         let path = std::mem::take(&mut out.attrs.as_path);
         out.attrs.as_path = merge_as4(path, p4);
     }
     if let (Some((AS_TRANS, _)), Some(a4)) = (out.attrs.aggregator, as4_aggregator) {
         out.attrs.aggregator = Some(a4);
-    }
-    if !seen[AS_PATH as usize] {
-        out.attrs.as_path.clear();
     }
     // Mandatory attributes when there is something to announce (RFC 7606 §3 d).
     let announces = has_nlri || mp.reached > 0;

@@ -444,3 +444,25 @@ proptest! {
 fn flags_constant_is_exported() {
     assert_eq!(a::FLAG_PARTIAL, 0x20);
 }
+
+/// An UPDATE with an AS4_PATH but no AS_PATH (from a 2-octet peer) parsed
+/// into one that had a path: the old path must not be merged with it.
+#[test]
+fn as4_path_without_as_path_ignores_the_previous_path() {
+    let ctx = SessionCtx::default();
+    let origin = [0x40, 1, 1, 0];
+    let next_hop = [0x40, 3, 4, 192, 0, 2, 1];
+    let with_path: Vec<u8> = [&origin[..], &[0x40, 2, 8, 2, 3, 0, 1, 0, 2, 0, 3], &next_hop].concat();
+    let as4_only: Vec<u8> = [&origin[..], &next_hop, &[0xc0, 17, 6, 2, 1, 0, 0, 0, 7]].concat();
+    let mut reused = ParsedUpdate::default();
+    for body in [&with_path, &as4_only] {
+        let buf = raw_update(body, &[n("192.0.2.0/24")]);
+        let Some((Message::Update(u), _)) = decode(&buf, &ctx).unwrap() else {
+            panic!()
+        };
+        u.parse_into(&ctx, &mut reused).unwrap();
+        assert_eq!(reused, u.parse(&ctx).unwrap());
+    }
+    assert!(reused.attrs.as_path.is_empty());
+    assert_eq!(reused.treat_as_withdraw.as_deref(), Some("missing AS_PATH"));
+}
