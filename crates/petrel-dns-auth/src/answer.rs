@@ -1,60 +1,12 @@
 //! One query in, one reply out (RFC 1034 §4.3.2 for authoritative data).
 
-use crate::zone::{Node, ZoneSet};
+use petrel_director::{Decision, Generation};
 use petrel_dns_wire::consts::{class, flags, rcode, rtype, CLASSIC_UDP_LIMIT};
 use petrel_dns_wire::name::{self, MAX_NAME_LEN};
 use petrel_dns_wire::{parse_query, ClientSubnet, Full, MessageWriter, Query, QueryError, Question, Section};
-use petrel_mapping::{CompiledService, RankOut};
-use petrel_types::{Family, PopIdx, PopState, Prefix};
+use petrel_dns_zone::{Node, RrSet, ZoneSet};
+use petrel_types::{Family, PopIdx, Prefix, ServiceIdx};
 use std::net::IpAddr;
-use std::sync::Arc;
-
-/// Addresses a POP answers with.
-#[derive(Clone, Debug, Default)]
-pub struct PopAddrs {
-    pub v4: Vec<[u8; 4]>,
-    pub v6: Vec<[u8; 16]>,
-}
-
-#[derive(Clone, Debug)]
-pub enum ServiceMode {
-    /// A/AAAA of the chosen POPs at the service name.
-    Address,
-    /// A CNAME to a per-POP name (indexed by POP), as CDNs answer.
-    Cname(Vec<Vec<u8>>),
-}
-
-#[derive(Clone, Debug)]
-pub struct ServiceAnswer {
-    /// Shared: a routing change recompiles only the services that use BGP.
-    pub mapping: Arc<CompiledService>,
-    pub ttl: u32,
-    /// TTL when an answer names a degraded POP.
-    pub degraded_ttl: u32,
-    pub mode: ServiceMode,
-}
-
-/// Everything the answer path reads besides per-POP state.
-#[derive(Debug, Default)]
-pub struct AuthData {
-    pub zones: Arc<ZoneSet>,
-    pub services: Vec<ServiceAnswer>,
-    pub pops: Vec<PopAddrs>,
-    pub limits: AnswerLimits,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct AnswerLimits {
-    /// Largest UDP reply we send, whatever the client offers (RFC 6891 §6.2.5;
-    /// 1232 avoids fragmentation, per DNS flag day 2020).
-    pub max_udp: u16,
-}
-
-impl Default for AnswerLimits {
-    fn default() -> Self {
-        AnswerLimits { max_udp: 1232 }
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Client {
@@ -70,15 +22,15 @@ pub struct AnswerInfo {
     pub service: Option<u16>,
     pub ecs: bool,
     pub truncated: bool,
-    pub rank: RankOut,
+    /// The decision a mapped answer gave (its POPs, scope, fallback).
+    pub decision: Decision,
     pub mapped: bool,
 }
 
 const MAX_CHAIN: usize = 8;
 
 struct Ctx<'a> {
-    data: &'a AuthData,
-    states: &'a [PopState],
+    gen: &'a Generation,
     client: Prefix,
     entropy: u64,
     info: &'a mut AnswerInfo,
@@ -88,8 +40,7 @@ struct Ctx<'a> {
 
 /// Answer one query packet into `out`; returns the reply length, 0 to drop.
 pub fn answer(
-    data: &AuthData,
-    states: &[PopState],
+    gen: &Generation,
     pkt: &[u8],
     client: &Client,
     entropy: u64,
@@ -102,7 +53,9 @@ pub fn answer(
     info.ecs = false;
     info.truncated = false;
     info.mapped = false;
-    let limits = &data.limits;
+    // Largest UDP reply we send, whatever the client offers (RFC 6891
+    // §6.2.5; 1232 by default avoids fragmentation, per DNS flag day 2020).
+    let max_udp = gen.config().server.max_udp_payload;
     let q = match parse_query(pkt) {
         Ok(q) => q,
         Err(QueryError::Drop) => return 0,
@@ -118,7 +71,7 @@ pub fn answer(
         u16::MAX as usize
     } else {
         match q.edns {
-            Some(e) => (e.udp_size as usize).clamp(CLASSIC_UDP_LIMIT, limits.max_udp.max(512) as usize),
+            Some(e) => (e.udp_size as usize).clamp(CLASSIC_UDP_LIMIT, max_udp.max(512) as usize),
             None => CLASSIC_UDP_LIMIT,
         }
     };
@@ -145,13 +98,12 @@ pub fn answer(
             // RFC 6891 §6.1.3: BADVERS, no processing.
             info.rcode = rcode::BADVERS;
             w.set_limit(limit);
-            let _ = w.opt(limits.max_udp, (rcode::BADVERS >> 4) as u8, None);
+            let _ = w.opt(max_udp, (rcode::BADVERS >> 4) as u8, None);
             return w.finish(q.id, base_flags);
         }
     }
     let mut ctx = Ctx {
-        data,
-        states,
+        gen,
         client: client_prefix,
         entropy,
         info,
@@ -174,7 +126,7 @@ pub fn answer(
                 ctx.info.truncated = true;
                 ctx.info.rcode = rcode::NOERROR;
                 let f = base_flags | flags::TC | flags::AA;
-                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, limits, f);
+                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, max_udp, f);
             }
         }
     };
@@ -182,7 +134,7 @@ pub fn answer(
     let (scope, mapped) = (ctx.scope, ctx.mapped);
     ctx.info.mapped = mapped;
     let f = base_flags | if aa { flags::AA } else { 0 } | rc;
-    finish(w, &q, ecs, scope, mapped, limit, limits, f)
+    finish(w, &q, ecs, scope, mapped, limit, max_udp, f)
 }
 
 fn addr_len(c: &ClientSubnet) -> usize {
@@ -197,7 +149,7 @@ fn finish(
     scope: u8,
     mapped: bool,
     limit: usize,
-    limits: &AnswerLimits,
+    max_udp: u16,
     f: u16,
 ) -> usize {
     if q.edns.is_some() {
@@ -215,8 +167,8 @@ fn finish(
             (c.family, c.source_len(), sc, n)
         });
         let r = match ecs_opt {
-            Some((fam, src, sc, n)) => w.opt(limits.max_udp, 0, Some((fam, src, sc, &addr[..n]))),
-            None => w.opt(limits.max_udp, 0, None),
+            Some((fam, src, sc, n)) => w.opt(max_udp, 0, Some((fam, src, sc, &addr[..n]))),
+            None => w.opt(max_udp, 0, None),
         };
         debug_assert!(r.is_ok(), "room for OPT was reserved");
     }
@@ -242,7 +194,7 @@ fn error_reply(
 
 /// Resolve the question into the writer. Returns (rcode, authoritative).
 fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Result<(u16, bool), Full> {
-    let zones = &ctx.data.zones;
+    let zones = ctx.gen.zones();
     let mut lbuf = [0u8; MAX_NAME_LEN];
     let n = name::lowercase_into(q.question.name, &mut lbuf);
     let Some(zone) = zones.zone_of(&lbuf[..n]) else {
@@ -298,9 +250,10 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
         let mut cname: Option<(&[u8], u32)> = None;
         if let Some(si) = node.service {
             ctx.info.service = Some(si);
-            let svc = &ctx.data.services[si as usize];
-            match &svc.mode {
-                ServiceMode::Address => {
+            let si = ServiceIdx(si);
+            let svc = ctx.gen.service(si);
+            match &svc.cname_targets {
+                None => {
                     let fam = match qtype {
                         rtype::A | rtype::ANY => Some(Family::V4),
                         rtype::AAAA => Some(Family::V6),
@@ -308,7 +261,7 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                     };
                     if let Some(fam) = fam {
                         let rtype_out = if fam == Family::V4 { rtype::A } else { rtype::AAAA };
-                        mapped_addresses(ctx, svc, fam, owner, rtype_out, w)?;
+                        mapped_addresses(ctx, si, fam, owner, rtype_out, w)?;
                         if w.count(Section::Answer) == 0 {
                             negative_with_ttl(zones, zone, w, svc.ttl)?;
                         }
@@ -316,16 +269,17 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                     }
                     // Other types at a service name: static data if any.
                 }
-                ServiceMode::Cname(targets) => {
+                Some(targets) => {
                     ctx.mapped = true;
-                    svc.mapping
-                        .rank(&ctx.client, None, ctx.states, ctx.entropy, &mut ctx.info.rank);
-                    ctx.scope = ctx.scope.max(ctx.info.rank.scope);
-                    let Some(&pop) = ctx.info.rank.pops().first() else {
+                    let d = &mut ctx.info.decision;
+                    ctx.gen.decide(si, &ctx.client, None, ctx.entropy, d);
+                    ctx.scope = ctx.scope.max(d.scope());
+                    let Some(&pop) = d.pops().first() else {
                         negative_with_ttl(zones, zone, w, svc.ttl)?;
                         return Ok((rcode::NOERROR, true));
                     };
-                    cname = Some((&targets[pop.index()], answer_ttl(svc, &[pop], ctx.states)));
+                    // The answer names one POP: its TTL is that POP's.
+                    cname = Some((&targets[pop.index()], ctx.gen.ttl_for(svc, &[pop])));
                 }
             }
         }
@@ -411,7 +365,7 @@ fn next_hop(zones: &ZoneSet, target: &[u8], cur: &mut [u8; MAX_NAME_LEN]) -> Opt
     Some((n, z))
 }
 
-fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &crate::zone::RrSet) -> Result<(), Full> {
+fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &RrSet) -> Result<(), Full> {
     for rd in &set.rdata {
         if has_compressible_name(set.rtype) {
             let at = w.begin_record(owner, set.rtype, class::IN, set.ttl)?;
@@ -447,8 +401,8 @@ fn write_rdata_compressed(w: &mut MessageWriter<'_>, t: u16, rd: &[u8]) -> Resul
 }
 
 fn soa_record(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
-    let z = &zones.zones[zone as usize];
-    let apex = &zones.nodes[z.apex_node as usize];
+    let z = zones.zone(zone);
+    let apex = zones.node_at(z.apex_node);
     if let Some(soa) = apex.rrset(rtype::SOA) {
         let at = w.begin_record(&z.apex, rtype::SOA, class::IN, ttl)?;
         write_rdata_compressed(w, rtype::SOA, &soa.rdata[0])?;
@@ -459,19 +413,19 @@ fn soa_record(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -
 
 /// NXDOMAIN/NODATA authority: the SOA with the negative TTL (RFC 2308 §3).
 fn negative(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>) -> Result<(), Full> {
-    let ttl = zones.zones[zone as usize].neg_ttl;
+    let ttl = zones.zone(zone).neg_ttl;
     soa_record(zones, zone, w, ttl)
 }
 
 /// An empty mapped answer: cache it no longer than the service TTL.
 fn negative_with_ttl(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
-    let ttl = zones.zones[zone as usize].neg_ttl.min(ttl);
+    let ttl = zones.zone(zone).neg_ttl.min(ttl);
     soa_record(zones, zone, w, ttl)
 }
 
 fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>) -> Result<(), Full> {
-    let owner = &zones.names[cut as usize];
-    let node = &zones.nodes[cut as usize];
+    let owner = zones.name_at(cut);
+    let node = zones.node_at(cut);
     if let Some(ns) = node.rrset(rtype::NS) {
         for rd in &ns.rdata {
             let at = w.begin_record(owner, rtype::NS, class::IN, ns.ttl)?;
@@ -485,7 +439,7 @@ fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>) -> Result<(), 
 
 /// Address records for NS targets we hold (glue or in-zone), in additional;
 /// what does not fit is left out without truncation (RFC 2181 §9).
-fn glue(zones: &ZoneSet, ns: &crate::zone::RrSet, w: &mut MessageWriter<'_>) {
+fn glue(zones: &ZoneSet, ns: &RrSet, w: &mut MessageWriter<'_>) {
     for target in &ns.rdata {
         let mut l = [0u8; MAX_NAME_LEN];
         let n = name::lowercase_into(target, &mut l);
@@ -507,34 +461,24 @@ fn glue(zones: &ZoneSet, ns: &crate::zone::RrSet, w: &mut MessageWriter<'_>) {
 
 fn mapped_addresses(
     ctx: &mut Ctx<'_>,
-    svc: &ServiceAnswer,
+    si: ServiceIdx,
     fam: Family,
     owner: &[u8],
     rtype_out: u16,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), Full> {
     ctx.mapped = true;
-    svc.mapping
-        .rank(&ctx.client, Some(fam), ctx.states, ctx.entropy, &mut ctx.info.rank);
-    ctx.scope = ctx.scope.max(ctx.info.rank.scope);
-    let ttl = answer_ttl(svc, ctx.info.rank.pops(), ctx.states);
-    for &pop in ctx.info.rank.pops() {
-        write_pop(ctx.data, pop, fam, owner, rtype_out, ttl, w)?;
+    let d = &mut ctx.info.decision;
+    ctx.gen.decide(si, &ctx.client, Some(fam), ctx.entropy, d);
+    ctx.scope = ctx.scope.max(d.scope());
+    for &pop in d.pops() {
+        write_pop(ctx.gen, pop, fam, owner, rtype_out, d.ttl, w)?;
     }
     Ok(())
 }
 
-/// Shorter TTLs for answers that name a degraded POP.
-fn answer_ttl(svc: &ServiceAnswer, pops: &[PopIdx], states: &[PopState]) -> u32 {
-    if pops.iter().any(|p| states.get(p.index()) == Some(&PopState::Degraded)) {
-        svc.ttl.min(svc.degraded_ttl)
-    } else {
-        svc.ttl
-    }
-}
-
 fn write_pop(
-    data: &AuthData,
+    gen: &Generation,
     pop: PopIdx,
     fam: Family,
     owner: &[u8],
@@ -542,16 +486,16 @@ fn write_pop(
     ttl: u32,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), Full> {
-    let addrs = &data.pops[pop.index()];
+    let p = gen.pop(pop);
     match fam {
         Family::V4 => {
-            for a in &addrs.v4 {
-                w.record(Section::Answer, owner, t, class::IN, ttl, a)?;
+            for a in &p.ipv4 {
+                w.record(Section::Answer, owner, t, class::IN, ttl, &a.octets())?;
             }
         }
         Family::V6 => {
-            for a in &addrs.v6 {
-                w.record(Section::Answer, owner, t, class::IN, ttl, a)?;
+            for a in &p.ipv6 {
+                w.record(Section::Answer, owner, t, class::IN, ttl, &a.octets())?;
             }
         }
     }

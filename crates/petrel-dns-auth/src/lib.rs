@@ -1,14 +1,14 @@
-//! Authoritative data and the answer pipeline.
+//! The synchronous answer pipeline of the authoritative DNS channel.
 //!
-//! [`ZoneSet`] holds static zones (read from RFC 1035 zone files by
-//! `domain`'s parser) and the names of mapped services. [`answer`] turns one
-//! query packet into one reply in a caller-owned buffer: synchronous, no IO,
-//! no clock, no allocation.
+//! [`answer`] turns one query packet into one reply in a caller-owned
+//! buffer, from one [`petrel_director::Generation`]: static data from its
+//! zones, mapped names from [`petrel_director::Generation::decide`].
+//! Synchronous, no IO, no clock, no allocation.
+
+#![forbid(unsafe_code)]
 
 mod answer;
-mod zone;
-mod zonefile;
 
-pub use answer::{answer, AnswerInfo, AnswerLimits, AuthData, Client, PopAddrs, ServiceAnswer, ServiceMode};
-pub use zone::{RecordIn, ZoneError, ZoneSet, ZoneSetBuilder};
-pub use zonefile::parse_zone_file;
+pub use answer::{answer, AnswerInfo, Client};
+// Zones live in their own crate; these names stay reachable from here.
+pub use petrel_dns_zone::{parse_zone_file, RecordIn, ZoneError, ZoneSet, ZoneSetBuilder};

@@ -57,11 +57,12 @@ fn answering_does_not_allocate() {
         addr: "192.0.2.53".parse().unwrap(),
         tcp: false,
     };
-    answer(&data, &states, &queries[0], &c, 0, &mut out, &mut info);
+    let gen = fixture::at(&data, &states);
+    answer(&gen, &queries[0], &c, 0, &mut out, &mut info);
     let before = ALLOCS.with(|a| a.get());
     let mut bytes = 0;
     for (i, q) in queries.iter().enumerate() {
-        bytes += answer(&data, &states, q, &c, i as u64, &mut out, &mut info);
+        bytes += answer(&gen, q, &c, i as u64, &mut out, &mut info);
     }
     assert_eq!(ALLOCS.with(|a| a.get()) - before, 0, "the answer path allocated");
     assert!(bytes > queries.len() * 40);
@@ -216,7 +217,7 @@ fn golden_scenarios() {
             ran += 1;
             let mut out = vec![0u8; 65535];
             let mut info = AnswerInfo::default();
-            let n = answer(&data, &states, &pkt, &client, 0, &mut out, &mut info);
+            let n = answer(&fixture::at(&data, &states), &pkt, &client, 0, &mut out, &mut info);
             if expect_drop {
                 if n != 0 {
                     failures.push(format!("{title}: expected no reply"));
@@ -286,15 +287,29 @@ fn udp_replies_respect_the_offered_size_and_tcp_gets_everything() {
         addr: "192.0.2.53".parse().unwrap(),
         tcp: false,
     };
-    let n = answer(&data, &states, &q, &udp, 0, &mut out, &mut info);
+    let n = answer(&fixture::at(&data, &states), &q, &udp, 0, &mut out, &mut info);
     assert!(n <= 1232);
     let mut q512 = QuerySpec::new("big.example.net.", 16);
     q512.bufsize = 512;
-    let n = answer(&data, &states, &q512.bytes(), &udp, 0, &mut out, &mut info);
+    let n = answer(
+        &fixture::at(&data, &states),
+        &q512.bytes(),
+        &udp,
+        0,
+        &mut out,
+        &mut info,
+    );
     assert!(n <= 512);
     assert!(info.truncated);
     let tcp = Client { tcp: true, ..udp };
-    let n = answer(&data, &states, &q512.bytes(), &tcp, 0, &mut out, &mut info);
+    let n = answer(
+        &fixture::at(&data, &states),
+        &q512.bytes(),
+        &tcp,
+        0,
+        &mut out,
+        &mut info,
+    );
     assert!(n > 512 && !info.truncated);
 }
 
@@ -305,7 +320,7 @@ proptest::proptest! {
         let mut out = vec![0u8; 65535];
         let mut info = AnswerInfo::default();
         let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false };
-        let n = answer(&data, &[PopState::Up; 4], &bytes, &c, 0, &mut out, &mut info);
+        let n = answer(&fixture::at(&data, &[PopState::Up; 4]), &bytes, &c, 0, &mut out, &mut info);
         if n > 0 {
             proptest::prop_assert!(n <= 1232);
             proptest::prop_assert!(Message::from_vec(&out[..n]).is_ok());

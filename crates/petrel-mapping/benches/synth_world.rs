@@ -13,8 +13,8 @@ pub fn pop_infos(w: &World) -> Vec<PopInfo> {
             name: p.name.clone(),
             location: Some((w.metros[p.metro].lat, w.metros[p.metro].lon)),
             weight: 100,
-            has_v4: true,
-            has_v6: true,
+            ipv4: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
+            ipv6: vec![std::net::Ipv6Addr::LOCALHOST],
             asns: vec![p.asn],
         })
         .collect()

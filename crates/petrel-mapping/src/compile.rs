@@ -198,8 +198,8 @@ pub fn compile_with(
         .iter()
         .map(|p| PopMeta {
             weight: p.weight,
-            has_v4: p.has_v4,
-            has_v6: p.has_v6,
+            has_v4: p.has_v4(),
+            has_v6: p.has_v6(),
         })
         .collect();
     let weighted = spec.policies.iter().find_map(|p| match p {

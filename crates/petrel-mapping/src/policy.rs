@@ -11,17 +11,32 @@ use crate::geo::{distance_km, GeoLocation};
 use petrel_types::{PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 use std::fmt::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// What the mapping engine knows of a POP.
-#[derive(Clone, Debug)]
+/// A POP as the engine and every channel see it: the one conversion of
+/// the config's POP (which also carries health checks and the configured
+/// state, the control plane's business).
+#[derive(Clone, Debug, PartialEq)]
 pub struct PopInfo {
     pub name: String,
+    /// The addresses answers name; a POP without one of a family is never
+    /// chosen for an answer that needs that family.
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
     pub location: Option<(f64, f64)>,
     pub weight: u32,
-    pub has_v4: bool,
-    pub has_v6: bool,
     /// The POP's own AS numbers, for the BGP policies.
     pub asns: Vec<u32>,
+}
+
+impl PopInfo {
+    pub fn has_v4(&self) -> bool {
+        !self.ipv4.is_empty()
+    }
+
+    pub fn has_v6(&self) -> bool {
+        !self.ipv6.is_empty()
+    }
 }
 
 /// A static map of client prefixes to ordered POP lists (Super Sparrow's

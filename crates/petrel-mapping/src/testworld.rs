@@ -5,21 +5,23 @@
 use crate::geo::{GeoLocation, GeoTable};
 use crate::policy::PopInfo;
 use petrel_types::Prefix;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub fn pops() -> Vec<PopInfo> {
-    let p = |name: &str, lat, lon| PopInfo {
+    // Addresses 192.0.2.10, .20, ... and 2001:db8::10, ::20, ...
+    let p = |i: u8, name: &str, lat, lon| PopInfo {
         name: name.into(),
+        ipv4: vec![Ipv4Addr::new(192, 0, 2, 10 * (i + 1))],
+        ipv6: vec![Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10 * (u16::from(i) + 1))],
         location: Some((lat, lon)),
         weight: 100,
-        has_v4: true,
-        has_v6: true,
         asns: Vec::new(),
     };
     vec![
-        p("ams", 52.37, 4.90),
-        p("nyc", 40.71, -74.01),
-        p("sin", 1.35, 103.82),
-        p("syd", -33.87, 151.21),
+        p(0, "ams", 52.37, 4.90),
+        p(1, "nyc", 40.71, -74.01),
+        p(2, "sin", 1.35, 103.82),
+        p(3, "syd", -33.87, 151.21),
     ]
 }
 

@@ -6,5 +6,5 @@
 mod pop;
 mod prefix;
 
-pub use pop::{PopIdx, PopState};
+pub use pop::{PopIdx, PopState, ServiceIdx};
 pub use prefix::{Family, Prefix, PrefixError};

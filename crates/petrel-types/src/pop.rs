@@ -13,6 +13,17 @@ impl PopIdx {
     }
 }
 
+/// Index of a mapped service inside one generation's service list (the
+/// configured order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServiceIdx(pub u16);
+
+impl ServiceIdx {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// What a POP may be used for right now.
 ///
 /// `Drained` is an operator's decision, `Down` is what the health checks

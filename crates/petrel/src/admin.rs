@@ -1,20 +1,37 @@
 //! The admin HTTP API and metrics, on a thread and runtime of their own so
 //! that neither a scrape nor a reload can slow the DNS path.
 
-use crate::metrics::MetricsCollector;
-use crate::shared::{OverrideAction, Shared};
+use crate::bgp::board::BgpCollector;
+use crate::bgp::BgpHandle;
+use crate::health::{HealthBoard, HealthCollector};
+use crate::metrics::{DnsCollector, DnsMetrics};
+use crate::reload::{GenerationCollector, Reloader};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use petrel_director::{Blame, DirectorError, OverrideAction, Publisher, Reader};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// What the API reads and changes: each part through its own handle.
+pub struct Handles {
+    pub publisher: Arc<Publisher>,
+    pub reloader: Arc<Reloader>,
+    pub dns: Arc<DnsMetrics>,
+    pub health: Arc<HealthBoard>,
+    pub bgp: Option<BgpHandle>,
+}
+
 struct AdminState {
-    shared: Arc<Shared>,
+    reader: Reader,
+    publisher: Arc<Publisher>,
+    reloader: Arc<Reloader>,
+    health: Arc<HealthBoard>,
+    bgp: Option<BgpHandle>,
     registry: Registry,
     /// Required for changes when set.
     token: Option<String>,
@@ -22,13 +39,27 @@ struct AdminState {
 
 type St = State<Arc<AdminState>>;
 
-pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, token: Option<String>) -> std::io::Result<()> {
+pub fn spawn(h: Handles, addr: SocketAddr, token: Option<String>) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
+    let reader = h.publisher.reader();
+    // Each board renders its own metrics.
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(MetricsCollector(Arc::downgrade(&shared))));
+    registry.register_collector(Box::new(DnsCollector(h.dns)));
+    registry.register_collector(Box::new(GenerationCollector {
+        reloader: h.reloader.clone(),
+        reader: reader.clone(),
+    }));
+    registry.register_collector(Box::new(HealthCollector(h.health.clone())));
+    if let Some(b) = &h.bgp {
+        registry.register_collector(Box::new(BgpCollector(b.board.clone())));
+    }
     let state = Arc::new(AdminState {
-        shared,
+        reader,
+        publisher: h.publisher,
+        reloader: h.reloader,
+        health: h.health,
+        bgp: h.bgp,
         registry,
         token,
     });
@@ -67,6 +98,18 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// The status an error of the decision core gets: by who is to blame.
+fn director_error(e: &DirectorError) -> Response {
+    let code = match e.blame() {
+        Blame::Client if e.is_not_found() => StatusCode::NOT_FOUND,
+        Blame::Client => StatusCode::BAD_REQUEST,
+        Blame::Config => StatusCode::UNPROCESSABLE_ENTITY,
+        Blame::Peer => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(code, e.to_string())
+}
+
 async fn metrics(State(st): St) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &st.registry) {
@@ -82,8 +125,8 @@ async fn metrics(State(st): St) -> Response {
     }
 }
 
-fn pops_json(shared: &Shared) -> serde_json::Value {
-    let g = shared.gen.load();
+fn pops_json(reader: &Reader) -> serde_json::Value {
+    let g = reader.load();
     let list: Vec<_> = g
         .config()
         .pops
@@ -97,16 +140,15 @@ fn pops_json(shared: &Shared) -> serde_json::Value {
 }
 
 async fn status(State(st): St) -> Response {
-    let g = st.shared.gen.load();
-    let last = st.shared.last_reload.lock().expect("status lock").clone();
-    let age = g.built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    let g = st.reader.load();
+    let last = st.reloader.last();
     Json(json!({
         "generation": g.id,
-        "generation_age_seconds": age,
-        "config": st.shared.config_path,
-        "zones": g.compiled.auth.zones.apex_names(),
-        "services": g.config().services.iter().map(|s| &s.name).collect::<Vec<_>>(),
-        "pops": pops_json(&st.shared),
+        "generation_age_seconds": st.reloader.generation_age(),
+        "config": st.reloader.config_path(),
+        "zones": g.zones().apex_names(),
+        "services": g.services().iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "pops": pops_json(&st.reader),
         "last_reload": last,
     }))
     .into_response()
@@ -119,8 +161,8 @@ async fn reload(State(st): St, headers: HeaderMap) -> Response {
             "this change needs `Authorization: Bearer <admin token>`",
         );
     }
-    let shared = st.shared.clone();
-    match tokio::task::spawn_blocking(move || shared.reload()).await {
+    let reloader = st.reloader.clone();
+    match tokio::task::spawn_blocking(move || reloader.reload()).await {
         Ok(Ok(id)) => Json(json!({ "ok": true, "generation": id })).into_response(),
         Ok(Err(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -145,36 +187,30 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
             "parameters `service` and `client` are required",
         );
     };
-    let g = st.shared.gen.load();
-    match crate::explain::explain(
-        &g.compiled,
-        &g.states,
-        &g.reasons,
-        &service,
-        &client,
-        q.qtype.as_deref(),
-    ) {
+    match st.reader.load().explain(&service, &client, q.qtype.as_deref()) {
         Ok(e) => {
             let mut v = serde_json::to_value(&e).unwrap_or_default();
             v["text"] = serde_json::Value::String(e.to_text());
             Json(v).into_response()
         }
-        Err(msg) => error(StatusCode::BAD_REQUEST, msg),
+        // An unknown service is a bad question here, as it always was.
+        Err(e) if e.blame() == Blame::Client => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => director_error(&e),
     }
 }
 
 async fn health(State(st): St) -> Response {
-    Json(json!({ "pops": pops_json(&st.shared), "targets": st.shared.health.snapshot() })).into_response()
+    Json(json!({ "pops": pops_json(&st.reader), "targets": st.health.snapshot() })).into_response()
 }
 
 async fn bgp_summary(State(st): St) -> Response {
-    let Some(b) = st.shared.bgp.get() else {
+    let Some(b) = &st.bgp else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "BGP is not running");
     };
     let (peers, publish) = b.board.snapshot();
-    let g = st.shared.gen.load();
+    let g = st.reader.load();
     let views: Vec<_> = g
-        .compiled
+        .built
         .bgp
         .iter()
         .flat_map(|d| d.views.iter())
@@ -206,11 +242,11 @@ async fn bgp_route(State(st): St, Query(q): Query<RouteQ>) -> Response {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{addr}`: {e}")),
     };
-    let Some(b) = st.shared.bgp.get() else {
+    let Some(b) = &st.bgp else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "BGP is not running");
     };
     if let Some(v) = &q.view {
-        if !st.shared.gen.load().config().pops.iter().any(|p| &p.name == v) {
+        if !st.reader.load().config().pops.iter().any(|p| &p.name == v) {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("no view `{v}` (views are named after POPs)"),
@@ -233,7 +269,7 @@ async fn bgp_route(State(st): St, Query(q): Query<RouteQ>) -> Response {
 }
 
 async fn pops(State(st): St) -> Response {
-    Json(pops_json(&st.shared)).into_response()
+    Json(pops_json(&st.reader)).into_response()
 }
 
 /// Changes need the admin token when the config names one.
@@ -257,16 +293,27 @@ async fn apply(st: Arc<AdminState>, name: String, action: String) -> Response {
         Ok(a) => a,
         Err(msg) => return error(StatusCode::NOT_FOUND, msg),
     };
-    let shared = st.shared.clone();
+    let publisher = st.publisher.clone();
     let n = name.clone();
-    match tokio::task::spawn_blocking(move || shared.set_override(&n, action)).await {
+    match tokio::task::spawn_blocking(move || set_override(&publisher, &n, action)).await {
         Ok(Ok(id)) => {
             Json(json!({ "ok": true, "name": name, "action": format!("{action:?}"), "generation": id })).into_response()
         }
-        Ok(Err(msg)) if msg.starts_with("unknown") => error(StatusCode::NOT_FOUND, msg),
-        Ok(Err(msg)) => error(StatusCode::INTERNAL_SERVER_ERROR, msg),
+        Ok(Err(e)) => director_error(&e),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "override task failed"),
     }
+}
+
+/// An override, recorded in the state file the serving config names (if
+/// any) before it takes effect.
+fn set_override(p: &Publisher, name: &str, action: OverrideAction) -> Result<u64, DirectorError> {
+    let file = p.load().config().server.state_file.clone();
+    let id = p.set_override(name, action, |o| match &file {
+        Some(f) => crate::sources::write_overrides(f, o),
+        None => Ok(()),
+    })?;
+    tracing::info!(name, action = action.as_str(), generation = id, "operator override");
+    Ok(id)
 }
 
 async fn pop_action(State(st): St, headers: HeaderMap, Path((name, action)): Path<(String, String)>) -> Response {

@@ -1,8 +1,8 @@
 //! DNS over TCP (RFC 7766): two-octet length framing, pipelined queries
 //! answered in order, an idle timeout and a connection limit.
 
-use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::metrics::{CountersCache, DnsMetrics};
+use petrel_director::Reader;
 use petrel_dns_auth::{answer, AnswerInfo, Client};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(s.into())
 }
 
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, max_conns: usize) {
+pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListener, idle: Duration, max_conns: usize) {
     let slots = Arc::new(Semaphore::new(max_conns));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -39,20 +39,26 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, idle: Duration, m
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            shared.metrics.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+            metrics.tcp_rejected.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
         };
-        shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
+        metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+        let (reader, metrics) = (reader.clone(), metrics.clone());
         tokio::spawn(async move {
-            connection(shared, stream, peer.ip(), idle).await;
+            connection(reader, metrics, stream, peer.ip(), idle).await;
             drop(permit);
         });
     }
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAddr, idle: Duration) {
+async fn connection(
+    reader: Reader,
+    metrics: Arc<DnsMetrics>,
+    stream: TcpStream,
+    peer: std::net::IpAddr,
+    idle: Duration,
+) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
@@ -61,6 +67,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAd
     let mut outbuf = vec![0u8; 65537];
     let mut info = AnswerInfo::default();
     let client = Client { addr: peer, tcp: true };
+    let mut counters = CountersCache::new(&metrics, &reader.load());
     loop {
         // Flush what is answered before waiting: pipelined queries already
         // in the buffer are answered first and go out together.
@@ -70,7 +77,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAd
         let mut lenb = [0u8; 2];
         match timeout(idle, rd.read_exact(&mut lenb)).await {
             Err(_) => {
-                shared.metrics.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+                metrics.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
                 let _ = wr.flush().await;
                 return;
             }
@@ -86,23 +93,15 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: std::net::IpAd
             _ => return,
         }
         let n = {
-            let g = shared.gen.load();
-            let n = answer(
-                &g.compiled.auth,
-                &g.states,
-                &inbuf[..len],
-                &client,
-                len as u64,
-                &mut outbuf[2..],
-                &mut info,
-            );
+            let g = reader.load();
+            let n = answer(&g, &inbuf[..len], &client, len as u64, &mut outbuf[2..], &mut info);
             if n > 0 {
-                Metrics::record(&g.counters, &info);
+                DnsMetrics::record(counters.get(&metrics, &g), &info);
             }
             n
         };
         if n == 0 {
-            shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         outbuf[..2].copy_from_slice(&(n as u16).to_be_bytes());

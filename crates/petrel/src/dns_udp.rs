@@ -7,8 +7,8 @@
 //! the reply from it, so clients of a multi-homed host see the address they
 //! asked.
 
-use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::metrics::{CountersCache, DnsMetrics};
+use petrel_director::Reader;
 use petrel_dns_auth::{answer, AnswerInfo, Client};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -73,16 +73,21 @@ fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> 
 }
 
 /// Start `n` workers on `addr`, each with its own socket.
-pub fn spawn(shared: Arc<Shared>, addr: SocketAddr, n: usize) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+pub fn spawn(
+    reader: Reader,
+    metrics: Arc<DnsMetrics>,
+    addr: SocketAddr,
+    n: usize,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for i in 0..n {
         let sock = bind(addr)?;
-        let shared = shared.clone();
+        let (reader, metrics) = (reader.clone(), metrics.clone());
         let pktinfo = addr.ip().is_unspecified();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || worker(sock, shared, pktinfo))?,
+                .spawn(move || worker(sock, reader, metrics, pktinfo))?,
         );
     }
     Ok(handles)
@@ -138,7 +143,7 @@ fn pktinfo_fixup(hdr: &mut libc::msghdr) {
     }
 }
 
-fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
+fn worker(sock: Socket, reader: Reader, metrics: Arc<DnsMetrics>, pktinfo: bool) {
     let fd = sock.as_raw_fd();
     let mut inbuf = vec![0u8; BATCH * BUF];
     let mut outbuf = vec![0u8; BATCH * BUF];
@@ -151,6 +156,7 @@ fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
     let mut msgs_in: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut msgs_out: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut info = AnswerInfo::default();
+    let mut counters = CountersCache::new(&metrics, &reader.load());
     let mut entropy: u64 = 0x853c_49e6_748f_ea9b ^ (fd as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for i in 0..BATCH {
         iov_in[i] = libc::iovec {
@@ -191,8 +197,8 @@ fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
             continue;
         }
         used = n as usize;
-        let g = shared.gen.load();
-        let auth = &g.compiled.auth;
+        let g = reader.load();
+        let gc = counters.get(&metrics, &g);
         let mut nout = 0usize;
         for i in 0..n as usize {
             let len = msgs_in[i].msg_len as usize;
@@ -207,20 +213,12 @@ fn worker(sock: Socket, shared: Arc<Shared>, pktinfo: bool) {
                 addr: peer.ip(),
                 tcp: false,
             };
-            let olen = answer(
-                auth,
-                &g.states,
-                &inbuf[i * BUF..i * BUF + len],
-                &client,
-                entropy,
-                out,
-                &mut info,
-            );
+            let olen = answer(&g, &inbuf[i * BUF..i * BUF + len], &client, entropy, out, &mut info);
             if olen == 0 {
-                shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            Metrics::record(&g.counters, &info);
+            DnsMetrics::record(gc, &info);
             iov_out[nout] = libc::iovec {
                 iov_base: out.as_mut_ptr().cast(),
                 iov_len: olen,

@@ -4,12 +4,18 @@
 //! its outcomes over a bounded channel to the supervisor, which feeds them
 //! to `petrel-health`'s hysteresis, keeps the status board for the API and
 //! metrics, and on a POP flip publishes a new generation whose state vector
-//! differs (tables are shared, nothing is recompiled).
+//! differs (tables are shared, nothing is recompiled). How a POP's state
+//! follows from its targets is the decision core's rule
+//! ([`petrel_director::state::judge_pop`]).
 
-use crate::shared::Shared;
 use petrel_config::{CheckKind, HealthCheck, Initial};
-use petrel_health::{judge, pop_up, Hysteresis, Outcome, TargetState};
-use petrel_types::PopState;
+use petrel_director::state::judge_pop;
+use petrel_director::{ChangeKind, Publisher};
+use petrel_health::{judge, Hysteresis, Outcome, TargetState};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,15 +46,13 @@ pub struct TargetStatus {
 /// Upper bounds (seconds) of the probe latency histogram.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct HealthBoard {
     targets: Mutex<Vec<TargetStatus>>,
     /// Probe result to published generation, for POP flips: last and worst.
     publish_last_ns: std::sync::atomic::AtomicU64,
     publish_max_ns: std::sync::atomic::AtomicU64,
     publish_count: std::sync::atomic::AtomicU64,
-    /// Wakes the supervisor after a reload.
-    pub reconfigure: Notify,
 }
 
 impl HealthBoard {
@@ -93,6 +97,78 @@ impl HealthBoard {
     }
 }
 
+/// Renders the board at scrape time.
+#[derive(Debug)]
+pub struct HealthCollector(pub Arc<HealthBoard>);
+
+impl Collector for HealthCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let targets = self.0.snapshot();
+        let (last, worst, flips) = self.0.publish_stats();
+        for (name, help, v) in [
+            (
+                "petrel_health_flip_publish_last_seconds",
+                "From the probe result to the served generation, last POP flip",
+                last,
+            ),
+            (
+                "petrel_health_flip_publish_max_seconds",
+                "From the probe result to the served generation, worst POP flip",
+                worst,
+            ),
+        ] {
+            let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
+            ConstGauge::new(v).encode(me)?;
+        }
+        let me = enc.encode_descriptor(
+            "petrel_health_pop_flips",
+            "POP health changes published",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        ConstCounter::new(flips).encode(me)?;
+        let mut up = enc.encode_descriptor(
+            "petrel_health_target_up",
+            "1 if a health-check target is up (after rise/fall hysteresis)",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for t in &targets {
+            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+            ConstGauge::new((t.state == petrel_health::TargetState::Up) as i64).encode(up.encode_family(&labels)?)?;
+        }
+        let mut lat = enc.encode_descriptor(
+            "petrel_health_probe_duration_seconds",
+            "Probe durations per target",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for t in &targets {
+            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+            let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .zip(t.latency_counts.iter().copied())
+                .collect();
+            buckets.push((f64::INFINITY, t.latency_counts[LATENCY_BUCKETS.len()]));
+            let count = t.latency_counts.iter().sum();
+            lat.encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(t.latency_sum, count, &buckets, None)?;
+        }
+        let mut probes = enc.encode_descriptor(
+            "petrel_health_probes",
+            "Probes run per target since it was configured",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for t in &targets {
+            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+            ConstCounter::new(t.probes).encode(probes.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 struct Report {
     epoch: u64,
     idx: usize,
@@ -115,19 +191,29 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Start the supervisor on the current runtime.
-pub fn spawn(shared: Arc<Shared>) {
-    tokio::spawn(supervise(shared));
+/// Start the supervisor on the current runtime: it follows the serving
+/// config (reloads restart the probes, keeping the history of unchanged
+/// checks) and operator forces on targets.
+pub fn spawn(publisher: Arc<Publisher>, board: Arc<HealthBoard>) {
+    let reload = Arc::new(Notify::new());
+    let overrides = Arc::new(Notify::new());
+    let (r, o) = (reload.clone(), overrides.clone());
+    publisher.subscribe(move |_, c| match c.kind {
+        ChangeKind::Reload => r.notify_one(),
+        ChangeKind::Overrides => o.notify_one(),
+        _ => {}
+    });
+    tokio::spawn(supervise(publisher, board, reload, overrides));
 }
 
-async fn supervise(shared: Arc<Shared>) {
+async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: Arc<Notify>, overrides: Arc<Notify>) {
     let start = Instant::now();
     let now_ms = move || start.elapsed().as_millis() as u64;
     let mut epoch = 0u64;
     let mut kept: HashMap<String, (HealthCheck, Hysteresis)> = HashMap::new();
     loop {
         epoch += 1;
-        let g = shared.gen.load_full();
+        let g = publisher.load_full();
         let config = g.config();
         let mut targets: Vec<Target> = Vec::new();
         for p in &config.pops {
@@ -154,11 +240,8 @@ async fn supervise(shared: Arc<Shared>) {
             .map(|p| (p.name.clone(), (p.up_thresh, p.degraded_below)))
             .collect();
         // POP states from the targets' current (initial or kept) states.
-        for p in &config.pops {
-            let (state, why) = judge_pop(&shared, &targets, &p.name, (p.up_thresh, p.degraded_below));
-            shared.set_pop_health(&p.name, state, &why);
-        }
-        publish(&shared, &targets);
+        judge_all(&publisher, &targets, &thresholds);
+        publish(&board, &targets);
         drop(g);
 
         let (tx, mut rx) = mpsc::channel::<Report>(1024);
@@ -174,7 +257,7 @@ async fn supervise(shared: Arc<Shared>) {
                     let Some(r) = r else {
                         // No checks at all (or every probe task ended): idle
                         // until the config changes, rather than rebuild in a loop.
-                        shared.health.reconfigure.notified().await;
+                        reload.notified().await;
                         break;
                     };
                     if r.epoch != epoch { continue; }
@@ -182,19 +265,21 @@ async fn supervise(shared: Arc<Shared>) {
                     let elapsed_ms = r.elapsed.as_millis() as u64;
                     let outcome = judge(r.ok, elapsed_ms, t.check.timeout_ms);
                     let flip = t.hyst.observe(outcome, now_ms());
-                    update_board(&shared, r.idx, t, outcome, r.elapsed, &r.detail);
+                    update_board(&board, r.idx, t, outcome, r.elapsed, &r.detail);
                     if let Some(f) = flip {
                         tracing::warn!(target_name = %t.check.name, to = ?f.to, after = f.after, detail = %r.detail, "health check changed state");
                         let pop = t.pop.clone();
-                        let (state, why) = judge_pop(&shared, &targets, &pop, thresholds[&pop]);
-                        if let Some(id) = shared.set_pop_health(&pop, state, &why) {
+                        let (state, why) = judge_targets(&publisher, &targets, &pop, thresholds[&pop]);
+                        if let Some(id) = publisher.set_pop_health(&pop, state, &why) {
                             let publish = r.done.elapsed();
-                            shared.health.record_publish(publish);
+                            board.record_publish(publish);
                             tracing::warn!(pop = %pop, state = state.as_str(), generation = id, publish_us = publish.as_micros() as u64, "POP health changed");
                         }
                     }
                 }
-                _ = shared.health.reconfigure.notified() => break,
+                // A force on a target changes its POP's judgement at once.
+                _ = overrides.notified() => judge_all(&publisher, &targets, &thresholds),
+                _ = reload.notified() => break,
             }
         }
         for t in &tasks {
@@ -208,40 +293,32 @@ async fn supervise(shared: Arc<Shared>) {
 }
 
 /// A POP's health from its targets, each as an operator forced it or as its
-/// hysteresis says; with a reason for explanations.
-fn judge_pop(
-    shared: &Shared,
+/// hysteresis says.
+fn judge_targets(
+    publisher: &Publisher,
     targets: &[Target],
     pop: &str,
     (up_thresh, degraded_below): (f64, Option<f64>),
-) -> (PopState, String) {
-    let states: Vec<TargetState> = targets
+) -> (petrel_types::PopState, String) {
+    let states = targets
         .iter()
         .filter(|t| t.pop == pop)
-        .map(|t| match shared.forced(&t.check.name) {
+        .map(|t| match publisher.forced(&t.check.name) {
             Some(true) => TargetState::Up,
             Some(false) => TargetState::Down,
             None => t.hyst.state(),
-        })
-        .collect();
-    let up_n = states.iter().filter(|&&s| s == TargetState::Up).count();
-    let why = format!(
-        "{up_n} of {} targets up, {:.0}% needed",
-        states.len(),
-        up_thresh * 100.0
-    );
-    let n = states.len();
-    let state = if !pop_up(states, up_thresh) {
-        PopState::Down
-    } else if degraded_below.is_some_and(|d| n > 0 && (up_n as f64) < d * n as f64 - 1e-9) {
-        PopState::Degraded
-    } else {
-        PopState::Up
-    };
-    (state, why)
+        });
+    judge_pop(states, up_thresh, degraded_below)
 }
 
-fn publish(shared: &Shared, targets: &[Target]) {
+fn judge_all(publisher: &Publisher, targets: &[Target], thresholds: &HashMap<String, (f64, Option<f64>)>) {
+    for (pop, &th) in thresholds {
+        let (state, why) = judge_targets(publisher, targets, pop, th);
+        publisher.set_pop_health(pop, state, &why);
+    }
+}
+
+fn publish(board: &HealthBoard, targets: &[Target]) {
     let now = unix_now();
     let list = targets
         .iter()
@@ -258,11 +335,11 @@ fn publish(shared: &Shared, targets: &[Target]) {
             latency_sum: 0.0,
         })
         .collect();
-    *shared.health.targets.lock().expect("health board") = list;
+    *board.targets.lock().expect("health board") = list;
 }
 
-fn update_board(shared: &Shared, idx: usize, t: &Target, outcome: Outcome, elapsed: Duration, detail: &str) {
-    let mut b = shared.health.targets.lock().expect("health board");
+fn update_board(board: &HealthBoard, idx: usize, t: &Target, outcome: Outcome, elapsed: Duration, detail: &str) {
+    let mut b = board.targets.lock().expect("health board");
     if let Some(s) = b.get_mut(idx) {
         if s.state != t.hyst.state() {
             s.since_unix = unix_now();

@@ -6,12 +6,11 @@ mod bgp;
 mod demo;
 mod dns_tcp;
 mod dns_udp;
-mod explain;
-mod generation;
 mod health;
 mod metrics;
+mod reload;
 mod serve;
-mod shared;
+mod sources;
 mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -207,7 +206,7 @@ fn main() -> ExitCode {
 }
 
 fn check(config: &std::path::Path) -> Result<(), String> {
-    match generation::load(config, None) {
+    match sources::load(config, None) {
         Ok(c) => {
             let bgp = match &c.config.bgp {
                 Some(b) => format!(
@@ -240,34 +239,16 @@ fn check(config: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// The compiled config with the states a restarted server would start from.
-struct Offline {
-    compiled: generation::Compiled,
-    states: Vec<petrel_types::PopState>,
-    reasons: Vec<String>,
-}
-
-fn offline(config: &std::path::Path) -> Result<Offline, String> {
-    let compiled = generation::load(config, None).map_err(|e| e.join("\n"))?;
-    // Reflect the overrides a running server recorded in its state file
-    // (health is only known to the running server: ask it with --admin).
-    let overrides = match &compiled.config.server.state_file {
-        Some(f) => std::fs::read_to_string(f)
-            .ok()
-            .and_then(|t| serde_json::from_str::<generation::Overrides>(&t).ok())
-            .unwrap_or_default(),
+/// The compiled config with the states a restarted server would start from:
+/// the overrides its state file records (health is only known to the
+/// running server: ask it with --admin).
+fn offline(config: &std::path::Path) -> Result<petrel_director::Generation, String> {
+    let built = sources::load(config, None).map_err(|e| e.join("\n"))?;
+    let overrides = match &built.config.server.state_file {
+        Some(f) => sources::read_overrides(f).unwrap_or_default(),
         None => Default::default(),
     };
-    let inputs = generation::PopInputs {
-        overrides,
-        health: Default::default(),
-    };
-    let (states, reasons) = generation::states_for(&compiled.config, &inputs);
-    Ok(Offline {
-        compiled,
-        states: states.to_vec(),
-        reasons: reasons.to_vec(),
-    })
+    Ok(petrel_director::Generation::offline(built, overrides))
 }
 
 fn explain_cmd(
@@ -279,10 +260,9 @@ fn explain_cmd(
     json: bool,
 ) -> Result<(), String> {
     let e: petrel_mapping::Explanation = match (config, admin) {
-        (Some(c), _) => {
-            let o = offline(&c)?;
-            explain::explain(&o.compiled, &o.states, &o.reasons, service, client, qtype)?
-        }
+        (Some(c), _) => offline(&c)?
+            .explain(service, client, qtype)
+            .map_err(|e| e.to_string())?,
         (None, Some(a)) => {
             let mut path = format!(
                 "/api/v1/explain?service={}&client={}",
@@ -353,16 +333,15 @@ fn urlencode(s: &str) -> String {
 }
 
 fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(), String> {
-    let Offline { compiled, states, .. } = offline(config)?;
-    let (i, _) = compiled
-        .config
-        .service(service)
+    let gen = offline(config)?;
+    let si = gen
+        .built
+        .service_index(service)
         .ok_or_else(|| format!("no service `{service}`"))?;
-    let svc = &compiled.auth.services[i].mapping;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut rank = petrel_mapping::RankOut::default();
+    let mut decision = petrel_director::Decision::default();
     let mut raw = Vec::new();
     let mut input = stdin.lock();
     loop {
@@ -378,10 +357,10 @@ fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(),
         let key = line.trim();
         let answer = match petrel_types::Prefix::parse_lenient(key) {
             Ok(p) => {
-                svc.rank(&p, None, &states, 0, &mut rank);
-                match rank.pops().first() {
-                    Some(pop) => {
-                        let c = &compiled.config.pops[pop.index()];
+                gen.decide(si, &p, None, 0, &mut decision);
+                match decision.pops().first() {
+                    Some(&pop) => {
+                        let c = gen.pop(pop);
                         match output {
                             MapOutput::Pop => c.name.clone(),
                             MapOutput::Addr => {

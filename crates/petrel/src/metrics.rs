@@ -1,17 +1,17 @@
-//! Counters for the answer path and their Prometheus exposition.
+//! Counters of the DNS channel and their Prometheus exposition.
 //!
-//! The answer path only does relaxed atomic adds on counters that the
-//! generation hands it by index; names and labels are resolved at
-//! generation build and at scrape time, never per query.
+//! The answer path only does relaxed atomic adds on counters it finds by
+//! index; each worker resolves a generation's service and POP names to
+//! counters once per config ([`CountersCache`]), and labels are resolved at
+//! scrape time, never per query.
 
-use crate::shared::Shared;
 use petrel_config::Config;
+use petrel_director::Generation;
 use petrel_dns_auth::AnswerInfo;
 use petrel_dns_wire::consts::{rcode, rtype};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -68,19 +68,19 @@ impl Default for SvcCounters {
     }
 }
 
-/// Counter handles for one generation, indexed like its services and POPs.
+/// Counter handles for one config, indexed like its services and POPs.
 pub struct GenCounters {
     services: Vec<Arc<SvcCounters>>,
     other: Arc<SvcCounters>,
     pops: Vec<Arc<AtomicU64>>,
 }
 
-#[derive(Default)]
-pub struct Metrics {
+/// The DNS channel's counters, by service and POP name (they outlive
+/// reloads).
+#[derive(Default, Debug)]
+pub struct DnsMetrics {
     services: Mutex<BTreeMap<String, Arc<SvcCounters>>>,
     pops: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
     pub dropped: AtomicU64,
     pub tcp_accepted: AtomicU64,
     pub tcp_rejected: AtomicU64,
@@ -89,8 +89,8 @@ pub struct Metrics {
 
 const OTHER: &str = "";
 
-impl Metrics {
-    pub fn counters_for(&self, config: &Config) -> GenCounters {
+impl DnsMetrics {
+    fn counters_for(&self, config: &Config) -> GenCounters {
         let mut s = self.services.lock().expect("metrics lock");
         let mut get = |name: &str| s.entry(name.to_string()).or_default().clone();
         let services = config.services.iter().map(|svc| get(&svc.name)).collect();
@@ -117,10 +117,10 @@ impl Metrics {
             c.truncated.fetch_add(1, Relaxed);
         }
         if info.mapped {
-            if info.rank.fallback {
+            if info.decision.fallback() {
                 c.fallback.fetch_add(1, Relaxed);
             }
-            for p in info.rank.pops() {
+            for p in info.decision.pops() {
                 if let Some(ctr) = gc.pops.get(p.index()) {
                     ctr.fetch_add(1, Relaxed);
                 }
@@ -129,10 +129,33 @@ impl Metrics {
     }
 }
 
-/// Renders the counters and the generation's state at scrape time.
-#[derive(Debug)]
-pub struct MetricsCollector(pub Weak<Shared>);
+/// A worker's counters for the config it last answered from: looked up
+/// again (under the registry's lock) only when a reload changed the config.
+pub struct CountersCache {
+    config: Weak<Config>,
+    counters: GenCounters,
+}
 
+impl CountersCache {
+    pub fn new(metrics: &DnsMetrics, g: &Generation) -> CountersCache {
+        CountersCache {
+            config: Arc::downgrade(&g.built.config),
+            counters: metrics.counters_for(g.config()),
+        }
+    }
+
+    #[inline]
+    pub fn get(&mut self, metrics: &DnsMetrics, g: &Generation) -> &GenCounters {
+        if !std::ptr::eq(self.config.as_ptr(), Arc::as_ptr(&g.built.config)) {
+            *self = CountersCache::new(metrics, g);
+        }
+        &self.counters
+    }
+}
+
+/// Renders the DNS counters at scrape time.
+#[derive(Debug)]
+pub struct DnsCollector(pub Arc<DnsMetrics>);
 fn svc_label(name: &str) -> &str {
     if name.is_empty() {
         "-"
@@ -141,12 +164,9 @@ fn svc_label(name: &str) -> &str {
     }
 }
 
-impl Collector for MetricsCollector {
+impl Collector for DnsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(shared) = self.0.upgrade() else {
-            return Ok(());
-        };
-        let m = &shared.metrics;
+        let m = &*self.0;
         let services: Vec<(String, Arc<SvcCounters>)> = m
             .services
             .lock()
@@ -238,173 +258,7 @@ impl Collector for MetricsCollector {
                 ConstCounter::new(n).encode(me.encode_family(&vec![("pop", name)])?)?;
             }
         }
-        let g = shared.gen.load();
-        {
-            let mut me = enc.encode_descriptor(
-                "petrel_pop_up",
-                "1 if a POP is usable for new decisions, by state",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            for (i, p) in g.config().pops.iter().enumerate() {
-                let st = g.states[i];
-                let labels = vec![("pop", p.name.clone()), ("state", st.as_str().to_string())];
-                ConstGauge::new(st.is_usable() as i64).encode(me.encode_family(&labels)?)?;
-            }
-        }
-        if let Some(b) = shared.bgp.get() {
-            let (peers, publish) = b.board.snapshot();
-            type PeerMetric<T> = (&'static str, &'static str, fn(&crate::bgp::board::PeerStatus) -> T);
-            let gauges: [PeerMetric<i64>; 2] = [
-                (
-                    "petrel_bgp_session_established",
-                    "1 if the BGP session is Established",
-                    |p| (p.state == "Established") as i64,
-                ),
-                ("petrel_bgp_prefixes", "Routes the peer has in its view", |p| {
-                    p.prefixes as i64
-                }),
-            ];
-            for (name, help, f) in gauges {
-                let mut me = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
-                for p in &peers {
-                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
-                    ConstGauge::new(f(p)).encode(me.encode_family(&labels)?)?;
-                }
-            }
-            let counters: [PeerMetric<u64>; 3] = [
-                ("petrel_bgp_updates_received", "UPDATE messages received", |p| {
-                    p.updates_received
-                }),
-                (
-                    "petrel_bgp_established_transitions",
-                    "Times the session reached Established",
-                    |p| p.established_transitions,
-                ),
-                (
-                    "petrel_bgp_rfc7606_errors",
-                    "Malformed attributes handled by treat-as-withdraw or attribute-discard",
-                    |p| p.errors_7606,
-                ),
-            ];
-            for (name, help, f) in counters {
-                let mut me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-                for p in &peers {
-                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
-                    ConstCounter::new(f(p)).encode(me.encode_family(&labels)?)?;
-                }
-            }
-            let me = enc.encode_descriptor(
-                "petrel_bgp_publications",
-                "Routing-view batches compiled and published",
-                None,
-                ConstCounter::new(0u64).metric_type(),
-            )?;
-            ConstCounter::new(publish.count).encode(me)?;
-            let me = enc.encode_descriptor(
-                "petrel_bgp_published_routes",
-                "Routes in the published routing views (what answers use)",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            ConstGauge::new(publish.routes as i64).encode(me)?;
-            for (name, help, v) in [
-                (
-                    "petrel_bgp_publish_delay_seconds",
-                    "Last batch: first route change to served generation",
-                    publish.last_delay_ms / 1e3,
-                ),
-                (
-                    "petrel_bgp_publish_build_seconds",
-                    "Last batch: time to compile views and tables",
-                    publish.last_build_ms / 1e3,
-                ),
-            ] {
-                let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
-                ConstGauge::new(v).encode(me)?;
-            }
-        }
-        {
-            let targets = shared.health.snapshot();
-            let (last, worst, flips) = shared.health.publish_stats();
-            for (name, help, v) in [
-                (
-                    "petrel_health_flip_publish_last_seconds",
-                    "From the probe result to the served generation, last POP flip",
-                    last,
-                ),
-                (
-                    "petrel_health_flip_publish_max_seconds",
-                    "From the probe result to the served generation, worst POP flip",
-                    worst,
-                ),
-            ] {
-                let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
-                ConstGauge::new(v).encode(me)?;
-            }
-            let me = enc.encode_descriptor(
-                "petrel_health_pop_flips",
-                "POP health changes published",
-                None,
-                ConstCounter::new(0u64).metric_type(),
-            )?;
-            ConstCounter::new(flips).encode(me)?;
-            let mut up = enc.encode_descriptor(
-                "petrel_health_target_up",
-                "1 if a health-check target is up (after rise/fall hysteresis)",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            for t in &targets {
-                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-                ConstGauge::new((t.state == petrel_health::TargetState::Up) as i64)
-                    .encode(up.encode_family(&labels)?)?;
-            }
-            let mut lat = enc.encode_descriptor(
-                "petrel_health_probe_duration_seconds",
-                "Probe durations per target",
-                None,
-                prometheus_client::metrics::MetricType::Histogram,
-            )?;
-            for t in &targets {
-                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-                let mut buckets: Vec<(f64, u64)> = crate::health::LATENCY_BUCKETS
-                    .iter()
-                    .copied()
-                    .zip(t.latency_counts.iter().copied())
-                    .collect();
-                buckets.push((f64::INFINITY, t.latency_counts[crate::health::LATENCY_BUCKETS.len()]));
-                let count = t.latency_counts.iter().sum();
-                lat.encode_family(&labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        t.latency_sum,
-                        count,
-                        &buckets,
-                        None,
-                    )?;
-            }
-            let mut probes = enc.encode_descriptor(
-                "petrel_health_probes",
-                "Probes run per target since it was configured",
-                None,
-                ConstCounter::new(0u64).metric_type(),
-            )?;
-            for t in &targets {
-                let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-                ConstCounter::new(t.probes).encode(probes.encode_family(&labels)?)?;
-            }
-        }
         for (name, help, v) in [
-            (
-                "petrel_reloads_ok",
-                "Successful config reloads",
-                m.reloads_ok.load(Relaxed),
-            ),
-            (
-                "petrel_reloads_failed",
-                "Rejected config reloads (the previous generation kept serving)",
-                m.reloads_failed.load(Relaxed),
-            ),
             (
                 "petrel_dns_dropped",
                 "Packets dropped without an answer (not a query, or too short)",
@@ -428,18 +282,6 @@ impl Collector for MetricsCollector {
         ] {
             let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
             ConstCounter::new(v).encode(me)?;
-        }
-        let age = g.built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
-        for (name, help, v) in [
-            (
-                "petrel_generation_age_seconds",
-                "Seconds since the serving generation was built",
-                age,
-            ),
-            ("petrel_generation_id", "Id of the serving generation", g.id as f64),
-        ] {
-            let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
-            ConstGauge::new(v).encode(me)?;
         }
         Ok(())
     }

@@ -1,12 +1,16 @@
 //! `petrel serve`: wire the generation to sockets, the admin API and signals.
 
-use crate::shared::Shared;
-use crate::{admin, dns_tcp, dns_udp, generation};
+use crate::health::HealthBoard;
+use crate::metrics::DnsMetrics;
+use crate::reload::Reloader;
+use crate::{admin, dns_tcp, dns_udp, sources};
+use petrel_director::{Overrides, Publisher};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(config: &Path) -> Result<(), String> {
-    let compiled = generation::load(config, None).map_err(|errs| {
+    let built = sources::load(config, None).map_err(|errs| {
         let mut s = String::from("the config has errors:\n");
         for e in errs {
             s.push_str("  ");
@@ -15,8 +19,16 @@ pub fn run(config: &Path) -> Result<(), String> {
         }
         s
     })?;
-    let server = compiled.config.server.clone();
-    let shared = Shared::new(config, compiled)?;
+    let server = built.config.server.clone();
+    let overrides = match &server.state_file {
+        Some(f) => sources::read_overrides(f)?,
+        None => Overrides::default(),
+    };
+    let publisher = Arc::new(Publisher::new(built, overrides));
+    let reader = publisher.reader();
+    let reloader = Reloader::new(publisher.clone(), config);
+    let dns_metrics = Arc::new(DnsMetrics::default());
+    let health = Arc::new(HealthBoard::default());
 
     // The control runtime: TCP, signals, reloads. Two threads keep a slow
     // TCP client from delaying signal handling.
@@ -28,13 +40,12 @@ pub fn run(config: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     {
         let _guard = rt.enter();
-        crate::health::spawn(shared.clone());
+        crate::health::spawn(publisher.clone(), health.clone());
     }
-    crate::bgp::spawn(shared.clone(), &rt)?;
+    let bgp = crate::bgp::spawn(publisher.clone(), &rt)?;
     // Checks with `initial = "wait"` decide their POP's first state from
     // their first result; answer only after those are in.
-    let waiting: Vec<(String, u64)> = shared
-        .gen
+    let waiting: Vec<(String, u64)> = reader
         .load()
         .config()
         .pops
@@ -46,7 +57,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     if !waiting.is_empty() {
         let names: Vec<String> = waiting.iter().map(|w| w.0.clone()).collect();
         let limit = Duration::from_millis(waiting.iter().map(|w| w.1).max().unwrap_or(0) + 500);
-        if !shared.health.wait_for_first_results(&names, limit) {
+        if !health.wait_for_first_results(&names, limit) {
             tracing::warn!("not every check with initial = \"wait\" has a result; serving anyway");
         }
     }
@@ -67,7 +78,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             }
             Err(e) => return Err(format!("cannot listen on tcp {addr}: {e}")),
         };
-        dns_udp::spawn(shared.clone(), *addr, server.udp_workers)
+        dns_udp::spawn(reader.clone(), dns_metrics.clone(), *addr, server.udp_workers)
             .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");
@@ -77,7 +88,8 @@ pub fn run(config: &Path) -> Result<(), String> {
     }
     for l in tcp {
         rt.spawn(dns_tcp::serve(
-            shared.clone(),
+            reader.clone(),
+            dns_metrics.clone(),
             l,
             Duration::from_secs(server.tcp_idle_timeout_secs),
             server.tcp_max_connections,
@@ -99,13 +111,20 @@ pub fn run(config: &Path) -> Result<(), String> {
                 Some(t)
             }
         };
-        admin::spawn(shared.clone(), addr, token).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
+        let handles = admin::Handles {
+            publisher: publisher.clone(),
+            reloader: reloader.clone(),
+            dns: dns_metrics.clone(),
+            health: health.clone(),
+            bgp: Some(bgp),
+        };
+        admin::spawn(handles, addr, token).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
         tracing::info!(%addr, "admin API and metrics listening");
     }
-    let g = shared.gen.load();
+    let g = reader.load();
     tracing::info!(
         generation = g.id,
-        zones = g.compiled.auth.zones.zone_count(),
+        zones = g.zones().zone_count(),
         services = g.config().services.len(),
         pops = g.config().pops.len(),
         "serving"
@@ -119,8 +138,8 @@ pub fn run(config: &Path) -> Result<(), String> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    let s = shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                    let r = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

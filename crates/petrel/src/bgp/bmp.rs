@@ -11,9 +11,9 @@
 
 use super::board::{BgpBoard, PeerStatus};
 use super::ribs::{new_slot, RibMsg, Slot};
-use crate::shared::Shared;
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
 use petrel_config::{BgpBmpConf, BmpRib};
+use petrel_director::Reader;
 use petrel_rib::PeerInfo;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,7 +31,7 @@ pub fn router_name(router: IpAddr) -> String {
 
 pub async fn accept_loop(
     l: TcpListener,
-    shared: Arc<Shared>,
+    reader: Reader,
     rib: mpsc::Sender<RibMsg>,
     board: Arc<BgpBoard>,
     mut conf: watch::Receiver<BmpConf>,
@@ -54,7 +54,7 @@ pub async fn accept_loop(
                 tokio::spawn(
                     Station {
                         router: from.ip(),
-                        shared: shared.clone(),
+                        reader: reader.clone(),
                         rib: rib.clone(),
                         board: board.clone(),
                         monitor: Monitor::default(),
@@ -85,7 +85,7 @@ struct Monitored {
 
 struct Station {
     router: IpAddr,
-    shared: Arc<Shared>,
+    reader: Reader,
     rib: mpsc::Sender<RibMsg>,
     board: Arc<BgpBoard>,
     monitor: Monitor,
@@ -202,7 +202,7 @@ impl Station {
             }
             _ => {
                 let view = {
-                    let g = self.shared.gen.load();
+                    let g = self.reader.load();
                     g.config()
                         .pops
                         .get(entry.pop.index())

@@ -1,7 +1,12 @@
 //! Session status for `petrel bgp summary`, the API and metrics.
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -38,7 +43,7 @@ pub struct PublishStats {
     pub routes: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct BgpBoard {
     peers: Mutex<BTreeMap<String, PeerStatus>>,
     publish: Mutex<PublishStats>,
@@ -89,5 +94,87 @@ impl BgpBoard {
     pub fn snapshot(&self) -> (Vec<PeerStatus>, PublishStats) {
         let peers = self.peers.lock().expect("bgp board").values().cloned().collect();
         (peers, self.publish.lock().expect("bgp board").clone())
+    }
+}
+
+/// Renders the board at scrape time.
+#[derive(Debug)]
+pub struct BgpCollector(pub Arc<BgpBoard>);
+
+impl Collector for BgpCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        {
+            let (peers, publish) = self.0.snapshot();
+            type PeerMetric<T> = (&'static str, &'static str, fn(&PeerStatus) -> T);
+            let gauges: [PeerMetric<i64>; 2] = [
+                (
+                    "petrel_bgp_session_established",
+                    "1 if the BGP session is Established",
+                    |p| (p.state == "Established") as i64,
+                ),
+                ("petrel_bgp_prefixes", "Routes the peer has in its view", |p| {
+                    p.prefixes as i64
+                }),
+            ];
+            for (name, help, f) in gauges {
+                let mut me = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+                for p in &peers {
+                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
+                    ConstGauge::new(f(p)).encode(me.encode_family(&labels)?)?;
+                }
+            }
+            let counters: [PeerMetric<u64>; 3] = [
+                ("petrel_bgp_updates_received", "UPDATE messages received", |p| {
+                    p.updates_received
+                }),
+                (
+                    "petrel_bgp_established_transitions",
+                    "Times the session reached Established",
+                    |p| p.established_transitions,
+                ),
+                (
+                    "petrel_bgp_rfc7606_errors",
+                    "Malformed attributes handled by treat-as-withdraw or attribute-discard",
+                    |p| p.errors_7606,
+                ),
+            ];
+            for (name, help, f) in counters {
+                let mut me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                for p in &peers {
+                    let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
+                    ConstCounter::new(f(p)).encode(me.encode_family(&labels)?)?;
+                }
+            }
+            let me = enc.encode_descriptor(
+                "petrel_bgp_publications",
+                "Routing-view batches compiled and published",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            ConstCounter::new(publish.count).encode(me)?;
+            let me = enc.encode_descriptor(
+                "petrel_bgp_published_routes",
+                "Routes in the published routing views (what answers use)",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            ConstGauge::new(publish.routes as i64).encode(me)?;
+            for (name, help, v) in [
+                (
+                    "petrel_bgp_publish_delay_seconds",
+                    "Last batch: first route change to served generation",
+                    publish.last_delay_ms / 1e3,
+                ),
+                (
+                    "petrel_bgp_publish_build_seconds",
+                    "Last batch: time to compile views and tables",
+                    publish.last_build_ms / 1e3,
+                ),
+            ] {
+                let me = enc.encode_descriptor(name, help, None, ConstGauge::new(0f64).metric_type())?;
+                ConstGauge::new(v).encode(me)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -13,17 +13,17 @@ mod peer;
 pub mod ribs;
 mod sockopt;
 
-use crate::shared::Shared;
 use board::{BgpBoard, PeerStatus};
 use petrel_bgp_fsm::notif;
 use petrel_config::{BgpConf, BgpPeerConf};
+use petrel_director::{ChangeKind, Publisher, Reader};
 use petrel_rib::PeerInfo;
 use ribs::{new_slot, RibMsg, Slot};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 pub enum PeerCtl {
     /// Cease with this subcode and end the task.
@@ -41,6 +41,7 @@ pub enum PeerCtl {
 }
 
 /// What the rest of petrel uses to reach BGP state.
+#[derive(Clone)]
 pub struct BgpHandle {
     pub board: Arc<BgpBoard>,
     pub rib: mpsc::Sender<RibMsg>,
@@ -57,20 +58,29 @@ type Accepting = Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<PeerCtl>>>>;
 
 /// Start the BGP machinery on the control runtime. Peers follow the config
 /// on every reload: unchanged ones keep their sessions.
-pub fn spawn(shared: Arc<Shared>, rt: &tokio::runtime::Runtime) -> Result<(), String> {
-    let g = shared.gen.load();
+pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<BgpHandle, String> {
+    let reader = publisher.reader();
+    let g = reader.load();
     let conf = g.config().bgp.clone();
     let pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
     drop(g);
     let batch_ms = conf.as_ref().map_or(1000, |c| c.batch_ms);
     let (tx, rx) = mpsc::channel(1024);
     let board = Arc::new(BgpBoard::default());
-    ribs::spawn(shared.clone(), board.clone(), pops, batch_ms, rx, rt.handle().clone())
+    // Sessions follow the config: the manager wakes after each reload.
+    let reloaded = Arc::new(Notify::new());
+    let r = reloaded.clone();
+    publisher.subscribe(move |_, c| {
+        if c.kind == ChangeKind::Reload {
+            r.notify_one();
+        }
+    });
+    ribs::spawn(publisher, board.clone(), pops, batch_ms, rx, rt.handle().clone())
         .map_err(|e| format!("cannot start the RIB thread: {e}"))?;
-    let _ = shared.bgp.set(BgpHandle {
+    let handle = BgpHandle {
         board: board.clone(),
         rib: tx.clone(),
-    });
+    };
     let accepting: Accepting = Arc::default();
     let mut listener_md5: Option<Arc<TcpListener>> = None;
     if let Some(addr) = conf.as_ref().and_then(|c| c.listen) {
@@ -81,10 +91,10 @@ pub fn spawn(shared: Arc<Shared>, rt: &tokio::runtime::Runtime) -> Result<(), St
     let (bmp_tx, bmp_rx) = tokio::sync::watch::channel(bmp::BmpConf::default());
     if let Some(addr) = conf.as_ref().and_then(|c| c.bmp_listen) {
         let l = bind(rt, addr, "BMP")?;
-        rt.spawn(bmp::accept_loop(l, shared.clone(), tx.clone(), board.clone(), bmp_rx));
+        rt.spawn(bmp::accept_loop(l, reader.clone(), tx.clone(), board.clone(), bmp_rx));
     }
-    rt.spawn(manage(shared, tx, board, accepting, listener_md5, bmp_tx));
-    Ok(())
+    rt.spawn(manage(reader, reloaded, tx, board, accepting, listener_md5, bmp_tx));
+    Ok(handle)
 }
 
 /// A listening socket on the control runtime (`what` names it in errors
@@ -126,7 +136,8 @@ async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting) {
 }
 
 async fn manage(
-    shared: Arc<Shared>,
+    reader: Reader,
+    reloaded: Arc<Notify>,
     rib: mpsc::Sender<RibMsg>,
     board: Arc<BgpBoard>,
     accepting: Accepting,
@@ -137,7 +148,7 @@ async fn manage(
     let mut dumps: HashSet<petrel_config::BgpMrtConf> = HashSet::new();
     let mut pops: Vec<String> = Vec::new();
     loop {
-        let g = shared.gen.load();
+        let g = reader.load();
         let conf: Option<BgpConf> = g.config().bgp.clone();
         let new_pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
         drop(g);
@@ -268,6 +279,6 @@ async fn manage(
             }
             bmp_conf.send_replace(Arc::new(routers));
         }
-        shared.bgp_reconfigure.notified().await;
+        reloaded.notified().await;
     }
 }

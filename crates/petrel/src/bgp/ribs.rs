@@ -17,8 +17,8 @@
 
 use super::board::BgpBoard;
 use super::PeerCtl;
-use crate::shared::Shared;
 use petrel_bgp_wire::{ParsedUpdate, UpdateBatch};
+use petrel_director::{Input, Publisher};
 use petrel_mapping::BgpDataBuilder;
 use petrel_rib::{AttrPool, PeerId, PeerInfo, View};
 use petrel_types::{PopIdx, Prefix};
@@ -160,7 +160,7 @@ struct Ribs {
     pool: AttrPool,
     slots: FxHashMap<Slot, PeerSlot>,
     pops: Vec<String>,
-    shared: Arc<Shared>,
+    publisher: Arc<Publisher>,
     board: Arc<BgpBoard>,
     batch: Duration,
     dirty_since: Option<Instant>,
@@ -174,7 +174,7 @@ struct Ribs {
 }
 
 pub fn spawn(
-    shared: Arc<Shared>,
+    publisher: Arc<Publisher>,
     board: Arc<BgpBoard>,
     pops: Vec<String>,
     batch_ms: u64,
@@ -187,7 +187,7 @@ pub fn spawn(
             pool: AttrPool::default(),
             slots: FxHashMap::default(),
             pops,
-            shared,
+            publisher,
             board,
             batch: Duration::from_millis(batch_ms),
             dirty_since: None,
@@ -664,7 +664,7 @@ impl Ribs {
         let built = started.elapsed();
         let rib_bytes: usize = self.views.iter().map(|v| v.heap_bytes()).sum();
         let facts_bytes = data.heap_bytes();
-        let id = self.shared.set_bgp(data);
+        let id = self.publisher.set_input(Input::Bgp(data));
         // Compiling freed large temporaries; hand the pages back rather
         // than keep a full table's worth of slack per batch.
         // SAFETY: malloc_trim only releases free memory.

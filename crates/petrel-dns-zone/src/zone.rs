@@ -15,14 +15,14 @@ pub struct RecordIn {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct RrSet {
+pub struct RrSet {
     pub rtype: u16,
     pub ttl: u32,
     pub rdata: Vec<Box<[u8]>>,
 }
 
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Node {
+pub struct Node {
     pub zone: u16,
     pub rrsets: Vec<RrSet>,
     /// A mapped service answers at this name.
@@ -38,7 +38,7 @@ impl Node {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Zone {
+pub struct Zone {
     pub apex: Box<[u8]>,
     pub apex_node: u32,
     /// SOA owner, TTL for negative answers (RFC 2308 §5) and rdata.
@@ -48,11 +48,11 @@ pub(crate) struct Zone {
 /// All zones of a generation. Names are keyed in lower case.
 #[derive(Clone, Debug, Default)]
 pub struct ZoneSet {
-    pub(crate) zones: Vec<Zone>,
-    pub(crate) nodes: Vec<Node>,
-    pub(crate) names: Vec<Box<[u8]>>,
-    pub(crate) index: FxHashMap<Box<[u8]>, u32>,
-    pub(crate) apexes: FxHashMap<Box<[u8]>, u16>,
+    zones: Vec<Zone>,
+    nodes: Vec<Node>,
+    names: Vec<Box<[u8]>>,
+    index: FxHashMap<Box<[u8]>, u32>,
+    apexes: FxHashMap<Box<[u8]>, u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +65,13 @@ impl std::fmt::Display for ZoneError {
 }
 
 impl ZoneSet {
-    pub(crate) fn node(&self, lname: &[u8]) -> Option<(u32, &Node)> {
+    /// The node of a lower-case name, with its id.
+    pub fn node(&self, lname: &[u8]) -> Option<(u32, &Node)> {
         self.index.get(lname).map(|&i| (i, &self.nodes[i as usize]))
     }
 
     /// The most specific zone containing a lower-case name.
-    pub(crate) fn zone_of(&self, lname: &[u8]) -> Option<u16> {
+    pub fn zone_of(&self, lname: &[u8]) -> Option<u16> {
         let mut n = lname;
         loop {
             if let Some(&z) = self.apexes.get(n) {
@@ -78,6 +79,21 @@ impl ZoneSet {
             }
             n = name::parent(n)?;
         }
+    }
+
+    /// A zone by the index [`ZoneSet::zone_of`] gave.
+    pub fn zone(&self, z: u16) -> &Zone {
+        &self.zones[z as usize]
+    }
+
+    /// A node by id (a zone's apex node, a delegation point).
+    pub fn node_at(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    /// The owner name of a node, in lower case.
+    pub fn name_at(&self, id: u32) -> &[u8] {
+        &self.names[id as usize]
     }
 
     pub fn zone_count(&self) -> usize {

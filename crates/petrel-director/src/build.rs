@@ -1,0 +1,340 @@
+//! A config and the files it names -> [`Built`]: zones, the service
+//! registry with compiled tables, the POP list. Pure: the caller reads the
+//! files ([`needs`] says which) and hands their contents in ([`Sources`]).
+
+use crate::error::BuildError;
+use petrel_config::{Config, PolicyConf};
+use petrel_dns_wire::name;
+use petrel_dns_zone::{parse_zone_file, ZoneSet, ZoneSetBuilder};
+use petrel_mapping::{compile_with, BgpData, CidrMap, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
+use petrel_types::{PopIdx, ServiceIdx};
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A file a config names, and how the caller should read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A zone file or CIDR map: its text.
+    Text(PathBuf),
+    /// The GeoIP database (MaxMind DB): a [`GeoTable`] compiled from it.
+    Geo(PathBuf),
+    /// An MRT dump: the RIB thread reads it later; here only whether it can
+    /// be opened.
+    Mrt(PathBuf),
+}
+
+/// What the caller read for [`needs`]. A file missing here counts as
+/// unreadable.
+#[derive(Default)]
+pub struct Sources {
+    pub texts: FxHashMap<PathBuf, Result<String, String>>,
+    pub geo: Option<Result<Arc<GeoTable>, String>>,
+    pub mrt: FxHashMap<PathBuf, Result<(), String>>,
+}
+
+impl Sources {
+    fn text(&self, p: &Path) -> Result<&str, String> {
+        match self.texts.get(p) {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read".into()),
+        }
+    }
+}
+
+/// The files a config names, in the order errors about them are reported.
+pub fn needs(config: &Config) -> Vec<Need> {
+    let mut v = Vec::new();
+    if let Some((p, _)) = &config.geoip {
+        v.push(Need::Geo(p.clone()));
+    }
+    for m in config.bgp.iter().flat_map(|b| b.mrt.iter()) {
+        for f in std::iter::once(&m.file).chain(m.updates.iter()) {
+            v.push(Need::Mrt(f.clone()));
+        }
+    }
+    for z in &config.zones {
+        v.push(Need::Text(z.file.clone()));
+    }
+    for s in &config.services {
+        for p in &s.policies {
+            if let PolicyConf::Cidr { file: Some(f), .. } = p {
+                v.push(Need::Text(f.clone()));
+            }
+        }
+    }
+    v
+}
+
+/// One mapped service: its compiled table and how its answers are given.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    /// Shared between generations: a routing change recompiles only the
+    /// services that use BGP.
+    pub mapping: Arc<CompiledService>,
+    pub ttl: u32,
+    /// TTL when an answer names a degraded POP.
+    pub degraded_ttl: u32,
+    /// CNAME mode: per POP (by index), the name answers point at, in wire
+    /// form. None: the POPs' addresses are the answer.
+    pub cname_targets: Option<Arc<[Box<[u8]>]>>,
+}
+
+/// What a config compiles into; shared between generations.
+pub struct Built {
+    pub config: Arc<Config>,
+    pub zones: Arc<ZoneSet>,
+    /// The service registry, indexed by [`ServiceIdx`] (configured order).
+    pub services: Arc<[Service]>,
+    /// The POP list, indexed by [`PopIdx`] (configured order).
+    pub pops: Arc<[PopInfo]>,
+    pub geo: Option<Arc<GeoTable>>,
+    /// The routing views the BGP policies were compiled from.
+    pub bgp: Option<Arc<BgpData>>,
+}
+
+impl Built {
+    /// A service by name (case and a final dot do not matter).
+    pub fn service_index(&self, name: &str) -> Option<ServiceIdx> {
+        self.config.service(name).map(|(i, _)| ServiceIdx(i as u16))
+    }
+
+    pub fn service(&self, s: ServiceIdx) -> &Service {
+        &self.services[s.index()]
+    }
+
+    pub fn pop_index(&self, name: &str) -> Option<PopIdx> {
+        self.config.pop_index(name)
+    }
+
+    /// The same config with other routing views: only services with BGP
+    /// policies are recompiled; zones and other services are shared.
+    pub fn with_bgp(&self, bgp: Option<Arc<BgpData>>) -> Built {
+        let services: Vec<Service> = self
+            .services
+            .iter()
+            .map(|s| {
+                if s.mapping.spec.uses_bgp() {
+                    let mapping = compile_with(s.mapping.spec.clone(), &self.pops, self.geo.as_deref(), bgp.as_ref());
+                    Service {
+                        mapping: Arc::new(mapping),
+                        ..s.clone()
+                    }
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        Built {
+            config: self.config.clone(),
+            zones: self.zones.clone(),
+            services: services.into(),
+            pops: self.pops.clone(),
+            geo: self.geo.clone(),
+            bgp,
+        }
+    }
+
+    /// Whether routing views fit this config's POP list.
+    pub fn fits(&self, bgp: &BgpData) -> bool {
+        views_fit(bgp, &self.pops)
+    }
+}
+
+fn views_fit(bgp: &BgpData, pops: &[PopInfo]) -> bool {
+    bgp.views
+        .iter()
+        .all(|v| pops.get(v.pop.index()).is_some_and(|p| p.name == v.name))
+}
+
+/// The engine's model of the config's POPs.
+pub fn pop_infos(config: &Config) -> Vec<PopInfo> {
+    config
+        .pops
+        .iter()
+        .map(|p| PopInfo {
+            name: p.name.clone(),
+            ipv4: p.ipv4.clone(),
+            ipv6: p.ipv6.clone(),
+            location: p.location,
+            weight: p.weight,
+            asns: p.asns.clone(),
+        })
+        .collect()
+}
+
+/// Compile a config with the files it names and the routing views there
+/// are (if any). Every problem is reported, each naming its file and line.
+pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result<Built, Vec<BuildError>> {
+    let mut errs: Vec<String> = Vec::new();
+    let geo = match &config.geoip {
+        None => None,
+        Some((path, at)) => match &src.geo {
+            Some(Ok(g)) => Some(g.clone()),
+            Some(Err(e)) => {
+                errs.push(format!("{at}: geoip.database: {}: {e}", path.display()));
+                None
+            }
+            None => {
+                errs.push(format!("{at}: geoip.database: {}: not read", path.display()));
+                None
+            }
+        },
+    };
+    let pops = pop_infos(&config);
+    // Views carry POP indexes: only views built for these POPs apply.
+    let bgp = bgp.filter(|b| views_fit(b, &pops));
+    for (i, m) in config.bgp.iter().flat_map(|b| b.mrt.iter()).enumerate() {
+        for f in std::iter::once(&m.file).chain(m.updates.iter()) {
+            let r = src.mrt.get(f).cloned().unwrap_or_else(|| Err("not read".into()));
+            if let Err(e) = r {
+                errs.push(format!(
+                    "{}: bgp.mrt[{i}]: {}: cannot read: {e}",
+                    config.path.display(),
+                    f.display()
+                ));
+            }
+        }
+    }
+    let mut zb = ZoneSetBuilder::new();
+    for z in &config.zones {
+        let text = match src.text(&z.file) {
+            Ok(t) => t,
+            Err(e) => {
+                errs.push(format!("{}: zone.file: {}: cannot read: {e}", z.at, z.file.display()));
+                continue;
+            }
+        };
+        match parse_zone_file(&z.origin, text) {
+            Ok(records) => {
+                if let Err(zerrs) = zb.add_zone(&z.origin_wire, records) {
+                    for e in zerrs {
+                        errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at));
+                    }
+                }
+            }
+            Err(e) => errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at)),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs.into_iter().map(BuildError).collect());
+    }
+
+    let mut services = Vec::new();
+    for (i, s) in config.services.iter().enumerate() {
+        let policies = s
+            .policies
+            .iter()
+            .map(|p| policy(&config, s, p, src, &mut errs))
+            .collect();
+        let spec = ServiceSpec {
+            name: s.name.clone(),
+            candidates: s.pops.clone(),
+            policies,
+            answers: s.answers,
+            fallback: s.fallback.clone(),
+        };
+        let mapping = Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref()));
+        let cname_targets = s.cname.as_ref().map(|t| {
+            let mut targets = Vec::new();
+            for p in &pops {
+                let target = name::from_text(&t.replace("{pop}", &p.name)).expect("validated template");
+                let v4: Vec<[u8; 4]> = p.ipv4.iter().map(|a| a.octets()).collect();
+                let v6: Vec<[u8; 16]> = p.ipv6.iter().map(|a| a.octets()).collect();
+                if let Err(e) = zb.add_synthetic(&target, s.ttl, &v4, &v6) {
+                    errs.push(format!("service {}: {e}", s.name));
+                }
+                targets.push(target.into_boxed_slice());
+            }
+            targets.into()
+        });
+        if let Err(e) = zb.add_service(&s.name_wire, i as u16) {
+            errs.push(format!("{}: service {}: {e}", config.path.display(), s.name));
+        }
+        services.push(Service {
+            name: s.name.clone(),
+            mapping,
+            ttl: s.ttl,
+            degraded_ttl: s.degraded_ttl,
+            cname_targets,
+        });
+    }
+    if !errs.is_empty() {
+        return Err(errs.into_iter().map(BuildError).collect());
+    }
+    Ok(Built {
+        config: Arc::new(config),
+        zones: Arc::new(zb.build()),
+        services: services.into(),
+        pops: pops.into(),
+        geo,
+        bgp,
+    })
+}
+
+/// The engine's form of one configured policy; a CIDR map's file is merged
+/// with its inline entries here.
+fn policy(
+    config: &Config,
+    s: &petrel_config::ServiceConf,
+    p: &PolicyConf,
+    src: &Sources,
+    errs: &mut Vec<String>,
+) -> Policy {
+    match p {
+        PolicyConf::Cidr { entries, file, at } => {
+            let mut map = CidrMap::new(
+                file.as_ref()
+                    .map_or_else(|| "inline map".to_string(), |f| f.display().to_string()),
+            );
+            for (pfx, pops) in entries {
+                map.insert(*pfx, pops.clone());
+            }
+            if let Some(f) = file {
+                match src.text(f) {
+                    Ok(text) => match petrel_config::parse_cidr_map(text, |n| config.pop_index(n)) {
+                        Ok(list) => {
+                            for (pfx, pops) in list {
+                                if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
+                                    errs.push(format!(
+                                        "{}: POP `{}` (for {pfx}) is not a candidate of service {}",
+                                        f.display(),
+                                        config.pops[bad.index()].name,
+                                        s.name
+                                    ));
+                                }
+                                map.insert(pfx, pops);
+                            }
+                        }
+                        Err(lines) => {
+                            for (line, msg) in lines {
+                                errs.push(format!("{}:{line}: {msg}", f.display()));
+                            }
+                        }
+                    },
+                    Err(e) => errs.push(format!("{at}: file: {}: cannot read: {e}", f.display())),
+                }
+            }
+            Policy::Cidr(map)
+        }
+        PolicyConf::GeoNearest { band_km } => Policy::GeoNearest { band_km: *band_km },
+        PolicyConf::GeoMap { countries, continents } => Policy::GeoMap {
+            countries: countries.iter().cloned().collect(),
+            continents: continents.iter().cloned().collect(),
+        },
+        PolicyConf::Priority(l) => Policy::Priority(l.clone()),
+        PolicyConf::Default(l) => Policy::Default(l.clone()),
+        PolicyConf::Weighted(m) => Policy::Weighted(*m),
+        PolicyConf::SuperSparrow => Policy::SuperSparrow,
+        PolicyConf::Blended { band_km, hop_km } => Policy::Blended {
+            band_km: *band_km,
+            hop_km: *hop_km,
+        },
+        PolicyConf::AsMap { entries } => Policy::AsMap {
+            source: "as-map".to_string(),
+            map: entries.iter().cloned().collect(),
+        },
+    }
+}
