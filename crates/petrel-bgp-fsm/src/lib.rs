@@ -10,6 +10,8 @@
 //! hands over an accepted connection (passive). Connection collision
 //! detection (§6.8) is left to the shell, which keeps one connection per peer.
 
+#![forbid(unsafe_code)]
+
 use petrel_bgp_wire::{
     decode, encode, Afi, Capability, DecodeError, Message, Notification, Open, SessionCtx, UpdateBatch,
 };

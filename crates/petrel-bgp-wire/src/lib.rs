@@ -10,6 +10,8 @@
 //! and UPDATEs for announcements and test fixtures). [`mrt`] reads and
 //! writes routing dumps, [`bmp`] the monitoring stream routers send.
 
+#![forbid(unsafe_code)]
+
 pub mod attrs;
 mod batch;
 pub mod bmp;

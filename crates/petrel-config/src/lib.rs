@@ -7,6 +7,8 @@
 //! `petrel serve` go through the same path. No IO happens here: the caller
 //! hands in text, and reads the files the config names.
 
+#![forbid(unsafe_code)]
+
 mod cidr;
 mod error;
 mod model;

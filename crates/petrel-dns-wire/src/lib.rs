@@ -7,6 +7,8 @@
 //! allocating. Zone files are read with `domain` elsewhere; `hickory-proto`
 //! serves as an independent oracle in the tests.
 
+#![forbid(unsafe_code)]
+
 pub mod consts;
 pub mod name;
 mod query;

@@ -7,6 +7,8 @@
 //! are up ([`pop_up`], gdnsd's `up_thresh`). Time is always passed in as
 //! milliseconds since an arbitrary epoch, so tests drive it by hand.
 
+#![forbid(unsafe_code)]
+
 use serde::Serialize;
 
 /// Outcome of one probe, judged against its timeout.

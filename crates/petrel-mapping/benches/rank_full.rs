@@ -4,6 +4,9 @@
 //! valley-free generator. Zipf-skewed clients (over routed /24s) and
 //! uniformly random ones; policies `super-sparrow` and `blended`.
 
+// A benchmark reads the clock to time its phases.
+#![allow(clippy::disallowed_methods)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use petrel_mapping::geo::GeoTable;
 use petrel_mapping::{compile_with, BgpDataBuilder, Fallback, Policy, RankOut, ServiceSpec};

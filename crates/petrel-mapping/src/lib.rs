@@ -13,6 +13,8 @@
 //! client with a trace attached, so the explanation and the compiled answer
 //! come from the same code.
 
+#![forbid(unsafe_code)]
+
 pub mod bgp;
 mod compile;
 mod explain;

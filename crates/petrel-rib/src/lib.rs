@@ -15,6 +15,8 @@
 //!
 //! Pure: no IO, no clock. The BGP shell feeds parsed UPDATEs in.
 
+#![forbid(unsafe_code)]
+
 use petrel_bgp_wire::ParsedUpdate;
 use petrel_types::{Family, Prefix};
 use rustc_hash::FxHashMap;

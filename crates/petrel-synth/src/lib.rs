@@ -18,6 +18,8 @@
 //!   path, great-circle distance with fibre stretch, a per-hop cost and the
 //!   access network's last-mile delay.
 
+#![forbid(unsafe_code)]
+
 use petrel_types::Prefix;
 
 pub mod dfz;

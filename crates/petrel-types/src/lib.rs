@@ -3,6 +3,8 @@
 //! Kept deliberately tiny and dependency-light: addresses and prefixes, POP
 //! indices and the administrative/health state of a POP.
 
+#![forbid(unsafe_code)]
+
 mod pop;
 mod prefix;
 

@@ -5,6 +5,9 @@
 //! Each test uses its own 127.N.0.0/16 addresses so that tests can run in
 //! parallel; nothing leaves the loopback interface.
 
+// Tests of the running binary time it from outside.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,9 @@
 //! These tests need Debian's bind9-dnsutils, knot-dnsutils, unbound and
 //! dnsperf: `scripts/test` installs them. A missing tool fails the test.
 
+// Tests of the running binary time it from outside.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::*;
@@ -617,4 +620,52 @@ fn wildcard_listener_replies_from_the_address_queried() {
         assert_eq!(out.trim(), "198.51.100.10", "{server}: {out}");
     }
     drop(s);
+}
+
+#[test]
+fn a_drain_during_a_slow_reload_is_published_at_once_and_kept() {
+    let s = start("slowreload");
+    let admin = s.admin.to_string();
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10");
+    // The zone file becomes a FIFO: a reload blocks reading it, as on a hung
+    // network file system, until the test writes it.
+    let zone = s.dir.join("demo.zone");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    std::fs::remove_file(&zone).unwrap();
+    let st = Command::new("mkfifo").arg(&zone).status().unwrap();
+    assert!(st.success());
+    let a = admin.clone();
+    let reload = std::thread::spawn(move || petrel(&["reload", "--admin", &a]));
+    // Wait until the reload holds the FIFO open for reading.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut writer = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&zone)
+        {
+            Ok(f) => break f,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the reload never opened the zone file: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    // The drain is published while the reload waits for its file.
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "iad"]);
+    assert!(ok, "{err}");
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "drained while the reload was blocked");
+    assert!(!reload.is_finished(), "the reload did not wait for its file");
+    // Health and status reads do not wait either.
+    assert!(http_get(s.admin, "/api/v1/pops").contains("\"drained\""));
+    // Let the reload finish: it keeps the drain made meanwhile.
+    writer.write_all(text.as_bytes()).unwrap();
+    drop(writer);
+    let (ok, out, err) = reload.join().unwrap();
+    assert!(ok && out.contains("\"ok\": true"), "{out}{err}");
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "the drain survived the reload");
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(metrics.contains("petrel_reloads_ok_total 1"), "{metrics}");
 }

@@ -1,6 +1,9 @@
 //! Health checks drive answers: real TCP and HTTP services on loopback that
 //! the test stops and starts, queried with dig.
 
+// Tests of the running binary time it from outside.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::*;
