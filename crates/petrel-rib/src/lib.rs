@@ -22,6 +22,7 @@ use petrel_types::{Family, Prefix};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
+pub mod owner;
 mod pool;
 
 pub use pool::{attr_hash, AttrId, AttrPool, StoredAttrs};

@@ -254,7 +254,7 @@ async fn bgp_route(State(st): St, Query(q): Query<RouteQ>) -> Response {
         }
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let msg = crate::bgp::ribs::RibMsg::Route {
+    let msg = crate::bgp::feed::RibMsg::Route {
         client,
         view: q.view,
         reply: tx,

@@ -10,7 +10,7 @@
 //! everything under the new mapping.
 
 use super::board::{BgpBoard, PeerStatus};
-use super::ribs::{new_slot, RibMsg, Slot};
+use super::feed::{new_slot, RibMsg, Slot};
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
 use petrel_config::{BgpBmpConf, BmpRib};
 use petrel_director::Reader;

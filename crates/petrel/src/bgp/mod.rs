@@ -7,38 +7,24 @@
 
 pub mod bmp;
 pub mod board;
+pub mod feed;
 pub mod mrt_dump;
 pub mod mrt_file;
 mod peer;
-pub mod ribs;
+mod ribs;
 mod sockopt;
 
 use board::{BgpBoard, PeerStatus};
+use feed::{new_slot, PeerCtl, RibMsg, Slot};
 use petrel_bgp_fsm::notif;
 use petrel_config::{BgpConf, BgpPeerConf};
 use petrel_director::{ChangeKind, Publisher, Reader};
 use petrel_rib::PeerInfo;
-use ribs::{new_slot, RibMsg, Slot};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
-
-pub enum PeerCtl {
-    /// Cease with this subcode and end the task.
-    Stop(u8),
-    /// Cease/1 (RFC 4486), then retry later.
-    MaxPrefix(u32),
-    /// A connection from the peer's address, for a passive session.
-    Accepted(TcpStream),
-    /// A batch the RIB has applied, back to the session that parsed it:
-    /// the session's next UPDATEs are parsed into its storage, so that a
-    /// table loads without an allocation per UPDATE (and nothing allocated
-    /// on the session thread is freed on the RIB thread, where it would
-    /// contend for the session thread's malloc arena).
-    Spent(ribs::RibBatch),
-}
 
 /// What the rest of petrel uses to reach BGP state.
 #[derive(Clone)]

@@ -4,8 +4,8 @@
 //! the RIB owner over a bounded channel.
 
 use super::board::BgpBoard;
-use super::ribs::{RibBatch, RibMsg, Slot};
-use super::{sockopt, PeerCtl};
+use super::feed::{PeerCtl, RibBatch, RibMsg, Slot};
+use super::sockopt;
 use petrel_bgp_fsm::{notif, Action, Config as FsmConfig, Session, State};
 use petrel_bgp_wire::UpdateBatch;
 use petrel_config::BgpPeerConf;

@@ -1,0 +1,834 @@
+//! The one owner of routing state, without IO: every POP's view and the
+//! attribute pool, fed by sessions, BMP-monitored peers and MRT dumps, and
+//! the rules of when the views are compiled and published. Time comes in
+//! as `now`; what the caller must do comes out as [`Event`]s and as what
+//! [`Owner::tick`] says is due.
+//!
+//! - **Initial sync.** A peer's first table stays out of the published
+//!   views until it is complete: its End-of-RIB for every family it
+//!   negotiated (RFC 4724 §2), or `sync_quiet` without an UPDATE (peers
+//!   that send no marker), and at most `sync_max` after it came up. Half a
+//!   table would move answers for the prefixes not yet received, and
+//!   compiling a view over and over while a million routes arrive costs
+//!   more than their arrival. Other peers' changes are published meanwhile.
+//! - **Max-prefix.** Counted here (distinct routes); past the limit the
+//!   peer's routes are dropped and the caller sends Cease/1 (RFC 4486).
+//! - **Batching and pacing.** A batch is due `batch` after its first change,
+//!   and never sooner after the last publication than that one took, so a
+//!   constant trickle of updates cannot keep a core busy compiling. A change
+//!   that completes a whole table (an End-of-RIB, a dump) is due at once.
+//! - **Reporting.** Route counts are due every `report_every` while routes
+//!   arrive, and after the last change of a burst.
+
+use crate::{AttrPool, PeerId, PeerInfo, Route, View};
+use petrel_bgp_wire::{Afi, Attributes, ParsedUpdate};
+use petrel_mapping::{BgpData, BgpDataBuilder};
+use petrel_types::{PopIdx, Prefix};
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A feed's handle: one per session or BMP-monitored peer, never reused.
+pub type Slot = u32;
+
+/// A loaded MRT dump (its routes come and go together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DumpId(pub u32);
+
+/// The owner's clock rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// A batch is published this long after its first change.
+    pub batch: Duration,
+    /// No UPDATE for this long ends an initial sync without End-of-RIB.
+    pub sync_quiet: Duration,
+    /// An initial sync is published after this long at the latest.
+    pub sync_max: Duration,
+    /// How often route counts are due while routes arrive.
+    pub report_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            batch: Duration::from_millis(1000),
+            sync_quiet: Duration::from_secs(3),
+            sync_max: Duration::from_secs(60),
+            report_every: Duration::from_millis(10),
+        }
+    }
+}
+
+/// What the caller must do (or may log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The peer went past its limit: its routes were dropped; send it
+    /// Cease/1 (RFC 4486). Its UPDATEs are ignored until it comes up again.
+    MaxPrefix {
+        slot: Slot,
+        name: String,
+        prefixes: usize,
+        max: u32,
+    },
+    /// A peer's initial table is complete and goes into the next batch.
+    SyncEnded {
+        name: String,
+        routes: usize,
+        took: Duration,
+        end_of_rib: bool,
+    },
+}
+
+/// What [`Owner::tick`] found due.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    pub publish: bool,
+    pub report: bool,
+}
+
+/// A view's routes for the most specific prefix covering an address (none
+/// when nothing covers it), each with whether it is the best.
+pub type RoutesAt<'a> = (&'a View, Option<Prefix>, Vec<(Route, bool)>);
+
+/// A batch compiled for the mapping engine.
+pub struct Publication {
+    pub data: BgpData,
+    /// Best routes in the published views.
+    pub routes: usize,
+    /// The batch's first change.
+    pub since: Instant,
+}
+
+struct InitialSync {
+    started: Instant,
+    last_update: Instant,
+    /// Families whose End-of-RIB has not come yet.
+    waiting: [bool; 2],
+}
+
+impl InitialSync {
+    fn deadline(&self, t: &Timing) -> Instant {
+        (self.last_update + t.sync_quiet).min(self.started + t.sync_max)
+    }
+}
+
+struct PeerSlot {
+    name: String,
+    view: usize,
+    id: PeerId,
+    max_prefix: Option<u32>,
+    over_limit: bool,
+    sync: Option<InitialSync>,
+}
+
+pub struct Owner {
+    views: Vec<View>,
+    pool: AttrPool,
+    slots: FxHashMap<Slot, PeerSlot>,
+    /// POP names by index: views are published under these indexes.
+    pops: Vec<String>,
+    timing: Timing,
+    dirty_since: Option<Instant>,
+    /// No publication before this (pacing).
+    not_before: Option<Instant>,
+    dumps: FxHashMap<DumpId, Vec<(usize, PeerId, String)>>,
+    last_report: Option<Instant>,
+    /// Route counts changed since they were last reported.
+    unreported: bool,
+}
+
+impl Owner {
+    pub fn new(pops: Vec<String>, timing: Timing) -> Owner {
+        Owner {
+            views: Vec::new(),
+            pool: AttrPool::default(),
+            slots: FxHashMap::default(),
+            pops,
+            timing,
+            dirty_since: None,
+            not_before: None,
+            dumps: FxHashMap::default(),
+            last_report: None,
+            unreported: false,
+        }
+    }
+
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    pub fn pool(&self) -> &AttrPool {
+        &self.pool
+    }
+
+    fn view_for(&mut self, pop: &str) -> usize {
+        match self.views.iter().position(|v| v.name == pop) {
+            Some(i) => i,
+            None => {
+                self.views.push(View::new(pop));
+                self.views.len() - 1
+            }
+        }
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.dirty_since.get_or_insert(now);
+    }
+
+    /// A change that completes a whole table needs no batch window of its
+    /// own: it is due now (pacing still applies).
+    fn touch_due(&mut self, now: Instant) {
+        let due = now.checked_sub(self.timing.batch).unwrap_or(now);
+        self.dirty_since = Some(self.dirty_since.map_or(due, |d| d.min(due)));
+    }
+
+    fn counts_changed(&mut self) {
+        self.unreported = true;
+    }
+
+    /// Counts are due at once (a table ended, a peer went down).
+    fn report_now(&mut self) {
+        self.unreported = true;
+        self.last_report = None;
+    }
+
+    /// A configured feed: its routes go to the view of `pop`.
+    pub fn add_peer(&mut self, slot: Slot, name: String, pop: &str, info: PeerInfo, max_prefix: Option<u32>) {
+        let view = self.view_for(pop);
+        let id = self.views[view].add_peer(info);
+        self.slots.insert(
+            slot,
+            PeerSlot {
+                name,
+                view,
+                id,
+                max_prefix,
+                over_limit: false,
+                sync: None,
+            },
+        );
+    }
+
+    /// A feed removed from the config; its name, if it was known.
+    pub fn remove_peer(&mut self, slot: Slot, now: Instant) -> Option<String> {
+        let s = self.slots.remove(&slot)?;
+        if self.views[s.view].remove_peer(s.id, &mut self.pool) > 0 {
+            self.touch(now);
+        }
+        Some(s.name)
+    }
+
+    /// The session came up with these families (IPv4, IPv6 unicast): each
+    /// ends its initial table with an End-of-RIB.
+    pub fn peer_up(&mut self, slot: Slot, info: PeerInfo, families: [bool; 2], now: Instant) {
+        let Some(s) = self.slots.get_mut(&slot) else { return };
+        s.over_limit = false;
+        let syncing = families[0] || families[1];
+        self.views[s.view].set_peer(s.id, info);
+        self.views[s.view].set_loading(s.id, syncing);
+        s.sync = syncing.then_some(InitialSync {
+            started: now,
+            last_update: now,
+            waiting: families,
+        });
+    }
+
+    /// The session went down: its routes go. Its name, if known.
+    pub fn peer_down(&mut self, slot: Slot, now: Instant) -> Option<&str> {
+        let s = self.slots.get_mut(&slot)?;
+        s.sync = None;
+        self.views[s.view].set_loading(s.id, false);
+        if self.views[s.view].drop_peer_routes(s.id, &mut self.pool) > 0 {
+            self.dirty_since.get_or_insert(now);
+        }
+        Some(&self.slots[&slot].name)
+    }
+
+    /// The UPDATEs of one read, in order, each with its attribute hash
+    /// (`attr_hash`, 0 for those that announce nothing).
+    pub fn update(
+        &mut self,
+        slot: Slot,
+        updates: &[ParsedUpdate],
+        hashes: &[u64],
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(s) = self.slots.get_mut(&slot) else { return };
+        let view = &mut self.views[s.view];
+        let mut changed = 0;
+        for (u, hash) in updates.iter().zip(hashes) {
+            if s.over_limit {
+                break;
+            }
+            changed += view.apply_hashed(s.id, u, *hash, &mut self.pool);
+            if let (Some(y), Some(afi)) = (s.sync.as_mut(), u.end_of_rib) {
+                y.waiting[(afi == Afi::Ipv6) as usize] = false;
+            }
+            if let Some(max) = s.max_prefix {
+                let n = view.prefix_count(s.id);
+                if n > max as usize {
+                    s.over_limit = true;
+                    s.sync = None;
+                    view.set_loading(s.id, false);
+                    view.drop_peer_routes(s.id, &mut self.pool);
+                    changed += 1;
+                    events.push(Event::MaxPrefix {
+                        slot,
+                        name: s.name.clone(),
+                        prefixes: n,
+                        max,
+                    });
+                }
+            }
+        }
+        match s.sync.as_mut() {
+            Some(y) if y.waiting == [false, false] => self.end_sync(slot, true, now, events),
+            // A syncing peer's routes wait for the end of its table.
+            Some(y) => y.last_update = now,
+            None if changed > 0 => self.touch(now),
+            None => {}
+        }
+        self.counts_changed();
+    }
+
+    fn end_sync(&mut self, slot: Slot, end_of_rib: bool, now: Instant, events: &mut Vec<Event>) {
+        let Some(s) = self.slots.get_mut(&slot) else { return };
+        let Some(y) = s.sync.take() else { return };
+        self.views[s.view].set_loading(s.id, false);
+        events.push(Event::SyncEnded {
+            name: s.name.clone(),
+            routes: self.views[s.view].prefix_count(s.id),
+            took: now.saturating_duration_since(y.started),
+            end_of_rib,
+        });
+        self.report_now();
+        self.touch_due(now);
+    }
+
+    /// The POP list changed (a reload): views are republished under the new
+    /// indexes.
+    pub fn set_pops(&mut self, pops: Vec<String>, now: Instant) {
+        self.pops = pops;
+        self.touch(now);
+    }
+
+    /// Start loading a dump into `pop`'s view; `stem` names its peers.
+    pub fn load_dump(&mut self, id: DumpId, pop: &str, stem: &str) -> DumpLoad<'_> {
+        let view = self.view_for(pop);
+        DumpLoad {
+            owner: self,
+            id,
+            view,
+            stem: stem.to_string(),
+            by_addr: FxHashMap::default(),
+            loaded: Vec::new(),
+            routes: 0,
+        }
+    }
+
+    /// Remove a dump's routes; the names of its peers.
+    pub fn unload_dump(&mut self, id: DumpId, now: Instant) -> Vec<String> {
+        let mut names = Vec::new();
+        for (view, peer, name) in self.dumps.remove(&id).unwrap_or_default() {
+            self.views[view].remove_peer(peer, &mut self.pool);
+            names.push(name);
+        }
+        self.touch(now);
+        names
+    }
+
+    /// Time until something is due; None: nothing is pending.
+    pub fn next_wake(&self, now: Instant) -> Option<Duration> {
+        let syncs = self
+            .slots
+            .values()
+            .filter_map(|s| s.sync.as_ref())
+            .map(|y| y.deadline(&self.timing).saturating_duration_since(now))
+            .min();
+        let batch = self.dirty_since.map(|_| self.until_due(now));
+        let report = self.unreported.then(|| match self.last_report {
+            None => Duration::ZERO,
+            Some(t) => (t + self.timing.report_every).saturating_duration_since(now),
+        });
+        [syncs, batch, report].into_iter().flatten().min()
+    }
+
+    /// Time left before the pending batch is due (see the module's rules).
+    fn until_due(&self, now: Instant) -> Duration {
+        let Some(t) = self.dirty_since else {
+            return Duration::MAX;
+        };
+        let batch = self.timing.batch.saturating_sub(now.saturating_duration_since(t));
+        let pace = self
+            .not_before
+            .map_or(Duration::ZERO, |nb| nb.saturating_duration_since(now));
+        batch.max(pace)
+    }
+
+    /// Route counts are due for the board.
+    pub fn report_due(&self, now: Instant) -> bool {
+        self.unreported
+            && self
+                .last_report
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.timing.report_every)
+    }
+
+    /// End the initial syncs that timed out, and say what is due.
+    pub fn tick(&mut self, now: Instant, events: &mut Vec<Event>) -> Due {
+        let timing = self.timing;
+        let done: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.sync.as_ref().is_some_and(|y| y.deadline(&timing) <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for slot in done {
+            self.end_sync(slot, false, now, events);
+        }
+        Due {
+            publish: self.dirty_since.is_some() && self.until_due(now).is_zero(),
+            report: self.report_due(now),
+        }
+    }
+
+    /// Every feed's route count (sessions, BMP peers, dump peers), for the
+    /// board; marks them reported.
+    pub fn counts(&mut self, now: Instant) -> Vec<(String, u64)> {
+        self.last_report = Some(now);
+        self.unreported = false;
+        let sessions = self.slots.values().map(|s| (s.view, s.id, &s.name));
+        let dumps = self.dumps.values().flatten().map(|(v, id, n)| (*v, *id, n));
+        sessions
+            .chain(dumps)
+            .map(|(v, id, name)| (name.clone(), self.views[v].prefix_count(id) as u64))
+            .collect()
+    }
+
+    /// Compile the pending batch: per view (of a POP that exists), the best
+    /// route of every prefix, leaving out peers whose initial table is still
+    /// arriving. None when nothing changed.
+    pub fn publish(&mut self) -> Option<Publication> {
+        let since = self.dirty_since.take()?;
+        let mut b = BgpDataBuilder::new();
+        // Attribute sets are interned, so their id names the path.
+        let mut ids: Vec<u32> = Vec::new();
+        let mut total = 0;
+        for v in &mut self.views {
+            v.compact();
+        }
+        for (vi, v) in self.views.iter().enumerate() {
+            let Some(pop) = self.pops.iter().position(|p| *p == v.name) else {
+                continue;
+            };
+            let syncing: Vec<PeerId> = self
+                .slots
+                .values()
+                .filter(|s| s.view == vi && s.sync.is_some())
+                .map(|s| s.id)
+                .collect();
+            let mut vb = b.view_builder(v.name.clone(), PopIdx(pop as u16));
+            let pool = &self.pool;
+            v.for_each_best(pool, &syncing, |prefix, r| {
+                let k = r.attrs as usize;
+                if ids.len() <= k {
+                    ids.resize(k + 1, u32::MAX);
+                }
+                if ids[k] == u32::MAX {
+                    let a = pool.get(r.attrs);
+                    ids[k] = vb.path_id(a.asns(), a.as_path_len() as u32);
+                }
+                vb.push(prefix, ids[k]);
+                total += 1;
+            });
+            vb.finish();
+        }
+        self.report_now();
+        Some(Publication {
+            data: b.build(),
+            routes: total,
+            since,
+        })
+    }
+
+    /// A publication that began at `started` was served at `now`: the next
+    /// one waits at least as long.
+    pub fn published(&mut self, started: Instant, now: Instant) {
+        self.not_before = Some(now + now.saturating_duration_since(started));
+    }
+
+    /// The most specific route covering `client` in each view (or one), all
+    /// routes of that prefix with the best first.
+    pub fn routes_at(&self, client: &Prefix, only: Option<&str>) -> Vec<RoutesAt<'_>> {
+        let mut out = Vec::new();
+        for v in &self.views {
+            if only.is_some_and(|o| o != v.name) {
+                continue;
+            }
+            let m = v.longest_match(client, &self.pool);
+            let mut routes = Vec::new();
+            if let Some((p, best)) = &m {
+                for r in v.routes(p) {
+                    routes.push((r, r == *best));
+                }
+                routes.sort_by_key(|(_, b)| !b);
+            }
+            out.push((v, m.map(|(p, _)| p), routes));
+        }
+        out
+    }
+}
+
+/// A dump being loaded: each MRT peer becomes a peer of the view, so that
+/// best-path selection runs across them as for live sessions. Its routes
+/// stay out of publications until [`DumpLoad::finish`].
+pub struct DumpLoad<'a> {
+    owner: &'a mut Owner,
+    id: DumpId,
+    view: usize,
+    stem: String,
+    by_addr: FxHashMap<IpAddr, PeerId>,
+    loaded: Vec<(usize, PeerId, String)>,
+    routes: usize,
+}
+
+impl DumpLoad<'_> {
+    /// The view's peer for an MRT peer, and its name when it is new.
+    pub fn peer(&mut self, addr: IpAddr, asn: u32, bgp_id: u32) -> (PeerId, Option<String>) {
+        if let Some(&id) = self.by_addr.get(&addr) {
+            return (id, None);
+        }
+        let name = format!("{}/{addr}", self.stem);
+        let v = &mut self.owner.views[self.view];
+        let id = v.add_peer(PeerInfo {
+            name: name.clone(),
+            asn,
+            bgp_id,
+            address: addr,
+            ibgp: false,
+        });
+        v.set_loading(id, true);
+        self.by_addr.insert(addr, id);
+        self.loaded.push((self.view, id, name.clone()));
+        (id, Some(name))
+    }
+
+    /// The peer already known for an address.
+    pub fn known(&self, addr: &IpAddr) -> Option<PeerId> {
+        self.by_addr.get(addr).copied()
+    }
+
+    /// One RIB entry.
+    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, path_id: Option<u32>, attrs: &Attributes) {
+        let o = &mut *self.owner;
+        let a = o.pool.intern(attrs);
+        o.views[self.view].announce(peer, prefix, path_id, a, &mut o.pool);
+        self.routes += 1;
+    }
+
+    /// One BGP4MP UPDATE.
+    pub fn apply(&mut self, peer: PeerId, u: &ParsedUpdate) {
+        let o = &mut *self.owner;
+        self.routes += o.views[self.view].apply(peer, u, &mut o.pool);
+    }
+
+    /// The MRT peer's session ended: its routes go.
+    pub fn drop_routes(&mut self, peer: PeerId) {
+        let o = &mut *self.owner;
+        o.views[self.view].drop_peer_routes(peer, &mut o.pool);
+    }
+
+    /// The dump is in (whole or up to an error): its routes are due for
+    /// publication. The number of routes read.
+    pub fn finish(self, now: Instant) -> usize {
+        for (v, id, _) in &self.loaded {
+            self.owner.views[*v].set_loading(*id, false);
+        }
+        self.owner.dumps.insert(self.id, self.loaded);
+        self.owner.report_now();
+        self.owner.touch(now);
+        self.routes
+    }
+}
+
+#[cfg(test)]
+// Time is driven by hand from an arbitrary origin.
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use petrel_bgp_wire::{AsPathSegment, Nlri, Origin};
+    use std::net::Ipv4Addr;
+
+    fn attrs(path: &[u32]) -> Attributes {
+        Attributes {
+            origin: Some(Origin::Igp),
+            as_path: vec![AsPathSegment::Sequence(path.to_vec())],
+            next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..Default::default()
+        }
+    }
+
+    fn announce(prefixes: &[&str], path: &[u32]) -> ParsedUpdate {
+        ParsedUpdate {
+            announced: prefixes
+                .iter()
+                .map(|p| Nlri {
+                    path_id: None,
+                    prefix: p.parse().unwrap(),
+                })
+                .collect(),
+            attrs: attrs(path),
+            ..Default::default()
+        }
+    }
+
+    fn eor(afi: Afi) -> ParsedUpdate {
+        ParsedUpdate {
+            end_of_rib: Some(afi),
+            ..Default::default()
+        }
+    }
+
+    fn info(asn: u32) -> PeerInfo {
+        PeerInfo {
+            name: format!("p{asn}"),
+            asn,
+            bgp_id: asn,
+            address: IpAddr::V4(Ipv4Addr::from(asn)),
+            ibgp: false,
+        }
+    }
+
+    fn feed(o: &mut Owner, slot: Slot, us: &[ParsedUpdate], now: Instant) -> Vec<Event> {
+        let hashes: Vec<u64> = us
+            .iter()
+            .map(|u| {
+                if u.announced.is_empty() {
+                    0
+                } else {
+                    crate::attr_hash(&u.attrs)
+                }
+            })
+            .collect();
+        let mut ev = Vec::new();
+        o.update(slot, us, &hashes, now, &mut ev);
+        ev
+    }
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    /// An owner with one view `ams` (POP 0) and a peer in it at slot 1.
+    fn owner(max_prefix: Option<u32>) -> Owner {
+        let mut o = Owner::new(vec!["ams".into()], Timing::default());
+        o.add_peer(1, "a".into(), "ams", info(64500), max_prefix);
+        o
+    }
+
+    fn published_prefixes(p: &Publication) -> usize {
+        p.data.views.iter().map(|v| v.routes).sum()
+    }
+
+    #[test]
+    fn an_initial_table_is_published_whole_at_its_end_of_rib() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [true, true], t0);
+        assert!(feed(
+            &mut o,
+            1,
+            &[announce(&["10.0.0.0/8", "11.0.0.0/8"], &[64500])],
+            ms(t0, 10)
+        )
+        .is_empty());
+        // Nothing to publish while the table arrives; the next wake is the
+        // quiet deadline of the sync.
+        let mut ev = Vec::new();
+        assert!(!o.tick(ms(t0, 10), &mut ev).publish);
+        assert_eq!(o.next_wake(ms(t0, 20)).map(|d| d.as_millis()), Some(0), "counts due");
+        o.counts(ms(t0, 20));
+        assert_eq!(o.next_wake(ms(t0, 20)), Some(Duration::from_millis(2990)));
+        // IPv4's End-of-RIB alone does not end it; IPv6's does, and the
+        // batch is due at once.
+        assert!(feed(&mut o, 1, &[eor(Afi::Ipv4)], ms(t0, 30)).is_empty());
+        let ev = feed(&mut o, 1, &[eor(Afi::Ipv6)], ms(t0, 40));
+        assert_eq!(
+            ev,
+            [Event::SyncEnded {
+                name: "a".into(),
+                routes: 2,
+                took: Duration::from_millis(40),
+                end_of_rib: true
+            }]
+        );
+        let mut ev = Vec::new();
+        assert!(o.tick(ms(t0, 40), &mut ev).publish);
+        let p = o.publish().unwrap();
+        assert_eq!(published_prefixes(&p), 2);
+        assert_eq!(p.routes, 2);
+    }
+
+    #[test]
+    fn a_table_without_end_of_rib_ends_when_quiet_or_at_the_latest_bound() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [true, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], ms(t0, 1000));
+        let mut ev = Vec::new();
+        assert!(!o.tick(ms(t0, 3999), &mut ev).publish);
+        assert!(ev.is_empty());
+        assert!(o.tick(ms(t0, 4000), &mut ev).publish);
+        assert!(matches!(
+            &ev[..],
+            [Event::SyncEnded {
+                end_of_rib: false,
+                routes: 1,
+                ..
+            }]
+        ));
+        // A peer that never pauses is published after sync_max.
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [true, false], t0);
+        for s in 0..70u64 {
+            feed(
+                &mut o,
+                1,
+                &[announce(&["10.0.0.0/8"], &[64500, s as u32])],
+                ms(t0, s * 1000),
+            );
+            let mut ev = Vec::new();
+            let due = o.tick(ms(t0, s * 1000), &mut ev);
+            assert_eq!(due.publish, s >= 60, "second {s}");
+            if due.publish {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn a_syncing_peer_is_left_out_while_others_are_published() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.add_peer(2, "b".into(), "ams", info(64501), None);
+        o.peer_up(2, info(64501), [false, false], t0);
+        feed(&mut o, 2, &[announce(&["12.0.0.0/8"], &[64501])], t0);
+        o.peer_up(1, info(64500), [true, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], t0);
+        let mut ev = Vec::new();
+        assert!(o.tick(ms(t0, 1000), &mut ev).publish, "b's change after one batch");
+        let p = o.publish().unwrap();
+        assert_eq!(published_prefixes(&p), 1, "a's table is not in yet");
+    }
+
+    #[test]
+    fn max_prefix_drops_the_routes_and_asks_for_a_cease() {
+        let t0 = Instant::now();
+        let mut o = owner(Some(2));
+        o.peer_up(1, info(64500), [false, false], t0);
+        let ev = feed(
+            &mut o,
+            1,
+            &[
+                announce(&["10.0.0.0/8", "11.0.0.0/8"], &[64500]),
+                announce(&["12.0.0.0/8"], &[64500]),
+                announce(&["13.0.0.0/8"], &[64500]),
+            ],
+            t0,
+        );
+        assert_eq!(
+            ev,
+            [Event::MaxPrefix {
+                slot: 1,
+                name: "a".into(),
+                prefixes: 3,
+                max: 2
+            }]
+        );
+        assert_eq!(o.counts(t0), [("a".to_string(), 0)]);
+        // Ignored until the session comes up again.
+        feed(&mut o, 1, &[announce(&["14.0.0.0/8"], &[64500])], t0);
+        assert_eq!(o.counts(t0), [("a".to_string(), 0)]);
+        o.peer_up(1, info(64500), [false, false], ms(t0, 60_000));
+        feed(&mut o, 1, &[announce(&["14.0.0.0/8"], &[64500])], ms(t0, 60_000));
+        assert_eq!(o.counts(t0), [("a".to_string(), 1)]);
+    }
+
+    #[test]
+    fn batches_wait_their_window_and_are_paced_by_the_last_compile() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [false, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], ms(t0, 100));
+        let mut ev = Vec::new();
+        assert!(!o.tick(ms(t0, 1099), &mut ev).publish);
+        assert!(o.tick(ms(t0, 1100), &mut ev).publish);
+        o.publish().unwrap();
+        // That publication took 3 s (a slow compile): the next change waits
+        // for its window and then for as long again after it ended.
+        o.published(ms(t0, 1100), ms(t0, 4100));
+        feed(&mut o, 1, &[announce(&["11.0.0.0/8"], &[64500])], ms(t0, 4200));
+        assert!(!o.tick(ms(t0, 5200), &mut ev).publish, "batch window over, pacing not");
+        o.counts(ms(t0, 5200));
+        assert_eq!(o.next_wake(ms(t0, 5200)), Some(Duration::from_millis(1900)));
+        assert!(o.tick(ms(t0, 7100), &mut ev).publish);
+        // Nothing pending, nothing due.
+        o.publish().unwrap();
+        o.counts(ms(t0, 7100));
+        assert_eq!(o.next_wake(ms(t0, 7100)), None);
+        assert!(o.publish().is_none());
+    }
+
+    #[test]
+    fn a_session_down_withdraws_its_routes() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [false, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], t0);
+        o.tick(ms(t0, 1000), &mut Vec::new());
+        assert_eq!(published_prefixes(&o.publish().unwrap()), 1);
+        assert_eq!(o.peer_down(1, ms(t0, 2000)), Some("a"));
+        assert!(o.tick(ms(t0, 3000), &mut Vec::new()).publish);
+        assert_eq!(published_prefixes(&o.publish().unwrap()), 0);
+        assert_eq!(o.remove_peer(1, ms(t0, 3000)).as_deref(), Some("a"));
+        assert_eq!(o.remove_peer(1, ms(t0, 3000)), None);
+    }
+
+    #[test]
+    fn dumps_load_as_peers_and_unload_together() {
+        let t0 = Instant::now();
+        let mut o = Owner::new(vec!["ams".into(), "iad".into()], Timing::default());
+        let mut d = o.load_dump(DumpId(7), "iad", "rib.mrt");
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let (p, name) = d.peer(a, 64500, 1);
+        assert_eq!(name.as_deref(), Some("rib.mrt/192.0.2.1"));
+        assert_eq!(d.peer(a, 64500, 1), (p, None));
+        d.announce(p, "10.0.0.0/8".parse().unwrap(), None, &attrs(&[64500]));
+        d.apply(p, &announce(&["11.0.0.0/8"], &[64500]));
+        assert_eq!(d.finish(t0), 2);
+        assert!(o.tick(ms(t0, 1000), &mut Vec::new()).publish);
+        let pb = o.publish().unwrap();
+        assert_eq!(pb.data.views[0].pop, PopIdx(1));
+        assert_eq!(published_prefixes(&pb), 2);
+        assert_eq!(o.counts(t0), [("rib.mrt/192.0.2.1".to_string(), 2)]);
+        assert_eq!(o.unload_dump(DumpId(7), ms(t0, 2000)), ["rib.mrt/192.0.2.1"]);
+        o.tick(ms(t0, 3000), &mut Vec::new());
+        assert_eq!(published_prefixes(&o.publish().unwrap()), 0);
+    }
+
+    #[test]
+    fn views_of_pops_that_are_gone_are_not_published() {
+        let t0 = Instant::now();
+        let mut o = owner(None);
+        o.peer_up(1, info(64500), [false, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], t0);
+        o.set_pops(vec!["iad".into(), "ams".into()], t0);
+        o.tick(ms(t0, 1000), &mut Vec::new());
+        let p = o.publish().unwrap();
+        assert_eq!(p.data.views.len(), 1);
+        assert_eq!(p.data.views[0].pop, PopIdx(1), "republished under the new index");
+        o.set_pops(vec!["iad".into()], t0);
+        o.tick(ms(t0, 2000), &mut Vec::new());
+        assert!(o.publish().unwrap().data.views.is_empty());
+    }
+}
