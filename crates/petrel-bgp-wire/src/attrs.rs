@@ -1,7 +1,7 @@
 //! Path attributes (RFC 4271 §5, RFC 6793, RFC 1997, RFC 8092, RFC 4760)
 //! with RFC 7606's error handling.
 
-use crate::message::ParsedUpdate;
+use crate::message::{DecodeError, ParsedUpdate};
 use crate::nlri::{self, Afi};
 use crate::{notif, SessionCtx};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -165,17 +165,10 @@ pub(crate) struct MpSeen {
     pub unreached: usize,
 }
 
-/// A session-ending error: NOTIFICATION code, subcode, data and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fatal {
-    pub code: u8,
-    pub subcode: u8,
-    pub data: Vec<u8>,
-    pub reason: String,
-}
-
-fn fatal(subcode: u8, data: &[u8], reason: impl Into<String>) -> Fatal {
-    Fatal {
+/// An UPDATE error that ends the session (RFC 7606 §3: no attribute-level
+/// handling applies): UPDATE Message Error with this subcode.
+fn fatal(subcode: u8, data: &[u8], reason: impl Into<String>) -> DecodeError {
+    DecodeError {
         code: notif::UPDATE_MESSAGE,
         subcode,
         data: data.to_vec(),
@@ -282,7 +275,7 @@ pub(crate) fn parse_into(
     has_nlri: bool,
     mrt_rib: bool,
     out: &mut ParsedUpdate,
-) -> Result<MpSeen, Fatal> {
+) -> Result<MpSeen, DecodeError> {
     let mut mp = MpSeen::default();
     out.attrs.reset();
     let mut seen = [false; 256];
@@ -513,7 +506,7 @@ fn parse_mp_reach(
     mp: &mut MpSeen,
     flags_ok: bool,
     mrt_rib: bool,
-) -> Result<(), Fatal> {
+) -> Result<(), DecodeError> {
     // RFC 7606 §7.11: if AFI/SAFI or the NLRI cannot be made out, only a
     // session reset is safe.
     let bad = |why: &str| {
@@ -580,7 +573,7 @@ fn parse_mp_reach(
     Ok(())
 }
 
-fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut ParsedUpdate, mp: &mut MpSeen) -> Result<(), Fatal> {
+fn parse_mp_unreach(v: &[u8], ctx: &SessionCtx, o: &mut ParsedUpdate, mp: &mut MpSeen) -> Result<(), DecodeError> {
     let bad = |why: &str| {
         fatal(
             notif::OPTIONAL_ATTRIBUTE_ERROR,

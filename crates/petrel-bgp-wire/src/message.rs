@@ -113,13 +113,7 @@ impl Update<'_> {
                 format!("NLRI: {e}"),
             )
         })?;
-        let mp =
-            attrs::parse_into(self.attributes, ctx, !self.nlri.is_empty(), false, out).map_err(|f| DecodeError {
-                code: f.code,
-                subcode: f.subcode,
-                data: f.data,
-                reason: f.reason,
-            })?;
+        let mp = attrs::parse_into(self.attributes, ctx, !self.nlri.is_empty(), false, out)?;
         if self.withdrawn.is_empty() && self.attributes.is_empty() && self.nlri.is_empty() {
             out.end_of_rib = Some(Afi::Ipv4);
         } else if self.withdrawn.is_empty()

@@ -18,7 +18,7 @@ mod validate;
 pub use cidr::parse_cidr_map;
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, BmpRib, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop,
-    ServerConf, ServiceConf, TlsCheck, ZoneConf,
+    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf,
+    ServiceConf, TlsCheck, ZoneConf,
 };
 pub use validate::parse;

@@ -1,6 +1,7 @@
 //! Validated configuration: what the rest of petrel consumes.
 
 use crate::error::Location;
+use petrel_bgp_wire::bmp::RibKind;
 use petrel_mapping::WeightMode;
 use petrel_types::{PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -170,24 +171,15 @@ pub struct BgpConf {
     pub bmp: Vec<BgpBmpConf>,
 }
 
-/// Which of a router's RIBs a BMP feed takes (RFC 7854 §2, RFC 9069).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BmpRib {
-    /// Adj-RIB-In as the peer sent it.
-    PrePolicy,
-    /// Adj-RIB-In after the router's import policy: what it could use.
-    PostPolicy,
-    /// The router's own best routes (one pseudo-peer per instance).
-    LocRib,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BgpBmpConf {
     pub router: IpAddr,
     pub pop: PopIdx,
     /// Only these monitored peers (empty: all).
     pub peers: Vec<IpAddr>,
-    pub rib: BmpRib,
+    /// Which of the router's RIBs to take: Adj-RIB-In before or after its
+    /// import policy (RFC 7854 §2), or its Loc-RIB (RFC 9069).
+    pub rib: RibKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

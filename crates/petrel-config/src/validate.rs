@@ -3,6 +3,7 @@
 use crate::error::{ConfigError, Location};
 use crate::model::*;
 use crate::raw::{self, S};
+use petrel_bgp_wire::bmp::RibKind;
 use petrel_dns_wire::name;
 use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
 use petrel_types::{PopIdx, PopState, Prefix};
@@ -416,16 +417,16 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             }
         }
         let rib = match q.rib.as_ref().map(|r| r.get_ref().as_str()) {
-            None | Some("post-policy") => BmpRib::PostPolicy,
-            Some("pre-policy") => BmpRib::PrePolicy,
-            Some("loc-rib") => BmpRib::LocRib,
+            None | Some("post-policy") => RibKind::PostPolicyIn,
+            Some("pre-policy") => RibKind::PrePolicyIn,
+            Some("loc-rib") => RibKind::LocRib,
             Some(o) => {
                 cx.err(
                     q.rib.as_ref().expect("present"),
                     f("rib"),
                     format!("`{o}` is not one of post-policy, pre-policy, loc-rib"),
                 );
-                BmpRib::PostPolicy
+                RibKind::PostPolicyIn
             }
         };
         if bmp_listen.is_none() {
@@ -1546,8 +1547,8 @@ policy = [
         let b = c.bgp.unwrap();
         assert_eq!(b.bmp_listen, Some("127.0.0.1:11019".parse().unwrap()));
         assert_eq!(b.bmp.len(), 2);
-        assert_eq!(b.bmp[0].rib, BmpRib::PostPolicy);
-        assert_eq!(b.bmp[1].rib, BmpRib::PrePolicy);
+        assert_eq!(b.bmp[0].rib, RibKind::PostPolicyIn);
+        assert_eq!(b.bmp[1].rib, RibKind::PrePolicyIn);
         assert_eq!(b.bmp[1].peers, vec!["2001:db8::9".parse::<IpAddr>().unwrap()]);
         let bad = good
             .replace("bmp_listen = \"127.0.0.1:11019\"\n", "")

@@ -12,7 +12,7 @@
 use super::board::{BgpBoard, PeerStatus};
 use super::feed::{new_slot, RibMsg, Slot};
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
-use petrel_config::{BgpBmpConf, BmpRib};
+use petrel_config::BgpBmpConf;
 use petrel_director::Reader;
 use petrel_rib::PeerInfo;
 use std::collections::HashMap;
@@ -95,14 +95,6 @@ struct Station {
     warned_rib: bool,
 }
 
-fn wanted(rib: BmpRib) -> RibKind {
-    match rib {
-        BmpRib::PrePolicy => RibKind::PrePolicyIn,
-        BmpRib::PostPolicy => RibKind::PostPolicyIn,
-        BmpRib::LocRib => RibKind::LocRib,
-    }
-}
-
 impl Station {
     async fn run(mut self, mut s: TcpStream, from: SocketAddr, mut conf: watch::Receiver<BmpConf>) {
         let rname = router_name(self.router);
@@ -155,7 +147,7 @@ impl Station {
     fn entry_for(&self, peer: &PeerHeader) -> Option<&BgpBmpConf> {
         self.entries.iter().find(|e| {
             let loc = peer.peer_type == bmp::PEER_LOC_RIB;
-            (e.rib == BmpRib::LocRib) == loc && (loc || e.peers.is_empty() || e.peers.contains(&peer.address))
+            (e.rib == RibKind::LocRib) == loc && (loc || e.peers.is_empty() || e.peers.contains(&peer.address))
         })
     }
 
@@ -237,7 +229,7 @@ impl Station {
                     Some(Monitored {
                         slot,
                         name: name.clone(),
-                        want: wanted(entry.rib),
+                        want: entry.rib,
                         desynchronized: false,
                     }),
                 );
