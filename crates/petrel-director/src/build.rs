@@ -110,21 +110,33 @@ impl Built {
     }
 
     /// The same config with other routing views: only services with BGP
-    /// policies are recompiled; zones and other services are shared.
+    /// policies are recompiled, each distinct table once; zones and other
+    /// services are shared.
     pub fn with_bgp(&self, bgp: Option<Arc<BgpData>>) -> Built {
+        // Services that shared a table share the new one.
+        let mut done: Vec<(*const CompiledService, Arc<CompiledService>)> = Vec::new();
         let services: Vec<Service> = self
             .services
             .iter()
             .map(|s| {
-                if s.mapping.spec.uses_bgp() {
-                    let mapping = compile_with(s.mapping.spec.clone(), &self.pops, self.geo.as_deref(), bgp.as_ref());
-                    Service {
-                        mapping: Arc::new(mapping),
-                        ..s.clone()
-                    }
-                } else {
-                    s.clone()
+                if !s.mapping.spec.uses_bgp() {
+                    return s.clone();
                 }
+                let key = Arc::as_ptr(&s.mapping);
+                let mapping = match done.iter().find(|(k, _)| *k == key) {
+                    Some((_, m)) => m.clone(),
+                    None => {
+                        let m = Arc::new(compile_with(
+                            s.mapping.spec.clone(),
+                            &self.pops,
+                            self.geo.as_deref(),
+                            bgp.as_ref(),
+                        ));
+                        done.push((key, m.clone()));
+                        m
+                    }
+                };
+                Service { mapping, ..s.clone() }
             })
             .collect();
         Built {
@@ -222,21 +234,30 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         return Err(errs.into_iter().map(BuildError).collect());
     }
 
-    let mut services = Vec::new();
+    let mut services: Vec<Service> = Vec::new();
     for (i, s) in config.services.iter().enumerate() {
-        let policies = s
-            .policies
-            .iter()
-            .map(|p| policy(&config, s, p, src, &mut errs))
-            .collect();
-        let spec = ServiceSpec {
-            name: s.name.clone(),
-            candidates: s.pops.clone(),
-            policies,
-            answers: s.answers,
-            fallback: s.fallback.clone(),
+        // Services with the same inputs (candidates, policies, answer count,
+        // fallback) share one compiled table: a table from full routing
+        // views takes a few hundred milliseconds to compile.
+        let same = config.services[..i].iter().position(|o| same_table(o, s));
+        let mapping = match same {
+            Some(j) => services[j].mapping.clone(),
+            None => {
+                let policies = s
+                    .policies
+                    .iter()
+                    .map(|p| policy(&config, s, p, src, &mut errs))
+                    .collect();
+                let spec = ServiceSpec {
+                    name: s.name.clone(),
+                    candidates: s.pops.clone(),
+                    policies,
+                    answers: s.answers,
+                    fallback: s.fallback.clone(),
+                };
+                Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref()))
+            }
         };
-        let mapping = Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref()));
         let cname_targets = s.cname.as_ref().map(|t| {
             let mut targets = Vec::new();
             for p in &pops {
@@ -272,6 +293,11 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         geo,
         bgp,
     })
+}
+
+/// Whether two services compile into the same table.
+fn same_table(a: &petrel_config::ServiceConf, b: &petrel_config::ServiceConf) -> bool {
+    a.pops == b.pops && a.policies == b.policies && a.answers == b.answers && a.fallback == b.fallback
 }
 
 /// The engine's form of one configured policy; a CIDR map's file is merged

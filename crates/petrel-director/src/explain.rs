@@ -42,6 +42,8 @@ impl Generation {
         let mut e = svc
             .mapping
             .explain(&prefix, qfamily, &b.pops, &self.states, b.geo.as_deref(), 0);
+        // The table may be shared with services of the same inputs.
+        e.service = svc.name.clone();
         for c in &mut e.candidates {
             if let Some(k) = b.pops.iter().position(|p| p.name == c.name) {
                 c.reason = self.reasons.get(k).cloned().unwrap_or_default();

@@ -256,3 +256,144 @@ fn fallback_and_decision_fields() {
     assert_eq!(d.pops().len(), 3);
     assert_eq!(d.scope(), 0);
 }
+
+#[test]
+fn services_with_the_same_inputs_share_one_table() {
+    let twin = r#"
+[[service]]
+name = "twin.example.net."
+ttl = 10
+policy = [{ type = "super-sparrow" }, { type = "priority", pops = ["sin", "nyc", "ams"] }]
+"#;
+    let p = Publisher::new(built(twin), Overrides::default());
+    let shared = |p: &Publisher| {
+        let g = p.load_full();
+        Arc::ptr_eq(&g.service(ServiceIdx(1)).mapping, &g.service(ServiceIdx(2)).mapping)
+    };
+    assert!(shared(&p));
+    p.set_input(Input::Bgp(views_preferring(1))).unwrap();
+    assert!(shared(&p), "recompiled once for both");
+    assert_eq!(decide(&p, 2, "10.1.2.3"), (vec!["nyc".to_string()], 10));
+    // Each keeps its own name and TTL.
+    let e = p.load().explain("twin.example.net", "10.1.2.3", None).unwrap();
+    assert_eq!(e.service, "twin.example.net.");
+}
+
+#[test]
+fn explain_carries_the_facts_as_fields_with_views_in_configuration_order() {
+    let p = Publisher::new(built(""), Overrides::default());
+    // The RIB made the views in another order than the POPs are configured.
+    let mut b = BgpDataBuilder::new();
+    for (i, name) in [(2u16, "sin"), (0, "ams"), (1, "nyc")] {
+        let mut vb = b.view_builder(name, PopIdx(i));
+        let id = vb.path_id([64999, 64502], 2);
+        vb.push("10.0.0.0/8".parse().unwrap(), id);
+        vb.finish();
+    }
+    p.set_input(Input::Bgp(Arc::new(b.build()))).unwrap();
+    let e = p.load().explain("bgp.example.net", "10.1.2.3", None).unwrap();
+    let v = serde_json::to_value(&e).unwrap();
+    let f = &v["steps"][0]["facts"];
+    assert_eq!(f["kind"], "routing", "{v:#}");
+    let views: Vec<&str> = f["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["view"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, ["ams", "nyc", "sin"]);
+    assert_eq!(f["views"][0]["as_path"], serde_json::json!([64999, 64502]));
+    assert_eq!(f["views"][0]["path_length"], 2);
+    assert_eq!(f["hops"][0]["pop"], "sin", "{f:#}");
+    assert_eq!(v["steps"][1]["facts"]["kind"], "order");
+    assert_eq!(v["answer"], serde_json::json!(["sin"]));
+    assert_eq!(v["decided_by"]["step"], 1);
+    assert_eq!(v["decided_by"]["policy"], "super-sparrow");
+    assert!(e.consistent);
+    // The text names the views in the same order.
+    let t = e.to_text();
+    let (a, n) = (t.find("view ams").unwrap(), t.find("view nyc").unwrap());
+    assert!(a < n && n < t.find("view sin").unwrap(), "{t}");
+    assert!(t.contains("decided by step 1 (super-sparrow)"), "{t}");
+    // A client no view covers: the priority list decides.
+    let e = p.load().explain("bgp.example.net", "192.0.2.1", None).unwrap();
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["steps"][0]["facts"]["views"][0]["as_path"], serde_json::Value::Null);
+    assert_eq!(v["decided_by"]["policy"], "priority");
+}
+
+mod model {
+    use super::*;
+    use petrel_director::state::pop_states;
+    use petrel_director::StateInputs;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Override(usize, usize),
+        Health(usize, usize),
+        Reload,
+    }
+
+    const NAMES: [&str; 5] = ["ams", "nyc", "sin", "sin/tcp:192.0.2.30:80", "lhr"];
+    const ACTIONS: [OverrideAction; 5] = [
+        OverrideAction::Drain,
+        OverrideAction::Undrain,
+        OverrideAction::ForceUp,
+        OverrideAction::ForceDown,
+        OverrideAction::Clear,
+    ];
+    const HEALTH: [PopState; 3] = [PopState::Up, PopState::Degraded, PopState::Down];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..NAMES.len(), 0..ACTIONS.len()).prop_map(|(n, a)| Op::Override(n, a)),
+            (0..3usize, 0..HEALTH.len()).prop_map(|(p, h)| Op::Health(p, h)),
+            Just(Op::Reload),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the order of overrides, health reports and reloads, the
+        /// serving states are the precedence rule applied to everything
+        /// accepted so far, and every publication is heard once, in order.
+        #[test]
+        fn states_match_a_model_of_accepted_inputs(ops in proptest::collection::vec(op(), 1..40)) {
+            let p = Publisher::new(built(""), Overrides::default());
+            let heard = Arc::new(Mutex::new(Vec::new()));
+            let h = heard.clone();
+            p.subscribe(move |g, _| h.lock().unwrap().push(g.id));
+            let mut model = StateInputs::default();
+            let mut published = 0;
+            for op in ops {
+                match op {
+                    Op::Override(n, a) => {
+                        if p.set_override(NAMES[n], ACTIONS[a], |_| Ok(())).is_ok() {
+                            model.overrides = model.overrides.with(NAMES[n], ACTIONS[a]);
+                            published += 1;
+                        }
+                    }
+                    Op::Health(i, h) => {
+                        let pop = NAMES[i];
+                        if p.set_pop_health(pop, HEALTH[h], "model").is_some() {
+                            published += 1;
+                        }
+                        model.set_health(pop, HEALTH[h], "model");
+                    }
+                    Op::Reload => {
+                        p.reload(built(""));
+                        published += 1;
+                    }
+                }
+                let g = p.load();
+                let want = pop_states(&g.config().pops, &model);
+                prop_assert_eq!(&*g.states, &*want.states);
+                prop_assert_eq!(&*g.reasons, &*want.reasons);
+            }
+            let heard = heard.lock().unwrap();
+            prop_assert_eq!(heard.len(), published);
+            prop_assert!(heard.windows(2).all(|w| w[1] == w[0] + 1));
+        }
+    }
+}

@@ -7,28 +7,146 @@ use crate::policy::{evaluate, Facts, Policy, PopInfo, Step};
 use crate::rank::RankOut;
 use crate::table::NONE;
 use petrel_types::{Family, PopIdx, PopState, Prefix};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ExplainStep {
     pub policy: String,
+    /// What the step saw, as fields.
+    pub facts: StepFacts,
+    /// The same in a sentence, for people.
     pub detail: String,
     /// Candidate tiers after this step, best first.
     pub tiers: Vec<Vec<String>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What one policy saw of the client, by kind of policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StepFacts {
+    /// A CIDR map: the longest entry covering the client and its POP list
+    /// (none: no entry covers it).
+    Cidr {
+        source: String,
+        entry: Option<String>,
+        pops: Vec<String>,
+    },
+    /// Distances from the client's GeoIP location (none: no record, or one
+    /// without coordinates), in the band that counts as equal.
+    GeoNearest {
+        client: Option<ClientPlace>,
+        band_km: u32,
+        distances: Vec<PopDistance>,
+    },
+    /// The country (else continent) entry that matched, and its list.
+    GeoMap {
+        client: Option<ClientPlace>,
+        matched: Option<String>,
+        pops: Vec<String>,
+    },
+    /// A fixed order (`priority`; `default` applies only when nothing
+    /// earlier ordered the candidates).
+    Order { pops: Vec<String>, applied: bool },
+    /// The routing views (in configuration order): each one's preferred
+    /// route for the client, the AS hops to each POP and, for `blended`,
+    /// each POP's score in km.
+    Routing {
+        views: Vec<ViewPath>,
+        hops: Vec<PopHops>,
+        scores: Vec<PopScore>,
+        hop_km: Option<u32>,
+        band_km: Option<u32>,
+        client_located: bool,
+    },
+    /// The origin AS of the client's route (first view that has one) and
+    /// the list it maps to.
+    AsMap {
+        origin: Option<u32>,
+        view: Option<String>,
+        pops: Vec<String>,
+    },
+    /// How a tier's members are chosen: `random` or `hash` of the client's
+    /// subnet of these lengths.
+    Weighted {
+        mode: String,
+        v4_len: Option<u8>,
+        v6_len: Option<u8>,
+    },
+}
+
+/// The client's GeoIP record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ClientPlace {
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub continent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PopDistance {
+    pub pop: String,
+    /// None: the POP has no location.
+    pub km: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ViewPath {
+    pub view: String,
+    /// The POP whose view it is.
+    pub pop: String,
+    /// The preferred route's AS path, nearest AS first (none: no route).
+    pub as_path: Option<Vec<u32>>,
+    /// Its RFC 4271 length (an AS_SET counts as one).
+    pub path_length: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PopHops {
+    pub pop: String,
+    /// AS hops from the POP to the client (none: unknown).
+    pub hops: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PopScore {
+    pub pop: String,
+    /// Distance plus the hop penalty, in km (none: its view has no route).
+    pub score_km: Option<u64>,
+    pub hops: Option<u32>,
+}
+
+/// The step after which the answer's first POP stood in its final tier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct DecidedBy {
+    /// 1-based, as the text numbers steps.
+    pub step: usize,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ExplainPop {
     pub name: String,
     pub tier: usize,
     pub state: String,
     pub verdict: String,
     /// Why the POP has its state (operator, config, health), when known.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Explanation {
     pub service: String,
     pub client: String,
@@ -39,6 +157,9 @@ pub struct Explanation {
     pub candidates: Vec<ExplainPop>,
     pub answer: Vec<String>,
     pub fallback: bool,
+    /// Which policy put the answer where it is (none: no policy told the
+    /// candidates apart, or nothing was answered).
+    pub decided_by: Option<DecidedBy>,
     /// The traced evaluation agrees with the compiled table.
     pub consistent: bool,
 }
@@ -154,6 +275,24 @@ impl CompiledService {
                 });
             }
         }
+        // Refinement only splits tiers: the first step after which the
+        // answer's POP stands in its final tier is the one that put it there.
+        let decided_by = chosen.first().and_then(|&first| {
+            let tier_of = |t: &[Vec<PopIdx>]| t.iter().find(|tier| tier.contains(&first)).cloned();
+            let last = tier_of(&tiers);
+            let mut prev = tier_of(std::slice::from_ref(&self.spec.candidates));
+            for (i, s) in trace.iter().enumerate() {
+                let now = tier_of(&s.tiers);
+                if now == last {
+                    return (now != prev).then(|| DecidedBy {
+                        step: i + 1,
+                        policy: s.policy.clone(),
+                    });
+                }
+                prev = now;
+            }
+            None
+        });
         Explanation {
             service: self.spec.name.clone(),
             client: client.to_string(),
@@ -161,6 +300,7 @@ impl CompiledService {
                 .into_iter()
                 .map(|s| ExplainStep {
                     policy: s.policy,
+                    facts: s.facts,
                     detail: s.detail,
                     tiers: tier_names(pops, &s.tiers),
                 })
@@ -170,6 +310,7 @@ impl CompiledService {
             candidates,
             answer: chosen.iter().map(|p| pops[p.index()].name.clone()).collect(),
             fallback: out.fallback,
+            decided_by,
             consistent: tiers == compiled,
         }
     }
@@ -217,6 +358,9 @@ impl Explanation {
                 ""
             }
         );
+        if let Some(d) = &self.decided_by {
+            let _ = writeln!(s, "  decided by step {} ({})", d.step, d.policy);
+        }
         if !self.consistent {
             let _ = writeln!(s, "  WARNING: traced evaluation differs from the compiled table");
         }

@@ -25,7 +25,9 @@ pub mod table;
 
 pub use bgp::{BgpData, BgpDataBuilder, BgpPath};
 pub use compile::{compile, compile_with, CompiledService};
-pub use explain::{ExplainPop, ExplainStep, Explanation};
+pub use explain::{
+    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, PopDistance, PopHops, PopScore, StepFacts, ViewPath,
+};
 pub use geo::{GeoLocation, GeoTable};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};
 pub use rank::{RankOut, MAX_ANSWERS, MAX_CANDIDATES};

@@ -7,6 +7,7 @@
 //! earlier policy decides, and a later one only breaks its ties.
 
 use crate::bgp::{hop_distances, unreachable, BgpPath, ViewFacts};
+use crate::explain::{ClientPlace, PopDistance, PopHops, PopScore, StepFacts, ViewPath};
 use crate::geo::{distance_km, GeoLocation};
 use petrel_types::{PopIdx, Prefix};
 use rustc_hash::FxHashMap;
@@ -194,6 +195,7 @@ pub(crate) struct Facts<'a> {
 #[derive(Clone, Debug)]
 pub(crate) struct Step {
     pub policy: String,
+    pub facts: StepFacts,
     pub detail: String,
     pub tiers: Vec<Vec<PopIdx>>,
 }
@@ -234,7 +236,7 @@ fn names(pops: &[PopInfo], list: &[PopIdx]) -> String {
 }
 
 /// Evaluate the policies for one region. With `trace`, every step records
-/// what it saw and the tiers it left.
+/// what it saw (as fields and as a sentence) and the tiers it left.
 pub(crate) fn evaluate(
     spec: &ServiceSpec,
     pops: &[PopInfo],
@@ -244,72 +246,97 @@ pub(crate) fn evaluate(
     let mut tiers: Tiers = vec![spec.candidates.clone()];
     let mut ordered = false;
     let mut cidr_i = 0;
+    let tracing = trace.is_some();
+    let name_list = |list: &[PopIdx]| -> Vec<String> { list.iter().map(|p| pops[p.index()].name.clone()).collect() };
     for policy in &spec.policies {
         let mut detail = String::new();
+        let mut seen: Option<StepFacts> = None;
         let before = tiers.len();
         match policy {
             Policy::Cidr(map) => {
                 let hit = facts.cidr.get(cidr_i).copied().flatten();
                 cidr_i += 1;
+                if tracing {
+                    seen = Some(StepFacts::Cidr {
+                        source: map.source.clone(),
+                        entry: hit.and_then(|(_, p)| p).map(|p| p.to_string()),
+                        pops: hit.map_or_else(Vec::new, |(l, _)| name_list(l)),
+                    });
+                }
                 match hit {
                     Some((list, prefix)) => {
-                        if trace.is_some() {
+                        if tracing {
                             let at = prefix.map(|p| format!(" entry {p}")).unwrap_or_default();
                             let _ = write!(detail, "{}{at} -> [{}]", map.source, names(pops, list));
                         }
                         refine(&mut tiers, position_key(list));
                     }
                     None => {
-                        if trace.is_some() {
+                        if tracing {
                             let _ = write!(detail, "{}: no entry covers the client", map.source);
                         }
                     }
                 }
             }
-            Policy::GeoNearest { band_km } => match facts.geo.and_then(|g| g.lat_lon.map(|ll| (g, ll))) {
-                Some((g, client)) => {
-                    let band = (*band_km).max(1) as f64;
-                    let key = |p: PopIdx| {
-                        pops[p.index()]
-                            .location
-                            .map_or(u64::MAX, |l| (distance_km(client, l) / band) as u64)
-                    };
-                    if trace.is_some() {
-                        let _ = write!(detail, "client at {:.2},{:.2} ({}); ", client.0, client.1, place(g));
-                        let mut d: Vec<(u64, &str)> = spec
-                            .candidates
-                            .iter()
-                            .map(|&p| {
-                                let km = pops[p.index()]
-                                    .location
-                                    .map_or(u64::MAX, |l| distance_km(client, l) as u64);
-                                (km, pops[p.index()].name.as_str())
-                            })
-                            .collect();
-                        d.sort();
-                        let parts: Vec<String> = d
-                            .iter()
-                            .map(|(km, n)| {
-                                if *km == u64::MAX {
-                                    format!("{n} unknown")
-                                } else {
-                                    format!("{n} {km} km")
-                                }
-                            })
-                            .collect();
-                        let _ = write!(detail, "distances {}; band {} km", parts.join(", "), band_km);
-                    }
-                    refine(&mut tiers, key);
+            Policy::GeoNearest { band_km } => {
+                let located = facts.geo.and_then(|g| g.lat_lon.map(|ll| (g, ll)));
+                let km = |client: (f64, f64), p: PopIdx| pops[p.index()].location.map(|l| distance_km(client, l));
+                if tracing {
+                    let mut distances: Vec<PopDistance> = spec
+                        .candidates
+                        .iter()
+                        .map(|&p| PopDistance {
+                            pop: pops[p.index()].name.clone(),
+                            km: located.and_then(|(_, c)| km(c, p)).map(|d| d as u64),
+                        })
+                        .collect();
+                    distances.sort_by_key(|d| (d.km.unwrap_or(u64::MAX), d.pop.clone()));
+                    seen = Some(StepFacts::GeoNearest {
+                        client: facts.geo.map(client_place),
+                        band_km: *band_km,
+                        distances: if located.is_some() { distances } else { Vec::new() },
+                    });
                 }
-                None => {
-                    if trace.is_some() {
-                        detail.push_str(match facts.geo {
-                            Some(_) => "GeoIP record has no coordinates",
-                            None => "no GeoIP record for the client",
-                        });
+                match located {
+                    Some((g, client)) => {
+                        let band = (*band_km).max(1) as f64;
+                        if tracing {
+                            let _ = write!(detail, "client at {:.2},{:.2} ({}); ", client.0, client.1, place(g));
+                            let mut d: Vec<(u64, &str)> = spec
+                                .candidates
+                                .iter()
+                                .map(|&p| {
+                                    (
+                                        km(client, p).map_or(u64::MAX, |d| d as u64),
+                                        pops[p.index()].name.as_str(),
+                                    )
+                                })
+                                .collect();
+                            d.sort();
+                            let parts: Vec<String> = d
+                                .iter()
+                                .map(|(km, n)| {
+                                    if *km == u64::MAX {
+                                        format!("{n} unknown")
+                                    } else {
+                                        format!("{n} {km} km")
+                                    }
+                                })
+                                .collect();
+                            let _ = write!(detail, "distances {}; band {} km", parts.join(", "), band_km);
+                        }
+                        refine(&mut tiers, |p| km(client, p).map_or(u64::MAX, |d| (d / band) as u64));
+                    }
+                    None => {
+                        if tracing {
+                            detail.push_str(match facts.geo {
+                                Some(_) => "GeoIP record has no coordinates",
+                                None => "no GeoIP record for the client",
+                            });
+                        }
                     }
                 }
-            },
+            }
             Policy::GeoMap { countries, continents } => {
                 let hit = facts.geo.and_then(|g| {
                     let by_country = g
@@ -322,15 +349,22 @@ pub(crate) fn evaluate(
                             .and_then(|c| continents.get(c).map(|l| (format!("continent {c}"), l)))
                     })
                 });
+                if tracing {
+                    seen = Some(StepFacts::GeoMap {
+                        client: facts.geo.map(client_place),
+                        matched: hit.as_ref().map(|(why, _)| why.clone()),
+                        pops: hit.as_ref().map_or_else(Vec::new, |(_, l)| name_list(l)),
+                    });
+                }
                 match hit {
                     Some((why, list)) => {
-                        if trace.is_some() {
+                        if tracing {
                             let _ = write!(detail, "{why} -> [{}]", names(pops, list));
                         }
                         refine(&mut tiers, position_key(list));
                     }
                     None => {
-                        if trace.is_some() {
+                        if tracing {
                             match facts.geo {
                                 Some(g) => {
                                     let _ = write!(detail, "no map entry for {}", place(g));
@@ -342,18 +376,28 @@ pub(crate) fn evaluate(
                 }
             }
             Policy::Priority(list) => {
-                if trace.is_some() {
+                if tracing {
                     let _ = write!(detail, "order [{}]", names(pops, list));
+                    seen = Some(StepFacts::Order {
+                        pops: name_list(list),
+                        applied: true,
+                    });
                 }
                 refine(&mut tiers, position_key(list));
             }
             Policy::Default(list) => {
+                if tracing {
+                    seen = Some(StepFacts::Order {
+                        pops: name_list(list),
+                        applied: !ordered,
+                    });
+                }
                 if ordered {
-                    if trace.is_some() {
+                    if tracing {
                         detail.push_str("skipped: earlier policies already ordered the candidates");
                     }
                 } else {
-                    if trace.is_some() {
+                    if tracing {
                         let _ = write!(detail, "nothing was known of the client; order [{}]", names(pops, list));
                     }
                     refine(&mut tiers, position_key(list));
@@ -363,9 +407,17 @@ pub(crate) fn evaluate(
                 let asns: Vec<&[u32]> = pops.iter().map(|p| p.asns.as_slice()).collect();
                 let mut d = Vec::new();
                 hop_distances(facts.views, &asns, &facts.paths, &mut d);
-                if trace.is_some() {
+                if tracing {
                     describe_paths(&mut detail, pops, facts);
                     let _ = write!(detail, "; hops {}", hop_list(pops, &spec.candidates, &d));
+                    seen = Some(StepFacts::Routing {
+                        views: view_paths(pops, facts),
+                        hops: pop_hops(pops, &spec.candidates, &d),
+                        scores: Vec::new(),
+                        hop_km: None,
+                        band_km: None,
+                        client_located: facts.geo.and_then(|g| g.lat_lon).is_some(),
+                    });
                 }
                 refine(&mut tiers, |p| d[p.index()].map_or(u64::MAX, u64::from));
             }
@@ -391,7 +443,7 @@ pub(crate) fn evaluate(
                     Some(km + f64::from(*hop_km) * f64::from(extra))
                 };
                 let band = f64::from((*band_km).max(1));
-                if trace.is_some() {
+                if tracing {
                     describe_paths(&mut detail, pops, facts);
                     if client.is_none() {
                         detail.push_str("; no client location: hops only");
@@ -417,6 +469,24 @@ pub(crate) fn evaluate(
                         "; score km + {hop_km} km per extra hop: {}; band {band_km} km",
                         v.join(", ")
                     );
+                    let mut scores: Vec<PopScore> = spec
+                        .candidates
+                        .iter()
+                        .map(|&p| PopScore {
+                            pop: pops[p.index()].name.clone(),
+                            score_km: score(p).map(|s| s as u64),
+                            hops: d[p.index()],
+                        })
+                        .collect();
+                    scores.sort_by_key(|s| (s.score_km.unwrap_or(u64::MAX), s.pop.clone()));
+                    seen = Some(StepFacts::Routing {
+                        views: view_paths(pops, facts),
+                        hops: pop_hops(pops, &spec.candidates, &d),
+                        scores,
+                        hop_km: Some(*hop_km),
+                        band_km: Some(*band_km),
+                        client_located: client.is_some(),
+                    });
                 }
                 refine(&mut tiers, |p| score(p).map_or(u64::MAX, |s| (s / band) as u64));
             }
@@ -426,9 +496,17 @@ pub(crate) fn evaluate(
                     .iter()
                     .enumerate()
                     .find_map(|(i, p)| p.and_then(|p| p.origin().map(|o| (i, o))));
-                match origin.and_then(|(i, o)| map.get(&o).map(|l| (i, o, l))) {
+                let hit = origin.and_then(|(i, o)| map.get(&o).map(|l| (i, o, l)));
+                if tracing {
+                    seen = Some(StepFacts::AsMap {
+                        origin: origin.map(|(_, o)| o),
+                        view: origin.map(|(i, _)| facts.views[i].name.clone()),
+                        pops: hit.map_or_else(Vec::new, |(_, _, l)| name_list(l)),
+                    });
+                }
+                match hit {
                     Some((vi, o, list)) => {
-                        if trace.is_some() {
+                        if tracing {
                             let _ = write!(
                                 detail,
                                 "{source}: origin AS{o} (view {}) -> [{}]",
@@ -439,7 +517,7 @@ pub(crate) fn evaluate(
                         refine(&mut tiers, position_key(list));
                     }
                     None => {
-                        if trace.is_some() {
+                        if tracing {
                             match origin {
                                 Some((_, o)) => {
                                     let _ = write!(detail, "{source}: no entry for origin AS{o}");
@@ -451,11 +529,23 @@ pub(crate) fn evaluate(
                 }
             }
             Policy::Weighted(mode) => {
-                if trace.is_some() {
+                if tracing {
                     match mode {
-                        WeightMode::Random => detail.push_str("random by weight within each tier, per query"),
+                        WeightMode::Random => {
+                            detail.push_str("random by weight within each tier, per query");
+                            seen = Some(StepFacts::Weighted {
+                                mode: "random".into(),
+                                v4_len: None,
+                                v6_len: None,
+                            });
+                        }
                         WeightMode::Hash { v4_len, v6_len } => {
                             let _ = write!(detail, "rendezvous hash of the client's /{v4_len} (IPv4) or /{v6_len} (IPv6) by weight within each tier");
+                            seen = Some(StepFacts::Weighted {
+                                mode: "hash".into(),
+                                v4_len: Some(*v4_len),
+                                v6_len: Some(*v6_len),
+                            });
                         }
                     }
                 }
@@ -464,9 +554,10 @@ pub(crate) fn evaluate(
         if tiers.len() != before {
             ordered = true;
         }
-        if let Some(t) = trace.as_deref_mut() {
+        if let (Some(t), Some(facts)) = (trace.as_deref_mut(), seen) {
             t.push(Step {
                 policy: policy.kind().to_string(),
+                facts,
                 detail,
                 tiers: tiers.clone(),
             });
@@ -475,12 +566,54 @@ pub(crate) fn evaluate(
     tiers
 }
 
+fn client_place(g: &GeoLocation) -> ClientPlace {
+    ClientPlace {
+        lat: g.lat_lon.map(|l| l.0),
+        lon: g.lat_lon.map(|l| l.1),
+        city: g.city.clone(),
+        country: g.country.clone(),
+        continent: g.continent.clone(),
+    }
+}
+
+/// The views in configuration order (their POPs' order), not the order the
+/// RIB made them in.
+fn views_in_order<'a>(facts: &'a Facts<'_>) -> Vec<(&'a ViewFacts, Option<&'a BgpPath>)> {
+    let mut v: Vec<_> = facts.views.iter().zip(facts.paths.iter().copied()).collect();
+    v.sort_by_key(|(v, _)| v.pop);
+    v
+}
+
+fn view_paths(pops: &[PopInfo], facts: &Facts<'_>) -> Vec<ViewPath> {
+    views_in_order(facts)
+        .into_iter()
+        .map(|(v, p)| ViewPath {
+            view: v.name.clone(),
+            pop: pops[v.pop.index()].name.clone(),
+            as_path: p.map(|p| p.asns.to_vec()),
+            path_length: p.map(|p| p.len),
+        })
+        .collect()
+}
+
+fn pop_hops(pops: &[PopInfo], candidates: &[PopIdx], d: &[Option<u32>]) -> Vec<PopHops> {
+    let mut v: Vec<PopHops> = candidates
+        .iter()
+        .map(|p| PopHops {
+            pop: pops[p.index()].name.clone(),
+            hops: d[p.index()],
+        })
+        .collect();
+    v.sort_by_key(|h| (h.hops.unwrap_or(u32::MAX), h.pop.clone()));
+    v
+}
+
 fn describe_paths(out: &mut String, pops: &[PopInfo], facts: &Facts<'_>) {
     if facts.views.is_empty() {
         out.push_str("no BGP views");
         return;
     }
-    for (i, (v, p)) in facts.views.iter().zip(&facts.paths).enumerate() {
+    for (i, (v, p)) in views_in_order(facts).into_iter().enumerate() {
         if i > 0 {
             out.push_str("; ");
         }

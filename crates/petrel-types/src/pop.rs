@@ -31,6 +31,7 @@ impl ServiceIdx {
 /// POPs still serve, with shorter TTLs so that clients move quickly if it
 /// gets worse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PopState {
     #[default]

@@ -9,11 +9,14 @@ use crate::reload::{GenerationCollector, Reloader};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
+use petrel_api::{
+    BgpSummary, ErrorBody, ExplainResult, Health, OverrideResult, PopView, ReloadResult, RouteResult, Status,
+    ViewSummary,
+};
 use petrel_director::{Blame, DirectorError, OverrideAction, Publisher, Reader};
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -79,23 +82,41 @@ pub fn spawn(h: Handles, addr: SocketAddr, token: Option<String>) -> std::io::Re
 }
 
 fn router(state: Arc<AdminState>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/reload", post(reload))
-        .route("/api/v1/explain", get(explain))
-        .route("/api/v1/pops", get(pops))
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/bgp/summary", get(bgp_summary))
-        .route("/api/v1/bgp/route", get(bgp_route))
-        .route("/api/v1/pops/{name}/{action}", post(pop_action))
-        .route("/api/v1/targets/{action}", post(target_action))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/status") })
+    // The operations petrel-api documents, each with its handler.
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 11] = [
+        ("GET", "/metrics", get(metrics)),
+        ("GET", "/api/v1/openapi.json", get(openapi)),
+        ("GET", "/api/v1/status", get(status)),
+        ("POST", "/api/v1/reload", post(reload)),
+        ("GET", "/api/v1/explain", get(explain)),
+        ("GET", "/api/v1/pops", get(pops)),
+        ("GET", "/api/v1/health", get(health)),
+        ("GET", "/api/v1/bgp/summary", get(bgp_summary)),
+        ("GET", "/api/v1/bgp/route", get(bgp_route)),
+        ("POST", "/api/v1/pops/{name}/{action}", post(pop_action)),
+        ("POST", "/api/v1/targets/{action}", post(target_action)),
+    ];
+    let mut routed: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    routed.sort();
+    debug_assert_eq!(
+        routed,
+        petrel_api::operations(),
+        "the router and the OpenAPI document disagree"
+    );
+    let mut r = Router::new();
+    for (_, path, handler) in routes {
+        r = r.route(path, handler);
+    }
+    r.fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/openapi.json") })
         .with_state(state)
 }
 
 fn error(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(json!({ "error": msg.into() }))).into_response()
+    (code, Json(ErrorBody { error: msg.into() })).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], petrel_api::openapi_json()).into_response()
 }
 
 /// The status an error of the decision core gets: by who is to blame.
@@ -125,32 +146,34 @@ async fn metrics(State(st): St) -> Response {
     }
 }
 
-fn pops_json(reader: &Reader) -> serde_json::Value {
+fn pop_views(reader: &Reader) -> Vec<PopView> {
     let g = reader.load();
-    let list: Vec<_> = g
-        .config()
+    g.config()
         .pops
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            json!({ "name": p.name, "state": g.states[i].as_str(), "reason": g.reasons[i], "configured": p.state.as_str(), "ipv4": p.ipv4, "ipv6": p.ipv6 })
+        .map(|(i, p)| PopView {
+            name: p.name.clone(),
+            state: g.states[i],
+            reason: g.reasons[i].clone(),
+            configured: p.state,
+            ipv4: p.ipv4.iter().map(|a| a.to_string()).collect(),
+            ipv6: p.ipv6.iter().map(|a| a.to_string()).collect(),
         })
-        .collect();
-    json!(list)
+        .collect()
 }
 
 async fn status(State(st): St) -> Response {
     let g = st.reader.load();
-    let last = st.reloader.last();
-    Json(json!({
-        "generation": g.id,
-        "generation_age_seconds": st.reloader.generation_age(),
-        "config": st.reloader.config_path(),
-        "zones": g.zones().apex_names(),
-        "services": g.services().iter().map(|s| &s.name).collect::<Vec<_>>(),
-        "pops": pops_json(&st.reader),
-        "last_reload": last,
-    }))
+    Json(Status {
+        generation: g.id,
+        generation_age_seconds: st.reloader.generation_age(),
+        config: st.reloader.config_path().display().to_string(),
+        zones: g.zones().apex_names(),
+        services: g.services().iter().map(|s| s.name.clone()).collect(),
+        pops: pop_views(&st.reader),
+        last_reload: st.reloader.last(),
+    })
     .into_response()
 }
 
@@ -163,10 +186,19 @@ async fn reload(State(st): St, headers: HeaderMap) -> Response {
     }
     let reloader = st.reloader.clone();
     match tokio::task::spawn_blocking(move || reloader.reload()).await {
-        Ok(Ok(id)) => Json(json!({ "ok": true, "generation": id })).into_response(),
+        Ok(Ok(id)) => Json(ReloadResult {
+            ok: true,
+            generation: Some(id),
+            errors: Vec::new(),
+        })
+        .into_response(),
         Ok(Err(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "ok": false, "errors": errors })),
+            Json(ReloadResult {
+                ok: false,
+                generation: None,
+                errors,
+            }),
         )
             .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
@@ -189,9 +221,8 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
     };
     match st.reader.load().explain(&service, &client, q.qtype.as_deref()) {
         Ok(e) => {
-            let mut v = serde_json::to_value(&e).unwrap_or_default();
-            v["text"] = serde_json::Value::String(e.to_text());
-            Json(v).into_response()
+            let text = e.to_text();
+            Json(ExplainResult { explanation: e, text }).into_response()
         }
         // An unknown service is a bad question here, as it always was.
         Err(e) if e.blame() == Blame::Client => error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -200,7 +231,11 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
 }
 
 async fn health(State(st): St) -> Response {
-    Json(json!({ "pops": pops_json(&st.reader), "targets": st.health.snapshot() })).into_response()
+    Json(Health {
+        pops: pop_views(&st.reader),
+        targets: st.health.statuses(),
+    })
+    .into_response()
 }
 
 async fn bgp_summary(State(st): St) -> Response {
@@ -209,19 +244,22 @@ async fn bgp_summary(State(st): St) -> Response {
     };
     let (peers, publish) = b.board.snapshot();
     let g = st.reader.load();
-    let views: Vec<_> = g
+    let views = g
         .built
         .bgp
         .iter()
         .flat_map(|d| d.views.iter())
-        .map(|v| json!({ "name": v.name, "routes": v.routes }))
+        .map(|v| ViewSummary {
+            name: v.name.clone(),
+            routes: v.routes,
+        })
         .collect();
-    Json(json!({
-        "configured": g.config().bgp.is_some(),
-        "peers": peers,
-        "views": views,
-        "publish": publish,
-    }))
+    Json(BgpSummary {
+        configured: g.config().bgp.is_some(),
+        peers,
+        views,
+        publish,
+    })
     .into_response()
 }
 
@@ -263,13 +301,17 @@ async fn bgp_route(State(st): St, Query(q): Query<RouteQ>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB is not running");
     }
     match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {
-        Ok(Ok(views)) => Json(json!({ "client": client.to_string(), "views": views })).into_response(),
+        Ok(Ok(views)) => Json(RouteResult {
+            client: client.to_string(),
+            views,
+        })
+        .into_response(),
         _ => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB did not answer in time"),
     }
 }
 
 async fn pops(State(st): St) -> Response {
-    Json(pops_json(&st.reader)).into_response()
+    Json(pop_views(&st.reader)).into_response()
 }
 
 /// Changes need the admin token when the config names one.
@@ -296,9 +338,13 @@ async fn apply(st: Arc<AdminState>, name: String, action: String) -> Response {
     let publisher = st.publisher.clone();
     let n = name.clone();
     match tokio::task::spawn_blocking(move || set_override(&publisher, &n, action)).await {
-        Ok(Ok(id)) => {
-            Json(json!({ "ok": true, "name": name, "action": format!("{action:?}"), "generation": id })).into_response()
-        }
+        Ok(Ok(id)) => Json(OverrideResult {
+            ok: true,
+            name,
+            action: format!("{action:?}"),
+            generation: id,
+        })
+        .into_response(),
         Ok(Err(e)) => director_error(&e),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "override task failed"),
     }

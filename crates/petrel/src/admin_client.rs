@@ -53,3 +53,14 @@ fn dechunk(mut b: &str) -> String {
     }
     out
 }
+
+/// A call whose answer is one of the API's types; an error answer becomes
+/// its message.
+pub fn get<T: serde::de::DeserializeOwned>(admin: SocketAddr, path: &str) -> Result<T, String> {
+    let (code, body) = call(admin, "GET", path)?;
+    if !(200..300).contains(&code) {
+        let why = serde_json::from_value::<petrel_api::ErrorBody>(body).map_or_else(|_| String::new(), |e| e.error);
+        return Err(format!("the server answered HTTP {code}: {why}"));
+    }
+    serde_json::from_value(body).map_err(|e| format!("unexpected answer from the admin API: {e}"))
+}

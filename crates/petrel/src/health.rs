@@ -8,6 +8,7 @@
 //! follows from its targets is the decision core's rule
 //! ([`petrel_director::state::judge_pop`]).
 
+use petrel_api::TargetStatus;
 use petrel_config::{CheckKind, HealthCheck, Initial};
 use petrel_director::state::judge_pop;
 use petrel_director::{ChangeKind, Publisher};
@@ -16,7 +17,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,21 +25,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-/// Last known state of one check, for the API, the CLI and metrics.
-#[derive(Clone, Debug, Serialize)]
-pub struct TargetStatus {
-    pub name: String,
-    pub pop: String,
-    pub state: TargetState,
-    pub since_unix: u64,
-    pub probes: u64,
-    pub last_ok: Option<bool>,
-    pub last_latency_ms: Option<f64>,
-    pub last_detail: String,
+/// Last known state of one check: what the API shows, and the probe
+/// durations the metrics show.
+#[derive(Clone, Debug)]
+pub struct TargetRecord {
+    pub status: TargetStatus,
     /// Probe durations: counts per bucket of [`LATENCY_BUCKETS`] (+Inf last), and the sum.
-    #[serde(skip)]
     pub latency_counts: [u64; LATENCY_BUCKETS.len() + 1],
-    #[serde(skip)]
     pub latency_sum: f64,
 }
 
@@ -48,7 +40,7 @@ pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 
 #[derive(Default, Debug)]
 pub struct HealthBoard {
-    targets: Mutex<Vec<TargetStatus>>,
+    targets: Mutex<Vec<TargetRecord>>,
     /// Probe result to published generation, for POP flips: last and worst.
     publish_last_ns: std::sync::atomic::AtomicU64,
     publish_max_ns: std::sync::atomic::AtomicU64,
@@ -62,7 +54,9 @@ impl HealthBoard {
         loop {
             let done = {
                 let b = self.targets.lock().expect("health board");
-                names.iter().all(|n| b.iter().any(|t| &t.name == n && t.probes > 0))
+                names
+                    .iter()
+                    .all(|n| b.iter().any(|t| &t.status.name == n && t.status.probes > 0))
             };
             if done {
                 return true;
@@ -74,8 +68,14 @@ impl HealthBoard {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<TargetStatus> {
+    pub fn snapshot(&self) -> Vec<TargetRecord> {
         self.targets.lock().expect("health board").clone()
+    }
+
+    /// Every target's state, for the API.
+    pub fn statuses(&self) -> Vec<TargetStatus> {
+        let b = self.targets.lock().expect("health board");
+        b.iter().map(|t| t.status.clone()).collect()
     }
 
     fn record_publish(&self, d: Duration) {
@@ -134,8 +134,8 @@ impl Collector for HealthCollector {
             ConstGauge::new(0i64).metric_type(),
         )?;
         for t in &targets {
-            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-            ConstGauge::new((t.state == petrel_health::TargetState::Up) as i64).encode(up.encode_family(&labels)?)?;
+            let labels = vec![("pop", t.status.pop.clone()), ("target", t.status.name.clone())];
+            ConstGauge::new((t.status.state == TargetState::Up) as i64).encode(up.encode_family(&labels)?)?;
         }
         let mut lat = enc.encode_descriptor(
             "petrel_health_probe_duration_seconds",
@@ -144,7 +144,7 @@ impl Collector for HealthCollector {
             prometheus_client::metrics::MetricType::Histogram,
         )?;
         for t in &targets {
-            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
+            let labels = vec![("pop", t.status.pop.clone()), ("target", t.status.name.clone())];
             let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
                 .iter()
                 .copied()
@@ -162,8 +162,8 @@ impl Collector for HealthCollector {
             ConstCounter::new(0u64).metric_type(),
         )?;
         for t in &targets {
-            let labels = vec![("pop", t.pop.clone()), ("target", t.name.clone())];
-            ConstCounter::new(t.probes).encode(probes.encode_family(&labels)?)?;
+            let labels = vec![("pop", t.status.pop.clone()), ("target", t.status.name.clone())];
+            ConstCounter::new(t.status.probes).encode(probes.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -322,15 +322,17 @@ fn publish(board: &HealthBoard, targets: &[Target]) {
     let now = unix_now();
     let list = targets
         .iter()
-        .map(|t| TargetStatus {
-            name: t.check.name.clone(),
-            pop: t.pop.clone(),
-            state: t.hyst.state(),
-            since_unix: now,
-            probes: 0,
-            last_ok: None,
-            last_latency_ms: None,
-            last_detail: String::new(),
+        .map(|t| TargetRecord {
+            status: TargetStatus {
+                name: t.check.name.clone(),
+                pop: t.pop.clone(),
+                state: t.hyst.state(),
+                since_unix: now,
+                probes: 0,
+                last_ok: None,
+                last_latency_ms: None,
+                last_detail: String::new(),
+            },
             latency_counts: [0; LATENCY_BUCKETS.len() + 1],
             latency_sum: 0.0,
         })
@@ -340,21 +342,22 @@ fn publish(board: &HealthBoard, targets: &[Target]) {
 
 fn update_board(board: &HealthBoard, idx: usize, t: &Target, outcome: Outcome, elapsed: Duration, detail: &str) {
     let mut b = board.targets.lock().expect("health board");
-    if let Some(s) = b.get_mut(idx) {
+    if let Some(r) = b.get_mut(idx) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&ub| secs <= ub)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        r.latency_counts[bucket] += 1;
+        r.latency_sum += secs;
+        let s = &mut r.status;
         if s.state != t.hyst.state() {
             s.since_unix = unix_now();
         }
         s.state = t.hyst.state();
         s.probes += 1;
         s.last_ok = Some(outcome == Outcome::Ok);
-        s.last_latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
-        let secs = elapsed.as_secs_f64();
-        let b = LATENCY_BUCKETS
-            .iter()
-            .position(|&ub| secs <= ub)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        s.latency_counts[b] += 1;
-        s.latency_sum += secs;
+        s.last_latency_ms = Some(secs * 1000.0);
         s.last_detail = detail.to_string();
     }
 }

@@ -275,26 +275,12 @@ fn explain_cmd(
             if let Some(q) = qtype {
                 path.push_str(&format!("&qtype={}", urlencode(q)));
             }
-            let (code, body) = admin_client::call(a, "GET", &path)?;
-            if code != 200 {
-                return Err(body
-                    .get("error")
-                    .and_then(|e| e.as_str())
-                    .unwrap_or("explain failed")
-                    .to_string());
-            }
-            if json {
-                let mut body = body;
-                if let Some(o) = body.as_object_mut() {
-                    o.remove("text");
-                }
-                println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            let r: petrel_api::ExplainResult = admin_client::get(a, &path)?;
+            if !json {
+                print!("{}", r.text);
                 return Ok(());
             }
-            serde_json::from_value::<ExplainView>(body)
-                .map_err(|e| e.to_string())?
-                .print();
-            return Ok(());
+            r.explanation
         }
         (None, None) => return Err("give --config FILE or --admin ADDR".into()),
     };
@@ -304,23 +290,6 @@ fn explain_cmd(
         print!("{}", e.to_text());
     }
     Ok(())
-}
-
-/// The explanation as received over the API (text rendering only needs this).
-#[derive(serde::Deserialize)]
-struct ExplainView {
-    text: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Value,
-}
-
-impl ExplainView {
-    fn print(&self) {
-        match &self.text {
-            Some(t) => print!("{t}"),
-            None => println!("{}", serde_json::to_string_pretty(&self.rest).unwrap_or_default()),
-        }
-    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -414,21 +383,13 @@ fn admin_call(admin: SocketAddr, method: &str, path: &str) -> Result<(), String>
 }
 
 fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
-    let (code, body) = admin_client::call(admin, "GET", "/api/v1/health")?;
-    if code != 200 {
-        return Err(format!("the server answered HTTP {code}"));
-    }
+    let h: petrel_api::Health = admin_client::get(admin, "/api/v1/health")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
-        return Ok(());
+        return print_json(&h);
     }
     println!("{:<12} {:<8}", "POP", "STATE");
-    for p in body["pops"].as_array().into_iter().flatten() {
-        println!(
-            "{:<12} {:<8}",
-            p["name"].as_str().unwrap_or("?"),
-            p["state"].as_str().unwrap_or("?")
-        );
+    for p in &h.pops {
+        println!("{:<12} {:<8}", p.name, p.state.as_str());
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -437,122 +398,87 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
         "\n{:<36} {:<5} {:>8} {:>10}  LAST RESULT",
         "TARGET", "STATE", "FOR", "LATENCY"
     );
-    for t in body["targets"].as_array().into_iter().flatten() {
-        let since = now.saturating_sub(t["since_unix"].as_u64().unwrap_or(now));
-        let lat = t["last_latency_ms"]
-            .as_f64()
-            .map_or("-".to_string(), |l| format!("{l:.1} ms"));
-        let last = match t["last_ok"].as_bool() {
+    for t in &h.targets {
+        let since = now.saturating_sub(t.since_unix);
+        let lat = t.last_latency_ms.map_or("-".to_string(), |l| format!("{l:.1} ms"));
+        let last = match t.last_ok {
             None => "no result yet".to_string(),
-            Some(ok) => format!(
-                "{} {}",
-                if ok { "ok" } else { "FAIL" },
-                t["last_detail"].as_str().unwrap_or("")
-            ),
+            Some(ok) => format!("{} {}", if ok { "ok" } else { "FAIL" }, t.last_detail),
         };
-        println!(
-            "{:<36} {:<5} {:>7}s {:>10}  {}",
-            t["name"].as_str().unwrap_or("?"),
-            t["state"].as_str().unwrap_or("?"),
-            since,
-            lat,
-            last
-        );
+        let state = match t.state {
+            petrel_health::TargetState::Up => "up",
+            petrel_health::TargetState::Down => "down",
+        };
+        println!("{:<36} {:<5} {:>7}s {:>10}  {}", t.name, state, since, lat, last);
     }
     Ok(())
 }
 
 fn bgp_cmd(action: BgpCmd, admin: SocketAddr, json: bool) -> Result<(), String> {
-    let path = match &action {
-        BgpCmd::Summary => "/api/v1/bgp/summary".to_string(),
-        BgpCmd::Route { addr, view } => {
-            let mut p = format!("/api/v1/bgp/route?addr={}", urlencode(addr));
-            if let Some(v) = view {
-                p.push_str(&format!("&view={}", urlencode(v)));
-            }
-            p
-        }
-    };
-    let (code, body) = admin_client::call(admin, "GET", &path)?;
-    if code != 200 {
-        return Err(format!(
-            "the server answered HTTP {code}: {}",
-            body["error"].as_str().unwrap_or("")
-        ));
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
-        return Ok(());
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     match action {
         BgpCmd::Summary => {
+            let b: petrel_api::BgpSummary = admin_client::get(admin, "/api/v1/bgp/summary")?;
+            if json {
+                return print_json(&b);
+            }
             println!(
                 "{:<16} {:<10} {:<26} {:>10} {:<12} {:>8} {:>9} {:>8}  LAST ERROR",
                 "PEER", "VIEW", "ADDRESS", "AS", "STATE", "FOR", "PREFIXES", "UPDATES"
             );
-            for p in body["peers"].as_array().into_iter().flatten() {
-                let since = now.saturating_sub(p["since_unix"].as_u64().unwrap_or(now));
+            for p in &b.peers {
                 println!(
                     "{:<16} {:<10} {:<26} {:>10} {:<12} {:>7}s {:>9} {:>8}  {}",
-                    p["name"].as_str().unwrap_or("?"),
-                    p["view"].as_str().unwrap_or("?"),
-                    p["address"].as_str().unwrap_or("?"),
-                    p["remote_as"].as_u64().unwrap_or(0),
-                    p["state"].as_str().unwrap_or("?"),
-                    since,
-                    p["prefixes"].as_u64().unwrap_or(0),
-                    p["updates_received"].as_u64().unwrap_or(0),
-                    p["last_error"].as_str().unwrap_or("")
+                    p.name,
+                    p.view,
+                    p.address,
+                    p.remote_as,
+                    p.state,
+                    now.saturating_sub(p.since_unix),
+                    p.prefixes,
+                    p.updates_received,
+                    p.last_error
                 );
             }
             println!();
-            for v in body["views"].as_array().into_iter().flatten() {
-                println!(
-                    "view {:<10} {} best routes in the serving tables",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["routes"].as_u64().unwrap_or(0)
-                );
+            for v in &b.views {
+                println!("view {:<10} {} best routes in the serving tables", v.name, v.routes);
             }
-            let p = &body["publish"];
             println!(
                 "{} publications; last: {:.1} ms after the first change, {:.1} ms to build",
-                p["count"].as_u64().unwrap_or(0),
-                p["last_delay_ms"].as_f64().unwrap_or(0.0),
-                p["last_build_ms"].as_f64().unwrap_or(0.0)
+                b.publish.count, b.publish.last_delay_ms, b.publish.last_build_ms
             );
         }
-        BgpCmd::Route { .. } => {
-            for v in body["views"].as_array().into_iter().flatten() {
-                let name = v["view"].as_str().unwrap_or("?");
-                match v["prefix"].as_str() {
-                    None => println!("view {name}: no route"),
+        BgpCmd::Route { addr, view } => {
+            let mut path = format!("/api/v1/bgp/route?addr={}", urlencode(&addr));
+            if let Some(v) = view {
+                path.push_str(&format!("&view={}", urlencode(&v)));
+            }
+            let r: petrel_api::RouteResult = admin_client::get(admin, &path)?;
+            if json {
+                return print_json(&r);
+            }
+            for v in &r.views {
+                match &v.prefix {
+                    None => println!("view {}: no route", v.view),
                     Some(p) => {
-                        println!("view {name}: {p}");
-                        for r in v["routes"].as_array().into_iter().flatten() {
-                            let best = if r["best"].as_bool() == Some(true) { "*>" } else { "  " };
-                            let comms: Vec<&str> = r["communities"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .filter_map(|c| c.as_str())
-                                .collect();
+                        println!("view {}: {p}", v.view);
+                        for r in &v.routes {
                             println!(
-                                "  {best} from {:<14} path [{}] {} next-hop {}{}{}{}",
-                                r["peer"].as_str().unwrap_or("?"),
-                                r["as_path"].as_str().unwrap_or(""),
-                                r["origin"].as_str().unwrap_or("?"),
-                                r["next_hop"].as_str().unwrap_or(""),
-                                r["local_pref"]
-                                    .as_u64()
-                                    .map_or(String::new(), |l| format!(" local-pref {l}")),
-                                r["med"].as_u64().map_or(String::new(), |m| format!(" med {m}")),
-                                if comms.is_empty() {
+                                "  {} from {:<14} path [{}] {} next-hop {}{}{}{}",
+                                if r.best { "*>" } else { "  " },
+                                r.peer,
+                                r.as_path,
+                                r.origin,
+                                r.next_hop,
+                                r.local_pref.map_or(String::new(), |l| format!(" local-pref {l}")),
+                                r.med.map_or(String::new(), |m| format!(" med {m}")),
+                                if r.communities.is_empty() {
                                     String::new()
                                 } else {
-                                    format!(" communities {}", comms.join(" "))
+                                    format!(" communities {}", r.communities.join(" "))
                                 }
                             );
                         }
@@ -561,6 +487,11 @@ fn bgp_cmd(action: BgpCmd, admin: SocketAddr, json: bool) -> Result<(), String> 
             }
         }
     }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), String> {
+    println!("{}", serde_json::to_string_pretty(v).map_err(|e| e.to_string())?);
     Ok(())
 }
 
@@ -585,17 +516,9 @@ fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
         PopCmd::ForceDown { name } => override_call(admin, &name, "force-down"),
         PopCmd::Clear { name } => override_call(admin, &name, "clear"),
         PopCmd::List => {
-            let (code, body) = admin_client::call(admin, "GET", "/api/v1/pops")?;
-            if code != 200 {
-                return Err(format!("the server answered HTTP {code}"));
-            }
-            for p in body.as_array().into_iter().flatten() {
-                println!(
-                    "{:<12} {:<8} {}",
-                    p["name"].as_str().unwrap_or("?"),
-                    p["state"].as_str().unwrap_or("?"),
-                    p["reason"].as_str().unwrap_or("")
-                );
+            let pops: Vec<petrel_api::PopView> = admin_client::get(admin, "/api/v1/pops")?;
+            for p in pops {
+                println!("{:<12} {:<8} {}", p.name, p.state.as_str(), p.reason);
             }
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! generation for the API and metrics.
 
 use crate::sources;
+use petrel_api::ReloadStatus;
 use petrel_director::{Publisher, Reader};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,14 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
-
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct ReloadStatus {
-    pub ok: bool,
-    pub at_unix: u64,
-    pub generation: u64,
-    pub errors: Vec<String>,
-}
 
 pub struct Reloader {
     publisher: Arc<Publisher>,

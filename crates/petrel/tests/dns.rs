@@ -669,3 +669,85 @@ fn a_drain_during_a_slow_reload_is_published_at_once_and_kept() {
     let metrics = http_get(s.admin, "/metrics");
     assert!(metrics.contains("petrel_reloads_ok_total 1"), "{metrics}");
 }
+
+/// The body of an HTTP/1.1 answer (the helpers ask for `Connection: close`;
+/// axum sends a length, not chunks, for these).
+fn body_of(raw: &str) -> &str {
+    raw.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_types() {
+    let s = start("openapi");
+    let (code, raw) = http(s.admin, "GET", "/api/v1/openapi.json");
+    assert_eq!(code, 200);
+    let served: serde_json::Value = serde_json::from_str(body_of(&raw)).unwrap();
+    let built: serde_json::Value = serde_json::from_str(&petrel_api::openapi_json()).unwrap();
+    assert_eq!(served, built);
+    let mut called = vec![("GET".to_string(), "/api/v1/openapi.json".to_string())];
+    let mut call = |method: &str, doc_path: &str, path: &str| -> (u16, String) {
+        called.push((method.to_string(), doc_path.to_string()));
+        let (code, raw) = http(s.admin, method, path);
+        (code, body_of(&raw).to_string())
+    };
+    fn typed<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> T {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"))
+    }
+    let (code, b) = call("GET", "/api/v1/status", "/api/v1/status");
+    assert_eq!(code, 200);
+    let st: petrel_api::Status = typed("status", &b);
+    assert_eq!(st.pops.len(), 4);
+    let (code, b) = call("GET", "/api/v1/pops", "/api/v1/pops");
+    assert_eq!(code, 200);
+    let pops: Vec<petrel_api::PopView> = typed("pops", &b);
+    assert_eq!(pops[1].name, "iad");
+    let (code, b) = call("GET", "/api/v1/health", "/api/v1/health");
+    assert_eq!(code, 200);
+    let _: petrel_api::Health = typed("health", &b);
+    let (code, b) = call(
+        "GET",
+        "/api/v1/explain",
+        "/api/v1/explain?service=www.demo.petrel.test&client=23.1.0.0/24",
+    );
+    assert_eq!(code, 200);
+    let e: petrel_api::ExplainResult = typed("explain", &b);
+    assert_eq!(e.explanation.answer, ["iad"]);
+    assert!(e.text.contains("answer: iad"), "{}", e.text);
+    let (code, b) = call("GET", "/api/v1/explain", "/api/v1/explain?service=nope&client=1.2.3.4");
+    assert_eq!(code, 400);
+    let err: petrel_api::ErrorBody = typed("explain error", &b);
+    assert!(err.error.contains("no service `nope`"), "{}", err.error);
+    let (code, b) = call("GET", "/api/v1/bgp/summary", "/api/v1/bgp/summary");
+    assert_eq!(code, 200);
+    let bgp: petrel_api::BgpSummary = typed("bgp summary", &b);
+    assert!(bgp.configured);
+    let (code, b) = call("GET", "/api/v1/bgp/route", "/api/v1/bgp/route?addr=23.1.0.1");
+    assert_eq!(code, 200);
+    let r: petrel_api::RouteResult = typed("bgp route", &b);
+    assert_eq!(r.views.len(), 4);
+    let (code, b) = call("GET", "/metrics", "/metrics");
+    assert_eq!(code, 200);
+    assert!(b.contains("petrel_generation_id"), "{b}");
+    let (code, b) = call("POST", "/api/v1/pops/{name}/{action}", "/api/v1/pops/ams/drain");
+    assert_eq!(code, 200);
+    let o: petrel_api::OverrideResult = typed("drain", &b);
+    assert_eq!((o.name.as_str(), o.action.as_str()), ("ams", "Drain"));
+    let (code, b) = call(
+        "POST",
+        "/api/v1/targets/{action}",
+        "/api/v1/targets/force-up?name=ams/tcp:192.0.2.1:1",
+    );
+    assert_eq!(code, 404, "{b}");
+    let _: petrel_api::ErrorBody = typed("unknown target", &b);
+    let (code, b) = call("POST", "/api/v1/reload", "/api/v1/reload");
+    assert_eq!(code, 200);
+    let r: petrel_api::ReloadResult = typed("reload", &b);
+    assert!(r.ok && r.generation.is_some());
+    // Every documented operation was called, and nothing else answers.
+    called.sort();
+    called.dedup();
+    assert_eq!(called, petrel_api::operations());
+    let (code, raw) = http(s.admin, "GET", "/api/v2/nothing");
+    assert_eq!(code, 404);
+    let _: petrel_api::ErrorBody = typed("no such endpoint", body_of(&raw));
+}

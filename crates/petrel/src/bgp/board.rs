@@ -1,47 +1,14 @@
 //! Session status for `petrel bgp summary`, the API and metrics.
 
+pub use petrel_api::{PeerStatus, PublishStats};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct PeerStatus {
-    pub name: String,
-    pub view: String,
-    pub address: String,
-    pub remote_as: u32,
-    pub local_as: u32,
-    pub state: String,
-    /// When `state` was entered (Unix seconds).
-    pub since_unix: u64,
-    /// The peer's BGP identifier and the hold time agreed, once up.
-    pub router_id: Option<String>,
-    pub hold_time: Option<u16>,
-    /// Routes (prefix and path id) the peer has in its view.
-    pub prefixes: u64,
-    pub updates_received: u64,
-    pub established_transitions: u64,
-    /// Why the session last went down.
-    pub last_error: String,
-    /// RFC 7606 treat-as-withdraw and attribute-discard events.
-    pub errors_7606: u64,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct PublishStats {
-    pub count: u64,
-    /// First change of the batch to published generation.
-    pub last_delay_ms: f64,
-    /// Compiling the views and the tables that use them.
-    pub last_build_ms: f64,
-    pub routes: u64,
-}
 
 #[derive(Default, Debug)]
 pub struct BgpBoard {

@@ -5,7 +5,6 @@
 use petrel_bgp_wire::{ParsedUpdate, UpdateBatch};
 use petrel_rib::PeerInfo;
 use petrel_types::Prefix;
-use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -97,24 +96,4 @@ impl From<ParsedUpdate> for RibBatch {
     }
 }
 
-/// One view's answer to `bgp route`.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct ViewRoutes {
-    pub view: String,
-    /// The most specific prefix covering the address, if any.
-    pub prefix: Option<String>,
-    pub routes: Vec<RouteLine>,
-}
-
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct RouteLine {
-    pub best: bool,
-    pub peer: String,
-    pub as_path: String,
-    pub next_hop: String,
-    pub local_pref: Option<u32>,
-    pub med: Option<u32>,
-    pub origin: String,
-    pub communities: Vec<String>,
-    pub path_id: Option<u32>,
-}
+pub use petrel_api::{RouteLine, ViewRoutes};

@@ -1,0 +1,347 @@
+//! The admin API's model: every request and response of `/api/v1`, as
+//! serde types that the server fills and the CLI reads, and the OpenAPI
+//! document generated from them ([`ApiDoc`], served at
+//! `/api/v1/openapi.json`). Later APIs (dashboard, tenants) extend it here.
+//!
+//! The paths below are the contract: the server routes exactly these (a
+//! debug build checks it at start) and the tests call each one.
+
+#![forbid(unsafe_code)]
+
+use petrel_health::TargetState;
+pub use petrel_mapping::{
+    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, PopDistance, PopHops, PopScore, StepFacts, ViewPath,
+};
+use petrel_types::PopState;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+/// Every error: what went wrong, in a sentence.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A POP as the serving generation sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PopView {
+    pub name: String,
+    /// What it may be used for now.
+    pub state: PopState,
+    /// Why (operator, config, health); empty when up.
+    pub reason: String,
+    /// The state the config asks for.
+    pub configured: PopState,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+}
+
+/// How the last reload went.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub at_unix: u64,
+    /// The generation serving after it.
+    pub generation: u64,
+    /// Errors (rejected) or warnings (accepted).
+    pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub generation: u64,
+    pub generation_age_seconds: f64,
+    /// The config file served.
+    pub config: String,
+    pub zones: Vec<String>,
+    pub services: Vec<String>,
+    pub pops: Vec<PopView>,
+    pub last_reload: Option<ReloadStatus>,
+}
+
+/// The answer to a reload: the new generation, or why the old one stays.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReloadResult {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// An operator override, applied.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OverrideResult {
+    pub ok: bool,
+    pub name: String,
+    /// Drain, Undrain, ForceUp, ForceDown or Clear.
+    pub action: String,
+    pub generation: u64,
+}
+
+/// An explanation, with its text form for people.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExplainResult {
+    #[serde(flatten)]
+    pub explanation: Explanation,
+    pub text: String,
+}
+
+/// The last known state of one health-check target.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetStatus {
+    /// `pop/type:address:port` (or `pop/exec:program`).
+    pub name: String,
+    pub pop: String,
+    pub state: TargetState,
+    /// When `state` was entered (Unix seconds).
+    pub since_unix: u64,
+    pub probes: u64,
+    pub last_ok: Option<bool>,
+    pub last_latency_ms: Option<f64>,
+    pub last_detail: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub pops: Vec<PopView>,
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One BGP session, BMP-monitored peer, BMP router or MRT pseudo-peer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct PeerStatus {
+    pub name: String,
+    pub view: String,
+    pub address: String,
+    pub remote_as: u32,
+    pub local_as: u32,
+    pub state: String,
+    /// When `state` was entered (Unix seconds).
+    pub since_unix: u64,
+    /// The peer's BGP identifier and the hold time agreed, once up.
+    pub router_id: Option<String>,
+    pub hold_time: Option<u16>,
+    /// Routes (prefix and path id) the peer has in its view.
+    pub prefixes: u64,
+    pub updates_received: u64,
+    pub established_transitions: u64,
+    /// Why the session last went down.
+    pub last_error: String,
+    /// RFC 7606 treat-as-withdraw and attribute-discard events.
+    pub errors_7606: u64,
+}
+
+/// Routing-view publications.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct PublishStats {
+    pub count: u64,
+    /// First change of the last batch to its served generation.
+    pub last_delay_ms: f64,
+    /// Compiling the views and the tables that use them, last batch.
+    pub last_build_ms: f64,
+    /// Routes in the published views.
+    pub routes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ViewSummary {
+    pub name: String,
+    /// Best routes in the serving tables.
+    pub routes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BgpSummary {
+    /// Whether the config has a `[bgp]` section.
+    pub configured: bool,
+    pub peers: Vec<PeerStatus>,
+    pub views: Vec<ViewSummary>,
+    pub publish: PublishStats,
+}
+
+/// One route of a view, as `bgp route` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RouteLine {
+    pub best: bool,
+    pub peer: String,
+    pub as_path: String,
+    pub next_hop: String,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub origin: String,
+    pub communities: Vec<String>,
+    pub path_id: Option<u32>,
+}
+
+/// One view's routes for the most specific prefix covering an address.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ViewRoutes {
+    pub view: String,
+    /// None: no route covers the address.
+    pub prefix: Option<String>,
+    pub routes: Vec<RouteLine>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RouteResult {
+    pub client: String,
+    pub views: Vec<ViewRoutes>,
+}
+
+/// The contract: one function per operation, for the document only.
+#[allow(dead_code)]
+mod paths {
+    use super::*;
+
+    /// The serving generation, zones, services, POPs and the last reload.
+    #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = Status)))]
+    pub fn status() {}
+
+    /// Re-read the config (like SIGHUP); needs the admin token when set.
+    #[utoipa::path(post, path = "/api/v1/reload", responses(
+        (status = 200, body = ReloadResult, description = "the new generation serves"),
+        (status = 422, body = ReloadResult, description = "rejected: the previous generation keeps serving"),
+        (status = 401, body = ErrorBody),
+    ))]
+    pub fn reload() {}
+
+    /// The decision for one client and why.
+    #[utoipa::path(get, path = "/api/v1/explain",
+        params(
+            ("service" = String, Query, description = "a mapped service name"),
+            ("client" = String, Query, description = "an address or prefix"),
+            ("qtype" = Option<String>, Query, description = "A, AAAA or CNAME"),
+        ),
+        responses((status = 200, body = ExplainResult), (status = 400, body = ErrorBody)))]
+    pub fn explain() {}
+
+    /// POPs with their state and why.
+    #[utoipa::path(get, path = "/api/v1/pops", responses((status = 200, body = Vec<PopView>)))]
+    pub fn pops() {}
+
+    /// POPs and every health-check target.
+    #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+    pub fn health() {}
+
+    /// BGP sessions, BMP and MRT peers, views and publications.
+    #[utoipa::path(get, path = "/api/v1/bgp/summary", responses(
+        (status = 200, body = BgpSummary),
+        (status = 503, body = ErrorBody, description = "BGP is not running"),
+    ))]
+    pub fn bgp_summary() {}
+
+    /// The routes covering an address in each view (or one), best first.
+    #[utoipa::path(get, path = "/api/v1/bgp/route",
+        params(
+            ("addr" = String, Query, description = "an address or prefix"),
+            ("view" = Option<String>, Query, description = "one view (named after its POP)"),
+        ),
+        responses((status = 200, body = RouteResult), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    pub fn bgp_route() {}
+
+    /// Drain, undrain, force up or down, or clear a POP; needs the admin
+    /// token when set. Survives restarts with `server.state_file`.
+    #[utoipa::path(post, path = "/api/v1/pops/{name}/{action}",
+        params(
+            ("name" = String, Path, description = "a POP"),
+            ("action" = String, Path, description = "drain, undrain, force-up, force-down or clear"),
+        ),
+        responses((status = 200, body = OverrideResult), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    pub fn pop_action() {}
+
+    /// Force a health-check target up or down, or clear that.
+    #[utoipa::path(post, path = "/api/v1/targets/{action}",
+        params(
+            ("action" = String, Path, description = "force-up, force-down or clear"),
+            ("name" = String, Query, description = "the target, `pop/type:address:port`"),
+        ),
+        responses((status = 200, body = OverrideResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    pub fn target_action() {}
+
+    /// This document.
+    #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
+    pub fn openapi() {}
+
+    /// Prometheus metrics (OpenMetrics text).
+    #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+    pub fn metrics() {}
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "petrel admin API",
+        description = "Operate a running petrel: state, explanations, overrides, BGP."
+    ),
+    paths(
+        paths::status,
+        paths::reload,
+        paths::explain,
+        paths::pops,
+        paths::health,
+        paths::bgp_summary,
+        paths::bgp_route,
+        paths::pop_action,
+        paths::target_action,
+        paths::openapi,
+        paths::metrics,
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the document serialises")
+}
+
+/// Every documented (method, path), e.g. `("GET", "/api/v1/status")`.
+pub fn operations() -> Vec<(String, String)> {
+    let doc: serde_json::Value = serde_json::from_str(&openapi_json()).expect("valid JSON");
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            out.push((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_operation_and_schema() {
+        let ops = operations();
+        assert_eq!(ops.len(), 11, "{ops:?}");
+        assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for s in [
+            "Status",
+            "PopView",
+            "Explanation",
+            "StepFacts",
+            "BgpSummary",
+            "TargetStatus",
+            "PopState",
+        ] {
+            assert!(schemas.contains_key(s), "no schema {s}: {:?}", schemas.keys());
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = ReloadResult {
+            ok: false,
+            generation: None,
+            errors: vec!["x".into()],
+        };
+        let t = serde_json::to_string(&r).unwrap();
+        assert_eq!(t, r#"{"ok":false,"errors":["x"]}"#);
+        let back: ReloadResult = serde_json::from_str(&t).unwrap();
+        assert_eq!(back.errors, ["x"]);
+    }
+}
