@@ -37,14 +37,14 @@ impl UpdateBatch {
     }
 
     /// Parse `u` into the next slot. On error the batch is unchanged.
-    pub fn parse_push(&mut self, u: &Update<'_>, ctx: &SessionCtx) -> Result<&ParsedUpdate, DecodeError> {
+    pub fn parse_push(&mut self, u: &Update<'_>, ctx: &SessionCtx) -> Result<&mut ParsedUpdate, DecodeError> {
         if self.len == self.slots.len() {
             self.slots.push(ParsedUpdate::default());
         }
         let slot = &mut self.slots[self.len];
         u.parse_into(ctx, slot)?;
         self.len += 1;
-        Ok(&self.slots[self.len - 1])
+        Ok(&mut self.slots[self.len - 1])
     }
 
     pub fn push(&mut self, u: ParsedUpdate) {

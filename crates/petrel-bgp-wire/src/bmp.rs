@@ -552,10 +552,25 @@ impl Monitor {
     /// §9.1.2), so a leading local AS is removed here and counted in
     /// `stripped_local_as`.
     pub fn update(&mut self, peer: &PeerHeader, bgp: &[u8]) -> Result<ParsedUpdate, BmpError> {
+        let mut b = crate::UpdateBatch::default();
+        self.update_into(peer, bgp, &mut b)?;
+        Ok(b.as_slice()[0].clone())
+    }
+
+    /// [`Monitor::update`] into the next slot of a batch, reusing its
+    /// storage as sessions do. On error the batch is unchanged.
+    pub fn update_into<'b>(
+        &mut self,
+        peer: &PeerHeader,
+        bgp: &[u8],
+        batch: &'b mut crate::UpdateBatch,
+    ) -> Result<&'b ParsedUpdate, BmpError> {
         let ctx = self.ctx(peer);
         match decode(bgp, &ctx) {
             Ok(Some((BgpMessage::Update(u), n))) if n == bgp.len() => {
-                let mut p = u.parse(&ctx).map_err(|e| BmpError(format!("UPDATE: {}", e.reason)))?;
+                let p = batch
+                    .parse_push(&u, &ctx)
+                    .map_err(|e| BmpError(format!("UPDATE: {}", e.reason)))?;
                 let n = self.peers.get(&peer.key()).copied().unwrap_or_default();
                 let adj_in = matches!(peer.rib(), RibKind::PrePolicyIn | RibKind::PostPolicyIn);
                 if adj_in && !n.ibgp && n.local_as != 0 && n.local_as != peer.asn {
@@ -569,7 +584,7 @@ impl Monitor {
                         }
                     }
                 }
-                Ok(p)
+                Ok(&*p)
             }
             Ok(Some((_, n))) if n == bgp.len() => err("route monitoring carries a BGP message that is not an UPDATE"),
             Ok(_) => err("the BGP message does not fill the route monitoring message"),
@@ -991,6 +1006,22 @@ mod tests {
         let got = m.update(&p, &enc(&attrs(vec![4_200_000_001, 64_500]))).unwrap();
         assert_eq!(got.attrs.asns().collect::<Vec<_>>(), vec![4_200_000_001, 64_500]);
         assert_eq!(m.stripped_local_as, 1);
+        // Into a batch, reused as sessions reuse theirs: the same results,
+        // and a message that does not decode leaves the batch as it was.
+        let mut b = crate::UpdateBatch::default();
+        m.update_into(&p, &enc(&attrs(vec![65_000, 4_200_000_001, 64_501])), &mut b)
+            .unwrap();
+        m.update_into(&p, &enc(&attrs(vec![4_200_000_001, 64_502])), &mut b)
+            .unwrap();
+        assert!(m.update_into(&p, &[0xff; 19], &mut b).is_err());
+        let paths: Vec<Vec<u32>> = b.as_slice().iter().map(|u| u.attrs.asns().collect()).collect();
+        assert_eq!(paths, [vec![4_200_000_001, 64_501], vec![4_200_000_001, 64_502]]);
+        assert_eq!(m.stripped_local_as, 2);
+        b.recycle();
+        m.update_into(&p, &enc(&attrs(vec![4_200_000_001, 64_503])), &mut b)
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.as_slice()[0].attrs.asns().last(), Some(64_503));
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! everything under the new mapping.
 
 use super::board::{BgpBoard, PeerStatus};
-use super::feed::{new_slot, RibMsg, Slot};
+use super::feed::{new_slot, PeerCtl, RibBatch, RibMsg, Slot};
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
+use petrel_bgp_wire::UpdateBatch;
 use petrel_config::BgpBmpConf;
 use petrel_director::Reader;
 use petrel_rib::PeerInfo;
@@ -61,6 +62,10 @@ pub async fn accept_loop(
                         peers: HashMap::new(),
                         entries,
                         warned_rib: false,
+                        pending: None,
+                        spare: Vec::new(),
+                        spare_hashes: Vec::new(),
+                        spent: mpsc::unbounded_channel(),
                     }
                     .run(s, from, conf.clone()),
                 );
@@ -93,9 +98,54 @@ struct Station {
     peers: HashMap<PeerKey, Option<Monitored>>,
     entries: Vec<BgpBmpConf>,
     warned_rib: bool,
+    /// Consecutive UPDATEs of one monitored peer, sent to the RIB as one
+    /// batch (at the end of a read, or before anything else is said).
+    pending: Option<(Slot, UpdateBatch)>,
+    /// Batches the RIB applied and sent back (and their hash vectors): the
+    /// next UPDATEs are parsed into them, as sessions do.
+    spare: Vec<UpdateBatch>,
+    spare_hashes: Vec<Vec<u64>>,
+    spent: (mpsc::UnboundedSender<PeerCtl>, mpsc::UnboundedReceiver<PeerCtl>),
 }
 
+/// Spent batches kept for reuse (as a session keeps them).
+const SPARE: usize = 2;
+
 impl Station {
+    /// Send the pending batch to the RIB.
+    async fn flush(&mut self) -> Result<(), String> {
+        let Some((slot, updates)) = self.pending.take() else {
+            return Ok(());
+        };
+        let hashes = self.spare_hashes.pop().unwrap_or_default();
+        self.rib
+            .send(RibMsg::Update(slot, RibBatch::new(updates, hashes)))
+            .await
+            .map_err(|_| "the RIB thread is gone".to_string())
+    }
+
+    /// Make `pending` the batch to parse `slot`'s next UPDATE into: the
+    /// pending one, or a recycled one (after another peer's is sent).
+    async fn prepare_batch(&mut self, slot: Slot) -> Result<(), String> {
+        if self.pending.as_ref().is_some_and(|(s, _)| *s != slot) {
+            self.flush().await?;
+        }
+        if self.pending.is_none() {
+            while let Ok(c) = self.spent.1.try_recv() {
+                if let PeerCtl::Spent(RibBatch { mut updates, hashes }) = c {
+                    if self.spare.len() < SPARE {
+                        updates.recycle();
+                        self.spare.push(updates);
+                        self.spare_hashes.push(hashes);
+                    }
+                }
+            }
+            let updates = self.spare.pop().unwrap_or_default();
+            self.pending = Some((slot, updates));
+        }
+        Ok(())
+    }
+
     async fn run(mut self, mut s: TcpStream, from: SocketAddr, mut conf: watch::Receiver<BmpConf>) {
         let rname = router_name(self.router);
         tracing::info!(router = %from, "BMP session up");
@@ -125,6 +175,9 @@ impl Station {
                 }
             }
             buf.drain(..used);
+            if let Err(why) = self.flush().await {
+                break 'session why;
+            }
             tokio::select! {
                 r = s.read_buf(&mut buf) => match r {
                     Ok(0) => break 'session "the router closed the connection".to_string(),
@@ -210,8 +263,9 @@ impl Station {
                     state: "Idle".into(),
                     ..Default::default()
                 });
-                // BMP peers have no max-prefix limit: nothing to tell.
-                let (ctl, _) = mpsc::unbounded_channel();
+                // BMP peers have no max-prefix limit: the RIB only sends
+                // their applied batches back.
+                let ctl = self.spent.0.clone();
                 self.rib
                     .send(RibMsg::AddPeer {
                         slot,
@@ -250,6 +304,10 @@ impl Station {
     }
 
     async fn handle(&mut self, m: Message<'_>) -> Result<(), String> {
+        // What is said of peers keeps its order with their routes.
+        if !matches!(m, Message::RouteMonitoring { .. }) {
+            self.flush().await?;
+        }
         match m {
             Message::Initiation(info) => {
                 let text = |k: u16| {
@@ -294,7 +352,7 @@ impl Station {
                     tracing::warn!(router = %self.router, peer = %peer.address, "route monitoring before Peer Up");
                     self.start(&peer, false, [true, true]).await?;
                 }
-                let Some(Some(m)) = self.peers.get_mut(&key) else {
+                let Some(Some(m)) = self.peers.get(&key) else {
                     return Ok(());
                 };
                 if peer.rib() != m.want {
@@ -308,37 +366,41 @@ impl Station {
                 if m.desynchronized {
                     return Ok(());
                 }
+                let (slot, name) = (m.slot, m.name.clone());
                 let stripped = self.monitor.stripped_local_as;
-                let r = self.monitor.update(&peer, bgp);
+                self.prepare_batch(slot).await?;
+                let batch = &mut self.pending.as_mut().expect("prepared").1;
+                let r = self.monitor.update_into(&peer, bgp, batch).map(|u| {
+                    let errs = u.treat_as_withdraw.is_some() as u64 + u.discarded.len() as u64;
+                    (errs, u.treat_as_withdraw.clone())
+                });
                 if stripped == 0 && self.monitor.stripped_local_as > 0 {
-                    tracing::info!(router = %self.router, peer = %m.name,
+                    tracing::info!(router = %self.router, peer = %name,
                         "the router puts its own AS in front of received paths in BMP; petrel removes it");
                 }
                 match r {
-                    Ok(u) => {
-                        let errs = u.treat_as_withdraw.is_some() as u64 + u.discarded.len() as u64;
-                        if let Some(why) = &u.treat_as_withdraw {
-                            tracing::warn!(peer = %m.name, reason = %why, "RFC 7606 treat-as-withdraw");
+                    Ok((errs, withdrawn)) => {
+                        if let Some(why) = &withdrawn {
+                            tracing::warn!(peer = %name, reason = %why, "RFC 7606 treat-as-withdraw");
                         }
-                        self.board.update(&m.name, |p| {
+                        self.board.update(&name, |p| {
                             p.updates_received += 1;
                             p.errors_7606 += errs;
                         });
-                        self.rib
-                            .send(RibMsg::Update(m.slot, u.into()))
-                            .await
-                            .map_err(|_| "the RIB thread is gone".to_string())?;
                     }
                     Err(e) => {
                         // The router holds what it could not have decoded
                         // differently; petrel can no longer follow this
                         // peer: drop its routes rather than keep stale ones.
-                        m.desynchronized = true;
+                        if let Some(Some(m)) = self.peers.get_mut(&key) {
+                            m.desynchronized = true;
+                        }
                         let why = format!("undecodable route monitoring: {e}");
-                        tracing::error!(router = %self.router, peer = %m.name, reason = %why, "BMP peer's routes dropped until its next Peer Up");
-                        let _ = self.rib.send(RibMsg::Down(m.slot)).await;
-                        self.board.update(&m.name, |p| p.last_error = why);
-                        self.board.set_state(&m.name, "Desynchronized");
+                        tracing::error!(router = %self.router, peer = %name, reason = %why, "BMP peer's routes dropped until its next Peer Up");
+                        self.flush().await?;
+                        let _ = self.rib.send(RibMsg::Down(slot)).await;
+                        self.board.update(&name, |p| p.last_error = why);
+                        self.board.set_state(&name, "Desynchronized");
                     }
                 }
             }
