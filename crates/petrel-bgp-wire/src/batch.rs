@@ -47,6 +47,22 @@ impl UpdateBatch {
         Ok(&mut self.slots[self.len - 1])
     }
 
+    /// The next slot, emptied, to be filled in place (its vectors keep
+    /// their room; its attributes are the caller's to set).
+    pub fn push_slot(&mut self) -> &mut ParsedUpdate {
+        if self.len == self.slots.len() {
+            self.slots.push(ParsedUpdate::default());
+        }
+        let s = &mut self.slots[self.len];
+        s.withdrawn.clear();
+        s.announced.clear();
+        s.treat_as_withdraw = None;
+        s.discarded.clear();
+        s.end_of_rib = None;
+        self.len += 1;
+        s
+    }
+
     pub fn push(&mut self, u: ParsedUpdate) {
         if self.len == self.slots.len() {
             self.slots.push(u);

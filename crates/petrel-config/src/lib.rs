@@ -10,12 +10,14 @@
 #![forbid(unsafe_code)]
 
 mod cidr;
+mod diff;
 mod error;
 mod model;
 mod raw;
 mod validate;
 
 pub use cidr::parse_cidr_map;
+pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
     BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf,

@@ -1,5 +1,6 @@
 //! The one owner of routing state, without IO: every POP's view and the
-//! attribute pool, fed by sessions, BMP-monitored peers and MRT dumps, and
+//! attribute pool, fed alike by sessions, BMP-monitored peers and the peers
+//! of MRT dumps (each a slot that comes up and ends its table), and
 //! the rules of when the views are compiled and published. Time comes in
 //! as `now`; what the caller must do comes out as [`Event`]s and as what
 //! [`Owner::tick`] says is due.
@@ -21,19 +22,14 @@
 //!   arrive, and after the last change of a burst.
 
 use crate::{AttrPool, PeerId, PeerInfo, Route, View};
-use petrel_bgp_wire::{Afi, Attributes, ParsedUpdate};
+use petrel_bgp_wire::{Afi, ParsedUpdate};
 use petrel_mapping::{BgpData, BgpDataBuilder};
 use petrel_types::{PopIdx, Prefix};
 use rustc_hash::FxHashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// A feed's handle: one per session or BMP-monitored peer, never reused.
 pub type Slot = u32;
-
-/// A loaded MRT dump (its routes come and go together).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DumpId(pub u32);
 
 /// The owner's clock rules.
 #[derive(Clone, Copy, Debug)]
@@ -131,7 +127,6 @@ pub struct Owner {
     dirty_since: Option<Instant>,
     /// No publication before this (pacing).
     not_before: Option<Instant>,
-    dumps: FxHashMap<DumpId, Vec<(usize, PeerId, String)>>,
     last_report: Option<Instant>,
     /// Route counts changed since they were last reported.
     unreported: bool,
@@ -147,7 +142,6 @@ impl Owner {
             timing,
             dirty_since: None,
             not_before: None,
-            dumps: FxHashMap::default(),
             last_report: None,
             unreported: false,
         }
@@ -313,31 +307,6 @@ impl Owner {
         self.touch(now);
     }
 
-    /// Start loading a dump into `pop`'s view; `stem` names its peers.
-    pub fn load_dump(&mut self, id: DumpId, pop: &str, stem: &str) -> DumpLoad<'_> {
-        let view = self.view_for(pop);
-        DumpLoad {
-            owner: self,
-            id,
-            view,
-            stem: stem.to_string(),
-            by_addr: FxHashMap::default(),
-            loaded: Vec::new(),
-            routes: 0,
-        }
-    }
-
-    /// Remove a dump's routes; the names of its peers.
-    pub fn unload_dump(&mut self, id: DumpId, now: Instant) -> Vec<String> {
-        let mut names = Vec::new();
-        for (view, peer, name) in self.dumps.remove(&id).unwrap_or_default() {
-            self.views[view].remove_peer(peer, &mut self.pool);
-            names.push(name);
-        }
-        self.touch(now);
-        names
-    }
-
     /// Time until something is due; None: nothing is pending.
     pub fn next_wake(&self, now: Instant) -> Option<Duration> {
         let syncs = self
@@ -392,16 +361,14 @@ impl Owner {
         }
     }
 
-    /// Every feed's route count (sessions, BMP peers, dump peers), for the
+    /// Every feed's route count (sessions, BMP peers, MRT peers), for the
     /// board; marks them reported.
     pub fn counts(&mut self, now: Instant) -> Vec<(String, u64)> {
         self.last_report = Some(now);
         self.unreported = false;
-        let sessions = self.slots.values().map(|s| (s.view, s.id, &s.name));
-        let dumps = self.dumps.values().flatten().map(|(v, id, n)| (*v, *id, n));
-        sessions
-            .chain(dumps)
-            .map(|(v, id, name)| (name.clone(), self.views[v].prefix_count(id) as u64))
+        self.slots
+            .values()
+            .map(|s| (s.name.clone(), self.views[s.view].prefix_count(s.id) as u64))
             .collect()
     }
 
@@ -479,84 +446,13 @@ impl Owner {
     }
 }
 
-/// A dump being loaded: each MRT peer becomes a peer of the view, so that
-/// best-path selection runs across them as for live sessions. Its routes
-/// stay out of publications until [`DumpLoad::finish`].
-pub struct DumpLoad<'a> {
-    owner: &'a mut Owner,
-    id: DumpId,
-    view: usize,
-    stem: String,
-    by_addr: FxHashMap<IpAddr, PeerId>,
-    loaded: Vec<(usize, PeerId, String)>,
-    routes: usize,
-}
-
-impl DumpLoad<'_> {
-    /// The view's peer for an MRT peer, and its name when it is new.
-    pub fn peer(&mut self, addr: IpAddr, asn: u32, bgp_id: u32) -> (PeerId, Option<String>) {
-        if let Some(&id) = self.by_addr.get(&addr) {
-            return (id, None);
-        }
-        let name = format!("{}/{addr}", self.stem);
-        let v = &mut self.owner.views[self.view];
-        let id = v.add_peer(PeerInfo {
-            name: name.clone(),
-            asn,
-            bgp_id,
-            address: addr,
-            ibgp: false,
-        });
-        v.set_loading(id, true);
-        self.by_addr.insert(addr, id);
-        self.loaded.push((self.view, id, name.clone()));
-        (id, Some(name))
-    }
-
-    /// The peer already known for an address.
-    pub fn known(&self, addr: &IpAddr) -> Option<PeerId> {
-        self.by_addr.get(addr).copied()
-    }
-
-    /// One RIB entry.
-    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, path_id: Option<u32>, attrs: &Attributes) {
-        let o = &mut *self.owner;
-        let a = o.pool.intern(attrs);
-        o.views[self.view].announce(peer, prefix, path_id, a, &mut o.pool);
-        self.routes += 1;
-    }
-
-    /// One BGP4MP UPDATE.
-    pub fn apply(&mut self, peer: PeerId, u: &ParsedUpdate) {
-        let o = &mut *self.owner;
-        self.routes += o.views[self.view].apply(peer, u, &mut o.pool);
-    }
-
-    /// The MRT peer's session ended: its routes go.
-    pub fn drop_routes(&mut self, peer: PeerId) {
-        let o = &mut *self.owner;
-        o.views[self.view].drop_peer_routes(peer, &mut o.pool);
-    }
-
-    /// The dump is in (whole or up to an error): its routes are due for
-    /// publication. The number of routes read.
-    pub fn finish(self, now: Instant) -> usize {
-        for (v, id, _) in &self.loaded {
-            self.owner.views[*v].set_loading(*id, false);
-        }
-        self.owner.dumps.insert(self.id, self.loaded);
-        self.owner.report_now();
-        self.owner.touch(now);
-        self.routes
-    }
-}
-
 #[cfg(test)]
 // Time is driven by hand from an arbitrary origin.
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
-    use petrel_bgp_wire::{AsPathSegment, Nlri, Origin};
+    use petrel_bgp_wire::{AsPathSegment, Attributes, Nlri, Origin};
+    use std::net::IpAddr;
     use std::net::Ipv4Addr;
 
     fn attrs(path: &[u32]) -> Attributes {
@@ -792,28 +688,6 @@ mod tests {
         assert_eq!(published_prefixes(&o.publish().unwrap()), 0);
         assert_eq!(o.remove_peer(1, ms(t0, 3000)).as_deref(), Some("a"));
         assert_eq!(o.remove_peer(1, ms(t0, 3000)), None);
-    }
-
-    #[test]
-    fn dumps_load_as_peers_and_unload_together() {
-        let t0 = Instant::now();
-        let mut o = Owner::new(vec!["ams".into(), "iad".into()], Timing::default());
-        let mut d = o.load_dump(DumpId(7), "iad", "rib.mrt");
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let (p, name) = d.peer(a, 64500, 1);
-        assert_eq!(name.as_deref(), Some("rib.mrt/192.0.2.1"));
-        assert_eq!(d.peer(a, 64500, 1), (p, None));
-        d.announce(p, "10.0.0.0/8".parse().unwrap(), None, &attrs(&[64500]));
-        d.apply(p, &announce(&["11.0.0.0/8"], &[64500]));
-        assert_eq!(d.finish(t0), 2);
-        assert!(o.tick(ms(t0, 1000), &mut Vec::new()).publish);
-        let pb = o.publish().unwrap();
-        assert_eq!(pb.data.views[0].pop, PopIdx(1));
-        assert_eq!(published_prefixes(&pb), 2);
-        assert_eq!(o.counts(t0), [("rib.mrt/192.0.2.1".to_string(), 2)]);
-        assert_eq!(o.unload_dump(DumpId(7), ms(t0, 2000)), ["rib.mrt/192.0.2.1"]);
-        o.tick(ms(t0, 3000), &mut Vec::new());
-        assert_eq!(published_prefixes(&o.publish().unwrap()), 0);
     }
 
     #[test]

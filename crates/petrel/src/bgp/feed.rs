@@ -53,10 +53,6 @@ pub enum RibMsg {
     /// The UPDATEs of one read, in order.
     Update(Slot, RibBatch),
     Down(Slot),
-    /// Load an MRT dump (and its update files) into a view.
-    LoadMrt(petrel_config::BgpMrtConf, String),
-    /// Remove the routes of a dump loaded earlier (by its key).
-    UnloadMrt(petrel_config::BgpMrtConf),
     /// The POP list changed (reload): view-to-POP indexes are rebuilt.
     Pops(Vec<String>),
     Route {

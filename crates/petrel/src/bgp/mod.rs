@@ -9,6 +9,7 @@ pub mod bmp;
 pub mod board;
 pub mod feed;
 pub mod mrt_dump;
+mod mrt_feed;
 pub mod mrt_file;
 mod peer;
 mod ribs;
@@ -16,11 +17,10 @@ mod sockopt;
 
 use board::{BgpBoard, PeerStatus};
 use feed::{new_slot, PeerCtl, RibMsg, Slot};
-use petrel_bgp_fsm::notif;
-use petrel_config::{BgpConf, BgpPeerConf};
+use petrel_config::{bgp_diff, BgpConf, BgpPeerConf};
 use petrel_director::{ChangeKind, Publisher, Reader};
 use petrel_rib::PeerInfo;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -35,7 +35,6 @@ pub struct BgpHandle {
 
 struct Running {
     cfg: Arc<BgpPeerConf>,
-    router_id: std::net::Ipv4Addr,
     slot: Slot,
     ctl: mpsc::UnboundedSender<PeerCtl>,
 }
@@ -131,7 +130,10 @@ async fn manage(
     bmp_conf: tokio::sync::watch::Sender<bmp::BmpConf>,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
-    let mut dumps: HashSet<petrel_config::BgpMrtConf> = HashSet::new();
+    let mut dumps: HashMap<petrel_config::BgpMrtConf, mrt_feed::DumpHandle> = HashMap::new();
+    // The `[bgp]` section running now; what a reload changes is
+    // `petrel_config::bgp_diff`'s to say.
+    let mut prev: Option<BgpConf> = None;
     let mut pops: Vec<String> = Vec::new();
     loop {
         let g = reader.load();
@@ -142,37 +144,20 @@ async fn manage(
             pops = new_pops;
             let _ = rib.send(RibMsg::Pops(pops.clone())).await;
         }
-        let (peers, router_id) = match &conf {
-            Some(c) => (c.peers.clone(), c.router_id),
-            None => (Vec::new(), std::net::Ipv4Addr::UNSPECIFIED),
-        };
-        // Stop peers that are gone or changed.
-        let names: Vec<String> = running.keys().cloned().collect();
-        for name in names {
-            let keep = peers
-                .iter()
-                .any(|p| p.name == name && *p == *running[&name].cfg && running[&name].router_id == router_id);
-            if !keep {
-                let r = running.remove(&name).expect("listed");
-                let sub = if peers.iter().any(|p| p.name == name) {
-                    notif::OTHER_CONFIGURATION_CHANGE
-                } else {
-                    notif::PEER_DECONFIGURED
-                };
-                let _ = r.ctl.send(PeerCtl::Stop(sub));
-                accepting.lock().expect("accepting").remove(&r.cfg.address);
-                if let (Some(l), Some(_)) = (&listener, &r.cfg.md5_password) {
-                    let _ = sockopt::set_md5(l.as_ref(), r.cfg.address, &[]);
-                }
-                let _ = rib.send(RibMsg::RemovePeer(r.slot)).await;
-                board.remove(&name);
-                tracing::info!(peer = %name, "BGP peer removed");
+        let router_id = conf.as_ref().map_or(std::net::Ipv4Addr::UNSPECIFIED, |c| c.router_id);
+        let diff = bgp_diff(prev.as_ref(), conf.as_ref());
+        for (name, why) in diff.stop {
+            let Some(r) = running.remove(&name) else { continue };
+            let _ = r.ctl.send(PeerCtl::Stop(why.cease_subcode()));
+            accepting.lock().expect("accepting").remove(&r.cfg.address);
+            if let (Some(l), Some(_)) = (&listener, &r.cfg.md5_password) {
+                let _ = sockopt::set_md5(l.as_ref(), r.cfg.address, &[]);
             }
+            let _ = rib.send(RibMsg::RemovePeer(r.slot)).await;
+            board.remove(&name);
+            tracing::info!(peer = %name, reason = ?why, "BGP peer removed");
         }
-        for p in peers {
-            if running.contains_key(&p.name) {
-                continue;
-            }
+        for p in diff.start {
             let slot = new_slot();
             let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
             let view = pops.get(p.pop.index()).cloned().unwrap_or_default();
@@ -221,30 +206,20 @@ async fn manage(
                 }
                 .run(),
             );
-            running.insert(
-                cfg.name.clone(),
-                Running {
-                    cfg,
-                    router_id,
-                    slot,
-                    ctl: ctl_tx,
-                },
-            );
+            running.insert(cfg.name.clone(), Running { cfg, slot, ctl: ctl_tx });
         }
-        // MRT dumps: unload what is gone or changed, load what is new.
-        // A dump is identified by its whole config: any change reloads it.
-        let want: HashSet<petrel_config::BgpMrtConf> = conf.iter().flat_map(|c| c.mrt.iter().cloned()).collect();
-        for m in dumps.difference(&want) {
-            let _ = rib.send(RibMsg::UnloadMrt(m.clone())).await;
+        for m in diff.unload_mrt {
+            if let Some(d) = dumps.remove(&m) {
+                d.unload(&rib, &board).await;
+            }
         }
-        for m in want.difference(&dumps) {
+        for m in diff.load_mrt {
             let pop = pops.get(m.pop.index()).cloned().unwrap_or_default();
-            let _ = rib.send(RibMsg::LoadMrt(m.clone(), pop)).await;
+            let h = mrt_feed::spawn(m.clone(), pop, rib.clone(), board.clone());
+            dumps.insert(m, h);
         }
-        dumps = want;
         // BMP routers: a board line each; streams restart on any change.
-        let routers: Vec<petrel_config::BgpBmpConf> = conf.iter().flat_map(|c| c.bmp.iter().cloned()).collect();
-        if *bmp_conf.borrow().as_ref() != routers {
+        if let Some(routers) = diff.bmp {
             for old in bmp_conf.borrow().iter() {
                 board.remove(&bmp::router_name(old.router));
             }
@@ -265,6 +240,7 @@ async fn manage(
             }
             bmp_conf.send_replace(Arc::new(routers));
         }
+        prev = conf;
         reloaded.notified().await;
     }
 }

@@ -1,7 +1,7 @@
 //! The RIB thread: the IO shell around [`petrel_rib::owner::Owner`], which
 //! holds every POP's view and the rules of when they are published. The
-//! thread moves messages from the session tasks, BMP stations and the
-//! manager into the owner, reads the clock, reads MRT files, and carries
+//! thread moves messages from the session tasks, BMP stations, MRT readers
+//! and the manager into the owner, reads the clock, and carries
 //! out what the owner says: a Cease to a peer over its limit, route counts
 //! to the board, a publication to the decision core.
 //!
@@ -13,11 +13,10 @@
 use super::board::BgpBoard;
 use super::feed::{PeerCtl, RibMsg, RouteLine, Slot, ViewRoutes};
 use petrel_director::{Input, Publisher};
-use petrel_rib::owner::{DumpId, Event, Owner, Timing};
+use petrel_rib::owner::{Event, Owner, Timing};
 use petrel_rib::{AttrPool, View};
 use petrel_types::Prefix;
 use rustc_hash::FxHashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -28,9 +27,6 @@ struct Ribs {
     ctl: FxHashMap<Slot, mpsc::UnboundedSender<PeerCtl>>,
     publisher: Arc<Publisher>,
     board: Arc<BgpBoard>,
-    /// Loaded dumps by their whole config: any change reloads one.
-    dumps: FxHashMap<petrel_config::BgpMrtConf, DumpId>,
-    next_dump: u32,
     events: Vec<Event>,
 }
 
@@ -52,8 +48,6 @@ pub fn spawn(
             ctl: FxHashMap::default(),
             publisher,
             board,
-            dumps: FxHashMap::default(),
-            next_dump: 0,
             events: Vec::new(),
         };
         r.run(rx, rt)
@@ -171,140 +165,11 @@ impl Ribs {
                     self.board.set_prefixes(name, 0);
                 }
             }
-            RibMsg::LoadMrt(src, pop) => {
-                let t0 = Instant::now();
-                let r = self.load_mrt(&src, &pop);
-                // SAFETY: malloc_trim only releases free memory (the
-                // reader's temporaries).
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-                match r {
-                    Ok(n) => {
-                        tracing::info!(file = %src.file.display(), view = %pop, routes = n, ms = t0.elapsed().as_millis() as u64, "MRT dump loaded")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "MRT dump not (fully) loaded; routes read before the error are kept")
-                    }
-                }
-                self.report();
-            }
-            RibMsg::UnloadMrt(key) => {
-                if let Some(id) = self.dumps.remove(&key) {
-                    for name in self.owner.unload_dump(id, now) {
-                        self.board.remove(&name);
-                    }
-                }
-            }
             RibMsg::Pops(p) => self.owner.set_pops(p, now),
             RibMsg::Route { client, view, reply } => {
                 let _ = reply.send(self.route(&client, view.as_deref()));
             }
         }
-    }
-
-    /// Read a dump (and its update files) into `pop`'s view.
-    fn load_mrt(&mut self, src: &petrel_config::BgpMrtConf, pop: &str) -> Result<usize, String> {
-        use petrel_bgp_wire::mrt::Record;
-        let id = DumpId(self.next_dump);
-        self.next_dump += 1;
-        self.dumps.insert(src.clone(), id);
-        let stem = src
-            .file
-            .file_name()
-            .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned());
-        let wanted = |a: &IpAddr| src.peers.is_empty() || src.peers.contains(a);
-        let board = &self.board;
-        let mut dump = self.owner.load_dump(id, pop, &stem);
-        let peer = |dump: &mut petrel_rib::owner::DumpLoad<'_>, addr: IpAddr, asn: u32, bgp_id: u32| {
-            let (id, new) = dump.peer(addr, asn, bgp_id);
-            if let Some(name) = new {
-                board.add(super::board::PeerStatus {
-                    name,
-                    view: pop.to_string(),
-                    address: addr.to_string(),
-                    remote_as: asn,
-                    state: "MRT".into(),
-                    since_unix: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                    ..Default::default()
-                });
-            }
-            id
-        };
-        // MRT peer index -> the view's peer (None: filtered out).
-        let mut index: Vec<Option<petrel_rib::PeerId>> = Vec::new();
-        let mut result = Ok(());
-        let files = std::iter::once(&src.file).chain(src.updates.iter());
-        'files: for path in files {
-            let mut f = match super::mrt_file::MrtFile::open(path) {
-                Ok(f) => f,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            loop {
-                let rec = match f.next_record() {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => {
-                        result = Err(e);
-                        break 'files;
-                    }
-                };
-                match rec {
-                    Record::PeerIndex { peers, .. } => {
-                        index = peers
-                            .iter()
-                            .map(|p| wanted(&p.address).then(|| peer(&mut dump, p.address, p.asn, p.bgp_id)))
-                            .collect();
-                    }
-                    Record::Rib { prefix, entries, .. } => {
-                        for e in entries {
-                            if let (Some(Some(id)), Ok(a)) = (index.get(e.peer_index as usize), &e.attrs) {
-                                dump.announce(*id, prefix, e.path_id, a);
-                            }
-                        }
-                    }
-                    Record::TableDump {
-                        prefix, peer: p, entry, ..
-                    } => {
-                        if !wanted(&p.address) {
-                            continue;
-                        }
-                        let id = peer(&mut dump, p.address, p.asn, 0);
-                        if let Ok(a) = &entry.attrs {
-                            dump.announce(id, prefix, None, a);
-                        }
-                    }
-                    Record::Update {
-                        peer: addr,
-                        peer_as,
-                        update,
-                        ..
-                    } => {
-                        if !wanted(&addr) {
-                            continue;
-                        }
-                        let id = peer(&mut dump, addr, peer_as, 0);
-                        dump.apply(id, &update);
-                    }
-                    Record::StateChange { peer: addr, new, .. } => {
-                        // Leaving Established (6) ends the session: its routes go.
-                        if new != 6 {
-                            if let Some(id) = dump.known(&addr) {
-                                dump.drop_routes(id);
-                            }
-                        }
-                    }
-                    Record::Other { .. } => {}
-                }
-            }
-        }
-        let routes = dump.finish(Instant::now());
-        result.map(|()| routes)
     }
 
     /// Every feed's route count, for the board.
@@ -366,7 +231,7 @@ fn route_line(v: &View, r: &petrel_rib::Route, best: bool, pool: &AttrPool) -> R
     let next_hop = a
         .mp_next_hop
         .map(|h| h.to_string())
-        .or_else(|| a.next_hop.map(|h| IpAddr::V4(h).to_string()))
+        .or_else(|| a.next_hop.map(|h| std::net::IpAddr::V4(h).to_string()))
         .unwrap_or_default();
     RouteLine {
         best,
