@@ -20,7 +20,7 @@ pub use cidr::parse_cidr_map;
 pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, Config, HealthCheck, Initial, PolicyConf, Pop, ServerConf,
+    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, Config, HealthCheck, Initial, Pop, ServerConf,
     ServiceConf, TlsCheck, ZoneConf,
 };
 pub use validate::parse;

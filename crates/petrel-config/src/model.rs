@@ -2,8 +2,8 @@
 
 use crate::error::Location;
 use petrel_bgp_wire::bmp::RibKind;
-use petrel_mapping::WeightMode;
-use petrel_types::{PopIdx, PopState, Prefix};
+use petrel_mapping::Policy;
+use petrel_types::{PopIdx, PopState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -118,31 +118,15 @@ pub struct ZoneConf {
     pub at: Location,
 }
 
+/// A CIDR map policy's file: its entries are merged into the policy's
+/// inline ones when a generation is built (the file is read then).
 #[derive(Clone, Debug, PartialEq)]
-pub enum PolicyConf {
-    Cidr {
-        entries: Vec<(Prefix, Vec<PopIdx>)>,
-        file: Option<PathBuf>,
-        at: Location,
-    },
-    GeoNearest {
-        band_km: u32,
-    },
-    GeoMap {
-        countries: Vec<(String, Vec<PopIdx>)>,
-        continents: Vec<(String, Vec<PopIdx>)>,
-    },
-    Priority(Vec<PopIdx>),
-    Default(Vec<PopIdx>),
-    Weighted(WeightMode),
-    SuperSparrow,
-    Blended {
-        band_km: u32,
-        hop_km: u32,
-    },
-    AsMap {
-        entries: Vec<(u32, Vec<PopIdx>)>,
-    },
+pub struct CidrFile {
+    /// Index of the `Policy::Cidr` in the service's policies.
+    pub policy: usize,
+    pub file: PathBuf,
+    /// Where the file was named, for errors found inside it.
+    pub at: Location,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,7 +140,9 @@ pub struct ServiceConf {
     pub fallback: petrel_mapping::Fallback,
     /// CNAME mode: a target per POP, `{pop}` replaced by the POP's name.
     pub cname: Option<String>,
-    pub policies: Vec<PolicyConf>,
+    /// In order; CIDR maps hold their inline entries here.
+    pub policies: Vec<Policy>,
+    pub cidr_files: Vec<CidrFile>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

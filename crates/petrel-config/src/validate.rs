@@ -5,7 +5,7 @@ use crate::model::*;
 use crate::raw::{self, S};
 use petrel_bgp_wire::bmp::RibKind;
 use petrel_dns_wire::name;
-use petrel_mapping::{Fallback, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
+use petrel_mapping::{CidrMap, Fallback, Policy, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
 use petrel_types::{PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -1139,10 +1139,18 @@ fn services(
             Some(t.clone())
         });
         let mut policies = Vec::new();
+        let mut cidr_files = Vec::new();
         for (j, p) in r.policy.iter().enumerate() {
             let field = format!("service[{i}].policy[{j}]");
-            if let Some(pc) = policy(cx, p, &field, pops, &cands, have) {
-                if matches!(policies.last(), Some(PolicyConf::Weighted(_))) {
+            if let Some((pc, file)) = policy(cx, p, &field, pops, &cands, have) {
+                if let Some((file, at)) = file {
+                    cidr_files.push(CidrFile {
+                        policy: policies.len(),
+                        file,
+                        at,
+                    });
+                }
+                if matches!(policies.last(), Some(Policy::Weighted(_))) {
                     cx.err(
                         p,
                         &field,
@@ -1155,7 +1163,7 @@ fn services(
         if r.policy.is_empty() && have.bgp {
             // With routing views, the default is the blend: geography first,
             // AS paths to shift it and to veto POPs without a route.
-            policies.push(PolicyConf::Blended {
+            policies.push(Policy::Blended {
                 band_km: 0,
                 hop_km: DEFAULT_HOP_KM,
             });
@@ -1170,6 +1178,7 @@ fn services(
             fallback,
             cname,
             policies,
+            cidr_files,
         });
     }
     out
@@ -1197,7 +1206,7 @@ fn policy(
     pops: &[Pop],
     cands: &[PopIdx],
     have: Have,
-) -> Option<PolicyConf> {
+) -> Option<(Policy, Option<(PathBuf, Location)>)> {
     let r = p.get_ref();
     let kind = r.kind.get_ref().as_str();
     let allowed = cx.kind_fields(&r.kind, field, "policy", POLICY_FIELDS)?;
@@ -1226,7 +1235,7 @@ fn policy(
             format!("a `{kind}` policy needs routing views: [bgp] peers, MRT dumps or BMP routers"),
         );
     }
-    match kind {
+    let policy = match kind {
         "cidr" => {
             let mut entries = Vec::new();
             if let Some(map) = &r.entries {
@@ -1243,15 +1252,18 @@ fn policy(
             if r.file.is_none() && r.entries.is_none() {
                 cx.err(&r.kind, field, "a `cidr` policy needs `file` or `entries`");
             }
-            let at = r
+            let file = r
                 .file
                 .as_ref()
-                .map_or_else(|| cx.loc(p.span().start), |f| cx.loc(f.span().start));
-            Some(PolicyConf::Cidr {
-                entries,
-                file: r.file.as_ref().map(|f| cx.resolve(f.get_ref())),
-                at,
-            })
+                .map(|f| (cx.resolve(f.get_ref()), cx.loc(f.span().start)));
+            let mut map = CidrMap::new(
+                file.as_ref()
+                    .map_or_else(|| "inline map".to_string(), |(f, _)| f.display().to_string()),
+            );
+            for (pfx, pops) in entries {
+                map.insert(pfx, pops);
+            }
+            return Some((Policy::Cidr(map), file));
         }
         "geo-nearest" | "geo-map" => {
             if !have.geo {
@@ -1275,7 +1287,7 @@ fn policy(
                         );
                     }
                 }
-                Some(PolicyConf::GeoNearest { band_km })
+                Some(Policy::GeoNearest { band_km })
             } else {
                 let mut conv =
                     |m: &Option<std::collections::BTreeMap<String, S<Vec<S<String>>>>>, what: &str, len: usize| {
@@ -1304,7 +1316,10 @@ fn policy(
                         "a `geo-map` policy needs `countries` and/or `continents`",
                     );
                 }
-                Some(PolicyConf::GeoMap { countries, continents })
+                Some(Policy::GeoMap {
+                    countries: countries.into_iter().collect(),
+                    continents: continents.into_iter().collect(),
+                })
             }
         }
         "priority" | "default" => {
@@ -1316,19 +1331,19 @@ fn policy(
                 }
             };
             Some(if kind == "priority" {
-                PolicyConf::Priority(list)
+                Policy::Priority(list)
             } else {
-                PolicyConf::Default(list)
+                Policy::Default(list)
             })
         }
         "weighted" => {
             let mode = r.mode.as_ref().map_or("hash", |m| m.get_ref().as_str());
             match mode {
-                "random" => Some(PolicyConf::Weighted(WeightMode::Random)),
+                "random" => Some(Policy::Weighted(WeightMode::Random)),
                 "hash" => {
                     let v4_len = cx.int(&r.hash_v4_len, &format!("{field}.hash_v4_len"), 0, 32, 24u8);
                     let v6_len = cx.int(&r.hash_v6_len, &format!("{field}.hash_v6_len"), 0, 128, 48u8);
-                    Some(PolicyConf::Weighted(WeightMode::Hash { v4_len, v6_len }))
+                    Some(Policy::Weighted(WeightMode::Hash { v4_len, v6_len }))
                 }
                 o => {
                     if let Some(m) = &r.mode {
@@ -1338,8 +1353,8 @@ fn policy(
                 }
             }
         }
-        "super-sparrow" => Some(PolicyConf::SuperSparrow),
-        "blended" => Some(PolicyConf::Blended {
+        "super-sparrow" => Some(Policy::SuperSparrow),
+        "blended" => Some(Policy::Blended {
             band_km: cx.int(&r.band_km, &format!("{field}.band_km"), 0, 20_000, 0u32),
             hop_km: cx.int(&r.hop_km, &format!("{field}.hop_km"), 0, 20_000, DEFAULT_HOP_KM),
         }),
@@ -1360,10 +1375,14 @@ fn policy(
                 }
                 None => cx.err(&r.kind, field, "an `as-map` policy needs `entries` (ASN -> POPs)"),
             }
-            Some(PolicyConf::AsMap { entries })
+            Some(Policy::AsMap {
+                source: "as-map".to_string(),
+                map: entries.into_iter().collect(),
+            })
         }
         _ => None,
-    }
+    };
+    policy.map(|p| (p, None))
 }
 
 #[cfg(test)]
@@ -1505,7 +1524,7 @@ policy = [
         assert!(good.contains(policies));
         let c = parse(Path::new("p.toml"), &good.replace(policies, "")).unwrap();
         assert!(
-            matches!(c.services[0].policies[..], [PolicyConf::Blended { .. }]),
+            matches!(c.services[0].policies[..], [Policy::Blended { .. }]),
             "{:?}",
             c.services[0].policies
         );

@@ -3,10 +3,10 @@
 //! files ([`needs`] says which) and hands their contents in ([`Sources`]).
 
 use crate::error::BuildError;
-use petrel_config::{Config, PolicyConf};
+use petrel_config::Config;
 use petrel_dns_wire::name;
 use petrel_dns_zone::{parse_zone_file, ZoneSet, ZoneSetBuilder};
-use petrel_mapping::{compile_with, BgpData, CidrMap, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
+use petrel_mapping::{compile_with, BgpData, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
 use petrel_types::{PopIdx, ServiceIdx};
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
@@ -58,10 +58,8 @@ pub fn needs(config: &Config) -> Vec<Need> {
         v.push(Need::Text(z.file.clone()));
     }
     for s in &config.services {
-        for p in &s.policies {
-            if let PolicyConf::Cidr { file: Some(f), .. } = p {
-                v.push(Need::Text(f.clone()));
-            }
+        for c in &s.cidr_files {
+            v.push(Need::Text(c.file.clone()));
         }
     }
     v
@@ -243,11 +241,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         let mapping = match same {
             Some(j) => services[j].mapping.clone(),
             None => {
-                let policies = s
-                    .policies
-                    .iter()
-                    .map(|p| policy(&config, s, p, src, &mut errs))
-                    .collect();
+                let policies = with_cidr_files(&config, s, src, &mut errs);
                 let spec = ServiceSpec {
                     name: s.name.clone(),
                     candidates: s.pops.clone(),
@@ -297,70 +291,56 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
 
 /// Whether two services compile into the same table.
 fn same_table(a: &petrel_config::ServiceConf, b: &petrel_config::ServiceConf) -> bool {
-    a.pops == b.pops && a.policies == b.policies && a.answers == b.answers && a.fallback == b.fallback
+    let files = |s: &petrel_config::ServiceConf| {
+        s.cidr_files
+            .iter()
+            .map(|c| (c.policy, c.file.clone()))
+            .collect::<Vec<_>>()
+    };
+    a.pops == b.pops
+        && a.policies == b.policies
+        && files(a) == files(b)
+        && a.answers == b.answers
+        && a.fallback == b.fallback
 }
 
-/// The engine's form of one configured policy; a CIDR map's file is merged
-/// with its inline entries here.
-fn policy(
+/// A service's policies with the entries of their CIDR map files merged
+/// into the inline ones.
+fn with_cidr_files(
     config: &Config,
     s: &petrel_config::ServiceConf,
-    p: &PolicyConf,
     src: &Sources,
     errs: &mut Vec<String>,
-) -> Policy {
-    match p {
-        PolicyConf::Cidr { entries, file, at } => {
-            let mut map = CidrMap::new(
-                file.as_ref()
-                    .map_or_else(|| "inline map".to_string(), |f| f.display().to_string()),
-            );
-            for (pfx, pops) in entries {
-                map.insert(*pfx, pops.clone());
-            }
-            if let Some(f) = file {
-                match src.text(f) {
-                    Ok(text) => match petrel_config::parse_cidr_map(text, |n| config.pop_index(n)) {
-                        Ok(list) => {
-                            for (pfx, pops) in list {
-                                if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
-                                    errs.push(format!(
-                                        "{}: POP `{}` (for {pfx}) is not a candidate of service {}",
-                                        f.display(),
-                                        config.pops[bad.index()].name,
-                                        s.name
-                                    ));
-                                }
-                                map.insert(pfx, pops);
-                            }
+) -> Vec<Policy> {
+    let mut policies = s.policies.clone();
+    for c in &s.cidr_files {
+        let Some(Policy::Cidr(map)) = policies.get_mut(c.policy) else {
+            continue;
+        };
+        let f = &c.file;
+        match src.text(f) {
+            Ok(text) => match petrel_config::parse_cidr_map(text, |n| config.pop_index(n)) {
+                Ok(list) => {
+                    for (pfx, pops) in list {
+                        if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
+                            errs.push(format!(
+                                "{}: POP `{}` (for {pfx}) is not a candidate of service {}",
+                                f.display(),
+                                config.pops[bad.index()].name,
+                                s.name
+                            ));
                         }
-                        Err(lines) => {
-                            for (line, msg) in lines {
-                                errs.push(format!("{}:{line}: {msg}", f.display()));
-                            }
-                        }
-                    },
-                    Err(e) => errs.push(format!("{at}: file: {}: cannot read: {e}", f.display())),
+                        map.insert(pfx, pops);
+                    }
                 }
-            }
-            Policy::Cidr(map)
+                Err(lines) => {
+                    for (line, msg) in lines {
+                        errs.push(format!("{}:{line}: {msg}", f.display()));
+                    }
+                }
+            },
+            Err(e) => errs.push(format!("{}: file: {}: cannot read: {e}", c.at, f.display())),
         }
-        PolicyConf::GeoNearest { band_km } => Policy::GeoNearest { band_km: *band_km },
-        PolicyConf::GeoMap { countries, continents } => Policy::GeoMap {
-            countries: countries.iter().cloned().collect(),
-            continents: continents.iter().cloned().collect(),
-        },
-        PolicyConf::Priority(l) => Policy::Priority(l.clone()),
-        PolicyConf::Default(l) => Policy::Default(l.clone()),
-        PolicyConf::Weighted(m) => Policy::Weighted(*m),
-        PolicyConf::SuperSparrow => Policy::SuperSparrow,
-        PolicyConf::Blended { band_km, hop_km } => Policy::Blended {
-            band_km: *band_km,
-            hop_km: *hop_km,
-        },
-        PolicyConf::AsMap { entries } => Policy::AsMap {
-            source: "as-map".to_string(),
-            map: entries.iter().cloned().collect(),
-        },
     }
+    policies
 }

@@ -397,3 +397,65 @@ mod model {
         }
     }
 }
+
+#[test]
+fn cidr_map_files_merge_with_inline_entries_and_report_their_lines() {
+    let svc = r#"
+[[service]]
+name = "map.example.net."
+ttl = 30
+pops = ["ams", "nyc"]
+policy = [{ type = "cidr", file = "clients.map" }, { type = "priority", pops = ["nyc", "ams"] }]
+[[service]]
+name = "inline.example.net."
+ttl = 30
+policy = [{ type = "cidr", entries = { "10.0.0.0/8" = ["sin"] } }]
+"#;
+    let config = petrel_config::parse(Path::new("t.toml"), &format!("{BASE}{svc}")).unwrap();
+    let mut src = sources();
+    src.texts.insert(
+        "clients.map".into(),
+        Ok("# clients\n198.51.100.0/24 ams\n203.0.113.0/24 nyc,ams\n".into()),
+    );
+    let p = Publisher::new(build(config.clone(), &src, None).unwrap(), Overrides::default());
+    assert_eq!(decide(&p, 2, "198.51.100.7").0, ["ams"]);
+    assert_eq!(decide(&p, 2, "192.0.2.1").0, ["nyc"], "no entry: the priority list");
+    assert_eq!(decide(&p, 3, "10.9.9.9").0, ["sin"]);
+    let e = p.load().explain("map.example.net", "198.51.100.7", None).unwrap();
+    assert_eq!(e.steps[0].detail, "clients.map entry 198.51.100.0/24 -> [ams]");
+    // A bad line and a POP that is not a candidate, each named; a file
+    // that cannot be read names where it was configured.
+    let errors = |src: &Sources| -> Vec<String> {
+        build(config.clone(), src, None)
+            .err()
+            .unwrap()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    };
+    src.texts.insert(
+        "clients.map".into(),
+        Ok("198.51.100.0/24 ams\nnot-a-prefix ams\n".into()),
+    );
+    let errs = errors(&src);
+    assert_eq!(errs, ["clients.map:2: `not-a-prefix` is not an IP address or prefix"]);
+    src.texts
+        .insert("clients.map".into(), Ok("203.0.113.0/24 sin\n".into()));
+    let errs = errors(&src);
+    assert_eq!(
+        errs,
+        ["clients.map: POP `sin` (for 203.0.113.0/24) is not a candidate of service map.example.net."]
+    );
+    src.texts.insert(
+        "clients.map".into(),
+        Err("No such file or directory (os error 2)".into()),
+    );
+    let errs = build(config, &src, None).err().unwrap();
+    assert!(
+        errs[0].to_string().starts_with("t.toml:")
+            && errs[0]
+                .to_string()
+                .ends_with("file: clients.map: cannot read: No such file or directory (os error 2)"),
+        "{errs:?}"
+    );
+}

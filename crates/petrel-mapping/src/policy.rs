@@ -43,7 +43,7 @@ impl PopInfo {
 /// A static map of client prefixes to ordered POP lists (Super Sparrow's
 /// "network address allocations"). Lists are interned: a million-line map
 /// usually names few distinct lists.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CidrMap {
     /// Where the map came from, for explanations.
     pub source: String,
@@ -80,7 +80,8 @@ pub enum WeightMode {
     Hash { v4_len: u8, v6_len: u8 },
 }
 
-#[derive(Clone, Debug)]
+/// One policy of a service: the config's model and the engine's.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Policy {
     Cidr(CidrMap),
     /// Nearest POP by great-circle distance; distances within `band_km` of

@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// UPDATEs per batch: as many as a session's read of a busy feed holds.
-const BATCH: usize = 1024;
+/// UPDATEs per batch (about what one read of a session holds): with the
+/// RIB channel's bound, what a fast reader can have in flight stays small.
+const BATCH: usize = 128;
 
 /// A dump being read or read: what unloading it takes.
 pub struct DumpHandle {
@@ -275,7 +276,7 @@ impl Loader {
         if !self.pending.contains_key(&slot) {
             while let Ok(c) = self.spent.1.try_recv() {
                 if let PeerCtl::Spent(RibBatch { mut updates, hashes }) = c {
-                    if self.spare.len() < 4 {
+                    if self.spare.len() < 2 {
                         updates.recycle();
                         self.spare.push(updates);
                         self.spare_hashes.push(hashes);
