@@ -25,6 +25,13 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl DecodeError {
+    /// Who is to blame: the peer that sent the message.
+    pub fn blame(&self) -> petrel_types::Blame {
+        petrel_types::Blame::Peer
+    }
+}
+
 fn err(code: u8, subcode: u8, data: &[u8], reason: impl Into<String>) -> DecodeError {
     DecodeError {
         code,

@@ -48,3 +48,10 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// Who is to blame: always the configuration (or a file it names).
+    pub fn blame(&self) -> petrel_types::Blame {
+        petrel_types::Blame::Config
+    }
+}

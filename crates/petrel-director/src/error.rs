@@ -1,19 +1,7 @@
 //! Errors of the decision core, each with who is to blame: that sets the log
 //! level, the metric and the HTTP status of the admin API.
 
-/// Who caused an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Blame {
-    /// A request named something that does not exist or is malformed.
-    Client,
-    /// A network peer sent something wrong.
-    Peer,
-    /// The configuration or a file it names.
-    Config,
-    /// Petrel itself or its host (a file that cannot be written).
-    Internal,
-}
+pub use petrel_types::Blame;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -58,6 +58,15 @@ pub struct ZoneSet {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneError(pub String);
 
+impl ZoneError {
+    /// Who is to blame: the zone data the config names.
+    pub fn blame(&self) -> petrel_types::Blame {
+        petrel_types::Blame::Config
+    }
+}
+
+impl std::error::Error for ZoneError {}
+
 impl std::fmt::Display for ZoneError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -1,6 +1,6 @@
 //! RFC 1035 master files, read with NLnet Labs' `domain` scanner.
 
-use crate::zone::RecordIn;
+use crate::zone::{RecordIn, ZoneError};
 use domain::base::iana::Class;
 use domain::base::name::ToName;
 use domain::base::rdata::ComposeRecordData;
@@ -8,13 +8,16 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 
 /// Parse a zone file's text. `origin` is the zone apex in presentation form.
 /// Errors carry the line from the scanner.
-pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
+/// A zone file's records, or the first problem with its line.
+pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, ZoneError> {
     // `domain` 0.12's scanner can index out of bounds on some malformed
     // character strings (found by fuzzing, e.g. `h**( tXT"$"ddd`). A bad
     // zone file must be an error, never a crash of the server or of `check`.
     match std::panic::catch_unwind(|| scan(origin, text)) {
-        Ok(r) => r,
-        Err(_) => Err("the zone-file scanner failed on this file (check quoting, escapes and parentheses)".into()),
+        Ok(r) => r.map_err(ZoneError),
+        Err(_) => Err(ZoneError(
+            "the zone-file scanner failed on this file (check quoting, escapes and parentheses)".into(),
+        )),
     }
 }
 
@@ -126,7 +129,7 @@ mod tests {
     #[test]
     fn scanner_panics_become_errors() {
         let e = parse_zone_file("example.net.", "h**( tXT\"$\"ddd").unwrap_err();
-        assert!(e.contains("scanner failed"), "{e}");
+        assert!(e.0.contains("scanner failed"), "{e}");
     }
 
     #[test]
@@ -143,6 +146,6 @@ mod tests {
         assert_eq!(recs[2].rdata, vec![192, 0, 2, 1]);
         assert_eq!(recs[3].rdata, b"\x07example\x03net\x00");
         let err = parse_zone_file("example.net.", "@ SOA ns1 h 1 2 3 4 5\nbad IN A 300.1.1.1\n").unwrap_err();
-        assert!(err.starts_with("line 2: "), "{err}");
+        assert!(err.0.starts_with("line 2: "), "{err}");
     }
 }

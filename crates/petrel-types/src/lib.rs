@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+mod blame;
 mod pop;
 mod prefix;
 
+pub use blame::Blame;
 pub use pop::{PopIdx, PopState, ServiceIdx};
 pub use prefix::{Family, Prefix, PrefixError};

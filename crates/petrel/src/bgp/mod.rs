@@ -131,6 +131,13 @@ async fn manage(
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dumps: HashMap<petrel_config::BgpMrtConf, mrt_feed::DumpHandle> = HashMap::new();
+    let mrt = match mrt_feed::MrtReader::start() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the MRT reader thread; BGP input stops");
+            return;
+        }
+    };
     // The `[bgp]` section running now; what a reload changes is
     // `petrel_config::bgp_diff`'s to say.
     let mut prev: Option<BgpConf> = None;
@@ -215,7 +222,7 @@ async fn manage(
         }
         for m in diff.load_mrt {
             let pop = pops.get(m.pop.index()).cloned().unwrap_or_default();
-            let h = mrt_feed::spawn(m.clone(), pop, rib.clone(), board.clone());
+            let h = mrt.load(m.clone(), pop, rib.clone(), board.clone());
             dumps.insert(m, h);
         }
         // BMP routers: a board line each; streams restart on any change.

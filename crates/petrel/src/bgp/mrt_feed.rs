@@ -1,5 +1,7 @@
-//! MRT dumps as route feeds. A thread per dump reads the file (and its
-//! update files) and feeds the RIB exactly as a session does: each MRT peer
+//! MRT dumps as route feeds. One reader thread reads the dumps, one after
+//! the other (as the RIB would take them anyway; one thread keeps one
+//! malloc arena), each file with its update files, and feeds the RIB
+//! exactly as a session does: each MRT peer
 //! becomes a slot (AddPeer, then Up with both families), its routes go in
 //! batches parsed into storage the RIB sends back, and an End-of-RIB for
 //! both families ends its initial table, so that the RIB publishes the dump
@@ -45,36 +47,52 @@ impl DumpHandle {
     }
 }
 
-/// Start reading `src` into `pop`'s view.
-pub fn spawn(src: BgpMrtConf, pop: String, rib: mpsc::Sender<RibMsg>, board: Arc<BgpBoard>) -> DumpHandle {
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let peers = Arc::new(Mutex::new(Vec::new()));
-    let stem = src
-        .file
-        .file_name()
-        .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned());
-    let mut loader = Loader {
-        src,
-        pop,
-        stem,
-        rib,
-        board,
-        cancelled: cancelled.clone(),
-        peers: peers.clone(),
-        by_addr: FxHashMap::default(),
-        pending: FxHashMap::default(),
-        spare: Vec::new(),
-        spare_hashes: Vec::new(),
-        spent: mpsc::unbounded_channel(),
-        routes: 0,
-    };
-    let r = std::thread::Builder::new()
-        .name("mrt-load".into())
-        .spawn(move || loader.run());
-    if let Err(e) = r {
-        tracing::error!(error = %e, "cannot start a thread to read an MRT dump");
+/// The reader thread: dumps queue for it.
+pub struct MrtReader {
+    jobs: std::sync::mpsc::Sender<Loader>,
+}
+
+impl MrtReader {
+    pub fn start() -> std::io::Result<MrtReader> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Loader>();
+        std::thread::Builder::new().name("mrt-read".into()).spawn(move || {
+            for mut l in rx {
+                if !l.cancelled.load(Ordering::Relaxed) {
+                    l.run();
+                }
+            }
+        })?;
+        Ok(MrtReader { jobs })
     }
-    DumpHandle { cancelled, peers }
+
+    /// Queue `src` to be read into `pop`'s view.
+    pub fn load(&self, src: BgpMrtConf, pop: String, rib: mpsc::Sender<RibMsg>, board: Arc<BgpBoard>) -> DumpHandle {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let stem = src
+            .file
+            .file_name()
+            .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned());
+        let loader = Loader {
+            src,
+            pop,
+            stem,
+            rib,
+            board,
+            cancelled: cancelled.clone(),
+            peers: peers.clone(),
+            by_addr: FxHashMap::default(),
+            pending: FxHashMap::default(),
+            spare: Vec::new(),
+            spare_hashes: Vec::new(),
+            spent: mpsc::unbounded_channel(),
+            routes: 0,
+        };
+        if self.jobs.send(loader).is_err() {
+            tracing::error!("the MRT reader thread is gone");
+        }
+        DumpHandle { cancelled, peers }
+    }
 }
 
 struct Loader {
