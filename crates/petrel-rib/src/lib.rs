@@ -714,7 +714,7 @@ mod tests {
     use petrel_bgp_wire::{AsPathSegment, Attributes, Nlri, Origin};
     use std::net::Ipv4Addr;
 
-    fn attrs(path: &[u32], med: Option<u32>, lp: Option<u32>) -> Attributes {
+    pub(crate) fn attrs(path: &[u32], med: Option<u32>, lp: Option<u32>) -> Attributes {
         Attributes {
             origin: Some(Origin::Igp),
             as_path: vec![AsPathSegment::Sequence(path.to_vec())],
@@ -725,7 +725,7 @@ mod tests {
         }
     }
 
-    fn upd(prefixes: &[&str], a: Attributes) -> ParsedUpdate {
+    pub(crate) fn upd(prefixes: &[&str], a: Attributes) -> ParsedUpdate {
         ParsedUpdate {
             announced: prefixes
                 .iter()

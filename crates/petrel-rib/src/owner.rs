@@ -451,31 +451,11 @@ impl Owner {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
-    use petrel_bgp_wire::{AsPathSegment, Attributes, Nlri, Origin};
-    use std::net::IpAddr;
-    use std::net::Ipv4Addr;
-
-    fn attrs(path: &[u32]) -> Attributes {
-        Attributes {
-            origin: Some(Origin::Igp),
-            as_path: vec![AsPathSegment::Sequence(path.to_vec())],
-            next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
-            ..Default::default()
-        }
-    }
+    use crate::tests::{attrs, upd};
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn announce(prefixes: &[&str], path: &[u32]) -> ParsedUpdate {
-        ParsedUpdate {
-            announced: prefixes
-                .iter()
-                .map(|p| Nlri {
-                    path_id: None,
-                    prefix: p.parse().unwrap(),
-                })
-                .collect(),
-            attrs: attrs(path),
-            ..Default::default()
-        }
+        upd(prefixes, attrs(path, None, None))
     }
 
     fn eor(afi: Afi) -> ParsedUpdate {
