@@ -3,7 +3,7 @@
 use crate::error::Location;
 use petrel_bgp_wire::bmp::RibKind;
 use petrel_mapping::Policy;
-use petrel_types::{PopIdx, PopState};
+use petrel_types::{Asn, PopIdx, PopState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -29,7 +29,7 @@ pub struct Pop {
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
     pub location: Option<(f64, f64)>,
-    pub asns: Vec<u32>,
+    pub asns: Vec<Asn>,
     pub weight: u32,
     pub capacity: Option<u64>,
     /// The state the config asks for at start.
@@ -147,7 +147,7 @@ pub struct ServiceConf {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BgpConf {
-    pub asn: u32,
+    pub asn: Asn,
     pub router_id: Ipv4Addr,
     pub listen: Option<SocketAddr>,
     pub batch_ms: u64,
@@ -183,8 +183,8 @@ pub struct BgpPeerConf {
     pub pop: PopIdx,
     pub address: IpAddr,
     pub port: u16,
-    pub asn: u32,
-    pub local_asn: u32,
+    pub asn: Asn,
+    pub local_asn: Asn,
     pub local_address: Option<IpAddr>,
     pub passive: bool,
     pub hold_time: u16,

@@ -6,7 +6,7 @@ use crate::raw::{self, S};
 use petrel_bgp_wire::bmp::RibKind;
 use petrel_dns_wire::name;
 use petrel_mapping::{CidrMap, Fallback, Policy, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
-use petrel_types::{PopIdx, PopState, Prefix};
+use petrel_types::{Asn, PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -340,8 +340,8 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             pop,
             address,
             port: cx.int(&q.port, &f("port"), 1, 65_535, 179u16),
-            asn: peer_asn,
-            local_asn,
+            asn: Asn(peer_asn),
+            local_asn: Asn(local_asn),
             local_address,
             passive: q.passive.as_ref().is_some_and(|p| *p.get_ref()),
             hold_time,
@@ -452,7 +452,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         });
     }
     BgpConf {
-        asn,
+        asn: Asn(asn),
         router_id,
         listen,
         batch_ms,
@@ -536,7 +536,7 @@ fn pops(cx: &mut Ctx<'_>, raw: &[S<raw::Pop>]) -> Vec<Pop> {
         for (j, a) in r.asns.iter().enumerate() {
             let v = *a.get_ref();
             if (1..=u32::MAX as i64).contains(&v) {
-                asns.push(v as u32);
+                asns.push(Asn(v as u32));
             } else {
                 cx.err(a, format!("pop[{i}].asns[{j}]"), format!("{v} is not an AS number"));
             }
@@ -1515,8 +1515,8 @@ policy = [
         );
         let c = parse(Path::new("p.toml"), &good).unwrap();
         let b = c.bgp.unwrap();
-        assert_eq!(b.peers[0].asn, 4_200_000_001);
-        assert_eq!(b.peers[0].local_asn, 64600);
+        assert_eq!(b.peers[0].asn, Asn(4_200_000_001));
+        assert_eq!(b.peers[0].local_asn, Asn(64600));
         assert_eq!(b.peers[0].max_prefix, Some(1_000_000));
         assert!(b.peers[0].passive && b.peers[0].ipv4 && b.peers[0].ipv6);
         // A service without policies gets the blend once there are views.

@@ -15,7 +15,7 @@ pub fn pop_infos(w: &World) -> Vec<PopInfo> {
             weight: 100,
             ipv4: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
             ipv6: vec![std::net::Ipv6Addr::LOCALHOST],
-            asns: vec![p.asn],
+            asns: vec![petrel_types::Asn(p.asn)],
         })
         .collect()
 }

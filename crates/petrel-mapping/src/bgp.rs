@@ -7,7 +7,7 @@
 //! full table of a million routes needs only its distinct paths here.
 
 use crate::table::{Partition, PartitionBuilder, NONE};
-use petrel_types::{Family, PopIdx, Prefix};
+use petrel_types::{Asn, Family, PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 
 /// An AS path as the mapping policies see it.
@@ -189,7 +189,7 @@ impl ViewBuilder<'_> {
 /// known. `paths[v]` is view v's preferred path for the client.
 pub(crate) fn hop_distances(
     views: &[ViewFacts],
-    pop_asns: &[&[u32]],
+    pop_asns: &[&[Asn]],
     paths: &[Option<&BgpPath>],
     out: &mut Vec<Option<u32>>,
 ) {
@@ -206,7 +206,7 @@ pub(crate) fn hop_distances(
         let n = path.asns.len();
         for (i, a) in path.asns.iter().enumerate() {
             for (q, qa) in pop_asns.iter().enumerate() {
-                if qa.contains(a) {
+                if qa.contains(&Asn(*a)) {
                     better(&mut out[q], ((n - i - 1) as u32).min(path.len));
                 }
             }
@@ -261,13 +261,13 @@ mod tests {
         let via_y = b.path_id([64701, 64702], 2);
         b.add_view("x", PopIdx(0), vec![(p("192.168.0.0/16"), via_y)]);
         let d = b.build();
-        let asns: [&[u32]; 2] = [&[64700], &[64701]];
+        let asns: [&[Asn]; 2] = [&[Asn(64700)], &[Asn(64701)]];
         let path = d.path_at(0, &p("192.168.1.0/24"));
         let mut out = Vec::new();
         hop_distances(&d.views, &asns, &[path], &mut out);
         assert_eq!(out, vec![Some(2), Some(1)]);
         // Two POP ASNs in one path: the one nearest the origin is closest.
-        let asns: [&[u32]; 3] = [&[64700], &[64701], &[64703]];
+        let asns: [&[Asn]; 3] = [&[Asn(64700)], &[Asn(64701)], &[Asn(64703)]];
         let path = BgpPath {
             asns: vec![64701, 64703, 64702].into(),
             len: 3,

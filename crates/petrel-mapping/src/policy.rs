@@ -9,7 +9,7 @@
 use crate::bgp::{hop_distances, unreachable, BgpPath, ViewFacts};
 use crate::explain::{ClientPlace, PopDistance, PopHops, PopScore, StepFacts, ViewPath};
 use crate::geo::{distance_km, GeoLocation};
-use petrel_types::{PopIdx, Prefix};
+use petrel_types::{Asn, PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -27,7 +27,7 @@ pub struct PopInfo {
     pub location: Option<(f64, f64)>,
     pub weight: u32,
     /// The POP's own AS numbers, for the BGP policies.
-    pub asns: Vec<u32>,
+    pub asns: Vec<Asn>,
 }
 
 impl PopInfo {
@@ -405,7 +405,7 @@ pub(crate) fn evaluate(
                 }
             }
             Policy::SuperSparrow => {
-                let asns: Vec<&[u32]> = pops.iter().map(|p| p.asns.as_slice()).collect();
+                let asns: Vec<&[Asn]> = pops.iter().map(|p| p.asns.as_slice()).collect();
                 let mut d = Vec::new();
                 hop_distances(facts.views, &asns, &facts.paths, &mut d);
                 if tracing {
@@ -423,7 +423,7 @@ pub(crate) fn evaluate(
                 refine(&mut tiers, |p| d[p.index()].map_or(u64::MAX, u64::from));
             }
             Policy::Blended { band_km, hop_km } => {
-                let asns: Vec<&[u32]> = pops.iter().map(|p| p.asns.as_slice()).collect();
+                let asns: Vec<&[Asn]> = pops.iter().map(|p| p.asns.as_slice()).collect();
                 let mut d = Vec::new();
                 hop_distances(facts.views, &asns, &facts.paths, &mut d);
                 let dmin = spec.candidates.iter().filter_map(|p| d[p.index()]).min();

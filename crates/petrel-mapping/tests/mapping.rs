@@ -238,7 +238,7 @@ fn rank_does_not_allocate() {
 fn bgp_world() -> (Vec<PopInfo>, Arc<BgpData>) {
     let mut pops = testworld::pops();
     for (i, p) in pops.iter_mut().enumerate() {
-        p.asns = vec![65000 + i as u32];
+        p.asns = vec![petrel_types::Asn(65000 + i as u32)];
     }
     let mut b = BgpDataBuilder::new();
     let ams_la = b.path_id([174, 3356, 7018], 3);

@@ -10,5 +10,5 @@ mod pop;
 mod prefix;
 
 pub use blame::Blame;
-pub use pop::{PopIdx, PopState, ServiceIdx};
+pub use pop::{Asn, PopIdx, PopState, ServiceIdx};
 pub use prefix::{Family, Prefix, PrefixError};

@@ -55,3 +55,16 @@ impl PopState {
         }
     }
 }
+
+/// An autonomous system number (4 octets, RFC 6793): the identity of a
+/// network, as the config and the engine name POPs' and peers' ASes. AS
+/// paths stay plain numbers: they are data read off the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Asn(pub u32);
+
+impl std::fmt::Display for Asn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

@@ -172,14 +172,14 @@ async fn manage(
                 name: p.name.clone(),
                 view: view.clone(),
                 address: p.address.to_string(),
-                remote_as: p.asn,
-                local_as: p.local_asn,
+                remote_as: p.asn.0,
+                local_as: p.local_asn.0,
                 state: "Idle".into(),
                 ..Default::default()
             });
             let info = PeerInfo {
                 name: p.name.clone(),
-                asn: p.asn,
+                asn: p.asn.0,
                 bgp_id: 0,
                 address: p.address,
                 ibgp: p.ibgp(),
@@ -201,7 +201,7 @@ async fn manage(
             }
             accepting.lock().expect("accepting").insert(p.address, ctl_tx.clone());
             let cfg = Arc::new(p);
-            tracing::info!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, view = %view, passive = cfg.passive, "BGP peer configured");
+            tracing::info!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn.0, view = %view, passive = cfg.passive, "BGP peer configured");
             tokio::spawn(
                 peer::PeerTask {
                     cfg: cfg.clone(),

@@ -158,8 +158,8 @@ impl PeerTask {
         let t0 = Instant::now();
         let now = || t0.elapsed().as_millis() as u64;
         let mut s = Session::new(FsmConfig {
-            local_as: cfg.local_asn,
-            peer_as: cfg.asn,
+            local_as: cfg.local_asn.0,
+            peer_as: cfg.asn.0,
             bgp_id: u32::from(self.router_id),
             hold_time: cfg.hold_time,
             passive: cfg.passive,
@@ -239,7 +239,7 @@ impl PeerTask {
                         }
                     }
                     Action::Down(why) => {
-                        tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn, reason = %why, "BGP session down");
+                        tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn.0, reason = %why, "BGP session down");
                         let why = closing_reason.take().unwrap_or(why);
                         self.board.update(&cfg.name, |p| p.last_error = why.clone());
                         if self.rib.send(RibMsg::Down(self.slot)).await.is_err() {
