@@ -28,8 +28,20 @@ use petrel_types::{PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
-/// A feed's handle: one per session or BMP-monitored peer, never reused.
+/// A feed's handle: one per session, BMP-monitored peer or MRT peer,
+/// never reused.
 pub type Slot = u32;
+
+/// A view's index in the owner (views are made as POPs first get a feed,
+/// and named after their POP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ViewId(pub u16);
+
+impl ViewId {
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// The owner's clock rules.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +122,7 @@ impl InitialSync {
 
 struct PeerSlot {
     name: String,
-    view: usize,
+    view: ViewId,
     id: PeerId,
     max_prefix: Option<u32>,
     over_limit: bool,
@@ -155,14 +167,15 @@ impl Owner {
         &self.pool
     }
 
-    fn view_for(&mut self, pop: &str) -> usize {
-        match self.views.iter().position(|v| v.name == pop) {
+    fn view_for(&mut self, pop: &str) -> ViewId {
+        let i = match self.views.iter().position(|v| v.name == pop) {
             Some(i) => i,
             None => {
                 self.views.push(View::new(pop));
                 self.views.len() - 1
             }
-        }
+        };
+        ViewId(i as u16)
     }
 
     fn touch(&mut self, now: Instant) {
@@ -189,7 +202,7 @@ impl Owner {
     /// A configured feed: its routes go to the view of `pop`.
     pub fn add_peer(&mut self, slot: Slot, name: String, pop: &str, info: PeerInfo, max_prefix: Option<u32>) {
         let view = self.view_for(pop);
-        let id = self.views[view].add_peer(info);
+        let id = self.views[view.index()].add_peer(info);
         self.slots.insert(
             slot,
             PeerSlot {
@@ -206,7 +219,7 @@ impl Owner {
     /// A feed removed from the config; its name, if it was known.
     pub fn remove_peer(&mut self, slot: Slot, now: Instant) -> Option<String> {
         let s = self.slots.remove(&slot)?;
-        if self.views[s.view].remove_peer(s.id, &mut self.pool) > 0 {
+        if self.views[s.view.index()].remove_peer(s.id, &mut self.pool) > 0 {
             self.touch(now);
         }
         Some(s.name)
@@ -218,8 +231,8 @@ impl Owner {
         let Some(s) = self.slots.get_mut(&slot) else { return };
         s.over_limit = false;
         let syncing = families[0] || families[1];
-        self.views[s.view].set_peer(s.id, info);
-        self.views[s.view].set_loading(s.id, syncing);
+        self.views[s.view.index()].set_peer(s.id, info);
+        self.views[s.view.index()].set_loading(s.id, syncing);
         s.sync = syncing.then_some(InitialSync {
             started: now,
             last_update: now,
@@ -231,8 +244,8 @@ impl Owner {
     pub fn peer_down(&mut self, slot: Slot, now: Instant) -> Option<&str> {
         let s = self.slots.get_mut(&slot)?;
         s.sync = None;
-        self.views[s.view].set_loading(s.id, false);
-        if self.views[s.view].drop_peer_routes(s.id, &mut self.pool) > 0 {
+        self.views[s.view.index()].set_loading(s.id, false);
+        if self.views[s.view.index()].drop_peer_routes(s.id, &mut self.pool) > 0 {
             self.dirty_since.get_or_insert(now);
         }
         Some(&self.slots[&slot].name)
@@ -249,7 +262,7 @@ impl Owner {
         events: &mut Vec<Event>,
     ) {
         let Some(s) = self.slots.get_mut(&slot) else { return };
-        let view = &mut self.views[s.view];
+        let view = &mut self.views[s.view.index()];
         let mut changed = 0;
         for (u, hash) in updates.iter().zip(hashes) {
             if s.over_limit {
@@ -289,10 +302,10 @@ impl Owner {
     fn end_sync(&mut self, slot: Slot, end_of_rib: bool, now: Instant, events: &mut Vec<Event>) {
         let Some(s) = self.slots.get_mut(&slot) else { return };
         let Some(y) = s.sync.take() else { return };
-        self.views[s.view].set_loading(s.id, false);
+        self.views[s.view.index()].set_loading(s.id, false);
         events.push(Event::SyncEnded {
             name: s.name.clone(),
-            routes: self.views[s.view].prefix_count(s.id),
+            routes: self.views[s.view.index()].prefix_count(s.id),
             took: now.saturating_duration_since(y.started),
             end_of_rib,
         });
@@ -368,7 +381,7 @@ impl Owner {
         self.unreported = false;
         self.slots
             .values()
-            .map(|s| (s.name.clone(), self.views[s.view].prefix_count(s.id) as u64))
+            .map(|s| (s.name.clone(), self.views[s.view.index()].prefix_count(s.id) as u64))
             .collect()
     }
 
@@ -385,6 +398,7 @@ impl Owner {
             v.compact();
         }
         for (vi, v) in self.views.iter().enumerate() {
+            let vi = ViewId(vi as u16);
             let Some(pop) = self.pops.iter().position(|p| *p == v.name) else {
                 continue;
             };
