@@ -178,17 +178,25 @@ pub fn pop_infos(config: &Config) -> Vec<PopInfo> {
 /// Compile a config with the files it names and the routing views there
 /// are (if any). Every problem is reported, each naming its file and line.
 pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result<Built, Vec<BuildError>> {
-    let mut errs: Vec<String> = Vec::new();
+    let mut errs: Vec<BuildError> = Vec::new();
     let geo = match &config.geoip {
         None => None,
         Some((path, at)) => match &src.geo {
             Some(Ok(g)) => Some(g.clone()),
             Some(Err(e)) => {
-                errs.push(format!("{at}: geoip.database: {}: {e}", path.display()));
+                errs.push(BuildError::Geo {
+                    at: at.clone(),
+                    file: path.clone(),
+                    reason: e.clone(),
+                });
                 None
             }
             None => {
-                errs.push(format!("{at}: geoip.database: {}: not read", path.display()));
+                errs.push(BuildError::Geo {
+                    at: at.clone(),
+                    file: path.clone(),
+                    reason: "not read".into(),
+                });
                 None
             }
         },
@@ -200,11 +208,12 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         for f in std::iter::once(&m.file).chain(m.updates.iter()) {
             let r = src.mrt.get(f).cloned().unwrap_or_else(|| Err("not read".into()));
             if let Err(e) = r {
-                errs.push(format!(
-                    "{}: bgp.mrt[{i}]: {}: cannot read: {e}",
-                    config.path.display(),
-                    f.display()
-                ));
+                errs.push(BuildError::Mrt {
+                    config: config.path.clone(),
+                    index: i,
+                    file: f.clone(),
+                    reason: e,
+                });
             }
         }
     }
@@ -213,7 +222,12 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         let text = match src.text(&z.file) {
             Ok(t) => t,
             Err(e) => {
-                errs.push(format!("{}: zone.file: {}: cannot read: {e}", z.at, z.file.display()));
+                errs.push(BuildError::Unreadable {
+                    at: z.at.clone(),
+                    field: "zone.file",
+                    file: z.file.clone(),
+                    reason: e,
+                });
                 continue;
             }
         };
@@ -221,15 +235,23 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
             Ok(records) => {
                 if let Err(zerrs) = zb.add_zone(&z.origin_wire, records) {
                     for e in zerrs {
-                        errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at));
+                        errs.push(BuildError::Zone {
+                            file: z.file.clone(),
+                            at: z.at.clone(),
+                            error: e,
+                        });
                     }
                 }
             }
-            Err(e) => errs.push(format!("{}: {e} (zone listed at {})", z.file.display(), z.at)),
+            Err(e) => errs.push(BuildError::Zone {
+                file: z.file.clone(),
+                at: z.at.clone(),
+                error: e,
+            }),
         }
     }
     if !errs.is_empty() {
-        return Err(errs.into_iter().map(BuildError).collect());
+        return Err(errs);
     }
 
     let mut services: Vec<Service> = Vec::new();
@@ -259,14 +281,22 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
                 let v4: Vec<[u8; 4]> = p.ipv4.iter().map(|a| a.octets()).collect();
                 let v6: Vec<[u8; 16]> = p.ipv6.iter().map(|a| a.octets()).collect();
                 if let Err(e) = zb.add_synthetic(&target, s.ttl, &v4, &v6) {
-                    errs.push(format!("service {}: {e}", s.name));
+                    errs.push(BuildError::Service {
+                        config: None,
+                        service: s.name.clone(),
+                        error: e,
+                    });
                 }
                 targets.push(target.into_boxed_slice());
             }
             targets.into()
         });
         if let Err(e) = zb.add_service(&s.name_wire, i as u16) {
-            errs.push(format!("{}: service {}: {e}", config.path.display(), s.name));
+            errs.push(BuildError::Service {
+                config: Some(config.path.clone()),
+                service: s.name.clone(),
+                error: e,
+            });
         }
         services.push(Service {
             name: s.name.clone(),
@@ -277,7 +307,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         });
     }
     if !errs.is_empty() {
-        return Err(errs.into_iter().map(BuildError).collect());
+        return Err(errs);
     }
     Ok(Built {
         config: Arc::new(config),
@@ -310,7 +340,7 @@ fn with_cidr_files(
     config: &Config,
     s: &petrel_config::ServiceConf,
     src: &Sources,
-    errs: &mut Vec<String>,
+    errs: &mut Vec<BuildError>,
 ) -> Vec<Policy> {
     let mut policies = s.policies.clone();
     for c in &s.cidr_files {
@@ -323,23 +353,32 @@ fn with_cidr_files(
                 Ok(list) => {
                     for (pfx, pops) in list {
                         if let Some(bad) = pops.iter().find(|p| !s.pops.contains(p)) {
-                            errs.push(format!(
-                                "{}: POP `{}` (for {pfx}) is not a candidate of service {}",
-                                f.display(),
-                                config.pops[bad.index()].name,
-                                s.name
-                            ));
+                            errs.push(BuildError::NotCandidate {
+                                file: f.clone(),
+                                pop: config.pops[bad.index()].name.clone(),
+                                prefix: pfx,
+                                service: s.name.clone(),
+                            });
                         }
                         map.insert(pfx, pops);
                     }
                 }
                 Err(lines) => {
                     for (line, msg) in lines {
-                        errs.push(format!("{}:{line}: {msg}", f.display()));
+                        errs.push(BuildError::MapLine {
+                            file: f.clone(),
+                            line,
+                            message: msg,
+                        });
                     }
                 }
             },
-            Err(e) => errs.push(format!("{}: file: {}: cannot read: {e}", c.at, f.display())),
+            Err(e) => errs.push(BuildError::Unreadable {
+                at: c.at.clone(),
+                field: "file",
+                file: f.clone(),
+                reason: e,
+            }),
         }
     }
     policies

@@ -1,7 +1,11 @@
 //! Errors of the decision core, each with who is to blame: that sets the log
 //! level, the metric and the HTTP status of the admin API.
 
+use petrel_config::Location;
+use petrel_dns_zone::ZoneError;
 pub use petrel_types::Blame;
+use petrel_types::Prefix;
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -40,10 +44,64 @@ impl DirectorError {
 }
 
 /// One problem found while building a generation from a config and its
-/// files; the message names the file, line and field.
+/// files; each names the file, line and field (the config's own problems
+/// are `petrel_config::ConfigError`s, found before).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+#[non_exhaustive]
+pub enum BuildError {
+    /// The GeoIP database cannot be read.
+    #[error("{at}: geoip.database: {}: {reason}", file.display())]
+    Geo {
+        at: Location,
+        file: PathBuf,
+        reason: String,
+    },
+    /// An MRT dump cannot be opened.
+    #[error("{}: bgp.mrt[{index}]: {}: cannot read: {reason}", config.display(), file.display())]
+    Mrt {
+        config: PathBuf,
+        index: usize,
+        file: PathBuf,
+        reason: String,
+    },
+    /// A zone file or CIDR map file cannot be read (`field` names the key).
+    #[error("{at}: {field}: {}: cannot read: {reason}", file.display())]
+    Unreadable {
+        at: Location,
+        field: &'static str,
+        file: PathBuf,
+        reason: String,
+    },
+    /// A zone file's content is wrong.
+    #[error("{}: {error} (zone listed at {at})", file.display())]
+    Zone {
+        file: PathBuf,
+        at: Location,
+        error: ZoneError,
+    },
+    /// A CIDR map file's line is wrong.
+    #[error("{}:{line}: {message}", file.display())]
+    MapLine {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A CIDR map names a POP the service may not answer with.
+    #[error("{}: POP `{pop}` (for {prefix}) is not a candidate of service {service}", file.display())]
+    NotCandidate {
+        file: PathBuf,
+        pop: String,
+        prefix: Prefix,
+        service: String,
+    },
+    /// A service's name or per-POP CNAME target clashes with zone data.
+    #[error("{}service {service}: {error}", config.as_ref().map_or(String::new(), |c| format!("{}: ", c.display())))]
+    Service {
+        config: Option<PathBuf>,
+        service: String,
+        error: ZoneError,
+    },
+}
 
 impl BuildError {
     pub fn blame(&self) -> Blame {
