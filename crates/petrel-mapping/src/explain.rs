@@ -105,6 +105,10 @@ pub struct ViewPath {
     pub as_path: Option<Vec<u32>>,
     /// Its RFC 4271 length (an AS_SET counts as one).
     pub path_length: Option<u32>,
+    /// The route's prefix, when whoever explains holds the routes (the
+    /// compiled views keep paths per address range, not prefixes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -317,6 +321,17 @@ impl CompiledService {
 }
 
 impl Explanation {
+    /// Add each view's route prefix (by view name) to the routing steps.
+    pub fn set_view_prefixes(&mut self, prefix_of: impl Fn(&str) -> Option<String>) {
+        for st in &mut self.steps {
+            if let StepFacts::Routing { views, .. } = &mut st.facts {
+                for v in views {
+                    v.prefix = prefix_of(&v.view);
+                }
+            }
+        }
+    }
+
     /// Human-readable form for the CLI.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;

@@ -593,6 +593,7 @@ fn view_paths(pops: &[PopInfo], facts: &Facts<'_>) -> Vec<ViewPath> {
             pop: pops[v.pop.index()].name.clone(),
             as_path: p.map(|p| p.asns.to_vec()),
             path_length: p.map(|p| p.len),
+            prefix: None,
         })
         .collect()
 }

@@ -219,8 +219,29 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
             "parameters `service` and `client` are required",
         );
     };
-    match st.reader.load().explain(&service, &client, q.qtype.as_deref()) {
-        Ok(e) => {
+    let r = st.reader.load().explain(&service, &client, q.qtype.as_deref());
+    match r {
+        Ok(mut e) => {
+            // The route prefixes come from the RIB, which holds the routes.
+            let routing = e
+                .steps
+                .iter()
+                .any(|s| matches!(s.facts, petrel_api::StepFacts::Routing { .. }));
+            if let (true, Some(b), Ok(c)) = (routing, &st.bgp, petrel_types::Prefix::parse_lenient(&client)) {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let msg = crate::bgp::feed::RibMsg::Route {
+                    client: c,
+                    view: None,
+                    reply: tx,
+                };
+                if b.rib.send(msg).await.is_ok() {
+                    if let Ok(Ok(views)) = tokio::time::timeout(std::time::Duration::from_secs(2), rx).await {
+                        e.set_view_prefixes(|name| {
+                            views.iter().find(|v| v.view == name).and_then(|v| v.prefix.clone())
+                        });
+                    }
+                }
+            }
             let text = e.to_text();
             Json(ExplainResult { explanation: e, text }).into_response()
         }

@@ -1077,6 +1077,32 @@ fn demo_has_bgp_views() {
         ex.contains("super-sparrow") && ex.contains("view sin (sin): path"),
         "{ex}"
     );
+    // As JSON: each view's path as fields, in configuration order, with the
+    // route's prefix from the RIB.
+    let (ok, js, err) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "-s",
+        "ss.demo.petrel.test",
+        "--client",
+        "1.64.0.1",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let e: petrel_api::Explanation = serde_json::from_str(&js).unwrap();
+    let petrel_api::StepFacts::Routing { views, hops, .. } = &e.steps[0].facts else {
+        panic!("{js}");
+    };
+    let names: Vec<&str> = views.iter().map(|v| v.view.as_str()).collect();
+    assert_eq!(names, ["ams", "iad", "sin", "gru"], "{js}");
+    for v in views {
+        let p: petrel_types::Prefix = v.prefix.as_deref().unwrap_or_else(|| panic!("{js}")).parse().unwrap();
+        assert!(p.contains(&"1.64.0.1/32".parse().unwrap()), "{js}");
+        assert_eq!(v.path_length, v.as_path.as_ref().map(|p| p.len() as u32), "{js}");
+    }
+    assert_eq!(hops.len(), 4, "{js}");
+    assert!(e.decided_by.is_some(), "{js}");
 }
 
 /// FRR 8.4 streams BMP (its `bmp` module) to petrel: the post-policy
