@@ -8,12 +8,17 @@ use petrel_bgp_wire::bmp;
 
 fuzz_target!(|bytes: &[u8]| {
     let mut monitor = bmp::Monitor::default();
+    // As a station decodes: into one batch, reused.
+    let mut batch = petrel_bgp_wire::UpdateBatch::default();
     for m in bmp::messages(bytes) {
         match m {
             Ok(bmp::Message::PeerUp(u)) => monitor.peer_up(&u),
             Ok(bmp::Message::PeerDown { peer, .. }) => monitor.peer_down(&peer.key()),
             Ok(bmp::Message::RouteMonitoring { peer, bgp }) => {
-                let _ = monitor.update(&peer, bgp);
+                let _ = monitor.update_into(&peer, bgp, &mut batch);
+                if batch.len() >= 4 {
+                    batch.recycle();
+                }
             }
             Ok(_) => {}
             Err(_) => break,
@@ -26,7 +31,7 @@ fuzz_target!(|bytes: &[u8]| {
         let n = m.len() as u32;
         m[1..5].copy_from_slice(&n.to_be_bytes());
         if let Ok(bmp::Message::RouteMonitoring { peer, bgp }) = bmp::parse(&m) {
-            let _ = monitor.update(&peer, bgp);
+            let _ = monitor.update_into(&peer, bgp, &mut batch);
         }
     }
 });

@@ -551,14 +551,10 @@ impl Monitor {
     /// router's own AS (its loop detection drops such routes, RFC 4271
     /// §9.1.2), so a leading local AS is removed here and counted in
     /// `stripped_local_as`.
-    pub fn update(&mut self, peer: &PeerHeader, bgp: &[u8]) -> Result<ParsedUpdate, BmpError> {
-        let mut b = crate::UpdateBatch::default();
-        self.update_into(peer, bgp, &mut b)?;
-        Ok(b.as_slice()[0].clone())
-    }
-
-    /// [`Monitor::update`] into the next slot of a batch, reusing its
-    /// storage as sessions do. On error the batch is unchanged.
+    /// Decode a Route Monitoring message's UPDATE as the monitored peer's
+    /// session negotiated it (and without the router's own AS where it
+    /// prepends it to received paths), into the next slot of a batch that
+    /// is reused as sessions reuse theirs. On error the batch is unchanged.
     pub fn update_into<'b>(
         &mut self,
         peer: &PeerHeader,
@@ -777,6 +773,16 @@ pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, BmpE
 
 #[cfg(test)]
 mod tests {
+    /// One UPDATE decoded on its own.
+    fn update1(
+        m: &mut super::Monitor,
+        p: &super::PeerHeader,
+        bgp: &[u8],
+    ) -> Result<crate::ParsedUpdate, super::BmpError> {
+        let mut b = crate::UpdateBatch::default();
+        m.update_into(p, bgp, &mut b).cloned()
+    }
+
     use super::*;
     use crate::attrs::{AsPathSegment, Attributes, Origin};
     use crate::open::Capability;
@@ -925,7 +931,7 @@ mod tests {
         };
         assert_eq!(*got, p4);
         assert_eq!(got.rib(), RibKind::PostPolicyIn);
-        let parsed = m.update(got, bgp).unwrap();
+        let parsed = update1(&mut m, got, bgp).unwrap();
         assert_eq!(parsed.announced.len(), 2);
         assert_eq!(parsed.attrs.asns().collect::<Vec<_>>(), vec![4_200_000_001, 64_500]);
         assert_eq!(
@@ -968,7 +974,7 @@ mod tests {
         assert!(!m.ctx(&out).add_path_v4, "Adj-RIB-Out goes the other way");
         let ctx = m.ctx(&p);
         let b = update(&ctx, &[nlri("198.51.100.0/24", Some(7))], &[]);
-        let parsed = m.update(&p, &b).unwrap();
+        let parsed = update1(&mut m, &p, &b).unwrap();
         assert_eq!(parsed.announced, vec![nlri("198.51.100.0/24", Some(7))]);
         m.peer_down(&p.key());
         assert!(!m.knows(&p.key()));
@@ -999,11 +1005,11 @@ mod tests {
             );
             b
         };
-        let got = m.update(&p, &enc(&attrs(vec![65_000, 4_200_000_001, 64_500]))).unwrap();
+        let got = update1(&mut m, &p, &enc(&attrs(vec![65_000, 4_200_000_001, 64_500]))).unwrap();
         assert_eq!(got.attrs.asns().collect::<Vec<_>>(), vec![4_200_000_001, 64_500]);
         assert_eq!(m.stripped_local_as, 1);
         // As received: untouched.
-        let got = m.update(&p, &enc(&attrs(vec![4_200_000_001, 64_500]))).unwrap();
+        let got = update1(&mut m, &p, &enc(&attrs(vec![4_200_000_001, 64_500]))).unwrap();
         assert_eq!(got.attrs.asns().collect::<Vec<_>>(), vec![4_200_000_001, 64_500]);
         assert_eq!(m.stripped_local_as, 1);
         // Into a batch, reused as sessions reuse theirs: the same results,
@@ -1046,7 +1052,7 @@ mod tests {
             &two,
             &mut b,
         );
-        let parsed = m.update(&p, &b).unwrap();
+        let parsed = update1(&mut m, &p, &b).unwrap();
         assert_eq!(parsed.attrs.asns().collect::<Vec<_>>(), vec![64_501, 64_502]);
         // A Loc-RIB header ignores the flag bits of types 0-2.
         let loc = PeerHeader {
@@ -1078,7 +1084,7 @@ mod tests {
         let Message::RouteMonitoring { peer, bgp } = parse(&w.out).unwrap() else {
             panic!()
         };
-        assert!(Monitor::default().update(&peer, bgp).is_err());
+        assert!(update1(&mut Monitor::default(), &peer, bgp).is_err());
         // A Peer Up whose second OPEN is something else.
         let mut w = BmpWriter::default();
         let mut u2 = up(p.clone(), open(1, vec![]), open(2, vec![]));
@@ -1108,7 +1114,7 @@ mod tests {
             let n = b.len() as u32;
             b[1..5].copy_from_slice(&n.to_be_bytes());
             if let Ok(Message::RouteMonitoring { peer, bgp }) = parse(&b) {
-                let _ = Monitor::default().update(&peer, bgp);
+                let _ = update1(&mut Monitor::default(), &peer, bgp);
             }
             let _ = messages(&body).count();
         }

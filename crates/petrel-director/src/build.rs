@@ -7,7 +7,7 @@ use petrel_config::Config;
 use petrel_dns_wire::name;
 use petrel_dns_zone::{parse_zone_file, ZoneSet, ZoneSetBuilder};
 use petrel_mapping::{compile_with, BgpData, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
-use petrel_types::{PopIdx, ServiceIdx};
+use petrel_types::ServiceIdx;
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,10 +101,6 @@ impl Built {
 
     pub fn service(&self, s: ServiceIdx) -> &Service {
         &self.services[s.index()]
-    }
-
-    pub fn pop_index(&self, name: &str) -> Option<PopIdx> {
-        self.config.pop_index(name)
     }
 
     /// The same config with other routing views: only services with BGP

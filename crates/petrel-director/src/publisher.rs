@@ -80,10 +80,6 @@ impl Reader {
     pub fn load(&self) -> Guard<Arc<Generation>> {
         self.0.current.load()
     }
-
-    pub fn load_full(&self) -> Arc<Generation> {
-        self.0.current.load_full()
-    }
 }
 
 impl Publisher {
@@ -137,6 +133,7 @@ impl Publisher {
         self.overrides.load().forced(name)
     }
 
+    /// The overrides in force.
     pub fn overrides(&self) -> Arc<Overrides> {
         self.overrides.load_full()
     }

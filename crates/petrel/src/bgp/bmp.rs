@@ -10,7 +10,7 @@
 //! everything under the new mapping.
 
 use super::board::{BgpBoard, PeerStatus};
-use super::feed::{new_slot, PeerCtl, RibBatch, RibMsg, Slot};
+use super::feed::{new_slot, Recycler, RibMsg, Slot};
 use petrel_bgp_wire::bmp::{self, Message, Monitor, PeerHeader, PeerKey, RibKind};
 use petrel_bgp_wire::UpdateBatch;
 use petrel_config::BgpBmpConf;
@@ -63,9 +63,7 @@ pub async fn accept_loop(
                         entries,
                         warned_rib: false,
                         pending: None,
-                        spare: Vec::new(),
-                        spare_hashes: Vec::new(),
-                        spent: mpsc::unbounded_channel(),
+                        recycler: Recycler::default(),
                     }
                     .run(s, from, conf.clone()),
                 );
@@ -101,15 +99,9 @@ struct Station {
     /// Consecutive UPDATEs of one monitored peer, sent to the RIB as one
     /// batch (at the end of a read, or before anything else is said).
     pending: Option<(Slot, UpdateBatch)>,
-    /// Batches the RIB applied and sent back (and their hash vectors): the
-    /// next UPDATEs are parsed into them, as sessions do.
-    spare: Vec<UpdateBatch>,
-    spare_hashes: Vec<Vec<u64>>,
-    spent: (mpsc::UnboundedSender<PeerCtl>, mpsc::UnboundedReceiver<PeerCtl>),
+    /// Batches the RIB applied come back here to be parsed into again.
+    recycler: Recycler,
 }
-
-/// Spent batches kept for reuse (as a session keeps them).
-const SPARE: usize = 2;
 
 impl Station {
     /// Send the pending batch to the RIB.
@@ -117,9 +109,9 @@ impl Station {
         let Some((slot, updates)) = self.pending.take() else {
             return Ok(());
         };
-        let hashes = self.spare_hashes.pop().unwrap_or_default();
+        let batch = self.recycler.seal(updates);
         self.rib
-            .send(RibMsg::Update(slot, RibBatch::new(updates, hashes)))
+            .send(RibMsg::Update(slot, batch))
             .await
             .map_err(|_| "the RIB thread is gone".to_string())
     }
@@ -131,17 +123,7 @@ impl Station {
             self.flush().await?;
         }
         if self.pending.is_none() {
-            while let Ok(c) = self.spent.1.try_recv() {
-                if let PeerCtl::Spent(RibBatch { mut updates, hashes }) = c {
-                    if self.spare.len() < SPARE {
-                        updates.recycle();
-                        self.spare.push(updates);
-                        self.spare_hashes.push(hashes);
-                    }
-                }
-            }
-            let updates = self.spare.pop().unwrap_or_default();
-            self.pending = Some((slot, updates));
+            self.pending = Some((slot, self.recycler.batch()));
         }
         Ok(())
     }
@@ -265,7 +247,7 @@ impl Station {
                 });
                 // BMP peers have no max-prefix limit: the RIB only sends
                 // their applied batches back.
-                let ctl = self.spent.0.clone();
+                let ctl = self.recycler.sender();
                 self.rib
                     .send(RibMsg::AddPeer {
                         slot,

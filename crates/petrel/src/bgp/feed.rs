@@ -2,7 +2,7 @@
 //! thread (from sessions, BMP stations and the manager) and the controls
 //! that go back to a session.
 
-use petrel_bgp_wire::{ParsedUpdate, UpdateBatch};
+use petrel_bgp_wire::UpdateBatch;
 use petrel_rib::PeerInfo;
 use petrel_types::Prefix;
 use tokio::net::TcpStream;
@@ -86,10 +86,54 @@ impl RibBatch {
     }
 }
 
-impl From<ParsedUpdate> for RibBatch {
-    fn from(u: ParsedUpdate) -> Self {
-        RibBatch::new(u.into(), Vec::new())
+pub use petrel_api::{RouteLine, ViewRoutes};
+
+/// Spent batches a feed keeps for reuse (as a session keeps them).
+const SPARE: usize = 2;
+
+/// The storage a feed without a session of its own (a BMP station, an MRT
+/// reader) parses UPDATEs into: the RIB sends each applied batch back on
+/// [`Recycler::sender`], and the next UPDATEs are parsed into it, so a
+/// table loads without an allocation per UPDATE and nothing allocated by
+/// the feed's thread is freed on the RIB's.
+pub struct Recycler {
+    spare: Vec<UpdateBatch>,
+    hashes: Vec<Vec<u64>>,
+    spent: (mpsc::UnboundedSender<PeerCtl>, mpsc::UnboundedReceiver<PeerCtl>),
+}
+
+impl Default for Recycler {
+    fn default() -> Self {
+        Recycler {
+            spare: Vec::new(),
+            hashes: Vec::new(),
+            spent: mpsc::unbounded_channel(),
+        }
     }
 }
 
-pub use petrel_api::{RouteLine, ViewRoutes};
+impl Recycler {
+    /// Where the RIB sends this feed's applied batches (a peer's `ctl`).
+    pub fn sender(&self) -> mpsc::UnboundedSender<PeerCtl> {
+        self.spent.0.clone()
+    }
+
+    /// An empty batch to parse into: one the RIB sent back, if any.
+    pub fn batch(&mut self) -> UpdateBatch {
+        while let Ok(c) = self.spent.1.try_recv() {
+            if let PeerCtl::Spent(RibBatch { mut updates, hashes }) = c {
+                if self.spare.len() < SPARE {
+                    updates.recycle();
+                    self.spare.push(updates);
+                    self.hashes.push(hashes);
+                }
+            }
+        }
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// A filled batch with its attribute hashes, for the RIB.
+    pub fn seal(&mut self, updates: UpdateBatch) -> RibBatch {
+        RibBatch::new(updates, self.hashes.pop().unwrap_or_default())
+    }
+}

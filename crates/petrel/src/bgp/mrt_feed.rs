@@ -8,7 +8,7 @@
 //! whole. The RIB thread reads no file.
 
 use super::board::{BgpBoard, PeerStatus};
-use super::feed::{new_slot, PeerCtl, RibBatch, RibMsg, Slot};
+use super::feed::{new_slot, Recycler, RibMsg, Slot};
 use super::mrt_file::MrtFile;
 use petrel_bgp_wire::mrt::Record;
 use petrel_bgp_wire::{Afi, Nlri, ParsedUpdate, UpdateBatch};
@@ -83,9 +83,7 @@ impl MrtReader {
             peers: peers.clone(),
             by_addr: FxHashMap::default(),
             pending: FxHashMap::default(),
-            spare: Vec::new(),
-            spare_hashes: Vec::new(),
-            spent: mpsc::unbounded_channel(),
+            recycler: Recycler::default(),
             routes: 0,
         };
         if self.jobs.send(loader).is_err() {
@@ -106,10 +104,8 @@ struct Loader {
     by_addr: FxHashMap<IpAddr, Slot>,
     /// Each peer's UPDATEs not sent yet.
     pending: FxHashMap<Slot, UpdateBatch>,
-    /// Batches the RIB applied and sent back (and their hash vectors).
-    spare: Vec<UpdateBatch>,
-    spare_hashes: Vec<Vec<u64>>,
-    spent: (mpsc::UnboundedSender<PeerCtl>, mpsc::UnboundedReceiver<PeerCtl>),
+    /// Batches the RIB applied come back here to be parsed into again.
+    recycler: Recycler,
     routes: usize,
 }
 
@@ -278,7 +274,7 @@ impl Loader {
             pop: self.pop.clone(),
             info: info.clone(),
             max_prefix: None,
-            ctl: self.spent.0.clone(),
+            ctl: self.recycler.sender(),
         })?;
         self.send(RibMsg::Up {
             slot,
@@ -291,20 +287,10 @@ impl Loader {
 
     /// Fill the next UPDATE of `slot`'s batch; a full batch goes.
     fn push(&mut self, slot: Slot, fill: impl FnOnce(&mut ParsedUpdate)) -> Result<(), Stop> {
-        if !self.pending.contains_key(&slot) {
-            while let Ok(c) = self.spent.1.try_recv() {
-                if let PeerCtl::Spent(RibBatch { mut updates, hashes }) = c {
-                    if self.spare.len() < 2 {
-                        updates.recycle();
-                        self.spare.push(updates);
-                        self.spare_hashes.push(hashes);
-                    }
-                }
-            }
-            let b = self.spare.pop().unwrap_or_default();
-            self.pending.insert(slot, b);
-        }
-        let b = self.pending.get_mut(&slot).expect("inserted above");
+        let b = match self.pending.entry(slot) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(self.recycler.batch()),
+        };
         fill(b.push_slot());
         if b.len() >= BATCH {
             self.flush(slot)?;
@@ -316,8 +302,8 @@ impl Loader {
         let Some(updates) = self.pending.remove(&slot) else {
             return Ok(());
         };
-        let hashes = self.spare_hashes.pop().unwrap_or_default();
-        self.send(RibMsg::Update(slot, RibBatch::new(updates, hashes)))
+        let batch = self.recycler.seal(updates);
+        self.send(RibMsg::Update(slot, batch))
     }
 
     /// Every peer's table is complete: End-of-RIB for both families.
