@@ -170,8 +170,18 @@ pub fn pop_states(pops: &[Pop], inputs: &StateInputs) -> PopStates {
     }
 }
 
+/// A health-check target's state as a POP's judgement sees it: an
+/// operator's force wins over what its probes say.
+pub fn target_state(overrides: &Overrides, name: &str, probed: TargetState) -> TargetState {
+    match overrides.forced(name) {
+        Some(true) => TargetState::Up,
+        Some(false) => TargetState::Down,
+        None => probed,
+    }
+}
+
 /// A POP's health from its targets' states (each as an operator forced it
-/// or as its hysteresis says): down unless `up_thresh` of them are up,
+/// or as its hysteresis says, see [`target_state`]): down unless `up_thresh` of them are up,
 /// degraded below `degraded_below`; with a reason for explanations.
 pub fn judge_pop(
     targets: impl IntoIterator<Item = TargetState>,
@@ -277,6 +287,20 @@ mod tests {
         // Older files may lack fields.
         assert_eq!(Overrides::from_text("{}").unwrap(), Overrides::default());
         assert!(Overrides::from_text("{\"drained\": 3}").is_err());
+    }
+
+    #[test]
+    fn a_force_on_a_target_wins_over_its_probes() {
+        use TargetState::{Down, Up};
+        let t = "ams/tcp:192.0.2.1:80";
+        let o = Overrides::default();
+        assert_eq!(target_state(&o, t, Down), Down);
+        let o = o.with(t, OverrideAction::ForceUp);
+        assert_eq!(target_state(&o, t, Down), Up);
+        assert_eq!(target_state(&o, "ams/tcp:192.0.2.2:80", Down), Down);
+        let o = o.with(t, OverrideAction::ForceDown);
+        assert_eq!(target_state(&o, t, Up), Down);
+        assert_eq!(target_state(&o.with(t, OverrideAction::Clear), t, Up), Up);
     }
 
     #[test]

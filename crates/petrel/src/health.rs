@@ -10,7 +10,7 @@
 
 use petrel_api::TargetStatus;
 use petrel_config::{CheckKind, HealthCheck, Initial};
-use petrel_director::state::judge_pop;
+use petrel_director::state::{judge_pop, target_state};
 use petrel_director::{ChangeKind, Publisher};
 use petrel_health::{judge, Hysteresis, Outcome, TargetState};
 use prometheus_client::collector::Collector;
@@ -300,14 +300,11 @@ fn judge_targets(
     pop: &str,
     (up_thresh, degraded_below): (f64, Option<f64>),
 ) -> (petrel_types::PopState, String) {
+    let o = publisher.overrides();
     let states = targets
         .iter()
         .filter(|t| t.pop == pop)
-        .map(|t| match publisher.forced(&t.check.name) {
-            Some(true) => TargetState::Up,
-            Some(false) => TargetState::Down,
-            None => t.hyst.state(),
-        });
+        .map(|t| target_state(&o, &t.check.name, t.hyst.state()));
     judge_pop(states, up_thresh, degraded_below)
 }
 
