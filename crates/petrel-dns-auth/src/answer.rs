@@ -59,11 +59,17 @@ pub fn answer(
     let q = match parse_query(pkt) {
         Ok(q) => q,
         Err(QueryError::Drop) => return 0,
-        Err(QueryError::FormErr { id, flags: f, question }) => {
-            return error_reply(out, id, f, question, rcode::FORMERR, info);
+        Err(QueryError::FormErr {
+            id,
+            flags: f,
+            question,
+            edns,
+        }) => {
+            let opt = edns.then_some(max_udp);
+            return error_reply(out, id, f, question, rcode::FORMERR, opt, info);
         }
         Err(QueryError::NotImp { id, flags: f, question }) => {
-            return error_reply(out, id, f, question, rcode::NOTIMP, info);
+            return error_reply(out, id, f, question, rcode::NOTIMP, None, info);
         }
     };
     info.qtype = q.question.qtype;
@@ -181,6 +187,7 @@ fn error_reply(
     f: u16,
     question: Option<Question<'_>>,
     rc: u16,
+    opt: Option<u16>,
     info: &mut AnswerInfo,
 ) -> usize {
     info.rcode = rc;
@@ -188,6 +195,11 @@ fn error_reply(
     if let Some(q) = question {
         info.qtype = q.qtype;
         let _ = w.question(q.name, q.qtype, q.qclass);
+    }
+    if let Some(udp_size) = opt {
+        // An OPT without options: the query's own ECS was what was wrong
+        // with it, so none is echoed.
+        let _ = w.opt(udp_size, 0, None);
     }
     w.finish(id, flags::QR | (f & (flags::OPCODE_MASK | flags::RD | flags::CD)) | rc)
 }

@@ -90,6 +90,7 @@ struct Reply {
     rcode: String,
     flags: Vec<&'static str>,
     scope: String,
+    edns: bool,
     answer: Vec<String>,
     authority: Vec<String>,
     additional: Vec<String>,
@@ -127,6 +128,7 @@ fn decode(bytes: &[u8]) -> Reply {
         rcode: rcode::name(rc).to_string(),
         flags,
         scope,
+        edns: m.edns.is_some(),
         answer: fmt(&m.answers),
         authority: fmt(&m.authorities),
         additional: fmt(&m.additionals),
@@ -159,6 +161,7 @@ fn golden_scenarios() {
             let mut want_rcode = "NOERROR".to_string();
             let mut want_flags = String::new();
             let mut want_scope = "none".to_string();
+            let mut want_edns = None;
             let (mut want_an, mut want_ns, mut want_ar) = (Vec::new(), Vec::new(), Vec::new());
             let mut expect_drop = false;
             for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -207,6 +210,7 @@ fn golden_scenarios() {
                     "rcode" => want_rcode = v.to_string(),
                     "flags" => want_flags = v.to_string(),
                     "scope" => want_scope = v.to_string(),
+                    "edns" => want_edns = Some(v == "yes"),
                     "answer" => want_an.push(v.to_string()),
                     "authority" => want_ns.push(v.to_string()),
                     "additional" => want_ar.push(v.to_string()),
@@ -252,6 +256,9 @@ fn golden_scenarios() {
             }
             if r.scope != want_scope {
                 diffs.push(format!("scope `{}` != `{want_scope}`", r.scope));
+            }
+            if want_edns.is_some_and(|e| e != r.edns) {
+                diffs.push(format!("OPT in reply: {} != {want_edns:?}", r.edns));
             }
             for (k, got, want) in [
                 ("answer", &r.answer, &want_an),

@@ -61,11 +61,14 @@ pub enum QueryError<'a> {
     /// Not worth a reply: shorter than a header, or a response (QR set),
     /// which must never be answered (it would allow reflection loops).
     Drop,
-    /// Malformed: reply FORMERR. The question is echoed when it was readable.
+    /// Malformed: reply FORMERR. The question is echoed when it was readable;
+    /// `edns` says the query carried an OPT record, so the reply carries one
+    /// too (RFC 6891 §7: a responder that speaks EDNS says so even in FORMERR).
     FormErr {
         id: u16,
         flags: u16,
         question: Option<Question<'a>>,
+        edns: bool,
     },
     /// An opcode other than QUERY: reply NOTIMP.
     NotImp {
@@ -120,6 +123,13 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         id,
         flags: fl,
         question,
+        edns: false,
+    };
+    let formerr_edns = |question| QueryError::FormErr {
+        id,
+        flags: fl,
+        question,
+        edns: true,
     };
 
     // The question is needed first even for NOTIMP so that it can be echoed.
@@ -166,9 +176,9 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         if rt == rtype::OPT {
             // RFC 6891 §6.1.1: one OPT at most, owned by the root.
             if edns.is_some() || pkt[owner] != 0 || pos - rdlen - 10 != owner + 1 {
-                return Err(formerr(Some(question)));
+                return Err(formerr_edns(Some(question)));
             }
-            let client_subnet = parse_options(rdata).ok_or(formerr(Some(question)))?;
+            let client_subnet = parse_options(rdata).ok_or(formerr_edns(Some(question)))?;
             edns = Some(Edns {
                 udp_size: class,
                 version: (ttl_hi & 0xff) as u8,
@@ -180,7 +190,11 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         // sign, and unknown records must not make a valid query fail.
     }
     if pos != pkt.len() {
-        return Err(formerr(Some(question)));
+        return Err(if edns.is_some() {
+            formerr_edns(Some(question))
+        } else {
+            formerr(Some(question))
+        });
     }
     Ok(Query {
         id,
@@ -211,12 +225,15 @@ fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
 
 /// RFC 7871 §6: a wrong FAMILY, a SOURCE longer than the family allows, an
 /// ADDRESS longer or shorter than SOURCE needs, or bits set beyond SOURCE are
-/// all malformed (FORMERR, §7.1.2). SCOPE in a query "MUST be 0"; a non-zero
-/// value is tolerated and ignored, as BIND and Knot do.
+/// all malformed (FORMERR, §7.1.2). SCOPE in a query "MUST be 0" (§6), and
+/// a query that breaks that is malformed too (§7.1.1): FORMERR, as gdnsd
+/// answers.
 fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
     let family = be16(data, 0)?;
     let source = *data.get(2)?;
-    let _scope = *data.get(3)?;
+    if *data.get(3)? != 0 {
+        return None;
+    }
     let addr = &data[4..];
     let fam = match family {
         1 => Family::V4,
@@ -296,10 +313,20 @@ mod tests {
             &[0, 8, 0, 7, 0, 1, 23, 0, 192, 0, 3],     // bits beyond /23
             &[0, 8, 0, 8, 0, 1, 33, 0, 192, 0, 2, 1],  // /33
             &[0, 8, 0, 9, 0, 1, 24],                   // truncated option
+            &[0, 8, 0, 7, 0, 1, 24, 16, 192, 0, 2],    // SCOPE not 0
         ] {
             let p = query(b"\x00", 1, Some(bad));
-            assert!(matches!(parse_query(&p), Err(QueryError::FormErr { .. })), "{bad:?}");
+            assert!(
+                matches!(parse_query(&p), Err(QueryError::FormErr { edns: true, .. })),
+                "{bad:?}"
+            );
         }
+        let mut trailing = query(b"\x00", 1, Some(&[]));
+        trailing.push(0);
+        assert!(matches!(
+            parse_query(&trailing),
+            Err(QueryError::FormErr { edns: true, .. })
+        ));
     }
 
     #[test]
@@ -313,7 +340,10 @@ mod tests {
         assert!(matches!(parse_query(&notify), Err(QueryError::NotImp { .. })));
         let mut trailing = query(b"\x00", 1, None);
         trailing.push(0);
-        assert!(matches!(parse_query(&trailing), Err(QueryError::FormErr { .. })));
+        assert!(matches!(
+            parse_query(&trailing),
+            Err(QueryError::FormErr { edns: false, .. })
+        ));
         let mut two = query(b"\x00", 1, None);
         two[5] = 2;
         assert!(matches!(parse_query(&two), Err(QueryError::FormErr { .. })));
