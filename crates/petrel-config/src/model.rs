@@ -12,10 +12,17 @@ pub struct ServerConf {
     /// DNS listeners; each serves UDP and TCP.
     pub dns: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
-    pub udp_workers: usize,
+    /// UDP receive threads per listener; `None`: one per core.
+    pub udp_workers: Option<usize>,
     pub max_udp_payload: u16,
     pub tcp_idle_timeout_secs: u64,
     pub tcp_max_connections: usize,
+    /// Open DNS-over-TCP connections one client address may hold.
+    pub tcp_max_per_source: usize,
+    /// Open admin API connections (each also times out).
+    pub admin_max_connections: usize,
+    /// Largest file (zone, map, GeoIP database, state) read, in bytes.
+    pub max_file_size: u64,
     /// Where operator overrides (drain) are kept across restarts.
     pub state_file: Option<PathBuf>,
     /// A file with the bearer token admin changes require (none: no auth;

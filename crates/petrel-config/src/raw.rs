@@ -112,6 +112,9 @@ pub struct Server {
     pub state_file: Option<S<String>>,
     /// A file holding the bearer token that admin API changes require.
     pub admin_token_file: Option<S<String>>,
+    pub max_file_size_mb: Option<S<i64>>,
+    pub admin_max_connections: Option<S<i64>>,
+    pub tcp_max_per_source: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -161,10 +161,13 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
             "[::1]:5300".parse().expect("literal"),
         ],
         admin: Some("127.0.0.1:8053".parse().expect("literal")),
-        udp_workers: 1,
+        udp_workers: None,
         max_udp_payload: 1232,
         tcp_idle_timeout_secs: 10,
         tcp_max_connections: 512,
+        tcp_max_per_source: 32,
+        admin_max_connections: 64,
+        max_file_size: DEFAULT_MAX_FILE_MB << 20,
         state_file: None,
         admin_token_file: None,
     };
@@ -193,7 +196,9 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
             }
         }
     }
-    out.udp_workers = cx.int(&s.udp_workers, "server.udp_workers", 1, 256, 1usize);
+    if s.udp_workers.is_some() {
+        out.udp_workers = Some(cx.int(&s.udp_workers, "server.udp_workers", 1, 256, 1usize));
+    }
     out.max_udp_payload = cx.int(&s.max_udp_payload, "server.max_udp_payload", 512, 4096, 1232u16);
     out.tcp_idle_timeout_secs = cx.int(&s.tcp_idle_timeout_secs, "server.tcp_idle_timeout_secs", 1, 3600, 10u64);
     out.tcp_max_connections = cx.int(
@@ -203,10 +208,51 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         1_000_000,
         512usize,
     );
+    out.tcp_max_per_source = cx.int(
+        &s.tcp_max_per_source,
+        "server.tcp_max_per_source",
+        1,
+        1_000_000,
+        32usize,
+    );
+    out.admin_max_connections = cx.int(
+        &s.admin_max_connections,
+        "server.admin_max_connections",
+        1,
+        10_000,
+        64usize,
+    );
+    let mb: u64 = cx.int(
+        &s.max_file_size_mb,
+        "server.max_file_size_mb",
+        1,
+        1 << 20,
+        DEFAULT_MAX_FILE_MB,
+    );
+    out.max_file_size = mb << 20;
     out.state_file = s.state_file.as_ref().map(|f| cx.resolve(f.get_ref()));
     out.admin_token_file = s.admin_token_file.as_ref().map(|f| cx.resolve(f.get_ref()));
+    // Without a token anyone who reaches the admin listener can drain POPs;
+    // only loopback limits that to this host's processes (and the API
+    // checks Host and Origin against web pages).
+    if let (Some(a), None) = (out.admin, &out.admin_token_file) {
+        if !a.ip().is_loopback() {
+            let at = s
+                .admin
+                .as_ref()
+                .expect("admin set when out.admin is not the default loopback");
+            cx.err(
+                at,
+                "server.admin",
+                format!("{a} is not a loopback address: an admin listener others can reach needs `admin_token_file`"),
+            );
+        }
+    }
     out
 }
+
+/// Default cap on the size of any file a config names, in MiB.
+const DEFAULT_MAX_FILE_MB: u64 = 256;
 
 /// Which data sources the config provides, for policies that need them.
 #[derive(Clone, Copy)]

@@ -375,10 +375,16 @@ async fn apply(st: Arc<AdminState>, name: String, action: String) -> Response {
 /// any) before it takes effect.
 fn set_override(p: &Publisher, name: &str, action: OverrideAction) -> Result<u64, DirectorError> {
     let file = p.load().config().server.state_file.clone();
-    let id = p.set_override(name, action, |o| match &file {
-        Some(f) => crate::sources::write_overrides(f, o),
-        None => Ok(()),
-    })?;
+    let id = p
+        .set_override(name, action, |o| match &file {
+            Some(f) => crate::sources::write_overrides(f, o),
+            None => Ok(()),
+        })
+        .inspect_err(|e| {
+            // Refused rather than applied unrecorded: a drain that a restart
+            // would silently undo is worse than one the operator retries.
+            tracing::error!(name, action = action.as_str(), error = %e, "operator override refused");
+        })?;
     tracing::info!(name, action = action.as_str(), generation = id, "operator override");
     Ok(id)
 }

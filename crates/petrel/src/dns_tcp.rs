@@ -1,15 +1,28 @@
 //! DNS over TCP (RFC 7766): two-octet length framing, pipelined queries
-//! answered in order, an idle timeout and a connection limit.
+//! answered in order, and bounds on everything a client can hold:
+//! - one limit on open connections across every listener; at the limit the
+//!   connection idle longest is closed to make room (§6.2.3), and only when
+//!   none is idle is the new one refused;
+//! - a limit per client address (per /64 for IPv6, which a single client
+//!   usually holds whole);
+//! - an idle timeout while waiting for a query, and the same bound on every
+//!   write, so that a client that pipelines queries and never reads its
+//!   answers loses its connection instead of holding a slot for ever;
+//! - failing accepts (no descriptor left) back off and are logged in
+//!   aggregate.
 
 use crate::metrics::{CountersCache, DnsMetrics};
+use crate::quiet;
 use petrel_director::Reader;
 use petrel_dns_auth::{answer, AnswerInfo, Client};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tokio::time::timeout;
 
 /// A listening socket: IPv6 sockets are IPv6-only so that `[::]` and
@@ -27,38 +40,219 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(s.into())
 }
 
-pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListener, idle: Duration, max_conns: usize) {
-    let slots = Arc::new(Semaphore::new(max_conns));
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max: usize,
+    pub per_source: usize,
+    pub idle: Duration,
+}
+
+/// Marks a connection that is reading or answering a query.
+const BUSY: u64 = u64::MAX;
+
+struct Conn {
+    /// Milliseconds since `Conns::epoch` when it began waiting for a query;
+    /// `BUSY` while it works.
+    idle_since: AtomicU64,
+    close: Notify,
+}
+
+struct Inner {
+    next_id: u64,
+    open: HashMap<u64, Arc<Conn>>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// The open connections of every DNS listener.
+pub struct Conns {
+    limits: Limits,
+    epoch: Instant,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The client's address holds `per_source` connections already.
+    Source,
+    /// At the limit, and every connection is busy.
+    Full,
+}
+
+/// Held by a connection's task; gives its place back when dropped.
+struct Ticket {
+    conns: Arc<Conns>,
+    id: u64,
+    source: IpAddr,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut g = self.conns.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.open.remove(&self.id);
+        if let Some(n) = g.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                g.per_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// Whom the per-source limit counts: an IPv4 address, or an IPv6 /64.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// The connection to close for room: the one idle longest, if any is idle.
+fn longest_idle<'a>(conns: impl Iterator<Item = (u64, &'a Conn)>) -> Option<u64> {
+    conns
+        .filter_map(|(id, c)| {
+            let since = c.idle_since.load(Ordering::Relaxed);
+            (since != BUSY).then_some((since, id))
+        })
+        .min()
+        .map(|(_, id)| id)
+}
+
+impl Conns {
+    pub fn new(limits: Limits) -> Arc<Conns> {
+        Arc::new(Conns {
+            limits,
+            epoch: Instant::now(),
+            inner: Mutex::new(Inner {
+                next_id: 0,
+                open: HashMap::new(),
+                per_source: HashMap::new(),
+            }),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Admit a connection from `peer`; the second value says an idle one
+    /// was closed to make room.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<(Ticket, bool), Refusal> {
+        let source = source_key(peer);
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.per_source.get(&source).copied().unwrap_or(0) >= self.limits.per_source {
+            return Err(Refusal::Source);
+        }
+        let mut evicted = false;
+        if g.open.len() >= self.limits.max {
+            let victim = longest_idle(g.open.iter().map(|(id, c)| (*id, &**c))).ok_or(Refusal::Full)?;
+            // Out of the count at once; its task ends at its next await.
+            if let Some(c) = g.open.remove(&victim) {
+                c.close.notify_one();
+                evicted = true;
+            }
+        }
+        let id = g.next_id;
+        g.next_id += 1;
+        let conn = Arc::new(Conn {
+            idle_since: AtomicU64::new(BUSY),
+            close: Notify::new(),
+        });
+        g.open.insert(id, conn.clone());
+        *g.per_source.entry(source).or_insert(0) += 1;
+        Ok((
+            Ticket {
+                conns: self.clone(),
+                id,
+                source,
+                conn,
+            },
+            evicted,
+        ))
+    }
+}
+
+pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListener, conns: Arc<Conns>) {
+    let mut backoff = Duration::from_millis(10);
+    let mut log = quiet::Every::new(Duration::from_secs(10));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Usually no descriptor left: retrying at once would spin.
+                metrics.tcp_accept_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = log.hit(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed = n, backoff_ms = backoff.as_millis() as u64, "DNS TCP accept failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.tcp_rejected.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
+        backoff = Duration::from_millis(10);
+        let ticket = match conns.admit(peer.ip()) {
+            Ok((t, evicted)) => {
+                if evicted {
+                    metrics.tcp_evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                t
+            }
+            Err(r) => {
+                let c = match r {
+                    Refusal::Source => &metrics.tcp_source_limited,
+                    Refusal::Full => &metrics.tcp_rejected,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
         };
         metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
         let (reader, metrics) = (reader.clone(), metrics.clone());
+        let idle = conns.limits.idle;
         tokio::spawn(async move {
-            connection(reader, metrics, stream, peer.ip(), idle).await;
-            drop(permit);
+            connection(reader, &metrics, stream, peer.ip(), idle, &ticket).await;
+            drop(ticket);
         });
     }
 }
 
+enum End {
+    Closed,
+    Idle,
+    WriteTimeout,
+    Evicted,
+}
+
 async fn connection(
     reader: Reader,
-    metrics: Arc<DnsMetrics>,
+    metrics: &DnsMetrics,
     stream: TcpStream,
-    peer: std::net::IpAddr,
+    peer: IpAddr,
     idle: Duration,
+    ticket: &Ticket,
 ) {
+    let end = serve_queries(reader, metrics, stream, peer, idle, ticket).await;
+    let c = match end {
+        // Evictions are counted when they are decided.
+        End::Closed | End::Evicted => return,
+        End::Idle => &metrics.tcp_idle_closed,
+        End::WriteTimeout => &metrics.tcp_write_timeouts,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn serve_queries(
+    reader: Reader,
+    metrics: &DnsMetrics,
+    stream: TcpStream,
+    peer: IpAddr,
+    idle: Duration,
+    ticket: &Ticket,
+) -> End {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
@@ -67,36 +261,46 @@ async fn connection(
     let mut outbuf = vec![0u8; 65537];
     let mut info = AnswerInfo::default();
     let client = Client { addr: peer, tcp: true };
-    let mut counters = CountersCache::new(&metrics, &reader.load());
+    let mut counters = CountersCache::new(metrics, &reader.load());
+    let conn = &ticket.conn;
     loop {
         // Flush what is answered before waiting: pipelined queries already
         // in the buffer are answered first and go out together.
-        if rd.buffer().is_empty() && wr.flush().await.is_err() {
-            return;
+        if rd.buffer().is_empty() {
+            match timeout(idle, wr.flush()).await {
+                Err(_) => return End::WriteTimeout,
+                Ok(Err(_)) => return End::Closed,
+                Ok(Ok(())) => {}
+            }
+            conn.idle_since.store(ticket.conns.now_ms(), Ordering::Relaxed);
         }
         let mut lenb = [0u8; 2];
-        match timeout(idle, rd.read_exact(&mut lenb)).await {
-            Err(_) => {
-                metrics.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
-                let _ = wr.flush().await;
-                return;
-            }
-            Ok(Err(_)) => return,
-            Ok(Ok(_)) => {}
+        tokio::select! {
+            _ = conn.close.notified() => return End::Evicted,
+            r = timeout(idle, rd.read_exact(&mut lenb)) => match r {
+                Err(_) => {
+                    let _ = timeout(Duration::from_millis(100), wr.flush()).await;
+                    return End::Idle;
+                }
+                Ok(Err(_)) => return End::Closed,
+                Ok(Ok(_)) => {}
+            },
         }
+        conn.idle_since.store(BUSY, Ordering::Relaxed);
         let len = u16::from_be_bytes(lenb) as usize;
         if len == 0 {
-            return;
+            return End::Closed;
         }
         match timeout(idle, rd.read_exact(&mut inbuf[..len])).await {
             Ok(Ok(_)) => {}
-            _ => return,
+            Ok(Err(_)) => return End::Closed,
+            Err(_) => return End::Idle,
         }
         let n = {
             let g = reader.load();
             let n = answer(&g, &inbuf[..len], &client, len as u64, &mut outbuf[2..], &mut info);
             if n > 0 {
-                DnsMetrics::record(counters.get(&metrics, &g), &info);
+                DnsMetrics::record(counters.get(metrics, &g), &info);
             }
             n
         };
@@ -105,8 +309,76 @@ async fn connection(
             continue;
         }
         outbuf[..2].copy_from_slice(&(n as u16).to_be_bytes());
-        if wr.write_all(&outbuf[..n + 2]).await.is_err() {
-            return;
+        match timeout(idle, wr.write_all(&outbuf[..n + 2])).await {
+            Err(_) => return End::WriteTimeout,
+            Ok(Err(_)) => return End::Closed,
+            Ok(Ok(())) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conns(max: usize, per_source: usize) -> Arc<Conns> {
+        Conns::new(Limits {
+            max,
+            per_source,
+            idle: Duration::from_secs(1),
+        })
+    }
+
+    #[test]
+    fn per_source_limit_counts_v4_addresses_and_v6_slash_64s() {
+        let c = conns(100, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let _t1 = c.admit(a).unwrap();
+        let t2 = c.admit(a).unwrap();
+        assert_eq!(c.admit(a).err(), Some(Refusal::Source));
+        assert!(c.admit("192.0.2.2".parse().unwrap()).is_ok());
+        drop(t2);
+        assert!(c.admit(a).is_ok(), "a closed connection gives its place back");
+        let _v = c.admit("2001:db8::1".parse().unwrap()).unwrap();
+        let _w = c.admit("2001:db8::2".parse().unwrap()).unwrap();
+        assert_eq!(
+            c.admit("2001:db8::ffff:1".parse().unwrap()).err(),
+            Some(Refusal::Source)
+        );
+        assert!(c.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        assert_eq!(source_key("::ffff:192.0.2.1".parse().unwrap()), a);
+    }
+
+    #[test]
+    fn at_the_limit_the_longest_idle_connection_makes_room() {
+        let c = conns(3, 10);
+        let ip = |i: u8| IpAddr::from([192, 0, 2, i]);
+        let (t1, _) = c.admit(ip(1)).unwrap();
+        let (t2, _) = c.admit(ip(2)).unwrap();
+        let (t3, _) = c.admit(ip(3)).unwrap();
+        // All busy: nothing to evict, the newcomer is refused.
+        assert_eq!(c.admit(ip(4)).err(), Some(Refusal::Full));
+        t2.conn.idle_since.store(50, Ordering::Relaxed);
+        t3.conn.idle_since.store(10, Ordering::Relaxed);
+        let (t4, evicted) = c.admit(ip(4)).unwrap();
+        assert!(evicted);
+        // t3 was idle longest: it is told to close and no longer counted.
+        let g = c.inner.lock().unwrap();
+        assert!(!g.open.contains_key(&t3.id) && g.open.contains_key(&t2.id) && g.open.contains_key(&t1.id));
+        assert_eq!(g.open.len(), 3);
+        drop(g);
+        let woke = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                timeout(Duration::from_millis(100), t3.conn.close.notified())
+                    .await
+                    .is_ok()
+            });
+        assert!(woke);
+        drop((t1, t2, t3, t4));
+        let g = c.inner.lock().unwrap();
+        assert!(g.open.is_empty() && g.per_source.is_empty());
     }
 }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 // As gdnsd found, more than 16 per batch buys little and adds latency.
 const BATCH: usize = 16;
 const BUF: usize = 4096;
+/// Receive queue per socket, in bytes (the kernel doubles it for overhead).
+const RCVBUF: i32 = 8 << 20;
 
 pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -48,8 +50,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
     }
-    // Absorb bursts while a worker is busy.
-    let _ = s.set_recv_buffer_size(4 << 20);
+    // Absorb bursts while a worker is busy: a flood fills the queue, and a
+    // short queue then drops legitimate queries with the flood's. Past the
+    // host's rmem_max only a privileged process gets this much
+    // (SO_RCVBUFFORCE); others get rmem_max.
+    if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+        let _ = s.set_recv_buffer_size(RCVBUF as usize);
+    }
     s.bind(&addr.into())?;
     Ok(s)
 }

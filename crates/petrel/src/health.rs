@@ -45,6 +45,8 @@ pub struct HealthBoard {
     publish_last_ns: std::sync::atomic::AtomicU64,
     publish_max_ns: std::sync::atomic::AtomicU64,
     publish_count: std::sync::atomic::AtomicU64,
+    /// Probes not made for want of a local resource.
+    pub local_failures: std::sync::atomic::AtomicU64,
 }
 
 impl HealthBoard {
@@ -127,6 +129,13 @@ impl Collector for HealthCollector {
             ConstCounter::new(0u64).metric_type(),
         )?;
         ConstCounter::new(flips).encode(me)?;
+        let me = enc.encode_descriptor(
+            "petrel_health_probes_not_made",
+            "Probes this host could not make (no descriptor, buffer or local port); targets kept their state",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        ConstCounter::new(self.0.local_failures.load(std::sync::atomic::Ordering::Relaxed)).encode(me)?;
         let mut up = enc.encode_descriptor(
             "petrel_health_target_up",
             "1 if a health-check target is up (after rise/fall hysteresis)",
@@ -173,6 +182,9 @@ struct Report {
     epoch: u64,
     idx: usize,
     ok: bool,
+    /// The probe could not be made for want of a local resource (no
+    /// descriptor, no buffer, no local port): says nothing of the target.
+    local: bool,
     elapsed: Duration,
     detail: String,
     /// When the probe finished: the start of the flip-to-generation latency.
@@ -211,6 +223,7 @@ async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: A
     let now_ms = move || start.elapsed().as_millis() as u64;
     let mut epoch = 0u64;
     let mut kept: HashMap<String, (HealthCheck, Hysteresis)> = HashMap::new();
+    let mut local_log = crate::quiet::Every::new(Duration::from_secs(10));
     loop {
         epoch += 1;
         let g = publisher.load_full();
@@ -262,6 +275,15 @@ async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: A
                     };
                     if r.epoch != epoch { continue; }
                     let t = &mut targets[r.idx];
+                    if r.local {
+                        // Not evidence against the target: its state stays.
+                        board.local_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(n) = local_log.hit(Instant::now()) {
+                            tracing::error!(target_name = %t.check.name, detail = %r.detail, suppressed = n, "health probe not made: local resource failure; the target keeps its state");
+                        }
+                        update_board_local(&board, r.idx, &r.detail);
+                        continue;
+                    }
                     let elapsed_ms = r.elapsed.as_millis() as u64;
                     let outcome = judge(r.ok, elapsed_ms, t.check.timeout_ms);
                     let flip = t.hyst.observe(outcome, now_ms());
@@ -337,6 +359,13 @@ fn publish(board: &HealthBoard, targets: &[Target]) {
     *board.targets.lock().expect("health board") = list;
 }
 
+fn update_board_local(board: &HealthBoard, idx: usize, detail: &str) {
+    let mut b = board.targets.lock().expect("health board");
+    if let Some(r) = b.get_mut(idx) {
+        r.status.last_detail = format!("not probed (local resource failure): {detail}");
+    }
+}
+
 fn update_board(board: &HealthBoard, idx: usize, t: &Target, outcome: Outcome, elapsed: Duration, detail: &str) {
     let mut b = board.targets.lock().expect("health board");
     if let Some(r) = b.get_mut(idx) {
@@ -372,16 +401,18 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
         // The first tick fires at once: probes start at boot.
         tick.tick().await;
         let t0 = Instant::now();
-        let (ok, detail) = match tokio::time::timeout(limit, probe(&check, tls.as_ref())).await {
-            Ok(Ok(d)) => (true, d),
-            Ok(Err(d)) => (false, d),
-            Err(_) => (false, format!("no answer within {} ms", check.timeout_ms)),
+        let (ok, local, detail) = match tokio::time::timeout(limit, probe(&check, tls.as_ref())).await {
+            Ok(Ok(d)) => (true, false, d),
+            Ok(Err(ProbeErr::Target(d))) => (false, false, d),
+            Ok(Err(ProbeErr::Local(d))) => (false, true, d),
+            Err(_) => (false, false, format!("no answer within {} ms", check.timeout_ms)),
         };
         if tx
             .send(Report {
                 epoch,
                 idx,
                 ok,
+                local,
                 elapsed: t0.elapsed(),
                 detail,
                 done: Instant::now(),
@@ -396,12 +427,38 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
 
 type Tls = Result<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>), String>;
 
+/// Why a probe did not succeed.
+enum ProbeErr {
+    /// The target failed it.
+    Target(String),
+    /// This host could not make it (descriptors, memory, local ports).
+    Local(String),
+}
+
+impl From<String> for ProbeErr {
+    fn from(s: String) -> ProbeErr {
+        ProbeErr::Target(s)
+    }
+}
+
+/// An IO error of a probe: local exhaustion is told apart from anything the
+/// target could have caused.
+fn io_err(what: &str, e: std::io::Error) -> ProbeErr {
+    let d = format!("{what}: {e}");
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL | libc::EAGAIN) => {
+            ProbeErr::Local(d)
+        }
+        _ => ProbeErr::Target(d),
+    }
+}
+
 /// One probe. Ok carries a short description of success, Err of failure.
 /// The caller bounds it by the check's timeout.
-async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String> {
+async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, ProbeErr> {
     match &check.kind {
         CheckKind::Tcp { target } => {
-            TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
+            TcpStream::connect(target).await.map_err(|e| io_err("connect", e))?;
             Ok("connected".into())
         }
         CheckKind::Http {
@@ -414,7 +471,7 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
             max_body_bytes,
             ..
         } => {
-            let s = TcpStream::connect(target).await.map_err(|e| format!("connect: {e}"))?;
+            let s = TcpStream::connect(target).await.map_err(|e| io_err("connect", e))?;
             let host = if host.is_empty() {
                 target.to_string()
             } else {
@@ -426,7 +483,7 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
             let cap = max_body_bytes + 16 * 1024;
             let buf = match tls {
                 None => exchange(s, req.as_bytes(), cap).await?,
-                Some(Err(e)) => return Err(e.clone()),
+                Some(Err(e)) => return Err(ProbeErr::Target(e.clone())),
                 Some(Ok((connector, name))) => {
                     let s = connector
                         .connect(name.clone(), s)
@@ -447,12 +504,12 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
                 expect_status.contains(&status)
             };
             if !good {
-                return Err(format!("HTTP {status}"));
+                return Err(ProbeErr::Target(format!("HTTP {status}")));
             }
             if let Some(want) = expect_body {
                 let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
                 if !body.contains(want.as_str()) {
-                    return Err(format!("HTTP {status}, body lacks `{want}`"));
+                    return Err(ProbeErr::Target(format!("HTTP {status}, body lacks `{want}`")));
                 }
             }
             Ok(format!("HTTP {status}"))
@@ -471,7 +528,7 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
             };
             let sock = tokio::net::UdpSocket::bind(bind)
                 .await
-                .map_err(|e| format!("socket: {e}"))?;
+                .map_err(|e| io_err("socket", e))?;
             sock.connect(target).await.map_err(|e| format!("connect: {e}"))?;
             let id = (SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -493,11 +550,14 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
                     continue;
                 }
                 if r.rcode != *expect_rcode {
-                    return Err(format!("rcode {}", petrel_dns_wire::consts::rcode::name(r.rcode)));
+                    return Err(ProbeErr::Target(format!(
+                        "rcode {}",
+                        petrel_dns_wire::consts::rcode::name(r.rcode)
+                    )));
                 }
                 if let Some(a) = expect_answer {
                     if !r.addresses.contains(a) {
-                        return Err(format!("answer lacks {a}"));
+                        return Err(ProbeErr::Target(format!("answer lacks {a}")));
                     }
                 }
                 return Ok(format!("rcode {}", petrel_dns_wire::consts::rcode::name(r.rcode)));
@@ -526,13 +586,13 @@ async fn probe(check: &HealthCheck, tls: Option<&Tls>) -> Result<String, String>
                 .kill_on_drop(true)
                 .output()
                 .await
-                .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+                .map_err(|e| io_err(&format!("cannot run {}", argv[0]), e))?;
             if out.status.success() {
                 Ok("exit 0".into())
             } else {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let first = err.lines().next().unwrap_or("").chars().take(120).collect::<String>();
-                Err(format!("{} {first}", out.status))
+                Err(ProbeErr::Target(format!("{} {first}", out.status)))
             }
         }
     }

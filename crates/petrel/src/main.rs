@@ -11,6 +11,7 @@ mod dns_tcp;
 mod dns_udp;
 mod health;
 mod metrics;
+mod quiet;
 mod reload;
 mod serve;
 mod sources;
@@ -211,6 +212,12 @@ fn main() -> ExitCode {
 fn check(config: &std::path::Path) -> Result<(), String> {
     match sources::load(config, None) {
         Ok(c) => {
+            // What `serve` would say about the files it reads at start.
+            let (_, state) = sources::saved_overrides(&c.config.server);
+            let (_, token) = sources::admin_token(&c.config.server)?;
+            for w in state.iter().chain(&token) {
+                eprintln!("warning: {w}");
+            }
             let bgp = match &c.config.bgp {
                 Some(b) => format!(
                     ", {} BGP peers, {} MRT dumps, {} BMP routers",
@@ -247,10 +254,10 @@ fn check(config: &std::path::Path) -> Result<(), String> {
 /// running server: ask it with --admin).
 fn offline(config: &std::path::Path) -> Result<petrel_director::Generation, String> {
     let built = sources::load(config, None).map_err(|e| e.join("\n"))?;
-    let overrides = match &built.config.server.state_file {
-        Some(f) => sources::read_overrides(f).unwrap_or_default(),
-        None => Default::default(),
-    };
+    let (overrides, warning) = sources::saved_overrides(&built.config.server);
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
     Ok(petrel_director::Generation::offline(built, overrides))
 }
 

@@ -84,7 +84,11 @@ pub struct DnsMetrics {
     pub dropped: AtomicU64,
     pub tcp_accepted: AtomicU64,
     pub tcp_rejected: AtomicU64,
+    pub tcp_source_limited: AtomicU64,
+    pub tcp_evicted: AtomicU64,
     pub tcp_idle_closed: AtomicU64,
+    pub tcp_write_timeouts: AtomicU64,
+    pub tcp_accept_errors: AtomicU64,
 }
 
 const OTHER: &str = "";
@@ -271,8 +275,28 @@ impl Collector for DnsCollector {
             ),
             (
                 "petrel_dns_tcp_rejected",
-                "TCP connections closed at once because the connection limit was reached",
+                "TCP connections closed at once: the limit was reached and none was idle to make room",
                 m.tcp_rejected.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_source_limited",
+                "TCP connections closed at once: their client address already held tcp_max_per_source",
+                m.tcp_source_limited.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_evicted",
+                "Idle TCP connections closed to make room for a new one at the limit (RFC 7766 §6.2.3)",
+                m.tcp_evicted.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_write_timeouts",
+                "TCP connections closed because the client did not read its answers within the idle timeout",
+                m.tcp_write_timeouts.load(Relaxed),
+            ),
+            (
+                "petrel_dns_tcp_accept_errors",
+                "Failed accepts on DNS TCP listeners (e.g. no descriptor left)",
+                m.tcp_accept_errors.load(Relaxed),
             ),
             (
                 "petrel_dns_tcp_idle_closed",

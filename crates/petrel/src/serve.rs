@@ -4,7 +4,7 @@ use crate::health::HealthBoard;
 use crate::metrics::DnsMetrics;
 use crate::reload::Reloader;
 use crate::{admin, dns_tcp, dns_udp, sources};
-use petrel_director::{Overrides, Publisher};
+use petrel_director::Publisher;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +20,14 @@ pub fn run(config: &Path) -> Result<(), String> {
         s
     })?;
     let server = built.config.server.clone();
-    let overrides = match &server.state_file {
-        Some(f) => sources::read_overrides(f)?,
-        None => Overrides::default(),
-    };
+    let (overrides, warning) = sources::saved_overrides(&server);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let (token, warning) = sources::admin_token(&server)?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
     let publisher = Arc::new(Publisher::new(built, overrides));
     let reader = publisher.reader();
     let reloader = Reloader::new(publisher.clone(), config);
@@ -61,6 +65,11 @@ pub fn run(config: &Path) -> Result<(), String> {
             tracing::warn!("not every check with initial = \"wait\" has a result; serving anyway");
         }
     }
+    // One UDP worker per core by default: with fewer, a flood from one
+    // source takes a larger share of the only queue legitimate clients have.
+    let udp_workers = server
+        .udp_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut tcp = Vec::new();
     for addr in &server.dns {
         // Bind TCP first: it fails the same way UDP would, and nothing has
@@ -78,7 +87,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             }
             Err(e) => return Err(format!("cannot listen on tcp {addr}: {e}")),
         };
-        dns_udp::spawn(reader.clone(), dns_metrics.clone(), *addr, server.udp_workers)
+        dns_udp::spawn(reader.clone(), dns_metrics.clone(), *addr, udp_workers)
             .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");
@@ -86,31 +95,15 @@ pub fn run(config: &Path) -> Result<(), String> {
     if tcp.is_empty() {
         return Err("no DNS listener could be opened".into());
     }
+    let conns = dns_tcp::Conns::new(dns_tcp::Limits {
+        max: server.tcp_max_connections,
+        per_source: server.tcp_max_per_source,
+        idle: Duration::from_secs(server.tcp_idle_timeout_secs),
+    });
     for l in tcp {
-        rt.spawn(dns_tcp::serve(
-            reader.clone(),
-            dns_metrics.clone(),
-            l,
-            Duration::from_secs(server.tcp_idle_timeout_secs),
-            server.tcp_max_connections,
-        ));
+        rt.spawn(dns_tcp::serve(reader.clone(), dns_metrics.clone(), l, conns.clone()));
     }
     if let Some(addr) = server.admin {
-        let token = match &server.admin_token_file {
-            None => None,
-            Some(f) => {
-                let t = std::fs::read_to_string(f)
-                    .map_err(|e| format!("{}: cannot read the admin token: {e}", f.display()))?;
-                let t = t.trim().to_string();
-                if t.len() < 16 {
-                    return Err(format!(
-                        "{}: the admin token must be at least 16 characters",
-                        f.display()
-                    ));
-                }
-                Some(t)
-            }
-        };
         let handles = admin::Handles {
             publisher: publisher.clone(),
             reloader: reloader.clone(),
@@ -130,7 +123,7 @@ pub fn run(config: &Path) -> Result<(), String> {
         "serving"
     );
     drop(g);
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -138,8 +131,10 @@ pub fn run(config: &Path) -> Result<(), String> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
+                    // Not awaited here: SIGTERM must be heard while a reload
+                    // reads and compiles (the reloader runs one at a time).
                     let r = reloader.clone();
-                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                    tokio::task::spawn_blocking(move || r.reload());
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -147,5 +142,9 @@ pub fn run(config: &Path) -> Result<(), String> {
         }
         tracing::info!("shutting down");
         Ok::<(), String>(())
-    })
+    });
+    // A reload still running is abandoned, not waited for: nothing it does
+    // needs finishing (the served generation is swapped whole or not at all).
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
 }

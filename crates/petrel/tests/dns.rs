@@ -467,52 +467,119 @@ fn tcp_query(id: u16) -> Vec<u8> {
     q
 }
 
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+fn read_answer(c: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    c.read_exact(&mut len)?;
+    let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+    c.read_exact(&mut msg)?;
+    Ok(msg)
+}
+
+fn closed(c: &mut TcpStream) -> bool {
+    let mut b = [0u8; 2];
+    matches!(c.read(&mut b), Ok(0) | Err(_))
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let m = http_get(s.admin, "/metrics");
+    m.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
 #[test]
-fn tcp_pipelining_idle_timeout_and_connection_limit() {
+fn tcp_pipelining_limits_eviction_and_timeouts() {
     let dir = tempdir("tcp");
     let port = free_port();
     let admin = free_port();
     let cfg = write_config(&dir, port, admin, "");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("tcp_max_connections = 512", "tcp_max_connections = 2");
+        .replace("tcp_max_connections = 512", "tcp_max_connections = 2")
+        .replace("tcp_max_per_source = 32", "tcp_max_per_source = 2");
     std::fs::write(&cfg, text).unwrap();
     let s = spawn(dir, &cfg, port, admin);
     let addr = SocketAddr::from(([127, 0, 0, 1], s.port));
     // Three queries in one write; three answers in order.
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c1 = connect_from([127, 0, 0, 1], addr);
     let mut all = Vec::new();
     for id in [1u16, 2, 3] {
         all.extend(tcp_query(id));
     }
-    c.write_all(&all).unwrap();
+    c1.write_all(&all).unwrap();
     for id in [1u16, 2, 3] {
-        let mut len = [0u8; 2];
-        c.read_exact(&mut len).unwrap();
-        let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
-        c.read_exact(&mut msg).unwrap();
+        let msg = read_answer(&mut c1).unwrap();
         assert_eq!(u16::from_be_bytes([msg[0], msg[1]]), id);
         assert_eq!(msg[3] & 0xf, 0, "NOERROR");
     }
-    // A second connection fits; a third is closed at once.
-    let mut c2 = TcpStream::connect(addr).unwrap();
-    c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // At the limit (2), a newcomer closes the connection idle longest
+    // (RFC 7766 §6.2.3) rather than being turned away.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c2 = connect_from([127, 0, 0, 2], addr);
     std::thread::sleep(Duration::from_millis(200));
-    let mut c3 = TcpStream::connect(addr).unwrap();
-    c3.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = c3.write_all(&tcp_query(9));
-    let mut b = [0u8; 2];
+    let mut c3 = connect_from([127, 0, 0, 3], addr);
+    c3.write_all(&tcp_query(30)).unwrap();
+    assert_eq!(read_answer(&mut c3).unwrap()[..2], 30u16.to_be_bytes());
     assert!(
-        matches!(c3.read(&mut b), Ok(0) | Err(_)),
-        "third connection must be closed"
+        closed(&mut c1),
+        "the longest idle connection was closed for the newcomer"
     );
-    // Idle connections are closed after the timeout (2 s in this config).
+    assert_eq!(metric(&s, "petrel_dns_tcp_evicted_total"), 1);
+    // Both in the middle of a query: none idle, so a newcomer is refused.
+    c2.write_all(&[0, 40]).unwrap();
+    c3.write_all(&[0, 40]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c4 = connect_from([127, 0, 0, 4], addr);
+    assert!(closed(&mut c4), "no idle connection to make room: refused");
+    assert_eq!(metric(&s, "petrel_dns_tcp_rejected_total"), 1);
+    // A query half sent is bounded by the idle timeout (2 s here) too.
     let t = Instant::now();
-    let n = c2.read(&mut b).unwrap_or(0);
-    assert_eq!(n, 0);
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    drop(c);
+    assert!(closed(&mut c2) && closed(&mut c3));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(100));
+    // Per source: the third connection from one address is closed at once.
+    let _a = connect_from([127, 0, 0, 9], addr);
+    let _b = connect_from([127, 0, 0, 9], addr);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = connect_from([127, 0, 0, 9], addr);
+    assert!(closed(&mut third));
+    assert_eq!(metric(&s, "petrel_dns_tcp_source_limited_total"), 1);
+    drop((_a, _b));
+    std::thread::sleep(Duration::from_millis(100));
+    // A client that pipelines queries and never reads its answers: once
+    // the socket buffers are full, the write times out and the slot is
+    // freed for others.
+    let hog = connect_from([127, 0, 0, 5], addr);
+    let mut w = hog.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let burst: Vec<u8> = (0..1000u16).flat_map(tcp_query).collect();
+        for _ in 0..400 {
+            if w.write_all(&burst).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&s, "petrel_dns_tcp_write_timeouts_total") == 0 {
+        assert!(Instant::now() < deadline, "the reader-less client kept its connection");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = hog.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    let mut c6 = connect_from([127, 0, 0, 6], addr);
+    c6.write_all(&tcp_query(60)).unwrap();
+    assert_eq!(read_answer(&mut c6).unwrap()[..2], 60u16.to_be_bytes());
 }
 
 #[test]
@@ -628,46 +695,129 @@ fn a_drain_during_a_slow_reload_is_published_at_once_and_kept() {
     let admin = s.admin.to_string();
     let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
     assert_eq!(dig(&s, &q).trim(), "198.51.100.10");
-    // The zone file becomes a FIFO: a reload blocks reading it, as on a hung
-    // network file system, until the test writes it.
+    // A zone that takes seconds to read and compile (300,000 records).
     let zone = s.dir.join("demo.zone");
-    let text = std::fs::read_to_string(&zone).unwrap();
-    std::fs::remove_file(&zone).unwrap();
-    let st = Command::new("mkfifo").arg(&zone).status().unwrap();
-    assert!(st.success());
+    let mut text = std::fs::read_to_string(&zone).unwrap();
+    for i in 0..300_000 {
+        text.push_str(&format!("h{i} 300 IN A 192.0.2.{}\n", i % 250 + 1));
+    }
+    std::fs::write(&zone, &text).unwrap();
     let a = admin.clone();
     let reload = std::thread::spawn(move || petrel(&["reload", "--admin", &a]));
-    // Wait until the reload holds the FIFO open for reading.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut writer = loop {
-        use std::os::unix::fs::OpenOptionsExt;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&zone)
-        {
-            Ok(f) => break f,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "the reload never opened the zone file: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    };
-    // The drain is published while the reload waits for its file.
+    std::thread::sleep(Duration::from_millis(300));
+    // The drain is published while the reload compiles.
+    let t = Instant::now();
     let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "iad"]);
     assert!(ok, "{err}");
-    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "drained while the reload was blocked");
-    assert!(!reload.is_finished(), "the reload did not wait for its file");
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "drained while the reload was running");
+    assert!(
+        !reload.is_finished(),
+        "the reload was over before the drain ({:?})",
+        t.elapsed()
+    );
     // Health and status reads do not wait either.
     assert!(http_get(s.admin, "/api/v1/pops").contains("\"drained\""));
-    // Let the reload finish: it keeps the drain made meanwhile.
-    writer.write_all(text.as_bytes()).unwrap();
-    drop(writer);
     let (ok, out, err) = reload.join().unwrap();
     assert!(ok && out.contains("\"ok\": true"), "{out}{err}");
     assert_eq!(dig(&s, &q).trim(), "192.0.2.10", "the drain survived the reload");
     let metrics = http_get(s.admin, "/metrics");
     assert!(metrics.contains("petrel_reloads_ok_total 1"), "{metrics}");
+    assert_eq!(
+        dig(&s, &["h299999.demo.petrel.test", "A", "+short"]).trim(),
+        "192.0.2.250"
+    );
+}
+
+#[test]
+fn sigterm_is_honoured_during_a_slow_reload() {
+    let mut s = start("termreload");
+    let zone = s.dir.join("demo.zone");
+    let mut text = std::fs::read_to_string(&zone).unwrap();
+    for i in 0..300_000 {
+        text.push_str(&format!("h{i} 300 IN A 192.0.2.{}\n", i % 250 + 1));
+    }
+    std::fs::write(&zone, &text).unwrap();
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(400));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "petrel did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(
+        !log.contains("config reloaded"),
+        "the reload was over before SIGTERM: {log}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stopped {:?} after SIGTERM",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused_alike_by_check_and_reload() {
+    let s = start("badfiles");
+    let admin = s.admin.to_string();
+    let cfg = s.dir.join("demo.toml");
+    let zone = s.dir.join("demo.zone");
+    let good = std::fs::read_to_string(&zone).unwrap();
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let cases: [Case; 3] = [
+        (
+            // Opening a FIFO for reading waits for a writer: a hung reload.
+            "is a FIFO, not a regular file",
+            Box::new(|| {
+                std::fs::remove_file(&zone).unwrap();
+                assert!(Command::new("mkfifo").arg(&zone).status().unwrap().success());
+            }),
+        ),
+        (
+            // /dev/zero never ends.
+            "is a device, not a regular file",
+            Box::new(|| {
+                std::fs::remove_file(&zone).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", &zone).unwrap();
+            }),
+        ),
+        (
+            "is 2 MiB, larger than the limit of 1 MiB (server.max_file_size_mb)",
+            Box::new(|| {
+                std::fs::remove_file(&zone).unwrap();
+                let mut big = good.clone();
+                while big.len() <= 1 << 20 {
+                    big.push_str("; padding padding padding padding padding padding padding padding\n");
+                }
+                std::fs::write(&zone, big).unwrap();
+                let c = std::fs::read_to_string(&cfg).unwrap();
+                std::fs::write(&cfg, c.replace("max_file_size_mb = 256 ", "max_file_size_mb = 1 ")).unwrap();
+            }),
+        ),
+    ];
+    for (want, make) in cases {
+        make();
+        let t = Instant::now();
+        let (ok, out, err) = petrel(&["reload", "--admin", &admin]);
+        assert!(!ok, "{out}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{want}: took {:?}", t.elapsed());
+        let said = format!("{out}{err}");
+        assert!(
+            said.contains(want) && said.contains("demo.zone"),
+            "reload: {want}: {said}"
+        );
+        let (ok, out, err) = petrel(&["check", "--config", cfg.to_str().unwrap()]);
+        assert!(!ok, "{out}");
+        assert!(err.contains(want) && err.contains("demo.zone"), "check: {want}: {err}");
+        // Still serving the last good generation.
+        assert_eq!(dig(&s, &q).trim(), "198.51.100.10", "{want}");
+    }
+    let metrics = http_get(s.admin, "/metrics");
+    assert!(metrics.contains("petrel_reloads_failed_total 3"), "{metrics}");
 }
 
 /// The body of an HTTP/1.1 answer (the helpers ask for `Connection: close`;
