@@ -21,6 +21,9 @@ pub struct ServerConf {
     pub tcp_max_per_source: usize,
     /// Open admin API connections (each also times out).
     pub admin_max_connections: usize,
+    /// Host names the admin API answers to, besides IP literals and
+    /// `localhost` (a `Host` naming anything else is refused).
+    pub admin_hosts: Vec<String>,
     /// Largest file (zone, map, GeoIP database, state) read, in bytes.
     pub max_file_size: u64,
     /// Where operator overrides (drain) are kept across restarts.

@@ -114,6 +114,8 @@ pub struct Server {
     pub admin_token_file: Option<S<String>>,
     pub max_file_size_mb: Option<S<i64>>,
     pub admin_max_connections: Option<S<i64>>,
+    /// Names (besides IP literals and localhost) the admin API answers to.
+    pub admin_hosts: Option<Vec<S<String>>>,
     pub tcp_max_per_source: Option<S<i64>>,
 }
 

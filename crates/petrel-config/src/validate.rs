@@ -167,6 +167,7 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         tcp_max_connections: 512,
         tcp_max_per_source: 32,
         admin_max_connections: 64,
+        admin_hosts: Vec::new(),
         max_file_size: DEFAULT_MAX_FILE_MB << 20,
         state_file: None,
         admin_token_file: None,
@@ -222,6 +223,12 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         10_000,
         64usize,
     );
+    out.admin_hosts = s
+        .admin_hosts
+        .iter()
+        .flatten()
+        .map(|h| h.get_ref().trim().to_ascii_lowercase())
+        .collect();
     let mb: u64 = cx.int(
         &s.max_file_size_mb,
         "server.max_file_size_mb",

@@ -19,6 +19,7 @@ use petrel_director::{Blame, DirectorError, OverrideAction, Publisher, Reader};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the API reads and changes: each part through its own handle.
 pub struct Handles {
@@ -38,17 +39,37 @@ struct AdminState {
     registry: Registry,
     /// Required for changes when set.
     token: Option<String>,
+    /// Names the API answers to besides IP literals and localhost.
+    hosts: Vec<String>,
 }
+
+/// How the admin listener is reached and bounded.
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+    pub hosts: Vec<String>,
+    pub max_connections: usize,
+}
+
+/// How long a client may take to send a request's headers, and how long
+/// an idle keep-alive connection stays (hyper restarts the same timer while
+/// it waits for the next request).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest any admin connection lives, whatever it does: a client that
+/// stops reading a large answer cannot hold its slot longer.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 type St = State<Arc<AdminState>>;
 
-pub fn spawn(h: Handles, addr: SocketAddr, token: Option<String>) -> std::io::Result<()> {
-    let listener = std::net::TcpListener::bind(addr)?;
+pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(listen.addr)?;
     listener.set_nonblocking(true)?;
     let reader = h.publisher.reader();
     // Each board renders its own metrics.
     let mut registry = Registry::default();
     registry.register_collector(Box::new(DnsCollector(h.dns)));
+    let refused = Arc::new(AdminCounters::default());
+    registry.register_collector(Box::new(AdminCollector(refused.clone())));
     registry.register_collector(Box::new(GenerationCollector {
         reloader: h.reloader.clone(),
         reader: reader.clone(),
@@ -64,7 +85,8 @@ pub fn spawn(h: Handles, addr: SocketAddr, token: Option<String>) -> std::io::Re
         health: h.health,
         bgp: h.bgp,
         registry,
-        token,
+        token: listen.token,
+        hosts: listen.hosts,
     });
     std::thread::Builder::new().name("admin".into()).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -73,12 +95,130 @@ pub fn spawn(h: Handles, addr: SocketAddr, token: Option<String>) -> std::io::Re
             .expect("admin runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
-            if let Err(e) = axum::serve(listener, router(state)).await {
-                tracing::error!(error = %e, "admin server stopped");
-            }
+            accept_loop(listener, router(state), listen.max_connections, refused).await;
         });
     })?;
     Ok(())
+}
+
+/// Counters of the admin listener's own bounds.
+#[derive(Debug, Default)]
+struct AdminCounters {
+    full: std::sync::atomic::AtomicU64,
+    accept_errors: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct AdminCollector(Arc<AdminCounters>);
+
+impl prometheus_client::collector::Collector for AdminCollector {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            (
+                "petrel_admin_connections_refused",
+                "Admin API connections closed at once: admin_max_connections were open",
+                self.0.full.load(Relaxed),
+            ),
+            (
+                "petrel_admin_accept_errors",
+                "Failed accepts on the admin listener (e.g. no descriptor left)",
+                self.0.accept_errors.load(Relaxed),
+            ),
+        ] {
+            let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            ConstCounter::new(v).encode(me)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serve connections one task each, at most `max` at a time; each is bounded
+/// by the header timeout and its lifetime. Failing accepts back off.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, max: usize, counters: Arc<AdminCounters>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let mut backoff = Duration::from_millis(10);
+    let mut log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut full_log = crate::quiet::Every::new(Duration::from_secs(10));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                counters.accept_errors.fetch_add(1, Relaxed);
+                if let Some(n) = log.hit(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, suppressed = n, "admin accept failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            counters.full.fetch_add(1, Relaxed);
+            if let Some(n) = full_log.hit(std::time::Instant::now()) {
+                tracing::warn!(
+                    max,
+                    suppressed = n,
+                    "admin API connection limit reached; closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Host and Origin checks before anything else (see `admin_guard`).
+async fn guard(State(st): St, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    if let Some(host) = h.get(header::HOST) {
+        let ok = host
+            .to_str()
+            .is_ok_and(|v| crate::admin_guard::host_allowed(v, &st.hosts));
+        if !ok {
+            return error(
+                StatusCode::FORBIDDEN,
+                "the Host header names neither an IP address, localhost, nor one of server.admin_hosts",
+            );
+        }
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .is_ok_and(|v| crate::admin_guard::origin_allowed(v, &st.hosts));
+        if !ok {
+            return error(
+                StatusCode::FORBIDDEN,
+                "requests from web pages of other sites are refused",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+fn unauthorized() -> Response {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "this change needs `Authorization: Bearer <admin token>`",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"petrel\""),
+    );
+    r
 }
 
 fn router(state: Arc<AdminState>) -> Router {
@@ -108,6 +248,7 @@ fn router(state: Arc<AdminState>) -> Router {
         r = r.route(path, handler);
     }
     r.fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/openapi.json") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -179,10 +320,7 @@ async fn status(State(st): St) -> Response {
 
 async fn reload(State(st): St, headers: HeaderMap) -> Response {
     if !authorized(&st, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "this change needs `Authorization: Bearer <admin token>`",
-        );
+        return unauthorized();
     }
     let reloader = st.reloader.clone();
     match tokio::task::spawn_blocking(move || reloader.reload()).await {
@@ -342,8 +480,8 @@ fn authorized(st: &AdminState, headers: &HeaderMap) -> bool {
         Some(want) => headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|got| constant_time_eq(got.trim().as_bytes(), want.as_bytes())),
+            .and_then(crate::admin_guard::bearer)
+            .is_some_and(|got| constant_time_eq(got.as_bytes(), want.as_bytes())),
     }
 }
 
@@ -391,10 +529,7 @@ fn set_override(p: &Publisher, name: &str, action: OverrideAction) -> Result<u64
 
 async fn pop_action(State(st): St, headers: HeaderMap, Path((name, action)): Path<(String, String)>) -> Response {
     if !authorized(&st, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "this change needs `Authorization: Bearer <admin token>`",
-        );
+        return unauthorized();
     }
     apply(st, name, action).await
 }
@@ -412,10 +547,7 @@ async fn target_action(
     Query(q): Query<TargetQ>,
 ) -> Response {
     if !authorized(&st, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "this change needs `Authorization: Bearer <admin token>`",
-        );
+        return unauthorized();
     }
     let Some(name) = q.name else {
         return error(

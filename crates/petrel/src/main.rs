@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_client;
+mod admin_guard;
 mod bgp;
 mod demo;
 mod dns_tcp;

@@ -96,7 +96,7 @@ pub fn run(config: &Path) -> Result<(), String> {
         return Err("no DNS listener could be opened".into());
     }
     let conns = dns_tcp::Conns::new(dns_tcp::Limits {
-        max: server.tcp_max_connections,
+        max: descriptor_budget(&server),
         per_source: server.tcp_max_per_source,
         idle: Duration::from_secs(server.tcp_idle_timeout_secs),
     });
@@ -111,7 +111,13 @@ pub fn run(config: &Path) -> Result<(), String> {
             health: health.clone(),
             bgp: Some(bgp),
         };
-        admin::spawn(handles, addr, token).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
+        let listen = admin::Listen {
+            addr,
+            token,
+            hosts: server.admin_hosts.clone(),
+            max_connections: server.admin_max_connections,
+        };
+        admin::spawn(handles, listen).map_err(|e| format!("cannot listen on admin {addr}: {e}"))?;
         tracing::info!(%addr, "admin API and metrics listening");
     }
     let g = reader.load();
@@ -147,4 +153,47 @@ pub fn run(config: &Path) -> Result<(), String> {
     // needs finishing (the served generation is swapped whole or not at all).
     rt.shutdown_timeout(Duration::from_millis(200));
     result
+}
+
+/// Descriptors kept free of every connection limit, for health probes,
+/// reloads, BGP sessions and MRT files.
+const RESERVED_FDS: u64 = 256;
+
+/// Raise the descriptor limit to what the host allows, and keep the DNS TCP
+/// and admin connection limits within it with `RESERVED_FDS` to spare: when
+/// clients hold every connection they may, probes still open sockets and
+/// reloads still open files. Returns the DNS TCP connection limit to use.
+fn descriptor_budget(server: &petrel_config::ServerConf) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    let limit = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return server.tcp_max_connections;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    let others = server.admin_max_connections as u64 + RESERVED_FDS + 2 * server.dns.len() as u64;
+    let room = limit.saturating_sub(others).max(1);
+    if server.tcp_max_connections as u64 > room {
+        tracing::warn!(
+            descriptor_limit = limit,
+            tcp_max_connections = server.tcp_max_connections,
+            using = room,
+            "the descriptor limit cannot hold tcp_max_connections besides the admin API and a reserve for probes and reloads; DNS TCP uses fewer"
+        );
+        return room as usize;
+    }
+    server.tcp_max_connections
 }

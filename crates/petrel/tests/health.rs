@@ -653,3 +653,171 @@ fn icmp_checks_fail_when_echo_requests_go_unanswered() {
     let took = until(&s, paris, "192.0.2.10", Duration::from_secs(3));
     eprintln!("icmp target answers again -> answer moved after {took:?}");
 }
+
+/// Raise this process's descriptor limit so that a test can hold thousands
+/// of connections.
+fn raise_nofile(want: u64) {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain struct in, plain struct out.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut l), 0);
+        l.rlim_cur = want.min(l.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &l), 0);
+    }
+    assert!(
+        l.rlim_cur >= want,
+        "the test needs {want} descriptors, the host allows {}",
+        l.rlim_max
+    );
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let m = http_get(s.admin, "/metrics");
+    m.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[test]
+fn a_descriptor_flood_leaves_probes_reloads_and_dns_over_tcp_working() {
+    raise_nofile(3000);
+    let dir = tempdir("fdflood");
+    let (port, admin, tcp_port) = (free_port(), free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"iad\"\n",
+        &format!("name = \"iad\"\ncheck = [{{ type = \"tcp\", address = \"127.0.0.1\", port = {tcp_port}, interval_ms = 100, timeout_ms = 100, rise = 1, fall = 1 }}]\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let _target = serve(tcp_port, None);
+    // 512 descriptors in all, as a small container would give.
+    let s = spawn_under(&["prlimit", "--nofile=512:512"], dir, &cfg, port, admin);
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    until(&s, "23.1.0.0/24", "198.51.100.10", Duration::from_secs(5));
+    let refused_before = metric(&s, "petrel_admin_connections_refused_total");
+    // 1,100 idle connections to the admin API and 1,100 to DNS over TCP.
+    let dns = std::net::SocketAddr::from(([127, 0, 0, 1], s.port));
+    let mut held = Vec::new();
+    for i in 0..1100u32 {
+        if let Ok(c) = std::net::TcpStream::connect(s.admin) {
+            held.push(c);
+        }
+        // From 100 addresses, so that the per-source limit (32) is not
+        // what holds them back.
+        let from = std::net::SocketAddr::from(([127, 0, 3, (i % 100) as u8 + 1], 0));
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&from.into()).unwrap();
+        if sock.connect(&dns.into()).is_ok() {
+            held.push(sock.into());
+        }
+    }
+    // Several probe intervals with every connection slot taken.
+    std::thread::sleep(Duration::from_millis(1500));
+    // The health target stays up (a probe that cannot get a descriptor
+    // would not count against it either), and DNS answers as before.
+    assert_eq!(
+        dig(&s, &q).trim(),
+        "198.51.100.10",
+        "iad was marked down during the flood"
+    );
+    // DNS over TCP: a new client gets room (an idle connection is closed).
+    let mut tq = q.to_vec();
+    tq.push("+tcp");
+    assert_eq!(dig(&s, &tq).trim(), "198.51.100.10");
+    // A reload (SIGHUP) still opens its files.
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        metric(&s, "petrel_reloads_ok_total"),
+        1,
+        "the reload failed during the flood"
+    );
+    assert_eq!(metric(&s, "petrel_reloads_failed_total"), 0);
+    let refused = metric(&s, "petrel_admin_connections_refused_total") - refused_before;
+    assert!(refused >= 1000, "only {refused} admin connections were turned away");
+    assert!(metric(&s, "petrel_dns_tcp_evicted_total") >= 1);
+    assert_eq!(metric(&s, "petrel_health_probes_not_made_total"), 0);
+    assert_eq!(
+        metric(&s, "petrel_health_pop_flips_total"),
+        0,
+        "a POP changed state during the flood"
+    );
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    let accept_lines = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(accept_lines <= 4, "{accept_lines} accept-failure lines");
+}
+
+#[test]
+fn the_admin_api_refuses_web_pages_and_asks_for_the_token_properly() {
+    let dir = tempdir("adminguard");
+    let (port, admin) = (free_port(), free_port());
+    let token = "0123456789abcdef-token";
+    std::fs::write(dir.join("token"), token).unwrap();
+    let cfg = write_config(&dir, port, admin, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[server]\n", "[server]\nadmin_token_file = \"token\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn(dir, &cfg, port, admin);
+    let raw = |req: String| -> String {
+        let mut c = std::net::TcpStream::connect(s.admin).unwrap();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut r = String::new();
+        c.read_to_string(&mut r).unwrap();
+        r
+    };
+    // DNS rebinding: a page whose name now points at 127.0.0.1.
+    let r = raw(format!(
+        "GET /api/v1/status HTTP/1.1\r\nHost: evil.example:{admin}\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    // CSRF: a page elsewhere posts a drain, with the token even.
+    let r = raw(format!(
+        "POST /api/v1/pops/iad/drain HTTP/1.1\r\nHost: 127.0.0.1:{admin}\r\nOrigin: http://evil.example\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    // No token: 401 with the challenge (RFC 6750 §3).
+    let r = raw(format!(
+        "POST /api/v1/pops/iad/drain HTTP/1.1\r\nHost: 127.0.0.1:{admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("www-authenticate: bearer realm=\"petrel\""),
+        "{r}"
+    );
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10", "nothing was drained");
+    // The scheme is case-insensitive; localhost is a name tools use.
+    let r = raw(format!(
+        "POST /api/v1/pops/iad/drain HTTP/1.1\r\nHost: localhost:{admin}\r\nAuthorization: bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(dig(&s, &q).trim(), "192.0.2.10");
+    // The token file is readable by others: a warning at start.
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("may be read by other users"), "{log}");
+    // A listener others can reach needs a token: check says so.
+    let open = s.dir.join("open.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("admin_token_file = \"token\"\n", "")
+        .replace(&format!("127.0.0.1:{admin}"), "0.0.0.0:8053");
+    std::fs::write(&open, text).unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", open.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("server.admin") && err.contains("needs `admin_token_file`"),
+        "{err}"
+    );
+}

@@ -99,8 +99,21 @@ pub fn start(tag: &str) -> Server {
 }
 
 pub fn spawn(dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
+    spawn_under(&[], dir, cfg, port, admin)
+}
+
+/// `spawn`, with petrel run by a wrapper command (e.g. `prlimit ...`).
+pub fn spawn_under(wrapper: &[&str], dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
     let log = std::fs::File::create(dir.join("petrel.log")).unwrap();
-    let child = Command::new(BIN)
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(BIN),
+        Some((w, args)) => {
+            let mut c = Command::new(w);
+            c.args(args).arg(BIN);
+            c
+        }
+    };
+    let child = cmd
         .args(["serve", "--config"])
         .arg(cfg)
         .stdout(Stdio::null())
@@ -156,7 +169,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut r = String::new();
