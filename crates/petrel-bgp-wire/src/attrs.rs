@@ -287,36 +287,37 @@ pub(crate) fn parse_into(
         }
     };
     while !b.is_empty() {
-        if b.len() < 3 {
-            return Err(fatal(
-                notif::MALFORMED_ATTRIBUTE_LIST,
-                &[],
-                "truncated attribute header",
-            ));
-        }
-        let flags = b[0];
-        let code = b[1];
-        let (len, hdr) = if flags & FLAG_EXTENDED != 0 {
-            if b.len() < 4 {
+        // RFC 7606 §4: an attribute that overruns the attribute field, or a
+        // remainder too short for any attribute, is "treat-as-withdraw":
+        // the Total Path Attribute Length still locates the NLRI field, and
+        // the attributes before this one were whole. Only when the broken
+        // attribute is MP_REACH_NLRI or MP_UNREACH_NLRI are its prefixes
+        // lost, and then the session must be reset (§4, last paragraph;
+        // §5.3).
+        let code = b.get(1).copied();
+        let hdr = if b[0] & FLAG_EXTENDED != 0 { 4 } else { 3 };
+        let len = match b.len() >= hdr {
+            true if hdr == 4 => u16::from_be_bytes([b[2], b[3]]) as usize,
+            true => b[2] as usize,
+            false => usize::MAX,
+        };
+        if len == usize::MAX || b.len() - hdr < len {
+            if let Some(c @ (MP_REACH | MP_UNREACH)) = code {
                 return Err(fatal(
                     notif::MALFORMED_ATTRIBUTE_LIST,
                     &[],
-                    "truncated attribute header",
+                    format!("attribute {c} overruns the attribute field"),
                 ));
             }
-            (u16::from_be_bytes([b[2], b[3]]) as usize, 4)
-        } else {
-            (b[2] as usize, 3)
-        };
-        if b.len() < hdr + len {
-            // RFC 7606 §4: the attribute overruns the field; nothing after it
-            // can be trusted, so no NLRI can be located for treat-as-withdraw.
-            return Err(fatal(
-                notif::MALFORMED_ATTRIBUTE_LIST,
-                &[],
-                format!("attribute {code} overruns the attribute field"),
-            ));
+            let why = match code {
+                Some(c) if len != usize::MAX => format!("attribute {c} overruns the attribute field"),
+                _ => "truncated attribute header".to_string(),
+            };
+            withdraw(out, why);
+            break;
         }
+        let flags = b[0];
+        let code = b[1];
         let raw = &b[..hdr + len];
         let v = &b[hdr..hdr + len];
         b = &b[hdr + len..];

@@ -223,9 +223,33 @@ fn rfc7606_outcomes() {
         (e.code, e.subcode),
         (notif::UPDATE_MESSAGE, notif::UNRECOGNIZED_WELL_KNOWN)
     );
-    // An attribute overrunning the field: session reset.
+    // An attribute overrunning the field (RFC 7606 §4): the Total Path
+    // Attribute Length still locates the NLRI, which are withdrawn; the
+    // session stays.
     let mut v = good_attrs();
     v.extend_from_slice(&[0xc0, 8, 200, 1]);
+    let r = parse(&v).unwrap();
+    assert!(r.announced.is_empty() && r.withdrawn == nl);
+    assert_eq!(r.treat_as_withdraw.as_deref(), Some("attribute 8 overruns the attribute field"));
+    // Fewer octets left than any attribute takes: the same.
+    let mut v = good_attrs();
+    v.extend_from_slice(&[0xc0, 8]);
+    let r = parse(&v).unwrap();
+    assert_eq!(r.treat_as_withdraw.as_deref(), Some("truncated attribute header"));
+    assert_eq!(r.withdrawn, nl);
+    // An MP_REACH_NLRI before the overrun was whole: its prefixes are
+    // withdrawn too.
+    let mut v = good_attrs();
+    v.extend_from_slice(&[
+        0x80, 14, 24, 0, 2, 1, 16, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 16, 0x20, 0x01,
+    ]);
+    v.extend_from_slice(&[0xc0, 32, 250, 0]);
+    let r = parse(&v).unwrap();
+    assert!(r.announced.is_empty() && r.withdrawn.len() == 2, "{r:?}");
+    // The overrunning attribute is MP_REACH_NLRI itself: its prefixes cannot
+    // be found, so the session is reset.
+    let mut v = good_attrs();
+    v.extend_from_slice(&[0x80, 14, 200, 0, 2, 1]);
     let e = parse(&v).unwrap_err();
     assert_eq!(
         (e.code, e.subcode),
