@@ -130,6 +130,13 @@ pub struct PeerStatus {
     pub last_error: String,
     /// RFC 7606 treat-as-withdraw and attribute-discard events.
     pub errors_7606: u64,
+    /// Bytes of attributes its routes hold, each route counted whole
+    /// (limited by `bgp.max_attr_mb`).
+    #[serde(default)]
+    pub attr_bytes: u64,
+    /// ADD-PATH paths ignored for being past the per-prefix bound.
+    #[serde(default)]
+    pub paths_refused: u64,
 }
 
 /// Routing-view publications.

@@ -91,4 +91,5 @@ pub mod notif {
     pub const CONNECTION_REJECTED: u8 = 5;
     pub const OTHER_CONFIGURATION_CHANGE: u8 = 6;
     pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
+    pub const OUT_OF_RESOURCES: u8 = 8;
 }

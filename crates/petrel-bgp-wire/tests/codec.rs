@@ -230,7 +230,10 @@ fn rfc7606_outcomes() {
     v.extend_from_slice(&[0xc0, 8, 200, 1]);
     let r = parse(&v).unwrap();
     assert!(r.announced.is_empty() && r.withdrawn == nl);
-    assert_eq!(r.treat_as_withdraw.as_deref(), Some("attribute 8 overruns the attribute field"));
+    assert_eq!(
+        r.treat_as_withdraw.as_deref(),
+        Some("attribute 8 overruns the attribute field")
+    );
     // Fewer octets left than any attribute takes: the same.
     let mut v = good_attrs();
     v.extend_from_slice(&[0xc0, 8]);

@@ -52,7 +52,11 @@ pub fn bgp_diff(old: Option<&BgpConf>, new: Option<&BgpConf>) -> BgpDiff {
         c.map_or(&[], |c| &c.bmp)
     }
     let router_id = |c: Option<&BgpConf>| c.map(|c| c.router_id);
-    let same_id = router_id(old) == router_id(new);
+    // The feeds' default limits apply to every feed: a change restarts them
+    // all (sessions, MRT dumps, BMP stations) under the new ones.
+    let limits = |c: Option<&BgpConf>| c.map(|c| (c.max_prefix, c.max_attr_bytes));
+    let same_limits = limits(old) == limits(new);
+    let same_id = router_id(old) == router_id(new) && same_limits;
     let mut d = BgpDiff::default();
     for p in peers(old) {
         match peers(new).iter().find(|n| n.name == p.name) {
@@ -69,9 +73,17 @@ pub fn bgp_diff(old: Option<&BgpConf>, new: Option<&BgpConf>) -> BgpDiff {
             d.start.push(n.clone());
         }
     }
-    d.unload_mrt = mrt(old).iter().filter(|m| !mrt(new).contains(m)).cloned().collect();
-    d.load_mrt = mrt(new).iter().filter(|m| !mrt(old).contains(m)).cloned().collect();
-    if bmp(old) != bmp(new) {
+    d.unload_mrt = mrt(old)
+        .iter()
+        .filter(|m| !same_limits || !mrt(new).contains(m))
+        .cloned()
+        .collect();
+    d.load_mrt = mrt(new)
+        .iter()
+        .filter(|m| !same_limits || !mrt(old).contains(m))
+        .cloned()
+        .collect();
+    if bmp(old) != bmp(new) || (!same_limits && !bmp(new).is_empty()) {
         d.bmp = Some(bmp(new).to_vec());
     }
     d
@@ -170,6 +182,19 @@ pop = "ams"
         assert_eq!(d.stop.len(), 2);
         assert!(d.stop.iter().all(|(_, w)| *w == StopReason::Changed));
         assert_eq!(names(&d.start), ["a", "b"]);
+    }
+
+    #[test]
+    fn new_feed_limits_restart_every_feed() {
+        let old = conf(PEERS);
+        let new = conf(&PEERS.replace("asn = 64496\n", "asn = 64496\nmax_prefix = 1000\n"));
+        assert_eq!((old.max_prefix, new.max_prefix), (4_000_000, 1000));
+        let d = bgp_diff(Some(&old), Some(&new));
+        assert_eq!(d.stop.len(), 2);
+        assert_eq!((d.unload_mrt.len(), d.load_mrt.len()), (1, 1));
+        let new = conf(&PEERS.replace("asn = 64496\n", "asn = 64496\nmax_attr_mb = 64\n"));
+        assert_eq!(new.max_attr_bytes, 64 << 20);
+        assert_eq!(bgp_diff(Some(&old), Some(&new)).start.len(), 2);
     }
 
     #[test]

@@ -161,6 +161,12 @@ pub struct BgpConf {
     pub router_id: Ipv4Addr,
     pub listen: Option<SocketAddr>,
     pub batch_ms: u64,
+    /// Routes any one feed may hold unless its own `max_prefix` says
+    /// otherwise (BMP-monitored and MRT peers always use this).
+    pub max_prefix: u32,
+    /// Bytes of attribute sets any one feed's routes may hold (each route
+    /// counted whole).
+    pub max_attr_bytes: usize,
     pub peers: Vec<BgpPeerConf>,
     pub mrt: Vec<BgpMrtConf>,
     pub bmp_listen: Option<SocketAddr>,
@@ -204,6 +210,7 @@ pub struct BgpPeerConf {
     pub multihop: Option<u8>,
     pub ttl_security: bool,
     pub md5_password: Option<String>,
+    /// Its own route limit; `BgpConf::max_prefix` when not set.
     pub max_prefix: Option<u32>,
     pub ipv4: bool,
     pub ipv6: bool,

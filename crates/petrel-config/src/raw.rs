@@ -38,6 +38,11 @@ pub struct Bgp {
     pub listen: Option<S<String>>,
     /// Longest wait from a route change to the tables that use it.
     pub batch_ms: Option<S<i64>>,
+    /// Routes any one feed (session, BMP-monitored peer, MRT peer) may
+    /// hold unless its own `max_prefix` says otherwise.
+    pub max_prefix: Option<S<i64>>,
+    /// Attribute memory any one feed may hold, in MiB.
+    pub max_attr_mb: Option<S<i64>>,
     #[serde(default)]
     pub peer: Vec<S<BgpPeer>>,
     #[serde(default)]

@@ -301,6 +301,13 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         }
     });
     let batch_ms = cx.int(&r.batch_ms, "bgp.batch_ms", 10, 60_000, 1000u64);
+    // A full table is about 1.25 million routes (2026); twice that per feed
+    // leaves room for growth and ADD-PATH without leaving memory unbounded.
+    let max_prefix = cx.int(&r.max_prefix, "bgp.max_prefix", 1, u32::MAX as i64, 4_000_000u32);
+    // A full table's attributes, each route counted whole, take about
+    // 150 MiB; a feed of long or unusual attributes stops well before it
+    // can exhaust the host.
+    let max_attr_mb: usize = cx.int(&r.max_attr_mb, "bgp.max_attr_mb", 1, 1 << 20, 512usize);
     let mut peers: Vec<BgpPeerConf> = Vec::new();
     for (i, p) in r.peer.iter().enumerate() {
         let f = |k: &str| format!("bgp.peer[{i}].{k}");
@@ -509,6 +516,8 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         router_id,
         listen,
         batch_ms,
+        max_prefix,
+        max_attr_bytes: max_attr_mb << 20,
         peers,
         mrt,
         bmp_listen,

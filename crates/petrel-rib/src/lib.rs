@@ -192,6 +192,24 @@ struct Rib<K: Key> {
     dead: usize,
     loading: bool,
     filter: LoadFilter,
+    /// Paths held per prefix, for prefixes with ADD-PATH routes only (a
+    /// peer without ADD-PATH has one route per prefix and no entry here).
+    paths: FxHashMap<KeyOf<K>, u32>,
+}
+
+/// Most paths one peer may hold for one prefix (RFC 7911). Route servers
+/// and reflectors send a few, a few dozen at most; past this a peer is
+/// flooding, and further paths for the prefix are ignored (and counted)
+/// until some are withdrawn.
+pub const MAX_PATHS_PER_PREFIX: u32 = 64;
+
+/// What [`Rib::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Inserted {
+    New,
+    Replaced(AttrId),
+    /// A new path past `MAX_PATHS_PER_PREFIX`: not stored.
+    Refused,
 }
 
 impl<K: Key> Default for Rib<K> {
@@ -204,6 +222,7 @@ impl<K: Key> Default for Rib<K> {
             dead: 0,
             loading: false,
             filter: LoadFilter::default(),
+            paths: FxHashMap::default(),
         }
     }
 }
@@ -263,21 +282,30 @@ impl<K: Key> Rib<K> {
         }
     }
 
-    /// Returns the replaced set, if any (the caller releases it), and
-    /// whether the route is new.
-    fn insert(&mut self, key: KeyOf<K>, path_id: Option<u32>, attrs: AttrId) -> (Option<AttrId>, bool) {
+    /// Store a route; a replaced set is returned for the caller to release.
+    fn insert(&mut self, key: KeyOf<K>, path_id: Option<u32>, attrs: AttrId) -> Inserted {
         let (pid, has) = (path_id.unwrap_or(NO_PATH), path_id.is_some());
         if let Some(i) = self.find(key, pid, has) {
             let e = &mut self.run[i];
             let old = e.attrs;
-            e.attrs = attrs;
-            if old == DEAD {
-                self.dead -= 1;
-                return (None, true);
+            if old != DEAD {
+                e.attrs = attrs;
+                return Inserted::Replaced(old);
             }
-            return (Some(old), false);
+            if has && !self.add_path(key) {
+                return Inserted::Refused;
+            }
+            self.run[i].attrs = attrs;
+            self.dead -= 1;
+            return Inserted::New;
         }
-        let old = self.delta.insert((key, pid, has), attrs);
+        if let Some(slot) = self.delta.get_mut(&(key, pid, has)) {
+            return Inserted::Replaced(std::mem::replace(slot, attrs));
+        }
+        if has && !self.add_path(key) {
+            return Inserted::Refused;
+        }
+        self.delta.insert((key, pid, has), attrs);
         // A delta of a quarter of the run while a table loads: each merge
         // copies the whole run, and at an eighth a full table was copied
         // about nine times over (the delta's memory is returned after).
@@ -285,12 +313,34 @@ impl<K: Key> Rib<K> {
         if self.delta.len() > 4096.max(self.run.len() / share) {
             self.merge();
         }
-        (old, old.is_none())
+        Inserted::New
+    }
+
+    /// Count one more path for `key`, unless it has the most allowed.
+    fn add_path(&mut self, key: KeyOf<K>) -> bool {
+        let n = self.paths.entry(key).or_insert(0);
+        if *n >= MAX_PATHS_PER_PREFIX {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn drop_path(&mut self, key: KeyOf<K>) {
+        if let Some(n) = self.paths.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.paths.remove(&key);
+            }
+        }
     }
 
     fn remove(&mut self, key: KeyOf<K>, path_id: Option<u32>) -> Option<AttrId> {
         let (pid, has) = (path_id.unwrap_or(NO_PATH), path_id.is_some());
         if let Some(a) = self.delta.remove(&(key, pid, has)) {
+            if has {
+                self.drop_path(key);
+            }
             return Some(a);
         }
         let i = self.find(key, pid, has)?;
@@ -301,6 +351,9 @@ impl<K: Key> Rib<K> {
         let old = e.attrs;
         e.attrs = DEAD;
         self.dead += 1;
+        if has {
+            self.drop_path(key);
+        }
         if self.dead > 4096.max(self.run.len() / 4) {
             self.merge();
         }
@@ -398,6 +451,7 @@ impl<K: Key> Rib<K> {
         self.run.shrink_to_fit();
         self.path_ids = Vec::new();
         self.delta.shrink_to_fit();
+        self.paths = FxHashMap::default();
         self.reindex();
         n
     }
@@ -408,6 +462,7 @@ impl<K: Key> Rib<K> {
             + self.index.capacity() * std::mem::size_of::<K::Order>()
             + self.delta.capacity() * (std::mem::size_of::<(KeyOf<K>, u32, bool, AttrId)>() + 1)
             + self.filter.bits.capacity() * 8
+            + self.paths.capacity() * (std::mem::size_of::<(KeyOf<K>, u32)>() + 1)
     }
 }
 
@@ -416,6 +471,12 @@ struct Peer {
     v4: Rib<K4>,
     v6: Rib<K6>,
     count: usize,
+    /// Bytes of the attribute sets its routes hold, each route counted
+    /// whole (shared sets too): a bound on what the peer can make the pool
+    /// keep, however its attributes are spread.
+    attr_bytes: usize,
+    /// Paths ignored for being past `MAX_PATHS_PER_PREFIX`.
+    refused_paths: u64,
 }
 
 #[derive(Default)]
@@ -438,6 +499,8 @@ impl View {
             v4: Rib::default(),
             v6: Rib::default(),
             count: 0,
+            attr_bytes: 0,
+            refused_paths: 0,
         }));
         (self.peers.len() - 1) as PeerId
     }
@@ -480,6 +543,22 @@ impl View {
             .map_or(0, |p| p.count)
     }
 
+    /// Bytes of attributes the peer's routes hold (see `Peer::attr_bytes`).
+    pub fn attr_bytes(&self, peer: PeerId) -> usize {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.attr_bytes)
+    }
+
+    /// Paths of the peer ignored for being past `MAX_PATHS_PER_PREFIX`.
+    pub fn refused_paths(&self, peer: PeerId) -> u64 {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.refused_paths)
+    }
+
     /// Routes held, all peers.
     pub fn route_count(&self) -> usize {
         self.peers.iter().flatten().map(|p| p.count).sum()
@@ -496,15 +575,23 @@ impl View {
             pool.release(attrs);
             return;
         };
-        let (old, new) = match prefix.family() {
+        let done = match prefix.family() {
             Family::V4 => p.v4.insert(K4::split(&prefix), path_id, attrs),
             Family::V6 => p.v6.insert(K6::split(&prefix), path_id, attrs),
         };
-        if let Some(o) = old {
-            pool.release(o);
-        }
-        if new {
-            p.count += 1;
+        match done {
+            Inserted::New => {
+                p.count += 1;
+                p.attr_bytes += pool.get(attrs).bytes();
+            }
+            Inserted::Replaced(o) => {
+                p.attr_bytes = p.attr_bytes + pool.get(attrs).bytes() - pool.get(o).bytes();
+                pool.release(o);
+            }
+            Inserted::Refused => {
+                p.refused_paths += 1;
+                pool.release(attrs);
+            }
         }
     }
 
@@ -518,6 +605,7 @@ impl View {
         };
         match old {
             Some(a) => {
+                p.attr_bytes -= pool.get(a).bytes();
                 pool.release(a);
                 p.count -= 1;
                 true
@@ -558,6 +646,7 @@ impl View {
         };
         let n = p.v4.release_all(pool) + p.v6.release_all(pool);
         p.count = 0;
+        p.attr_bytes = 0;
         n
     }
 
@@ -796,21 +885,72 @@ mod tests {
     fn a_path_storm_for_one_prefix_is_decided_in_linear_time() {
         let mut pool = AttrPool::default();
         let mut v = View::new("ams");
-        let p = v.add_peer(peer("a", 3356, 10, false));
         let pfx: Prefix = "198.51.100.0/24".parse().unwrap();
-        let n = 100_000u32;
-        for i in 0..n {
-            // Highest MED first, so the best one is the last announced.
-            let a = pool.intern(&attrs(&[3356, 64500], Some(n - i), None));
-            v.announce(p, pfx, Some(i + 1), a, &mut pool);
+        // 1,000 peers of one neighbor AS, each with every path it may hold.
+        let per = MAX_PATHS_PER_PREFIX;
+        let n = 1000 * per;
+        for k in 0..1000u32 {
+            let p = v.add_peer(peer(&format!("p{k}"), 3356, 10 + k, false));
+            for j in 0..per {
+                let i = k * per + j;
+                // Highest MED first, so the best one is the last announced.
+                let a = pool.intern(&attrs(&[3356, 64500], Some(n - i), None));
+                v.announce(p, pfx, Some(j + 1), a, &mut pool);
+            }
         }
         let t0 = std::time::Instant::now();
         let best = v.best(&pfx, &pool).unwrap();
         let took = t0.elapsed();
         assert_eq!(pool.get(best.attrs).med(), Some(1));
-        assert_eq!(best.path_id, Some(n));
+        assert_eq!((best.peer, best.path_id), (999, Some(per)));
         // Generous for a debug build; the quadratic step took minutes.
         assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    }
+
+    #[test]
+    fn paths_per_prefix_are_bounded_per_peer() {
+        let mut pool = AttrPool::default();
+        let mut v = View::new("ams");
+        let p = v.add_peer(peer("a", 3356, 10, false));
+        let pfx: Prefix = "198.51.100.0/24".parse().unwrap();
+        let other: Prefix = "198.51.101.0/24".parse().unwrap();
+        for i in 0..200_000u32 {
+            let a = pool.intern(&attrs(&[3356, 64500 + i % 7], None, None));
+            v.announce(p, pfx, Some(i), a, &mut pool);
+        }
+        assert_eq!(v.prefix_count(p), MAX_PATHS_PER_PREFIX as usize);
+        assert_eq!(v.refused_paths(p), 200_000 - MAX_PATHS_PER_PREFIX as u64);
+        assert_eq!(v.routes(&pfx).len(), MAX_PATHS_PER_PREFIX as usize);
+        // A replaced path is not a new one; another prefix has its own count.
+        let a = pool.intern(&attrs(&[3356, 1], None, None));
+        v.announce(p, pfx, Some(0), a, &mut pool);
+        let a = pool.intern(&attrs(&[3356, 1], None, None));
+        v.announce(p, other, Some(5), a, &mut pool);
+        assert_eq!(v.prefix_count(p), MAX_PATHS_PER_PREFIX as usize + 1);
+        // A withdrawn path makes room for one more.
+        let w = ParsedUpdate {
+            withdrawn: vec![Nlri {
+                path_id: Some(3),
+                prefix: pfx,
+            }],
+            ..Default::default()
+        };
+        v.apply(p, &w, &mut pool);
+        v.compact();
+        let a = pool.intern(&attrs(&[3356, 2], None, None));
+        v.announce(p, pfx, Some(1_000_000), a, &mut pool);
+        assert!(v.routes(&pfx).iter().any(|r| r.path_id == Some(1_000_000)));
+        assert_eq!(v.routes(&pfx).len(), MAX_PATHS_PER_PREFIX as usize);
+        // Without ADD-PATH a prefix has one route, whatever is sent.
+        let q = v.add_peer(peer("b", 1299, 20, false));
+        for i in 0..100u32 {
+            let a = pool.intern(&attrs(&[1299, i], None, None));
+            v.announce(q, pfx, None, a, &mut pool);
+        }
+        assert_eq!((v.prefix_count(q), v.refused_paths(q)), (1, 0));
+        v.drop_peer_routes(p, &mut pool);
+        v.drop_peer_routes(q, &mut pool);
+        assert_eq!(pool.len(), 0, "every refused path gave its attributes back");
     }
 
     #[test]
@@ -1002,6 +1142,22 @@ mod tests {
             assert_eq!(v.prefix_count(p), model.keys().filter(|k| k.0 == p).count());
         }
         v.compact();
+        // Attribute bytes: each stored route's set, counted whole.
+        for p in [a, b] {
+            let want: usize = model
+                .keys()
+                .filter(|k| k.0 == p)
+                .map(|k| {
+                    let r = v
+                        .routes(&k.1)
+                        .into_iter()
+                        .find(|r| r.peer == p && r.path_id == k.2)
+                        .unwrap();
+                    pool.get(r.attrs).bytes()
+                })
+                .sum();
+            assert_eq!(v.attr_bytes(p), want);
+        }
         let mut seen = 0;
         v.for_each_best(&pool, &[], |prefix, r| {
             seen += 1;

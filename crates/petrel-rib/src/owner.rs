@@ -70,13 +70,13 @@ impl Default for Timing {
 /// What the caller must do (or may log).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// The peer went past its limit: its routes were dropped; send it
-    /// Cease/1 (RFC 4486). Its UPDATEs are ignored until it comes up again.
-    MaxPrefix {
+    /// The peer went past one of its limits: its routes were dropped; end
+    /// its session with the Cease the limit calls for (RFC 4486). Its
+    /// UPDATEs are ignored until it comes up again.
+    OverLimit {
         slot: Slot,
         name: String,
-        prefixes: usize,
-        max: u32,
+        exceeded: Exceeded,
     },
     /// A peer's initial table is complete and goes into the next batch.
     SyncEnded {
@@ -85,6 +85,34 @@ pub enum Event {
         took: Duration,
         end_of_rib: bool,
     },
+}
+
+/// What a feed may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Routes (prefix and path id).
+    pub routes: u32,
+    /// Bytes of attribute sets its routes hold, each route counted whole.
+    pub attr_bytes: usize,
+}
+
+/// Which limit a feed went past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    /// Cease/1, "Maximum Number of Prefixes Reached".
+    Routes { routes: usize, max: u32 },
+    /// Cease/8, "Out of Resources".
+    AttrBytes { bytes: usize, max: usize },
+}
+
+/// A feed's counts, for the board.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedCounts {
+    pub name: String,
+    pub routes: u64,
+    pub attr_bytes: u64,
+    /// Paths ignored for being past `MAX_PATHS_PER_PREFIX`.
+    pub refused_paths: u64,
 }
 
 /// What [`Owner::tick`] found due.
@@ -124,7 +152,7 @@ struct PeerSlot {
     name: String,
     view: ViewId,
     id: PeerId,
-    max_prefix: Option<u32>,
+    limits: Limits,
     over_limit: bool,
     sync: Option<InitialSync>,
 }
@@ -200,7 +228,7 @@ impl Owner {
     }
 
     /// A configured feed: its routes go to the view of `pop`.
-    pub fn add_peer(&mut self, slot: Slot, name: String, pop: &str, info: PeerInfo, max_prefix: Option<u32>) {
+    pub fn add_peer(&mut self, slot: Slot, name: String, pop: &str, info: PeerInfo, limits: Limits) {
         let view = self.view_for(pop);
         let id = self.views[view.index()].add_peer(info);
         self.slots.insert(
@@ -209,7 +237,7 @@ impl Owner {
                 name,
                 view,
                 id,
-                max_prefix,
+                limits,
                 over_limit: false,
                 sync: None,
             },
@@ -272,21 +300,31 @@ impl Owner {
             if let (Some(y), Some(afi)) = (s.sync.as_mut(), u.end_of_rib) {
                 y.waiting[(afi == Afi::Ipv6) as usize] = false;
             }
-            if let Some(max) = s.max_prefix {
-                let n = view.prefix_count(s.id);
-                if n > max as usize {
-                    s.over_limit = true;
-                    s.sync = None;
-                    view.set_loading(s.id, false);
-                    view.drop_peer_routes(s.id, &mut self.pool);
-                    changed += 1;
-                    events.push(Event::MaxPrefix {
-                        slot,
-                        name: s.name.clone(),
-                        prefixes: n,
-                        max,
-                    });
-                }
+            let (routes, bytes) = (view.prefix_count(s.id), view.attr_bytes(s.id));
+            let exceeded = if routes > s.limits.routes as usize {
+                Some(Exceeded::Routes {
+                    routes,
+                    max: s.limits.routes,
+                })
+            } else if bytes > s.limits.attr_bytes {
+                Some(Exceeded::AttrBytes {
+                    bytes,
+                    max: s.limits.attr_bytes,
+                })
+            } else {
+                None
+            };
+            if let Some(exceeded) = exceeded {
+                s.over_limit = true;
+                s.sync = None;
+                view.set_loading(s.id, false);
+                view.drop_peer_routes(s.id, &mut self.pool);
+                changed += 1;
+                events.push(Event::OverLimit {
+                    slot,
+                    name: s.name.clone(),
+                    exceeded,
+                });
             }
         }
         match s.sync.as_mut() {
@@ -376,12 +414,20 @@ impl Owner {
 
     /// Every feed's route count (sessions, BMP peers, MRT peers), for the
     /// board; marks them reported.
-    pub fn counts(&mut self, now: Instant) -> Vec<(String, u64)> {
+    pub fn counts(&mut self, now: Instant) -> Vec<FeedCounts> {
         self.last_report = Some(now);
         self.unreported = false;
         self.slots
             .values()
-            .map(|s| (s.name.clone(), self.views[s.view.index()].prefix_count(s.id) as u64))
+            .map(|s| {
+                let v = &self.views[s.view.index()];
+                FeedCounts {
+                    name: s.name.clone(),
+                    routes: v.prefix_count(s.id) as u64,
+                    attr_bytes: v.attr_bytes(s.id) as u64,
+                    refused_paths: v.refused_paths(s.id),
+                }
+            })
             .collect()
     }
 
@@ -510,10 +556,23 @@ mod tests {
     }
 
     /// An owner with one view `ams` (POP 0) and a peer in it at slot 1.
-    fn owner(max_prefix: Option<u32>) -> Owner {
+    const NO_LIMIT: Limits = Limits {
+        routes: u32::MAX,
+        attr_bytes: usize::MAX,
+    };
+
+    fn owner(routes: Option<u32>) -> Owner {
         let mut o = Owner::new(vec!["ams".into()], Timing::default());
-        o.add_peer(1, "a".into(), "ams", info(64500), max_prefix);
+        let limits = Limits {
+            routes: routes.unwrap_or(u32::MAX),
+            ..NO_LIMIT
+        };
+        o.add_peer(1, "a".into(), "ams", info(64500), limits);
         o
+    }
+
+    fn routes_of(o: &mut Owner, t: Instant) -> Vec<(String, u64)> {
+        o.counts(t).into_iter().map(|c| (c.name, c.routes)).collect()
     }
 
     fn published_prefixes(p: &Publication) -> usize {
@@ -600,7 +659,7 @@ mod tests {
     fn a_syncing_peer_is_left_out_while_others_are_published() {
         let t0 = Instant::now();
         let mut o = owner(None);
-        o.add_peer(2, "b".into(), "ams", info(64501), None);
+        o.add_peer(2, "b".into(), "ams", info(64501), NO_LIMIT);
         o.peer_up(2, info(64501), [false, false], t0);
         feed(&mut o, 2, &[announce(&["12.0.0.0/8"], &[64501])], t0);
         o.peer_up(1, info(64500), [true, false], t0);
@@ -628,20 +687,57 @@ mod tests {
         );
         assert_eq!(
             ev,
-            [Event::MaxPrefix {
+            [Event::OverLimit {
                 slot: 1,
                 name: "a".into(),
-                prefixes: 3,
-                max: 2
+                exceeded: Exceeded::Routes { routes: 3, max: 2 }
             }]
         );
-        assert_eq!(o.counts(t0), [("a".to_string(), 0)]);
+        assert_eq!(routes_of(&mut o, t0), [("a".to_string(), 0)]);
         // Ignored until the session comes up again.
         feed(&mut o, 1, &[announce(&["14.0.0.0/8"], &[64500])], t0);
-        assert_eq!(o.counts(t0), [("a".to_string(), 0)]);
+        assert_eq!(routes_of(&mut o, t0), [("a".to_string(), 0)]);
         o.peer_up(1, info(64500), [false, false], ms(t0, 60_000));
         feed(&mut o, 1, &[announce(&["14.0.0.0/8"], &[64500])], ms(t0, 60_000));
-        assert_eq!(o.counts(t0), [("a".to_string(), 1)]);
+        assert_eq!(routes_of(&mut o, t0), [("a".to_string(), 1)]);
+    }
+
+    #[test]
+    fn long_attributes_count_against_the_peer_budget() {
+        let t0 = Instant::now();
+        let mut o = Owner::new(vec!["ams".into()], Timing::default());
+        let limits = Limits {
+            routes: u32::MAX,
+            attr_bytes: 1 << 20,
+        };
+        o.add_peer(1, "a".into(), "ams", info(64500), limits);
+        o.peer_up(1, info(64500), [false, false], t0);
+        // Short paths: a thousand routes fit many times over.
+        let short: Vec<ParsedUpdate> = (0..1000u32)
+            .map(|i| announce(&[&format!("10.{}.{}.0/24", i / 256, i % 256)], &[64500, i]))
+            .collect();
+        assert!(feed(&mut o, 1, &short, t0).is_empty());
+        let c = &o.counts(t0)[0];
+        assert!(c.attr_bytes > 0 && c.attr_bytes < 1 << 18, "{c:?}");
+        // 1000-AS paths, each distinct: about 4 KB a route, so the budget
+        // ends them after a couple of hundred.
+        let long: Vec<ParsedUpdate> = (0..1000u32)
+            .map(|i| {
+                let path: Vec<u32> = (0..1000).map(|k| 64500 + k + i).collect();
+                announce(&[&format!("11.{}.{}.0/24", i / 256, i % 256)], &path)
+            })
+            .collect();
+        let ev = feed(&mut o, 1, &long, t0);
+        match &ev[..] {
+            [Event::OverLimit {
+                exceeded: Exceeded::AttrBytes { bytes, max },
+                ..
+            }] => assert!(*bytes > *max && *max == 1 << 20),
+            other => panic!("{other:?}"),
+        }
+        let c = &o.counts(t0)[0];
+        assert_eq!((c.routes, c.attr_bytes), (0, 0), "the peer's routes are gone");
+        assert_eq!(o.pool().len(), 0, "and so are their attributes");
     }
 
     #[test]

@@ -303,6 +303,11 @@ impl StoredAttrs {
         self.words[at..].chunks_exact(3).map(|c| [c[0], c[1], c[2]])
     }
 
+    /// What the set costs: the struct and its heap.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<StoredAttrs>() + self.heap_bytes()
+    }
+
     /// Heap bytes beyond the struct itself.
     fn heap_bytes(&self) -> usize {
         self.words.heap_len() * 4

@@ -1727,3 +1727,196 @@ connect_retry_secs = 1
     );
     assert!(established(&s, "raw"));
 }
+
+/// Path attributes as a hand-written speaker with 4-octet ASNs sends them:
+/// ORIGIN IGP, an AS_SEQUENCE of `path`, NEXT_HOP, and `extra` after.
+fn raw_attrs(path: &[u32], extra: &[u8]) -> Vec<u8> {
+    let mut a = vec![0x40, 1, 1, 0];
+    // AS_SEQUENCE segments of at most 255 ASNs each.
+    let mut segs = Vec::new();
+    for chunk in path.chunks(255) {
+        segs.extend_from_slice(&[2, chunk.len() as u8]);
+        for asn in chunk {
+            segs.extend_from_slice(&asn.to_be_bytes());
+        }
+    }
+    if segs.len() > 255 {
+        a.extend_from_slice(&[0x50, 2]);
+        a.extend_from_slice(&(segs.len() as u16).to_be_bytes());
+    } else {
+        a.extend_from_slice(&[0x40, 2, segs.len() as u8]);
+    }
+    a.extend_from_slice(&segs);
+    a.extend_from_slice(&[0x40, 3, 4, 127, 0, 0, 2]);
+    a.extend_from_slice(extra);
+    a
+}
+
+fn raw_update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    petrel_bgp_wire::encode(
+        &petrel_bgp_wire::Message::Update(petrel_bgp_wire::Update {
+            withdrawn: &[],
+            attributes: attrs,
+            nlri,
+        }),
+        &mut b,
+    );
+    b
+}
+
+fn metric_of(s: &Server, name: &str) -> u64 {
+    let m = common::http_get(s.admin, "/metrics");
+    m.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+/// What one peer can do to petrel is bounded: 200,000 ADD-PATH paths for
+/// one prefix (64 are kept, and routes keep flowing), 100,000 malformed
+/// UPDATEs (a few log lines), routes with 1000-AS paths (the attribute
+/// budget ends the session with Cease/8), and 500 connections from an
+/// unknown address (counted, a line or two of log).
+#[test]
+fn a_peer_cannot_exhaust_petrel() {
+    use std::io::Write;
+    let n = 21;
+    let listen = free_port();
+    let s = petrel_with(
+        "bgp-abuse",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.5"
+listen = "127.{n}.0.1:{listen}"
+batch_ms = 100
+max_attr_mb = 8
+
+[[bgp.peer]]
+name = "raw"
+pop = "ams"
+address = "127.{n}.0.2"
+asn = 65090
+passive = true
+hold_time = 90
+"#
+        ),
+    );
+    let petrel_addr: std::net::SocketAddr = format!("127.{n}.0.1:{listen}").parse().unwrap();
+    let mut p = RawBgp::connect(&format!("127.{n}.0.2"), petrel_addr);
+    p.send(&petrel_bgp_wire::Message::Open(petrel_bgp_wire::Open {
+        version: 4,
+        my_as: 65090,
+        hold_time: 90,
+        bgp_id: u32::from(std::net::Ipv4Addr::new(127, 0, 0, 9)),
+        capabilities: vec![
+            petrel_bgp_wire::Capability::Multiprotocol { afi: 1, safi: 1 },
+            petrel_bgp_wire::Capability::FourOctetAs(65090),
+            petrel_bgp_wire::Capability::AddPath(vec![(1, 1, 2)]),
+        ],
+    }));
+    assert_eq!(p.next().0, 1, "petrel's OPEN");
+    assert_eq!(p.next().0, 4);
+    p.send(&petrel_bgp_wire::Message::Keepalive);
+    wait_for("the session", Duration::from_secs(10), || established(&s, "raw"));
+    // End of the initial table: an empty UPDATE (End-of-RIB).
+    p.0.write_all(&raw_update(&[], &[])).unwrap();
+
+    // 1. A path storm: 200,000 paths for 203.0.113.0/24, 500 per UPDATE.
+    let attrs = raw_attrs(&[65090, 65010], &[]);
+    let t0 = Instant::now();
+    for k in 0..400u32 {
+        let mut nlri = Vec::new();
+        for j in 0..500u32 {
+            nlri.extend_from_slice(&(k * 500 + j + 1).to_be_bytes());
+            nlri.extend_from_slice(&[24, 203, 0, 113]);
+        }
+        p.0.write_all(&raw_update(&attrs, &nlri)).unwrap();
+    }
+    // A route sent after the storm is in the served view at once.
+    let mut nlri = 1u32.to_be_bytes().to_vec();
+    nlri.extend_from_slice(&[24, 198, 51, 100]);
+    p.0.write_all(&raw_update(&attrs, &nlri)).unwrap();
+    wait_for("the route after the storm", Duration::from_secs(30), || {
+        bgp_route(&s, "198.51.100.7").contains("198.51.100.0/24")
+    });
+    eprintln!(
+        "200,000 paths for one prefix, then a route: served after {:?}",
+        t0.elapsed()
+    );
+    wait_for("the storm's count", Duration::from_secs(10), || {
+        let sum = summary(&s);
+        let raw = peer(&sum, "raw");
+        raw["prefixes"] == 65 && raw["paths_refused"] == 200_000 - 64
+    });
+    assert_eq!(metric_of(&s, "petrel_bgp_paths_refused_total"), 200_000 - 64);
+
+    // 2. 100,000 UPDATEs with a malformed COMMUNITIES (3 octets): each is
+    // treat-as-withdraw; the log gets a line per interval, not per UPDATE.
+    let bad = raw_attrs(&[65090, 65010], &[0xc0, 8, 3, 1, 2, 3]);
+    let mut burst = Vec::new();
+    for i in 0..100_000u32 {
+        let mut nlri = 7u32.to_be_bytes().to_vec();
+        nlri.extend_from_slice(&[24, 10, (i >> 8) as u8, i as u8]);
+        burst.extend(raw_update(&bad, &nlri));
+    }
+    p.0.write_all(&burst).unwrap();
+    wait_for("every malformed UPDATE counted", Duration::from_secs(60), || {
+        metric_of(&s, "petrel_bgp_rfc7606_errors_total") == 100_000
+    });
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    let lines = log.lines().filter(|l| l.contains("treat-as-withdraw")).count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines for 100,000 malformed UPDATEs"
+    );
+    assert!(established(&s, "raw"));
+
+    // 3. Unconfigured addresses: counted, logged in aggregate.
+    for _ in 0..500 {
+        let c = RawBgp::connect(&format!("127.{n}.0.9"), petrel_addr);
+        drop(c);
+    }
+    wait_for("500 unknown connections counted", Duration::from_secs(20), || {
+        metric_of(&s, "petrel_bgp_unconfigured_connections_total") == 500
+    });
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    let lines = log.lines().filter(|l| l.contains("not a configured peer")).count();
+    assert!((1..=3).contains(&lines), "{lines} log lines for 500 connections");
+
+    // 4. Distinct 1000-AS paths, about 4 KB of attributes a route: the
+    // 8 MiB budget ends the session with Cease/8 and drops its routes.
+    let mut sent = 0;
+    let notification = loop {
+        let path: Vec<u32> = (0..1000).map(|k| 65090 + k + sent).collect();
+        let mut nlri = 9u32.to_be_bytes().to_vec();
+        nlri.extend_from_slice(&[24, 11, (sent >> 8) as u8, sent as u8]);
+        if p.0.write_all(&raw_update(&raw_attrs(&path, &[]), &nlri)).is_err() {
+            break p.next();
+        }
+        sent += 1;
+        assert!(sent < 20_000, "no Cease after {sent} long routes");
+        if sent % 500 == 0 {
+            p.0.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            let ready = std::io::Read::read(&mut p.0, &mut b).is_ok();
+            p.0.set_nonblocking(false).unwrap();
+            if ready {
+                p.1.push(b[0]);
+                break p.next();
+            }
+        }
+    };
+    // KEEPALIVEs may come first.
+    let mut m = notification;
+    while m.0 == 4 {
+        m = p.next();
+    }
+    assert_eq!((m.0, m.1[0], m.1[1]), (3, 6, 8), "Cease/8 (Out of Resources)");
+    wait_for("the peer's routes gone", Duration::from_secs(10), || {
+        peer(&summary(&s), "raw")["prefixes"] == 0
+    });
+    eprintln!("Cease/8 after {sent} routes with 1000-AS paths");
+}

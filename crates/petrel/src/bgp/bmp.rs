@@ -37,9 +37,15 @@ pub async fn accept_loop(
     board: Arc<BgpBoard>,
     mut conf: watch::Receiver<BmpConf>,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    let mut unknown_log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut error_log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut backoff = Duration::from_millis(10);
     loop {
         match l.accept().await {
             Ok((s, from)) => {
+                backoff = Duration::from_millis(10);
                 // Marked seen, so that the session's clone wakes only on a
                 // later change.
                 let entries: Vec<BgpBmpConf> = conf
@@ -49,7 +55,10 @@ pub async fn accept_loop(
                     .cloned()
                     .collect();
                 if entries.is_empty() {
-                    tracing::warn!(%from, "BMP connection from an address that is not a configured router");
+                    board.unconfigured_bmp.fetch_add(1, Relaxed);
+                    if let Some(n) = unknown_log.hit(Instant::now()) {
+                        tracing::warn!(%from, suppressed = n, "BMP connection from an address that is not a configured router");
+                    }
                     continue;
                 }
                 tokio::spawn(
@@ -69,8 +78,12 @@ pub async fn accept_loop(
                 );
             }
             Err(e) => {
-                tracing::warn!(error = %e, "BMP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                board.accept_errors.fetch_add(1, Relaxed);
+                if let Some(n) = error_log.hit(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed = n, "BMP accept failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -245,16 +258,25 @@ impl Station {
                     state: "Idle".into(),
                     ..Default::default()
                 });
-                // BMP peers have no max-prefix limit: the RIB only sends
-                // their applied batches back.
+                // The `[bgp]` limits apply; a peer past one loses its
+                // routes until its next Peer Up (a station cannot end the
+                // router's session). The RIB sends applied batches back.
                 let ctl = self.recycler.sender();
+                let limits = self
+                    .reader
+                    .load()
+                    .config()
+                    .bgp
+                    .as_ref()
+                    .map(|c| super::feed_limits(c, None));
+                let Some(limits) = limits else { return Ok(()) };
                 self.rib
                     .send(RibMsg::AddPeer {
                         slot,
                         name: name.clone(),
                         pop: view.clone(),
                         info: info.clone(),
-                        max_prefix: None,
+                        limits,
                         ctl,
                     })
                     .await

@@ -6,6 +6,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,12 @@ use std::time::{Duration, SystemTime};
 pub struct BgpBoard {
     peers: Mutex<BTreeMap<String, PeerStatus>>,
     publish: Mutex<PublishStats>,
+    /// Connections closed at once: BGP from an address no peer has, BMP
+    /// from an address no router has.
+    pub unconfigured_bgp: AtomicU64,
+    pub unconfigured_bmp: AtomicU64,
+    /// Failed accepts on the BGP and BMP listeners.
+    pub accept_errors: AtomicU64,
 }
 
 fn unix_now() -> u64 {
@@ -73,7 +80,7 @@ impl Collector for BgpCollector {
         {
             let (peers, publish) = self.0.snapshot();
             type PeerMetric<T> = (&'static str, &'static str, fn(&PeerStatus) -> T);
-            let gauges: [PeerMetric<i64>; 2] = [
+            let gauges: [PeerMetric<i64>; 3] = [
                 (
                     "petrel_bgp_session_established",
                     "1 if the BGP session is Established",
@@ -82,6 +89,11 @@ impl Collector for BgpCollector {
                 ("petrel_bgp_prefixes", "Routes the peer has in its view", |p| {
                     p.prefixes as i64
                 }),
+                (
+                    "petrel_bgp_attribute_bytes",
+                    "Bytes of attributes the peer's routes hold, each route counted whole (bgp.max_attr_mb bounds it)",
+                    |p| p.attr_bytes as i64,
+                ),
             ];
             for (name, help, f) in gauges {
                 let mut me = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
@@ -90,7 +102,7 @@ impl Collector for BgpCollector {
                     ConstGauge::new(f(p)).encode(me.encode_family(&labels)?)?;
                 }
             }
-            let counters: [PeerMetric<u64>; 3] = [
+            let counters: [PeerMetric<u64>; 4] = [
                 ("petrel_bgp_updates_received", "UPDATE messages received", |p| {
                     p.updates_received
                 }),
@@ -104,6 +116,11 @@ impl Collector for BgpCollector {
                     "Malformed attributes handled by treat-as-withdraw or attribute-discard",
                     |p| p.errors_7606,
                 ),
+                (
+                    "petrel_bgp_paths_refused",
+                    "ADD-PATH paths ignored: the peer already had the most allowed for the prefix",
+                    |p| p.paths_refused,
+                ),
             ];
             for (name, help, f) in counters {
                 let mut me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
@@ -111,6 +128,26 @@ impl Collector for BgpCollector {
                     let labels = vec![("peer", p.name.clone()), ("view", p.view.clone())];
                     ConstCounter::new(f(p)).encode(me.encode_family(&labels)?)?;
                 }
+            }
+            for (name, help, v) in [
+                (
+                    "petrel_bgp_unconfigured_connections",
+                    "BGP connections closed at once: no configured peer has their address",
+                    &self.0.unconfigured_bgp,
+                ),
+                (
+                    "petrel_bmp_unconfigured_connections",
+                    "BMP connections closed at once: no configured router has their address",
+                    &self.0.unconfigured_bmp,
+                ),
+                (
+                    "petrel_bgp_accept_errors",
+                    "Failed accepts on the BGP and BMP listeners",
+                    &self.0.accept_errors,
+                ),
+            ] {
+                let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                ConstCounter::new(v.load(Relaxed)).encode(me)?;
             }
             let me = enc.encode_descriptor(
                 "petrel_bgp_publications",

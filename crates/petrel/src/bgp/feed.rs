@@ -3,6 +3,7 @@
 //! that go back to a session.
 
 use petrel_bgp_wire::UpdateBatch;
+pub use petrel_rib::owner::{Exceeded, Limits};
 use petrel_rib::PeerInfo;
 use petrel_types::Prefix;
 use tokio::net::TcpStream;
@@ -12,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 pub enum PeerCtl {
     /// Cease with this subcode and end the task.
     Stop(u8),
-    /// Cease/1 (RFC 4486), then retry later.
-    MaxPrefix(u32),
+    /// The peer went past a limit: Cease/1 or Cease/8 (RFC 4486), then
+    /// retry later.
+    OverLimit(Exceeded),
     /// A connection from the peer's address, for a passive session.
     Accepted(TcpStream),
     /// A batch the RIB has applied, back to the session that parsed it:
@@ -39,7 +41,7 @@ pub enum RibMsg {
         name: String,
         pop: String,
         info: PeerInfo,
-        max_prefix: Option<u32>,
+        limits: Limits,
         ctl: mpsc::UnboundedSender<PeerCtl>,
     },
     RemovePeer(Slot),

@@ -16,7 +16,7 @@ mod ribs;
 mod sockopt;
 
 use board::{BgpBoard, PeerStatus};
-use feed::{new_slot, PeerCtl, RibMsg, Slot};
+use feed::{new_slot, Limits, PeerCtl, RibMsg, Slot};
 use petrel_config::{bgp_diff, BgpConf, BgpPeerConf};
 use petrel_director::{ChangeKind, Publisher, Reader};
 use petrel_rib::PeerInfo;
@@ -71,7 +71,7 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
     if let Some(addr) = conf.as_ref().and_then(|c| c.listen) {
         let l = Arc::new(bind(rt, addr, "BGP")?);
         listener_md5 = Some(l.clone());
-        rt.spawn(accept_loop(l, accepting.clone()));
+        rt.spawn(accept_loop(l, accepting.clone(), board.clone()));
     }
     let (bmp_tx, bmp_rx) = tokio::sync::watch::channel(bmp::BmpConf::default());
     if let Some(addr) = conf.as_ref().and_then(|c| c.bmp_listen) {
@@ -100,25 +100,56 @@ fn bind(rt: &tokio::runtime::Runtime, addr: std::net::SocketAddr, what: &str) ->
     Ok(l)
 }
 
-async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting) {
+async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting, board: Arc<BgpBoard>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    // A scan or a flood from unknown addresses is counted, and logged once
+    // per interval with how many were not.
+    let mut unknown_log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut error_log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut backoff = Duration::from_millis(10);
     loop {
         match l.accept().await {
             Ok((s, from)) => {
+                backoff = Duration::from_millis(10);
                 let to = accepting.lock().expect("accepting").get(&from.ip()).cloned();
                 match to {
                     Some(tx) => {
                         let _ = tx.send(PeerCtl::Accepted(s));
                     }
-                    None => tracing::warn!(%from, "BGP connection from an address that is not a configured peer"),
+                    None => {
+                        board.unconfigured_bgp.fetch_add(1, Relaxed);
+                        if let Some(n) = unknown_log.hit(Instant::now()) {
+                            tracing::warn!(%from, suppressed = n, "BGP connection from an address that is not a configured peer");
+                        }
+                    }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "BGP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                board.accept_errors.fetch_add(1, Relaxed);
+                if let Some(n) = error_log.hit(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed = n, "BGP accept failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
 }
+
+/// What one feed may hold: its own route limit, or the `[bgp]` default.
+pub fn feed_limits(c: &BgpConf, own: Option<u32>) -> Limits {
+    Limits {
+        routes: own.unwrap_or(c.max_prefix),
+        attr_bytes: c.max_attr_bytes,
+    }
+}
+
+/// Never used for a live feed (a feed exists only with a `[bgp]` section).
+const NO_LIMITS: Limits = Limits {
+    routes: 0,
+    attr_bytes: 0,
+};
 
 async fn manage(
     reader: Reader,
@@ -190,7 +221,7 @@ async fn manage(
                     name: p.name.clone(),
                     pop: view.clone(),
                     info,
-                    max_prefix: p.max_prefix,
+                    limits: conf.as_ref().map_or(NO_LIMITS, |c| feed_limits(c, p.max_prefix)),
                     ctl: ctl_tx.clone(),
                 })
                 .await;
@@ -210,6 +241,7 @@ async fn manage(
                     rib: rib.clone(),
                     board: board.clone(),
                     ctl: ctl_rx,
+                    malformed_log: std::sync::Mutex::new(crate::quiet::Every::new(std::time::Duration::from_secs(10))),
                 }
                 .run(),
             );
@@ -222,7 +254,8 @@ async fn manage(
         }
         for m in diff.load_mrt {
             let pop = pops.get(m.pop.index()).cloned().unwrap_or_default();
-            let h = mrt.load(m.clone(), pop, rib.clone(), board.clone());
+            let limits = conf.as_ref().map_or(NO_LIMITS, |c| feed_limits(c, None));
+            let h = mrt.load(m.clone(), pop, limits, rib.clone(), board.clone());
             dumps.insert(m, h);
         }
         // BMP routers: a board line each; streams restart on any change.

@@ -8,7 +8,7 @@
 //! whole. The RIB thread reads no file.
 
 use super::board::{BgpBoard, PeerStatus};
-use super::feed::{new_slot, Recycler, RibMsg, Slot};
+use super::feed::{new_slot, Limits, Recycler, RibMsg, Slot};
 use super::mrt_file::MrtFile;
 use petrel_bgp_wire::mrt::Record;
 use petrel_bgp_wire::{Afi, Nlri, ParsedUpdate, UpdateBatch};
@@ -66,7 +66,14 @@ impl MrtReader {
     }
 
     /// Queue `src` to be read into `pop`'s view.
-    pub fn load(&self, src: BgpMrtConf, pop: String, rib: mpsc::Sender<RibMsg>, board: Arc<BgpBoard>) -> DumpHandle {
+    pub fn load(
+        &self,
+        src: BgpMrtConf,
+        pop: String,
+        limits: Limits,
+        rib: mpsc::Sender<RibMsg>,
+        board: Arc<BgpBoard>,
+    ) -> DumpHandle {
         let cancelled = Arc::new(AtomicBool::new(false));
         let peers = Arc::new(Mutex::new(Vec::new()));
         let stem = src
@@ -76,6 +83,7 @@ impl MrtReader {
         let loader = Loader {
             src,
             pop,
+            limits,
             stem,
             rib,
             board,
@@ -96,6 +104,7 @@ impl MrtReader {
 struct Loader {
     src: BgpMrtConf,
     pop: String,
+    limits: Limits,
     stem: String,
     rib: mpsc::Sender<RibMsg>,
     board: Arc<BgpBoard>,
@@ -273,7 +282,7 @@ impl Loader {
             name,
             pop: self.pop.clone(),
             info: info.clone(),
-            max_prefix: None,
+            limits: self.limits,
             ctl: self.recycler.sender(),
         })?;
         self.send(RibMsg::Up {

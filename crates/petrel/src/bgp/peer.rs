@@ -4,7 +4,7 @@
 //! the RIB owner over a bounded channel.
 
 use super::board::BgpBoard;
-use super::feed::{PeerCtl, RibBatch, RibMsg, Slot};
+use super::feed::{Exceeded, PeerCtl, RibBatch, RibMsg, Slot};
 use super::sockopt;
 use petrel_bgp_fsm::{notif, Action, Config as FsmConfig, Session, State};
 use petrel_bgp_wire::UpdateBatch;
@@ -34,6 +34,8 @@ pub struct PeerTask {
     pub rib: mpsc::Sender<RibMsg>,
     pub board: Arc<BgpBoard>,
     pub ctl: mpsc::UnboundedReceiver<PeerCtl>,
+    /// RFC 7606 events are logged once per interval; the board counts all.
+    pub malformed_log: std::sync::Mutex<crate::quiet::Every>,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
@@ -302,10 +304,15 @@ impl PeerTask {
                         s.recycle(b.updates);
                         spare_hashes = b.hashes;
                     }
-                    Some(PeerCtl::MaxPrefix(max)) => {
-                        s.stop(notif::MAX_PREFIXES_REACHED, &[]);
+                    Some(PeerCtl::OverLimit(exceeded)) => {
+                        // RFC 4486 §4 (the optional data is not sent).
+                        let (sub, what) = match exceeded {
+                            Exceeded::Routes { max, .. } => (notif::MAX_PREFIXES_REACHED, format!("more than {max} prefixes: Cease/1")),
+                            Exceeded::AttrBytes { max, .. } => (notif::OUT_OF_RESOURCES, format!("more than {} MiB of attributes: Cease/8", max >> 20)),
+                        };
+                        s.stop(sub, &[]);
                         closing_reason = Some(format!(
-                            "more than {max} prefixes: Cease/1 sent; retry in {} s",
+                            "{what} sent; retry in {} s",
                             MAX_PREFIX_RESTART.as_secs()
                         ));
                         restart_at = Some(Instant::now() + MAX_PREFIX_RESTART);
@@ -372,13 +379,22 @@ impl PeerTask {
     async fn send_batch(&self, b: UpdateBatch, spare_hashes: &mut Vec<u64>) -> bool {
         let mut errs = 0u64;
         for u in b.as_slice() {
-            if let Some(why) = &u.treat_as_withdraw {
-                tracing::warn!(peer = %self.cfg.name, reason = %why, withdrawn = u.withdrawn.len(), "RFC 7606 treat-as-withdraw");
+            let n = u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
+            if n == 0 {
+                continue;
             }
-            for why in &u.discarded {
-                tracing::warn!(peer = %self.cfg.name, reason = %why, "RFC 7606 attribute discarded");
+            errs += n;
+            // One line per interval, naming the first event and how many
+            // were left out: a peer that sends nothing but malformed
+            // UPDATEs must not fill the disk.
+            let mut log = self.malformed_log.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(suppressed) = log.hit(Instant::now()) {
+                if let Some(why) = &u.treat_as_withdraw {
+                    tracing::warn!(peer = %self.cfg.name, reason = %why, withdrawn = u.withdrawn.len(), suppressed, "RFC 7606 treat-as-withdraw");
+                } else if let Some(why) = u.discarded.first() {
+                    tracing::warn!(peer = %self.cfg.name, reason = %why, suppressed, "RFC 7606 attribute discarded");
+                }
             }
-            errs += u64::from(u.treat_as_withdraw.is_some()) + u.discarded.len() as u64;
         }
         let n = b.len() as u64;
         self.board.update(&self.cfg.name, |p| {

@@ -11,7 +11,7 @@
 //! channel and the next batch takes them all.
 
 use super::board::BgpBoard;
-use super::feed::{PeerCtl, RibMsg, RouteLine, Slot, ViewRoutes};
+use super::feed::{Exceeded, PeerCtl, RibMsg, RouteLine, Slot, ViewRoutes};
 use petrel_director::{Input, Publisher};
 use petrel_rib::owner::{Event, Owner, Timing};
 use petrel_rib::{AttrPool, View};
@@ -101,17 +101,18 @@ impl Ribs {
     fn carry_out(&mut self) {
         for e in self.events.drain(..) {
             match e {
-                Event::MaxPrefix {
-                    slot,
-                    name,
-                    prefixes,
-                    max,
-                } => {
-                    // RFC 4486 §4: Cease/1 (its optional data is not sent).
+                Event::OverLimit { slot, name, exceeded } => {
                     if let Some(c) = self.ctl.get(&slot) {
-                        let _ = c.send(PeerCtl::MaxPrefix(max));
+                        let _ = c.send(PeerCtl::OverLimit(exceeded));
                     }
-                    tracing::warn!(peer = %name, prefixes, max, "maximum prefix count exceeded");
+                    match exceeded {
+                        Exceeded::Routes { routes, max } => {
+                            tracing::warn!(peer = %name, routes, max, "route limit exceeded; the peer's routes are dropped")
+                        }
+                        Exceeded::AttrBytes { bytes, max } => {
+                            tracing::warn!(peer = %name, bytes, max, "attribute memory limit (bgp.max_attr_mb) exceeded; the peer's routes are dropped")
+                        }
+                    }
                 }
                 Event::SyncEnded {
                     name,
@@ -134,10 +135,10 @@ impl Ribs {
                 name,
                 pop,
                 info,
-                max_prefix,
+                limits,
                 ctl,
             } => {
-                self.owner.add_peer(slot, name, &pop, info, max_prefix);
+                self.owner.add_peer(slot, name, &pop, info, limits);
                 self.ctl.insert(slot, ctl);
             }
             RibMsg::RemovePeer(slot) => {
@@ -174,8 +175,12 @@ impl Ribs {
 
     /// Every feed's route count, for the board.
     fn report(&mut self) {
-        for (name, n) in self.owner.counts(Instant::now()) {
-            self.board.set_prefixes(&name, n);
+        for c in self.owner.counts(Instant::now()) {
+            self.board.update(&c.name, |p| {
+                p.prefixes = c.routes;
+                p.attr_bytes = c.attr_bytes;
+                p.paths_refused = c.refused_paths;
+            });
         }
     }
 
