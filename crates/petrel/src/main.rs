@@ -219,6 +219,33 @@ fn check(config: &std::path::Path) -> Result<(), String> {
             for w in state.iter().chain(&token) {
                 eprintln!("warning: {w}");
             }
+            // MRT dumps are read through, as the MRT reader would.
+            let mut mrt_errors = Vec::new();
+            for m in c.config.bgp.iter().flat_map(|b| &b.mrt) {
+                for f in std::iter::once(&m.file).chain(&m.updates) {
+                    match bgp::mrt_file::scan(f) {
+                        Ok(s) => println!(
+                            "{}: {} MRT records, {} routes from {} peers{}",
+                            f.display(),
+                            s.records,
+                            s.routes,
+                            s.peers,
+                            if s.unusable > 0 {
+                                format!(", {} routes with unusable attributes skipped", s.unusable)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        Err(e) => mrt_errors.push(e),
+                    }
+                }
+            }
+            if !mrt_errors.is_empty() {
+                for e in &mrt_errors {
+                    eprintln!("{e}");
+                }
+                return Err(format!("{} error(s) in {}", mrt_errors.len(), config.display()));
+            }
             let bgp = match &c.config.bgp {
                 Some(b) => format!(
                     ", {} BGP peers, {} MRT dumps, {} BMP routers",

@@ -23,7 +23,7 @@ const MAX_CONFIG_SIZE: u64 = 16 << 20;
 /// Open a file for reading without blocking on it (O_NONBLOCK: opening a
 /// FIFO waits for a writer otherwise) and insist that it is a regular file
 /// of at most `cap` bytes. Returns the file and its size.
-fn open_regular(path: &Path, cap: u64) -> Result<(File, u64), String> {
+pub fn open_regular(path: &Path, cap: u64) -> Result<(File, u64), String> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

@@ -901,3 +901,35 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 404);
     let _: petrel_api::ErrorBody = typed("no such endpoint", body_of(&raw));
 }
+
+#[test]
+fn a_truncated_mrt_dump_is_reported_alike_by_check_and_serve() {
+    let dir = tempdir("mrtcut");
+    let (port, admin) = (free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    let mrt = dir.join("demo-bgp-ams.mrt");
+    let bytes = std::fs::read(&mrt).unwrap();
+    std::fs::write(&mrt, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, out, err) = petrel(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    // check reads every dump through, as the MRT reader would.
+    assert!(out.contains("demo-bgp-iad.mrt: 89 MRT records"), "{out}");
+    let said = err
+        .lines()
+        .find(|l| l.contains("demo-bgp-ams.mrt: MRT record at byte"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let what = said.split_once("demo-bgp-ams.mrt: ").unwrap().1;
+    assert!(what.ends_with("truncated record"), "{what}");
+    // serve starts (the routes read before the cut are kept) and logs the
+    // same words.
+    let s = spawn(dir, &cfg, port, admin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+        if log.contains(what) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not report `{what}`: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
