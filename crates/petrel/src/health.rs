@@ -226,8 +226,9 @@ async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: A
     let mut local_log = crate::quiet::Every::new(Duration::from_secs(10));
     loop {
         epoch += 1;
-        let g = publisher.load_full();
-        let config = g.config();
+        // Only the config is kept while probing: holding the generation
+        // would keep its zones and tables alive until the next reload.
+        let config = publisher.load().built.config.clone();
         let mut targets: Vec<Target> = Vec::new();
         for p in &config.pops {
             for c in &p.checks {
@@ -255,7 +256,7 @@ async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: A
         // POP states from the targets' current (initial or kept) states.
         judge_all(&publisher, &targets, &thresholds);
         publish(&board, &targets);
-        drop(g);
+        drop(config);
 
         let (tx, mut rx) = mpsc::channel::<Report>(1024);
         let tasks: Vec<JoinHandle<()>> = targets

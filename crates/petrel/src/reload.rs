@@ -76,6 +76,9 @@ impl Reloader {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
                 let id = self.publisher.reload(built);
+                // The previous generation was just released: hand its memory
+                // back rather than leave it in the allocator's free lists.
+                sources::give_back_memory();
                 self.ok.fetch_add(1, Relaxed);
                 for w in &warnings {
                     tracing::warn!(warning = %w, "reload");

@@ -933,3 +933,19 @@ fn a_truncated_mrt_dump_is_reported_alike_by_check_and_serve() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn udp_workers_follow_the_cores_by_default() {
+    let s = start("udpworkers");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let workers = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|c| c.starts_with("dns-udp-"))
+        .count();
+    // One set per listener (127.0.0.1 and ::1; a host without IPv6 has one).
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    let listeners = log.matches("DNS listening").count();
+    assert!(listeners >= 1, "{log}");
+    assert_eq!(workers, cores * listeners, "{log}");
+}
