@@ -375,6 +375,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test times itself
     fn delegations_are_found_in_time_linear_in_the_names() {
         let ns = b"\x02ns\x07example\x00";
         let soa = [&ns[..], &ns[..], &[0u8; 20][..]].concat();
