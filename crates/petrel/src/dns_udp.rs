@@ -179,6 +179,7 @@ fn worker(sock: Socket, reader: Reader, metrics: Arc<DnsMetrics>, pktinfo: bool)
     }
     // Entries the kernel wrote to in the last batch, whose lengths need reset.
     let mut used = BATCH;
+    let mut errors = crate::quiet::Every::new(std::time::Duration::from_secs(10));
     loop {
         for m in msgs_in.iter_mut().take(used) {
             m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -198,7 +199,9 @@ fn worker(sock: Socket, reader: Reader, metrics: Arc<DnsMetrics>, pktinfo: bool)
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                tracing::warn!(error = %e, "recvmmsg failed");
+                if let Some(suppressed) = errors.hit(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, suppressed, "recvmmsg failed");
+                }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             continue;

@@ -949,3 +949,47 @@ fn udp_workers_follow_the_cores_by_default() {
     assert!(listeners >= 1, "{log}");
     assert_eq!(workers, cores * listeners, "{log}");
 }
+
+#[test]
+fn a_bad_state_file_warns_and_an_unwritable_one_refuses_the_drain_with_a_log_line() {
+    let dir = tempdir("statefile");
+    let (port, admin) = (free_port(), free_port());
+    let cfg = write_config(&dir, port, admin, "");
+    // Empty, then corrupt: start-up goes on without the saved overrides.
+    std::fs::write(dir.join("demo-state.json"), "{\"drained\": [\"ia").unwrap();
+    let (ok, out, err) = petrel(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("demo-state.json: state file is corrupt") && err.contains("starting without the saved"),
+        "{err}"
+    );
+    let s = spawn(dir, &cfg, port, admin);
+    let q = ["www.demo.petrel.test", "A", "+subnet=23.1.0.0/24", "+short"];
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10");
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("state file is corrupt"), "{log}");
+    // The state file's directory becomes a plain file: nothing can be
+    // written there (not even by root). The drain is refused and logged.
+    let cfg_text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(s.dir.join("blocked"), "a file, not a directory").unwrap();
+    std::fs::write(
+        &cfg,
+        cfg_text.replace(
+            "state_file = \"demo-state.json\"",
+            "state_file = \"blocked/state.json\"",
+        ),
+    )
+    .unwrap();
+    let admin_addr = s.admin.to_string();
+    let (ok, out, err) = petrel(&["reload", "--admin", &admin_addr]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = petrel(&["pop", "--admin", &admin_addr, "drain", "iad"]);
+    assert!(!ok && err.contains("500"), "{err}");
+    assert!(out.contains("cannot write the state file"), "{out}");
+    assert_eq!(dig(&s, &q).trim(), "198.51.100.10", "not drained");
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(
+        log.contains("operator override refused") && log.contains("blocked/state.json"),
+        "{log}"
+    );
+}
