@@ -140,23 +140,18 @@ impl prometheus_client::collector::Collector for AdminCollector {
 async fn accept_loop(listener: tokio::net::TcpListener, app: Router, max: usize, counters: Arc<AdminCounters>) {
     use std::sync::atomic::Ordering::Relaxed;
     let slots = Arc::new(tokio::sync::Semaphore::new(max));
-    let mut backoff = Duration::from_millis(10);
-    let mut log = crate::quiet::Every::new(Duration::from_secs(10));
+    let mut backoff = crate::quiet::AcceptBackoff::new("admin");
     let mut full_log = crate::quiet::Every::new(Duration::from_secs(10));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
                 counters.accept_errors.fetch_add(1, Relaxed);
-                if let Some(n) = log.hit(std::time::Instant::now()) {
-                    tracing::warn!(error = %e, suppressed = n, "admin accept failed");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.failed(&e, std::time::Instant::now())).await;
                 continue;
             }
         };
-        backoff = Duration::from_millis(10);
+        backoff.accepted();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             counters.full.fetch_add(1, Relaxed);
             if let Some(n) = full_log.hit(std::time::Instant::now()) {

@@ -176,23 +176,18 @@ impl Conns {
 }
 
 pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListener, conns: Arc<Conns>) {
-    let mut backoff = Duration::from_millis(10);
-    let mut log = quiet::Every::new(Duration::from_secs(10));
+    let mut backoff = quiet::AcceptBackoff::new("DNS TCP");
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 // Usually no descriptor left: retrying at once would spin.
                 metrics.tcp_accept_errors.fetch_add(1, Ordering::Relaxed);
-                if let Some(n) = log.hit(Instant::now()) {
-                    tracing::warn!(error = %e, suppressed = n, backoff_ms = backoff.as_millis() as u64, "DNS TCP accept failed");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.failed(&e, Instant::now())).await;
                 continue;
             }
         };
-        backoff = Duration::from_millis(10);
+        backoff.accepted();
         let ticket = match conns.admit(peer.ip()) {
             Ok((t, evicted)) => {
                 if evicted {

@@ -37,6 +37,44 @@ impl Every {
     }
 }
 
+/// A listener's failing accepts (usually: no descriptor left). Retrying at
+/// once would spin and log a line each time: each failure waits longer,
+/// 10 ms doubling to 1 s, and is logged once per 10 s with the count left
+/// out; a success starts over.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    what: &'static str,
+    log: Every,
+    delay: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+
+    pub fn new(what: &'static str) -> AcceptBackoff {
+        AcceptBackoff {
+            what,
+            log: Every::new(Duration::from_secs(10)),
+            delay: Self::FIRST,
+        }
+    }
+
+    pub fn accepted(&mut self) {
+        self.delay = Self::FIRST;
+    }
+
+    /// How long to wait before accepting again.
+    pub fn failed(&mut self, e: &std::io::Error, now: Instant) -> Duration {
+        let wait = self.delay;
+        if let Some(suppressed) = self.log.hit(now) {
+            tracing::warn!(error = %e, suppressed, backoff_ms = wait.as_millis() as u64, "{} accept failed", self.what);
+        }
+        self.delay = (self.delay * 2).min(Self::MOST);
+        wait
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +90,16 @@ mod tests {
         assert_eq!(e.hit(t0 + Duration::from_secs(10)), Some(1000));
         assert_eq!(e.hit(t0 + Duration::from_secs(11)), None);
         assert_eq!(e.hit(t0 + Duration::from_secs(30)), Some(1));
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_start_over() {
+        let t0 = Instant::now();
+        let mut b = AcceptBackoff::new("test");
+        let e = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let waits: Vec<u128> = (0..9).map(|_| b.failed(&e, t0).as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.accepted();
+        assert_eq!(b.failed(&e, t0).as_millis(), 10);
     }
 }

@@ -1765,14 +1765,6 @@ fn raw_update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     b
 }
 
-fn metric_of(s: &Server, name: &str) -> u64 {
-    let m = common::http_get(s.admin, "/metrics");
-    m.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
-}
-
 /// What one peer can do to petrel is bounded: 200,000 ADD-PATH paths for
 /// one prefix (64 are kept, and routes keep flowing), 100,000 malformed
 /// UPDATEs (a few log lines), routes with 1000-AS paths (the attribute
@@ -1851,7 +1843,7 @@ hold_time = 90
         let raw = peer(&sum, "raw");
         raw["prefixes"] == 65 && raw["paths_refused"] == 200_000 - 64
     });
-    assert_eq!(metric_of(&s, "petrel_bgp_paths_refused_total"), 200_000 - 64);
+    assert_eq!(common::metric(&s, "petrel_bgp_paths_refused_total"), 200_000 - 64);
 
     // 2. 100,000 UPDATEs with a malformed COMMUNITIES (3 octets): each is
     // treat-as-withdraw; the log gets a line per interval, not per UPDATE.
@@ -1864,7 +1856,7 @@ hold_time = 90
     }
     p.0.write_all(&burst).unwrap();
     wait_for("every malformed UPDATE counted", Duration::from_secs(60), || {
-        metric_of(&s, "petrel_bgp_rfc7606_errors_total") == 100_000
+        common::metric(&s, "petrel_bgp_rfc7606_errors_total") == 100_000
     });
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     let lines = log.lines().filter(|l| l.contains("treat-as-withdraw")).count();
@@ -1880,7 +1872,7 @@ hold_time = 90
         drop(c);
     }
     wait_for("500 unknown connections counted", Duration::from_secs(20), || {
-        metric_of(&s, "petrel_bgp_unconfigured_connections_total") == 500
+        common::metric(&s, "petrel_bgp_unconfigured_connections_total") == 500
     });
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     let lines = log.lines().filter(|l| l.contains("not a configured peer")).count();

@@ -491,13 +491,6 @@ fn closed(c: &mut TcpStream) -> bool {
     matches!(c.read(&mut b), Ok(0) | Err(_))
 }
 
-fn metric(s: &Server, name: &str) -> u64 {
-    let m = http_get(s.admin, "/metrics");
-    m.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {name} in {m}"))
-}
-
 #[test]
 fn tcp_pipelining_limits_eviction_and_timeouts() {
     let dir = tempdir("tcp");

@@ -674,13 +674,6 @@ fn raise_nofile(want: u64) {
     );
 }
 
-fn metric(s: &Server, name: &str) -> u64 {
-    let m = http_get(s.admin, "/metrics");
-    m.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {name} in {m}"))
-}
-
 #[test]
 fn a_descriptor_flood_leaves_probes_reloads_and_dns_over_tcp_working() {
     raise_nofile(3000);

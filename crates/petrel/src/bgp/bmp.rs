@@ -40,12 +40,11 @@ pub async fn accept_loop(
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::{Duration, Instant};
     let mut unknown_log = crate::quiet::Every::new(Duration::from_secs(10));
-    let mut error_log = crate::quiet::Every::new(Duration::from_secs(10));
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = crate::quiet::AcceptBackoff::new("BMP");
     loop {
         match l.accept().await {
             Ok((s, from)) => {
-                backoff = Duration::from_millis(10);
+                backoff.accepted();
                 // Marked seen, so that the session's clone wakes only on a
                 // later change.
                 let entries: Vec<BgpBmpConf> = conf
@@ -79,11 +78,7 @@ pub async fn accept_loop(
             }
             Err(e) => {
                 board.accept_errors.fetch_add(1, Relaxed);
-                if let Some(n) = error_log.hit(Instant::now()) {
-                    tracing::warn!(error = %e, suppressed = n, "BMP accept failed");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.failed(&e, Instant::now())).await;
             }
         }
     }

@@ -106,12 +106,11 @@ async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting, board: Arc<BgpBo
     // A scan or a flood from unknown addresses is counted, and logged once
     // per interval with how many were not.
     let mut unknown_log = crate::quiet::Every::new(Duration::from_secs(10));
-    let mut error_log = crate::quiet::Every::new(Duration::from_secs(10));
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = crate::quiet::AcceptBackoff::new("BGP");
     loop {
         match l.accept().await {
             Ok((s, from)) => {
-                backoff = Duration::from_millis(10);
+                backoff.accepted();
                 let to = accepting.lock().expect("accepting").get(&from.ip()).cloned();
                 match to {
                     Some(tx) => {
@@ -127,11 +126,7 @@ async fn accept_loop(l: Arc<TcpListener>, accepting: Accepting, board: Arc<BgpBo
             }
             Err(e) => {
                 board.accept_errors.fetch_add(1, Relaxed);
-                if let Some(n) = error_log.hit(Instant::now()) {
-                    tracing::warn!(error = %e, suppressed = n, "BGP accept failed");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.failed(&e, Instant::now())).await;
             }
         }
     }

@@ -184,6 +184,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     body
 }
 
+/// A metric's value from /metrics: the sum over its labelled series.
+pub fn metric(s: &Server, name: &str) -> u64 {
+    let m = http_get(s.admin, "/metrics");
+    let values: Vec<f64> = m
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with([' ', '{'])))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+        .collect();
+    assert!(!values.is_empty(), "no {name} in {m}");
+    values.iter().sum::<f64>() as u64
+}
+
 /// Check a finished dnsperf run: at least `min_sent` queries, every one
 /// answered NOERROR, none lost.
 pub fn assert_dnsperf_clean(out: &std::process::Output, min_sent: u64) {
