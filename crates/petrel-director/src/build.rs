@@ -5,7 +5,7 @@
 use crate::error::BuildError;
 use petrel_config::Config;
 use petrel_dns_wire::name;
-use petrel_dns_zone::{parse_zone_file, ZoneSet, ZoneSetBuilder};
+use petrel_dns_zone::{parse_zone_file_with, ZoneSet, ZoneSetBuilder};
 use petrel_mapping::{compile_with, BgpData, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
 use petrel_types::ServiceIdx;
 use rustc_hash::FxHashMap;
@@ -227,23 +227,20 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
                 continue;
             }
         };
-        match parse_zone_file(&z.origin, text) {
-            Ok(records) => {
-                if let Err(zerrs) = zb.add_zone(&z.origin_wire, records) {
-                    for e in zerrs {
-                        errs.push(BuildError::Zone {
-                            file: z.file.clone(),
-                            at: z.at.clone(),
-                            error: e,
-                        });
-                    }
-                }
-            }
-            Err(e) => errs.push(BuildError::Zone {
+        // Records go into the zone as they are read.
+        let zone_errs = match zb.begin_zone(&z.origin_wire) {
+            Err(zerrs) => zerrs,
+            Ok(mut zone) => match parse_zone_file_with(&z.origin, text, |r| zb.add_record(&mut zone, r)) {
+                Err(e) => vec![e],
+                Ok(()) => zb.finish_zone(zone).err().unwrap_or_default(),
+            },
+        };
+        for e in zone_errs {
+            errs.push(BuildError::Zone {
                 file: z.file.clone(),
                 at: z.at.clone(),
                 error: e,
-            }),
+            });
         }
     }
     if !errs.is_empty() {

@@ -8,5 +8,5 @@
 mod zone;
 mod zonefile;
 
-pub use zone::{Node, RecordIn, RrSet, Zone, ZoneError, ZoneSet, ZoneSetBuilder};
-pub use zonefile::parse_zone_file;
+pub use zone::{Node, RecordIn, RrSet, Zone, ZoneBuild, ZoneError, ZoneSet, ZoneSetBuilder};
+pub use zonefile::{parse_zone_file, parse_zone_file_with};

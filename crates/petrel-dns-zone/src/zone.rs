@@ -3,6 +3,7 @@
 use petrel_dns_wire::consts::rtype;
 use petrel_dns_wire::name;
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// A record as read from a zone file: owner and rdata in uncompressed wire
 /// form (owner case as written).
@@ -50,8 +51,10 @@ pub struct Zone {
 pub struct ZoneSet {
     zones: Vec<Zone>,
     nodes: Vec<Node>,
-    names: Vec<Box<[u8]>>,
-    index: FxHashMap<Box<[u8]>, u32>,
+    /// Each name is stored once, shared by `names` and `index`; the index
+    /// keeps the name's pointer in its slot, so a lookup follows one pointer.
+    names: Vec<Arc<[u8]>>,
+    index: FxHashMap<Arc<[u8]>, u32>,
     apexes: FxHashMap<Box<[u8]>, u16>,
 }
 
@@ -74,9 +77,13 @@ impl std::fmt::Display for ZoneError {
 }
 
 impl ZoneSet {
+    fn find(&self, lname: &[u8]) -> Option<u32> {
+        self.index.get(lname).copied()
+    }
+
     /// The node of a lower-case name, with its id.
     pub fn node(&self, lname: &[u8]) -> Option<(u32, &Node)> {
-        self.index.get(lname).map(|&i| (i, &self.nodes[i as usize]))
+        self.find(lname).map(|i| (i, &self.nodes[i as usize]))
     }
 
     /// The most specific zone containing a lower-case name.
@@ -119,6 +126,15 @@ impl ZoneSet {
     }
 }
 
+/// A zone being built: see [`ZoneSetBuilder::begin_zone`].
+pub struct ZoneBuild {
+    zi: u16,
+    apex: Vec<u8>,
+    apex_text: String,
+    apex_node: u32,
+    errs: Vec<ZoneError>,
+}
+
 /// Builds a [`ZoneSet`], checking what RFC 1034/2181 require of zone data.
 #[derive(Default)]
 pub struct ZoneSetBuilder {
@@ -135,7 +151,7 @@ impl ZoneSetBuilder {
     }
 
     fn ensure_node(&mut self, lname: &[u8], zone: u16) -> u32 {
-        if let Some(&i) = self.set.index.get(lname) {
+        if let Some(i) = self.set.find(lname) {
             return i;
         }
         let i = self.set.nodes.len() as u32;
@@ -143,8 +159,9 @@ impl ZoneSetBuilder {
             zone,
             ..Default::default()
         });
-        self.set.names.push(lname.into());
-        self.set.index.insert(lname.into(), i);
+        let shared: Arc<[u8]> = lname.into();
+        self.set.names.push(shared.clone());
+        self.set.index.insert(shared, i);
         // Empty non-terminals up to the apex exist too (RFC 8020).
         if let Some(p) = name::parent(lname) {
             if name::is_subdomain(p, &self.set.zones[zone as usize].apex) {
@@ -155,10 +172,23 @@ impl ZoneSetBuilder {
     }
 
     /// Add one zone with its records. `origin` is the apex in wire form.
-    pub fn add_zone(&mut self, origin: &[u8], records: Vec<RecordIn>) -> Result<(), Vec<ZoneError>> {
+    pub fn add_zone(
+        &mut self,
+        origin: &[u8],
+        records: impl IntoIterator<Item = RecordIn>,
+    ) -> Result<(), Vec<ZoneError>> {
+        let mut z = self.begin_zone(origin)?;
+        for r in records {
+            self.add_record(&mut z, r);
+        }
+        self.finish_zone(z)
+    }
+
+    /// Start a zone whose records come one at a time ([`ZoneSetBuilder::add_record`]),
+    /// as a zone file is read: no list of every record is ever held.
+    pub fn begin_zone(&mut self, origin: &[u8]) -> Result<ZoneBuild, Vec<ZoneError>> {
         let apex = name::to_lowercase(origin);
         let apex_text = name::to_text(&apex);
-        let mut errs = Vec::new();
         if self.set.apexes.contains_key(apex.as_slice()) {
             return Err(vec![ZoneError(format!("zone {apex_text} is defined twice"))]);
         }
@@ -171,32 +201,52 @@ impl ZoneSetBuilder {
         self.set.apexes.insert(apex.clone().into(), zi);
         let apex_node = self.ensure_node(&apex, zi);
         self.set.zones[zi as usize].apex_node = apex_node;
-        for r in records {
-            let owner = name::to_lowercase(&r.owner);
-            if !name::is_subdomain(&owner, &apex) {
-                errs.push(ZoneError(format!(
-                    "{} is outside zone {apex_text}",
-                    name::to_text(&r.owner)
-                )));
-                continue;
-            }
-            let ni = self.ensure_node(&owner, zi);
-            let node = &mut self.set.nodes[ni as usize];
-            match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
-                Some(set) => {
-                    // RFC 2181 §5.2: one TTL per RRset; take the smallest.
-                    set.ttl = set.ttl.min(r.ttl);
-                    if !set.rdata.iter().any(|d| **d == *r.rdata) {
-                        set.rdata.push(r.rdata.into());
-                    }
-                }
-                None => node.rrsets.push(RrSet {
-                    rtype: r.rtype,
-                    ttl: r.ttl,
-                    rdata: vec![r.rdata.into()],
-                }),
-            }
+        Ok(ZoneBuild {
+            zi,
+            apex,
+            apex_text,
+            apex_node,
+            errs: Vec::new(),
+        })
+    }
+
+    pub fn add_record(&mut self, z: &mut ZoneBuild, r: RecordIn) {
+        let owner = name::to_lowercase(&r.owner);
+        if !name::is_subdomain(&owner, &z.apex) {
+            z.errs.push(ZoneError(format!(
+                "{} is outside zone {}",
+                name::to_text(&r.owner),
+                z.apex_text
+            )));
+            return;
         }
+        let ni = self.ensure_node(&owner, z.zi);
+        let node = &mut self.set.nodes[ni as usize];
+        match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
+            Some(set) => {
+                // RFC 2181 §5.2: one TTL per RRset; take the smallest.
+                set.ttl = set.ttl.min(r.ttl);
+                if !set.rdata.iter().any(|d| **d == *r.rdata) {
+                    set.rdata.push(r.rdata.into());
+                }
+            }
+            None => node.rrsets.push(RrSet {
+                rtype: r.rtype,
+                ttl: r.ttl,
+                rdata: vec![r.rdata.into()],
+            }),
+        }
+    }
+
+    /// Check a zone whose records are all in.
+    pub fn finish_zone(&mut self, z: ZoneBuild) -> Result<(), Vec<ZoneError>> {
+        let ZoneBuild {
+            zi,
+            apex,
+            apex_text,
+            apex_node,
+            mut errs,
+        } = z;
         // Apex checks and the negative-caching TTL.
         let apex_n = &self.set.nodes[apex_node as usize];
         match apex_n.rrset(rtype::SOA) {
@@ -250,7 +300,7 @@ impl ZoneSetBuilder {
             let mut cut = None;
             let mut cur: &[u8] = &self.set.names[i];
             while cur != apex.as_slice() {
-                if let Some(&j) = self.set.index.get(cur) {
+                if let Some(j) = self.set.find(cur) {
                     if is_cut[j as usize] {
                         cut = Some(j);
                     }
@@ -305,7 +355,7 @@ impl ZoneSetBuilder {
     fn below_cut(&self, lname: &[u8]) -> bool {
         let mut n = lname;
         while let Some(p) = name::parent(n) {
-            if let Some(&i) = self.set.index.get(p) {
+            if let Some(i) = self.set.find(p) {
                 if self.set.nodes[i as usize].cut.is_some() {
                     return true;
                 }
@@ -393,7 +443,7 @@ mod tests {
         b.add_zone(&apex, recs).unwrap();
         assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{:?}", t0.elapsed());
         let set = b.set;
-        let at = |n: &str| set.index[rec(n, 0, &[]).owner.as_slice()];
+        let at = |n: &str| set.find(&rec(n, 0, &[]).owner).unwrap();
         let d7 = at("d7.example.");
         assert_eq!(set.nodes[at("x.d7.example.") as usize].cut, Some(d7));
         assert_eq!(set.nodes[at("sub.d7.example.") as usize].cut, Some(d7));

@@ -7,13 +7,20 @@ use domain::base::rdata::ComposeRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 
 /// Parse a zone file's text. `origin` is the zone apex in presentation form.
-/// Errors carry the line from the scanner.
 /// A zone file's records, or the first problem with its line.
 pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, ZoneError> {
+    let mut out = Vec::new();
+    parse_zone_file_with(origin, text, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`parse_zone_file`], handing each record to `each` as it is read, so
+/// that a large zone is never held twice (as records and as a zone).
+pub fn parse_zone_file_with(origin: &str, text: &str, mut each: impl FnMut(RecordIn)) -> Result<(), ZoneError> {
     // `domain` 0.12's scanner can index out of bounds on some malformed
     // character strings (found by fuzzing, e.g. `h**( tXT"$"ddd`). A bad
     // zone file must be an error, never a crash of the server or of `check`.
-    match std::panic::catch_unwind(|| scan(origin, text)) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(origin, text, &mut each))) {
         Ok(r) => r.map_err(ZoneError),
         Err(_) => Err(ZoneError(
             "the zone-file scanner failed on this file (check quoting, escapes and parentheses)".into(),
@@ -21,7 +28,7 @@ pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, ZoneEr
     }
 }
 
-fn scan(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
+fn scan(origin: &str, text: &str, each: &mut dyn FnMut(RecordIn)) -> Result<(), String> {
     let origin_name: domain::base::Name<bytes::Bytes> =
         origin.parse().map_err(|e| format!("bad origin `{origin}`: {e}"))?;
     let origin_wire = origin_name.to_vec().into_octets();
@@ -31,7 +38,6 @@ fn scan(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
     zf.extend_from_slice(b"\n");
     zf.set_origin(origin_name);
     zf.set_default_class(Class::IN);
-    let mut out = Vec::new();
     loop {
         match zf.next_entry() {
             Ok(None) => break,
@@ -50,7 +56,7 @@ fn scan(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
                     .map_err(|_| format!("cannot encode the data of {} {}", rec.owner(), rec.rtype()))?;
                 let rtype = rec.rtype().to_int();
                 let rdata = fix_at_in_rdata(rtype, rdata, &origin_wire);
-                out.push(RecordIn {
+                each(RecordIn {
                     owner,
                     rtype,
                     ttl: rec.ttl().as_secs(),
@@ -67,7 +73,7 @@ fn scan(origin: &str, text: &str) -> Result<Vec<RecordIn>, String> {
             Err(e) => return Err(locate(text, &e.to_string())),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `domain` reports `line:col: message`. When a bad token ends its line the
