@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod anycast;
 mod cidr;
 mod diff;
 mod error;

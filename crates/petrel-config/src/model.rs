@@ -155,7 +155,7 @@ pub struct ServiceConf {
     pub cidr_files: Vec<CidrFile>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BgpConf {
     pub asn: Asn,
     pub router_id: Ipv4Addr,
@@ -171,6 +171,12 @@ pub struct BgpConf {
     pub mrt: Vec<BgpMrtConf>,
     pub bmp_listen: Option<SocketAddr>,
     pub bmp: Vec<BgpBmpConf>,
+    /// What petrel may ever announce, and how (VRPs come from `vrp_file`,
+    /// read with the other files; `safety.vrps` is None here).
+    pub safety: petrel_anycast::safety::Safety,
+    pub vrp_file: Option<(PathBuf, Location)>,
+    pub damping: petrel_anycast::damping::DampingParams,
+    pub hold_down: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -232,6 +238,8 @@ pub struct Config {
     pub pops: Vec<Pop>,
     pub zones: Vec<ZoneConf>,
     pub services: Vec<ServiceConf>,
+    /// `[[anycast]]` blocks, checked against `bgp.safety` (owned, lengths).
+    pub anycast: Vec<petrel_anycast::Service>,
 }
 
 impl Config {

@@ -25,6 +25,47 @@ pub struct File {
     pub service: Vec<S<Service>>,
     #[serde(default)]
     pub bgp: Option<S<Bgp>>,
+    #[serde(default)]
+    pub anycast: Vec<S<Anycast>>,
+}
+
+/// Prefixes announced while a POP is up (see `petrel_anycast`).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Anycast {
+    pub name: S<String>,
+    pub pop: S<String>,
+    pub prefixes: Vec<S<String>>,
+    /// Seconds of GRACEFUL_SHUTDOWN before a drain takes effect.
+    pub drain_grace_secs: Option<S<i64>>,
+    /// "withdraw" (default) or "prepend".
+    pub after_drain: Option<S<String>>,
+    pub after_drain_prepend: Option<S<i64>>,
+    #[serde(default)]
+    pub neighbor: Vec<S<AnycastNeighbor>>,
+}
+
+/// One BGP neighbour of an anycast block and what it is sent.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AnycastNeighbor {
+    /// A `[[bgp.peer]]` name.
+    pub peer: S<String>,
+    pub prefixes: Option<Vec<S<String>>>,
+    pub prepend: Option<S<i64>>,
+    pub med: Option<S<i64>>,
+    #[serde(default)]
+    pub communities: Vec<S<String>>,
+    #[serde(default)]
+    pub large_communities: Vec<S<String>>,
+    #[serde(default)]
+    pub extended_communities: Vec<S<String>>,
+    pub next_hop: Option<S<String>>,
+    /// "withdraw" (default) or "depref".
+    pub on_down: Option<S<String>>,
+    pub down_prepend: Option<S<i64>>,
+    pub down_med: Option<S<i64>>,
+    pub down_communities: Option<Vec<S<String>>>,
 }
 
 /// BGP sessions that feed the POPs' routing views.
@@ -43,6 +84,15 @@ pub struct Bgp {
     pub max_prefix: Option<S<i64>>,
     /// Attribute memory any one feed may hold, in MiB.
     pub max_attr_mb: Option<S<i64>>,
+    /// The only prefixes (and what they cover) petrel may ever announce.
+    pub owned: Option<Vec<S<String>>>,
+    pub max_announce_v4: Option<S<i64>>,
+    pub max_announce_v6: Option<S<i64>>,
+    /// Validated ROA payloads (rpki-client -j or Routinator JSON).
+    pub vrp_file: Option<S<String>>,
+    /// Least seconds between two health-driven changes of one prefix.
+    pub hold_down_secs: Option<S<i64>>,
+    pub damping: Option<S<Damping>>,
     #[serde(default)]
     pub peer: Vec<S<BgpPeer>>,
     #[serde(default)]
@@ -51,6 +101,17 @@ pub struct Bgp {
     pub bmp_listen: Option<S<String>>,
     #[serde(default)]
     pub bmp: Vec<S<BgpBmp>>,
+}
+
+/// RFC 2439 parameters for our own announcements.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Damping {
+    pub half_life_secs: Option<S<i64>>,
+    pub penalty: Option<S<i64>>,
+    pub reuse: Option<S<i64>>,
+    pub suppress: Option<S<i64>>,
+    pub max_suppress_secs: Option<S<i64>>,
 }
 
 /// A router streaming BMP: which of its peers feed which POP's view.

@@ -10,18 +10,18 @@ use petrel_types::{Asn, PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    fn loc(&self, offset: usize) -> Location {
+    pub(crate) fn loc(&self, offset: usize) -> Location {
         Location::from_offset(self.file, self.text, offset)
     }
 
-    fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
         let location = self.loc(at.span().start);
         self.errors.push(ConfigError {
             location,
@@ -30,7 +30,14 @@ impl Ctx<'_> {
         });
     }
 
-    fn int<T: TryFrom<i64>>(&mut self, v: &Option<S<i64>>, field: &str, min: i64, max: i64, default: T) -> T {
+    pub(crate) fn int<T: TryFrom<i64>>(
+        &mut self,
+        v: &Option<S<i64>>,
+        field: &str,
+        min: i64,
+        max: i64,
+        default: T,
+    ) -> T {
         match v {
             None => default,
             Some(s) => {
@@ -94,7 +101,7 @@ impl Ctx<'_> {
         ok
     }
 
-    fn resolve(&self, rel: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, rel: &str) -> PathBuf {
         let p = Path::new(rel);
         if p.is_absolute() {
             p.to_path_buf()
@@ -139,6 +146,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             .is_some_and(|b| !b.peers.is_empty() || !b.mrt.is_empty() || !b.bmp.is_empty()),
     };
     let services = services(&mut cx, &raw.service, &pops, &zones, have);
+    let anycast = crate::anycast::blocks(&mut cx, &raw.anycast, &pops, bgp.as_ref());
     if cx.errors.is_empty() {
         Ok(Config {
             path: file.to_path_buf(),
@@ -148,6 +156,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             pops,
             zones,
             services,
+            anycast,
         })
     } else {
         Err(cx.errors)
@@ -511,6 +520,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             rib,
         });
     }
+    let (safety, vrp_file, damping, hold_down) = crate::anycast::rules(cx, r, Asn(asn));
     BgpConf {
         asn: Asn(asn),
         router_id,
@@ -522,6 +532,10 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         mrt,
         bmp_listen,
         bmp,
+        safety,
+        vrp_file,
+        damping,
+        hold_down,
     }
 }
 
@@ -1071,7 +1085,7 @@ fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
 
 /// The POP a `pop = "name"` field names (index 0 after reporting an
 /// unknown one, so that validation goes on).
-fn pop_named(cx: &mut Ctx<'_>, name: &S<String>, field: &str, pops: &[Pop]) -> PopIdx {
+pub(crate) fn pop_named(cx: &mut Ctx<'_>, name: &S<String>, field: &str, pops: &[Pop]) -> PopIdx {
     match pops.iter().position(|x| x.name == *name.get_ref()) {
         Some(k) => PopIdx(k as u16),
         None => {

@@ -54,6 +54,9 @@ pub fn needs(config: &Config) -> Vec<Need> {
             v.push(Need::Mrt(f.clone()));
         }
     }
+    if let Some((f, _)) = config.bgp.as_ref().and_then(|b| b.vrp_file.as_ref()) {
+        v.push(Need::Text(f.clone()));
+    }
     for z in &config.zones {
         v.push(Need::Text(z.file.clone()));
     }
@@ -91,6 +94,8 @@ pub struct Built {
     pub geo: Option<Arc<GeoTable>>,
     /// The routing views the BGP policies were compiled from.
     pub bgp: Option<Arc<BgpData>>,
+    /// What may be announced, with the VRP file's contents (with `[bgp]`).
+    pub safety: Option<Arc<petrel_anycast::safety::Safety>>,
 }
 
 impl Built {
@@ -140,6 +145,7 @@ impl Built {
             pops: self.pops.clone(),
             geo: self.geo.clone(),
             bgp,
+            safety: self.safety.clone(),
         }
     }
 
@@ -299,10 +305,40 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
             cname_targets,
         });
     }
+    // Announcement rules with the VRPs: every anycast prefix is checked
+    // again, now for origin validation.
+    let mut safety = None;
+    if let Some(b) = &config.bgp {
+        let mut s = b.safety.clone();
+        if let Some((f, at)) = &b.vrp_file {
+            match src.text(f).and_then(petrel_anycast::safety::parse_vrps) {
+                Ok(v) => s.vrps = Some(v),
+                Err(reason) => errs.push(BuildError::Vrps {
+                    at: at.clone(),
+                    file: f.clone(),
+                    reason,
+                }),
+            }
+        }
+        for a in &config.anycast {
+            for p in &a.prefixes {
+                if let Err(why) = s.check(p) {
+                    errs.push(BuildError::Announcement {
+                        config: config.path.clone(),
+                        service: a.name.clone(),
+                        prefix: *p,
+                        reason: why.to_string(),
+                    });
+                }
+            }
+        }
+        safety = Some(Arc::new(s));
+    }
     if !errs.is_empty() {
         return Err(errs);
     }
     Ok(Built {
+        safety,
         config: Arc::new(config),
         zones: Arc::new(zb.build()),
         services: services.into(),

@@ -94,6 +94,21 @@ pub enum BuildError {
         prefix: Prefix,
         service: String,
     },
+    /// The VRP file cannot be used.
+    #[error("{at}: bgp.vrp_file: {}: {reason}", file.display())]
+    Vrps {
+        at: Location,
+        file: PathBuf,
+        reason: String,
+    },
+    /// An anycast prefix would be RPKI-invalid from our AS.
+    #[error("{}: anycast block `{service}`: {prefix} cannot be announced: {reason}", config.display())]
+    Announcement {
+        config: PathBuf,
+        service: String,
+        prefix: Prefix,
+        reason: String,
+    },
     /// A service's name or per-POP CNAME target clashes with zone data.
     #[error("{}service {service}: {error}", config.as_ref().map_or(String::new(), |c| format!("{}: ", c.display())))]
     Service {

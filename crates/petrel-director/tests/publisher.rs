@@ -459,3 +459,47 @@ policy = [{ type = "cidr", entries = { "10.0.0.0/8" = ["sin"] } }]
         "{errs:?}"
     );
 }
+
+#[test]
+fn anycast_prefixes_are_checked_against_the_vrp_file() {
+    let text = BASE.replace(
+        "[bgp]\n",
+        "[bgp]\nasn = 64500\nrouter_id = \"192.0.2.1\"\nowned = [\"192.0.2.0/23\"]\nvrp_file = \"vrps.json\"\n[[bgp.peer]]\nname = \"edge\"\npop = \"ams\"\naddress = \"192.0.2.254\"\nasn = 64510\n",
+    ) + "[[anycast]]\nname = \"web\"\npop = \"ams\"\nprefixes = [\"192.0.2.0/24\", \"192.0.3.0/24\"]\nneighbor = [{ peer = \"edge\" }]\n";
+    let config = || petrel_config::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut src = sources();
+    // 192.0.3.0/24 belongs to another AS per the ROAs: announcing it from
+    // ours would be RPKI-invalid.
+    src.texts.insert(
+        "vrps.json".into(),
+        Ok(
+            r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24},
+                        {"asn": "AS64999", "prefix": "192.0.3.0/24", "maxLength": 24}]}"#
+                .into(),
+        ),
+    );
+    let errs = build(config(), &src, None).err().unwrap();
+    let said: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("anycast block `web`: 192.0.3.0/24 cannot be announced: RPKI-invalid"),
+        "{said:?}"
+    );
+    // A VRP file that is not what rpki-client or Routinator write.
+    src.texts.insert("vrps.json".into(), Ok("[1, 2]".into()));
+    let errs = build(config(), &src, None).err().unwrap();
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("bgp.vrp_file: vrps.json: no \"roas\" list"),
+        "{errs:?}"
+    );
+    // Valid ROAs for both: built, with the VRPs in the rules.
+    src.texts.insert(
+        "vrps.json".into(),
+        Ok(r#"{"roas": [{"asn": 64500, "prefix": "192.0.2.0/23", "maxLength": 24}]}"#.into()),
+    );
+    let b = build(config(), &src, None).unwrap();
+    assert_eq!(b.safety.as_ref().unwrap().vrps.as_ref().unwrap().len(), 1);
+    assert_eq!(b.config.anycast[0].prefixes.len(), 2);
+}

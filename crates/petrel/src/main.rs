@@ -259,8 +259,15 @@ fn check(config: &std::path::Path) -> Result<(), String> {
                 ),
                 None => String::new(),
             };
+            let anycast = match c.config.anycast.len() {
+                0 => String::new(),
+                n => format!(
+                    ", {n} anycast blocks ({} prefixes)",
+                    c.config.anycast.iter().map(|a| a.prefixes.len()).sum::<usize>()
+                ),
+            };
             println!(
-                "{}: ok ({} POPs, {} zones, {} services{bgp})",
+                "{}: ok ({} POPs, {} zones, {} services{bgp}{anycast})",
                 config.display(),
                 c.config.pops.len(),
                 c.config.zones.len(),

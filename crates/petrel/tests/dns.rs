@@ -986,3 +986,41 @@ fn a_bad_state_file_warns_and_an_unwritable_one_refuses_the_drain_with_a_log_lin
         "{log}"
     );
 }
+
+#[test]
+fn check_refuses_announcements_that_are_not_ours_too_long_or_rpki_invalid() {
+    let dir = tempdir("anycastcheck");
+    let cfg = write_config(&dir, free_port(), free_port(), "");
+    std::fs::write(
+        dir.join("vrps.json"),
+        r#"{"metadata": {}, "roas": [{"asn": "AS64600", "prefix": "192.0.2.0/23", "maxLength": 24},
+             {"asn": "AS64999", "prefix": "203.0.113.0/24", "maxLength": 24}]}"#,
+    )
+    .unwrap();
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let with = |prefixes: &str| {
+        let bgp = "[bgp]\nasn = 64600\nrouter_id = \"192.0.2.53\"\nowned = [\"192.0.2.0/23\", \"203.0.113.0/24\"]\nvrp_file = \"vrps.json\"\n";
+        let base = base.replacen("[bgp]\n", bgp, 1);
+        let text = format!(
+            "{base}\n\n[[bgp.peer]]\nname = \"ams-edge\"\npop = \"ams\"\naddress = \"127.0.0.1\"\nport = 1179\nasn = 64610\n\n[[anycast]]\nname = \"web\"\npop = \"ams\"\nprefixes = [{prefixes}]\n\n[[anycast.neighbor]]\npeer = \"ams-edge\"\ncommunities = [\"64610:100\"]\n"
+        );
+        let f = dir.join("anycast.toml");
+        std::fs::write(&f, text).unwrap();
+        petrel(&["check", "--config", f.to_str().unwrap()])
+    };
+    let (ok, out, err) = with("\"192.0.2.0/24\", \"192.0.3.0/24\"");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 anycast blocks (2 prefixes)"), "{out}");
+    let (ok, _, err) = with("\"198.51.100.0/24\"");
+    assert!(
+        !ok && err.contains("anycast.toml:") && err.contains("not inside any prefix of `bgp.owned`"),
+        "{err}"
+    );
+    let (ok, _, err) = with("\"192.0.2.128/25\"");
+    assert!(!ok && err.contains("longer than /24"), "{err}");
+    let (ok, _, err) = with("\"203.0.113.0/24\"");
+    assert!(
+        !ok && err.contains("203.0.113.0/24 cannot be announced: RPKI-invalid"),
+        "{err}"
+    );
+}
