@@ -22,6 +22,7 @@
 
 pub mod damping;
 pub mod safety;
+pub mod wire;
 
 use damping::{Damping, DampingParams};
 use petrel_types::{PopIdx, PopState, Prefix};
