@@ -1912,3 +1912,145 @@ hold_time = 90
     });
     eprintln!("Cease/8 after {sent} routes with 1000-AS paths");
 }
+
+/// A TCP service a health check probes, stopped when dropped.
+struct Target(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Target {
+    fn start(port: u16) -> Target {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let t = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if l.accept().is_err() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+        Target(stop, Some(t))
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.1.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Petrel announces a service prefix to BIRD while its POP is healthy,
+/// withdraws it when the POP's health check fails, and on a drain first
+/// sends GRACEFUL_SHUTDOWN (RFC 8326), then withdraws after the grace
+/// period; undrain restores it.
+#[test]
+fn anycast_announcements_follow_health_and_drains_at_bird() {
+    let n = 23;
+    let bird_port = free_port();
+    let target_port = free_port();
+    let s = petrel_with(
+        "anycast-bird",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+owned = ["192.0.2.0/23"]
+hold_down_secs = 0
+
+[[bgp.peer]]
+name = "edge"
+pop = "nyc"
+address = "127.{n}.0.3"
+port = {bird_port}
+asn = 64610
+hold_time = 9
+connect_retry_secs = 1
+
+[[anycast]]
+name = "web"
+pop = "nyc"
+prefixes = ["192.0.2.0/24"]
+drain_grace_secs = 3
+
+[[anycast.neighbor]]
+peer = "edge"
+communities = ["64610:100"]
+large_communities = ["64600:7:8"]
+med = 20
+
+[[pop.check]]
+type = "tcp"
+address = "127.0.0.1"
+port = {target_port}
+interval_ms = 100
+timeout_ms = 100
+rise = 1
+fall = 1
+"#
+        ),
+    );
+    let target = Target::start(target_port);
+    let bird = Bird::start(
+        &s.dir,
+        &format!(
+            r#"
+router id 127.{n}.0.3;
+protocol device {{}}
+protocol bgp petrel {{
+  local 127.{n}.0.3 port {bird_port} as 64610;
+  neighbor 127.0.0.1 as 64600;
+  passive on;
+  multihop 2;
+  hold time 9;
+  ipv4 {{ import all; export none; }};
+}}
+"#
+        ),
+    );
+    let route = || bird.birdc("show route 192.0.2.0/24 all");
+    let limit = Duration::from_secs(30);
+    wait_for("the announcement at BIRD", limit, || {
+        route().contains("BGP.community: (64610,100)")
+    });
+    let r = route();
+    assert!(r.contains("BGP.as_path: 64600"), "{r}");
+    assert!(r.contains("BGP.med: 20"), "{r}");
+    assert!(r.contains("(64600, 7, 8)"), "{r}");
+    // The POP's service dies: the prefix is withdrawn.
+    drop(target);
+    wait_for("the withdrawal", limit, || !route().contains("192.0.2.0/24"));
+    // Back: announced again.
+    let target = Target::start(target_port);
+    wait_for("the announcement again", limit, || route().contains("192.0.2.0/24"));
+    // Drain: GRACEFUL_SHUTDOWN first, the withdrawal after the grace period.
+    let admin = s.admin.to_string();
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "nyc"]);
+    assert!(ok, "{err}");
+    wait_for("GRACEFUL_SHUTDOWN", limit, || route().contains("(65535,0)"));
+    let t = Instant::now();
+    wait_for("the drain's withdrawal", limit, || !route().contains("192.0.2.0/24"));
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "withdrawn {:?} after GRACEFUL_SHUTDOWN was seen",
+        t.elapsed()
+    );
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "undrain", "nyc"]);
+    assert!(ok, "{err}");
+    wait_for("the undrained announcement", limit, || {
+        let r = route();
+        r.contains("192.0.2.0/24") && !r.contains("(65535,0)")
+    });
+    drop(target);
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(
+        log.contains("anycast: announced") && log.contains("anycast: withdrawn"),
+        "{log}"
+    );
+}

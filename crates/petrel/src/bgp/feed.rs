@@ -16,6 +16,8 @@ pub enum PeerCtl {
     /// The peer went past a limit: Cease/1 or Cease/8 (RFC 4486), then
     /// retry later.
     OverLimit(Exceeded),
+    /// UPDATEs from the anycast announcer, to write while Established.
+    Announce(Vec<u8>),
     /// A connection from the peer's address, for a passive session.
     Accepted(TcpStream),
     /// A batch the RIB has applied, back to the session that parsed it:

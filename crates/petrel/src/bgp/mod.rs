@@ -5,6 +5,7 @@
 //! Learned routes are never sent anywhere (RFC 8212's default deny for
 //! eBGP holds trivially): sessions only receive.
 
+pub mod announce;
 pub mod bmp;
 pub mod board;
 pub mod feed;
@@ -60,8 +61,15 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
             r.notify_one();
         }
     });
-    ribs::spawn(publisher, board.clone(), pops, batch_ms, rx, rt.handle().clone())
-        .map_err(|e| format!("cannot start the RIB thread: {e}"))?;
+    ribs::spawn(
+        publisher.clone(),
+        board.clone(),
+        pops,
+        batch_ms,
+        rx,
+        rt.handle().clone(),
+    )
+    .map_err(|e| format!("cannot start the RIB thread: {e}"))?;
     let handle = BgpHandle {
         board: board.clone(),
         rib: tx.clone(),
@@ -78,7 +86,20 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
         let l = bind(rt, addr, "BMP")?;
         rt.spawn(bmp::accept_loop(l, reader.clone(), tx.clone(), board.clone(), bmp_rx));
     }
-    rt.spawn(manage(reader, reloaded, tx, board, accepting, listener_md5, bmp_tx));
+    let announcer = {
+        let _guard = rt.enter();
+        announce::spawn(publisher.clone())
+    };
+    rt.spawn(manage(
+        reader,
+        reloaded,
+        tx,
+        board,
+        accepting,
+        listener_md5,
+        bmp_tx,
+        announcer,
+    ));
     Ok(handle)
 }
 
@@ -154,6 +175,7 @@ async fn manage(
     accepting: Accepting,
     listener: Option<Arc<TcpListener>>,
     bmp_conf: tokio::sync::watch::Sender<bmp::BmpConf>,
+    announcer: announce::AnnounceTx,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dumps: HashMap<petrel_config::BgpMrtConf, mrt_feed::DumpHandle> = HashMap::new();
@@ -236,6 +258,8 @@ async fn manage(
                     rib: rib.clone(),
                     board: board.clone(),
                     ctl: ctl_rx,
+                    announcer: announcer.clone(),
+                    ctl_tx: ctl_tx.clone(),
                     malformed_log: std::sync::Mutex::new(crate::quiet::Every::new(std::time::Duration::from_secs(10))),
                 }
                 .run(),

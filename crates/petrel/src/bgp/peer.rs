@@ -36,6 +36,10 @@ pub struct PeerTask {
     pub ctl: mpsc::UnboundedReceiver<PeerCtl>,
     /// RFC 7606 events are logged once per interval; the board counts all.
     pub malformed_log: std::sync::Mutex<crate::quiet::Every>,
+    /// The anycast announcer, told when the session comes up and goes down.
+    pub announcer: super::announce::AnnounceTx,
+    /// This task's own control channel, for the announcer to write through.
+    pub ctl_tx: mpsc::UnboundedSender<PeerCtl>,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
@@ -232,6 +236,15 @@ impl PeerTask {
                         if self.rib.send(up).await.is_err() {
                             return;
                         }
+                        if let Some(local) = writer.as_ref().and_then(|w| w.local_addr().ok()) {
+                            let _ = self.announcer.send(super::announce::AnnounceMsg::Up {
+                                name: cfg.name.clone(),
+                                ctl: self.ctl_tx.clone(),
+                                ctx: n.ctx,
+                                families: n.families,
+                                local: local.ip(),
+                            });
+                        }
                     }
                     // The UPDATEs of a read go to the RIB together: one
                     // channel message and one board update per read.
@@ -244,6 +257,9 @@ impl PeerTask {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn.0, reason = %why, "BGP session down");
                         let why = closing_reason.take().unwrap_or(why);
                         self.board.update(&cfg.name, |p| p.last_error = why.clone());
+                        let _ = self
+                            .announcer
+                            .send(super::announce::AnnounceMsg::Down { name: cfg.name.clone() });
                         if self.rib.send(RibMsg::Down(self.slot)).await.is_err() {
                             return;
                         }
@@ -299,6 +315,15 @@ impl PeerTask {
                         let _ = self.rib.send(RibMsg::Down(self.slot)).await;
                         self.board.set_state(&cfg.name, "Idle");
                         return;
+                    }
+                    Some(PeerCtl::Announce(bytes)) => {
+                        if s.state() == State::Established {
+                            if let Some(w) = writer.as_mut() {
+                                if let Err(e) = w.write_all(&bytes).await {
+                                    tracing::debug!(peer = %cfg.name, error = %e, "write failed");
+                                }
+                            }
+                        }
                     }
                     Some(PeerCtl::Spent(b)) => {
                         s.recycle(b.updates);
