@@ -90,16 +90,16 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
         let _guard = rt.enter();
         announce::spawn(publisher.clone())
     };
-    rt.spawn(manage(
+    rt.spawn(manage(Manager {
         reader,
         reloaded,
-        tx,
+        rib: tx,
         board,
         accepting,
-        listener_md5,
-        bmp_tx,
+        listener: listener_md5,
+        bmp_conf: bmp_tx,
         announcer,
-    ));
+    }));
     Ok(handle)
 }
 
@@ -167,7 +167,8 @@ const NO_LIMITS: Limits = Limits {
     attr_bytes: 0,
 };
 
-async fn manage(
+/// What the session manager works with.
+struct Manager {
     reader: Reader,
     reloaded: Arc<Notify>,
     rib: mpsc::Sender<RibMsg>,
@@ -176,7 +177,19 @@ async fn manage(
     listener: Option<Arc<TcpListener>>,
     bmp_conf: tokio::sync::watch::Sender<bmp::BmpConf>,
     announcer: announce::AnnounceTx,
-) {
+}
+
+async fn manage(m: Manager) {
+    let Manager {
+        reader,
+        reloaded,
+        rib,
+        board,
+        accepting,
+        listener,
+        bmp_conf,
+        announcer,
+    } = m;
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dumps: HashMap<petrel_config::BgpMrtConf, mrt_feed::DumpHandle> = HashMap::new();
     let mrt = match mrt_feed::MrtReader::start() {
