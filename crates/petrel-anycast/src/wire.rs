@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 /// RFC 4360's EXTENDED COMMUNITIES attribute.
 const EXTENDED_COMMUNITIES: u8 = 16;
+/// RFC 6793's AS4_PATH.
+const AS4_PATH: u8 = 17;
 
 /// What a session negotiated that the encoding depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,15 +88,27 @@ fn attributes(a: &Attrs, fam: Family, s: &Session) -> Result<Attributes, Unsenda
         (Family::V6, IpAddr::V6(v6)) => (None, Some(IpAddr::V6(v6))),
         _ => return Err(Unsendable::NextHop),
     };
-    let unknown = if a.extended_communities.is_empty() {
-        Vec::new()
-    } else {
-        vec![UnknownAttr {
+    let mut unknown = Vec::new();
+    if !a.extended_communities.is_empty() {
+        unknown.push(UnknownAttr {
             flags: FLAG_OPTIONAL | FLAG_TRANSITIVE,
             code: EXTENDED_COMMUNITIES,
             value: a.extended_communities.iter().flat_map(|c| c.to_be_bytes()).collect(),
-        }]
-    };
+        });
+    }
+    // A neighbour without 4-octet AS support gets AS_TRANS in AS_PATH
+    // and our real AS in AS4_PATH (RFC 6793 §4.2.2).
+    if !s.ctx.four_octet_as && s.our_as.0 > 0xFFFF && n > 0 {
+        let mut v = vec![2, n as u8];
+        for _ in 0..n {
+            v.extend_from_slice(&s.our_as.0.to_be_bytes());
+        }
+        unknown.push(UnknownAttr {
+            flags: FLAG_OPTIONAL | FLAG_TRANSITIVE,
+            code: AS4_PATH,
+            value: v,
+        });
+    }
     Ok(Attributes {
         origin: Some(Origin::Igp),
         as_path,
@@ -197,6 +211,22 @@ mod tests {
         assert_eq!(encode(&with_nh, &s, &mut out), Ok(()));
         s.families = [true, false];
         assert_eq!(encode(&with_nh, &s, &mut Vec::new()), Err(Unsendable::Family));
+    }
+
+    #[test]
+    fn a_two_octet_neighbour_gets_as_trans_and_as4_path() {
+        let mut s = session("192.0.2.1");
+        s.ctx.four_octet_as = false;
+        let mut out = Vec::new();
+        let a = Attrs {
+            prepend: 1,
+            ..Default::default()
+        };
+        encode(&Change::Announce("192.0.2.0/24".parse().unwrap(), a), &s, &mut out).unwrap();
+        // Decoded as the neighbour would: the real path comes back from
+        // AS4_PATH (RFC 6793 §4.2.3).
+        let u = parse(&out, &s);
+        assert_eq!(u.attrs.as_path, [AsPathSegment::Sequence(vec![4_200_000_001; 2])]);
     }
 
     #[test]

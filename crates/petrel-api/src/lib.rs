@@ -108,6 +108,53 @@ pub struct Health {
     pub targets: Vec<TargetStatus>,
 }
 
+/// How one anycast prefix stands towards one BGP neighbour.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AnycastRoute {
+    /// The `[[anycast]]` block.
+    pub service: String,
+    pub prefix: String,
+    /// The `[[bgp.peer]]` it goes to.
+    pub neighbor: String,
+    /// announced, depreferred, draining, drained, withdrawn, suppressed or
+    /// refused.
+    pub standing: String,
+    /// Since when (Unix seconds).
+    pub since_unix: u64,
+    /// Until when a drain's grace period or a damping suppression lasts.
+    pub until_unix: Option<u64>,
+    pub why: String,
+    /// Whether the neighbour's session is up (it holds what it was sent).
+    pub session_up: bool,
+    /// What is (or would be) sent; none when withdrawn.
+    pub attributes: Option<AnycastAttributes>,
+    /// RFC 2439 figure of merit now.
+    pub penalty: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AnycastAttributes {
+    pub prepend: u8,
+    pub med: Option<u32>,
+    /// `A:B`.
+    pub communities: Vec<String>,
+    /// `A:B:C`.
+    pub large_communities: Vec<String>,
+    /// 16 hex digits.
+    pub extended_communities: Vec<String>,
+    /// None: the session's own address.
+    pub next_hop: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AnycastStatus {
+    pub routes: Vec<AnycastRoute>,
+    /// UPDATE messages sent to neighbours, and health-driven changes of a
+    /// prefix (after hold-down and damping).
+    pub updates_sent: u64,
+    pub flips: u64,
+}
+
 /// One BGP session, BMP-monitored peer, BMP router or MRT pseudo-peer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct PeerStatus {
@@ -247,6 +294,11 @@ mod paths {
         responses((status = 200, body = RouteResult), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
     pub fn bgp_route() {}
 
+    /// Every anycast prefix towards every neighbour: announced, withdrawn,
+    /// de-preferred, draining, damped or refused, since when and why.
+    #[utoipa::path(get, path = "/api/v1/anycast", responses((status = 200, body = AnycastStatus)))]
+    pub fn anycast() {}
+
     /// Drain, undrain, force up or down, or clear a POP; needs the admin
     /// token when set. Survives restarts with `server.state_file`.
     #[utoipa::path(post, path = "/api/v1/pops/{name}/{action}",
@@ -289,6 +341,7 @@ mod paths {
         paths::health,
         paths::bgp_summary,
         paths::bgp_route,
+        paths::anycast,
         paths::pop_action,
         paths::target_action,
         paths::openapi,
@@ -322,7 +375,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 11, "{ops:?}");
+        assert_eq!(ops.len(), 12, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

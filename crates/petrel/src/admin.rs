@@ -77,6 +77,7 @@ pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
     registry.register_collector(Box::new(HealthCollector(h.health.clone())));
     if let Some(b) = &h.bgp {
         registry.register_collector(Box::new(BgpCollector(b.board.clone())));
+        registry.register_collector(Box::new(crate::bgp::announce::AnycastCollector(b.anycast.clone())));
     }
     let state = Arc::new(AdminState {
         reader,
@@ -218,7 +219,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 11] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 12] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -228,6 +229,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("GET", "/api/v1/health", get(health)),
         ("GET", "/api/v1/bgp/summary", get(bgp_summary)),
         ("GET", "/api/v1/bgp/route", get(bgp_route)),
+        ("GET", "/api/v1/anycast", get(anycast)),
         ("POST", "/api/v1/pops/{name}/{action}", post(pop_action)),
         ("POST", "/api/v1/targets/{action}", post(target_action)),
     ];
@@ -520,6 +522,13 @@ fn set_override(p: &Publisher, name: &str, action: OverrideAction) -> Result<u64
         })?;
     tracing::info!(name, action = action.as_str(), generation = id, "operator override");
     Ok(id)
+}
+
+async fn anycast(State(st): St) -> Response {
+    match &st.bgp {
+        Some(b) => Json(b.anycast.snapshot()).into_response(),
+        None => Json(petrel_api::AnycastStatus::default()).into_response(),
+    }
 }
 
 async fn pop_action(State(st): St, headers: HeaderMap, Path((name, action)): Path<(String, String)>) -> Response {

@@ -107,6 +107,14 @@ enum Cmd {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Anycast prefixes towards each BGP neighbour on a running server:
+    /// announced, withdrawn, de-preferred, draining, damped or refused.
+    Anycast {
+        #[arg(long, default_value = "127.0.0.1:8053")]
+        admin: SocketAddr,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the routes of an MRT file (TABLE_DUMP_V2 or BGP4MP; plain, gzip
     /// or bzip2) one per line, in `bgpdump -m` form.
     MrtDump { file: PathBuf },
@@ -195,6 +203,7 @@ fn main() -> ExitCode {
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
         Cmd::Health { admin, json } => health_cmd(admin, json),
         Cmd::Bgp { action, admin, json } => bgp_cmd(action, admin, json),
+        Cmd::Anycast { admin, json } => anycast_cmd(admin, json),
         Cmd::MrtDump { file } => bgp::mrt_dump::dump(&file),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
@@ -453,6 +462,50 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
         };
         println!("{:<36} {:<5} {:>7}s {:>10}  {}", t.name, state, since, lat, last);
     }
+    Ok(())
+}
+
+fn anycast_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
+    let st: petrel_api::AnycastStatus = admin_client::get(admin, "/api/v1/anycast")?;
+    if json {
+        return print_json(&st);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!(
+        "{:<12} {:<20} {:<14} {:<12} {:>8}  {:<40} WHY",
+        "SERVICE", "PREFIX", "NEIGHBOR", "STANDING", "FOR", "SENT"
+    );
+    for r in &st.routes {
+        let sent = match &r.attributes {
+            None => "-".to_string(),
+            Some(a) => {
+                let mut v = vec![format!("prepend {}", a.prepend)];
+                if let Some(m) = a.med {
+                    v.push(format!("med {m}"));
+                }
+                v.extend(a.communities.iter().cloned());
+                v.extend(a.large_communities.iter().cloned());
+                v.join(" ")
+            }
+        };
+        let until = r
+            .until_unix
+            .map_or(String::new(), |u| format!(" (for {} s more)", u.saturating_sub(now)));
+        println!(
+            "{:<12} {:<20} {:<14} {:<12} {:>7}s  {:<40} {}{until}{}",
+            r.service,
+            r.prefix,
+            r.neighbor,
+            r.standing,
+            now.saturating_sub(r.since_unix),
+            sent,
+            r.why,
+            if r.session_up { "" } else { " [session down]" }
+        );
+    }
+    println!("\n{} changes sent, {} health-driven flips", st.updates_sent, st.flips);
     Ok(())
 }
 

@@ -2047,6 +2047,29 @@ protocol bgp petrel {{
         let r = route();
         r.contains("192.0.2.0/24") && !r.contains("(65535,0)")
     });
+    // `petrel anycast`, the API and the metrics say the same.
+    let (ok, out, err) = petrel(&["anycast", "--admin", &admin]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("192.0.2.0/24")
+            && line.contains("edge")
+            && line.contains("announced")
+            && line.contains("64610:100"),
+        "{out}"
+    );
+    let st: petrel_api::AnycastStatus = serde_json::from_value(api_json(&s, "/api/v1/anycast")).unwrap();
+    assert_eq!(st.routes.len(), 1);
+    assert!(st.routes[0].session_up);
+    assert!(st.updates_sent >= 5 && st.flips >= 2, "{st:?}");
+    let m = common::http_get(s.admin, "/metrics");
+    assert!(
+        m.contains("petrel_anycast_announced{service=\"web\",prefix=\"192.0.2.0/24\",neighbor=\"edge\",standing=\"announced\"} 1"),
+        "{m}"
+    );
     drop(target);
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(

@@ -868,6 +868,10 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 200);
     let r: petrel_api::RouteResult = typed("bgp route", &b);
     assert_eq!(r.views.len(), 4);
+    let (code, b) = call("GET", "/api/v1/anycast", "/api/v1/anycast");
+    assert_eq!(code, 200);
+    let a: petrel_api::AnycastStatus = typed("anycast", &b);
+    assert!(a.routes.is_empty(), "the demo announces nothing");
     let (code, b) = call("GET", "/metrics", "/metrics");
     assert_eq!(code, 200);
     assert!(b.contains("petrel_generation_id"), "{b}");

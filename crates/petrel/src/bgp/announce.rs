@@ -5,14 +5,21 @@
 
 use super::feed::PeerCtl;
 use petrel_anycast::wire::{self, Session, Unsendable};
-use petrel_anycast::{Announcer, Change};
+use petrel_anycast::{Announcer, Attrs, Change, Standing};
+use petrel_api::{AnycastAttributes, AnycastRoute, AnycastStatus};
 use petrel_config::Config;
 use petrel_director::{ChangeKind, Generation, Publisher};
 use petrel_types::{Asn, PopState};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 pub enum AnnounceMsg {
@@ -53,7 +60,136 @@ fn conf_of(g: &Generation) -> Option<petrel_anycast::Config> {
     })
 }
 
-pub fn spawn(publisher: Arc<Publisher>) -> AnnounceTx {
+/// What `petrel anycast`, the API and the metrics show.
+#[derive(Debug, Default)]
+pub struct AnycastBoard {
+    status: Mutex<AnycastStatus>,
+}
+
+impl AnycastBoard {
+    pub fn snapshot(&self) -> AnycastStatus {
+        self.status.lock().expect("anycast board").clone()
+    }
+}
+
+fn unix_at(t: Instant, now: Instant) -> u64 {
+    let unix_now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let back = now.saturating_duration_since(t);
+    let ahead = t.saturating_duration_since(now);
+    (unix_now + ahead).saturating_sub(back).as_secs()
+}
+
+fn api_attrs(a: &Attrs) -> AnycastAttributes {
+    AnycastAttributes {
+        prepend: a.prepend,
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| format!("{}:{}:{}", c[0], c[1], c[2]))
+            .collect(),
+        extended_communities: a.extended_communities.iter().map(|c| format!("{c:016x}")).collect(),
+        next_hop: a.next_hop.map(|h| h.to_string()),
+    }
+}
+
+fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, now: Instant) {
+    let routes = a
+        .status(now)
+        .into_iter()
+        .map(|r| {
+            let (standing, until) = match &r.standing {
+                Standing::Announced => ("announced", None),
+                Standing::Depreferred => ("depreferred", None),
+                Standing::Draining { until } => ("draining", Some(*until)),
+                Standing::Drained => ("drained", None),
+                Standing::Withdrawn => ("withdrawn", None),
+                Standing::Suppressed { until } => ("suppressed", Some(*until)),
+                Standing::Refused(_) => ("refused", None),
+            };
+            AnycastRoute {
+                service: r.service,
+                prefix: r.prefix.to_string(),
+                session_up: up.contains_key(&r.neighbour),
+                neighbor: r.neighbour,
+                standing: standing.to_string(),
+                since_unix: unix_at(r.since, now),
+                until_unix: until.map(|u| unix_at(u, now)),
+                why: r.why,
+                attributes: r.attrs.as_ref().map(api_attrs),
+                penalty: r.penalty,
+            }
+        })
+        .collect();
+    *board.status.lock().expect("anycast board") = AnycastStatus {
+        routes,
+        updates_sent: a.updates,
+        flips: a.flips,
+    };
+}
+
+/// Renders the board at scrape time.
+#[derive(Debug)]
+pub struct AnycastCollector(pub Arc<AnycastBoard>);
+
+impl Collector for AnycastCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let st = self.0.snapshot();
+        let mut me = enc.encode_descriptor(
+            "petrel_anycast_announced",
+            "1 if the prefix is announced to the neighbour (normally, de-preferred or draining)",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for r in &st.routes {
+            let labels = vec![
+                ("service", r.service.clone()),
+                ("prefix", r.prefix.clone()),
+                ("neighbor", r.neighbor.clone()),
+                ("standing", r.standing.clone()),
+            ];
+            ConstGauge::new(r.attributes.is_some() as i64).encode(me.encode_family(&labels)?)?;
+        }
+        let mut me = enc.encode_descriptor(
+            "petrel_anycast_damping_penalty",
+            "RFC 2439 figure of merit of the prefix (our own flaps)",
+            None,
+            ConstGauge::new(0f64).metric_type(),
+        )?;
+        let mut seen = std::collections::HashSet::new();
+        for r in &st.routes {
+            if seen.insert((r.service.clone(), r.prefix.clone())) {
+                let labels = vec![("service", r.service.clone()), ("prefix", r.prefix.clone())];
+                ConstGauge::new(r.penalty).encode(me.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, v) in [
+            (
+                "petrel_anycast_changes_sent",
+                "Announcements and withdrawals sent to neighbours",
+                st.updates_sent,
+            ),
+            (
+                "petrel_anycast_flips",
+                "Health-driven changes of a prefix (after hold-down and damping)",
+                st.flips,
+            ),
+        ] {
+            let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            ConstCounter::new(v).encode(me)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn spawn(publisher: Arc<Publisher>, board: Arc<AnycastBoard>) -> AnnounceTx {
     let (tx, rx) = mpsc::unbounded_channel();
     let t = tx.clone();
     publisher.subscribe(move |_, c| {
@@ -61,11 +197,11 @@ pub fn spawn(publisher: Arc<Publisher>) -> AnnounceTx {
             reload: c.kind == ChangeKind::Reload,
         });
     });
-    tokio::spawn(run(publisher, rx));
+    tokio::spawn(run(publisher, rx, board));
     tx
 }
 
-async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<AnnounceMsg>) {
+async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<AnnounceMsg>, board: Arc<AnycastBoard>) {
     let g = publisher.load_full();
     let empty = petrel_anycast::Config {
         services: Vec::new(),
@@ -85,8 +221,14 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
     drop(g);
     a.observe(&states, Instant::now());
     let mut up: HashMap<String, Up> = HashMap::new();
+    publish(&board, &a, &up, Instant::now());
     loop {
-        let wake = a.next_wake(&states, Instant::now());
+        // A drain's grace period and damping also change what `status`
+        // says (until when): refresh the board at least every second
+        // while anything is timed.
+        let wake = a
+            .next_wake(&states, Instant::now())
+            .map(|w| w.min(Instant::now() + Duration::from_secs(1)));
         let msg = tokio::select! {
             m = rx.recv() => match m {
                 Some(m) => Some(m),
@@ -113,11 +255,13 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                 let u = Up { ctl, session };
                 send(&name, &u, &changes);
                 up.insert(name, u);
+                publish(&board, &a, &up, now);
                 continue;
             }
             Some(AnnounceMsg::Down { name }) => {
                 a.session_down(&name);
                 up.remove(&name);
+                publish(&board, &a, &up, now);
                 continue;
             }
             Some(AnnounceMsg::Published { reload }) => {
@@ -138,6 +282,7 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
             let changes = a.changes_for(name, now);
             send(name, u, &changes);
         }
+        publish(&board, &a, &up, now);
     }
 }
 

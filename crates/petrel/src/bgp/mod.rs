@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, Notify};
 pub struct BgpHandle {
     pub board: Arc<BgpBoard>,
     pub rib: mpsc::Sender<RibMsg>,
+    pub anycast: Arc<announce::AnycastBoard>,
 }
 
 struct Running {
@@ -70,9 +71,11 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
         rt.handle().clone(),
     )
     .map_err(|e| format!("cannot start the RIB thread: {e}"))?;
+    let anycast = Arc::new(announce::AnycastBoard::default());
     let handle = BgpHandle {
         board: board.clone(),
         rib: tx.clone(),
+        anycast: anycast.clone(),
     };
     let accepting: Accepting = Arc::default();
     let mut listener_md5: Option<Arc<TcpListener>> = None;
@@ -88,7 +91,7 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
     }
     let announcer = {
         let _guard = rt.enter();
-        announce::spawn(publisher.clone())
+        announce::spawn(publisher.clone(), anycast)
     };
     rt.spawn(manage(Manager {
         reader,
