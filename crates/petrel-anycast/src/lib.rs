@@ -428,7 +428,7 @@ impl Announcer {
                         Mode::Serving => t.and_then(|t| t.since).unwrap_or(now),
                     };
                     let why = match &standing {
-                        Standing::Announced => format!("POP {} is usable", s.pop.index()),
+                        Standing::Announced => "the POP is usable".to_string(),
                         Standing::Depreferred | Standing::Withdrawn => "the POP is down".to_string(),
                         Standing::Draining { .. } => "drained: GRACEFUL_SHUTDOWN until the grace period ends".into(),
                         Standing::Drained => "drained".into(),

@@ -246,6 +246,11 @@ Routing views (one generated MRT dump per POP; synthetic routes, not real ones):
 Take a POP out and back (answers change at once):
   {p} pop drain iad && dig @127.0.0.1 -p 5300 www.demo.petrel.test A +subnet=23.1.0.0/24 +short
   {p} pop undrain iad
+
+Anycast: 198.18.0.0/24 goes to ams's edge router (a BGP speaker on 127.0.0.1:1179, AS 64610) while ams is up:
+  {p} anycast
+  {p} pop drain ams && {p} anycast      # GRACEFUL_SHUTDOWN for 30 s, then withdrawn
+  {p} pop undrain ams
 Metrics: curl http://127.0.0.1:8053/metrics      Reload: kill -HUP <pid> or {p} reload
 "#
     )

@@ -278,7 +278,7 @@ fn check_explain_and_map_commands() {
     let c = cfg.to_str().unwrap();
     let (ok, out, _) = petrel(&["check", "--config", c]);
     assert!(
-        ok && out.contains(": ok (4 POPs, 1 zones, 5 services, 0 BGP peers, 4 MRT dumps, 0 BMP routers)"),
+        ok && out.contains(": ok (4 POPs, 1 zones, 5 services, 1 BGP peers, 4 MRT dumps, 0 BMP routers, 1 anycast blocks (1 prefixes))"),
         "{out}"
     );
     // Every error at once, each with file, line and field.
@@ -871,7 +871,13 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     let (code, b) = call("GET", "/api/v1/anycast", "/api/v1/anycast");
     assert_eq!(code, 200);
     let a: petrel_api::AnycastStatus = typed("anycast", &b);
-    assert!(a.routes.is_empty(), "the demo announces nothing");
+    // The demo's block towards its (absent) edge router.
+    assert_eq!(a.routes.len(), 1);
+    assert_eq!(
+        (a.routes[0].prefix.as_str(), a.routes[0].standing.as_str()),
+        ("198.18.0.0/24", "announced")
+    );
+    assert!(!a.routes[0].session_up);
     let (code, b) = call("GET", "/metrics", "/metrics");
     assert_eq!(code, 200);
     assert!(b.contains("petrel_generation_id"), "{b}");
@@ -1003,10 +1009,14 @@ fn check_refuses_announcements_that_are_not_ours_too_long_or_rpki_invalid() {
     .unwrap();
     let base = std::fs::read_to_string(&cfg).unwrap();
     let with = |prefixes: &str| {
-        let bgp = "[bgp]\nasn = 64600\nrouter_id = \"192.0.2.53\"\nowned = [\"192.0.2.0/23\", \"203.0.113.0/24\"]\nvrp_file = \"vrps.json\"\n";
-        let base = base.replacen("[bgp]\n", bgp, 1);
+        // The demo's own block (198.18.0.0/24 to ams-edge) stays.
+        let base = base.replacen(
+            "owned = [\"198.18.0.0/24\"]",
+            "owned = [\"198.18.0.0/24\", \"192.0.2.0/23\", \"203.0.113.0/24\"]\nvrp_file = \"vrps.json\"",
+            1,
+        );
         let text = format!(
-            "{base}\n\n[[bgp.peer]]\nname = \"ams-edge\"\npop = \"ams\"\naddress = \"127.0.0.1\"\nport = 1179\nasn = 64610\n\n[[anycast]]\nname = \"web\"\npop = \"ams\"\nprefixes = [{prefixes}]\n\n[[anycast.neighbor]]\npeer = \"ams-edge\"\ncommunities = [\"64610:100\"]\n"
+            "{base}\n\n[[anycast]]\nname = \"web\"\npop = \"ams\"\nprefixes = [{prefixes}]\n\n[[anycast.neighbor]]\npeer = \"ams-edge\"\ncommunities = [\"64610:100\"]\n"
         );
         let f = dir.join("anycast.toml");
         std::fs::write(&f, text).unwrap();
@@ -1014,7 +1024,7 @@ fn check_refuses_announcements_that_are_not_ours_too_long_or_rpki_invalid() {
     };
     let (ok, out, err) = with("\"192.0.2.0/24\", \"192.0.3.0/24\"");
     assert!(ok, "{out}{err}");
-    assert!(out.contains("1 anycast blocks (2 prefixes)"), "{out}");
+    assert!(out.contains("2 anycast blocks (3 prefixes)"), "{out}");
     let (ok, _, err) = with("\"198.51.100.0/24\"");
     assert!(
         !ok && err.contains("anycast.toml:") && err.contains("not inside any prefix of `bgp.owned`"),
