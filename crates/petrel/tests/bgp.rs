@@ -2077,3 +2077,110 @@ protocol bgp petrel {{
         "{log}"
     );
 }
+
+/// GoBGP 3 receives petrel's IPv6 (and IPv4) announcements over an IPv4
+/// session: the IPv6 prefix goes in MP_REACH_NLRI with the configured IPv6
+/// next hop, de-preferred (prepended) when the POP is forced down.
+#[test]
+fn anycast_ipv6_announcements_reach_gobgp() {
+    let n = 24;
+    let gport = free_port();
+    let api = free_port();
+    let s = petrel_with(
+        "anycast-gobgp",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+owned = ["192.0.2.0/24", "2001:db8::/32"]
+hold_down_secs = 0
+
+[[bgp.peer]]
+name = "gobgp"
+pop = "ams"
+address = "127.{n}.0.4"
+port = {gport}
+asn = 4200000040
+connect_retry_secs = 1
+
+[[anycast]]
+name = "dual"
+pop = "ams"
+prefixes = ["192.0.2.0/24", "2001:db8:1::/48"]
+
+[[anycast.neighbor]]
+peer = "gobgp"
+next_hop = "2001:db8::1"
+prefixes = ["2001:db8:1::/48"]
+communities = ["65040:1"]
+on_down = "depref"
+down_prepend = 2
+"#
+        ),
+    );
+    std::fs::write(
+        s.dir.join("gobgpd.toml"),
+        format!(
+            r#"
+[global.config]
+  as = 4200000040
+  router-id = "127.{n}.0.4"
+  port = {gport}
+  local-address-list = ["127.{n}.0.4"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 64600
+  [neighbors.transport.config]
+    passive-mode = true
+    local-address = "127.{n}.0.4"
+  [neighbors.ebgp-multihop.config]
+    enabled = true
+    multihop-ttl = 2
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#
+        ),
+    )
+    .unwrap();
+    let api_host = format!("127.0.0.1:{api}");
+    let _g = daemon(
+        &s.dir,
+        "gobgpd.log",
+        "gobgpd",
+        &["-f", "gobgpd.toml", "--api-hosts", &api_host, "--pprof-disable", "-p"],
+        &[],
+    );
+    let api_port = api.to_string();
+    let rib = |family: &str| {
+        let out = Command::new(tool("gobgp"))
+            .args(["-u", "127.0.0.1", "-p", &api_port, "global", "rib", "-a", family])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let limit = Duration::from_secs(30);
+    wait_for("the IPv6 announcement at GoBGP", limit, || {
+        rib("ipv6").contains("2001:db8:1::/48")
+    });
+    let r = rib("ipv6");
+    assert!(
+        r.contains("2001:db8::1") && r.contains("64600") && r.contains("65040:1"),
+        "{r}"
+    );
+    // Selective: only the IPv6 prefix goes to this neighbour.
+    assert!(!rib("ipv4").contains("192.0.2.0/24"), "{}", rib("ipv4"));
+    // Forced down: still announced, with our AS three times.
+    let admin = s.admin.to_string();
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "force-down", "ams"]);
+    assert!(ok, "{err}");
+    wait_for("the de-preferred announcement", limit, || {
+        rib("ipv6").contains("64600 64600 64600")
+    });
+}
