@@ -2184,3 +2184,149 @@ down_prepend = 2
         rib("ipv6").contains("64600 64600 64600")
     });
 }
+
+/// Three BIRDs make a small Internet: pop-a's edge router (which hears
+/// petrel), pop-b's edge router (which originates the same prefix with a
+/// longer path) and an "internet" router that hears both. Petrel's health
+/// and drains move the internet's best route between the POPs.
+#[test]
+fn anycast_moves_the_internets_best_route_between_pops() {
+    let n = 25;
+    let (p_petrel, p_a_out, p_inet_a, p_inet_b, p_b_out) =
+        (free_port(), free_port(), free_port(), free_port(), free_port());
+    let target_port = free_port();
+    let s = petrel_with(
+        "anycast-inet",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+owned = ["192.0.2.0/24"]
+hold_down_secs = 0
+
+[[bgp.peer]]
+name = "edge-a"
+pop = "nyc"
+address = "127.{n}.0.2"
+port = {p_petrel}
+asn = 64610
+connect_retry_secs = 1
+
+[[anycast]]
+name = "web"
+pop = "nyc"
+prefixes = ["192.0.2.0/24"]
+drain_grace_secs = 2
+
+[[anycast.neighbor]]
+peer = "edge-a"
+
+[[pop.check]]
+type = "tcp"
+address = "127.0.0.1"
+port = {target_port}
+interval_ms = 100
+timeout_ms = 100
+rise = 1
+fall = 1
+"#
+        ),
+    );
+    let target = Target::start(target_port);
+    let sub = |name: &str| {
+        let d = s.dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let edge_a = Bird::start(
+        &sub("edge-a"),
+        &format!(
+            r#"
+router id 127.{n}.0.2;
+protocol device {{}}
+protocol bgp petrel {{
+  local 127.{n}.0.2 port {p_petrel} as 64610;
+  neighbor 127.0.0.1 as 64600;
+  passive on; multihop 2;
+  ipv4 {{ import all; export none; }};
+}}
+protocol bgp inet {{
+  local 127.{n}.0.2 port {p_a_out} as 64610;
+  neighbor 127.{n}.0.4 port {p_inet_a} as 64700;
+  multihop 2; connect retry time 1;
+  ipv4 {{ import none; export all; }};
+}}
+"#
+        ),
+    );
+    let _edge_b = Bird::start(
+        &sub("edge-b"),
+        &format!(
+            r#"
+router id 127.{n}.0.3;
+protocol device {{}}
+protocol static s4 {{ ipv4; route 192.0.2.0/24 blackhole; }}
+filter longer {{ bgp_path.prepend(64620); bgp_path.prepend(64620); accept; }}
+protocol bgp inet {{
+  local 127.{n}.0.3 port {p_b_out} as 64620;
+  neighbor 127.{n}.0.4 port {p_inet_b} as 64700;
+  multihop 2; connect retry time 1;
+  ipv4 {{ import none; export filter longer; }};
+}}
+"#
+        ),
+    );
+    let inet = Bird::start(
+        &sub("internet"),
+        &format!(
+            r#"
+router id 127.{n}.0.4;
+protocol device {{}}
+protocol bgp pop_a {{
+  local 127.{n}.0.4 port {p_inet_a} as 64700;
+  neighbor 127.{n}.0.2 port {p_a_out} as 64610;
+  passive on; multihop 2;
+  ipv4 {{ import all; export none; }};
+}}
+protocol bgp pop_b {{
+  local 127.{n}.0.4 port {p_inet_b} as 64700;
+  neighbor 127.{n}.0.3 port {p_b_out} as 64620;
+  passive on; multihop 2;
+  ipv4 {{ import all; export none; }};
+}}
+"#
+        ),
+    );
+    // The internet's best route: the first one BIRD lists (marked `*`).
+    let best = || {
+        let r = inet.birdc("show route 192.0.2.0/24 all primary");
+        r.lines()
+            .find_map(|l| l.trim().strip_prefix("BGP.as_path: "))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let limit = Duration::from_secs(30);
+    wait_for("the internet to prefer pop-a (petrel)", limit, || {
+        best() == "64610 64600"
+    });
+    assert!(edge_a.birdc("show route 192.0.2.0/24").contains("192.0.2.0/24"));
+    // pop-a's service dies: the internet moves to pop-b.
+    drop(target);
+    wait_for("the move to pop-b", limit, || best() == "64620 64620 64620");
+    let target = Target::start(target_port);
+    wait_for("the return to pop-a", limit, || best() == "64610 64600");
+    // Drain: GRACEFUL_SHUTDOWN reaches the internet with the route, then
+    // the route goes and pop-b takes over; undrain brings pop-a back.
+    let admin = s.admin.to_string();
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "nyc"]);
+    assert!(ok, "{err}");
+    wait_for("GRACEFUL_SHUTDOWN at the internet", limit, || {
+        inet.birdc("show route 192.0.2.0/24 all").contains("(65535,0)")
+    });
+    wait_for("the drain's move to pop-b", limit, || best() == "64620 64620 64620");
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "undrain", "nyc"]);
+    assert!(ok, "{err}");
+    wait_for("pop-a again", limit, || best() == "64610 64600");
+    drop(target);
+}
