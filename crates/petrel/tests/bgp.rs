@@ -2330,3 +2330,87 @@ protocol bgp pop_b {{
     wait_for("pop-a again", limit, || best() == "64610 64600");
     drop(target);
 }
+
+/// FRR's bgpd as pop-a's edge router: it receives petrel's announcement
+/// with the policy's prepends and communities, sees the drain's
+/// GRACEFUL_SHUTDOWN, and loses the route after the grace period.
+#[test]
+fn anycast_announcements_reach_frr() {
+    let n = 26;
+    let frr_port = free_port();
+    let s = petrel_with(
+        "anycast-frr",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+owned = ["192.0.2.0/24"]
+hold_down_secs = 0
+
+[[bgp.peer]]
+name = "frr"
+pop = "ams"
+address = "127.{n}.0.4"
+port = {frr_port}
+asn = 4200000030
+connect_retry_secs = 1
+
+[[anycast]]
+name = "web"
+pop = "ams"
+prefixes = ["192.0.2.0/24"]
+drain_grace_secs = 2
+
+# FRR refuses a loopback next hop (NOTIFICATION 3/8, a martian): name one.
+[[anycast.neighbor]]
+peer = "frr"
+next_hop = "192.0.2.1"
+prepend = 1
+communities = ["64600:42"]
+large_communities = ["64600:1:1"]
+"#
+        ),
+    );
+    let dir = s.dir.clone();
+    let conf = format!(
+        "frr defaults traditional\nhostname petrel-anycast-frr\nlog file {log}\n!\nrouter bgp 4200000030\n bgp router-id 127.{n}.0.4\n no bgp ebgp-requires-policy\n neighbor 127.0.0.1 remote-as 64600\n neighbor 127.0.0.1 disable-connected-check\n neighbor 127.0.0.1 passive\n address-family ipv4 unicast\n  neighbor 127.0.0.1 soft-reconfiguration inbound\n exit-address-family\n!\n",
+        log = dir.join("frr.log").display()
+    );
+    std::fs::write(dir.join("bgpd.conf"), conf).unwrap();
+    let vty = dir.display().to_string();
+    let _frr = bgpd(&dir, frr_port, &format!("127.{n}.0.4"), &[]);
+    let show = || {
+        let out = Command::new(tool("vtysh"))
+            .args([
+                "--vty_socket",
+                &vty,
+                "-d",
+                "bgpd",
+                "-c",
+                "show bgp ipv4 unicast 192.0.2.0/24",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let limit = Duration::from_secs(30);
+    wait_for("the announcement at FRR", limit, || show().contains("64600 64600"));
+    let r = show();
+    assert!(r.contains("Community: 64600:42"), "{r}");
+    assert!(r.contains("Large Community: 64600:1:1"), "{r}");
+    let admin = s.admin.to_string();
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "drain", "ams"]);
+    assert!(ok, "{err}");
+    // FRR names RFC 8326's community.
+    wait_for("GRACEFUL_SHUTDOWN at FRR", limit, || {
+        show().contains("graceful-shutdown")
+    });
+    wait_for("the withdrawal at FRR", limit, || !show().contains("64600 64600"));
+    let (ok, _, err) = petrel(&["pop", "--admin", &admin, "undrain", "ams"]);
+    assert!(ok, "{err}");
+    wait_for("the announcement again", limit, || {
+        let r = show();
+        r.contains("64600 64600") && !r.contains("graceful-shutdown")
+    });
+}
