@@ -134,6 +134,7 @@ pub enum Standing {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatusRow {
     pub service: String,
+    pub pop: PopIdx,
     pub prefix: Prefix,
     pub neighbour: String,
     pub standing: Standing,
@@ -437,6 +438,7 @@ impl Announcer {
                     };
                     rows.push(StatusRow {
                         service: s.name.clone(),
+                        pop: s.pop,
                         prefix: *p,
                         neighbour: n.neighbour.clone(),
                         standing,

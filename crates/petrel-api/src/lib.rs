@@ -85,6 +85,10 @@ pub struct ExplainResult {
     #[serde(flatten)]
     pub explanation: Explanation,
     pub text: String,
+    /// The anycast prefixes of the POPs in the answer, towards each
+    /// neighbour (the other channel those POPs are reached through).
+    #[serde(default)]
+    pub anycast: Vec<AnycastRoute>,
 }
 
 /// The last known state of one health-check target.
@@ -113,6 +117,9 @@ pub struct Health {
 pub struct AnycastRoute {
     /// The `[[anycast]]` block.
     pub service: String,
+    /// The POP whose state drives it.
+    #[serde(default)]
+    pub pop: String,
     pub prefix: String,
     /// The `[[bgp.peer]]` it goes to.
     pub neighbor: String,

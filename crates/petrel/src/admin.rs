@@ -377,8 +377,31 @@ async fn explain(State(st): St, Query(q): Query<ExplainQ>) -> Response {
                     }
                 }
             }
-            let text = e.to_text();
-            Json(ExplainResult { explanation: e, text }).into_response()
+            let mut text = e.to_text();
+            // The answer's POPs are also reached over anycast: say how
+            // their prefixes stand.
+            let anycast: Vec<petrel_api::AnycastRoute> = match &st.bgp {
+                Some(b) => b
+                    .anycast
+                    .snapshot()
+                    .routes
+                    .into_iter()
+                    .filter(|r| e.answer.contains(&r.pop))
+                    .collect(),
+                None => Vec::new(),
+            };
+            for r in &anycast {
+                text.push_str(&format!(
+                    "anycast: {} ({}) to {}: {}, {}\n",
+                    r.prefix, r.pop, r.neighbor, r.standing, r.why
+                ));
+            }
+            Json(ExplainResult {
+                explanation: e,
+                text,
+                anycast,
+            })
+            .into_response()
         }
         // An unknown service is a bad question here, as it always was.
         Err(e) if e.blame() == Blame::Client => error(StatusCode::BAD_REQUEST, e.to_string()),

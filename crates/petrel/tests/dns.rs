@@ -856,6 +856,22 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     let e: petrel_api::ExplainResult = typed("explain", &b);
     assert_eq!(e.explanation.answer, ["iad"]);
     assert!(e.text.contains("answer: iad"), "{}", e.text);
+    assert!(e.anycast.is_empty(), "iad announces nothing");
+    // ams is also reached over anycast: the explanation says how.
+    let (code, b) = call(
+        "GET",
+        "/api/v1/explain",
+        "/api/v1/explain?service=www.demo.petrel.test&client=2.16.0.0/24",
+    );
+    assert_eq!(code, 200);
+    let e: petrel_api::ExplainResult = typed("explain", &b);
+    assert_eq!(e.explanation.answer, ["ams"]);
+    assert_eq!(e.anycast.len(), 1);
+    assert!(
+        e.text.contains("anycast: 198.18.0.0/24 (ams) to ams-edge: announced"),
+        "{}",
+        e.text
+    );
     let (code, b) = call("GET", "/api/v1/explain", "/api/v1/explain?service=nope&client=1.2.3.4");
     assert_eq!(code, 400);
     let err: petrel_api::ErrorBody = typed("explain error", &b);

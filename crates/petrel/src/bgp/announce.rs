@@ -100,7 +100,7 @@ fn api_attrs(a: &Attrs) -> AnycastAttributes {
     }
 }
 
-fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, now: Instant) {
+fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, pops: &[String], now: Instant) {
     let routes = a
         .status(now)
         .into_iter()
@@ -116,6 +116,7 @@ fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, now: I
             };
             AnycastRoute {
                 service: r.service,
+                pop: pops.get(r.pop.index()).cloned().unwrap_or_default(),
                 prefix: r.prefix.to_string(),
                 session_up: up.contains_key(&r.neighbour),
                 neighbor: r.neighbour,
@@ -218,10 +219,11 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
     let mut our_as = g.config().bgp.as_ref().map_or(Asn(0), |b| b.asn);
     let mut a = Announcer::new(conf_of(&g).unwrap_or_else(|| empty.clone()));
     let mut states: Vec<PopState> = g.states.to_vec();
+    let mut pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
     drop(g);
     a.observe(&states, Instant::now());
     let mut up: HashMap<String, Up> = HashMap::new();
-    publish(&board, &a, &up, Instant::now());
+    publish(&board, &a, &up, &pops, Instant::now());
     loop {
         // A drain's grace period and damping also change what `status`
         // says (until when): refresh the board at least every second
@@ -255,13 +257,13 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                 let u = Up { ctl, session };
                 send(&name, &u, &changes);
                 up.insert(name, u);
-                publish(&board, &a, &up, now);
+                publish(&board, &a, &up, &pops, now);
                 continue;
             }
             Some(AnnounceMsg::Down { name }) => {
                 a.session_down(&name);
                 up.remove(&name);
-                publish(&board, &a, &up, now);
+                publish(&board, &a, &up, &pops, now);
                 continue;
             }
             Some(AnnounceMsg::Published { reload }) => {
@@ -274,6 +276,7 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                     }
                 }
                 states = g.states.to_vec();
+                pops = g.config().pops.iter().map(|p| p.name.clone()).collect();
             }
             None => {}
         }
@@ -282,7 +285,7 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
             let changes = a.changes_for(name, now);
             send(name, u, &changes);
         }
-        publish(&board, &a, &up, now);
+        publish(&board, &a, &up, &pops, now);
     }
 }
 
