@@ -184,16 +184,45 @@ fn descriptor_budget(server: &petrel_config::ServerConf) -> usize {
         }
         lim.rlim_cur
     };
-    let others = server.admin_max_connections as u64 + RESERVED_FDS + 2 * server.dns.len() as u64;
-    let room = limit.saturating_sub(others).max(1);
-    if server.tcp_max_connections as u64 > room {
+    let tcp = tcp_limit_within(limit, server);
+    if tcp < server.tcp_max_connections {
         tracing::warn!(
             descriptor_limit = limit,
             tcp_max_connections = server.tcp_max_connections,
-            using = room,
+            using = tcp,
             "the descriptor limit cannot hold tcp_max_connections besides the admin API and a reserve for probes and reloads; DNS TCP uses fewer"
         );
-        return room as usize;
     }
-    server.tcp_max_connections
+    tcp
+}
+
+/// The DNS TCP connection limit that fits under `nofile` descriptors with
+/// the admin API's connections, two sockets per listener and
+/// `RESERVED_FDS` to spare (at least one connection).
+fn tcp_limit_within(nofile: u64, server: &petrel_config::ServerConf) -> usize {
+    let others = server.admin_max_connections as u64 + RESERVED_FDS + 2 * server.dns.len() as u64;
+    let room = nofile.saturating_sub(others).max(1);
+    (server.tcp_max_connections as u64).min(room) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_tcp_leaves_room_for_the_admin_api_and_the_reserve() {
+        let c = petrel_config::parse(
+            std::path::Path::new("t.toml"),
+            "[server]\ndns = [\"127.0.0.1:53\", \"[::1]:53\"]\n",
+        )
+        .unwrap()
+        .server;
+        assert_eq!((c.tcp_max_connections, c.admin_max_connections), (512, 64));
+        // Plenty: the configured limit.
+        assert_eq!(tcp_limit_within(65_536, &c), 512);
+        // 512 descriptors: 512 - 64 - 256 - 4 = 188.
+        assert_eq!(tcp_limit_within(512, &c), 188);
+        // Too few for anything: one connection still.
+        assert_eq!(tcp_limit_within(100, &c), 1);
+    }
 }
