@@ -78,7 +78,7 @@ impl Reloader {
                 let id = self.publisher.reload(built);
                 // The previous generation was just released: hand its memory
                 // back rather than leave it in the allocator's free lists.
-                sources::give_back_memory();
+                crate::memory::give_back();
                 self.ok.fetch_add(1, Relaxed);
                 for w in &warnings {
                     tracing::warn!(warning = %w, "reload");

@@ -122,19 +122,8 @@ pub fn load(path: &Path, bgp: Option<Arc<BgpData>>) -> Result<Built, Vec<String>
     let src = read(&config);
     let built = build(config, &src, bgp).map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect());
     drop(src);
-    give_back_memory();
+    crate::memory::give_back();
     built
-}
-
-/// Return freed heap to the system. Reading and compiling a large file
-/// leaves most of its peak in the allocator's free lists otherwise (glibc
-/// keeps freed memory of its arenas), which looks like a leak to operators.
-pub fn give_back_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The overrides the config's state file records (none without one), and

@@ -126,11 +126,8 @@ impl Loader {
         let t0 = Instant::now();
         // What was read before an error stays: its peers' tables end here.
         let r = self.read_all().and_then(|r| self.end_tables().map(|()| r));
-        // SAFETY: malloc_trim only releases free memory (the reader's
-        // temporaries).
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        // The reader's temporaries.
+        crate::memory::give_back();
         match r {
             Ok(Ok(())) => tracing::info!(file = %self.src.file.display(), view = %self.pop, routes = self.routes,
                 ms = t0.elapsed().as_millis() as u64, "MRT dump read"),

@@ -208,10 +208,7 @@ impl Ribs {
         let id = self.publisher.set_input(Input::Bgp(Arc::new(p.data)));
         // Compiling freed large temporaries; hand the pages back rather
         // than keep a full table's worth of slack per batch.
-        // SAFETY: malloc_trim only releases free memory.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        crate::memory::give_back();
         self.board
             .record_publish(p.since.elapsed(), started.elapsed(), p.routes as u64);
         tracing::info!(
