@@ -209,35 +209,25 @@ pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListen
         let (reader, metrics) = (reader.clone(), metrics.clone());
         let idle = conns.limits.idle;
         tokio::spawn(async move {
-            connection(reader, &metrics, stream, peer.ip(), idle, &ticket).await;
+            let end = serve_queries(reader, &metrics, stream, peer.ip(), idle, &ticket).await;
             drop(ticket);
+            let c = match end {
+                // Evictions are counted when they are decided.
+                End::Closed | End::Evicted => return,
+                End::Idle => &metrics.tcp_idle_closed,
+                End::WriteTimeout => &metrics.tcp_write_timeouts,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
         });
     }
 }
 
+/// Why a connection ended, for the counters.
 enum End {
     Closed,
     Idle,
     WriteTimeout,
     Evicted,
-}
-
-async fn connection(
-    reader: Reader,
-    metrics: &DnsMetrics,
-    stream: TcpStream,
-    peer: IpAddr,
-    idle: Duration,
-    ticket: &Ticket,
-) {
-    let end = serve_queries(reader, metrics, stream, peer, idle, ticket).await;
-    let c = match end {
-        // Evictions are counted when they are decided.
-        End::Closed | End::Evicted => return,
-        End::Idle => &metrics.tcp_idle_closed,
-        End::WriteTimeout => &metrics.tcp_write_timeouts,
-    };
-    c.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn serve_queries(
