@@ -103,7 +103,8 @@ pub struct Service {
     pub after_drain: AfterDrain,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// The default announces nothing (no services, nothing owned).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub services: Vec<Service>,
     pub safety: Safety,

@@ -126,6 +126,19 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+impl Default for Safety {
+    /// Nothing owned: nothing can be announced.
+    fn default() -> Self {
+        Safety {
+            owned: Vec::new(),
+            max_len_v4: 24,
+            max_len_v6: 48,
+            origin: Asn(0),
+            vrps: None,
+        }
+    }
+}
+
 impl Safety {
     pub fn check(&self, prefix: &Prefix) -> Result<(), Refusal> {
         if !self.owned.iter().any(|o| o.contains(prefix)) {

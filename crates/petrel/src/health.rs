@@ -641,3 +641,36 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &[u8], cap: 
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod local_failure_tests {
+    use super::*;
+
+    #[test]
+    fn only_this_hosts_own_exhaustion_spares_the_target() {
+        let e = |n| std::io::Error::from_raw_os_error(n);
+        for n in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+            libc::EAGAIN,
+        ] {
+            assert!(matches!(io_err("connect", e(n)), ProbeErr::Local(_)), "{n}");
+        }
+        for n in [
+            libc::ECONNREFUSED,
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::ECONNRESET,
+        ] {
+            assert!(matches!(io_err("connect", e(n)), ProbeErr::Target(_)), "{n}");
+        }
+        let ProbeErr::Local(d) = io_err("socket", e(libc::EMFILE)) else {
+            panic!()
+        };
+        assert!(d.starts_with("socket: "), "{d}");
+    }
+}

@@ -204,20 +204,8 @@ pub fn spawn(publisher: Arc<Publisher>, board: Arc<AnycastBoard>) -> AnnounceTx 
 
 async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<AnnounceMsg>, board: Arc<AnycastBoard>) {
     let g = publisher.load_full();
-    let empty = petrel_anycast::Config {
-        services: Vec::new(),
-        safety: petrel_anycast::safety::Safety {
-            owned: Vec::new(),
-            max_len_v4: 24,
-            max_len_v6: 48,
-            origin: Asn(0),
-            vrps: None,
-        },
-        damping: Default::default(),
-        hold_down: Default::default(),
-    };
     let mut our_as = g.config().bgp.as_ref().map_or(Asn(0), |b| b.asn);
-    let mut a = Announcer::new(conf_of(&g).unwrap_or_else(|| empty.clone()));
+    let mut a = Announcer::new(conf_of(&g).unwrap_or_default());
     let mut states: Vec<PopState> = g.states.to_vec();
     let mut pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
     drop(g);
@@ -270,7 +258,7 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                 let g = publisher.load_full();
                 if reload {
                     our_as = g.config().bgp.as_ref().map_or(Asn(0), |b| b.asn);
-                    a.reconfigure(conf_of(&g).unwrap_or_else(|| empty.clone()));
+                    a.reconfigure(conf_of(&g).unwrap_or_default());
                     for u in up.values_mut() {
                         u.session.our_as = our_as;
                     }
