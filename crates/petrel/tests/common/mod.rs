@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod routers;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -104,6 +107,20 @@ pub fn spawn(dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
 
 /// `spawn`, with petrel run by a wrapper command (e.g. `prlimit ...`).
 pub fn spawn_under(wrapper: &[&str], dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
+    let s = launch(wrapper, dir, cfg, port, admin);
+    wait_started(&s, || TcpStream::connect(s.admin).is_ok());
+    s
+}
+
+/// `spawn` inside a network namespace; its admin API is reached from
+/// inside it (`Netns::enter`, `Netns::cmd`).
+pub fn spawn_in(ns: &netns::Netns, dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
+    let s = launch(&["ip", "netns", "exec", &ns.name], dir, cfg, port, admin);
+    wait_started(&s, || ns.enter(|| TcpStream::connect(s.admin).is_ok()));
+    s
+}
+
+fn launch(wrapper: &[&str], dir: PathBuf, cfg: &Path, port: u16, admin: u16) -> Server {
     let log = std::fs::File::create(dir.join("petrel.log")).unwrap();
     let mut cmd = match wrapper.split_first() {
         None => Command::new(BIN),
@@ -120,14 +137,17 @@ pub fn spawn_under(wrapper: &[&str], dir: PathBuf, cfg: &Path, port: u16, admin:
         .stderr(log)
         .spawn()
         .unwrap();
-    let s = Server {
+    Server {
         child,
         dir,
         port,
         admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-    };
+    }
+}
+
+fn wait_started(s: &Server, mut up: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(s.admin).is_err() {
+    while !up() {
         assert!(
             Instant::now() < deadline,
             "petrel did not start: {}",
@@ -135,7 +155,6 @@ pub fn spawn_under(wrapper: &[&str], dir: PathBuf, cfg: &Path, port: u16, admin:
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    s
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> String {
