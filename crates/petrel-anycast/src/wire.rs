@@ -17,6 +17,8 @@ pub struct Session {
     pub ctx: SessionCtx,
     /// IPv4 and IPv6 unicast negotiated (RFC 4760).
     pub families: [bool; 2],
+    /// IPv4 unicast with IPv6 next hops negotiated (RFC 8950).
+    pub extended_next_hop: bool,
     /// Our address on the session: the next hop unless the policy names one.
     pub local: IpAddr,
     pub our_as: Asn,
@@ -28,7 +30,8 @@ pub enum Unsendable {
     /// The session did not negotiate the prefix's family.
     Family,
     /// An IPv6 prefix with no IPv6 next hop (an IPv4 session and no
-    /// `next_hop` in the policy), or the reverse.
+    /// `next_hop` in the policy), or an IPv4 prefix with no IPv4 next hop
+    /// over a session without RFC 8950's extended next hops.
     NextHop,
 }
 
@@ -86,6 +89,8 @@ fn attributes(a: &Attrs, fam: Family, s: &Session) -> Result<Attributes, Unsenda
     let (next_hop, mp_next_hop) = match (fam, nh) {
         (Family::V4, IpAddr::V4(v4)) => (Some(v4), None),
         (Family::V6, IpAddr::V6(v6)) => (None, Some(IpAddr::V6(v6))),
+        // RFC 8950: in MP_REACH_NLRI (AFI 1, SAFI 1), no NEXT_HOP.
+        (Family::V4, IpAddr::V6(v6)) if s.extended_next_hop => (None, Some(IpAddr::V6(v6))),
         _ => return Err(Unsendable::NextHop),
     };
     let mut unknown = Vec::new();
@@ -135,6 +140,7 @@ mod tests {
                 ..Default::default()
             },
             families: [true, true],
+            extended_next_hop: false,
             local: local.parse().unwrap(),
             our_as: Asn(4_200_000_001),
         }
@@ -211,6 +217,30 @@ mod tests {
         assert_eq!(encode(&with_nh, &s, &mut out), Ok(()));
         s.families = [true, false];
         assert_eq!(encode(&with_nh, &s, &mut Vec::new()), Err(Unsendable::Family));
+    }
+
+    #[test]
+    fn ipv4_with_an_ipv6_next_hop_goes_in_mp_reach_when_negotiated() {
+        let mut s = session("2001:db8::1");
+        let v4 = Change::Announce("192.0.2.0/24".parse().unwrap(), Attrs::default());
+        assert_eq!(encode(&v4, &s, &mut Vec::new()), Err(Unsendable::NextHop));
+        s.extended_next_hop = true;
+        let mut out = Vec::new();
+        encode(&v4, &s, &mut out).unwrap();
+        let u = parse(&out, &s);
+        assert_eq!(u.announced[0].prefix.to_string(), "192.0.2.0/24");
+        assert_eq!(u.attrs.next_hop, None, "no NEXT_HOP attribute");
+        assert_eq!(u.attrs.mp_next_hop, Some("2001:db8::1".parse().unwrap()));
+        // MP_REACH_NLRI for AFI 1, SAFI 1, a 16-octet next hop.
+        let mp = out
+            .windows(4)
+            .position(|w| w == [0x80, 14, 25, 0])
+            .expect("MP_REACH_NLRI");
+        assert_eq!(&out[mp + 3..mp + 7], [0, 1, 1, 16]);
+        // Withdrawn in the IPv4 withdrawn-routes field, as ever.
+        let mut out = Vec::new();
+        encode(&Change::Withdraw("192.0.2.0/24".parse().unwrap()), &s, &mut out).unwrap();
+        assert_eq!(parse(&out, &s).withdrawn[0].prefix.to_string(), "192.0.2.0/24");
     }
 
     #[test]

@@ -133,6 +133,14 @@ pub struct AnycastRoute {
     pub why: String,
     /// Whether the neighbour's session is up (it holds what it was sent).
     pub session_up: bool,
+    /// Why the neighbour's session last went down (a NOTIFICATION it sent
+    /// us, e.g. 3/8 for a next hop it refuses), while it is down.
+    #[serde(default)]
+    pub session_error: Option<String>,
+    /// Why the last change could not be put on the wire to this neighbour
+    /// (a family or next hop the session cannot carry).
+    #[serde(default)]
+    pub not_sent: Option<String>,
     /// What is (or would be) sent; none when withdrawn.
     pub attributes: Option<AnycastAttributes>,
     /// RFC 2439 figure of merit now.

@@ -45,6 +45,8 @@ pub struct Config {
     pub ipv6: bool,
     /// Offer to receive ADD-PATH (RFC 7911).
     pub add_path_receive: bool,
+    /// Offer IPv4 unicast with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             ipv4: true,
             ipv6: true,
             add_path_receive: true,
+            extended_next_hop: false,
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct Negotiated {
     /// IPv4 and IPv6 unicast, as both sides offered them (RFC 4760; a
     /// peer without Multiprotocol capabilities speaks IPv4 only).
     pub families: [bool; 2],
+    /// Both sides offered IPv4 unicast with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -349,6 +354,9 @@ impl Session {
             caps.push(Capability::AddPath(l));
         }
         caps.push(Capability::ExtendedMessage);
+        if self.cfg.extended_next_hop && self.cfg.ipv4 {
+            caps.push(Capability::ExtendedNextHop(vec![(1, 1, 2)]));
+        }
         let my_as = if self.cfg.local_as > 65535 {
             23456
         } else {
@@ -484,6 +492,7 @@ impl Session {
             ctx,
             route_refresh: o.has(|c| matches!(c, Capability::RouteRefresh)),
             families: [self.cfg.ipv4 && offered[0], self.cfg.ipv6 && offered[1]],
+            extended_next_hop: self.cfg.extended_next_hop && self.cfg.ipv4 && o.ipv4_with_ipv6_next_hops(),
         })
     }
 }

@@ -108,10 +108,24 @@ pub fn encode_update(u: &UpdateOut<'_>, ctx: &SessionCtx, out: &mut Vec<u8>) {
     let mut ab = Vec::new();
     let on = attrs::FLAG_OPTIONAL;
     let announcing = !a4.is_empty() || !a6.is_empty();
+    // RFC 8950: IPv4 routes with an IPv6 next hop (and no NEXT_HOP) go in
+    // MP_REACH_NLRI, which then cannot also carry IPv6 routes.
+    let v4_in_mp = matches!((u.attrs.next_hop, u.attrs.mp_next_hop), (None, Some(IpAddr::V6(_)))) && !a4.is_empty();
+    debug_assert!(!v4_in_mp || a6.is_empty(), "one MP_REACH_NLRI per UPDATE");
     if announcing {
         let a = u.attrs;
-        write_attrs(&mut ab, a, ctx, !a4.is_empty());
-        if !a6.is_empty() {
+        write_attrs(&mut ab, a, ctx, !a4.is_empty() && !v4_in_mp);
+        if v4_in_mp {
+            let mut v = vec![0, 1, 1, 16];
+            if let Some(IpAddr::V6(nh)) = a.mp_next_hop {
+                v.extend_from_slice(&nh.octets());
+            }
+            v.push(0);
+            for n in &a4 {
+                nlri::write(&mut v, n);
+            }
+            attr(&mut ab, on, attrs::MP_REACH, &v);
+        } else if !a6.is_empty() {
             let mut v = vec![0, 2, 1];
             match a.mp_next_hop {
                 Some(IpAddr::V6(nh)) => {
@@ -139,8 +153,10 @@ pub fn encode_update(u: &UpdateOut<'_>, ctx: &SessionCtx, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&(ab.len() as u16).to_be_bytes());
     out.extend_from_slice(&ab);
-    for n in &a4 {
-        nlri::write(out, n);
+    if !v4_in_mp {
+        for n in &a4 {
+            nlri::write(out, n);
+        }
     }
     finish(out, s);
 }

@@ -17,6 +17,10 @@ pub enum Capability {
     AddPath(Vec<(u16, u8, u8)>),
     /// RFC 8654.
     ExtendedMessage,
+    /// RFC 8950: (NLRI AFI, NLRI SAFI, next hop AFI) carried with a next
+    /// hop of the other family, e.g. (1, 1, 2) for IPv4 unicast with IPv6
+    /// next hops.
+    ExtendedNextHop(Vec<(u16, u16, u16)>),
     Unknown {
         code: u8,
         value: Vec<u8>,
@@ -29,6 +33,7 @@ impl Capability {
             Capability::Multiprotocol { .. } => 1,
             Capability::RouteRefresh => 2,
             Capability::ExtendedMessage => 6,
+            Capability::ExtendedNextHop(_) => 5,
             Capability::AddPath(_) => 69,
             Capability::FourOctetAs(_) => 65,
             Capability::Unknown { code, .. } => *code,
@@ -53,6 +58,13 @@ impl Capability {
                     v.push(*sr);
                 }
             }
+            Capability::ExtendedNextHop(list) => {
+                for t in list {
+                    for x in [t.0, t.1, t.2] {
+                        v.extend_from_slice(&x.to_be_bytes());
+                    }
+                }
+            }
             Capability::Unknown { value, .. } => v.extend_from_slice(value),
         }
         out.push(v.len() as u8);
@@ -73,7 +85,15 @@ impl Capability {
                     .map(|c| (u16::from_be_bytes([c[0], c[1]]), c[2], c[3]))
                     .collect(),
             ),
-            1 | 2 | 6 | 65 | 69 => return None,
+            5 if v.len().is_multiple_of(6) => Capability::ExtendedNextHop(
+                v.chunks_exact(6)
+                    .map(|c| {
+                        let x = |i: usize| u16::from_be_bytes([c[i], c[i + 1]]);
+                        (x(0), x(2), x(4))
+                    })
+                    .collect(),
+            ),
+            1 | 2 | 5 | 6 | 65 | 69 => return None,
             _ => Capability::Unknown {
                 code,
                 value: v.to_vec(),
@@ -130,6 +150,12 @@ impl Open {
                 .any(|(a, s, sr)| *a == afi as u16 && *s == 1 && sr & bit != 0),
             _ => false,
         })
+    }
+
+    /// Whether the speaker takes IPv4 unicast routes with IPv6 next hops
+    /// (RFC 8950).
+    pub fn ipv4_with_ipv6_next_hops(&self) -> bool {
+        self.has(|c| matches!(c, Capability::ExtendedNextHop(l) if l.contains(&(1, 1, 2))))
     }
 
     /// IPv4 and IPv6 unicast as this OPEN offers them: a speaker without

@@ -80,6 +80,7 @@ fn open_round_trip_with_capabilities() {
             Capability::FourOctetAs(4_200_000_001),
             Capability::AddPath(vec![(1, 1, 3)]),
             Capability::ExtendedMessage,
+            Capability::ExtendedNextHop(vec![(1, 1, 2), (1, 128, 2)]),
             Capability::Unknown {
                 code: 64,
                 value: vec![0, 120],
@@ -98,12 +99,14 @@ fn open_round_trip_with_capabilities() {
     assert!(!back.add_path_send(Afi::Ipv6));
     assert!(back.add_path_receive(Afi::Ipv4));
     assert_eq!(back.unicast_families(), [true, true]);
+    assert!(back.ipv4_with_ipv6_next_hops());
     // Without Multiprotocol capabilities a speaker offers IPv4 only.
     let legacy = Open {
         capabilities: vec![Capability::RouteRefresh],
         ..o
     };
     assert_eq!(legacy.unicast_families(), [true, false]);
+    assert!(!legacy.ipv4_with_ipv6_next_hops());
 }
 
 #[test]

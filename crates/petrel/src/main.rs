@@ -494,8 +494,18 @@ fn anycast_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
         let until = r
             .until_unix
             .map_or(String::new(), |u| format!(" (for {} s more)", u.saturating_sub(now)));
+        let mut notes = String::new();
+        if !r.session_up {
+            match &r.session_error {
+                Some(e) => notes.push_str(&format!(" [session down: {e}]")),
+                None => notes.push_str(" [session down]"),
+            }
+        }
+        if let Some(n) = &r.not_sent {
+            notes.push_str(&format!(" [not sent: {n}]"));
+        }
         println!(
-            "{:<12} {:<20} {:<14} {:<12} {:>7}s  {:<40} {}{until}{}",
+            "{:<12} {:<20} {:<14} {:<12} {:>7}s  {:<40} {}{until}{notes}",
             r.service,
             r.prefix,
             r.neighbor,
@@ -503,7 +513,6 @@ fn anycast_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
             now.saturating_sub(r.since_unix),
             sent,
             r.why,
-            if r.session_up { "" } else { " [session down]" }
         );
     }
     println!("\n{} changes sent, {} health-driven flips", st.updates_sent, st.flips);

@@ -617,20 +617,20 @@ peer = "edge-a"
 /// FRR's bgpd as pop-a's edge router: it takes petrel's announcement with
 /// petrel's own address as the next hop, the policy's prepend and
 /// communities, sees the drain's GRACEFUL_SHUTDOWN and loses the route
-/// after the grace period; undrain restores it.
+/// after the grace period; undrain restores it. What FRR's session cannot
+/// carry (IPv6) or refuses (a martian next hop) shows in `petrel anycast`.
 #[test]
 fn announcements_reach_frr_as_the_edge_router() {
     let mut pa = Netns::new("pop-a");
     let mut edge = Netns::new("edge-frr");
     link(&mut pa, &["10.1.0.1/30"], &mut edge, &["10.1.0.2/30"]);
-    let p = Petrel::start(
-        &pa,
-        "anycast-frr",
-        r#"
+    let body = |next_hop: &str| {
+        format!(
+            r#"
 [bgp]
 asn = 64600
 router_id = "10.1.0.1"
-owned = ["192.0.2.0/24"]
+owned = ["192.0.2.0/24", "2001:db8::/32"]
 hold_down_secs = 0
 
 [[bgp.peer]]
@@ -643,7 +643,7 @@ connect_retry_secs = 1
 [[anycast]]
 name = "web"
 pop = "ams"
-prefixes = ["192.0.2.0/24"]
+prefixes = ["192.0.2.0/24", "2001:db8:1::/48"]
 drain_grace_secs = 2
 
 [[anycast.neighbor]]
@@ -651,8 +651,11 @@ peer = "frr"
 prepend = 1
 communities = ["64600:42"]
 large_communities = ["64600:1:1"]
-"#,
-    );
+{next_hop}
+"#
+        )
+    };
+    let p = Petrel::start(&pa, "anycast-frr", &body(""));
     let dir = sub(&p, "frr");
     let conf = format!(
         "frr defaults traditional\nhostname petrel-anycast-frr\nlog file {log}\n!\nrouter bgp 4200000030\n bgp router-id 10.1.0.2\n no bgp ebgp-requires-policy\n neighbor 10.1.0.1 remote-as 64600\n neighbor 10.1.0.1 passive\n address-family ipv4 unicast\n  neighbor 10.1.0.1 soft-reconfiguration inbound\n exit-address-family\n!\n",
@@ -685,6 +688,17 @@ large_communities = ["64600:1:1"]
     ] {
         assert!(r.contains(want), "{want} in {r}");
     }
+    // FRR did not take IPv6 unicast on this session: the IPv6 prefix is
+    // not sent, and `petrel anycast` says why.
+    let out = p.cli(&["anycast"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("2001:db8:1::/48"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("[not sent: the session did not negotiate this family]"),
+        "{out}"
+    );
     p.cli(&["pop", "drain", "ams"]);
     // FRR names RFC 8326's community.
     wait_for("GRACEFUL_SHUTDOWN at FRR", LIMIT, || {
@@ -696,11 +710,19 @@ large_communities = ["64600:1:1"]
         let r = show();
         r.contains("64600 64600") && !r.contains("graceful-shutdown")
     });
+    // A next hop FRR refuses (a loopback address, a martian): FRR resets
+    // the session with NOTIFICATION 3/8, and `petrel anycast` says so.
+    p.reload_with(&body("next_hop = \"127.0.0.2\"")).unwrap();
+    wait_for("the refusal in `petrel anycast`", LIMIT, || {
+        let out = p.cli(&["anycast"]);
+        out.contains("[session down:") && out.contains("3/8")
+    });
 }
 
 /// GoBGP 3 receives petrel's announcements over an IPv6 session: the IPv6
 /// prefix in MP_REACH_NLRI with petrel's own IPv6 address as the next hop,
-/// the IPv4 prefix with the next hop the policy names; de-preferred
+/// one IPv4 prefix with the next hop the policy names, another with
+/// petrel's IPv6 address (RFC 8950); de-preferred
 /// (prepended) rather than withdrawn when the POP is forced down.
 #[test]
 fn ipv6_announcements_reach_gobgp() {
@@ -714,7 +736,7 @@ fn ipv6_announcements_reach_gobgp() {
 [bgp]
 asn = 64600
 router_id = "10.1.0.1"
-owned = ["192.0.2.0/24", "2001:db8::/32"]
+owned = ["192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32"]
 hold_down_secs = 0
 
 [[bgp.peer]]
@@ -745,6 +767,15 @@ prefixes = ["192.0.2.0/24"]
 [[anycast.neighbor]]
 peer = "gobgp"
 next_hop = "10.9.0.1"
+
+# ... or with petrel's IPv6 address: GoBGP negotiates RFC 8950.
+[[anycast]]
+name = "v4-extended"
+pop = "ams"
+prefixes = ["198.51.100.0/24"]
+
+[[anycast.neighbor]]
+peer = "gobgp"
 "#,
     );
     let dir = sub(&p, "gobgp");
@@ -799,9 +830,77 @@ next_hop = "10.9.0.1"
     }
     let r = rib("ipv4");
     assert!(r.contains("192.0.2.0/24") && r.contains("10.9.0.1"), "{r}");
+    let line = r
+        .lines()
+        .find(|l| l.contains("198.51.100.0/24"))
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(line.contains("fd00:1::1"), "{r}");
     // Forced down: the IPv6 prefix stays, with our AS three times.
     p.cli(&["pop", "force-down", "ams"]);
     wait_for("the de-preferred announcement", LIMIT, || {
         rib("ipv6").contains("64600 64600 64600")
     });
+}
+
+/// Over an IPv6-only link to BIRD, the IPv4 prefix goes with petrel's IPv6
+/// address as its next hop (RFC 8950, negotiated with BIRD's `extended
+/// next hop`), the IPv6 prefix as usual.
+#[test]
+fn ipv4_over_an_ipv6_session_uses_extended_next_hops_at_bird() {
+    let mut pa = Netns::new("pop-a");
+    let mut edge = Netns::new("edge-a");
+    link(&mut pa, &["fd00:1::1/64"], &mut edge, &["fd00:1::2/64"]);
+    let p = Petrel::start(
+        &pa,
+        "anycast-extnh",
+        r#"
+[bgp]
+asn = 64600
+router_id = "10.1.0.1"
+owned = ["192.0.2.0/24", "2001:db8::/32"]
+hold_down_secs = 0
+
+[[bgp.peer]]
+name = "edge-a"
+pop = "ams"
+address = "fd00:1::2"
+asn = 64610
+connect_retry_secs = 1
+
+[[anycast]]
+name = "dual"
+pop = "ams"
+prefixes = ["192.0.2.0/24", "2001:db8:1::/48"]
+
+[[anycast.neighbor]]
+peer = "edge-a"
+communities = ["64610:100"]
+"#,
+    );
+    let bird = Bird::start_in(
+        Some(&edge),
+        &sub(&p, "edge-a"),
+        r#"
+router id 10.1.0.2;
+protocol device { scan time 1; }
+protocol bgp petrel {
+  local fd00:1::2 as 64610;
+  neighbor fd00:1::1 as 64600;
+  passive on;
+  ipv4 { extended next hop on; import all; export none; };
+  ipv6 { import all; export none; };
+}
+"#,
+    );
+    wait_for("both prefixes at BIRD", LIMIT, || {
+        let r = bird.birdc("show route protocol petrel");
+        r.contains("192.0.2.0/24") && r.contains("2001:db8:1::/48")
+    });
+    let r = bird.birdc("show route 192.0.2.0/24 all");
+    for want in ["via fd00:1::1", "BGP.next_hop: fd00:1::1", "BGP.community: (64610,100)"] {
+        assert!(r.contains(want), "{want} in {r}");
+    }
+    let r = bird.birdc("show route 2001:db8:1::/48 all");
+    assert!(r.contains("via fd00:1::1"), "{r}");
+    assert!(!p.log().contains("not sent"), "{}", p.log());
 }

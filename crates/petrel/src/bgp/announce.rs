@@ -9,7 +9,7 @@ use petrel_anycast::{Announcer, Attrs, Change, Standing};
 use petrel_api::{AnycastAttributes, AnycastRoute, AnycastStatus};
 use petrel_config::Config;
 use petrel_director::{ChangeKind, Generation, Publisher};
-use petrel_types::{Asn, PopState};
+use petrel_types::{Asn, PopState, Prefix};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -29,10 +29,12 @@ pub enum AnnounceMsg {
         ctl: mpsc::UnboundedSender<PeerCtl>,
         ctx: petrel_bgp_wire::SessionCtx,
         families: [bool; 2],
+        extended_next_hop: bool,
         local: IpAddr,
     },
     Down {
         name: String,
+        reason: String,
     },
     /// The decision core published a generation.
     Published {
@@ -45,6 +47,17 @@ pub type AnnounceTx = mpsc::UnboundedSender<AnnounceMsg>;
 struct Up {
     ctl: mpsc::UnboundedSender<PeerCtl>,
     session: Session,
+}
+
+/// What the shell knows that the core does not: sessions, why they went
+/// down, and changes the wire could not carry.
+#[derive(Default)]
+struct Sessions {
+    up: HashMap<String, Up>,
+    /// Why a neighbour's session went down, until it is up again.
+    down_reason: HashMap<String, String>,
+    /// (neighbour, prefix) whose last change could not be encoded.
+    not_sent: HashMap<(String, Prefix), &'static str>,
 }
 
 /// The announcer's config from a generation: none without `[bgp]`.
@@ -100,7 +113,7 @@ fn api_attrs(a: &Attrs) -> AnycastAttributes {
     }
 }
 
-fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, pops: &[String], now: Instant) {
+fn publish(board: &AnycastBoard, a: &Announcer, ss: &Sessions, pops: &[String], now: Instant) {
     let routes = a
         .status(now)
         .into_iter()
@@ -118,7 +131,11 @@ fn publish(board: &AnycastBoard, a: &Announcer, up: &HashMap<String, Up>, pops: 
                 service: r.service,
                 pop: pops.get(r.pop.index()).cloned().unwrap_or_default(),
                 prefix: r.prefix.to_string(),
-                session_up: up.contains_key(&r.neighbour),
+                session_up: ss.up.contains_key(&r.neighbour),
+                session_error: (!ss.up.contains_key(&r.neighbour))
+                    .then(|| ss.down_reason.get(&r.neighbour).cloned())
+                    .flatten(),
+                not_sent: ss.not_sent.get(&(r.neighbour.clone(), r.prefix)).map(|s| s.to_string()),
                 neighbor: r.neighbour,
                 standing: standing.to_string(),
                 since_unix: unix_at(r.since, now),
@@ -210,8 +227,8 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
     let mut pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
     drop(g);
     a.observe(&states, Instant::now());
-    let mut up: HashMap<String, Up> = HashMap::new();
-    publish(&board, &a, &up, &pops, Instant::now());
+    let mut ss = Sessions::default();
+    publish(&board, &a, &ss, &pops, Instant::now());
     loop {
         // A drain's grace period and damping also change what `status`
         // says (until when): refresh the board at least every second
@@ -233,25 +250,29 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                 ctl,
                 ctx,
                 families,
+                extended_next_hop,
                 local,
             }) => {
                 let session = Session {
                     ctx,
                     families,
+                    extended_next_hop,
                     local,
                     our_as,
                 };
                 let changes = a.session_up(&name, now);
                 let u = Up { ctl, session };
-                send(&name, &u, &changes);
-                up.insert(name, u);
-                publish(&board, &a, &up, &pops, now);
+                send(&name, &u, &changes, &mut ss.not_sent);
+                ss.up.insert(name.clone(), u);
+                ss.down_reason.remove(&name);
+                publish(&board, &a, &ss, &pops, now);
                 continue;
             }
-            Some(AnnounceMsg::Down { name }) => {
+            Some(AnnounceMsg::Down { name, reason }) => {
                 a.session_down(&name);
-                up.remove(&name);
-                publish(&board, &a, &up, &pops, now);
+                ss.up.remove(&name);
+                ss.down_reason.insert(name, reason);
+                publish(&board, &a, &ss, &pops, now);
                 continue;
             }
             Some(AnnounceMsg::Published { reload }) => {
@@ -259,7 +280,7 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
                 if reload {
                     our_as = g.config().bgp.as_ref().map_or(Asn(0), |b| b.asn);
                     a.reconfigure(conf_of(&g).unwrap_or_default());
-                    for u in up.values_mut() {
+                    for u in ss.up.values_mut() {
                         u.session.our_as = our_as;
                     }
                 }
@@ -269,34 +290,46 @@ async fn run(publisher: Arc<Publisher>, mut rx: mpsc::UnboundedReceiver<Announce
             None => {}
         }
         a.observe(&states, now);
-        for (name, u) in &up {
+        for (name, u) in &ss.up {
             let changes = a.changes_for(name, now);
-            send(name, u, &changes);
+            send(name, u, &changes, &mut ss.not_sent);
         }
-        publish(&board, &a, &up, &pops, now);
+        publish(&board, &a, &ss, &pops, now);
     }
 }
 
-/// Encode and hand to the session; one log line per change.
-fn send(name: &str, u: &Up, changes: &[Change]) {
+/// Encode and hand to the session; one log line per change. A change the
+/// session cannot carry is logged and remembered for `petrel anycast`.
+fn send(name: &str, u: &Up, changes: &[Change], not_sent: &mut HashMap<(String, Prefix), &'static str>) {
     if changes.is_empty() {
         return;
     }
     let mut bytes = Vec::new();
     for c in changes {
+        let p = match c {
+            Change::Announce(p, _) | Change::Withdraw(p) => *p,
+        };
         match wire::encode(c, &u.session, &mut bytes) {
-            Ok(()) => match c {
-                Change::Announce(p, attrs) => {
-                    tracing::info!(peer = name, prefix = %p, prepend = attrs.prepend, med = ?attrs.med,
-                        communities = attrs.communities.len(), "anycast: announced");
+            Ok(()) => {
+                not_sent.remove(&(name.to_string(), p));
+                match c {
+                    Change::Announce(p, attrs) => {
+                        tracing::info!(peer = name, prefix = %p, prepend = attrs.prepend, med = ?attrs.med,
+                            communities = attrs.communities.len(), "anycast: announced");
+                    }
+                    Change::Withdraw(p) => tracing::info!(peer = name, prefix = %p, "anycast: withdrawn"),
                 }
-                Change::Withdraw(p) => tracing::info!(peer = name, prefix = %p, "anycast: withdrawn"),
-            },
-            Err(Unsendable::Family) => {
-                tracing::warn!(peer = name, change = ?c, "anycast: the session did not negotiate this family; not sent")
             }
-            Err(Unsendable::NextHop) => tracing::warn!(peer = name, change = ?c,
-                "anycast: no next hop of this family (set `next_hop` for the neighbor); not sent"),
+            Err(e) => {
+                let why = match e {
+                    Unsendable::Family => "the session did not negotiate this family",
+                    Unsendable::NextHop => {
+                        "no next hop of this family (set `next_hop` for the neighbor, or let the session negotiate extended next hops, RFC 8950)"
+                    }
+                };
+                tracing::warn!(peer = name, change = ?c, "anycast: {why}; not sent");
+                not_sent.insert((name.to_string(), p), why);
+            }
         }
     }
     if !bytes.is_empty() {

@@ -173,6 +173,8 @@ impl PeerTask {
             ipv4: cfg.ipv4,
             ipv6: cfg.ipv6,
             add_path_receive: cfg.add_path,
+            // Where needed: IPv4 routes over an IPv6 session.
+            extended_next_hop: cfg.address.is_ipv6(),
         });
         s.start(now());
         let mut reader: Option<OwnedReadHalf> = None;
@@ -242,6 +244,7 @@ impl PeerTask {
                                 ctl: self.ctl_tx.clone(),
                                 ctx: n.ctx,
                                 families: n.families,
+                                extended_next_hop: n.extended_next_hop,
                                 local: local.ip(),
                             });
                         }
@@ -257,9 +260,10 @@ impl PeerTask {
                         tracing::warn!(peer = %cfg.name, address = %cfg.address, remote_as = cfg.asn.0, reason = %why, "BGP session down");
                         let why = closing_reason.take().unwrap_or(why);
                         self.board.update(&cfg.name, |p| p.last_error = why.clone());
-                        let _ = self
-                            .announcer
-                            .send(super::announce::AnnounceMsg::Down { name: cfg.name.clone() });
+                        let _ = self.announcer.send(super::announce::AnnounceMsg::Down {
+                            name: cfg.name.clone(),
+                            reason: why.clone(),
+                        });
                         if self.rib.send(RibMsg::Down(self.slot)).await.is_err() {
                             return;
                         }
