@@ -113,6 +113,9 @@ pub struct HealthCheck {
     pub name: String,
     pub kind: CheckKind,
     pub interval_ms: u64,
+    /// Between probes while a change is under way (see
+    /// `petrel_health::Hysteresis::changing`).
+    pub fast_interval_ms: u64,
     pub timeout_ms: u64,
     pub rise: u32,
     pub fall: u32,

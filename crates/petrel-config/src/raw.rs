@@ -227,6 +227,7 @@ pub struct Check {
     pub address: Option<S<String>>,
     pub port: Option<S<i64>>,
     pub interval_ms: Option<S<i64>>,
+    pub fast_interval_ms: Option<S<i64>>,
     pub timeout_ms: Option<S<i64>>,
     pub rise: Option<S<i64>>,
     pub fall: Option<S<i64>>,

@@ -774,6 +774,13 @@ fn check(
     ];
     let bad = !cx.only_fields(field, kind, "check", allowed, &present);
     let interval_ms = cx.int(&r.interval_ms, &format!("{field}.interval_ms"), 100, 3_600_000, 5000u64);
+    let fast_interval_ms = cx.int(
+        &r.fast_interval_ms,
+        &format!("{field}.fast_interval_ms"),
+        100,
+        interval_ms as i64,
+        interval_ms.min(1000),
+    );
     let timeout_ms = cx.int(
         &r.timeout_ms,
         &format!("{field}.timeout_ms"),
@@ -1046,6 +1053,7 @@ fn check(
         name,
         kind: kind_v,
         interval_ms,
+        fast_interval_ms,
         timeout_ms,
         rise,
         fall,

@@ -96,6 +96,15 @@ impl Hysteresis {
         self.results > 0
     }
 
+    /// Whether a change is under way: the latest outcomes disagree with
+    /// the state, or no outcome has decided a pending target yet. Probes
+    /// then come at the fast interval, so that `fall` (or `rise`) results
+    /// take seconds, not `fall` full intervals (HAProxy's `fastinter`,
+    /// ExaBGP healthcheck's `--fast-interval`).
+    pub fn changing(&self) -> bool {
+        self.streak > 0 || self.first_decides
+    }
+
     pub fn observe(&mut self, outcome: Outcome, now_ms: u64) -> Option<Flip> {
         self.results += 1;
         if std::mem::take(&mut self.first_decides) {
@@ -157,10 +166,11 @@ pub fn pop_up(targets: impl IntoIterator<Item = TargetState>, up_thresh: f64) ->
     all == 0 || up as f64 >= up_thresh * all as f64 - 1e-9
 }
 
-/// The time a target needs, at most, to be seen down after it dies: `fall`
-/// probes, each started `interval` apart and failing after at most `timeout`.
-pub fn detection_bound_ms(interval_ms: u64, timeout_ms: u64, fall: u32) -> u64 {
-    interval_ms * fall.max(1) as u64 + timeout_ms
+/// The time a target needs, at most, to be seen down after it dies: the
+/// first failing probe starts within `interval`, the `fall - 1` more follow
+/// `fast_interval` apart, each failing after at most `timeout`.
+pub fn detection_bound_ms(interval_ms: u64, fast_interval_ms: u64, timeout_ms: u64, fall: u32) -> u64 {
+    interval_ms + fast_interval_ms * (fall.max(1) as u64 - 1) + timeout_ms
 }
 
 #[cfg(test)]
@@ -191,6 +201,21 @@ mod tests {
         );
         // The success at 6000 and the one at 7000 make two in a row.
         assert_eq!(feed(&mut h, &[K, K], 7000, 1000), vec![(7000, Up)]);
+    }
+
+    #[test]
+    fn a_change_under_way_is_known_until_it_is_decided_or_reverts() {
+        let mut h = Hysteresis::new(Up, 2, 3, 0);
+        assert!(!h.changing());
+        feed(&mut h, &[F, F], 0, 1000);
+        assert!(h.changing(), "two of three failures");
+        feed(&mut h, &[K], 2000, 1000);
+        assert!(!h.changing(), "a success ends it");
+        feed(&mut h, &[F, F, F], 3000, 1000);
+        assert_eq!((h.state(), h.changing()), (Down, false));
+        feed(&mut h, &[K], 6000, 1000);
+        assert!(h.changing(), "one of two successes");
+        assert!(Hysteresis::pending(2, 3, 0).changing(), "undecided");
     }
 
     #[test]
@@ -261,6 +286,7 @@ mod tests {
 
     #[test]
     fn detection_bound() {
-        assert_eq!(detection_bound_ms(1000, 500, 3), 3500);
+        assert_eq!(detection_bound_ms(1000, 1000, 500, 3), 3500);
+        assert_eq!(detection_bound_ms(5000, 1000, 2500, 3), 9500);
     }
 }

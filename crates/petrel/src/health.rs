@@ -262,7 +262,7 @@ async fn supervise(publisher: Arc<Publisher>, board: Arc<HealthBoard>, reload: A
         let tasks: Vec<JoinHandle<()>> = targets
             .iter()
             .enumerate()
-            .map(|(idx, t)| tokio::spawn(probe_loop(epoch, idx, t.check.clone(), tx.clone())))
+            .map(|(idx, t)| tokio::spawn(probe_loop(epoch, idx, t.check.clone(), t.hyst.clone(), tx.clone())))
             .collect();
         drop(tx);
         loop {
@@ -389,18 +389,22 @@ fn update_board(board: &HealthBoard, idx: usize, t: &Target, outcome: Outcome, e
     }
 }
 
-async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender<Report>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(check.interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Probes one target for ever: every `interval_ms`, or every
+/// `fast_interval_ms` while a change is under way. The loop keeps its own
+/// copy of the target's hysteresis (fed the same outcomes as the
+/// collector's, local errors aside) to know which.
+async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, mut hyst: Hysteresis, tx: mpsc::Sender<Report>) {
     let limit = Duration::from_millis(check.timeout_ms);
     // TLS settings are built once per check, not per probe.
     let tls = match &check.kind {
         CheckKind::Http { tls: Some(t), .. } => Some(crate::tls::connector(t)),
         _ => None,
     };
+    let t_start = Instant::now();
+    // The first probe starts at once: probes start at boot.
+    let mut next = t_start;
     loop {
-        // The first tick fires at once: probes start at boot.
-        tick.tick().await;
+        tokio::time::sleep_until(next.into()).await;
         let t0 = Instant::now();
         let (ok, local, detail) = match tokio::time::timeout(limit, probe(&check, tls.as_ref())).await {
             Ok(Ok(d)) => (true, false, d),
@@ -408,13 +412,26 @@ async fn probe_loop(epoch: u64, idx: usize, check: HealthCheck, tx: mpsc::Sender
             Ok(Err(ProbeErr::Local(d))) => (false, true, d),
             Err(_) => (false, false, format!("no answer within {} ms", check.timeout_ms)),
         };
+        let elapsed = t0.elapsed();
+        if !local {
+            let ms = t_start.elapsed().as_millis() as u64;
+            hyst.observe(judge(ok, elapsed.as_millis() as u64, check.timeout_ms), ms);
+        }
+        let every = if hyst.changing() {
+            check.fast_interval_ms
+        } else {
+            check.interval_ms
+        };
+        // Probes start `every` apart; one that ran late is followed at once
+        // by the next, without a burst to catch up.
+        next = (next + Duration::from_millis(every)).max(Instant::now());
         if tx
             .send(Report {
                 epoch,
                 idx,
                 ok,
                 local,
-                elapsed: t0.elapsed(),
+                elapsed,
                 detail,
                 done: Instant::now(),
             })
