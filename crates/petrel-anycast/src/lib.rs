@@ -151,7 +151,16 @@ pub struct StatusRow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Serving,
-    Draining { since: Instant },
+    Draining {
+        since: Instant,
+    },
+    /// A drain whose grace period is over before we knew of it: the POP
+    /// was drained when petrel started (the drain survives restarts) or
+    /// when the service was added by a reload. Nothing is sent with
+    /// GRACEFUL_SHUTDOWN first; the neighbours never had it from us.
+    Drained {
+        since: Instant,
+    },
 }
 
 /// A prefix's health-driven state: announced (up) or not, after hold-down
@@ -181,6 +190,8 @@ impl Track {
 }
 
 struct ServiceState {
+    /// Whether an observation has set `mode` yet.
+    observed: bool,
     mode: Mode,
     /// The POP is usable (health and forces; drains apart).
     healthy: bool,
@@ -205,6 +216,7 @@ impl Announcer {
             .services
             .iter()
             .map(|s| ServiceState {
+                observed: false,
                 mode: Mode::Serving,
                 healthy: false,
                 tracks: s.prefixes.iter().map(|p| (*p, Track::new())).collect(),
@@ -226,11 +238,13 @@ impl Announcer {
             let state = pops.get(s.pop.index()).copied().unwrap_or(PopState::Down);
             st.healthy = state.is_usable();
             match (state, st.mode) {
+                (PopState::Drained, Mode::Serving) if !st.observed => st.mode = Mode::Drained { since: now },
                 (PopState::Drained, Mode::Serving) => st.mode = Mode::Draining { since: now },
-                (PopState::Drained, Mode::Draining { .. }) => {}
-                (_, Mode::Draining { .. }) => st.mode = Mode::Serving,
+                (PopState::Drained, _) => {}
+                (_, Mode::Draining { .. } | Mode::Drained { .. }) => st.mode = Mode::Serving,
                 _ => {}
             }
+            st.observed = true;
             // A drained POP is healthy as far as its prefixes' health goes:
             // the drain decides, and undrain finds them up.
             let want_up = st.healthy || state == PopState::Drained;
@@ -309,16 +323,22 @@ impl Announcer {
         let Some(t) = st.tracks.get(p) else {
             return (Standing::Withdrawn, None);
         };
-        if let Mode::Draining { since } = st.mode {
-            let until = since + s.drain_grace;
-            let gshut = n.attrs.with_community(GRACEFUL_SHUTDOWN);
-            if now < until {
-                return (Standing::Draining { until }, Some(gshut));
+        let gshut = || n.attrs.with_community(GRACEFUL_SHUTDOWN);
+        let drained = || match s.after_drain {
+            AfterDrain::Withdraw => (Standing::Drained, None),
+            AfterDrain::Prepend(k) => (Standing::Drained, Some(gshut().prepended(k))),
+        };
+        match st.mode {
+            Mode::Draining { since } if now < since + s.drain_grace => {
+                return (
+                    Standing::Draining {
+                        until: since + s.drain_grace,
+                    },
+                    Some(gshut()),
+                );
             }
-            return match s.after_drain {
-                AfterDrain::Withdraw => (Standing::Drained, None),
-                AfterDrain::Prepend(k) => (Standing::Drained, Some(gshut.prepended(k))),
-            };
+            Mode::Draining { .. } | Mode::Drained { .. } => return drained(),
+            Mode::Serving => {}
         }
         if t.up {
             return (Standing::Announced, Some(n.attrs.clone()));
@@ -390,6 +410,7 @@ impl Announcer {
             .map(|s| {
                 let mut mode = Mode::Serving;
                 let mut healthy = false;
+                let mut observed = false;
                 let tracks = s
                     .prefixes
                     .iter()
@@ -398,6 +419,7 @@ impl Announcer {
                             Some((t, m, h)) => {
                                 mode = *m;
                                 healthy = *h;
+                                observed = true;
                                 *t
                             }
                             None => Track::new(),
@@ -405,7 +427,12 @@ impl Announcer {
                         (*p, t)
                     })
                     .collect();
-                ServiceState { mode, healthy, tracks }
+                ServiceState {
+                    observed,
+                    mode,
+                    healthy,
+                    tracks,
+                }
             })
             .collect();
         self.conf = conf;
@@ -426,7 +453,7 @@ impl Announcer {
                     let (standing, attrs) = self.standing(s, st, n, p, now);
                     let t = st.tracks.get(p);
                     let since = match st.mode {
-                        Mode::Draining { since } => since,
+                        Mode::Draining { since } | Mode::Drained { since } => since,
                         Mode::Serving => t.and_then(|t| t.since).unwrap_or(now),
                     };
                     let why = match &standing {

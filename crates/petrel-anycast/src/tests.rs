@@ -171,6 +171,26 @@ fn a_drain_sends_graceful_shutdown_then_withdraws_after_the_grace_period() {
 }
 
 #[test]
+fn a_drain_found_at_start_is_already_over() {
+    // The POP was drained before a restart (the state file keeps drains):
+    // the neighbours have nothing from us, and get nothing.
+    let t0 = Instant::now();
+    let mut a = Announcer::new(conf(OnDown::Withdraw));
+    a.observe(&DRAINED, t0);
+    assert!(a.session_up("edge", t0).is_empty());
+    assert_eq!(a.status(t0)[0].standing, Standing::Drained);
+    assert_eq!(a.next_wake(&DRAINED, t0), None);
+    // Undrained: announced at once.
+    let t1 = at(t0, 5.0);
+    a.observe(&UP, t1);
+    assert_eq!(announced(&a.changes_for("edge", t1)).len(), 2);
+    // A later drain has its grace period as usual.
+    let t2 = at(t0, 10.0);
+    a.observe(&DRAINED, t2);
+    assert!(matches!(a.status(t2)[0].standing, Standing::Draining { .. }));
+}
+
+#[test]
 fn a_drain_may_end_prepended_instead() {
     let t0 = Instant::now();
     let mut c = conf(OnDown::Withdraw);
