@@ -72,6 +72,18 @@ impl Petrel {
         o
     }
 
+    /// Stop (SIGKILL) and start again on the same config and state file.
+    fn restart(self, ns: &Netns) -> Petrel {
+        let (dir, cfg, port, admin) = (self.s.dir.clone(), self.cfg.clone(), self.s.port, self.s.admin.port());
+        drop(self);
+        let s = spawn_in(ns, dir, &cfg, port, admin);
+        Petrel {
+            s,
+            ns_name: ns.name.clone(),
+            cfg,
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.s.dir.join("petrel.log")).unwrap()
     }
@@ -109,6 +121,7 @@ fn config(port: u16, admin: u16, body: &str) -> String {
 [server]
 dns = ["127.0.0.1:{port}"]
 admin = "127.0.0.1:{admin}"
+state_file = "state.json"
 
 [[pop]]
 name = "ams"
@@ -617,7 +630,8 @@ peer = "edge-a"
 /// FRR's bgpd as pop-a's edge router: it takes petrel's announcement with
 /// petrel's own address as the next hop, the policy's prepend and
 /// communities, sees the drain's GRACEFUL_SHUTDOWN and loses the route
-/// after the grace period; undrain restores it. What FRR's session cannot
+/// after the grace period, and again after petrel restarts; undrain
+/// restores it. What FRR's session cannot
 /// carry (IPv6) or refuses (a martian next hop) shows in `petrel anycast`.
 #[test]
 fn announcements_reach_frr_as_the_edge_router() {
@@ -705,6 +719,18 @@ large_communities = ["64600:1:1"]
         show().contains("graceful-shutdown")
     });
     wait_for("the withdrawal at FRR", LIMIT, || !show().contains("64600 64600"));
+    // The drain survives a restart: nothing is announced, not even with
+    // GRACEFUL_SHUTDOWN, until undrain.
+    let p = p.restart(&pa);
+    wait_for("the session again", LIMIT, || {
+        p.cli(&["anycast"])
+            .lines()
+            .any(|l| l.contains("192.0.2.0/24") && !l.contains("[session down"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!show().contains("64600 64600"), "{}", show());
+    assert!(!p.log().contains("anycast: announced"), "{}", p.log());
+    assert_eq!(p.status(&pa).routes[0].standing, "drained");
     p.cli(&["pop", "undrain", "ams"]);
     wait_for("the announcement again", LIMIT, || {
         let r = show();
