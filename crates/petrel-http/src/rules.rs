@@ -1,0 +1,225 @@
+//! Which rule a request matches: hosts and paths, first match wins.
+
+/// A `Host` pattern: a name (`cdn.example.net`), a wildcard for any name
+/// below a domain (`*.example.net`, which does not match `example.net`
+/// itself), or `*` for any host. Compared without case and without a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    Any,
+    Exact(String),
+    /// The suffix, with its leading dot: `.example.net`.
+    Below(String),
+}
+
+impl HostPattern {
+    /// From config text; names are stored in lower case.
+    pub fn parse(s: &str) -> Result<HostPattern, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "*" {
+            return Ok(HostPattern::Any);
+        }
+        let check = |name: &str| {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            {
+                return Err(format!("`{s}` is not a host name (or `*.domain`, or `*`)"));
+            }
+            Ok(())
+        };
+        if let Some(rest) = s.strip_prefix("*.") {
+            check(rest)?;
+            return Ok(HostPattern::Below(format!(".{rest}")));
+        }
+        check(&s)?;
+        Ok(HostPattern::Exact(s.trim_end_matches('.').to_string()))
+    }
+
+    /// `host` as sent (any case, maybe with a port or a trailing dot).
+    pub fn matches(&self, host: &str) -> bool {
+        let h = strip_port(host);
+        let h = h.strip_suffix('.').unwrap_or(h);
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Exact(n) => h.eq_ignore_ascii_case(n),
+            HostPattern::Below(suffix) => {
+                h.len() > suffix.len() && h[h.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}
+
+/// The host of a `Host` header or authority, without its port
+/// (`[2001:db8::1]:8080` → `[2001:db8::1]`).
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(i) => &host[..=i],
+            None => host,
+        };
+    }
+    match host.rfind(':') {
+        Some(i) if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
+        _ => host,
+    }
+}
+
+/// How a rule matches the path (without the query string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    Any,
+    Exact(String),
+    Prefix(String),
+    /// Alternatives (`*.mp4|*.jpg`); `*` matches any run of characters,
+    /// `/` included, and `?` any one character.
+    Glob(Vec<String>),
+}
+
+impl PathMatch {
+    pub fn glob(s: &str) -> Result<PathMatch, String> {
+        let alts: Vec<String> = s.split('|').map(|a| a.trim().to_string()).collect();
+        if alts.iter().any(|a| a.is_empty()) {
+            return Err(format!("`{s}` has an empty alternative"));
+        }
+        Ok(PathMatch::Glob(alts))
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Glob(alts) => alts.iter().any(|g| glob(g.as_bytes(), path.as_bytes())),
+        }
+    }
+}
+
+/// Glob matching with `*` and `?`, in linear time and space (the classic
+/// backtrack to the last star), so that no pattern or path makes it slow.
+fn glob(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
+            p += 1;
+            i += 1;
+        } else if p < pat.len() && pat[p] == b'*' {
+            star = Some((p, i));
+            p += 1;
+        } else if let Some((sp, si)) = star {
+            p = sp + 1;
+            i = si + 1;
+            star = Some((sp, si + 1));
+        } else {
+            return false;
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}
+
+/// One rule: where it applies, and what it does (`A`, the caller's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule<A> {
+    pub name: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+    pub path: PathMatch,
+    pub action: A,
+}
+
+impl<A> Rule<A> {
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.matches(host))) && self.path.matches(path)
+    }
+}
+
+/// The first rule that matches, with its index.
+pub fn find<'a, A>(rules: &'a [Rule<A>], host: &str, path: &str) -> Option<(usize, &'a Rule<A>)> {
+    rules.iter().enumerate().find(|(_, r)| r.matches(host, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rule(name: &str, hosts: &[&str], path: PathMatch) -> Rule<()> {
+        Rule {
+            name: name.into(),
+            hosts: hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
+            path,
+            action: (),
+        }
+    }
+
+    #[test]
+    fn hosts_match_without_case_port_or_trailing_dot() {
+        let exact = HostPattern::parse("CDN.example.net").unwrap();
+        for h in ["cdn.example.net", "CDN.Example.NET:8080", "cdn.example.net."] {
+            assert!(exact.matches(h), "{h}");
+        }
+        assert!(!exact.matches("www.cdn.example.net"));
+        let below = HostPattern::parse("*.example.net").unwrap();
+        assert!(below.matches("a.b.example.net:443"));
+        assert!(!below.matches("example.net"), "the domain itself is not below it");
+        assert!(!below.matches("badexample.net"));
+        assert!(HostPattern::parse("*").unwrap().matches("anything"));
+        assert!(HostPattern::parse("bad host").is_err());
+        assert!(HostPattern::parse("*.").is_err());
+        assert_eq!(strip_port("[2001:db8::1]:8080"), "[2001:db8::1]");
+        assert_eq!(strip_port("[2001:db8::1]"), "[2001:db8::1]");
+    }
+
+    #[test]
+    fn paths_match_exactly_by_prefix_or_by_glob() {
+        assert!(PathMatch::Exact("/a".into()).matches("/a"));
+        assert!(!PathMatch::Exact("/a".into()).matches("/a/"));
+        assert!(PathMatch::Prefix("/video/".into()).matches("/video/x.mp4"));
+        assert!(!PathMatch::Prefix("/video/".into()).matches("/videos"));
+        let g = PathMatch::glob("*.mp4|*.jpg").unwrap();
+        assert!(g.matches("/v/a.mp4") && g.matches("/x.jpg"));
+        assert!(!g.matches("/index.html") && !g.matches("/a.mp4/"));
+        let g = PathMatch::glob("/img/??.png").unwrap();
+        assert!(g.matches("/img/ab.png") && !g.matches("/img/abc.png"));
+        assert!(PathMatch::glob("*.mp4||*.jpg").is_err());
+    }
+
+    #[test]
+    fn the_first_matching_rule_wins() {
+        let rules = vec![
+            rule("heavy", &["cdn.example.net"], PathMatch::glob("*.mp4|*.jpg").unwrap()),
+            rule("api", &["*.example.net"], PathMatch::Prefix("/api/".into())),
+            rule("all", &[], PathMatch::Any),
+        ];
+        assert_eq!(find(&rules, "cdn.example.net", "/a.mp4").unwrap().1.name, "heavy");
+        assert_eq!(find(&rules, "cdn.example.net", "/api/x").unwrap().1.name, "api");
+        assert_eq!(find(&rules, "other.org", "/a.mp4").unwrap().1.name, "all");
+        assert!(find(&rules[..2], "other.org", "/").is_none());
+    }
+
+    /// The glob agrees with a plain recursive matcher.
+    fn reference(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => reference(&p[1..], s) || (!s.is_empty() && reference(p, &s[1..])),
+            (Some(b'?'), Some(_)) => reference(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => reference(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn glob_agrees_with_the_reference(p in "[ab*?/]{0,8}", s in "[ab/]{0,10}") {
+            prop_assert_eq!(glob(p.as_bytes(), s.as_bytes()), reference(p.as_bytes(), s.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn a_pathological_glob_is_linear() {
+        let p = "*a*a*a*a*a*a*a*a*b".repeat(10);
+        let s = "a".repeat(10_000);
+        assert!(!glob(p.as_bytes(), s.as_bytes()));
+    }
+}
