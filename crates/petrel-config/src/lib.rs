@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod anycast;
+mod http;
 mod cidr;
 mod diff;
 mod error;

@@ -243,6 +243,8 @@ pub struct Config {
     pub services: Vec<ServiceConf>,
     /// `[[anycast]]` blocks, checked against `bgp.safety` (owned, lengths).
     pub anycast: Vec<petrel_anycast::Service>,
+    /// `[[http]]` fronts.
+    pub http: Vec<HttpConf>,
 }
 
 impl Config {
@@ -257,4 +259,41 @@ impl Config {
             .enumerate()
             .find(|(_, s)| s.name.trim_end_matches('.').to_ascii_lowercase() == want)
     }
+}
+
+/// An `[[http]]` front.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpConf {
+    pub name: String,
+    pub listen: Vec<std::net::SocketAddr>,
+    pub tls_listen: Vec<std::net::SocketAddr>,
+    pub certificates: Vec<HttpCertConf>,
+    pub trusted_proxies: petrel_http::client::Trusted,
+    pub client_header: petrel_http::client::Header,
+    /// Connections from trusted proxies start with a PROXY header.
+    pub proxy_protocol: bool,
+    /// `GET /v1/remap` on this front's listeners.
+    pub remap_api: bool,
+    /// Edge mode: this POP, and its content server (`host:port`).
+    pub pop: Option<PopIdx>,
+    pub upstream: Option<String>,
+    pub default: petrel_http::rules::Fallback,
+    pub access_log: bool,
+    pub max_connections: usize,
+    pub header_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_header_kb: usize,
+    pub max_body_mb: u64,
+    pub rules: Vec<petrel_http::rules::Rule<petrel_http::rules::Action>>,
+    /// Where the block starts, for errors found later (certificates).
+    pub at: Location,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpCertConf {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub names: Vec<petrel_http::rules::HostPattern>,
+    pub at: Location,
 }

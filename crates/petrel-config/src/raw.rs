@@ -27,6 +27,72 @@ pub struct File {
     pub bgp: Option<S<Bgp>>,
     #[serde(default)]
     pub anycast: Vec<S<Anycast>>,
+    #[serde(default)]
+    pub http: Vec<S<Http>>,
+}
+
+/// An HTTP front: listeners, who may speak for clients, and rules.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub name: S<String>,
+    #[serde(default)]
+    pub listen: Vec<S<String>>,
+    #[serde(default)]
+    pub tls_listen: Vec<S<String>>,
+    #[serde(default)]
+    pub certificates: Vec<S<HttpCert>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    /// "x-forwarded-for" (default) or "forwarded".
+    pub client_header: Option<S<String>>,
+    pub proxy_protocol: Option<S<bool>>,
+    pub remap_api: Option<S<bool>>,
+    /// Edge mode: the POP this front runs at, and its content server.
+    pub pop: Option<S<String>>,
+    pub upstream: Option<S<String>>,
+    /// "not-found" (default), "respond" (with default_status and
+    /// default_body) or "upstream".
+    pub default: Option<S<String>>,
+    pub default_status: Option<S<i64>>,
+    pub default_body: Option<S<String>>,
+    pub access_log: Option<S<bool>>,
+    pub max_connections: Option<S<i64>>,
+    pub header_timeout_secs: Option<S<i64>>,
+    pub request_timeout_secs: Option<S<i64>>,
+    pub idle_timeout_secs: Option<S<i64>>,
+    pub max_header_kb: Option<S<i64>>,
+    pub max_body_mb: Option<S<i64>>,
+    #[serde(default)]
+    pub rule: Vec<S<HttpRule>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCert {
+    pub cert: S<String>,
+    pub key: S<String>,
+    /// The SNI names it serves (`*.example.net` for any name below).
+    pub names: Vec<S<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRule {
+    pub name: S<String>,
+    #[serde(default)]
+    pub hosts: Vec<S<String>>,
+    /// One of: the exact path, a prefix, a glob (`*.mp4|*.jpg`).
+    pub path: Option<S<String>>,
+    pub path_prefix: Option<S<String>>,
+    pub path_glob: Option<S<String>>,
+    pub service: S<String>,
+    /// "redirect" (default) or "edge".
+    pub action: Option<S<String>>,
+    pub status: Option<S<i64>>,
+    pub location: S<String>,
+    pub rtt_threshold_ms: Option<S<f64>>,
+    pub marker: Option<S<String>>,
 }
 
 /// Prefixes announced while a POP is up (see `petrel_anycast`).

@@ -147,6 +147,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     };
     let services = services(&mut cx, &raw.service, &pops, &zones, have);
     let anycast = crate::anycast::blocks(&mut cx, &raw.anycast, &pops, bgp.as_ref());
+    let http = crate::http::fronts(&mut cx, &raw.http, &pops, &services);
     if cx.errors.is_empty() {
         Ok(Config {
             path: file.to_path_buf(),
@@ -157,6 +158,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             zones,
             services,
             anycast,
+            http,
         })
     } else {
         Err(cx.errors)

@@ -118,6 +118,72 @@ fn glob(pat: &[u8], s: &[u8]) -> bool {
     pat[p..].iter().all(|&c| c == b'*')
 }
 
+/// What a rule does with a request it matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send the client to the best POP for it.
+    Redirect(Redirect),
+    /// Edge mode: serve from the local upstream, unless the connection is
+    /// slow and another POP is better (then redirect, once).
+    Edge { redirect: Redirect, rtt_threshold_ms: f64, marker: Marker },
+}
+
+/// A redirect to the POP the decision core picks for the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Redirect {
+    pub service: petrel_types::ServiceIdx,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    pub location: crate::template::Template,
+}
+
+/// How a redirected request is marked, so that it is not moved twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// `name=1` added to the query string.
+    Query(String),
+    /// A cookie `name=1` set with the redirect.
+    Cookie(String),
+}
+
+impl Marker {
+    /// From config text: `query:NAME` or `cookie:NAME`.
+    pub fn parse(s: &str) -> Result<Marker, String> {
+        let ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        match s.split_once(':') {
+            Some(("query", n)) if ok(n) => Ok(Marker::Query(n.to_string())),
+            Some(("cookie", n)) if ok(n) => Ok(Marker::Cookie(n.to_string())),
+            _ => Err(format!(
+                "`{s}` is not a marker (`query:NAME` or `cookie:NAME`, NAME of letters, digits, `_` and `-`)"
+            )),
+        }
+    }
+
+    /// Whether a request carries the marker (its query string, its
+    /// `Cookie` headers).
+    pub fn present<'a>(&self, query: Option<&str>, cookies: impl IntoIterator<Item = &'a str>) -> bool {
+        match self {
+            Marker::Query(n) => query.is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == n.as_str())
+            }),
+            Marker::Cookie(n) => cookies.into_iter().any(|c| {
+                c.split(';')
+                    .any(|kv| kv.trim().split_once('=').is_some_and(|(k, _)| k == n.as_str()))
+            }),
+        }
+    }
+}
+
+/// What a request that no rule matches gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// A fixed response (404 by default).
+    Respond { status: u16, body: String },
+    /// Edge mode: the local upstream.
+    Upstream,
+}
+
 /// One rule: where it applies, and what it does (`A`, the caller's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule<A> {
@@ -214,6 +280,21 @@ mod tests {
         fn glob_agrees_with_the_reference(p in "[ab*?/]{0,8}", s in "[ab/]{0,10}") {
             prop_assert_eq!(glob(p.as_bytes(), s.as_bytes()), reference(p.as_bytes(), s.as_bytes()));
         }
+    }
+
+    #[test]
+    fn markers_in_the_query_or_a_cookie() {
+        let q = Marker::parse("query:petrel").unwrap();
+        assert!(q.present(Some("a=1&petrel=1"), []));
+        assert!(q.present(Some("petrel"), []));
+        assert!(!q.present(Some("xpetrel=1&petrelx=2"), []));
+        assert!(!q.present(None, ["petrel=1"]));
+        let c = Marker::parse("cookie:petrel").unwrap();
+        assert!(c.present(None, ["a=b; petrel=1"]));
+        assert!(!c.present(Some("petrel=1"), ["a=b", "petrelx=1"]));
+        assert!(Marker::parse("header:x").is_err());
+        assert!(Marker::parse("query:").is_err());
+        assert!(Marker::parse("query:a b").is_err());
     }
 
     #[test]
