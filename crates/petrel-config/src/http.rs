@@ -50,7 +50,11 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
         let listen = addrs(cx, &r.listen, &f("listen"));
         let tls_listen = addrs(cx, &r.tls_listen, &f("tls_listen"));
         if listen.is_empty() && tls_listen.is_empty() {
-            cx.err(&r.name, f("listen"), "an HTTP front needs `listen` or `tls_listen` addresses");
+            cx.err(
+                &r.name,
+                f("listen"),
+                "an HTTP front needs `listen` or `tls_listen` addresses",
+            );
         }
         let mut certificates = Vec::new();
         for (j, c) in r.certificates.iter().enumerate() {
@@ -77,13 +81,21 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
             });
         }
         if !tls_listen.is_empty() && certificates.is_empty() {
-            cx.err(&r.name, f("certificates"), "`tls_listen` needs at least one certificate");
+            cx.err(
+                &r.name,
+                f("certificates"),
+                "`tls_listen` needs at least one certificate",
+            );
         }
         let mut trusted = Vec::new();
         for (j, p) in r.trusted_proxies.iter().enumerate() {
             match Prefix::parse_strict(p.get_ref()) {
                 Ok(x) => trusted.push(x),
-                Err(e) => cx.err(p, format!("{}[{j}]", f("trusted_proxies")), format!("`{}`: {e}", p.get_ref())),
+                Err(e) => cx.err(
+                    p,
+                    format!("{}[{j}]", f("trusted_proxies")),
+                    format!("`{}`: {e}", p.get_ref()),
+                ),
             }
         }
         let client_header = match r.client_header.as_ref().map(|s| s.get_ref().to_ascii_lowercase()) {
@@ -229,7 +241,11 @@ fn rules(
         let status = cx.int(&r.status, &f("status"), 300, 399, 302u16);
         if ![301, 302, 303, 307, 308].contains(&status) {
             let at = r.status.as_ref().expect("out of the default's range only when given");
-            cx.err(at, f("status"), format!("{status} is not a redirect (301, 302, 303, 307 or 308)"));
+            cx.err(
+                at,
+                f("status"),
+                format!("{status} is not a redirect (301, 302, 303, 307 or 308)"),
+            );
         }
         let location = match Template::parse(r.location.get_ref()) {
             Ok(t) => t,
@@ -245,9 +261,16 @@ fn rules(
         };
         let action = match r.action.as_ref().map(|a| a.get_ref().as_str()) {
             None | Some("redirect") => {
-                for (v, k) in [(r.rtt_threshold_ms.is_some(), "rtt_threshold_ms"), (r.marker.is_some(), "marker")] {
+                for (v, k) in [
+                    (r.rtt_threshold_ms.is_some(), "rtt_threshold_ms"),
+                    (r.marker.is_some(), "marker"),
+                ] {
                     if v {
-                        cx.err(&r.name, f(k), format!("`{k}` applies to `action = \"edge\"` rules only"));
+                        cx.err(
+                            &r.name,
+                            f(k),
+                            format!("`{k}` applies to `action = \"edge\"` rules only"),
+                        );
                     }
                 }
                 Action::Redirect(redirect)
@@ -419,7 +442,10 @@ location = "https://cdn.example.net{path}"
         let e = errors(
             "[[http]]\nname = \"x\"\nlisten = [\"127.0.0.1:80\"]\n[[http.rule]]\nname = \"e\"\naction = \"edge\"\nservice = \"www.example.net.\"\nlocation = \"/{pop}\"\nmarker = \"header:x\"\n",
         );
-        assert!(e.contains("an `edge` rule needs the front's `pop` and `upstream`"), "{e}");
+        assert!(
+            e.contains("an `edge` rule needs the front's `pop` and `upstream`"),
+            "{e}"
+        );
         assert!(e.contains("is not a marker"), "{e}");
     }
 }

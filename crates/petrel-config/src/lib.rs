@@ -10,10 +10,10 @@
 #![forbid(unsafe_code)]
 
 mod anycast;
-mod http;
 mod cidr;
 mod diff;
 mod error;
+mod http;
 mod model;
 mod raw;
 mod validate;
@@ -22,7 +22,7 @@ pub use cidr::parse_cidr_map;
 pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, Config, HealthCheck, Initial, Pop, ServerConf,
-    ServiceConf, TlsCheck, ZoneConf,
+    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, Config, HealthCheck, HttpCertConf, HttpConf,
+    Initial, Pop, ServerConf, ServiceConf, TlsCheck, ZoneConf,
 };
 pub use validate::parse;

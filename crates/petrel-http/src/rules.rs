@@ -125,7 +125,11 @@ pub enum Action {
     Redirect(Redirect),
     /// Edge mode: serve from the local upstream, unless the connection is
     /// slow and another POP is better (then redirect, once).
-    Edge { redirect: Redirect, rtt_threshold_ms: f64, marker: Marker },
+    Edge {
+        redirect: Redirect,
+        rtt_threshold_ms: f64,
+        marker: Marker,
+    },
 }
 
 /// A redirect to the POP the decision core picks for the client.

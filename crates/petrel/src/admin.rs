@@ -28,6 +28,7 @@ pub struct Handles {
     pub dns: Arc<DnsMetrics>,
     pub health: Arc<HealthBoard>,
     pub bgp: Option<BgpHandle>,
+    pub http: Arc<crate::http::metrics::HttpMetrics>,
 }
 
 struct AdminState {
@@ -75,6 +76,7 @@ pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
         reader: reader.clone(),
     }));
     registry.register_collector(Box::new(HealthCollector(h.health.clone())));
+    registry.register_collector(Box::new(crate::http::metrics::HttpCollector(h.http.clone())));
     if let Some(b) = &h.bgp {
         registry.register_collector(Box::new(BgpCollector(b.board.clone())));
         registry.register_collector(Box::new(crate::bgp::announce::AnycastCollector(b.anycast.clone())));

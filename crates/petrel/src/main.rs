@@ -11,6 +11,7 @@ mod demo;
 mod dns_tcp;
 mod dns_udp;
 mod health;
+mod http;
 mod memory;
 mod metrics;
 mod quiet;

@@ -95,6 +95,9 @@ pub fn run(config: &Path) -> Result<(), String> {
     if tcp.is_empty() {
         return Err("no DNS listener could be opened".into());
     }
+    let http_metrics = Arc::new(crate::http::metrics::HttpMetrics::default());
+    // Kept until shutdown: dropping it would stop the HTTP fronts.
+    let http_rt = crate::http::spawn(&publisher, http_metrics.clone())?;
     let conns = dns_tcp::Conns::new(dns_tcp::Limits {
         max: descriptor_budget(&server),
         per_source: server.tcp_max_per_source,
@@ -110,6 +113,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             dns: dns_metrics.clone(),
             health: health.clone(),
             bgp: Some(bgp),
+            http: http_metrics.clone(),
         };
         let listen = admin::Listen {
             addr,
@@ -152,6 +156,9 @@ pub fn run(config: &Path) -> Result<(), String> {
     // A reload still running is abandoned, not waited for: nothing it does
     // needs finishing (the served generation is swapped whole or not at all).
     rt.shutdown_timeout(Duration::from_millis(200));
+    if let Some(h) = http_rt {
+        h.shutdown_timeout(Duration::from_millis(200));
+    }
     result
 }
 

@@ -1,0 +1,273 @@
+//! The HTTP fronts' sockets: listeners, the PROXY header, TLS by SNI,
+//! HTTP/1.1 and HTTP/2, connection limits. Requests are decided in
+//! [`handler`] from the current generation, so a reload changes rules,
+//! certificates and limits without dropping connections; listeners are
+//! the boot config's.
+
+mod certs;
+mod handler;
+pub mod metrics;
+mod proxy;
+mod rewind;
+mod tcp_info;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metrics::HttpMetrics;
+use petrel_director::{ChangeKind, Publisher, Reader};
+use petrel_http::proxy_protocol::{self, Parsed};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// What a request knows of its connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub front: Arc<str>,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The peer, or the PROXY header's source.
+    pub client: IpAddr,
+    /// The TCP socket, for TCP_INFO; open as long as the connection is.
+    pub fd: RawFd,
+}
+
+pub struct Shared {
+    pub reader: Reader,
+    pub metrics: Arc<HttpMetrics>,
+    pub upstream: Client<HttpConnector, Incoming>,
+}
+
+/// One front's TLS: its certificates, replaced on reload.
+struct Tls {
+    resolver: Arc<certs::Resolver>,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// Bind every front's listeners and serve them on a runtime of their own;
+/// None when the config has no `[[http]]`.
+pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Option<tokio::runtime::Runtime>, String> {
+    let g = publisher.load_full();
+    let fronts = &g.config().http;
+    if fronts.is_empty() {
+        return Ok(None);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    let upstream = {
+        let _g = rt.enter();
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(TokioTimer::new())
+            .build(connector)
+    };
+    let shared = Arc::new(Shared {
+        reader: publisher.reader(),
+        metrics,
+        upstream,
+    });
+    let mut tls_by_front: Vec<(String, Arc<Tls>)> = Vec::new();
+    for f in fronts {
+        let mut tls = None;
+        if !f.tls_listen.is_empty() {
+            let c = certs::load(f).map_err(|e| format!("http front `{}`: {e}", f.name))?;
+            let resolver = Arc::new(certs::Resolver(arc_swap::ArcSwap::from_pointee(c)));
+            let acceptor = tokio_rustls::TlsAcceptor::from(certs::server_config(resolver.clone()));
+            let t = Arc::new(Tls { resolver, acceptor });
+            tls_by_front.push((f.name.clone(), t.clone()));
+            tls = Some(t);
+        }
+        let slots = Arc::new(Semaphore::new(f.max_connections));
+        let name: Arc<str> = Arc::from(f.name.as_str());
+        for (addr, tls) in f
+            .listen
+            .iter()
+            .map(|a| (a, None))
+            .chain(f.tls_listen.iter().map(|a| (a, tls.clone())))
+        {
+            let l = bind(*addr).map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
+            let l = {
+                let _g = rt.enter();
+                TcpListener::from_std(l).map_err(|e| e.to_string())?
+            };
+            tracing::info!(front = %name, %addr, tls = tls.is_some(), "HTTP listening");
+            rt.spawn(accept_loop(l, name.clone(), tls, slots.clone(), shared.clone()));
+        }
+    }
+    // Certificates follow reloads; a file that no longer loads keeps the
+    // old certificates serving, and says so.
+    publisher.subscribe(move |g, c| {
+        if c.kind != ChangeKind::Reload {
+            return;
+        }
+        for (name, t) in &tls_by_front {
+            if let Some(f) = g.config().http.iter().find(|f| f.name == *name) {
+                match certs::load(f) {
+                    Ok(c) => t.resolver.0.store(Arc::new(c)),
+                    Err(e) => {
+                        tracing::error!(front = %name, error = %e, "certificates not reloaded; the old ones stay")
+                    }
+                }
+            }
+        }
+    });
+    Ok(Some(rt))
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+async fn accept_loop(
+    l: TcpListener,
+    front: Arc<str>,
+    tls: Option<Arc<Tls>>,
+    slots: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) {
+    let mut backoff = crate::quiet::AcceptBackoff::new("HTTP");
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tokio::time::sleep(backoff.failed(&e, std::time::Instant::now())).await;
+                continue;
+            }
+        };
+        backoff.accepted();
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            shared.metrics.connections_refused.fetch_add(1, Relaxed);
+            drop(stream);
+            continue;
+        };
+        let (front, tls, shared) = (front.clone(), tls.clone(), shared.clone());
+        tokio::spawn(async move {
+            serve_conn(stream, peer, front, tls, shared).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Read a PROXY header from a trusted proxy's connection: the client it
+/// names, and the bytes read past the header.
+async fn read_proxy_header(stream: &mut TcpStream, limit: Duration) -> Result<(Option<SocketAddr>, Vec<u8>), String> {
+    let mut buf = Vec::with_capacity(256);
+    let work = async {
+        loop {
+            match proxy_protocol::parse(&buf) {
+                Ok(Parsed::Done(h, n)) => return Ok((h.source, buf[n..].to_vec())),
+                Ok(Parsed::Incomplete) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let mut chunk = [0u8; 512];
+            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before the PROXY header ended".into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| "no PROXY header in time".to_string())?
+}
+
+async fn serve_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    front: Arc<str>,
+    tls: Option<Arc<Tls>>,
+    shared: Arc<Shared>,
+) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let (proxy_protocol, trusted, header_timeout, max_header) = {
+        let g = shared.reader.load();
+        let Some(f) = g.config().http.iter().find(|f| *f.name == *front) else {
+            return;
+        };
+        (
+            f.proxy_protocol,
+            f.trusted_proxies.contains(peer.ip()),
+            Duration::from_secs(f.header_timeout_secs),
+            f.max_header_kb * 1024,
+        )
+    };
+    let mut client = peer.ip().to_canonical();
+    let mut pre = Vec::new();
+    if proxy_protocol && trusted {
+        match read_proxy_header(&mut stream, header_timeout).await {
+            Ok((src, rest)) => {
+                if let Some(s) = src {
+                    client = s.ip().to_canonical();
+                }
+                pre = rest;
+            }
+            Err(e) => {
+                shared.metrics.proxy_header_errors.fetch_add(1, Relaxed);
+                tracing::debug!(%peer, error = %e, "connection dropped");
+                return;
+            }
+        }
+    }
+    let info = Arc::new(ConnInfo {
+        front,
+        peer,
+        client,
+        fd,
+    });
+    let io = rewind::Rewind::new(pre, stream);
+    match tls {
+        None => serve_http(io, info, shared, header_timeout, max_header).await,
+        Some(t) => match tokio::time::timeout(header_timeout, t.acceptor.accept(io)).await {
+            Ok(Ok(s)) => serve_http(s, info, shared, header_timeout, max_header).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_http<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>, header_timeout: Duration, max_header: usize)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let (info, shared) = (info.clone(), shared.clone());
+        async move { Ok::<_, std::convert::Infallible>(handler::handle(req, info, shared).await) }
+    });
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_header.max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(max_header as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let _ = b.serve_connection(TokioIo::new(io), svc).await;
+}

@@ -1,0 +1,122 @@
+//! The edge's reverse proxy to the POP's own content server: bodies stream
+//! both ways (never buffered), status, headers and trailers pass through,
+//! hop-by-hop headers stay on their hop (RFC 9110 §7.6.1), and upstream
+//! connections are pooled.
+
+use super::{handler::full, Body, Shared};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri};
+use petrel_config::HttpConf;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Headers that belong to one connection, never forwarded (RFC 9110
+/// §7.6.1, and the non-standard ones proxies also drop).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+pub async fn forward(mut req: Request<Incoming>, client: IpAddr, front: &HttpConf, shared: &Shared) -> Response<Body> {
+    let Some(upstream) = &front.upstream else {
+        return full(StatusCode::BAD_GATEWAY, "no upstream is configured\n");
+    };
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = match format!("http://{upstream}{pq}").parse() {
+        Ok(u) => u,
+        Err(_) => return full(StatusCode::BAD_REQUEST, "bad request target\n"),
+    };
+    // HTTP/2 carries the host in the URI; HTTP/1.1 upstreams want Host.
+    if !req.headers().contains_key(header::HOST) {
+        if let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+    }
+    *req.uri_mut() = uri;
+    *req.version_mut() = hyper::Version::HTTP_11;
+    let h = req.headers_mut();
+    strip_hop_by_hop(h);
+    // The client as we know it, after what trusted proxies said before us.
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client}"),
+        None => client.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.append(header::VIA, HeaderValue::from_static("1.1 petrel"));
+    let t0 = Instant::now();
+    let timeout = Duration::from_secs(front.request_timeout_secs);
+    match tokio::time::timeout(timeout, shared.upstream.request(req)).await {
+        Ok(Ok(resp)) => {
+            shared.metrics.upstream(t0.elapsed(), true);
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts
+                .headers
+                .append(header::VIA, HeaderValue::from_static("1.1 petrel"));
+            Response::from_parts(parts, body.boxed_unsync())
+        }
+        Ok(Err(e)) => {
+            shared.metrics.upstream(t0.elapsed(), false);
+            tracing::debug!(upstream = %upstream, error = %e, "upstream request failed");
+            full(StatusCode::BAD_GATEWAY, "the content server did not answer\n")
+        }
+        Err(_) => {
+            shared.metrics.upstream(t0.elapsed(), false);
+            full(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the content server did not answer in time\n",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+}
