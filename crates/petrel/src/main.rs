@@ -251,6 +251,12 @@ fn check(config: &std::path::Path) -> Result<(), String> {
                     }
                 }
             }
+            // TLS certificates and keys are loaded as the HTTP fronts would.
+            for f in &c.config.http {
+                if let Err(e) = http::check_certificates(f) {
+                    mrt_errors.push(format!("{}: http front `{}`: {e}", f.at, f.name));
+                }
+            }
             if !mrt_errors.is_empty() {
                 for e in &mrt_errors {
                     eprintln!("{e}");
@@ -277,8 +283,15 @@ fn check(config: &std::path::Path) -> Result<(), String> {
                     c.config.anycast.iter().map(|a| a.prefixes.len()).sum::<usize>()
                 ),
             };
+            let http = match c.config.http.len() {
+                0 => String::new(),
+                n => format!(
+                    ", {n} HTTP fronts ({} rules)",
+                    c.config.http.iter().map(|h| h.rules.len()).sum::<usize>()
+                ),
+            };
             println!(
-                "{}: ok ({} POPs, {} zones, {} services{bgp}{anycast})",
+                "{}: ok ({} POPs, {} zones, {} services{bgp}{anycast}{http})",
                 config.display(),
                 c.config.pops.len(),
                 c.config.zones.len(),

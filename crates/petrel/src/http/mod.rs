@@ -131,6 +131,11 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
     Ok(Some(rt))
 }
 
+/// What `petrel check` says of a front's certificates.
+pub fn check_certificates(front: &petrel_config::HttpConf) -> Result<(), String> {
+    certs::load(front).map(|_| ())
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     s.set_reuse_address(true)?;
