@@ -525,3 +525,97 @@ fn check_names_http_mistakes_by_line() {
         "{err}"
     );
 }
+
+/// The RTT trigger for real: petrel at POP ams in its own namespace, a
+/// client namespace 120 ms away (a delaying link) and one next door. Both
+/// clients' best POP is sin. The slow one is redirected there (marked);
+/// its marked request, and every request of the fast one, are served by
+/// ams's content server through petrel, byte for byte.
+#[test]
+fn a_slow_connection_is_remapped_and_a_fast_one_served_here() {
+    use common::netns::{link, DelayLink, Netns};
+    let mut pop = Netns::new("pop");
+    let mut fast = Netns::new("fast");
+    let slow = Netns::new("slow");
+    link(&mut fast, &["10.9.0.2/24"], &mut pop, &["10.9.0.1/24"]);
+    let _delay = DelayLink::new(&slow, "10.8.0.2/24", &pop, "10.8.0.1/24", Duration::from_millis(60));
+    let up = pop.enter(Upstream::start);
+    let dir = tempdir("http-rtt");
+    let (port, admin, h1) = (free_port(), free_port(), free_port());
+    let cfg = write_config(
+        &dir,
+        port,
+        admin,
+        &format!(
+            r#"
+[[http]]
+name = "edge"
+listen = ["0.0.0.0:{h1}"]
+pop = "ams"
+upstream = "127.0.0.1:{up}"
+
+[[http.rule]]
+name = "remap"
+action = "edge"
+path_prefix = "/v/"
+service = "www.demo.petrel.test."
+location = "http://{{pop}}.cdn.demo.petrel.test{{path}}{{?query}}"
+rtt_threshold_ms = 50
+"#,
+            up = up.port
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"127.0.1.0/24\" = [\"sin\"]",
+        "\"127.0.1.0/24\" = [\"sin\"], \"10.8.0.0/16\" = [\"sin\"], \"10.9.0.0/16\" = [\"sin\"]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spawn_in(&pop, dir.clone(), &cfg, port, admin);
+    let get = |ns: &Netns, url: &str, out: &Path| {
+        let o = ns
+            .cmd(&tool("curl"))
+            .args(["-s", "--max-time", "20", "-w", "%{http_code} %{redirect_url}", "-o"])
+            .arg(out)
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let (f1, f2, f3) = (dir.join("fast.bin"), dir.join("slow.bin"), dir.join("slow2.bin"));
+    let out = get(&fast, &format!("http://10.9.0.1:{h1}/v/big"), &f1);
+    assert_eq!(out, "200 ");
+    assert!(
+        std::fs::read(&f1).unwrap() == pattern(8 << 20),
+        "the fast client's body differs"
+    );
+    let out = get(&slow, &format!("http://10.8.0.1:{h1}/v/big?q=1"), &f2);
+    assert_eq!(
+        out,
+        format!("302 http://sin.cdn.demo.petrel.test/v/big?q=1&petrel_remap=1")
+    );
+    // Marked: served here, however slow.
+    let out = get(&slow, &format!("http://10.8.0.1:{h1}/v/big?q=1&petrel_remap=1"), &f3);
+    assert_eq!(out, "200 ");
+    assert!(
+        std::fs::read(&f3).unwrap() == pattern(8 << 20),
+        "the slow client's body differs"
+    );
+    // The RTTs the kernel measured, by what was done.
+    let m = pop.enter(|| http_get(s.admin, "/metrics"));
+    let count = |action: &str, le: &str| -> u64 {
+        let key = format!("petrel_http_connection_rtt_seconds_bucket{{le=\"{le}\",front=\"edge\",rule=\"remap\",action=\"{action}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {m}"))
+    };
+    assert_eq!(count("redirect", "0.1"), 0, "the slow client's RTT is over 100 ms");
+    assert_eq!(count("redirect", "0.2"), 1);
+    assert_eq!(count("stay", "0.01"), 1, "the fast client's RTT is under 10 ms");
+    assert_eq!(
+        count("stay", "0.1"),
+        1,
+        "the slow client's marked request took over 100 ms"
+    );
+    assert_eq!(count("stay", "0.2"), 2);
+}

@@ -71,15 +71,18 @@ impl Hist {
         self.sum_us.fetch_add((ms * 1000.0) as u64, Relaxed);
     }
 
+    /// Sum (seconds), count, and each bucket's own count (the encoder
+    /// makes them cumulative).
     fn render(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut acc = 0;
+        let mut total = 0;
         let mut buckets = Vec::with_capacity(NB);
         for (i, c) in self.counts.iter().enumerate() {
-            acc += c.load(Relaxed);
+            let n = c.load(Relaxed);
+            total += n;
             let ub = BUCKETS_MS.get(i).map_or(f64::INFINITY, |ms| ms / 1000.0);
-            buckets.push((ub, acc));
+            buckets.push((ub, n));
         }
-        (self.sum_us.load(Relaxed) as f64 / 1e6, acc, buckets)
+        (self.sum_us.load(Relaxed) as f64 / 1e6, total, buckets)
     }
 }
 

@@ -96,3 +96,85 @@ pub fn link(a: &mut Netns, a_addrs: &[&str], b: &mut Netns, b_addrs: &[&str]) ->
     }
     (ia, ib)
 }
+
+/// A link between two namespaces that delays every packet by `one_way` in
+/// each direction (a round trip of twice that), for kernels without
+/// `tc netem`: a TUN device in each namespace, and this process carrying
+/// IP packets between them after the delay. Stopped when dropped.
+pub struct DelayLink {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// `_IOW('T', 202, int)`.
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+
+/// A TUN device named `dev` in `ns` (raw IP packets, no header), with its
+/// address up; returns its file descriptor (non-blocking).
+fn tun(ns: &Netns, dev: &str, addr: &str) -> std::fs::File {
+    let f = ns.enter(|| {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .expect("/dev/net/tun");
+        let mut ifr = [0u8; 40];
+        ifr[..dev.len()].copy_from_slice(dev.as_bytes());
+        let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as i16;
+        ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+        // SAFETY: ifreq-sized buffer for TUNSETIFF on a TUN fd we own.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
+        assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+        f
+    });
+    // SAFETY: setting O_NONBLOCK on our own descriptor.
+    unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    ip(&["-n", &ns.name, "addr", "add", addr, "dev", dev]);
+    ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+    f
+}
+
+impl DelayLink {
+    pub fn new(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str, one_way: std::time::Duration) -> DelayLink {
+        use std::io::{Read, Write};
+        let ta = tun(a, "dly0", a_addr);
+        let tb = tun(b, "dly0", b_addr);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (mut from, mut to) in [(ta.try_clone().unwrap(), tb.try_clone().unwrap()), (tb, ta)] {
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut queue: std::collections::VecDeque<(std::time::Instant, Vec<u8>)> = Default::default();
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Take what arrived, then send what is due; a 1 ms tick
+                    // bounds the error on the delay.
+                    loop {
+                        match from.read(&mut buf) {
+                            Ok(n) if n > 0 => queue.push_back((std::time::Instant::now() + one_way, buf[..n].to_vec())),
+                            _ => break,
+                        }
+                    }
+                    while queue.front().is_some_and(|(t, _)| *t <= std::time::Instant::now()) {
+                        let (_, p) = queue.pop_front().unwrap();
+                        let _ = to.write(&p);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }));
+        }
+        DelayLink { stop, threads }
+    }
+}
+
+impl Drop for DelayLink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
