@@ -160,7 +160,15 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
                 Fallback::Upstream
             }
         };
-        let rules = rules(cx, &r.rule, &f("rule"), services, pop.is_some() && upstream.is_some());
+        // A front that only answers the remap API needs neither.
+        let remap_api = r.remap_api.as_ref().is_some_and(|b| *b.get_ref());
+        let rules = rules(
+            cx,
+            &r.rule,
+            &f("rule"),
+            services,
+            remap_api || (pop.is_some() && upstream.is_some()),
+        );
         out.push(HttpConf {
             name: r.name.get_ref().clone(),
             listen,
@@ -169,7 +177,7 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
             trusted_proxies: Trusted(trusted),
             client_header,
             proxy_protocol,
-            remap_api: r.remap_api.as_ref().is_some_and(|b| *b.get_ref()),
+            remap_api,
             pop,
             upstream,
             default,
@@ -280,7 +288,7 @@ fn rules(
                     cx.err(
                         r.action.as_ref().expect("present"),
                         f("action"),
-                        "an `edge` rule needs the front's `pop` and `upstream`",
+                        "an `edge` rule needs the front's `pop` and `upstream` (or `remap_api = true` for a front that only answers the remap API)",
                     );
                 }
                 let rtt_threshold_ms = match &r.rtt_threshold_ms {

@@ -619,3 +619,106 @@ rtt_threshold_ms = 50
     );
     assert_eq!(count("stay", "0.2"), 2);
 }
+
+/// nginx from Debian, configured as `examples/nginx-remap.conf` says, asks
+/// petrel's remap API on every request through `auth_request`: ams's own
+/// client is served by nginx, sin's client is sent to sin (marked), and
+/// its marked request is served.
+#[test]
+fn nginx_asks_the_remap_api_through_auth_request() {
+    let (s, [h1, _, _]) = petrel_http(
+        "http-nginx",
+        r#"
+[[http]]
+name = "remap"
+listen = ["127.0.0.1:{H1}"]
+remap_api = true
+
+# Any RTT counts as slow here: every client not at its best POP moves.
+[[http.rule]]
+name = "www"
+action = "edge"
+service = "www.demo.petrel.test."
+location = "http://{pop}.cdn.demo.petrel.test{path}{?query}"
+rtt_threshold_ms = 0
+marker = "query:petrel_remap"
+"#,
+    );
+    let dir = s.dir.join("nginx");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "served by nginx at ams\n").unwrap();
+    let port = free_port();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nginx-remap.conf")).unwrap();
+    let d = dir.display().to_string();
+    let conf = example
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("root /var/www/html;", &format!("root {d}/www;"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{h1}"))
+        .replace("service=www.example.net", "service=www.demo.petrel.test")
+        .replace(
+            "http {",
+            &format!(
+                "http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"
+            ),
+        );
+    assert_ne!(conf, example);
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _nginx = Kill(
+        Command::new(tool("nginx"))
+            .args(["-p", &d, "-c", &format!("{d}/nginx.conf"), "-g"])
+            .arg(format!(
+                "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;"
+            ))
+            .spawn()
+            .expect("nginx (Debian package nginx)"),
+    );
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let mut up = false;
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        up,
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+    // ams's client: served here.
+    let out = curl(&["-w", " %{http_code}", &url]);
+    assert_eq!(out, "served by nginx at ams\n 200");
+    // sin's client: moved, marked.
+    let out = curl(&[
+        "--interface",
+        "127.0.1.5",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("{url}?a=1&b=2"),
+    ])
+    .to_ascii_lowercase();
+    assert!(out.starts_with("http/1.1 302"), "{out}");
+    assert!(
+        out.contains("location: http://sin.cdn.demo.petrel.test/index.html?a=1&b=2&petrel_remap=1"),
+        "{out}"
+    );
+    assert!(out.contains("cache-control: private"), "{out}");
+    // The marked request: served here.
+    let out = curl(&[
+        "--interface",
+        "127.0.1.5",
+        "-w",
+        " %{http_code}",
+        &format!("{url}?petrel_remap=1"),
+    ]);
+    assert_eq!(out, "served by nginx at ams\n 200");
+    let m = http_get(s.admin, "/metrics");
+    assert!(
+        m.contains("petrel_http_requests_total{front=\"remap\",rule=\"remap-api\",action=\"remap-api\"} 3"),
+        "{m}"
+    );
+}

@@ -149,7 +149,12 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     if front.remap_api && path == "/v1/remap" {
-        let resp = remap_api(&g, front, query.as_deref());
+        let original = req
+            .headers()
+            .get("x-original-uri")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let resp = remap_api(&g, front, query.as_deref(), original.as_deref());
         shared
             .metrics
             .record(&conn.front, "remap-api", Outcome::Api, None, t0.elapsed());
@@ -272,7 +277,15 @@ fn access_log(
 /// `GET /v1/remap?service=S&client=IP&pop=CURRENT&rtt_ms=N[&host=H&path=P]`:
 /// the edge decision for another server's request, from the first edge rule
 /// of the service (or its first redirect rule, with no RTT threshold).
-fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<Body> {
+/// `rtt_us` takes nginx's `$tcpinfo_rtt`; `marked` (non-empty, not `0`)
+/// says the request was moved once already. The answer is JSON; with
+/// `reply=auth` it is 204 (stay) or 403 (redirect) for nginx's
+/// `auth_request`, and every answer carries `X-Petrel-Action`,
+/// `X-Petrel-Pop`, `X-Petrel-Location` and `X-Petrel-Reason`. Without
+/// `path`, an `X-Original-URI` header (what nginx's `$request_uri` holds)
+/// gives the path and query the location keeps, and the marker is looked
+/// for in that query.
+fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri: Option<&str>) -> Response<Body> {
     let bad = |why: String| json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": why }));
     let mut p: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
@@ -302,11 +315,15 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<
             None => return bad(format!("no POP named `{n}`")),
         },
     };
-    let rtt = match p.get("rtt_ms") {
-        None => None,
-        Some(v) => match v.parse::<f64>() {
+    let rtt = match (p.get("rtt_ms"), p.get("rtt_us")) {
+        (None, None) => None,
+        (Some(v), _) => match v.parse::<f64>() {
             Ok(x) if x.is_finite() && x >= 0.0 => Some(x),
             _ => return bad("`rtt_ms` must be a number of milliseconds".into()),
+        },
+        (None, Some(v)) => match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Some(x / 1000.0),
+            _ => return bad("`rtt_us` must be a number of microseconds".into()),
         },
     };
     let rule = front.rules.iter().find_map(|r| match &r.action {
@@ -327,7 +344,15 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<
         return bad(format!("no rule of this front serves `{service}`"));
     };
     let d = decide(g, sidx, client.to_canonical());
-    let marked = p.contains_key("marked");
+    let (orig_path, orig_query) = match original_uri {
+        Some(u) => match u.split_once('?') {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (Some(u), None),
+        },
+        None => (None, None),
+    };
+    let marked = p.get("marked").is_some_and(|m| !m.is_empty() && m != "0")
+        || marker.is_some_and(|m| m.present(orig_query, std::iter::empty()));
     let (action, reason) = remap(d.pops(), here, rtt.or(Some(f64::INFINITY)), threshold, marked);
     let reason = if rtt.is_none() && reason == Reason::Slow {
         "no RTT given: the best POP for the client"
@@ -338,7 +363,7 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<
         Remap::Stay => ("stay", here.or(d.pops().first().copied()), None),
         Remap::Redirect(pop) => {
             let host = p.get("host").map_or("", |s| s.as_str());
-            let path = p.get("path").map_or("/", |s| s.as_str());
+            let path = p.get("path").map(|s| s.as_str()).or(orig_path).unwrap_or("/");
             let mut loc = String::new();
             let extra = match marker {
                 Some(Marker::Query(n)) => Some(format!("{n}=1")),
@@ -349,7 +374,7 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<
                     pop: &g.config().pops[pop.index()].name,
                     host,
                     path,
-                    query: None,
+                    query: if p.contains_key("path") { None } else { orig_query },
                     extra_query: extra.as_deref(),
                 },
                 &mut loc,
@@ -357,16 +382,38 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>) -> Response<
             ("redirect", Some(pop), Some(loc))
         }
     };
-    json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "action": action_s,
-            "pop": pop.map(|p| g.config().pops[p.index()].name.clone()),
-            "location": location,
-            "reason": reason,
-            "ttl": d.ttl,
-        }),
-    )
+    let pop_name = pop.map(|p| g.config().pops[p.index()].name.clone());
+    let mut resp = if p.get("reply").is_some_and(|r| r == "auth") {
+        let status = if location.is_some() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        full(status, Bytes::new())
+    } else {
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "action": action_s,
+                "pop": pop_name,
+                "location": location,
+                "reason": reason,
+                "ttl": d.ttl,
+            }),
+        )
+    };
+    let h = resp.headers_mut();
+    for (k, v) in [
+        ("x-petrel-action", Some(action_s)),
+        ("x-petrel-pop", pop_name.as_deref()),
+        ("x-petrel-location", location.as_deref()),
+        ("x-petrel-reason", Some(reason)),
+    ] {
+        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(k, v);
+        }
+    }
+    resp
 }
 
 /// `%XX` and `+` in a query value.
