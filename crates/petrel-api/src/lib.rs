@@ -112,6 +112,20 @@ pub struct Health {
     pub targets: Vec<TargetStatus>,
 }
 
+/// One line of `GET /api/v1/pops/stream`: every POP's state as of a
+/// generation.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PopStates {
+    pub generation: u64,
+    pub pops: Vec<PopStateLine>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PopStateLine {
+    pub name: String,
+    pub state: PopState,
+}
+
 /// How one anycast prefix stands towards one BGP neighbour.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct AnycastRoute {
@@ -314,6 +328,15 @@ mod paths {
     #[utoipa::path(get, path = "/api/v1/anycast", responses((status = 200, body = AnycastStatus)))]
     pub fn anycast() {}
 
+    /// POP states as they change: one JSON line (`PopStates`) at once and
+    /// one per new generation (health flips, drains, reloads), for as long
+    /// as the connection lasts (the admin API closes connections after 60
+    /// s; followers reconnect and get the current states first).
+    #[utoipa::path(get, path = "/api/v1/pops/stream",
+        params(("count" = Option<u64>, Query, description = "end after this many lines")),
+        responses((status = 200, content_type = "application/x-ndjson", body = PopStates)))]
+    pub fn pops_stream() {}
+
     /// Drain, undrain, force up or down, or clear a POP; needs the admin
     /// token when set. Survives restarts with `server.state_file`.
     #[utoipa::path(post, path = "/api/v1/pops/{name}/{action}",
@@ -357,6 +380,7 @@ mod paths {
         paths::bgp_summary,
         paths::bgp_route,
         paths::anycast,
+        paths::pops_stream,
         paths::pop_action,
         paths::target_action,
         paths::openapi,
@@ -390,7 +414,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 12, "{ops:?}");
+        assert_eq!(ops.len(), 13, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

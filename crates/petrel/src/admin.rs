@@ -42,6 +42,8 @@ struct AdminState {
     token: Option<String>,
     /// Names the API answers to besides IP literals and localhost.
     hosts: Vec<String>,
+    /// The latest generation's id, for streams of POP states.
+    generations: tokio::sync::watch::Receiver<u64>,
 }
 
 /// How the admin listener is reached and bounded.
@@ -81,7 +83,12 @@ pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
         registry.register_collector(Box::new(BgpCollector(b.board.clone())));
         registry.register_collector(Box::new(crate::bgp::announce::AnycastCollector(b.anycast.clone())));
     }
+    let (gen_tx, generations) = tokio::sync::watch::channel(reader.load().id);
+    h.publisher.subscribe(move |g, _| {
+        gen_tx.send_replace(g.id);
+    });
     let state = Arc::new(AdminState {
+        generations,
         reader,
         publisher: h.publisher,
         reloader: h.reloader,
@@ -221,7 +228,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 12] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 13] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -232,6 +239,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("GET", "/api/v1/bgp/summary", get(bgp_summary)),
         ("GET", "/api/v1/bgp/route", get(bgp_route)),
         ("GET", "/api/v1/anycast", get(anycast)),
+        ("GET", "/api/v1/pops/stream", get(pops_stream)),
         ("POST", "/api/v1/pops/{name}/{action}", post(pop_action)),
         ("POST", "/api/v1/targets/{action}", post(target_action)),
     ];
@@ -591,4 +599,52 @@ async fn target_action(
         );
     }
     apply(st, name, action).await
+}
+
+#[derive(serde::Deserialize)]
+struct StreamQ {
+    count: Option<u64>,
+}
+
+fn pop_states(g: &petrel_director::Generation) -> petrel_api::PopStates {
+    petrel_api::PopStates {
+        generation: g.id,
+        pops: g
+            .config()
+            .pops
+            .iter()
+            .zip(g.states.iter())
+            .map(|(p, s)| petrel_api::PopStateLine {
+                name: p.name.clone(),
+                state: *s,
+            })
+            .collect(),
+    }
+}
+
+/// POP states now, then at each new generation (see petrel-api).
+async fn pops_stream(State(st): St, Query(q): Query<StreamQ>) -> Response {
+    let rx = st.generations.clone();
+    let reader = st.reader.clone();
+    let limit = q.count.unwrap_or(u64::MAX);
+    let lines = futures_util::stream::unfold((rx, 0u64), move |(mut rx, n)| {
+        let reader = reader.clone();
+        async move {
+            if n >= limit {
+                return None;
+            }
+            if n > 0 {
+                rx.changed().await.ok()?;
+            }
+            rx.borrow_and_update();
+            let mut line = serde_json::to_vec(&pop_states(&reader.load())).ok()?;
+            line.push(b'\n');
+            Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), (rx, n + 1)))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }

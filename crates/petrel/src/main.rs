@@ -12,6 +12,7 @@ mod dns_tcp;
 mod dns_udp;
 mod health;
 mod http;
+mod map_follow;
 mod memory;
 mod metrics;
 mod quiet;
@@ -67,7 +68,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Batch map for web servers: one client per line on stdin, one answer per line on stdout.
+    /// Batch map for web servers (Apache's `RewriteMap prg:`): one client per
+    /// line on stdin, one answer per line on stdout. Decides from the config
+    /// and the drains saved in its state file only, unless --follow names a
+    /// running server: then from that server's POP states (health, drains,
+    /// forced states) as they change.
     Map {
         #[arg(long, short)]
         config: PathBuf,
@@ -76,6 +81,10 @@ enum Cmd {
         /// What to print per client.
         #[arg(long, value_enum, default_value_t = MapOutput::Pop)]
         output: MapOutput,
+        /// A running petrel's admin API (e.g. 127.0.0.1:8053) whose POP
+        /// states to follow.
+        #[arg(long)]
+        follow: Option<SocketAddr>,
     },
     /// Run the demo: four POPs, a generated GeoIP database, DNS on 127.0.0.1:5300.
     Demo {
@@ -199,7 +208,8 @@ fn main() -> ExitCode {
             config,
             service,
             output,
-        } => map(&config, &service, output),
+            follow,
+        } => map(&config, &service, output, follow),
         Cmd::Demo { dir, write_only } => demo_cmd(&dir, write_only),
         Cmd::Pop { action, admin } => pop_cmd(action, admin),
         Cmd::Reload { admin } => admin_call(admin, "POST", "/api/v1/reload"),
@@ -370,24 +380,40 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(), String> {
-    let gen = offline(config)?;
+fn map(config: &std::path::Path, service: &str, output: MapOutput, follow: Option<SocketAddr>) -> Result<(), String> {
+    let mut gen = offline(config)?;
+    let follower = follow.map(|admin| {
+        let names = gen.config().pops.iter().map(|p| p.name.clone()).collect();
+        let f = map_follow::Follower::start(admin, names, gen.states.clone());
+        if !f.wait_first(std::time::Duration::from_secs(5)) {
+            eprintln!(
+                "petrel map: no POP states from {admin} yet; answering from the config and saved drains meanwhile"
+            );
+        }
+        f
+    });
+    let mut seen = 0;
     let si = gen
         .built
         .service_index(service)
         .ok_or_else(|| format!("no service `{service}`"))?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Stdout is line-buffered; a buffer of our own is flushed as below.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let mut decision = petrel_director::Decision::default();
     let mut raw = Vec::new();
-    let mut input = stdin.lock();
+    // Our own buffer, to see when no more input is waiting.
+    let mut input = std::io::BufReader::with_capacity(64 << 10, stdin.lock());
     loop {
         raw.clear();
         match input.read_until(b'\n', &mut raw) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return out.flush().map_err(|e| e.to_string()),
             Ok(_) => {}
             Err(e) => return Err(format!("reading stdin: {e}")),
+        }
+        if let Some(st) = follower.as_ref().and_then(|f| f.changed(&mut seen)) {
+            gen.states = st;
         }
         // Apache waits for exactly one line per request: anything that is not
         // an address answers NULL, and the map keeps going.
@@ -421,10 +447,13 @@ fn map(config: &std::path::Path, service: &str, output: MapOutput) -> Result<(),
                 "NULL".into()
             }
         };
-        // One line per request, flushed at once: Apache's prg: protocol.
-        writeln!(out, "{answer}")
-            .and_then(|_| out.flush())
-            .map_err(|e| e.to_string())?;
+        // Apache's prg: protocol waits for each answer before it sends the
+        // next line: flush whenever no more input is waiting. A batch piped
+        // in is answered in large writes.
+        writeln!(out, "{answer}").map_err(|e| e.to_string())?;
+        if input.buffer().is_empty() {
+            out.flush().map_err(|e| e.to_string())?;
+        }
     }
 }
 

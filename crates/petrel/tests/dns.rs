@@ -579,7 +579,10 @@ fn tcp_pipelining_limits_eviction_and_timeouts() {
 fn apache_rewritemap_prg_asks_petrel_map() {
     let dir = tempdir("apache");
     let port = free_port();
-    let cfg = write_config(&dir, free_port(), free_port(), "");
+    let (dns, admin) = (free_port(), free_port());
+    let cfg = write_config(&dir, dns, admin, "");
+    // The running server whose POP states the map follows.
+    let s = spawn(dir.clone(), &cfg, dns, admin);
     let httpd = tool("apache2");
     let mods = "/usr/lib/apache2/modules";
     let conf = format!(
@@ -596,7 +599,7 @@ ErrorLog "{d}/error.log"
 Mutex file:{d} default
 DocumentRoot "{d}"
 RewriteEngine on
-RewriteMap pop "prg:{bin} map --config {cfg} --service www.demo.petrel.test"
+RewriteMap pop "prg:{bin} map --config {cfg} --service www.demo.petrel.test --follow 127.0.0.1:{admin}"
 RewriteRule "^/(.*)$" "http://${{pop:%{{REMOTE_ADDR}}|NULL}}.cdn.example/$1" [R=302,L]
 "#,
         d = dir.display(),
@@ -645,6 +648,26 @@ RewriteRule "^/(.*)$" "http://${{pop:%{{REMOTE_ADDR}}|NULL}}.cdn.example/$1" [R=
     assert_eq!(location("127.0.2.5"), "302 http://gru.cdn.example/video/1.mp4");
     assert_eq!(location("127.0.0.1"), "302 http://ams.cdn.example/video/1.mp4");
     assert_eq!(location("127.0.1.77"), "302 http://sin.cdn.example/video/1.mp4");
+    // The server drains sin: the map follows at once, and back.
+    let a = s.admin.to_string();
+    let (ok, _, err) = petrel(&["pop", "--admin", &a, "drain", "sin"]);
+    assert!(ok, "{err}");
+    let t0 = Instant::now();
+    while location("127.0.1.5").contains("sin") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "the map still answers sin");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("the map followed the drain in {:?}", t0.elapsed());
+    let (ok, _, err) = petrel(&["pop", "--admin", &a, "undrain", "sin"]);
+    assert!(ok, "{err}");
+    let t0 = Instant::now();
+    while !location("127.0.1.5").contains("sin") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the map does not answer sin again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -894,6 +917,10 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
         ("198.18.0.0/24", "announced")
     );
     assert!(!a.routes[0].session_up);
+    let (code, b) = call("GET", "/api/v1/pops/stream", "/api/v1/pops/stream?count=1");
+    assert_eq!(code, 200);
+    let p: petrel_api::PopStates = typed("pop states", &b[b.find('{').unwrap()..=b.rfind('}').unwrap()]);
+    assert_eq!(p.pops.len(), 4);
     let (code, b) = call("GET", "/metrics", "/metrics");
     assert_eq!(code, 200);
     assert!(b.contains("petrel_generation_id"), "{b}");
