@@ -18,6 +18,24 @@ use petrel_types::{Prefix, ServiceIdx};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// `private, max-age=TTL`, made once per TTL and thread.
+fn cache_control(ttl: u32) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u32, HeaderValue)> =
+            std::cell::RefCell::new((0, HeaderValue::from_static("private, max-age=0")));
+    }
+    LAST.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != ttl {
+            *c = (
+                ttl,
+                HeaderValue::from_str(&format!("private, max-age={ttl}")).expect("digits are a valid header"),
+            );
+        }
+        c.1.clone()
+    })
+}
+
 pub fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(
         http_body_util::Full::new(body.into())
@@ -106,7 +124,7 @@ fn redirect_response(
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FOUND);
     let mut resp = full(status, Bytes::new());
     let h = resp.headers_mut();
-    match HeaderValue::from_str(&loc) {
+    match HeaderValue::from_maybe_shared(Bytes::from(loc)) {
         Ok(v) => {
             h.insert(header::LOCATION, v);
         }
@@ -120,9 +138,7 @@ fn redirect_response(
     // The answer depends on the client's address: only the client's own
     // cache may keep it, for as long as a DNS answer would be; a cache that
     // sits behind a trusted proxy keys it by the proxy's header.
-    if let Ok(v) = HeaderValue::from_str(&format!("private, max-age={ttl}")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, cache_control(ttl));
     h.insert(
         header::VARY,
         HeaderValue::from_static(match front.client_header {
@@ -138,6 +154,13 @@ fn redirect_response(
     resp
 }
 
+/// What a request gets, decided while its parts are borrowed.
+enum Plan {
+    Respond(Response<Body>, Outcome, Option<f64>),
+    /// To the upstream (the fallback, or an edge rule serving here).
+    Proxy(Outcome, Option<f64>),
+}
+
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Shared>) -> Response<Body> {
     let t0 = std::time::Instant::now();
     let g = shared.reader.load();
@@ -146,51 +169,44 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
         return full(StatusCode::SERVICE_UNAVAILABLE, "this front is no longer configured\n");
     };
     let client = client_of(&req, &conn, front);
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().map(str::to_string);
+    let (path, query) = (req.uri().path(), req.uri().query());
     if front.remap_api && path == "/v1/remap" {
-        let original = req
-            .headers()
-            .get("x-original-uri")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let resp = remap_api(&g, front, query.as_deref(), original.as_deref());
+        let original = req.headers().get("x-original-uri").and_then(|v| v.to_str().ok());
+        let resp = remap_api(&g, front, query, original);
         shared
             .metrics
             .record(&conn.front, "remap-api", Outcome::Api, None, t0.elapsed());
         return resp;
     }
-    let host = host_of(&req).to_string();
-    let matched = rules::find(&front.rules, &host, &path);
-    let (resp, rule_name, outcome, rtt) = match matched {
+    let host = host_of(&req);
+    let matched = rules::find(&front.rules, host, path);
+    let rule_name = matched.map_or("", |(_, r)| r.name.as_str());
+    // Only the access log needs these past the point where the request
+    // moves to the proxy.
+    let logged = front.access_log.then(|| (host.to_string(), path.to_string()));
+    let plan = match matched {
         None => match &front.default {
-            Fallback::Respond { status, body } => (
+            Fallback::Respond { status, body } => Plan::Respond(
                 full(
                     StatusCode::from_u16(status.to_owned()).unwrap_or(StatusCode::NOT_FOUND),
                     body.clone(),
                 ),
-                "",
                 Outcome::NoMatch,
                 None,
             ),
-            Fallback::Upstream => {
-                let r = super::proxy::forward(req, client, front, &shared).await;
-                (r, "", Outcome::Proxy, None)
-            }
+            Fallback::Upstream => Plan::Proxy(Outcome::Proxy, None),
         },
         Some((_, rule)) => match &rule.action {
             Action::Redirect(r) => {
                 let d = decide(&g, r.service, client);
                 match d.pops().first() {
-                    Some(&pop) => (
-                        redirect_response(&g, front, r, pop, d.ttl, (&host, &path, query.as_deref()), None),
-                        rule.name.as_str(),
+                    Some(&pop) => Plan::Respond(
+                        redirect_response(&g, front, r, pop, d.ttl, (host, path, query), None),
                         Outcome::Redirect,
                         None,
                     ),
-                    None => (
+                    None => Plan::Respond(
                         full(StatusCode::SERVICE_UNAVAILABLE, "no POP is available for this client\n"),
-                        rule.name.as_str(),
                         Outcome::NoPop,
                         None,
                     ),
@@ -207,44 +223,31 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
                     .get_all(header::COOKIE)
                     .iter()
                     .filter_map(|v| v.to_str().ok());
-                let marked = marker.present(query.as_deref(), cookies);
+                let marked = marker.present(query, cookies);
                 let d = decide(&g, redirect.service, client);
                 let (action, reason) = remap(d.pops(), front.pop, rtt, *rtt_threshold_ms, marked);
                 match action {
-                    Remap::Redirect(pop) => (
-                        redirect_response(
-                            &g,
-                            front,
-                            redirect,
-                            pop,
-                            d.ttl,
-                            (&host, &path, query.as_deref()),
-                            Some(marker),
-                        ),
-                        rule.name.as_str(),
+                    Remap::Redirect(pop) => Plan::Respond(
+                        redirect_response(&g, front, redirect, pop, d.ttl, (host, path, query), Some(marker)),
                         Outcome::Redirect,
                         rtt,
                     ),
                     Remap::Stay => {
                         tracing::debug!(client = %client, rtt_ms = ?rtt, reason = reason.as_str(), "edge: served here");
-                        let name = rule.name.clone();
-                        let r = super::proxy::forward(req, client, front, &shared).await;
-                        shared
-                            .metrics
-                            .record(&conn.front, &name, Outcome::Stay, rtt, t0.elapsed());
-                        if front.access_log {
-                            access_log(&conn, client, &host, &path, r.status(), &name, "stay", rtt);
-                        }
-                        return r;
+                        Plan::Proxy(Outcome::Stay, rtt)
                     }
                 }
             }
         },
     };
+    let (resp, outcome, rtt) = match plan {
+        Plan::Respond(r, o, rtt) => (r, o, rtt),
+        Plan::Proxy(o, rtt) => (super::proxy::forward(req, client, front, &shared).await, o, rtt),
+    };
     shared
         .metrics
         .record(&conn.front, rule_name, outcome, rtt, t0.elapsed());
-    if front.access_log {
+    if let Some((host, path)) = logged {
         access_log(
             &conn,
             client,
@@ -286,13 +289,9 @@ fn access_log(
 /// gives the path and query the location keeps, and the marker is looked
 /// for in that query.
 fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri: Option<&str>) -> Response<Body> {
+    let q = Params::parse(query.unwrap_or(""));
     let bad = |why: String| json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": why }));
-    let mut p: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        p.insert(k, percent_decode(v));
-    }
-    let Some(service) = p.get("service") else {
+    let Some(service) = q.get("service") else {
         return bad("`service` is required".into());
     };
     let want = service.trim_end_matches('.');
@@ -305,17 +304,17 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
     else {
         return bad(format!("no service named `{service}`"));
     };
-    let Some(client) = p.get("client").and_then(|c| c.parse::<IpAddr>().ok()) else {
+    let Some(client) = q.get("client").and_then(|c| c.parse::<IpAddr>().ok()) else {
         return bad("`client` must be an IP address".into());
     };
-    let here = match p.get("pop") {
+    let here = match q.get("pop") {
         None => None,
         Some(n) => match g.config().pops.iter().position(|x| x.name == *n) {
             Some(i) => Some(petrel_types::PopIdx(i as u16)),
             None => return bad(format!("no POP named `{n}`")),
         },
     };
-    let rtt = match (p.get("rtt_ms"), p.get("rtt_us")) {
+    let rtt = match (q.get("rtt_ms"), q.get("rtt_us")) {
         (None, None) => None,
         (Some(v), _) => match v.parse::<f64>() {
             Ok(x) if x.is_finite() && x >= 0.0 => Some(x),
@@ -351,7 +350,7 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
         },
         None => (None, None),
     };
-    let marked = p.get("marked").is_some_and(|m| !m.is_empty() && m != "0")
+    let marked = q.get("marked").is_some_and(|m| !m.is_empty() && m != "0")
         || marker.is_some_and(|m| m.present(orig_query, std::iter::empty()));
     let (action, reason) = remap(d.pops(), here, rtt.or(Some(f64::INFINITY)), threshold, marked);
     let reason = if rtt.is_none() && reason == Reason::Slow {
@@ -359,31 +358,33 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
     } else {
         reason.as_str()
     };
+    let path_param = q.get("path");
     let (action_s, pop, location) = match action {
         Remap::Stay => ("stay", here.or(d.pops().first().copied()), None),
         Remap::Redirect(pop) => {
-            let host = p.get("host").map_or("", |s| s.as_str());
-            let path = p.get("path").map(|s| s.as_str()).or(orig_path).unwrap_or("/");
-            let mut loc = String::new();
-            let extra = match marker {
-                Some(Marker::Query(n)) => Some(format!("{n}=1")),
-                _ => None,
-            };
+            let host = q.get("host");
+            let path = path_param.as_deref().or(orig_path).unwrap_or("/");
+            let mut loc = String::with_capacity(128);
+            let mut extra = String::new();
+            if let Some(Marker::Query(n)) = marker {
+                extra.push_str(n);
+                extra.push_str("=1");
+            }
             redirect.location.render(
                 &Vars {
                     pop: &g.config().pops[pop.index()].name,
-                    host,
+                    host: host.as_deref().unwrap_or(""),
                     path,
-                    query: if p.contains_key("path") { None } else { orig_query },
-                    extra_query: extra.as_deref(),
+                    query: if path_param.is_some() { None } else { orig_query },
+                    extra_query: (!extra.is_empty()).then_some(extra.as_str()),
                 },
                 &mut loc,
             );
             ("redirect", Some(pop), Some(loc))
         }
     };
-    let pop_name = pop.map(|p| g.config().pops[p.index()].name.clone());
-    let mut resp = if p.get("reply").is_some_and(|r| r == "auth") {
+    let pop_name = pop.map(|p| g.config().pops[p.index()].name.as_str());
+    let mut resp = if q.get("reply").is_some_and(|r| r == "auth") {
         let status = if location.is_some() {
             StatusCode::FORBIDDEN
         } else {
@@ -391,29 +392,100 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
         };
         full(status, Bytes::new())
     } else {
-        json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "action": action_s,
-                "pop": pop_name,
-                "location": location,
-                "reason": reason,
-                "ttl": d.ttl,
-            }),
-        )
+        // Written by hand: this answer sits on other servers' request path.
+        let mut b = String::with_capacity(192);
+        b.push_str("{\"action\":\"");
+        b.push_str(action_s);
+        b.push_str("\",\"pop\":");
+        json_str(&mut b, pop_name);
+        b.push_str(",\"location\":");
+        json_str(&mut b, location.as_deref());
+        b.push_str(",\"reason\":");
+        json_str(&mut b, Some(reason));
+        b.push_str(",\"ttl\":");
+        b.push_str(&d.ttl.to_string());
+        b.push('}');
+        let mut r = full(StatusCode::OK, b);
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
     };
     let h = resp.headers_mut();
-    for (k, v) in [
-        ("x-petrel-action", Some(action_s)),
-        ("x-petrel-pop", pop_name.as_deref()),
-        ("x-petrel-location", location.as_deref()),
-        ("x-petrel-reason", Some(reason)),
-    ] {
+    h.insert(X_ACTION, HeaderValue::from_static(action_s));
+    h.insert(X_REASON, HeaderValue::from_static(reason));
+    for (k, v) in [(X_POP, pop_name), (X_LOCATION, location.as_deref())] {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
             h.insert(k, v);
         }
     }
     resp
+}
+
+const X_ACTION: header::HeaderName = header::HeaderName::from_static("x-petrel-action");
+const X_REASON: header::HeaderName = header::HeaderName::from_static("x-petrel-reason");
+const X_POP: header::HeaderName = header::HeaderName::from_static("x-petrel-pop");
+const X_LOCATION: header::HeaderName = header::HeaderName::from_static("x-petrel-location");
+
+/// A JSON string (or null), escaped as RFC 8259 asks.
+fn json_str(out: &mut String, s: Option<&str>) {
+    let Some(s) = s else {
+        out.push_str("null");
+        return;
+    };
+    out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A query string's parameters, split once (at most 16 are kept).
+struct Params<'a> {
+    kv: [(&'a str, &'a str); 16],
+    n: usize,
+}
+
+impl<'a> Params<'a> {
+    fn parse(query: &'a str) -> Params<'a> {
+        let mut p = Params {
+            kv: [("", ""); 16],
+            n: 0,
+        };
+        for kv in query.split('&') {
+            if p.n == p.kv.len() {
+                break;
+            }
+            if !kv.is_empty() {
+                p.kv[p.n] = kv.split_once('=').unwrap_or((kv, ""));
+                p.n += 1;
+            }
+        }
+        p
+    }
+
+    /// The first value of `key`, percent-decoded (borrowed when there is
+    /// nothing to decode).
+    fn get(&self, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+        self.kv[..self.n].iter().find(|(k, _)| *k == key).map(|&(_, v)| {
+            if v.bytes().any(|b| b == b'%' || b == b'+') {
+                std::borrow::Cow::Owned(percent_decode(v))
+            } else {
+                std::borrow::Cow::Borrowed(v)
+            }
+        })
+    }
 }
 
 /// `%XX` and `+` in a query value.
@@ -438,4 +510,28 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_and_json_strings() {
+        let q = Params::parse("service=www.example.net&client=192.0.2.1&path=%2Fa%20b&x&&");
+        assert_eq!(q.get("service").as_deref(), Some("www.example.net"));
+        assert!(matches!(q.get("client"), Some(std::borrow::Cow::Borrowed(_))));
+        assert_eq!(q.get("path").as_deref(), Some("/a b"));
+        assert_eq!(q.get("x").as_deref(), Some(""));
+        assert_eq!(q.get("pop"), None);
+        let many = "a=1&".repeat(40) + "late=1";
+        assert_eq!(Params::parse(&many).get("late"), None, "16 parameters at most");
+        assert_eq!(percent_decode("a+b%41%zz%4"), "a bA%zz%4");
+        let mut s = String::new();
+        json_str(&mut s, Some("a\"b\\c\n"));
+        json_str(&mut s, None);
+        assert_eq!(s, r#""a\"b\\c\u000a"null"#);
+        let v: serde_json::Value = serde_json::from_str(&s[..s.len() - 4]).unwrap();
+        assert_eq!(v, "a\"b\\c\n");
+    }
 }
