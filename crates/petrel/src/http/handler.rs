@@ -22,7 +22,7 @@ use std::sync::Arc;
 fn cache_control(ttl: u32) -> HeaderValue {
     thread_local! {
         static LAST: std::cell::RefCell<(u32, HeaderValue)> =
-            std::cell::RefCell::new((0, HeaderValue::from_static("private, max-age=0")));
+            const { std::cell::RefCell::new((0, HeaderValue::from_static("private, max-age=0"))) };
     }
     LAST.with(|c| {
         let mut c = c.borrow_mut();
