@@ -185,7 +185,6 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
             max_connections: cx.int(&r.max_connections, &f("max_connections"), 1, 1_000_000, 10_000usize),
             header_timeout_secs: cx.int(&r.header_timeout_secs, &f("header_timeout_secs"), 1, 3600, 10u64),
             request_timeout_secs: cx.int(&r.request_timeout_secs, &f("request_timeout_secs"), 1, 86_400, 60u64),
-            idle_timeout_secs: cx.int(&r.idle_timeout_secs, &f("idle_timeout_secs"), 1, 86_400, 60u64),
             max_header_kb: cx.int(&r.max_header_kb, &f("max_header_kb"), 1, 1024, 64usize),
             max_body_mb: cx.int(&r.max_body_mb, &f("max_body_mb"), 0, 1 << 20, 64u64),
             rules,

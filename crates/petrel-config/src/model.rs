@@ -280,10 +280,12 @@ pub struct HttpConf {
     pub default: petrel_http::rules::Fallback,
     pub access_log: bool,
     pub max_connections: usize,
+    /// For a request's headers, and for the next request on an idle
+    /// HTTP/1.1 connection.
     pub header_timeout_secs: u64,
     pub request_timeout_secs: u64,
-    pub idle_timeout_secs: u64,
     pub max_header_kb: usize,
+    /// The largest request body passed to the upstream (0: none).
     pub max_body_mb: u64,
     pub rules: Vec<petrel_http::rules::Rule<petrel_http::rules::Action>>,
     /// Where the block starts, for errors found later (certificates).

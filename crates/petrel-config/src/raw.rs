@@ -60,7 +60,6 @@ pub struct Http {
     pub max_connections: Option<S<i64>>,
     pub header_timeout_secs: Option<S<i64>>,
     pub request_timeout_secs: Option<S<i64>>,
-    pub idle_timeout_secs: Option<S<i64>>,
     pub max_header_kb: Option<S<i64>>,
     pub max_body_mb: Option<S<i64>>,
     #[serde(default)]

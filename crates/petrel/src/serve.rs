@@ -157,7 +157,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     // needs finishing (the served generation is swapped whole or not at all).
     rt.shutdown_timeout(Duration::from_millis(200));
     if let Some(h) = http_rt {
-        h.shutdown_timeout(Duration::from_millis(200));
+        h.shutdown(Duration::from_secs(5));
     }
     result
 }

@@ -342,6 +342,19 @@ impl Upstream {
                     }
                     let text = String::from_utf8_lossy(&head).to_string();
                     seen.lock().unwrap().push(text.clone());
+                    // Read (and count) a request body of known length.
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if c.read_exact(&mut body).is_err() {
+                        return;
+                    }
                     let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
                     if path.starts_with("/slow") {
                         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: slow\r\n\r\n");
@@ -354,7 +367,7 @@ impl Upstream {
                         let _ = c.write_all(b"0\r\n\r\n");
                     } else {
                         let body = pattern(8 << 20);
-                        let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Up: big\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n", body.len());
+                        let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Up: big\r\nX-Got: {len}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n", body.len());
                         let _ = c.write_all(&body);
                     }
                 });
@@ -377,6 +390,7 @@ listen = ["127.0.0.1:{{H1}}"]
 pop = "ams"
 upstream = "127.0.0.1:{up}"
 default = "upstream"
+max_body_mb = 1
 
 # Any RTT is too slow here: every client not at its best POP moves.
 [[http.rule]]
@@ -429,6 +443,35 @@ marker = "cookie:moved"
         assert!(out.starts_with("200"), "{out}");
         assert!(std::fs::read(&f).unwrap() == pattern(8 << 20), "body differs");
     }
+    // Request bodies go through up to the limit (1 MiB here).
+    let post = dir.join("post.bin");
+    std::fs::write(&post, pattern(100 << 10)).unwrap();
+    let data = format!("@{}", post.display());
+    let head = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--data-binary",
+        &data,
+        &url(h1, "/upload"),
+    ])
+    .to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") && head.contains("x-got: 102400"),
+        "{head}"
+    );
+    std::fs::write(&post, pattern(2 << 20)).unwrap();
+    let out = curl(&[
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        "--data-binary",
+        &data,
+        &url(h1, "/upload"),
+    ]);
+    assert_eq!(out, "413");
     // The upstream saw the client and the path, not hop-by-hop headers.
     let seen = up.seen.lock().unwrap().join("\n---\n").to_ascii_lowercase();
     assert!(seen.contains("get /big?x=1 http/1.1"), "{seen}");
@@ -507,6 +550,27 @@ marker = "cookie:moved"
     ] {
         assert!(m.contains(want), "{want} in {m}");
     }
+    // SIGTERM while a slow response streams: it completes, and nothing new
+    // is accepted.
+    let mut c = TcpStream::connect(("127.0.0.1", h1)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 64];
+    let _ = c.read(&mut first).unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.contains("chunk 9") && rest.ends_with("0\r\n\r\n"),
+        "cut short: {rest}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(TcpStream::connect(("127.0.0.1", h1)).is_err(), "still accepting");
 }
 
 #[test]

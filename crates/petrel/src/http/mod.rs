@@ -12,7 +12,6 @@ mod rewind;
 mod tcp_info;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -42,10 +41,45 @@ pub struct ConnInfo {
     pub fd: RawFd,
 }
 
+/// A request body on its way to the upstream (limited in size).
+pub type UpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
 pub struct Shared {
     pub reader: Reader,
     pub metrics: Arc<HttpMetrics>,
-    pub upstream: Client<HttpConnector, Incoming>,
+    pub upstream: Client<HttpConnector, UpBody>,
+    /// Set at shutdown: listeners stop, connections finish what they do.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Connections open now.
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The running fronts, stopped gracefully.
+pub struct HttpFronts {
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HttpFronts {
+    /// Stop accepting, let open connections finish their requests (HTTP/1.1
+    /// closes after the one in flight, HTTP/2 sends GOAWAY), for at most
+    /// `grace`; then drop what is left.
+    pub fn shutdown(self, grace: Duration) {
+        self.stop.send_replace(true);
+        let t0 = std::time::Instant::now();
+        while self.active.load(Relaxed) > 0 && t0.elapsed() < grace {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let left = self.active.load(Relaxed);
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "HTTP connections still open after the grace period; closing them"
+            );
+        }
+        self.rt.shutdown_timeout(Duration::from_millis(100));
+    }
 }
 
 /// One front's TLS: its certificates, replaced on reload.
@@ -56,7 +90,7 @@ struct Tls {
 
 /// Bind every front's listeners and serve them on a runtime of their own;
 /// None when the config has no `[[http]]`.
-pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Option<tokio::runtime::Runtime>, String> {
+pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Option<HttpFronts>, String> {
     let g = publisher.load_full();
     let fronts = &g.config().http;
     if fronts.is_empty() {
@@ -78,10 +112,14 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
             .pool_timer(TokioTimer::new())
             .build(connector)
     };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let shared = Arc::new(Shared {
         reader: publisher.reader(),
         metrics,
         upstream,
+        stop,
+        active: active.clone(),
     });
     let mut tls_by_front: Vec<(String, Arc<Tls>)> = Vec::new();
     for f in fronts {
@@ -128,12 +166,28 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
             }
         }
     });
-    Ok(Some(rt))
+    Ok(Some(HttpFronts {
+        rt,
+        stop: stop_tx,
+        active,
+    }))
 }
 
 /// What `petrel check` says of a front's certificates.
 pub fn check_certificates(front: &petrel_config::HttpConf) -> Result<(), String> {
     certs::load(front).map(|_| ())
+}
+
+/// Resolves once shutdown begins.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -156,8 +210,13 @@ async fn accept_loop(
     shared: Arc<Shared>,
 ) {
     let mut backoff = crate::quiet::AcceptBackoff::new("HTTP");
+    let stop = shared.stop.clone();
     loop {
-        let (stream, peer) = match l.accept().await {
+        let accepted = tokio::select! {
+            a = l.accept() => a,
+            _ = stopped(stop.clone()) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tokio::time::sleep(backoff.failed(&e, std::time::Instant::now())).await;
@@ -171,8 +230,11 @@ async fn accept_loop(
             continue;
         };
         let (front, tls, shared) = (front.clone(), tls.clone(), shared.clone());
+        shared.active.fetch_add(1, Relaxed);
         tokio::spawn(async move {
+            let active = shared.active.clone();
             serve_conn(stream, peer, front, tls, shared).await;
+            active.fetch_sub(1, Relaxed);
             drop(permit);
         });
     }
@@ -261,6 +323,7 @@ async fn serve_http<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>, header_t
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let stop = shared.stop.clone();
     let svc = hyper::service::service_fn(move |req| {
         let (info, shared) = (info.clone(), shared.clone());
         async move { Ok::<_, std::convert::Infallible>(handler::handle(req, info, shared).await) }
@@ -274,5 +337,13 @@ where
         .timer(TokioTimer::new())
         .max_header_list_size(max_header as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let _ = b.serve_connection(TokioIo::new(io), svc).await;
+    let conn = b.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(stop.clone()) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }

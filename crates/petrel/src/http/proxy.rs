@@ -42,10 +42,25 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-pub async fn forward(mut req: Request<Incoming>, client: IpAddr, front: &HttpConf, shared: &Shared) -> Response<Body> {
+pub async fn forward(req: Request<Incoming>, client: IpAddr, front: &HttpConf, shared: &Shared) -> Response<Body> {
     let Some(upstream) = &front.upstream else {
         return full(StatusCode::BAD_GATEWAY, "no upstream is configured\n");
     };
+    // The body limit: a declared length over it is refused at once; a
+    // body without one is cut (and the upstream request fails) when it
+    // passes the limit.
+    let limit = front.max_body_mb.saturating_mul(1 << 20);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return full(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    let (parts, body) = req.into_parts();
+    let body = http_body_util::Limited::new(body, limit as usize).boxed_unsync();
+    let mut req = Request::from_parts(parts, body);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri: Uri = match format!("http://{upstream}{pq}").parse() {
         Ok(u) => u,
