@@ -300,10 +300,11 @@ fn rules(
                 };
                 let marker = match &r.marker {
                     None => Marker::Query("petrel_remap".into()),
-                    Some(m) => Marker::parse(m.get_ref()).unwrap_or_else(|e| {
-                        cx.err(m, f("marker"), e);
-                        Marker::Query("petrel_remap".into())
-                    }),
+                    Some(m) => Marker::parse(m.get_ref(), r.marker_domain.as_ref().map(|d| d.get_ref().as_str()))
+                        .unwrap_or_else(|e| {
+                            cx.err(m, f("marker"), e);
+                            Marker::Query("petrel_remap".into())
+                        }),
                 };
                 Action::Edge {
                     redirect,
@@ -397,6 +398,7 @@ service = "www.example.net."
 location = "https://{pop}.cdn.example.net{path}{?query}"
 rtt_threshold_ms = 100
 marker = "cookie:moved"
+marker_domain = "cdn.example.net"
 "#,
         )
         .unwrap();

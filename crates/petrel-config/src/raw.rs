@@ -92,6 +92,8 @@ pub struct HttpRule {
     pub location: S<String>,
     pub rtt_threshold_ms: Option<S<f64>>,
     pub marker: Option<S<String>>,
+    /// For `cookie:` markers: the domain the POPs' hosts share.
+    pub marker_domain: Option<S<String>>,
 }
 
 /// Prefixes announced while a POP is up (see `petrel_anycast`).

@@ -95,8 +95,10 @@ impl PathMatch {
     }
 }
 
-/// Glob matching with `*` and `?`, in linear time and space (the classic
-/// backtrack to the last star), so that no pattern or path makes it slow.
+/// Glob matching with `*` and `?`, in O(pattern × path) time at worst and
+/// no extra space (the classic backtrack to the last star; no exponential
+/// blow-up whatever the pattern). Paths are bounded by the header limit
+/// and patterns are the operator's.
 fn glob(pat: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -146,17 +148,30 @@ pub struct Redirect {
 pub enum Marker {
     /// `name=1` added to the query string.
     Query(String),
-    /// A cookie `name=1` set with the redirect.
-    Cookie(String),
+    /// A cookie `name=1` set with the redirect for `domain`, the domain the
+    /// POPs' hosts share (a cookie for the redirecting host alone would
+    /// never reach the POP the client is sent to).
+    Cookie { name: String, domain: String },
 }
 
 impl Marker {
-    /// From config text: `query:NAME` or `cookie:NAME`.
-    pub fn parse(s: &str) -> Result<Marker, String> {
+    /// From config text: `query:NAME` or `cookie:NAME`; a cookie needs the
+    /// domain the POPs share.
+    pub fn parse(s: &str, domain: Option<&str>) -> Result<Marker, String> {
         let ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         match s.split_once(':') {
             Some(("query", n)) if ok(n) => Ok(Marker::Query(n.to_string())),
-            Some(("cookie", n)) if ok(n) => Ok(Marker::Cookie(n.to_string())),
+            Some(("cookie", n)) if ok(n) => match domain {
+                Some(d) if HostPattern::parse(d).is_ok_and(|p| matches!(p, HostPattern::Exact(_))) => Ok(Marker::Cookie {
+                    name: n.to_string(),
+                    domain: d.trim_end_matches('.').to_ascii_lowercase(),
+                }),
+                Some(d) => Err(format!("`{d}` is not a domain name")),
+                None => Err(
+                    "a cookie marker needs `marker_domain`, the domain the POPs' hosts share (or the POP a client is sent to never sees the cookie)"
+                        .into(),
+                ),
+            },
             _ => Err(format!(
                 "`{s}` is not a marker (`query:NAME` or `cookie:NAME`, NAME of letters, digits, `_` and `-`)"
             )),
@@ -171,9 +186,9 @@ impl Marker {
                 q.split('&')
                     .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == n.as_str())
             }),
-            Marker::Cookie(n) => cookies.into_iter().any(|c| {
+            Marker::Cookie { name, .. } => cookies.into_iter().any(|c| {
                 c.split(';')
-                    .any(|kv| kv.trim().split_once('=').is_some_and(|(k, _)| k == n.as_str()))
+                    .any(|kv| kv.trim().split_once('=').is_some_and(|(k, _)| k == name.as_str()))
             }),
         }
     }
@@ -288,21 +303,32 @@ mod tests {
 
     #[test]
     fn markers_in_the_query_or_a_cookie() {
-        let q = Marker::parse("query:petrel").unwrap();
+        let q = Marker::parse("query:petrel", None).unwrap();
         assert!(q.present(Some("a=1&petrel=1"), []));
         assert!(q.present(Some("petrel"), []));
         assert!(!q.present(Some("xpetrel=1&petrelx=2"), []));
         assert!(!q.present(None, ["petrel=1"]));
-        let c = Marker::parse("cookie:petrel").unwrap();
+        assert!(Marker::parse("cookie:petrel", None)
+            .unwrap_err()
+            .contains("marker_domain"));
+        let c = Marker::parse("cookie:petrel", Some("CDN.example.net.")).unwrap();
+        assert_eq!(
+            c,
+            Marker::Cookie {
+                name: "petrel".into(),
+                domain: "cdn.example.net".into()
+            }
+        );
         assert!(c.present(None, ["a=b; petrel=1"]));
         assert!(!c.present(Some("petrel=1"), ["a=b", "petrelx=1"]));
-        assert!(Marker::parse("header:x").is_err());
-        assert!(Marker::parse("query:").is_err());
-        assert!(Marker::parse("query:a b").is_err());
+        assert!(Marker::parse("header:x", None).is_err());
+        assert!(Marker::parse("query:", None).is_err());
+        assert!(Marker::parse("query:a b", None).is_err());
+        assert!(Marker::parse("cookie:a", Some("bad domain")).is_err());
     }
 
     #[test]
-    fn a_pathological_glob_is_linear() {
+    fn a_pathological_glob_is_not_exponential() {
         let p = "*a*a*a*a*a*a*a*a*b".repeat(10);
         let s = "a".repeat(10_000);
         assert!(!glob(p.as_bytes(), s.as_bytes()));

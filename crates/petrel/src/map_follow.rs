@@ -10,7 +10,7 @@
 //! line.
 
 use petrel_types::PopState;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,24 +81,44 @@ fn follow_once(
     latest: &Mutex<Option<Arc<[PopState]>>>,
 ) -> Result<(), String> {
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    // The server ends every connection within a minute; silence longer
+    // than that is a connection that died without a word (a partition).
+    s.set_read_timeout(Some(Duration::from_secs(90)))
+        .map_err(|e| e.to_string())?;
     // HTTP/1.0: the body runs to the end of the connection, unchunked.
     write!(s, "GET /api/v1/pops/stream HTTP/1.0\r\nHost: {admin}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut r = BufReader::new(s);
+    // No line, header or state, is longer than this.
+    const MAX_LINE: u64 = 1 << 20;
     let mut line = String::new();
-    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    (&mut r)
+        .take(MAX_LINE)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     if line.split_whitespace().nth(1) != Some("200") {
         return Err(format!("the server answered `{}`", line.trim()));
     }
     loop {
         line.clear();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 || line.trim().is_empty() {
+        if (&mut r)
+            .take(MAX_LINE)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?
+            == 0
+            || line.trim().is_empty()
+        {
             break;
         }
     }
     let mut any = false;
     loop {
         line.clear();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+        if (&mut r)
+            .take(MAX_LINE)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?
+            == 0
+        {
             return if any {
                 Ok(())
             } else {

@@ -75,6 +75,27 @@ impl Reloader {
                 if self.publisher.load().config().server != built.config.server {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
+                // HTTP fronts' rules, certificates and timeouts follow the
+                // reload; their sockets and connection limits do not.
+                let sockets = |c: &petrel_config::Config| {
+                    c.http
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.clone(),
+                                h.listen.clone(),
+                                h.tls_listen.clone(),
+                                h.max_connections,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                if sockets(self.publisher.load().config()) != sockets(&built.config) {
+                    warnings.push(
+                        "[[http]] fronts, listeners or connection limits changed: they take effect at the next restart"
+                            .to_string(),
+                    );
+                }
                 let id = self.publisher.reload(built);
                 // The previous generation was just released: hand its memory
                 // back rather than leave it in the allocator's free lists.

@@ -63,6 +63,7 @@ name = "front"
 listen = ["127.0.0.1:{{H1}}"]
 trusted_proxies = ["127.0.0.2/32"]
 remap_api = true
+header_timeout_secs = 1
 {RULES}
 [[http]]
 name = "behind-lb"
@@ -141,6 +142,30 @@ proxy_protocol = true
     assert_eq!(out, "302 1.1 https://iad.cdn.demo.petrel.test/a.mp4");
     let out = curl(&[&host[..], &xff, &["-w", W, "-o", "/dev/null", &url(h1, "/a.mp4")]].concat());
     assert_eq!(out, "302 1.1 https://ams.cdn.demo.petrel.test/a.mp4");
+    // A line the trusted proxy added that is not text ends the walk there:
+    // the client's own earlier line does not count.
+    let mut r = b"GET /a.mp4 HTTP/1.1\r\nHost: cdn.demo.petrel.test\r\nX-Forwarded-For: 23.1.0.1\r\nX-Forwarded-For: 198.51.100.\xff\r\nConnection: close\r\n\r\n".to_vec();
+    assert!(
+        raw_from("127.0.0.2", h1, &r).contains("location: https://ams."),
+        "non-text line"
+    );
+    // The absolute form's authority wins over Host (RFC 9112 §3.2.2).
+    r = b"GET http://cdn.demo.petrel.test/a.mp4 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n".to_vec();
+    assert!(
+        raw_from("127.0.0.1", h1, &r).contains("location: https://ams.cdn"),
+        "absolute form"
+    );
+    // Connections that send nothing, or only part of HTTP/2's preface, are
+    // closed after the header timeout (1 s here).
+    for first in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let t0 = std::time::Instant::now();
+        let got = raw_from("127.0.0.1", h1, first);
+        assert!(
+            got.is_empty() && t0.elapsed() < Duration::from_secs(4),
+            "{got} after {:?}",
+            t0.elapsed()
+        );
+    }
 
     // The PROXY protocol, from the trusted proxy: v1 (curl's own, and one
     // naming a New York client), v2 naming a sin client.
@@ -197,6 +222,11 @@ proxy_protocol = true
     assert_eq!(v["action"], "stay", "{v}");
     let v: serde_json::Value = serde_json::from_str(&api("service=nope&client=1.2.3.4")).unwrap();
     assert!(v["error"].as_str().unwrap().contains("no service named"), "{v}");
+    let v: serde_json::Value = serde_json::from_str(&api(
+        "service=www.demo.petrel.test&client=23.1.0.1&rtt_ms=150&path=/a%0d%0aSet-Cookie:x",
+    ))
+    .unwrap();
+    assert!(v["error"].as_str().unwrap().contains("not a valid URL"), "{v}");
 }
 
 /// One request on a raw connection from `from`; the response, or "" when
@@ -415,6 +445,7 @@ service = "www.demo.petrel.test."
 location = "http://{{pop}}.cdn.demo.petrel.test{{path}}"
 rtt_threshold_ms = 0
 marker = "cookie:moved"
+marker_domain = "cdn.demo.petrel.test"
 "#,
             up = up.port
         ),
@@ -472,6 +503,24 @@ marker = "cookie:moved"
         &url(h1, "/upload"),
     ]);
     assert_eq!(out, "413");
+    // What an untrusted client says of itself does not reach the upstream,
+    // and the absolute form's authority is the Host the upstream gets.
+    let r = raw_from(
+        "127.0.0.1",
+        h1,
+        b"GET http://real.example/big?spoof HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(300)]);
+    let seen = up.seen.lock().unwrap().last().cloned().unwrap().to_ascii_lowercase();
+    assert!(seen.contains("get /big?spoof http/1.1"), "{seen}");
+    assert!(
+        seen.contains("host: real.example") && !seen.contains("internal.example"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("x-forwarded-for: 127.0.0.1") && !seen.contains("6.6.6.6"),
+        "{seen}"
+    );
     // The upstream saw the client and the path, not hop-by-hop headers.
     let seen = up.seen.lock().unwrap().join("\n---\n").to_ascii_lowercase();
     assert!(seen.contains("get /big?x=1 http/1.1"), "{seen}");
@@ -528,7 +577,10 @@ marker = "cookie:moved"
         &url(h2, "/v/a"),
     ])
     .to_ascii_lowercase();
-    assert!(head.contains("set-cookie: moved=1"), "{head}");
+    assert!(
+        head.contains("set-cookie: moved=1; domain=cdn.demo.petrel.test"),
+        "{head}"
+    );
     let out = curl(&[
         "--interface",
         "127.0.1.5",

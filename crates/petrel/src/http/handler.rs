@@ -12,7 +12,7 @@ use petrel_config::HttpConf;
 use petrel_director::{Decision, Generation};
 use petrel_http::client::{client_address, Header};
 use petrel_http::remap::{remap, Action as Remap, Reason};
-use petrel_http::rules::{self, Action, Fallback, Marker, Redirect};
+use petrel_http::rules::{Action, Fallback, Marker, Redirect};
 use petrel_http::template::Vars;
 use petrel_types::{Prefix, ServiceIdx};
 use std::net::IpAddr;
@@ -55,14 +55,18 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     r
 }
 
-/// The request's host: the URI's authority (HTTP/2, absolute form) or the
-/// Host header.
+/// The request's host: the URI's authority when it has one (HTTP/2, or the
+/// absolute form, which wins over Host: RFC 9112 §3.2.2, RFC 9113 §8.3.1),
+/// else the Host header; without userinfo or port.
 fn host_of(req: &Request<Incoming>) -> &str {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or("")
+    match req.uri().authority() {
+        Some(a) => a.host(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    }
 }
 
 /// The client: the TCP peer (or the PROXY header's source), or what a
@@ -72,7 +76,14 @@ pub fn client_of(req: &Request<Incoming>, conn: &ConnInfo, front: &HttpConf) -> 
         Header::XForwardedFor => "x-forwarded-for",
         Header::Forwarded => "forwarded",
     };
-    let values = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok());
+    // A line that is not text is an unreadable hop: it ends the walk
+    // rather than vanish (which would let an earlier, client-written line
+    // stand in for the proxy's).
+    let values = req
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("unknown"));
     client_address(conn.client, &front.trusted_proxies, front.client_header, values)
 }
 
@@ -146,8 +157,9 @@ fn redirect_response(
             Header::Forwarded => "Forwarded",
         }),
     );
-    if let Some(Marker::Cookie(n)) = marker {
-        if let Ok(v) = HeaderValue::from_str(&format!("{n}=1; Path=/; Max-Age=300; SameSite=Lax")) {
+    if let Some(Marker::Cookie { name, domain }) = marker {
+        // For the POPs' shared domain, or the POP moved to never sees it.
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}=1; Domain={domain}; Path=/; Max-Age=300; SameSite=Lax")) {
             h.insert(header::SET_COOKIE, v);
         }
     }
@@ -165,7 +177,8 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
     let t0 = std::time::Instant::now();
     let g = shared.reader.load();
     let Some(front) = g.config().http.iter().find(|f| *f.name == *conn.front) else {
-        // The front was removed by a reload; its listeners close soon.
+        // The front was removed by a reload; its listeners stay until the
+        // next restart and answer this.
         return full(StatusCode::SERVICE_UNAVAILABLE, "this front is no longer configured\n");
     };
     let client = client_of(&req, &conn, front);
@@ -179,7 +192,12 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
         return resp;
     }
     let host = host_of(&req);
-    let matched = rules::find(&front.rules, host, path);
+    // Edge rules of a front without a content server serve the remap API
+    // only.
+    let matched =
+        front.rules.iter().enumerate().find(|(_, r)| {
+            r.matches(host, path) && (front.upstream.is_some() || !matches!(r.action, Action::Edge { .. }))
+        });
     let rule_name = matched.map_or("", |(_, r)| r.name.as_str());
     // Only the access log needs these past the point where the request
     // moves to the proxy.
@@ -217,7 +235,13 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
                 rtt_threshold_ms,
                 marker,
             } => {
-                let rtt = super::tcp_info::rtt_ms(conn.fd);
+                // TCP_INFO measures the connection to the peer: behind a
+                // proxy that is the proxy's, not the client's.
+                let rtt = if client == conn.client && conn.client == conn.peer.ip().to_canonical() {
+                    super::tcp_info::rtt_ms(conn.fd())
+                } else {
+                    None
+                };
                 let cookies = req
                     .headers()
                     .get_all(header::COOKIE)
@@ -242,7 +266,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
     };
     let (resp, outcome, rtt) = match plan {
         Plan::Respond(r, o, rtt) => (r, o, rtt),
-        Plan::Proxy(o, rtt) => (super::proxy::forward(req, client, front, &shared).await, o, rtt),
+        Plan::Proxy(o, rtt) => (super::proxy::forward(req, &conn, front, &shared).await, o, rtt),
     };
     shared
         .metrics
@@ -380,6 +404,9 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
                 },
                 &mut loc,
             );
+            if HeaderValue::from_str(&loc).is_err() {
+                return bad(format!("the location `{}` is not a valid URL", loc.escape_debug()));
+            }
             ("redirect", Some(pop), Some(loc))
         }
     };

@@ -1,8 +1,8 @@
 //! The HTTP fronts' sockets: listeners, the PROXY header, TLS by SNI,
-//! HTTP/1.1 and HTTP/2, connection limits. Requests are decided in
-//! [`handler`] from the current generation, so a reload changes rules,
-//! certificates and limits without dropping connections; listeners are
-//! the boot config's.
+//! HTTP/1.1 and HTTP/2, connection limits and idle timeouts. Requests are
+//! decided in [`handler`] from the current generation, so a reload changes
+//! rules, certificates, timeouts and body limits without dropping
+//! connections; listeners and connection limits are the boot config's.
 
 mod certs;
 mod handler;
@@ -37,8 +37,23 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer, or the PROXY header's source.
     pub client: IpAddr,
-    /// The TCP socket, for TCP_INFO; open as long as the connection is.
-    pub fd: RawFd,
+    /// Whether the peer is a trusted proxy (its headers are believed).
+    pub trusted: bool,
+    /// A duplicate of the TCP socket, for TCP_INFO: it stays the same
+    /// socket for as long as any request holds this, even after the
+    /// connection's own descriptor is closed.
+    pub sock: std::os::fd::OwnedFd,
+    /// Requests in flight, and when the last one ended (ms since `t0`):
+    /// an idle connection is closed after the header timeout.
+    pub inflight: std::sync::atomic::AtomicUsize,
+    pub last_done_ms: std::sync::atomic::AtomicU64,
+    pub t0: std::time::Instant,
+}
+
+impl ConnInfo {
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
 }
 
 /// A request body on its way to the upstream (limited in size).
@@ -272,7 +287,9 @@ async fn serve_conn(
     shared: Arc<Shared>,
 ) {
     let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
+    let Ok(sock) = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned() else {
+        return; // out of descriptors: the connection closes
+    };
     let (proxy_protocol, trusted, header_timeout, max_header) = {
         let g = shared.reader.load();
         let Some(f) = g.config().http.iter().find(|f| *f.name == *front) else {
@@ -306,17 +323,55 @@ async fn serve_conn(
         front,
         peer,
         client,
-        fd,
+        trusted,
+        sock,
+        inflight: Default::default(),
+        last_done_ms: Default::default(),
+        t0: std::time::Instant::now(),
     });
     let io = rewind::Rewind::new(pre, stream);
     match tls {
-        None => serve_http(io, info, shared, header_timeout, max_header).await,
+        None => {
+            if let Some(io) = first_bytes(io, header_timeout).await {
+                serve_http(io, info, shared, header_timeout, max_header).await;
+            }
+        }
         Some(t) => match tokio::time::timeout(header_timeout, t.acceptor.accept(io)).await {
-            Ok(Ok(s)) => serve_http(s, info, shared, header_timeout, max_header).await,
+            Ok(Ok(s)) => {
+                if let Some(io) = first_bytes(s, header_timeout).await {
+                    serve_http(io, info, shared, header_timeout, max_header).await;
+                }
+            }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         },
     }
+}
+
+/// HTTP/2's connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Read the first bytes of a connection within the header timeout: enough
+/// to tell HTTP/2's preface from HTTP/1.1 (hyper's own detection waits
+/// without a limit). None: the client sent nothing in time, or closed.
+async fn first_bytes<S>(mut io: S, limit: Duration) -> Option<rewind::Rewind<S>>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(64);
+    let work = async {
+        while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) {
+            let mut chunk = [0u8; 1024];
+            let n = io.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Some(())
+    };
+    tokio::time::timeout(limit, work).await.ok()??;
+    Some(rewind::Rewind::new(buf, io))
 }
 
 async fn serve_http<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>, header_timeout: Duration, max_header: usize)
@@ -324,9 +379,16 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let stop = shared.stop.clone();
+    let conn_info = info.clone();
     let svc = hyper::service::service_fn(move |req| {
         let (info, shared) = (info.clone(), shared.clone());
-        async move { Ok::<_, std::convert::Infallible>(handler::handle(req, info, shared).await) }
+        async move {
+            info.inflight.fetch_add(1, Relaxed);
+            let r = handler::handle(req, info.clone(), shared).await;
+            info.last_done_ms.store(info.t0.elapsed().as_millis() as u64, Relaxed);
+            info.inflight.fetch_sub(1, Relaxed);
+            Ok::<_, std::convert::Infallible>(r)
+        }
     });
     let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -339,9 +401,29 @@ where
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let conn = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    // A connection with no request in flight for the header timeout is
+    // closed (gracefully): HTTP/2 has no such timer of its own, and a live
+    // client answering pings would otherwise keep its slot for ever.
+    let idle = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(500).min(header_timeout));
+        loop {
+            tick.tick().await;
+            let now = conn_info.t0.elapsed().as_millis() as u64;
+            let last = conn_info.last_done_ms.load(Relaxed);
+            if conn_info.inflight.load(Relaxed) == 0 && now.saturating_sub(last) >= header_timeout.as_millis() as u64 {
+                return;
+            }
+        }
+    };
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = stopped(stop.clone()) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+        _ = idle => {
+            // A response still streaming (its head was sent, so it is no
+            // longer counted) finishes first.
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

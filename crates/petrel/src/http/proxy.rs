@@ -3,7 +3,7 @@
 //! hop-by-hop headers stay on their hop (RFC 9110 §7.6.1), and upstream
 //! connections are pooled.
 
-use super::{handler::full, Body, Shared};
+use super::{handler::full, Body, ConnInfo, Shared};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -42,7 +42,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-pub async fn forward(req: Request<Incoming>, client: IpAddr, front: &HttpConf, shared: &Shared) -> Response<Body> {
+pub async fn forward(req: Request<Incoming>, conn: &ConnInfo, front: &HttpConf, shared: &Shared) -> Response<Body> {
     let Some(upstream) = &front.upstream else {
         return full(StatusCode::BAD_GATEWAY, "no upstream is configured\n");
     };
@@ -66,28 +66,36 @@ pub async fn forward(req: Request<Incoming>, client: IpAddr, front: &HttpConf, s
         Ok(u) => u,
         Err(_) => return full(StatusCode::BAD_REQUEST, "bad request target\n"),
     };
-    // HTTP/2 carries the host in the URI; HTTP/1.1 upstreams want Host.
-    if !req.headers().contains_key(header::HOST) {
-        if let Some(v) = req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            req.headers_mut().insert(header::HOST, v);
-        }
+    // The URI's authority (HTTP/2, or the absolute form) wins over Host
+    // (RFC 9112 §3.2.2, RFC 9113 §8.3.1), and the upstream is told the host
+    // the rules matched, without userinfo.
+    if let Some(v) = req.uri().authority().and_then(|a| {
+        let hp = match a.port_u16() {
+            Some(p) => format!("{}:{p}", a.host()),
+            None => a.host().to_string(),
+        };
+        HeaderValue::from_str(&hp).ok()
+    }) {
+        req.headers_mut().insert(header::HOST, v);
     }
+    let from_h2 = req.version() == hyper::Version::HTTP_2;
     *req.uri_mut() = uri;
     *req.version_mut() = hyper::Version::HTTP_11;
     let h = req.headers_mut();
     strip_hop_by_hop(h);
-    // The client as we know it, after what trusted proxies said before us.
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client}"),
-        None => client.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one,
+    // joined with "; " (RFC 9113 §8.2.3).
+    if from_h2 && h.get_all(header::COOKIE).iter().count() > 1 {
+        let joined: Vec<&str> = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&joined.join("; ")) {
+            h.insert(header::COOKIE, v);
+        }
     }
+    forwarded_headers(h, conn);
     h.append(header::VIA, HeaderValue::from_static("1.1 petrel"));
     let t0 = Instant::now();
     let timeout = Duration::from_secs(front.request_timeout_secs);
@@ -112,6 +120,38 @@ pub async fn forward(req: Request<Incoming>, client: IpAddr, front: &HttpConf, s
                 StatusCode::GATEWAY_TIMEOUT,
                 "the content server did not answer in time\n",
             )
+        }
+    }
+}
+
+/// X-Forwarded-For and Forwarded for the upstream: what trusted proxies
+/// said before us (all their lines, in order), then the peer we heard
+/// (the PROXY header's source when there was one). An untrusted peer's
+/// own lines are dropped: it could write anything there.
+fn forwarded_headers(h: &mut HeaderMap, conn: &ConnInfo) {
+    for (name, ours) in [
+        ("x-forwarded-for", conn.client.to_string()),
+        (
+            "forwarded",
+            match conn.client {
+                IpAddr::V4(a) => format!("for={a}"),
+                // RFC 7239 §6: IPv6 quoted and in brackets.
+                IpAddr::V6(a) => format!("for=\"[{a}]\""),
+            },
+        ),
+    ] {
+        let mut prev: Vec<&str> = Vec::new();
+        if conn.trusted {
+            prev = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        }
+        // Forwarded only goes on when a proxy before us started it.
+        if name == "forwarded" && prev.is_empty() {
+            h.remove(name);
+            continue;
+        }
+        prev.push(&ours);
+        if let Ok(v) = HeaderValue::from_str(&prev.join(", ")) {
+            h.insert(name, v);
         }
     }
 }
