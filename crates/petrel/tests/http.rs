@@ -325,6 +325,25 @@ location = "https://{{pop}}.{{host}}{{path}}"
     assert_eq!(get("a.test", &[]), "302 2 https://ams.a.test/x");
     assert_eq!(get("b.test", &[]), "302 2 https://ams.b.test/x");
     assert_eq!(get("a.test", &["--http1.1"]), "302 1.1 https://ams.a.test/x");
+    // A new certificate for a.test: served after the reload (curl trusts
+    // only the new one now).
+    let old = std::fs::read(dir.join("a.test.pem")).unwrap();
+    cert(&dir, "a.test");
+    assert_ne!(old, std::fs::read(dir.join("a.test.pem")).unwrap());
+    assert!(
+        get("a.test", &[]).starts_with("000"),
+        "the old certificate is still served before the reload"
+    );
+    let (ok, _, _) = petrel(&["reload", "--admin", &s.admin.to_string()]);
+    assert!(ok);
+    let t0 = std::time::Instant::now();
+    while get("a.test", &[]) != "302 2 https://ams.a.test/x" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the new certificate is not served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // A certificate file that no longer loads: the reload keeps serving
     // the old ones.
     std::fs::write(dir.join("b.test.pem"), "not a certificate").unwrap();
@@ -386,7 +405,9 @@ impl Upstream {
                         return;
                     }
                     let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    if path.starts_with("/slow") {
+                    if path.starts_with("/trailers") {
+                        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n");
+                    } else if path.starts_with("/slow") {
                         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: slow\r\n\r\n");
                         for i in 0..10 {
                             let chunk = format!("chunk {i}\n");
@@ -526,6 +547,13 @@ marker_domain = "cdn.demo.petrel.test"
     assert!(seen.contains("get /big?x=1 http/1.1"), "{seen}");
     assert!(seen.contains("x-forwarded-for: 127.0.0.1"), "{seen}");
     assert!(seen.contains("via: 1.1 petrel"), "{seen}");
+    // Trailers pass through (to a client that takes them: TE: trailers).
+    let r = raw_from(
+        "127.0.0.1",
+        h1,
+        b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.contains("hello") && r.contains("x-checksum: abc123"), "{r}");
     // A slow upstream streams: the first chunk arrives long before the last.
     let t0 = std::time::Instant::now();
     let mut c = TcpStream::connect(("127.0.0.1", h1)).unwrap();
