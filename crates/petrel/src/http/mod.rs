@@ -71,9 +71,11 @@ pub struct Shared {
 
 /// The running fronts, stopped gracefully.
 pub struct HttpFronts {
-    rt: tokio::runtime::Runtime,
+    workers: Vec<std::thread::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when the grace period is over: workers stop waiting.
+    force: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HttpFronts {
@@ -93,7 +95,11 @@ impl HttpFronts {
                 "HTTP connections still open after the grace period; closing them"
             );
         }
-        self.rt.shutdown_timeout(Duration::from_millis(100));
+        // Each worker's runtime drops what is left when its thread ends.
+        self.force.store(true, Relaxed);
+        for w in self.workers {
+            let _ = w.join();
+        }
     }
 }
 
@@ -103,40 +109,31 @@ struct Tls {
     acceptor: tokio_rustls::TlsAcceptor,
 }
 
-/// Bind every front's listeners and serve them on a runtime of their own;
-/// None when the config has no `[[http]]`.
+/// A listener a worker serves, with what its connections need.
+struct Listening {
+    socket: std::net::TcpListener,
+    front: Arc<str>,
+    tls: Option<Arc<Tls>>,
+    slots: Arc<Semaphore>,
+}
+
+/// Bind every front's listeners and serve them: one thread per core, each
+/// with a runtime of its own and its own socket on every address
+/// (SO_REUSEPORT: the kernel spreads connections), so that a request never
+/// crosses threads. None when the config has no `[[http]]`.
 pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Option<HttpFronts>, String> {
     let g = publisher.load_full();
     let fronts = &g.config().http;
     if fronts.is_empty() {
         return Ok(None);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .thread_name("http")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let upstream = {
-        let _g = rt.enter();
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(TokioTimer::new())
-            .build(connector)
-    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let shared = Arc::new(Shared {
-        reader: publisher.reader(),
-        metrics,
-        upstream,
-        stop,
-        active: active.clone(),
-    });
+    let force = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tls_by_front: Vec<(String, Arc<Tls>)> = Vec::new();
+    // Every socket is bound here, so that a bad address fails the start.
+    let mut per_worker: Vec<Vec<Listening>> = (0..workers).map(|_| Vec::new()).collect();
     for f in fronts {
         let mut tls = None;
         if !f.tls_listen.is_empty() {
@@ -155,14 +152,70 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
             .map(|a| (a, None))
             .chain(f.tls_listen.iter().map(|a| (a, tls.clone())))
         {
-            let l = bind(*addr).map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
-            let l = {
-                let _g = rt.enter();
-                TcpListener::from_std(l).map_err(|e| e.to_string())?
-            };
-            tracing::info!(front = %name, %addr, tls = tls.is_some(), "HTTP listening");
-            rt.spawn(accept_loop(l, name.clone(), tls, slots.clone(), shared.clone()));
+            for w in per_worker.iter_mut() {
+                let socket = bind(*addr).map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
+                w.push(Listening {
+                    socket,
+                    front: name.clone(),
+                    tls: tls.clone(),
+                    slots: slots.clone(),
+                });
+            }
+            tracing::info!(front = %name, %addr, tls = tls.is_some(), workers, "HTTP listening");
         }
+    }
+    let mut handles = Vec::new();
+    for (i, listening) in per_worker.into_iter().enumerate() {
+        let (reader, metrics, stop, active, force) = (
+            publisher.reader(),
+            metrics.clone(),
+            stop.clone(),
+            active.clone(),
+            force.clone(),
+        );
+        let h = std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "HTTP worker runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut connector = HttpConnector::new();
+                    connector.set_nodelay(true);
+                    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+                    let upstream = Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(30))
+                        .pool_timer(TokioTimer::new())
+                        .build(connector);
+                    let shared = Arc::new(Shared {
+                        reader,
+                        metrics,
+                        upstream,
+                        stop: stop.clone(),
+                        active,
+                    });
+                    for l in listening {
+                        match TcpListener::from_std(l.socket) {
+                            Ok(sock) => {
+                                tokio::spawn(accept_loop(sock, l.front, l.tls, l.slots, shared.clone()));
+                            }
+                            Err(e) => tracing::error!(error = %e, "HTTP listener"),
+                        }
+                    }
+                    // Serve until shutdown; the connections then finish on
+                    // their own (HttpFronts::shutdown waits for them).
+                    stopped(stop).await;
+                    while shared.active.load(Relaxed) > 0 && !force.load(Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
+            })
+            .map_err(|e| e.to_string())?;
+        handles.push(h);
     }
     // Certificates follow reloads; a file that no longer loads keeps the
     // old certificates serving, and says so.
@@ -182,9 +235,10 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
         }
     });
     Ok(Some(HttpFronts {
-        rt,
+        workers: handles,
         stop: stop_tx,
         active,
+        force,
     }))
 }
 
@@ -208,6 +262,8 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    // One socket per worker on the same address.
+    s.set_reuse_port(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
