@@ -16,12 +16,6 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ZONE: &str = "$TTL 300
-@ IN SOA ns1 hostmaster 1 3600 600 86400 60
-@ IN NS ns1
-ns1 IN A 192.0.2.53
-";
-
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Petrel in `ns` with POPs ams and nyc, AS 64600, and the given sections
@@ -41,7 +35,7 @@ impl Petrel {
     fn start_with(ns: &Netns, tag: &str, body: &str, files: &[(&str, &str)]) -> Petrel {
         let dir = tempdir(tag);
         let (port, admin) = (free_port(), free_port());
-        std::fs::write(dir.join("example.net.zone"), ZONE).unwrap();
+        std::fs::write(dir.join("example.net.zone"), TWO_POP_ZONE).unwrap();
         for (name, text) in files {
             std::fs::write(dir.join(name), text).unwrap();
         }
@@ -116,35 +110,7 @@ impl Petrel {
 }
 
 fn config(port: u16, admin: u16, body: &str) -> String {
-    format!(
-        r#"
-[server]
-dns = ["127.0.0.1:{port}"]
-admin = "127.0.0.1:{admin}"
-state_file = "state.json"
-
-[[pop]]
-name = "ams"
-ipv4 = ["192.0.2.1"]
-asns = [65010]
-
-[[pop]]
-name = "nyc"
-ipv4 = ["192.0.2.2"]
-asns = [65020]
-
-[[zone]]
-origin = "example.net."
-file = "example.net.zone"
-
-[[service]]
-name = "www.example.net."
-ttl = 20
-policy = [{{ type = "super-sparrow" }}]
-
-{body}
-"#
-    )
+    two_pop_config(port, admin, "state_file = \"state.json\"", body)
 }
 
 /// A TCP health check of nyc on the POP's own loopback, at 100 ms, fall 1.

@@ -16,12 +16,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ZONE: &str = "$TTL 300
-@ IN SOA ns1 hostmaster 1 3600 600 86400 60
-@ IN NS ns1
-ns1 IN A 192.0.2.53
-";
-
 /// A GET on the admin API, as JSON.
 fn api_json(s: &Server, path: &str) -> serde_json::Value {
     let body = http_get(s.admin, path);
@@ -57,40 +51,9 @@ fn petrel_with(tag: &str, bgp: &str) -> Server {
     let dir = tempdir(tag);
     let port = free_port();
     let admin = free_port();
-    std::fs::write(dir.join("example.net.zone"), ZONE).unwrap();
+    std::fs::write(dir.join("example.net.zone"), TWO_POP_ZONE).unwrap();
     let cfg = dir.join("petrel.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[server]
-dns = ["127.0.0.1:{port}"]
-admin = "127.0.0.1:{admin}"
-
-[[pop]]
-name = "ams"
-ipv4 = ["192.0.2.1"]
-asns = [65010]
-
-[[pop]]
-name = "nyc"
-ipv4 = ["192.0.2.2"]
-asns = [65020]
-
-[[zone]]
-origin = "example.net."
-file = "example.net.zone"
-
-[[service]]
-name = "www.example.net."
-ttl = 20
-policy = [{{ type = "super-sparrow" }}]
-
-{bgp}
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, two_pop_config(port, admin, "", bgp)).unwrap();
     spawn(dir, &cfg, port, admin)
 }
 

@@ -238,3 +238,46 @@ pub fn assert_dnsperf_clean(out: &std::process::Output, min_sent: u64) {
         "{report}"
     );
 }
+
+/// The zone of the two-POP configs below.
+pub const TWO_POP_ZONE: &str = "$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 86400 60
+@ IN NS ns1
+ns1 IN A 192.0.2.53
+";
+
+/// A config with POPs ams (AS 65010, 192.0.2.1) and nyc (AS 65020,
+/// 192.0.2.2), zone example.net (file `example.net.zone`, [`TWO_POP_ZONE`])
+/// and one Super Sparrow service; `server` adds to `[server]`, `body`
+/// follows (BGP, anycast, checks).
+pub fn two_pop_config(port: u16, admin: u16, server: &str, body: &str) -> String {
+    format!(
+        r#"
+[server]
+dns = ["127.0.0.1:{port}"]
+admin = "127.0.0.1:{admin}"
+{server}
+
+[[pop]]
+name = "ams"
+ipv4 = ["192.0.2.1"]
+asns = [65010]
+
+[[pop]]
+name = "nyc"
+ipv4 = ["192.0.2.2"]
+asns = [65020]
+
+[[zone]]
+origin = "example.net."
+file = "example.net.zone"
+
+[[service]]
+name = "www.example.net."
+ttl = 20
+policy = [{{ type = "super-sparrow" }}]
+
+{body}
+"#
+    )
+}
