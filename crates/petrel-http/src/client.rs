@@ -155,3 +155,51 @@ mod tests {
         assert_eq!(c, ip("198.51.100.1"));
     }
 }
+
+/// What the upstream is told of the client, for one header
+/// (`X-Forwarded-For` or `Forwarded`): the lines trusted proxies wrote
+/// before us (`prev`, ignored from an untrusted peer: it could write
+/// anything there), then the peer we heard (`peer`: the TCP peer or the
+/// PROXY header's source). `Forwarded` is only continued, never started;
+/// None: send no such header.
+pub fn to_upstream(header: Header, prev: &[&str], peer_trusted: bool, peer: IpAddr) -> Option<String> {
+    let prev: &[&str] = if peer_trusted { prev } else { &[] };
+    let ours = match (header, peer) {
+        (Header::XForwardedFor, a) => a.to_string(),
+        (Header::Forwarded, _) if prev.is_empty() => return None,
+        (Header::Forwarded, IpAddr::V4(a)) => format!("for={a}"),
+        // RFC 7239 §6: IPv6 quoted and in brackets.
+        (Header::Forwarded, IpAddr::V6(a)) => format!("for=\"[{a}]\""),
+    };
+    let mut v = prev.join(", ");
+    if !v.is_empty() {
+        v.push_str(", ");
+    }
+    v.push_str(&ours);
+    Some(v)
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_hears_trusted_hops_then_the_peer() {
+        let p: IpAddr = "10.0.0.1".parse().unwrap();
+        let x = Header::XForwardedFor;
+        assert_eq!(to_upstream(x, &["6.6.6.6"], false, p).as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            to_upstream(x, &["1.1.1.1", "2.2.2.2"], true, p).as_deref(),
+            Some("1.1.1.1, 2.2.2.2, 10.0.0.1")
+        );
+        assert_eq!(to_upstream(x, &[], true, p).as_deref(), Some("10.0.0.1"));
+        let f = Header::Forwarded;
+        assert_eq!(to_upstream(f, &["for=6.6.6.6"], false, p), None);
+        assert_eq!(to_upstream(f, &[], true, p), None);
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            to_upstream(f, &["for=1.1.1.1"], true, v6).as_deref(),
+            Some("for=1.1.1.1, for=\"[2001:db8::1]\"")
+        );
+    }
+}

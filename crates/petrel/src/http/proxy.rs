@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use petrel_config::HttpConf;
-use std::net::IpAddr;
+use petrel_http::client::{to_upstream, Header};
 use std::time::{Duration, Instant};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110
@@ -124,34 +124,21 @@ pub async fn forward(req: Request<Incoming>, conn: &ConnInfo, front: &HttpConf, 
     }
 }
 
-/// X-Forwarded-For and Forwarded for the upstream: what trusted proxies
-/// said before us (all their lines, in order), then the peer we heard
-/// (the PROXY header's source when there was one). An untrusted peer's
-/// own lines are dropped: it could write anything there.
+/// X-Forwarded-For and Forwarded for the upstream, as
+/// `petrel_http::client::to_upstream` composes them.
 fn forwarded_headers(h: &mut HeaderMap, conn: &ConnInfo) {
-    for (name, ours) in [
-        ("x-forwarded-for", conn.client.to_string()),
-        (
-            "forwarded",
-            match conn.client {
-                IpAddr::V4(a) => format!("for={a}"),
-                // RFC 7239 §6: IPv6 quoted and in brackets.
-                IpAddr::V6(a) => format!("for=\"[{a}]\""),
-            },
-        ),
+    for (name, which) in [
+        ("x-forwarded-for", Header::XForwardedFor),
+        ("forwarded", Header::Forwarded),
     ] {
-        let mut prev: Vec<&str> = Vec::new();
-        if conn.trusted {
-            prev = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        }
-        // Forwarded only goes on when a proxy before us started it.
-        if name == "forwarded" && prev.is_empty() {
-            h.remove(name);
-            continue;
-        }
-        prev.push(&ours);
-        if let Ok(v) = HeaderValue::from_str(&prev.join(", ")) {
-            h.insert(name, v);
+        let prev: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        match to_upstream(which, &prev, conn.trusted, conn.client).and_then(|v| HeaderValue::from_str(&v).ok()) {
+            Some(v) => {
+                h.insert(name, v);
+            }
+            None => {
+                h.remove(name);
+            }
         }
     }
 }
