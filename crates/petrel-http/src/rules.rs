@@ -219,6 +219,29 @@ impl<A> Rule<A> {
     }
 }
 
+/// The rule the remap API answers for `service` with: its first edge rule
+/// (redirect, RTT threshold, marker), else its first redirect rule (any
+/// RTT is slow, no marker).
+pub fn remap_rule(
+    rules: &[Rule<Action>],
+    service: petrel_types::ServiceIdx,
+) -> Option<(&Redirect, f64, Option<&Marker>)> {
+    let edge = rules.iter().find_map(|r| match &r.action {
+        Action::Edge {
+            redirect,
+            rtt_threshold_ms,
+            marker,
+        } if redirect.service == service => Some((redirect, *rtt_threshold_ms, Some(marker))),
+        _ => None,
+    });
+    edge.or_else(|| {
+        rules.iter().find_map(|r| match &r.action {
+            Action::Redirect(redirect) if redirect.service == service => Some((redirect, 0.0, None)),
+            _ => None,
+        })
+    })
+}
+
 /// The first rule that matches, with its index.
 pub fn find<'a, A>(rules: &'a [Rule<A>], host: &str, path: &str) -> Option<(usize, &'a Rule<A>)> {
     rules.iter().enumerate().find(|(_, r)| r.matches(host, path))
@@ -299,6 +322,39 @@ mod tests {
         fn glob_agrees_with_the_reference(p in "[ab*?/]{0,8}", s in "[ab/]{0,10}") {
             prop_assert_eq!(glob(p.as_bytes(), s.as_bytes()), reference(p.as_bytes(), s.as_bytes()));
         }
+    }
+
+    #[test]
+    fn the_remap_api_answers_with_the_services_edge_rule_first() {
+        use petrel_types::ServiceIdx;
+        let redirect = |s: u16| Redirect {
+            service: ServiceIdx(s),
+            status: 302,
+            location: crate::template::Template::parse("https://{pop}.x{path}").unwrap(),
+        };
+        let r = |name: &str, action: Action| Rule {
+            name: name.into(),
+            hosts: vec![],
+            path: PathMatch::Any,
+            action,
+        };
+        let rules = vec![
+            r("redir", Action::Redirect(redirect(0))),
+            r(
+                "edge",
+                Action::Edge {
+                    redirect: redirect(0),
+                    rtt_threshold_ms: 80.0,
+                    marker: Marker::Query("m".into()),
+                },
+            ),
+            r("other", Action::Redirect(redirect(1))),
+        ];
+        let (_, t, m) = remap_rule(&rules, ServiceIdx(0)).unwrap();
+        assert_eq!((t, m.is_some()), (80.0, true), "the edge rule, though listed second");
+        let (_, t, m) = remap_rule(&rules, ServiceIdx(1)).unwrap();
+        assert_eq!((t, m), (0.0, None));
+        assert!(remap_rule(&rules, ServiceIdx(2)).is_none());
     }
 
     #[test]

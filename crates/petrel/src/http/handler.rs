@@ -349,21 +349,7 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
             _ => return bad("`rtt_us` must be a number of microseconds".into()),
         },
     };
-    let rule = front.rules.iter().find_map(|r| match &r.action {
-        Action::Edge {
-            redirect,
-            rtt_threshold_ms,
-            marker,
-        } if redirect.service == sidx => Some((redirect, rtt_threshold_ms.to_owned(), Some(marker))),
-        _ => None,
-    });
-    let rule = rule.or_else(|| {
-        front.rules.iter().find_map(|r| match &r.action {
-            Action::Redirect(redirect) if redirect.service == sidx => Some((redirect, 0.0, None)),
-            _ => None,
-        })
-    });
-    let Some((redirect, threshold, marker)) = rule else {
+    let Some((redirect, threshold, marker)) = petrel_http::rules::remap_rule(&front.rules, sidx) else {
         return bad(format!("no rule of this front serves `{service}`"));
     };
     let d = decide(g, sidx, client.to_canonical());
