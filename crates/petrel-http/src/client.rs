@@ -63,6 +63,14 @@ pub fn client_address<'a>(
     client
 }
 
+/// Whether the connection's RTT (the kernel's, for the TCP peer) is the
+/// client's: only when the client is the peer itself, not a host behind a
+/// PROXY header (`conn_client`) or a trusted proxy's header (`client`).
+pub fn rtt_is_the_clients(client: IpAddr, conn_client: IpAddr, peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    client.to_canonical() == peer && conn_client.to_canonical() == peer
+}
+
 /// The `for=` of one `Forwarded` element.
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     element.split(';').find_map(|pair| {
@@ -97,6 +105,18 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_connections_rtt_is_the_clients_only_when_the_client_is_the_peer() {
+        let (peer, other) = (ip("198.51.100.7"), ip("203.0.113.9"));
+        assert!(rtt_is_the_clients(peer, peer, peer));
+        assert!(rtt_is_the_clients(peer, peer, ip("::ffff:198.51.100.7")));
+        assert!(
+            !rtt_is_the_clients(other, peer, peer),
+            "named by a trusted proxy's header"
+        );
+        assert!(!rtt_is_the_clients(other, other, peer), "named by a PROXY header");
     }
 
     #[test]

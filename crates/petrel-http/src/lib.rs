@@ -12,12 +12,17 @@
 //!   untrusted peer says;
 //! - [`proxy_protocol`]: HAProxy's PROXY protocol, v1 and v2;
 //! - [`remap`]: the edge's end-user remap: serve here, or send a slow
-//!   connection to a better POP, at most once.
+//!   connection to a better POP, at most once;
+//! - [`remap_api`]: the same decision asked by another edge server
+//!   (`GET /v1/remap`): its parameters and its JSON answer;
+//! - [`conn`]: when an idle connection is closed.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod conn;
 pub mod proxy_protocol;
 pub mod remap;
+pub mod remap_api;
 pub mod rules;
 pub mod template;

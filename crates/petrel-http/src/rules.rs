@@ -247,6 +247,22 @@ pub fn find<'a, A>(rules: &'a [Rule<A>], host: &str, path: &str) -> Option<(usiz
     rules.iter().enumerate().find(|(_, r)| r.matches(host, path))
 }
 
+/// The first rule a front serves `host` and `path` with. A front without a
+/// content server (`has_upstream` false) cannot serve an edge rule's
+/// "stay": its edge rules answer the remap API only, and requests pass them
+/// by.
+pub fn find_serving<'a>(
+    rules: &'a [Rule<Action>],
+    host: &str,
+    path: &str,
+    has_upstream: bool,
+) -> Option<(usize, &'a Rule<Action>)> {
+    rules
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.matches(host, path) && (has_upstream || !matches!(r.action, Action::Edge { .. })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +371,22 @@ mod tests {
         let (_, t, m) = remap_rule(&rules, ServiceIdx(1)).unwrap();
         assert_eq!((t, m), (0.0, None));
         assert!(remap_rule(&rules, ServiceIdx(2)).is_none());
+
+        // Requests: an edge rule serves only a front with a content server.
+        let rules = vec![
+            r(
+                "edge",
+                Action::Edge {
+                    redirect: redirect(0),
+                    rtt_threshold_ms: 80.0,
+                    marker: Marker::Query("m".into()),
+                },
+            ),
+            r("redir", Action::Redirect(redirect(0))),
+        ];
+        assert_eq!(find_serving(&rules, "h", "/", true).map(|(i, _)| i), Some(0));
+        assert_eq!(find_serving(&rules, "h", "/", false).map(|(i, _)| i), Some(1));
+        assert_eq!(find_serving(&rules[..1], "h", "/", false).map(|(i, _)| i), None);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use petrel_config::HttpConf;
 use petrel_director::{Decision, Generation};
-use petrel_http::client::{client_address, Header};
+use petrel_http::client::{client_address, rtt_is_the_clients, Header};
 use petrel_http::remap::{remap, Action as Remap, Reason};
+use petrel_http::remap_api::{split_uri, Answer, Query};
 use petrel_http::rules::{Action, Fallback, Marker, Redirect};
 use petrel_http::template::Vars;
 use petrel_types::{Prefix, ServiceIdx};
@@ -174,7 +175,6 @@ enum Plan {
 }
 
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Shared>) -> Response<Body> {
-    let t0 = std::time::Instant::now();
     let g = shared.reader.load();
     let Some(front) = g.config().http.iter().find(|f| *f.name == *conn.front) else {
         // The front was removed by a reload; its listeners stay until the
@@ -186,18 +186,11 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
     if front.remap_api && path == "/v1/remap" {
         let original = req.headers().get("x-original-uri").and_then(|v| v.to_str().ok());
         let resp = remap_api(&g, front, query, original);
-        shared
-            .metrics
-            .record(&conn.front, "remap-api", Outcome::Api, None, t0.elapsed());
+        shared.metrics.record(&conn.front, "remap-api", Outcome::Api, None);
         return resp;
     }
     let host = host_of(&req);
-    // Edge rules of a front without a content server serve the remap API
-    // only.
-    let matched =
-        front.rules.iter().enumerate().find(|(_, r)| {
-            r.matches(host, path) && (front.upstream.is_some() || !matches!(r.action, Action::Edge { .. }))
-        });
+    let matched = petrel_http::rules::find_serving(&front.rules, host, path, front.upstream.is_some());
     let rule_name = matched.map_or("", |(_, r)| r.name.as_str());
     // Only the access log needs these past the point where the request
     // moves to the proxy.
@@ -237,7 +230,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
             } => {
                 // TCP_INFO measures the connection to the peer: behind a
                 // proxy that is the proxy's, not the client's.
-                let rtt = if client == conn.client && conn.client == conn.peer.ip().to_canonical() {
+                let rtt = if rtt_is_the_clients(client, conn.client, conn.peer.ip()) {
                     super::tcp_info::rtt_ms(conn.fd())
                 } else {
                     None
@@ -268,9 +261,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
         Plan::Respond(r, o, rtt) => (r, o, rtt),
         Plan::Proxy(o, rtt) => (super::proxy::forward(req, &conn, front, &shared).await, o, rtt),
     };
-    shared
-        .metrics
-        .record(&conn.front, rule_name, outcome, rtt, t0.elapsed());
+    shared.metrics.record(&conn.front, rule_name, outcome, rtt);
     if let Some((host, path)) = logged {
         access_log(
             &conn,
@@ -301,24 +292,18 @@ fn access_log(
         path, status = status.as_u16(), rule, action, rtt_ms = ?rtt, "request");
 }
 
-/// `GET /v1/remap?service=S&client=IP&pop=CURRENT&rtt_ms=N[&host=H&path=P]`:
-/// the edge decision for another server's request, from the first edge rule
-/// of the service (or its first redirect rule, with no RTT threshold).
-/// `rtt_us` takes nginx's `$tcpinfo_rtt`; `marked` (non-empty, not `0`)
-/// says the request was moved once already. The answer is JSON; with
-/// `reply=auth` it is 204 (stay) or 403 (redirect) for nginx's
-/// `auth_request`, and every answer carries `X-Petrel-Action`,
-/// `X-Petrel-Pop`, `X-Petrel-Location` and `X-Petrel-Reason`. Without
-/// `path`, an `X-Original-URI` header (what nginx's `$request_uri` holds)
-/// gives the path and query the location keeps, and the marker is looked
-/// for in that query.
+/// `GET /v1/remap?...` (see [`petrel_http::remap_api`]): the edge decision
+/// for another server's request, from the service's edge rule (or its
+/// redirect rule, with no RTT threshold). Every answer carries
+/// `X-Petrel-Action`, `X-Petrel-Pop`, `X-Petrel-Location` and
+/// `X-Petrel-Reason`, so that `auth_request` can pass them on.
 fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri: Option<&str>) -> Response<Body> {
-    let q = Params::parse(query.unwrap_or(""));
     let bad = |why: String| json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": why }));
-    let Some(service) = q.get("service") else {
-        return bad("`service` is required".into());
+    let q = match Query::parse(query.unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return bad(e),
     };
-    let want = service.trim_end_matches('.');
+    let want = q.service.trim_end_matches('.');
     let Some(sidx) = g
         .config()
         .services
@@ -326,54 +311,34 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
         .position(|s| s.name.trim_end_matches('.').eq_ignore_ascii_case(want))
         .map(|i| ServiceIdx(i as u16))
     else {
-        return bad(format!("no service named `{service}`"));
+        return bad(format!("no service named `{}`", q.service));
     };
-    let Some(client) = q.get("client").and_then(|c| c.parse::<IpAddr>().ok()) else {
-        return bad("`client` must be an IP address".into());
-    };
-    let here = match q.get("pop") {
+    let here = match &q.pop {
         None => None,
         Some(n) => match g.config().pops.iter().position(|x| x.name == *n) {
             Some(i) => Some(petrel_types::PopIdx(i as u16)),
             None => return bad(format!("no POP named `{n}`")),
         },
     };
-    let rtt = match (q.get("rtt_ms"), q.get("rtt_us")) {
-        (None, None) => None,
-        (Some(v), _) => match v.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 => Some(x),
-            _ => return bad("`rtt_ms` must be a number of milliseconds".into()),
-        },
-        (None, Some(v)) => match v.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 => Some(x / 1000.0),
-            _ => return bad("`rtt_us` must be a number of microseconds".into()),
-        },
-    };
     let Some((redirect, threshold, marker)) = petrel_http::rules::remap_rule(&front.rules, sidx) else {
-        return bad(format!("no rule of this front serves `{service}`"));
+        return bad(format!("no rule of this front serves `{}`", q.service));
     };
-    let d = decide(g, sidx, client.to_canonical());
-    let (orig_path, orig_query) = match original_uri {
-        Some(u) => match u.split_once('?') {
-            Some((a, b)) => (Some(a), Some(b)),
-            None => (Some(u), None),
-        },
+    let d = decide(g, sidx, q.client);
+    let (orig_path, orig_query) = match original_uri.map(split_uri) {
+        Some((p, q)) => (Some(p), q),
         None => (None, None),
     };
-    let marked = q.get("marked").is_some_and(|m| !m.is_empty() && m != "0")
-        || marker.is_some_and(|m| m.present(orig_query, std::iter::empty()));
-    let (action, reason) = remap(d.pops(), here, rtt.or(Some(f64::INFINITY)), threshold, marked);
-    let reason = if rtt.is_none() && reason == Reason::Slow {
+    let marked = q.marked || marker.is_some_and(|m| m.present(orig_query, std::iter::empty()));
+    // Without an RTT the caller asks where the client is best served.
+    let (action, reason) = remap(d.pops(), here, q.rtt_ms.or(Some(f64::INFINITY)), threshold, marked);
+    let reason = if q.rtt_ms.is_none() && reason == Reason::Slow {
         "no RTT given: the best POP for the client"
     } else {
         reason.as_str()
     };
-    let path_param = q.get("path");
     let (action_s, pop, location) = match action {
         Remap::Stay => ("stay", here.or(d.pops().first().copied()), None),
         Remap::Redirect(pop) => {
-            let host = q.get("host");
-            let path = path_param.as_deref().or(orig_path).unwrap_or("/");
             let mut loc = String::with_capacity(128);
             let mut extra = String::new();
             if let Some(Marker::Query(n)) = marker {
@@ -383,9 +348,9 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
             redirect.location.render(
                 &Vars {
                     pop: &g.config().pops[pop.index()].name,
-                    host: host.as_deref().unwrap_or(""),
-                    path,
-                    query: if path_param.is_some() { None } else { orig_query },
+                    host: q.host.as_deref().unwrap_or(""),
+                    path: q.path.as_deref().or(orig_path).unwrap_or("/"),
+                    query: if q.path.is_some() { None } else { orig_query },
                     extra_query: (!extra.is_empty()).then_some(extra.as_str()),
                 },
                 &mut loc,
@@ -397,7 +362,7 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
         }
     };
     let pop_name = pop.map(|p| g.config().pops[p.index()].name.as_str());
-    let mut resp = if q.get("reply").is_some_and(|r| r == "auth") {
+    let mut resp = if q.auth_reply {
         let status = if location.is_some() {
             StatusCode::FORBIDDEN
         } else {
@@ -405,19 +370,15 @@ fn remap_api(g: &Generation, front: &HttpConf, query: Option<&str>, original_uri
         };
         full(status, Bytes::new())
     } else {
-        // Written by hand: this answer sits on other servers' request path.
         let mut b = String::with_capacity(192);
-        b.push_str("{\"action\":\"");
-        b.push_str(action_s);
-        b.push_str("\",\"pop\":");
-        json_str(&mut b, pop_name);
-        b.push_str(",\"location\":");
-        json_str(&mut b, location.as_deref());
-        b.push_str(",\"reason\":");
-        json_str(&mut b, Some(reason));
-        b.push_str(",\"ttl\":");
-        b.push_str(&d.ttl.to_string());
-        b.push('}');
+        Answer {
+            action: action_s,
+            pop: pop_name,
+            location: location.as_deref(),
+            reason,
+            ttl: d.ttl,
+        }
+        .write_json(&mut b);
         let mut r = full(StatusCode::OK, b);
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -440,111 +401,3 @@ const X_ACTION: header::HeaderName = header::HeaderName::from_static("x-petrel-a
 const X_REASON: header::HeaderName = header::HeaderName::from_static("x-petrel-reason");
 const X_POP: header::HeaderName = header::HeaderName::from_static("x-petrel-pop");
 const X_LOCATION: header::HeaderName = header::HeaderName::from_static("x-petrel-location");
-
-/// A JSON string (or null), escaped as RFC 8259 asks.
-fn json_str(out: &mut String, s: Option<&str>) {
-    let Some(s) = s else {
-        out.push_str("null");
-        return;
-    };
-    out.push('"');
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A query string's parameters, split once (at most 16 are kept).
-struct Params<'a> {
-    kv: [(&'a str, &'a str); 16],
-    n: usize,
-}
-
-impl<'a> Params<'a> {
-    fn parse(query: &'a str) -> Params<'a> {
-        let mut p = Params {
-            kv: [("", ""); 16],
-            n: 0,
-        };
-        for kv in query.split('&') {
-            if p.n == p.kv.len() {
-                break;
-            }
-            if !kv.is_empty() {
-                p.kv[p.n] = kv.split_once('=').unwrap_or((kv, ""));
-                p.n += 1;
-            }
-        }
-        p
-    }
-
-    /// The first value of `key`, percent-decoded (borrowed when there is
-    /// nothing to decode).
-    fn get(&self, key: &str) -> Option<std::borrow::Cow<'a, str>> {
-        self.kv[..self.n].iter().find(|(k, _)| *k == key).map(|&(_, v)| {
-            if v.bytes().any(|b| b == b'%' || b == b'+') {
-                std::borrow::Cow::Owned(percent_decode(v))
-            } else {
-                std::borrow::Cow::Borrowed(v)
-            }
-        })
-    }
-}
-
-/// `%XX` and `+` in a query value.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters_and_json_strings() {
-        let q = Params::parse("service=www.example.net&client=192.0.2.1&path=%2Fa%20b&x&&");
-        assert_eq!(q.get("service").as_deref(), Some("www.example.net"));
-        assert!(matches!(q.get("client"), Some(std::borrow::Cow::Borrowed(_))));
-        assert_eq!(q.get("path").as_deref(), Some("/a b"));
-        assert_eq!(q.get("x").as_deref(), Some(""));
-        assert_eq!(q.get("pop"), None);
-        let many = "a=1&".repeat(40) + "late=1";
-        assert_eq!(Params::parse(&many).get("late"), None, "16 parameters at most");
-        assert_eq!(percent_decode("a+b%41%zz%4"), "a bA%zz%4");
-        let mut s = String::new();
-        json_str(&mut s, Some("a\"b\\c\n"));
-        json_str(&mut s, None);
-        assert_eq!(s, r#""a\"b\\c\u000a"null"#);
-        let v: serde_json::Value = serde_json::from_str(&s[..s.len() - 4]).unwrap();
-        assert_eq!(v, "a\"b\\c\n");
-    }
-}

@@ -121,7 +121,7 @@ impl HttpMetrics {
         c
     }
 
-    pub fn record(&self, front: &str, rule: &str, o: Outcome, rtt_ms: Option<f64>, _took: Duration) {
+    pub fn record(&self, front: &str, rule: &str, o: Outcome, rtt_ms: Option<f64>) {
         let c = self.counters(front, rule);
         c.requests[o.idx()].fetch_add(1, Relaxed);
         if let Some(r) = rtt_ms {

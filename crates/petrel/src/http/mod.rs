@@ -457,16 +457,19 @@ where
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let conn = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    // A connection with no request in flight for the header timeout is
-    // closed (gracefully): HTTP/2 has no such timer of its own, and a live
-    // client answering pings would otherwise keep its slot for ever.
+    // Idle for the header timeout: closed gracefully (petrel_http::conn).
     let idle = async {
         let mut tick = tokio::time::interval(Duration::from_millis(500).min(header_timeout));
         loop {
             tick.tick().await;
             let now = conn_info.t0.elapsed().as_millis() as u64;
             let last = conn_info.last_done_ms.load(Relaxed);
-            if conn_info.inflight.load(Relaxed) == 0 && now.saturating_sub(last) >= header_timeout.as_millis() as u64 {
+            if petrel_http::conn::idle_expired(
+                conn_info.inflight.load(Relaxed),
+                now,
+                last,
+                header_timeout.as_millis() as u64,
+            ) {
                 return;
             }
         }
