@@ -3,8 +3,8 @@
 
 use crate::error::DirectorError;
 use crate::generation::Generation;
-use petrel_mapping::Explanation;
-use petrel_types::{Family, Prefix};
+use petrel_mapping::{Explanation, HttpUse};
+use petrel_types::{Family, Prefix, ServiceIdx};
 
 impl Generation {
     /// Explain the decision for `client` (an address or a prefix) at
@@ -49,6 +49,56 @@ impl Generation {
                 c.reason = self.reasons.get(k).cloned().unwrap_or_default();
             }
         }
+        e.http = self.http_uses(si, &prefix);
         Ok(e)
+    }
+
+    /// What each HTTP rule serving the service does for `client` (an
+    /// address; for a prefix, its first address).
+    fn http_uses(&self, service: ServiceIdx, client: &Prefix) -> Vec<HttpUse> {
+        use petrel_http::rules::Action;
+        let mut d = crate::Decision::default();
+        self.decide_address(service, client.addr(), &mut d);
+        let pop = d.pops().first().map(|p| self.config().pops[p.index()].name.as_str());
+        let mut out = Vec::new();
+        for front in &self.config().http {
+            for rule in &front.rules {
+                let (r, threshold) = match &rule.action {
+                    Action::Redirect(r) => (r, None),
+                    Action::Edge {
+                        redirect,
+                        rtt_threshold_ms,
+                        ..
+                    } => (redirect, Some(*rtt_threshold_ms)),
+                };
+                if r.service != service {
+                    continue;
+                }
+                let location = pop.map(|pop| {
+                    let mut l = String::new();
+                    r.location.render(
+                        &petrel_http::template::Vars {
+                            pop,
+                            host: "{host}",
+                            path: "{path}",
+                            query: None,
+                            extra_query: None,
+                        },
+                        &mut l,
+                    );
+                    l
+                });
+                out.push(HttpUse {
+                    front: front.name.to_string(),
+                    rule: rule.name.clone(),
+                    action: if threshold.is_some() { "edge" } else { "redirect" }.into(),
+                    pop: pop.map(str::to_string),
+                    location,
+                    status: r.status,
+                    rtt_threshold_ms: threshold,
+                });
+            }
+        }
+        out
     }
 }

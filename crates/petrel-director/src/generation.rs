@@ -98,6 +98,17 @@ impl Generation {
         out.ttl = self.ttl_for(svc, out.rank.pops());
     }
 
+    /// The decision for one client address, as the HTTP channel and the
+    /// remap API make it: the address itself is looked up (there is no
+    /// scope: the answer is for this client alone), a POP of either family
+    /// will do (the answer is a URL), and the entropy for weighted policies
+    /// is stable per address, so that one client keeps its POP.
+    #[inline]
+    pub fn decide_address(&self, service: ServiceIdx, client: std::net::IpAddr, out: &mut Decision) {
+        let client = client.to_canonical();
+        self.decide(service, &Prefix::host(client), None, address_entropy(client), out);
+    }
+
     /// The TTL of an answer that names `pops`: shorter when one is degraded,
     /// so that clients move soon if it gets worse.
     #[inline]
@@ -111,4 +122,13 @@ impl Generation {
             svc.ttl
         }
     }
+}
+
+/// A hash of an address, spread over 64 bits.
+fn address_entropy(client: std::net::IpAddr) -> u64 {
+    let bits: u128 = match client {
+        std::net::IpAddr::V4(a) => u32::from(a).into(),
+        std::net::IpAddr::V6(a) => a.into(),
+    };
+    (bits as u64 ^ (bits >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }

@@ -166,6 +166,28 @@ pub struct Explanation {
     pub decided_by: Option<DecidedBy>,
     /// The traced evaluation agrees with the compiled table.
     pub consistent: bool,
+    /// The HTTP rules that serve the service, and what each would do for
+    /// this client (filled by the decision core, which knows the config).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpUse>,
+}
+
+/// An HTTP rule's decision for the explained client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct HttpUse {
+    pub front: String,
+    pub rule: String,
+    /// `redirect`, or `edge` (redirect only a slow connection).
+    pub action: String,
+    /// The POP the client is sent to (none: no usable POP).
+    pub pop: Option<String>,
+    /// The redirect's URL, `{path}` and `{host}` left as placeholders.
+    pub location: Option<String>,
+    pub status: u16,
+    /// Edge rules: the RTT at and above which a connection is slow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_threshold_ms: Option<f64>,
 }
 
 fn tier_names(pops: &[PopInfo], t: &[Vec<PopIdx>]) -> Vec<Vec<String>> {
@@ -316,6 +338,7 @@ impl CompiledService {
             fallback: out.fallback,
             decided_by,
             consistent: tiers == compiled,
+            http: Vec::new(),
         }
     }
 }
@@ -378,6 +401,30 @@ impl Explanation {
         }
         if !self.consistent {
             let _ = writeln!(s, "  WARNING: traced evaluation differs from the compiled table");
+        }
+        if !self.http.is_empty() {
+            let _ = writeln!(
+                s,
+                "  HTTP (the client's own address, any family; no ECS scope applies):"
+            );
+        }
+        for h in &self.http {
+            let target = match (&h.pop, &h.location) {
+                (Some(p), Some(l)) => format!("{} {l}  (POP {p})", h.status),
+                _ => "503: no POP is available for this client".to_string(),
+            };
+            match h.rtt_threshold_ms {
+                Some(t) => {
+                    let _ = writeln!(
+                        s,
+                        "    front {} rule {} (edge): RTT >= {t} ms and this POP not among the best -> {target}; else served here",
+                        h.front, h.rule
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "    front {} rule {} (redirect): {target}", h.front, h.rule);
+                }
+            }
         }
         s
     }

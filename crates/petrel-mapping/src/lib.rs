@@ -26,7 +26,8 @@ pub mod table;
 pub use bgp::{BgpData, BgpDataBuilder, BgpPath};
 pub use compile::{compile, compile_with, CompiledService};
 pub use explain::{
-    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, PopDistance, PopHops, PopScore, StepFacts, ViewPath,
+    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, HttpUse, PopDistance, PopHops, PopScore, StepFacts,
+    ViewPath,
 };
 pub use geo::{GeoLocation, GeoTable};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};

@@ -120,6 +120,23 @@ proxy_protocol = true
         .concat(),
     );
     assert_eq!(out, "302 1.1 https://sin.cdn.demo.petrel.test/a.mp4");
+    // Explain shows what the HTTP rules do for the client.
+    let (ok, out, err) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        "127.0.1.5",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("HTTP (the client's own address, any family; no ECS scope applies):")
+            && out.contains("front front rule heavy (redirect): 302 https://sin.cdn.demo.petrel.test{path}  (POP sin)")
+            && out.contains("front behind-lb rule heavy (redirect)"),
+        "{out}"
+    );
     // X-Forwarded-For from the trusted proxy is believed (New York: iad),
     // from anyone else it is not.
     let xff = ["-H", "X-Forwarded-For: 198.51.100.99, 23.1.0.1"];

@@ -15,7 +15,7 @@ use petrel_http::remap::{remap, Action as Remap, Reason};
 use petrel_http::remap_api::{split_uri, Answer, Query};
 use petrel_http::rules::{Action, Fallback, Marker, Redirect};
 use petrel_http::template::Vars;
-use petrel_types::{Prefix, ServiceIdx};
+use petrel_types::ServiceIdx;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -88,20 +88,10 @@ pub fn client_of(req: &Request<Incoming>, conn: &ConnInfo, front: &HttpConf) -> 
     client_address(conn.client, &front.trusted_proxies, front.client_header, values)
 }
 
-/// Entropy for weighted policies: stable per client, so that one client
-/// keeps getting the same POP.
-fn entropy(client: IpAddr) -> u64 {
-    let bits: u128 = match client {
-        IpAddr::V4(a) => u32::from(a).into(),
-        IpAddr::V6(a) => a.into(),
-    };
-    (bits as u64 ^ (bits >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 /// The decision core's POPs for `client`, best first.
 fn decide(g: &Generation, service: ServiceIdx, client: IpAddr) -> Decision {
     let mut d = Decision::default();
-    g.decide(service, &Prefix::host(client), None, entropy(client), &mut d);
+    g.decide_address(service, client, &mut d);
     d
 }
 
