@@ -26,6 +26,7 @@ pub struct Reloader {
     failed: AtomicU64,
     /// When each generation was published, for its age.
     published: Arc<Mutex<Instant>>,
+    http: std::sync::OnceLock<Arc<crate::http::HttpFronts>>,
 }
 
 fn unix_now() -> u64 {
@@ -47,6 +48,7 @@ impl Reloader {
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             published,
+            http: std::sync::OnceLock::new(),
         })
     }
 
@@ -75,28 +77,18 @@ impl Reloader {
                 if self.publisher.load().config().server != built.config.server {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
-                // HTTP fronts' rules, certificates and timeouts follow the
-                // reload; their sockets and connection limits do not.
-                let sockets = |c: &petrel_config::Config| {
-                    c.http
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.clone(),
-                                h.listen.clone(),
-                                h.tls_listen.clone(),
-                                h.max_connections,
-                            )
-                        })
-                        .collect::<Vec<_>>()
+                // New HTTP listeners are bound before the config is
+                // published: one that cannot be bound fails the reload.
+                let http = self.http.get();
+                let prepared = match http.map(|h| h.prepare(&built.config)).transpose() {
+                    Ok(p) => p,
+                    Err(errors) => return self.rejected(errors),
                 };
-                if sockets(self.publisher.load().config()) != sockets(&built.config) {
-                    warnings.push(
-                        "[[http]] fronts, listeners or connection limits changed: they take effect at the next restart"
-                            .to_string(),
-                    );
-                }
+                let config = built.config.clone();
                 let id = self.publisher.reload(built);
+                if let (Some(h), Some(p)) = (http, prepared) {
+                    h.commit(p, &config);
+                }
                 // The previous generation was just released: hand its memory
                 // back rather than leave it in the allocator's free lists.
                 crate::memory::give_back();
@@ -112,26 +104,29 @@ impl Reloader {
                     errors: warnings,
                 }
             }
-            Err(errors) => {
-                self.failed.fetch_add(1, Relaxed);
-                for e in &errors {
-                    tracing::error!(error = %e, "reload rejected; the previous generation keeps serving");
-                }
-                ReloadStatus {
-                    ok: false,
-                    at_unix: unix_now(),
-                    generation: self.publisher.load().id,
-                    errors,
-                }
-            }
+            Err(errors) => return self.rejected(errors),
         };
-        let r = if status.ok {
-            Ok(status.generation)
-        } else {
-            Err(status.errors.clone())
-        };
-        *self.last.lock().expect("reload status") = Some(status);
-        r
+        *self.last.lock().expect("reload status") = Some(status.clone());
+        Ok(status.generation)
+    }
+
+    fn rejected(&self, errors: Vec<String>) -> Result<u64, Vec<String>> {
+        self.failed.fetch_add(1, Relaxed);
+        for e in &errors {
+            tracing::error!(error = %e, "reload rejected; the previous generation keeps serving");
+        }
+        *self.last.lock().expect("reload status") = Some(ReloadStatus {
+            ok: false,
+            at_unix: unix_now(),
+            generation: self.publisher.load().id,
+            errors: errors.clone(),
+        });
+        Err(errors)
+    }
+
+    /// The HTTP fronts, whose listeners follow reloads.
+    pub fn set_http(&self, h: Arc<crate::http::HttpFronts>) {
+        let _ = self.http.set(h);
     }
 }
 

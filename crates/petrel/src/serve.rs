@@ -98,6 +98,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     let http_metrics = Arc::new(crate::http::metrics::HttpMetrics::default());
     // Kept until shutdown: dropping it would stop the HTTP fronts.
     let http_rt = crate::http::spawn(&publisher, http_metrics.clone())?;
+    reloader.set_http(http_rt.clone());
     let conns = dns_tcp::Conns::new(dns_tcp::Limits {
         max: descriptor_budget(&server),
         per_source: server.tcp_max_per_source,
@@ -156,9 +157,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     // A reload still running is abandoned, not waited for: nothing it does
     // needs finishing (the served generation is swapped whole or not at all).
     rt.shutdown_timeout(Duration::from_millis(200));
-    if let Some(h) = http_rt {
-        h.shutdown(Duration::from_secs(5));
-    }
+    http_rt.shutdown(Duration::from_secs(5));
     result
 }
 

@@ -167,8 +167,8 @@ enum Plan {
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Shared>) -> Response<Body> {
     let g = shared.reader.load();
     let Some(front) = g.config().http.iter().find(|f| *f.name == *conn.front) else {
-        // The front was removed by a reload; its listeners stay until the
-        // next restart and answer this.
+        // The front was removed by a reload: its listeners are closed, and
+        // a connection accepted before gets this.
         return full(StatusCode::SERVICE_UNAVAILABLE, "this front is no longer configured\n");
     };
     let client = client_of(&req, &conn, front);

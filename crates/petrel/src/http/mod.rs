@@ -1,8 +1,10 @@
 //! The HTTP fronts' sockets: listeners, the PROXY header, TLS by SNI,
 //! HTTP/1.1 and HTTP/2, connection limits and idle timeouts. Requests are
 //! decided in [`handler`] from the current generation, so a reload changes
-//! rules, certificates, timeouts and body limits without dropping
-//! connections; listeners and connection limits are the boot config's.
+//! rules, certificates, timeouts, body and connection limits without
+//! dropping connections; listeners added by a reload are bound before it is
+//! published, and removed ones stop accepting while their connections
+//! finish.
 
 mod certs;
 mod handler;
@@ -16,16 +18,17 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::HttpMetrics;
-use petrel_director::{ChangeKind, Publisher, Reader};
+use petrel_director::{Publisher, Reader};
 use petrel_http::proxy_protocol::{self, Parsed};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -69,20 +72,127 @@ pub struct Shared {
     active: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// The running fronts, stopped gracefully.
+/// A listening address of a front.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ListenKey {
+    front: String,
+    addr: SocketAddr,
+    tls: bool,
+}
+
+/// The running fronts: their listeners follow reloads (new addresses are
+/// bound before the config is published, so that one that cannot be bound
+/// fails the reload; removed ones stop accepting while their connections
+/// finish), and they stop gracefully.
 pub struct HttpFronts {
-    workers: Vec<std::thread::JoinHandle<()>>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Each worker takes new listeners from here.
+    to_workers: Vec<tokio::sync::mpsc::UnboundedSender<Listening>>,
     stop: tokio::sync::watch::Sender<bool>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     /// Set when the grace period is over: workers stop waiting.
     force: Arc<std::sync::atomic::AtomicBool>,
+    /// The listeners open now, each with its own stop signal.
+    open: Mutex<HashMap<ListenKey, tokio::sync::watch::Sender<bool>>>,
+    tls: Mutex<HashMap<String, Arc<Tls>>>,
+    /// Connections open per front, against its `max_connections` (read at
+    /// each accept from the serving config, so a reload changes it).
+    counts: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicUsize>>>,
+}
+
+/// Listeners bound and certificates loaded for a config not yet published.
+pub struct Prepared {
+    new: Vec<(ListenKey, Vec<std::net::TcpListener>)>,
+    tls: Vec<(String, certs::Certs)>,
 }
 
 impl HttpFronts {
+    /// Bind what `config` adds to the open listeners (one socket per
+    /// worker), and load every TLS front's certificates. Any failure fails
+    /// the whole: nothing is kept.
+    pub fn prepare(&self, config: &petrel_config::Config) -> Result<Prepared, Vec<String>> {
+        let open = self.open.lock().expect("http listeners");
+        let mut p = Prepared {
+            new: Vec::new(),
+            tls: Vec::new(),
+        };
+        let mut errors = Vec::new();
+        for f in &config.http {
+            // Certificates are read again on every reload (renewals), as
+            // `petrel check` reads them: one that does not load fails the
+            // reload, and the old ones keep serving.
+            if !f.tls_listen.is_empty() {
+                match certs::load(f) {
+                    Ok(c) => p.tls.push((f.name.clone(), c)),
+                    Err(e) => errors.push(format!("http front `{}`: {e}", f.name)),
+                }
+            }
+            for key in listen_keys(f) {
+                if open.contains_key(&key) {
+                    continue;
+                }
+                let sockets: Result<Vec<_>, _> = self.to_workers.iter().map(|_| bind(key.addr)).collect();
+                match sockets {
+                    Ok(s) => p.new.push((key, s)),
+                    Err(e) => errors.push(format!("cannot listen on http {}: {e}", key.addr)),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(p)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Once `config` is published: serve what `prepare` bound, and stop
+    /// accepting on what `config` no longer lists (connections accepted
+    /// there finish on their own).
+    pub fn commit(&self, p: Prepared, config: &petrel_config::Config) {
+        let mut open = self.open.lock().expect("http listeners");
+        let mut tls = self.tls.lock().expect("http tls");
+        for (name, c) in p.tls {
+            match tls.get(&name) {
+                Some(t) => t.resolver.0.store(Arc::new(c)),
+                None => {
+                    tls.insert(name, Arc::new(Tls::new(c)));
+                }
+            }
+        }
+        let mut counts = self.counts.lock().expect("http counts");
+        for (key, sockets) in p.new {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let count = counts.entry(key.front.clone()).or_default().clone();
+            let front: Arc<str> = Arc::from(key.front.as_str());
+            let t = if key.tls { tls.get(&key.front).cloned() } else { None };
+            for (w, socket) in self.to_workers.iter().zip(sockets) {
+                let _ = w.send(Listening {
+                    socket,
+                    front: front.clone(),
+                    tls: t.clone(),
+                    count: count.clone(),
+                    stop: stop_rx.clone(),
+                });
+            }
+            tracing::info!(front = %key.front, addr = %key.addr, tls = key.tls, workers = self.to_workers.len(), "HTTP listening");
+            open.insert(key, stop_tx);
+        }
+        let wanted: std::collections::HashSet<ListenKey> = config.http.iter().flat_map(listen_keys).collect();
+        open.retain(|key, stop| {
+            let keep = wanted.contains(key);
+            if !keep {
+                stop.send_replace(true);
+                tracing::info!(front = %key.front, addr = %key.addr, tls = key.tls, "HTTP listener closed");
+            }
+            keep
+        });
+        tls.retain(|name, _| config.http.iter().any(|f| f.name == *name && !f.tls_listen.is_empty()));
+    }
+
     /// Stop accepting, let open connections finish their requests (HTTP/1.1
     /// closes after the one in flight, HTTP/2 sends GOAWAY), for at most
     /// `grace`; then drop what is left.
-    pub fn shutdown(self, grace: Duration) {
+    pub fn shutdown(&self, grace: Duration) {
         self.stop.send_replace(true);
         let t0 = std::time::Instant::now();
         while self.active.load(Relaxed) > 0 && t0.elapsed() < grace {
@@ -97,10 +207,23 @@ impl HttpFronts {
         }
         // Each worker's runtime drops what is left when its thread ends.
         self.force.store(true, Relaxed);
-        for w in self.workers {
+        for w in std::mem::take(&mut *self.workers.lock().expect("http workers")) {
             let _ = w.join();
         }
     }
+}
+
+/// The addresses a front listens on.
+fn listen_keys(f: &petrel_config::HttpConf) -> impl Iterator<Item = ListenKey> + '_ {
+    let key = move |addr: &SocketAddr, tls| ListenKey {
+        front: f.name.clone(),
+        addr: *addr,
+        tls,
+    };
+    f.listen
+        .iter()
+        .map(move |a| key(a, false))
+        .chain(f.tls_listen.iter().map(move |a| key(a, true)))
 }
 
 /// One front's TLS: its certificates, replaced on reload.
@@ -109,63 +232,39 @@ struct Tls {
     acceptor: tokio_rustls::TlsAcceptor,
 }
 
+impl Tls {
+    fn new(c: certs::Certs) -> Tls {
+        let resolver = Arc::new(certs::Resolver(arc_swap::ArcSwap::from_pointee(c)));
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs::server_config(resolver.clone()));
+        Tls { resolver, acceptor }
+    }
+}
+
 /// A listener a worker serves, with what its connections need.
 struct Listening {
     socket: std::net::TcpListener,
     front: Arc<str>,
     tls: Option<Arc<Tls>>,
-    slots: Arc<Semaphore>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when a reload removes the listener.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Bind every front's listeners and serve them: one thread per core, each
-/// with a runtime of its own and its own socket on every address
-/// (SO_REUSEPORT: the kernel spreads connections), so that a request never
-/// crosses threads. None when the config has no `[[http]]`.
-pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Option<HttpFronts>, String> {
-    let g = publisher.load_full();
-    let fronts = &g.config().http;
-    if fronts.is_empty() {
-        return Ok(None);
-    }
+/// Start the HTTP workers and bind every front's listeners: one thread per
+/// core, each with a runtime of its own and its own socket on every
+/// address (SO_REUSEPORT: the kernel spreads connections), so that a
+/// request never crosses threads. The workers run even without fronts, so
+/// that a reload can add them.
+pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Arc<HttpFronts>, String> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let force = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tls_by_front: Vec<(String, Arc<Tls>)> = Vec::new();
-    // Every socket is bound here, so that a bad address fails the start.
-    let mut per_worker: Vec<Vec<Listening>> = (0..workers).map(|_| Vec::new()).collect();
-    for f in fronts {
-        let mut tls = None;
-        if !f.tls_listen.is_empty() {
-            let c = certs::load(f).map_err(|e| format!("http front `{}`: {e}", f.name))?;
-            let resolver = Arc::new(certs::Resolver(arc_swap::ArcSwap::from_pointee(c)));
-            let acceptor = tokio_rustls::TlsAcceptor::from(certs::server_config(resolver.clone()));
-            let t = Arc::new(Tls { resolver, acceptor });
-            tls_by_front.push((f.name.clone(), t.clone()));
-            tls = Some(t);
-        }
-        let slots = Arc::new(Semaphore::new(f.max_connections));
-        let name: Arc<str> = Arc::from(f.name.as_str());
-        for (addr, tls) in f
-            .listen
-            .iter()
-            .map(|a| (a, None))
-            .chain(f.tls_listen.iter().map(|a| (a, tls.clone())))
-        {
-            for w in per_worker.iter_mut() {
-                let socket = bind(*addr).map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
-                w.push(Listening {
-                    socket,
-                    front: name.clone(),
-                    tls: tls.clone(),
-                    slots: slots.clone(),
-                });
-            }
-            tracing::info!(front = %name, %addr, tls = tls.is_some(), workers, "HTTP listening");
-        }
-    }
     let mut handles = Vec::new();
-    for (i, listening) in per_worker.into_iter().enumerate() {
+    let mut to_workers = Vec::new();
+    for i in 0..workers {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Listening>();
+        to_workers.push(tx);
         let (reader, metrics, stop, active, force) = (
             publisher.reader(),
             metrics.clone(),
@@ -198,16 +297,23 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
                         stop: stop.clone(),
                         active,
                     });
-                    for l in listening {
-                        match TcpListener::from_std(l.socket) {
-                            Ok(sock) => {
-                                tokio::spawn(accept_loop(sock, l.front, l.tls, l.slots, shared.clone()));
-                            }
-                            Err(e) => tracing::error!(error = %e, "HTTP listener"),
+                    // Serve new listeners until shutdown; the connections
+                    // then finish on their own (HttpFronts::shutdown waits
+                    // for them).
+                    loop {
+                        tokio::select! {
+                            l = rx.recv() => match l {
+                                Some(l) => match TcpListener::from_std(l.socket) {
+                                    Ok(sock) => {
+                                        tokio::spawn(accept_loop(sock, l.front, l.tls, l.count, l.stop, shared.clone()));
+                                    }
+                                    Err(e) => tracing::error!(error = %e, "HTTP listener"),
+                                },
+                                None => break,
+                            },
+                            _ = stopped(stop.clone()) => break,
                         }
                     }
-                    // Serve until shutdown; the connections then finish on
-                    // their own (HttpFronts::shutdown waits for them).
                     stopped(stop).await;
                     while shared.active.load(Relaxed) > 0 && !force.load(Relaxed) {
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -217,29 +323,22 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Op
             .map_err(|e| e.to_string())?;
         handles.push(h);
     }
-    // Certificates follow reloads; a file that no longer loads keeps the
-    // old certificates serving, and says so.
-    publisher.subscribe(move |g, c| {
-        if c.kind != ChangeKind::Reload {
-            return;
-        }
-        for (name, t) in &tls_by_front {
-            if let Some(f) = g.config().http.iter().find(|f| f.name == *name) {
-                match certs::load(f) {
-                    Ok(c) => t.resolver.0.store(Arc::new(c)),
-                    Err(e) => {
-                        tracing::error!(front = %name, error = %e, "certificates not reloaded; the old ones stay")
-                    }
-                }
-            }
-        }
-    });
-    Ok(Some(HttpFronts {
-        workers: handles,
+    let fronts = Arc::new(HttpFronts {
+        workers: Mutex::new(handles),
+        to_workers,
         stop: stop_tx,
         active,
         force,
-    }))
+        open: Mutex::default(),
+        tls: Mutex::default(),
+        counts: Mutex::default(),
+    });
+    // Every socket is bound before serving starts, so that a bad address
+    // fails the start.
+    let g = publisher.load_full();
+    let p = fronts.prepare(g.config()).map_err(|e| e.join("\n"))?;
+    fronts.commit(p, g.config());
+    Ok(fronts)
 }
 
 /// What `petrel check` says of a front's certificates.
@@ -277,7 +376,8 @@ async fn accept_loop(
     l: TcpListener,
     front: Arc<str>,
     tls: Option<Arc<Tls>>,
-    slots: Arc<Semaphore>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+    removed: tokio::sync::watch::Receiver<bool>,
     shared: Arc<Shared>,
 ) {
     let mut backoff = crate::quiet::AcceptBackoff::new("HTTP");
@@ -286,6 +386,7 @@ async fn accept_loop(
         let accepted = tokio::select! {
             a = l.accept() => a,
             _ = stopped(stop.clone()) => return,
+            _ = stopped(removed.clone()) => return,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -295,7 +396,17 @@ async fn accept_loop(
             }
         };
         backoff.accepted();
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        // The limit is the serving config's, so that a reload changes it;
+        // connections over a lowered limit are not cut, new ones wait.
+        let limit = {
+            let g = shared.reader.load();
+            g.config()
+                .http
+                .iter()
+                .find(|f| *f.name == *front)
+                .map_or(0, |f| f.max_connections)
+        };
+        let Some(permit) = Slot::take(&count, limit) else {
             shared.metrics.connections_refused.fetch_add(1, Relaxed);
             drop(stream);
             continue;
@@ -308,6 +419,24 @@ async fn accept_loop(
             active.fetch_sub(1, Relaxed);
             drop(permit);
         });
+    }
+}
+
+/// One of a front's connection slots, given back when dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Slot> {
+        count
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
