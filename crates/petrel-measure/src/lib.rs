@@ -1,0 +1,29 @@
+//! Petrel's measurement loop, without IO.
+//!
+//! Real users' latency is the best mapping signal there is; this crate
+//! holds what petrel does with it, apart from sockets, storage and clocks
+//! (time is always passed in):
+//!
+//! - [`sample`]: one measurement (RUM beacon, passive connection RTT, an
+//!   imported line), and the map unit a client belongs to (its BGP prefix,
+//!   else its /24 or /48);
+//! - [`beacon`]: what comes in from outside, checked and refused whole
+//!   with a counted reason when it is malformed, oversized or impossible;
+//! - [`aggregate`]: decayed latency aggregates per (unit, POP) that merge
+//!   exactly, so units roll up into prefixes and ASes and collectors
+//!   combine; medians, p90 and the confidence of the median;
+//! - [`ranking`]: the latency policy's tiers for one unit: POPs ordered by
+//!   median, apart only where the difference is real and worth having;
+//! - [`alert`]: the state machine that opens an alert when a network gets
+//!   slower to a POP than its baseline, and closes it on recovery.
+
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod alert;
+pub mod beacon;
+pub mod ranking;
+pub mod sample;
+
+pub use aggregate::{Aggregate, Decay, Summary};
+pub use sample::{unit_of, Kind, Sample, UnitMode};
