@@ -538,8 +538,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Read the first bytes of a connection within the header timeout: enough
 /// to tell HTTP/2's preface from HTTP/1.1 (hyper's own detection waits
-/// without a limit). None: the client sent nothing in time, or closed.
-async fn first_bytes<S>(mut io: S, limit: Duration) -> Option<rewind::Rewind<S>>
+/// without a limit). The stream with those bytes given back, and whether it
+/// is HTTP/2; None: the client sent nothing in time, or closed.
+async fn first_bytes<S>(mut io: S, limit: Duration) -> Option<(rewind::Rewind<S>, bool)>
 where
     S: tokio::io::AsyncRead + Unpin,
 {
@@ -556,11 +557,43 @@ where
         Some(())
     };
     tokio::time::timeout(limit, work).await.ok()??;
-    Some(rewind::Rewind::new(buf, io))
+    let h2 = buf.starts_with(H2_PREFACE);
+    Some((rewind::Rewind::new(buf, io), h2))
 }
 
-async fn serve_http<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>, header_timeout: Duration, max_header: usize)
+/// A hyper connection that can be asked to finish gracefully.
+trait Graceful: std::future::Future {
+    fn shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
 where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+async fn serve_http<I>(
+    (io, h2): (I, bool),
+    info: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+    header_timeout: Duration,
+    max_header: usize,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let stop = shared.stop.clone();
@@ -575,16 +608,33 @@ where
             Ok::<_, std::convert::Infallible>(r)
         }
     });
-    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(max_header.max(8192));
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(max_header as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    let conn = b.serve_connection(TokioIo::new(io), svc);
+    // The version is known from the first bytes: hyper's own builders,
+    // without the auto builder's detection layer on every read.
+    let io = TokioIo::new(io);
+    if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(max_header as u32)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .serve_connection(io, svc);
+        drive(conn, &conn_info, stop, header_timeout).await;
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(max_header.max(8192))
+            .serve_connection(io, svc);
+        drive(conn, &conn_info, stop, header_timeout).await;
+    }
+}
+
+/// Serve a connection until it ends, shutdown begins, or it idles.
+async fn drive<C: Graceful>(
+    conn: C,
+    conn_info: &ConnInfo,
+    stop: tokio::sync::watch::Receiver<bool>,
+    header_timeout: Duration,
+) {
     tokio::pin!(conn);
     // Idle for the header timeout: closed gracefully (petrel_http::conn).
     let idle = async {
@@ -605,14 +655,14 @@ where
     };
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = stopped(stop.clone()) => {
-            conn.as_mut().graceful_shutdown();
+        _ = stopped(stop) => {
+            conn.as_mut().shutdown();
             let _ = conn.await;
         }
         _ = idle => {
             // A response still streaming (its head was sent, so it is no
             // longer counted) finishes first.
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().shutdown();
             let _ = conn.await;
         }
     }
