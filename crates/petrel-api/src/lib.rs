@@ -10,7 +10,8 @@
 
 use petrel_health::TargetState;
 pub use petrel_mapping::{
-    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, PopDistance, PopHops, PopScore, StepFacts, ViewPath,
+    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, HttpUse, PopDistance, PopHops, PopLatency, PopScore,
+    StepFacts, ViewPath,
 };
 use petrel_types::PopState;
 use serde::{Deserialize, Serialize};

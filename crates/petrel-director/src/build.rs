@@ -130,6 +130,7 @@ impl Built {
                             &self.pops,
                             self.geo.as_deref(),
                             bgp.as_ref(),
+                            None,
                         ));
                         done.push((key, m.clone()));
                         m
@@ -270,7 +271,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
                     answers: s.answers,
                     fallback: s.fallback.clone(),
                 };
-                Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref()))
+                Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref(), None))
             }
         };
         let cname_targets = s.cname.as_ref().map(|t| {

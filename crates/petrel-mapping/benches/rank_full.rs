@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let t = Instant::now();
-        let svc = compile_with(spec(pol), &info, Some(&geo), Some(&bgp));
+        let svc = compile_with(spec(pol), &info, Some(&geo), Some(&bgp), None);
         eprintln!(
             "{name}: compiled in {:.1} s: {} v4 + {} v6 intervals, {} rankings, {:.1} MiB",
             t.elapsed().as_secs_f64(),

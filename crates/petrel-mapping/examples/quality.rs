@@ -111,7 +111,7 @@ fn main() {
                 answers: 1,
                 fallback: Fallback::All,
             };
-            let svc = compile_with(spec, &info, Some(&geo), Some(&bgp));
+            let svc = compile_with(spec, &info, Some(&geo), Some(&bgp), None);
             let mut out = RankOut::default();
             for (i, n) in w.nets.iter().enumerate() {
                 svc.rank(&n.prefix, Some(Family::V4), &states, 0, &mut out);

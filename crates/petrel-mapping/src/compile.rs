@@ -2,6 +2,7 @@
 
 use crate::bgp::BgpData;
 use crate::geo::GeoTable;
+use crate::latency::LatencyData;
 use crate::policy::{evaluate, Facts, Policy, PopInfo, ServiceSpec, Tiers, WeightMode};
 use crate::table::{Partition, Table, NONE};
 use petrel_types::{Family, PopIdx};
@@ -59,6 +60,8 @@ pub struct CompiledService {
     pub(crate) weighted: Option<WeightMode>,
     /// The routing views the tables were compiled from (BGP policies only).
     pub(crate) bgp: Option<Arc<BgpData>>,
+    /// The measured latency they were compiled from (latency policy only).
+    pub(crate) latency: Option<Arc<LatencyData>>,
 }
 
 impl CompiledService {
@@ -90,20 +93,29 @@ fn family_index(f: Family) -> usize {
 /// Compile one service. `geo` is required when the service has geo policies
 /// (the config layer checks that); without it they see no data.
 pub fn compile(spec: ServiceSpec, pops: &[PopInfo], geo: Option<&GeoTable>) -> CompiledService {
-    compile_with(spec, pops, geo, None)
+    compile_with(spec, pops, geo, None, None)
 }
 
-/// Compile one service with routing views for its BGP policies; without
-/// views, those policies see no routes.
+/// Compile one service with routing views for its BGP policies and
+/// measured latency for its latency policy; without them, those policies
+/// see no data.
 pub fn compile_with(
     spec: ServiceSpec,
     pops: &[PopInfo],
     geo: Option<&GeoTable>,
     bgp: Option<&Arc<BgpData>>,
+    latency: Option<&Arc<LatencyData>>,
 ) -> CompiledService {
     let uses_geo = spec.uses_geo();
     let geo = if uses_geo { geo } else { None };
     let bgp = if spec.uses_bgp() { bgp } else { None };
+    let latency = if spec.uses_latency() { latency } else { None };
+    let latency_parts = latency.map(|l| {
+        [
+            Partition::from_prefixes(Family::V4, &mut l.entries_of(Family::V4)),
+            Partition::from_prefixes(Family::V6, &mut l.entries_of(Family::V6)),
+        ]
+    });
     let views = bgp.map_or(&[][..], |b| b.views.as_slice());
     let mut cidr_parts: Vec<[Partition; 2]> = Vec::new();
     for p in &spec.policies {
@@ -148,6 +160,10 @@ pub fn compile_with(
         for v in views {
             layers.push(v.partition(family));
         }
+        let latency_layer = layers.len();
+        if let Some(p) = &latency_parts {
+            layers.push(&p[fi]);
+        }
         let uniform = Partition::uniform(NONE);
         if layers.is_empty() {
             layers.push(&uniform);
@@ -177,6 +193,10 @@ pub fn compile_with(
                         bgp.and_then(|b| b.paths.get(v as usize))
                     })
                     .collect(),
+                latency: latency.and_then(|l| {
+                    let v = *tuple.get(latency_layer)?;
+                    l.units.get(v as usize).map(|u| (None, u))
+                }),
             };
             let tiers = evaluate(&spec, pops, &facts, None);
             let id = *ranking_ids.entry(tiers).or_insert_with_key(|t| {
@@ -215,5 +235,6 @@ pub fn compile_with(
         meta,
         weighted,
         bgp: bgp.cloned(),
+        latency: latency.cloned(),
     }
 }

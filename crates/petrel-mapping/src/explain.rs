@@ -67,6 +67,13 @@ pub enum StepFacts {
         view: Option<String>,
         pops: Vec<String>,
     },
+    /// Measured latency: the client's unit, where its figures come from
+    /// when borrowed, and each measured POP (none: not enough samples).
+    Latency {
+        unit: Option<String>,
+        borrowed_from: Option<String>,
+        pops: Vec<PopLatency>,
+    },
     /// How a tier's members are chosen: `random` or `hash` of the client's
     /// subnet of these lengths.
     Weighted {
@@ -74,6 +81,17 @@ pub enum StepFacts {
         v4_len: Option<u8>,
         v6_len: Option<u8>,
     },
+}
+
+/// One POP's measured latency from a unit's clients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PopLatency {
+    pub pop: String,
+    pub median_ms: f64,
+    pub low_ms: f64,
+    pub high_ms: f64,
+    pub samples: f64,
 }
 
 /// The client's GeoIP record.
@@ -245,11 +263,18 @@ impl CompiledService {
             ),
             None => (&[][..], Vec::new()),
         };
+        // The table is looked up with the client's first address.
+        let first = Prefix::host(client.addr());
         let facts = Facts {
             cidr,
             geo: geo_loc,
             views,
             paths,
+            latency: self
+                .latency
+                .as_ref()
+                .and_then(|l| l.unit_of(&first))
+                .map(|(p, u)| (Some(p), u)),
         };
         let mut trace: Vec<Step> = Vec::new();
         let tiers = evaluate(&self.spec, pops, &facts, Some(&mut trace));

@@ -19,6 +19,7 @@ pub mod bgp;
 mod compile;
 mod explain;
 pub mod geo;
+pub mod latency;
 mod policy;
 mod rank;
 pub mod table;
@@ -26,10 +27,11 @@ pub mod table;
 pub use bgp::{BgpData, BgpDataBuilder, BgpPath};
 pub use compile::{compile, compile_with, CompiledService};
 pub use explain::{
-    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, HttpUse, PopDistance, PopHops, PopScore, StepFacts,
-    ViewPath,
+    ClientPlace, DecidedBy, ExplainPop, ExplainStep, Explanation, HttpUse, PopDistance, PopHops, PopLatency, PopScore,
+    StepFacts, ViewPath,
 };
 pub use geo::{GeoLocation, GeoTable};
+pub use latency::{LatencyData, LatencyUnit, Measured};
 pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};
 pub use rank::{RankOut, MAX_ANSWERS, MAX_CANDIDATES};
 

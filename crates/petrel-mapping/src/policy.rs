@@ -7,8 +7,9 @@
 //! earlier policy decides, and a later one only breaks its ties.
 
 use crate::bgp::{hop_distances, unreachable, BgpPath, ViewFacts};
-use crate::explain::{ClientPlace, PopDistance, PopHops, PopScore, StepFacts, ViewPath};
+use crate::explain::{ClientPlace, PopDistance, PopHops, PopLatency, PopScore, StepFacts, ViewPath};
 use crate::geo::{distance_km, GeoLocation};
+use crate::latency::LatencyUnit;
 use petrel_types::{Asn, PopIdx, Prefix};
 use rustc_hash::FxHashMap;
 use std::fmt::Write;
@@ -117,6 +118,11 @@ pub enum Policy {
         source: String,
         map: FxHashMap<u32, Vec<PopIdx>>,
     },
+    /// Measured latency from real users: where the client's unit has
+    /// enough samples, POPs in tiers of equal measured latency
+    /// ([`crate::latency`], an input like the routing views); elsewhere it
+    /// passes.
+    Latency,
 }
 
 impl Policy {
@@ -131,6 +137,7 @@ impl Policy {
             Policy::SuperSparrow => "super-sparrow",
             Policy::Blended { .. } => "blended",
             Policy::AsMap { .. } => "as-map",
+            Policy::Latency => "latency",
         }
     }
 
@@ -146,6 +153,10 @@ impl Policy {
             self,
             Policy::SuperSparrow | Policy::Blended { .. } | Policy::AsMap { .. }
         )
+    }
+
+    pub fn uses_latency(&self) -> bool {
+        matches!(self, Policy::Latency)
     }
 }
 
@@ -179,6 +190,10 @@ impl ServiceSpec {
     pub fn uses_bgp(&self) -> bool {
         self.policies.iter().any(Policy::uses_bgp)
     }
+
+    pub fn uses_latency(&self) -> bool {
+        self.policies.iter().any(Policy::uses_latency)
+    }
 }
 
 /// What is known of a region when policies are evaluated for it.
@@ -190,6 +205,8 @@ pub(crate) struct Facts<'a> {
     /// preferred path for the client.
     pub views: &'a [ViewFacts],
     pub paths: Vec<Option<&'a BgpPath>>,
+    /// The client's unit in the measured latency, if it has one.
+    pub latency: Option<(Option<Prefix>, &'a LatencyUnit)>,
 }
 
 /// One step of an explanation.
@@ -529,6 +546,61 @@ pub(crate) fn evaluate(
                     }
                 }
             }
+            Policy::Latency => match facts.latency {
+                Some((unit, u)) => {
+                    if tracing {
+                        let at = unit
+                            .map(|p| format!("unit {p}"))
+                            .unwrap_or_else(|| "the client's unit".into());
+                        let from = u
+                            .borrowed_from
+                            .as_ref()
+                            .map(|b| format!(" (from {b})"))
+                            .unwrap_or_default();
+                        let figures: Vec<String> = u
+                            .measured
+                            .iter()
+                            .map(|m| {
+                                format!(
+                                    "{} {:.0} ms ({:.0}-{:.0}, {:.0} samples)",
+                                    pops[m.pop.index()].name,
+                                    m.median_ms,
+                                    m.low_ms,
+                                    m.high_ms,
+                                    m.samples
+                                )
+                            })
+                            .collect();
+                        let _ = write!(detail, "{at}{from}: {}", figures.join(", "));
+                        seen = Some(StepFacts::Latency {
+                            unit: unit.map(|p| p.to_string()),
+                            borrowed_from: u.borrowed_from.clone(),
+                            pops: u
+                                .measured
+                                .iter()
+                                .map(|m| PopLatency {
+                                    pop: pops[m.pop.index()].name.clone(),
+                                    median_ms: m.median_ms,
+                                    low_ms: m.low_ms,
+                                    high_ms: m.high_ms,
+                                    samples: m.samples,
+                                })
+                                .collect(),
+                        });
+                    }
+                    refine(&mut tiers, |p| u.key(p));
+                }
+                None => {
+                    if tracing {
+                        detail.push_str("not enough measurements for the client's unit");
+                        seen = Some(StepFacts::Latency {
+                            unit: None,
+                            borrowed_from: None,
+                            pops: Vec::new(),
+                        });
+                    }
+                }
+            },
             Policy::Weighted(mode) => {
                 if tracing {
                     match mode {

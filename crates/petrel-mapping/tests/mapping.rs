@@ -268,7 +268,7 @@ fn super_sparrow_picks_the_pop_nearest_the_origin() {
     let (pops, bgp) = bgp_world();
     let mut s = spec(vec![Policy::SuperSparrow]);
     s.answers = 4;
-    let svc = compile_with(s, &pops, None, Some(&bgp));
+    let svc = compile_with(s, &pops, None, Some(&bgp), None);
     // syd's AS is on nyc's path next to the origin: 1 hop; nyc 2; ams 3;
     // sin nothing known.
     assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0, vec![SYD, NYC, AMS, SIN]);
@@ -291,7 +291,7 @@ fn blended_keeps_geography_and_vetoes_unreachable_pops() {
         hop_km: 500,
     }]);
     s.answers = 4;
-    let svc = compile_with(s, &pops, Some(&geo), Some(&bgp));
+    let svc = compile_with(s, &pops, Some(&geo), Some(&bgp), None);
     // Los Angeles: nyc 3,900 km + 1 extra hop; syd 12,000 km; ams 8,900 km
     // + 2 extra hops. Geography wins; the short path of syd does not.
     assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0[0], NYC);
@@ -318,10 +318,88 @@ fn as_map_uses_the_origin_of_the_clients_route() {
         &pops,
         None,
         Some(&bgp),
+        None,
     );
     assert_eq!(rank(&svc, "3.1.0.0/24", &UP).0, vec![SIN]);
     assert_eq!(rank(&svc, "2.1.0.0/24", &UP).0, vec![SYD]);
     assert_eq!(rank(&svc, "4.1.0.0/24", &UP).0, vec![AMS], "no entry: unchanged order");
     let e = svc.explain(&p("3.1.0.0/24"), Some(Family::V4), &pops, &UP, None, 0);
     assert!(e.steps[0].detail.contains("origin AS7018"), "{}", e.steps[0].detail);
+}
+
+#[test]
+fn latency_moves_a_measured_network_and_no_other() {
+    use petrel_mapping::{LatencyData, LatencyUnit, Measured, StepFacts};
+    let geo = testworld::small_geo();
+    let pops = testworld::pops();
+    let policies = vec![Policy::Latency, Policy::GeoNearest { band_km: 0 }];
+    // 3.1.2.0/24 is New York: geo sends it to nyc. Its users measured ams
+    // clearly faster (a peering that geography does not see).
+    let mut data = LatencyData::default();
+    let m = |pop, median_ms: f64| Measured {
+        pop,
+        median_ms,
+        low_ms: median_ms * 0.95,
+        high_ms: median_ms * 1.05,
+        samples: 200.0,
+    };
+    data.insert(
+        p("3.1.2.0/24"),
+        LatencyUnit {
+            tiers: vec![vec![AMS], vec![NYC]],
+            measured: vec![m(AMS, 12.0), m(NYC, 48.0)],
+            borrowed_from: None,
+        },
+    );
+    // A unit where the measured POPs tie: geography decides among them.
+    data.insert(
+        p("3.1.3.0/24"),
+        LatencyUnit {
+            tiers: vec![vec![SIN, NYC]],
+            measured: vec![m(SIN, 30.0), m(NYC, 31.0)],
+            borrowed_from: Some("3.1.0.0/16".into()),
+        },
+    );
+    let data = Arc::new(data);
+    let before = compile_with(spec(policies.clone()), &pops, Some(&geo), None, None);
+    let after = compile_with(spec(policies), &pops, Some(&geo), None, Some(&data));
+    assert_eq!(rank(&before, "3.1.2.0/24", &UP).0, vec![NYC]);
+    let (chosen, scope, _) = rank(&after, "3.1.2.7", &UP);
+    assert_eq!(
+        (chosen, scope),
+        (vec![AMS], 24),
+        "the measured unit moves, with its own scope"
+    );
+    assert_eq!(
+        rank(&after, "3.1.3.0/24", &UP).0,
+        vec![NYC],
+        "a tie: geography among the tied"
+    );
+    assert_eq!(rank(&after, "3.1.4.0/24", &UP).0, vec![NYC], "unmeasured: geography");
+    assert_eq!(rank(&after, "2.1.2.0/24", &UP).0, vec![AMS]);
+    // Measured POPs first, even when down: then the next measured, then the rest.
+    let mut states = UP;
+    states[AMS.index()] = PopState::Down;
+    assert_eq!(rank(&after, "3.1.2.0/24", &states).0, vec![NYC]);
+
+    let e = after.explain(&p("3.1.2.0/24"), Some(Family::V4), &pops, &UP, Some(&geo), 0);
+    assert!(e.consistent);
+    assert_eq!(e.answer, vec!["ams"]);
+    let StepFacts::Latency {
+        unit, pops: measured, ..
+    } = &e.steps[0].facts
+    else {
+        panic!("{:?}", e.steps[0])
+    };
+    assert_eq!(unit.as_deref(), Some("3.1.2.0/24"));
+    assert_eq!(measured.len(), 2);
+    assert!(
+        e.steps[0].detail.contains("ams 12 ms (11-13, 200 samples)"),
+        "{}",
+        e.steps[0].detail
+    );
+    let e = after.explain(&p("3.1.3.0/24"), Some(Family::V4), &pops, &UP, Some(&geo), 0);
+    assert!(e.steps[0].detail.contains("(from 3.1.0.0/16)"), "{}", e.steps[0].detail);
+    let e = after.explain(&p("3.1.4.0/24"), Some(Family::V4), &pops, &UP, Some(&geo), 0);
+    assert_eq!(e.steps[0].detail, "not enough measurements for the client's unit");
 }
