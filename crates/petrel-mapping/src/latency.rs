@@ -6,10 +6,11 @@
 
 use petrel_types::{Family, PopIdx, Prefix};
 
-/// One POP's measurement in a unit.
+/// One POP's measurement in a unit, and its tier (0 is best).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measured {
     pub pop: PopIdx,
+    pub tier: u16,
     pub median_ms: f64,
     /// The median's 95 % confidence interval.
     pub low_ms: f64,
@@ -18,11 +19,11 @@ pub struct Measured {
     pub samples: f64,
 }
 
-/// A unit's ranking: `tiers` of measured POPs, best first (POPs in no tier
-/// rank after all of them), and what was measured.
+/// A unit's ranking: its measured POPs, each in a tier (POPs not measured
+/// rank after all of them). One allocation per unit: a million of them are
+/// rebuilt on every recompile.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyUnit {
-    pub tiers: Vec<Vec<PopIdx>>,
     pub measured: Vec<Measured>,
     /// Where the figures come from when the unit borrowed them (its
     /// covering prefix, or its AS in its metro); None: its own samples.
@@ -32,10 +33,24 @@ pub struct LatencyUnit {
 impl LatencyUnit {
     /// The rank key of a POP: its tier, or after every tier.
     pub fn key(&self, p: PopIdx) -> u64 {
-        self.tiers
+        self.measured
             .iter()
-            .position(|t| t.contains(&p))
-            .map_or(u64::MAX, |i| i as u64)
+            .find(|m| m.pop == p)
+            .map_or(u64::MAX, |m| u64::from(m.tier))
+    }
+
+    /// The tiers, best first.
+    pub fn tiers(&self) -> Vec<Vec<PopIdx>> {
+        let mut out: Vec<Vec<PopIdx>> = Vec::new();
+        for m in &self.measured {
+            let t = m.tier as usize;
+            if out.len() <= t {
+                out.resize(t + 1, Vec::new());
+            }
+            out[t].push(m.pop);
+        }
+        out.retain(|t| !t.is_empty());
+        out
     }
 }
 

@@ -336,8 +336,9 @@ fn latency_moves_a_measured_network_and_no_other() {
     // 3.1.2.0/24 is New York: geo sends it to nyc. Its users measured ams
     // clearly faster (a peering that geography does not see).
     let mut data = LatencyData::default();
-    let m = |pop, median_ms: f64| Measured {
+    let m = |pop, tier, median_ms: f64| Measured {
         pop,
+        tier,
         median_ms,
         low_ms: median_ms * 0.95,
         high_ms: median_ms * 1.05,
@@ -346,8 +347,7 @@ fn latency_moves_a_measured_network_and_no_other() {
     data.insert(
         p("3.1.2.0/24"),
         LatencyUnit {
-            tiers: vec![vec![AMS], vec![NYC]],
-            measured: vec![m(AMS, 12.0), m(NYC, 48.0)],
+            measured: vec![m(AMS, 0, 12.0), m(NYC, 1, 48.0)],
             borrowed_from: None,
         },
     );
@@ -355,8 +355,7 @@ fn latency_moves_a_measured_network_and_no_other() {
     data.insert(
         p("3.1.3.0/24"),
         LatencyUnit {
-            tiers: vec![vec![SIN, NYC]],
-            measured: vec![m(SIN, 30.0), m(NYC, 31.0)],
+            measured: vec![m(SIN, 0, 30.0), m(NYC, 0, 31.0)],
             borrowed_from: Some("3.1.0.0/16".into()),
         },
     );

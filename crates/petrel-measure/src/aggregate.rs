@@ -191,31 +191,40 @@ impl Aggregate {
 
     /// The RTT (ms) below which a share `q` of the weight lies.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        self.quantiles_ms([q]).map(|[x]| x)
+    }
+
+    /// The RTTs (ms) below which the shares `qs` (ascending) of the weight
+    /// lie, in one pass.
+    fn quantiles_ms<const N: usize>(&self, qs: [f64; N]) -> Option<[f64; N]> {
         let total: f64 = self.hist.iter().map(|&(_, w)| f64::from(w)).sum();
+        let last = self.hist.last()?.0;
         if total <= 0.0 {
             return None;
         }
-        let want = q.clamp(0.0, 1.0) * total;
+        let mut out = [bucket_value_us(last) / 1000.0; N];
+        let mut k = 0;
         let mut acc = 0.0;
         for &(b, w) in &self.hist {
             acc += f64::from(w);
-            if acc >= want {
-                return Some(bucket_value_us(b) / 1000.0);
+            while k < N && acc >= qs[k].clamp(0.0, 1.0) * total {
+                out[k] = bucket_value_us(b) / 1000.0;
+                k += 1;
+            }
+            if k == N {
+                break;
             }
         }
-        self.hist.last().map(|&(b, _)| bucket_value_us(b) / 1000.0)
+        Some(out)
     }
 
     /// The summary the policy ranks with. None when there is no weight.
     pub fn summary(&self) -> Option<Summary> {
-        let median = self.quantile_ms(0.5)?;
-        let p90 = self.quantile_ms(0.9)?;
+        let [lo, median, hi, p90] = self.quantiles_ms([0.16, 0.5, 0.84, 0.9])?;
         let effective = if self.w2 > 0.0 { self.w * self.w / self.w2 } else { 0.0 };
         // The spread of ln(RTT), read robustly from the 16th and 84th
         // percentiles (one σ each side for a log-normal), with a floor of
         // one bucket: RTTs are never exactly alike.
-        let lo = self.quantile_ms(0.16)?;
-        let hi = self.quantile_ms(0.84)?;
         let sigma = ((hi / lo).ln() / 2.0).max(1.0 / PER_OCTAVE * std::f64::consts::LN_2);
         // The median's standard error: √(π/2) σ / √n.
         let log_se = 1.2533 * sigma / effective.max(1.0).sqrt();

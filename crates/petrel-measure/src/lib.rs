@@ -14,6 +14,8 @@
 //!   combine; medians, p90 and the confidence of the median;
 //! - [`ranking`]: the latency policy's tiers for one unit: POPs ordered by
 //!   median, apart only where the difference is real and worth having;
+//! - [`table`]: the latency policy's input from every unit's aggregates,
+//!   with roll-ups for units that have too few samples of their own;
 //! - [`alert`]: the state machine that opens an alert when a network gets
 //!   slower to a POP than its baseline, and closes it on recovery.
 
@@ -24,6 +26,7 @@ pub mod alert;
 pub mod beacon;
 pub mod ranking;
 pub mod sample;
+pub mod table;
 
 pub use aggregate::{Aggregate, Decay, Summary};
 pub use sample::{unit_of, Kind, Sample, UnitMode};
