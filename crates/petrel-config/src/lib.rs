@@ -14,6 +14,7 @@ mod cidr;
 mod diff;
 mod error;
 mod http;
+mod measure;
 mod model;
 mod raw;
 mod validate;
@@ -23,6 +24,6 @@ pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
     BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, Config, HealthCheck, HttpCertConf, HttpConf,
-    Initial, Pop, ServerConf, ServiceConf, TlsCheck, ZoneConf,
+    Initial, MeasureConf, Pop, ServerConf, ServiceConf, TlsCheck, ZoneConf,
 };
 pub use validate::parse;

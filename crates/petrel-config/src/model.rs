@@ -245,6 +245,18 @@ pub struct Config {
     pub anycast: Vec<petrel_anycast::Service>,
     /// `[[http]]` fronts.
     pub http: Vec<HttpConf>,
+    /// `[measure]`: measured latency and the latency policy.
+    pub measure: Option<MeasureConf>,
+}
+
+/// `[measure]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasureConf {
+    pub decay: petrel_measure::Decay,
+    pub rank: petrel_measure::ranking::RankParams,
+    pub unit: petrel_measure::UnitMode,
+    pub recompile_secs: u64,
+    pub max_units: usize,
 }
 
 impl Config {

@@ -29,6 +29,30 @@ pub struct File {
     pub anycast: Vec<S<Anycast>>,
     #[serde(default)]
     pub http: Vec<S<Http>>,
+    #[serde(default)]
+    pub measure: Option<S<Measure>>,
+}
+
+/// How measured latency becomes decisions.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    /// Samples lose half their weight in this time (minutes).
+    pub half_life_mins: Option<S<i64>>,
+    /// Effective samples a POP needs in a unit to count as measured.
+    pub min_samples: Option<S<i64>>,
+    /// Measured POPs a unit needs before the latency policy ranks it.
+    pub min_pops: Option<S<i64>>,
+    /// Medians closer than this (ms) are a tie.
+    pub tie_ms: Option<S<i64>>,
+    /// "bgp" (the client's BGP prefix, else the fixed lengths) or "fixed".
+    pub unit: Option<S<String>>,
+    pub unit_v4_len: Option<S<i64>>,
+    pub unit_v6_len: Option<S<i64>>,
+    /// How often aggregates are compiled into the tables (seconds).
+    pub recompile_secs: Option<S<i64>>,
+    /// The most units kept; past it, new units are not tracked.
+    pub max_units: Option<S<i64>>,
 }
 
 /// An HTTP front: listeners, who may speak for clients, and rules.

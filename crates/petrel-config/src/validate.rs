@@ -139,7 +139,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let pops = pops(&mut cx, &raw.pop);
     let zones = zones(&mut cx, &raw.zone);
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
+    let measure = raw.measure.as_ref().map(|m| crate::measure::measure(&mut cx, m));
     let have = Have {
+        measure: measure.is_some(),
         geo: geoip.is_some(),
         bgp: bgp
             .as_ref()
@@ -159,6 +161,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             services,
             anycast,
             http,
+            measure,
         })
     } else {
         Err(cx.errors)
@@ -277,6 +280,7 @@ const DEFAULT_MAX_FILE_MB: u64 = 256;
 struct Have {
     geo: bool,
     bgp: bool,
+    measure: bool,
 }
 
 fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
@@ -1280,6 +1284,7 @@ const POLICY_FIELDS: &[(&str, &[&str])] = &[
     ("super-sparrow", &[]),
     ("blended", &["band_km", "hop_km"]),
     ("as-map", &["entries"]),
+    ("latency", &[]),
 ];
 
 /// Kilometres one extra AS hop costs in the blended policy.
@@ -1313,6 +1318,13 @@ fn policy(
     let bad = !cx.only_fields(field, kind, "policy", allowed, &present);
     if bad {
         return None;
+    }
+    if kind == "latency" && !have.measure {
+        cx.err(
+            &r.kind,
+            format!("{field}.type"),
+            "a `latency` policy needs measurements: add a [measure] section",
+        );
     }
     if matches!(kind, "super-sparrow" | "blended" | "as-map") && !have.bgp {
         cx.err(
@@ -1440,6 +1452,7 @@ fn policy(
             }
         }
         "super-sparrow" => Some(Policy::SuperSparrow),
+        "latency" => Some(Policy::Latency),
         "blended" => Some(Policy::Blended {
             band_km: cx.int(&r.band_km, &format!("{field}.band_km"), 0, 20_000, 0u32),
             hop_km: cx.int(&r.hop_km, &format!("{field}.hop_km"), 0, 20_000, DEFAULT_HOP_KM),
@@ -1592,6 +1605,49 @@ policy = [
         assert_eq!(errs.len(), 1);
         let s = errs[0].to_string();
         assert!(s.starts_with("p.toml:28:1: unknown field `tll`"), "{s}");
+    }
+
+    #[test]
+    fn measure_section_and_the_latency_policy() {
+        let geo = "  { type = \"geo-nearest\", band_km = 500 },\n";
+        assert!(GOOD.contains(geo));
+        let latency = GOOD.replace(geo, &format!("  {{ type = \"latency\" }},\n{geo}"));
+        let errs = parse(Path::new("p.toml"), &latency).unwrap_err();
+        let s = errs[0].to_string();
+        assert!(
+            s.contains("service[0].policy[1].type: a `latency` policy needs measurements: add a [measure] section"),
+            "{s}"
+        );
+        assert!(s.starts_with("p.toml:"), "{s}");
+        let good = format!("{latency}\n[measure]\nhalf_life_mins = 60\nmin_samples = 20\ntie_ms = 8\nunit = \"fixed\"\nunit_v4_len = 22\n");
+        let c = parse(Path::new("p.toml"), &good).unwrap();
+        assert!(
+            matches!(c.services[0].policies[1], Policy::Latency),
+            "{:?}",
+            c.services[0].policies
+        );
+        let m = c.measure.unwrap();
+        assert_eq!(m.decay.half_life_ms, 3_600_000);
+        assert_eq!((m.rank.min_samples, m.rank.min_pops, m.rank.tie_ms), (20.0, 2, 8.0));
+        assert_eq!(m.unit, petrel_measure::UnitMode::Fixed { v4_len: 22, v6_len: 48 });
+        assert_eq!((m.recompile_secs, m.max_units), (60, 2_000_000));
+        let bad = good
+            .replace("unit = \"fixed\"", "unit = \"asn\"")
+            .replace("tie_ms = 8", "tie_ms = -1");
+        let errs: Vec<String> = parse(Path::new("p.toml"), &bad)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("measure.unit: `asn` is not one of bgp, fixed")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("measure.tie_ms: -1 is out of range")),
+            "{errs:?}"
+        );
     }
 
     #[test]

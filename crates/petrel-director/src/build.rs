@@ -6,7 +6,7 @@ use crate::error::BuildError;
 use petrel_config::Config;
 use petrel_dns_wire::name;
 use petrel_dns_zone::{parse_zone_file_with, ZoneSet, ZoneSetBuilder};
-use petrel_mapping::{compile_with, BgpData, CompiledService, GeoTable, Policy, PopInfo, ServiceSpec};
+use petrel_mapping::{compile_with, BgpData, CompiledService, GeoTable, LatencyData, Policy, PopInfo, ServiceSpec};
 use petrel_types::ServiceIdx;
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,8 @@ pub struct Built {
     pub geo: Option<Arc<GeoTable>>,
     /// The routing views the BGP policies were compiled from.
     pub bgp: Option<Arc<BgpData>>,
+    /// The measured latency the latency policies were compiled from.
+    pub latency: Option<Arc<LatencyData>>,
     /// What may be announced, with the VRP file's contents (with `[bgp]`).
     pub safety: Option<Arc<petrel_anycast::safety::Safety>>,
 }
@@ -112,13 +114,34 @@ impl Built {
     /// policies are recompiled, each distinct table once; zones and other
     /// services are shared.
     pub fn with_bgp(&self, bgp: Option<Arc<BgpData>>) -> Built {
+        self.recompiled(bgp, self.latency.clone(), ServiceSpec::uses_bgp)
+    }
+
+    /// The same config with other measured latency: only services with a
+    /// latency policy are recompiled.
+    pub fn with_latency(&self, latency: Option<Arc<LatencyData>>) -> Built {
+        self.recompiled(self.bgp.clone(), latency, ServiceSpec::uses_latency)
+    }
+
+    /// Measured latency names POPs by index: it fits a config with the
+    /// same POP list only.
+    pub fn latency_fits(&self, other: &Built) -> bool {
+        self.pops.len() == other.pops.len() && self.pops.iter().zip(other.pops.iter()).all(|(a, b)| a.name == b.name)
+    }
+
+    fn recompiled(
+        &self,
+        bgp: Option<Arc<BgpData>>,
+        latency: Option<Arc<LatencyData>>,
+        affected: fn(&ServiceSpec) -> bool,
+    ) -> Built {
         // Services that shared a table share the new one.
         let mut done: Vec<(*const CompiledService, Arc<CompiledService>)> = Vec::new();
         let services: Vec<Service> = self
             .services
             .iter()
             .map(|s| {
-                if !s.mapping.spec.uses_bgp() {
+                if !affected(&s.mapping.spec) {
                     return s.clone();
                 }
                 let key = Arc::as_ptr(&s.mapping);
@@ -130,7 +153,7 @@ impl Built {
                             &self.pops,
                             self.geo.as_deref(),
                             bgp.as_ref(),
-                            None,
+                            latency.as_ref(),
                         ));
                         done.push((key, m.clone()));
                         m
@@ -146,6 +169,7 @@ impl Built {
             pops: self.pops.clone(),
             geo: self.geo.clone(),
             bgp,
+            latency,
             safety: self.safety.clone(),
         }
     }
@@ -346,6 +370,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         pops: pops.into(),
         geo,
         bgp,
+        latency: None,
     })
 }
 

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub enum Input {
     /// New routing views from the RIB.
     Bgp(Arc<BgpData>),
+    /// New measured latency from the measurement loop.
+    Latency(Arc<petrel_mapping::LatencyData>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,14 +175,28 @@ impl Publisher {
                 // Views carry POP indexes: they stay only while the POP list
                 // is the same; otherwise the RIB republishes them.
                 let want = cur.built.bgp.clone().filter(|b| built.fits(b));
-                if same_bgp(&built.bgp, &want) {
+                // Measured latency too, while the POP list is the same;
+                // otherwise the measurement loop republishes it.
+                let latency = cur.built.latency.clone().filter(|_| built.latency_fits(&cur.built));
+                let latency_ok = match (&built.latency, &latency) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                };
+                if same_bgp(&built.bgp, &want) && latency_ok {
                     let id = Self::next_id(&mut w);
                     let g = Generation::new(id, Arc::new(built), &w.inputs);
                     return self.store(&mut w, g, ChangeKind::Reload, &cur);
                 }
-                want
+                (want, latency)
             };
-            built = built.with_bgp(want);
+            let (want, latency) = want;
+            if !same_bgp(&built.bgp, &want) {
+                built = built.with_bgp(want);
+            }
+            if latency.is_some() || built.latency.is_some() {
+                built = built.with_latency(latency);
+            }
         }
     }
 
@@ -231,13 +247,17 @@ impl Publisher {
     /// meanwhile, they are compiled again on the new one. Views built for
     /// another POP list are dropped (the RIB sends fresh ones): None.
     pub fn set_input(&self, input: Input) -> Option<u64> {
-        let Input::Bgp(data) = input;
         loop {
             let base = self.current.load_full();
-            if !base.built.fits(&data) {
-                return None;
-            }
-            let built = Arc::new(base.built.with_bgp(Some(data.clone())));
+            let built = match &input {
+                Input::Bgp(data) => {
+                    if !base.built.fits(data) {
+                        return None;
+                    }
+                    Arc::new(base.built.with_bgp(Some(data.clone())))
+                }
+                Input::Latency(data) => Arc::new(base.built.with_latency(Some(data.clone()))),
+            };
             let mut w = self.lock();
             let g = self.current.load_full();
             if !Arc::ptr_eq(&g.built.config, &base.built.config) {

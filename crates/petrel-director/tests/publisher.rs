@@ -503,3 +503,43 @@ fn anycast_prefixes_are_checked_against_the_vrp_file() {
     assert_eq!(b.safety.as_ref().unwrap().vrps.as_ref().unwrap().len(), 1);
     assert_eq!(b.config.anycast[0].prefixes.len(), 2);
 }
+
+#[test]
+fn measured_latency_recompiles_latency_services_and_survives_reloads() {
+    use petrel_mapping::{LatencyData, LatencyUnit, Measured};
+    let extra = "[[service]]\nname = \"rum.example.net.\"\nttl = 30\npolicy = [{ type = \"latency\" }, { type = \"priority\", pops = [\"ams\", \"nyc\", \"sin\"] }]\n[measure]\n";
+    let p = Publisher::new(built(extra), Overrides::default());
+    assert_eq!(
+        decide(&p, 2, "198.51.100.1").0,
+        ["ams"],
+        "no measurements: the next policy"
+    );
+    let mut data = LatencyData::default();
+    let m = |pop: u16, tier, median_ms| Measured {
+        pop: PopIdx(pop),
+        tier,
+        median_ms,
+        low_ms: median_ms - 1.0,
+        high_ms: median_ms + 1.0,
+        samples: 100.0,
+    };
+    data.insert(
+        "198.51.100.0/24".parse().unwrap(),
+        LatencyUnit {
+            measured: vec![m(2, 0, 12.0), m(0, 1, 80.0)],
+            borrowed_from: None,
+        },
+    );
+    let before = p.load().built.services[0].mapping.clone();
+    let id = p.set_input(Input::Latency(Arc::new(data))).unwrap();
+    assert_eq!(p.load().id, id);
+    assert_eq!(decide(&p, 2, "198.51.100.1").0, ["sin"], "measured: sin is faster");
+    assert_eq!(decide(&p, 2, "198.51.101.1").0, ["ams"], "another network: unchanged");
+    assert!(
+        Arc::ptr_eq(&before, &p.load().built.services[0].mapping),
+        "services without a latency policy are not recompiled"
+    );
+    // A reload with the same POPs keeps the measurements.
+    p.reload(built(extra));
+    assert_eq!(decide(&p, 2, "198.51.100.1").0, ["sin"]);
+}

@@ -1,0 +1,43 @@
+//! `[measure]`: how measured latency is turned into decisions.
+
+use crate::model::MeasureConf;
+use crate::raw::{self, S};
+use crate::validate::Ctx;
+use petrel_measure::aggregate::Decay;
+use petrel_measure::ranking::RankParams;
+use petrel_measure::sample::UnitMode;
+
+pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>) -> MeasureConf {
+    let r = m.get_ref();
+    let f = |k: &str| format!("measure.{k}");
+    let half_life_mins: u64 = cx.int(&r.half_life_mins, &f("half_life_mins"), 1, 30 * 24 * 60, 360);
+    let min_samples: u32 = cx.int(&r.min_samples, &f("min_samples"), 1, 1_000_000, 10);
+    let min_pops: usize = cx.int(&r.min_pops, &f("min_pops"), 1, 1_000, 2);
+    let tie_ms: u32 = cx.int(&r.tie_ms, &f("tie_ms"), 0, 10_000, 5);
+    let v4_len: u8 = cx.int(&r.unit_v4_len, &f("unit_v4_len"), 8, 32, 24);
+    let v6_len: u8 = cx.int(&r.unit_v6_len, &f("unit_v6_len"), 16, 128, 48);
+    let unit = match r.unit.as_ref().map_or("bgp", |u| u.get_ref().as_str()) {
+        "bgp" => UnitMode::Bgp { v4_len, v6_len },
+        "fixed" => UnitMode::Fixed { v4_len, v6_len },
+        other => {
+            if let Some(u) = &r.unit {
+                cx.err(u, f("unit"), format!("`{other}` is not one of bgp, fixed"));
+            }
+            UnitMode::default()
+        }
+    };
+    MeasureConf {
+        decay: Decay {
+            half_life_ms: half_life_mins * 60_000,
+        },
+        rank: RankParams {
+            min_samples: f64::from(min_samples),
+            min_pops,
+            tie_ms: f64::from(tie_ms),
+            ..RankParams::default()
+        },
+        unit,
+        recompile_secs: cx.int(&r.recompile_secs, &f("recompile_secs"), 1, 86_400, 60),
+        max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
+    }
+}
