@@ -273,6 +273,16 @@ pub struct RouteResult {
     pub views: Vec<ViewRoutes>,
 }
 
+/// What an import of measurements took and refused.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ImportResult {
+    /// Samples taken.
+    pub accepted: u64,
+    /// Lines refused, by reason (`malformed`, `unknown_pop`,
+    /// `impossible_value`, `oversized`, ...); nothing of them is kept.
+    pub refused: std::collections::BTreeMap<String, u64>,
+}
+
 /// The contract: one function per operation, for the document only.
 #[allow(dead_code)]
 mod paths {
@@ -357,6 +367,18 @@ mod paths {
         responses((status = 200, body = OverrideResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
     pub fn target_action() {}
 
+    /// Import connection RTTs measured by other servers, one JSON object
+    /// per line: `{"time":1733560000.123,"client":"192.0.2.1","pop":"ams",
+    /// "rtt_us":23400}` (`time` in Unix seconds and optional, `rtt_ms` may
+    /// stand for `rtt_us`); what nginx logs with `$msec`, `$remote_addr`
+    /// and `$tcpinfo_rtt`. Needs the admin token when set. Each line is
+    /// taken or refused whole; the answer counts both.
+    #[utoipa::path(post, path = "/api/v1/measure/import",
+        request_body(content = String, content_type = "application/x-ndjson"),
+        responses((status = 200, body = ImportResult), (status = 401, body = ErrorBody),
+            (status = 413, body = ErrorBody), (status = 503, body = ErrorBody, description = "no [measure] section")))]
+    pub fn measure_import() {}
+
     /// This document.
     #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
     pub fn openapi() {}
@@ -384,6 +406,7 @@ mod paths {
         paths::pops_stream,
         paths::pop_action,
         paths::target_action,
+        paths::measure_import,
         paths::openapi,
         paths::metrics,
     )
@@ -415,7 +438,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 13, "{ops:?}");
+        assert_eq!(ops.len(), 14, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

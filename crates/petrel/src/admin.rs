@@ -29,6 +29,7 @@ pub struct Handles {
     pub health: Arc<HealthBoard>,
     pub bgp: Option<BgpHandle>,
     pub http: Arc<crate::http::metrics::HttpMetrics>,
+    pub measure: Arc<crate::measure::Measurements>,
 }
 
 struct AdminState {
@@ -44,6 +45,7 @@ struct AdminState {
     hosts: Vec<String>,
     /// The latest generation's id, for streams of POP states.
     generations: tokio::sync::watch::Receiver<u64>,
+    measure: Arc<crate::measure::Measurements>,
 }
 
 /// How the admin listener is reached and bounded.
@@ -79,6 +81,7 @@ pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
     }));
     registry.register_collector(Box::new(HealthCollector(h.health.clone())));
     registry.register_collector(Box::new(crate::http::metrics::HttpCollector(h.http.clone())));
+    registry.register_collector(Box::new(crate::measure::MeasureCollector(h.measure.clone())));
     if let Some(b) = &h.bgp {
         registry.register_collector(Box::new(BgpCollector(b.board.clone())));
         registry.register_collector(Box::new(crate::bgp::announce::AnycastCollector(b.anycast.clone())));
@@ -88,6 +91,7 @@ pub fn spawn(h: Handles, listen: Listen) -> std::io::Result<()> {
         gen_tx.send_replace(g.id);
     });
     let state = Arc::new(AdminState {
+        measure: h.measure,
         generations,
         reader,
         publisher: h.publisher,
@@ -228,7 +232,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 13] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 14] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -242,6 +246,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("GET", "/api/v1/pops/stream", get(pops_stream)),
         ("POST", "/api/v1/pops/{name}/{action}", post(pop_action)),
         ("POST", "/api/v1/targets/{action}", post(target_action)),
+        ("POST", "/api/v1/measure/import", post(measure_import)),
     ];
     let mut routed: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     routed.sort();
@@ -561,6 +566,36 @@ async fn anycast(State(st): St) -> Response {
     match &st.bgp {
         Some(b) => Json(b.anycast.snapshot()).into_response(),
         None => Json(petrel_api::AnycastStatus::default()).into_response(),
+    }
+}
+
+/// JSON lines of connection RTTs from other servers (at most 2 MiB a
+/// request: axum's body limit answers 413 past it).
+async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !authorized(&st, &headers) {
+        return unauthorized();
+    }
+    let g = st.reader.load();
+    let Some(conf) = g.config().measure.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurements are off: the config has no [measure] section",
+        );
+    };
+    let pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
+    drop(g);
+    let m = st.measure.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        m.import(&conf, &body, crate::measure::unix_ms(), |name| {
+            pops.iter()
+                .position(|p| p == name)
+                .map(|i| petrel_types::PopIdx(i as u16))
+        })
+    })
+    .await;
+    match r {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -13,6 +13,7 @@ mod dns_udp;
 mod health;
 mod http;
 mod map_follow;
+mod measure;
 mod memory;
 mod metrics;
 mod quiet;

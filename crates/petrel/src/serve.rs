@@ -95,6 +95,8 @@ pub fn run(config: &Path) -> Result<(), String> {
     if tcp.is_empty() {
         return Err("no DNS listener could be opened".into());
     }
+    let measurements = Arc::new(crate::measure::Measurements::default());
+    crate::measure::spawn(publisher.clone(), measurements.clone()).map_err(|e| e.to_string())?;
     let http_metrics = Arc::new(crate::http::metrics::HttpMetrics::default());
     // Kept until shutdown: dropping it would stop the HTTP fronts.
     let http_rt = crate::http::spawn(&publisher, http_metrics.clone())?;
@@ -115,6 +117,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             health: health.clone(),
             bgp: Some(bgp),
             http: http_metrics.clone(),
+            measure: measurements.clone(),
         };
         let listen = admin::Listen {
             addr,

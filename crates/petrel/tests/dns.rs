@@ -939,6 +939,11 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 200);
     let r: petrel_api::ReloadResult = typed("reload", &b);
     assert!(r.ok && r.generation.is_some());
+    // The demo measures nothing: imports are refused with a reason.
+    let (code, b) = call("POST", "/api/v1/measure/import", "/api/v1/measure/import");
+    assert_eq!(code, 503, "{b}");
+    let e: petrel_api::ErrorBody = typed("import without [measure]", &b);
+    assert!(e.error.contains("[measure]"), "{}", e.error);
     // Every documented operation was called, and nothing else answers.
     called.sort();
     called.dedup();

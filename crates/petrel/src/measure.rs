@@ -1,0 +1,206 @@
+//! The measurement loop's IO shell: samples in (imports now; beacons and
+//! the HTTP fronts' connection RTTs feed the same `ingest`), aggregates per
+//! map unit and POP in memory, and a recompile on a schedule that hands
+//! the latency policy its input through the decision core. Decisions
+//! never wait for it: a recompile is one more input, like routing views.
+
+use petrel_config::MeasureConf;
+use petrel_director::{Input, Publisher};
+use petrel_measure::beacon::{parse_import_line, Refused};
+use petrel_measure::table::{build, Alone, UnitAggregates};
+use petrel_measure::{unit_of, Sample};
+use petrel_types::{PopIdx, Prefix};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Default)]
+struct Units {
+    map: BTreeMap<Prefix, UnitAggregates>,
+    /// Samples of units not tracked: `max_units` were.
+    over_limit: u64,
+}
+
+/// Every unit's aggregates, and what came in.
+#[derive(Default)]
+pub struct Measurements {
+    units: Mutex<Units>,
+    accepted: AtomicU64,
+    refused: [AtomicU64; Refused::ALL.len()],
+    recompiles: AtomicU64,
+    ranked_units: AtomicU64,
+}
+
+impl Measurements {
+    pub fn refuse(&self, why: Refused) {
+        if let Some(i) = Refused::ALL.iter().position(|&r| r == why) {
+            self.refused[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Take samples into their units' aggregates.
+    pub fn ingest(&self, conf: &MeasureConf, samples: &[Sample]) {
+        let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
+        for s in samples {
+            // Fine-grained units; roll-ups happen at recompile.
+            let unit = unit_of(s.client, None, conf.unit);
+            if !u.map.contains_key(&unit) && u.map.len() >= conf.max_units {
+                u.over_limit += 1;
+                continue;
+            }
+            let aggs = u.map.entry(unit).or_default();
+            match aggs.iter_mut().find(|(p, _)| *p == s.pop) {
+                Some((_, a)) => a.add(s.at_ms, s.rtt_us, conf.decay),
+                None => {
+                    let mut a = petrel_measure::Aggregate::default();
+                    a.add(s.at_ms, s.rtt_us, conf.decay);
+                    aggs.push((s.pop, a));
+                    aggs.sort_by_key(|(p, _)| *p);
+                }
+            }
+        }
+        self.accepted.fetch_add(samples.len() as u64, Relaxed);
+    }
+
+    /// Import JSON lines (see `petrel_measure::beacon`): samples taken, and
+    /// refusals by reason.
+    pub fn import(
+        &self,
+        conf: &MeasureConf,
+        body: &[u8],
+        now_ms: u64,
+        pop_of: impl Fn(&str) -> Option<PopIdx>,
+    ) -> petrel_api::ImportResult {
+        let mut out = petrel_api::ImportResult::default();
+        let mut samples = Vec::new();
+        for line in body.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse_import_line(line, now_ms, &pop_of) {
+                Ok(s) => samples.push(s),
+                Err(why) => {
+                    self.refuse(why);
+                    *out.refused.entry(why.label().to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.ingest(conf, &samples);
+        out.accepted = samples.len() as u64;
+        out
+    }
+
+    /// Drop what has faded away, and compile the rest into the latency
+    /// policy's input.
+    fn compile(&self, conf: &MeasureConf, now_ms: u64) -> petrel_mapping::LatencyData {
+        let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
+        u.map.retain(|_, aggs| {
+            aggs.retain(|(_, a)| !a.is_faded(now_ms, conf.decay));
+            !aggs.is_empty()
+        });
+        let data = build(&u.map, &conf.rank, conf.decay, &Alone);
+        self.ranked_units.store(data.entries.len() as u64, Relaxed);
+        self.recompiles.fetch_add(1, Relaxed);
+        data
+    }
+
+    pub fn unit_count(&self) -> usize {
+        self.units.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+    }
+}
+
+/// Recompile on the schedule `[measure]` sets, for as long as the process
+/// runs; a config without `[measure]` only waits for one that has it.
+pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("measure".into()).spawn(move || {
+        let mut last_units = 0;
+        loop {
+            let conf = publisher.load().config().measure.clone();
+            let Some(conf) = conf else {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            };
+            std::thread::sleep(Duration::from_secs(conf.recompile_secs));
+            let data = m.compile(&conf, unix_ms());
+            // Nothing measured, before or now: nothing to publish.
+            if data.entries.is_empty() && last_units == 0 {
+                continue;
+            }
+            last_units = data.entries.len();
+            let t0 = std::time::Instant::now();
+            let id = publisher.set_input(Input::Latency(Arc::new(data)));
+            tracing::debug!(units = last_units, generation = ?id, took_ms = t0.elapsed().as_millis() as u64, "latency recompiled");
+        }
+    })?;
+    Ok(())
+}
+
+/// The measurement loop's counters.
+pub struct MeasureCollector(pub Arc<Measurements>);
+
+impl std::fmt::Debug for MeasureCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MeasureCollector")
+    }
+}
+
+impl Collector for MeasureCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        let c = ConstCounter::new(m.accepted.load(Relaxed));
+        c.encode(enc.encode_descriptor(
+            "petrel_measure_samples",
+            "Latency samples taken (imports, beacons, connection RTTs)",
+            None,
+            c.metric_type(),
+        )?)?;
+        let mut fam = enc.encode_descriptor(
+            "petrel_measure_refused",
+            "Beacons and import lines refused, by reason (nothing of them is kept)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (i, r) in Refused::ALL.iter().enumerate() {
+            let c = ConstCounter::new(m.refused[i].load(Relaxed));
+            c.encode(fam.encode_family(&[("reason", r.label())])?)?;
+        }
+        let c = ConstCounter::new(m.recompiles.load(Relaxed));
+        c.encode(enc.encode_descriptor("petrel_measure_recompiles", "Latency recompiles", None, c.metric_type())?)?;
+        let over = m.units.lock().map_or(0, |u| u.over_limit);
+        let c = ConstCounter::new(over);
+        c.encode(enc.encode_descriptor(
+            "petrel_measure_samples_over_limit",
+            "Samples of new units not tracked: measure.max_units were",
+            None,
+            c.metric_type(),
+        )?)?;
+        for (name, help, v) in [
+            (
+                "petrel_measure_units",
+                "Map units with aggregates",
+                m.unit_count() as i64,
+            ),
+            (
+                "petrel_measure_ranked_units",
+                "Units the latency policy ranks (own samples or borrowed)",
+                m.ranked_units.load(Relaxed) as i64,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
