@@ -39,7 +39,13 @@ fn service_named(cx: &mut Ctx<'_>, name: &S<String>, field: &str, services: &[Se
     }
 }
 
-pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], services: &[ServiceConf]) -> Vec<HttpConf> {
+pub(crate) fn fronts(
+    cx: &mut Ctx<'_>,
+    raw: &[S<raw::Http>],
+    pops: &[Pop],
+    services: &[ServiceConf],
+    has_rum: bool,
+) -> Vec<HttpConf> {
     let mut out: Vec<HttpConf> = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         let f = |k: &str| format!("http[{i}].{k}");
@@ -182,6 +188,14 @@ pub(crate) fn fronts(cx: &mut Ctx<'_>, raw: &[S<raw::Http>], pops: &[Pop], servi
             upstream,
             default,
             access_log: r.access_log.as_ref().is_some_and(|b| *b.get_ref()),
+            rum: match &r.rum {
+                Some(b) if *b.get_ref() && !has_rum => {
+                    cx.err(b, f("rum"), "serving the RUM tag needs a [measure.rum] section");
+                    false
+                }
+                Some(b) => *b.get_ref(),
+                None => false,
+            },
             max_connections: cx.int(&r.max_connections, &f("max_connections"), 1, 1_000_000, 10_000usize),
             header_timeout_secs: cx.int(&r.header_timeout_secs, &f("header_timeout_secs"), 1, 3600, 10u64),
             request_timeout_secs: cx.int(&r.request_timeout_secs, &f("request_timeout_secs"), 1, 86_400, 60u64),

@@ -1,13 +1,14 @@
 //! `[measure]`: how measured latency is turned into decisions.
 
-use crate::model::MeasureConf;
+use crate::model::{MeasureConf, Pop};
 use crate::raw::{self, S};
-use crate::validate::Ctx;
+use crate::validate::{pop_named, Ctx};
 use petrel_measure::aggregate::Decay;
 use petrel_measure::ranking::RankParams;
+use petrel_measure::rum::TagConfig;
 use petrel_measure::sample::UnitMode;
 
-pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>) -> MeasureConf {
+pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> MeasureConf {
     let r = m.get_ref();
     let f = |k: &str| format!("measure.{k}");
     let half_life_mins: u64 = cx.int(&r.half_life_mins, &f("half_life_mins"), 1, 30 * 24 * 60, 360);
@@ -39,5 +40,41 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>) -> MeasureConf {
         unit,
         recompile_secs: cx.int(&r.recompile_secs, &f("recompile_secs"), 1, 86_400, 60),
         max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
+        rum: r.rum.as_ref().map(|t| rum(cx, t, pops)),
+    }
+}
+
+fn rum(cx: &mut Ctx<'_>, t: &S<raw::Rum>, pops: &[Pop]) -> TagConfig {
+    let r = t.get_ref();
+    if !r.url.get_ref().contains("{pop}") {
+        cx.err(
+            &r.url,
+            "measure.rum.url",
+            "the beacon URL needs `{pop}`, replaced by each POP's name",
+        );
+    }
+    let names = match &r.pops {
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, n) in list.get_ref().iter().enumerate() {
+                pop_named(cx, n, &format!("measure.rum.pops[{i}]"), pops);
+                if pops.iter().any(|p| p.name == *n.get_ref()) {
+                    out.push(n.get_ref().clone());
+                }
+            }
+            out
+        }
+        None => pops.iter().map(|p| p.name.clone()).collect(),
+    };
+    let sample: u8 = cx.int(&r.sample_percent, "measure.rum.sample_percent", 0, 100, 10);
+    TagConfig {
+        sample: f64::from(sample),
+        pops: names,
+        url: r.url.get_ref().clone(),
+        collector: r
+            .collector
+            .as_ref()
+            .map_or_else(|| "/rum/beacon".to_string(), |c| c.get_ref().clone()),
+        whoami: None,
     }
 }

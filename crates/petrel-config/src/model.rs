@@ -257,6 +257,8 @@ pub struct MeasureConf {
     pub unit: petrel_measure::UnitMode,
     pub recompile_secs: u64,
     pub max_units: usize,
+    /// `[measure.rum]`: what the RUM tag is told.
+    pub rum: Option<petrel_measure::rum::TagConfig>,
 }
 
 impl Config {
@@ -291,6 +293,8 @@ pub struct HttpConf {
     pub upstream: Option<String>,
     pub default: petrel_http::rules::Fallback,
     pub access_log: bool,
+    /// Serves `/rum.js`, `/rum/o` and `POST /rum/beacon`.
+    pub rum: bool,
     pub max_connections: usize,
     /// For a request's headers, and for the next request on an idle
     /// HTTP/1.1 connection.

@@ -53,6 +53,22 @@ pub struct Measure {
     pub recompile_secs: Option<S<i64>>,
     /// The most units kept; past it, new units are not tracked.
     pub max_units: Option<S<i64>>,
+    pub rum: Option<S<Rum>>,
+}
+
+/// The RUM tag's settings.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Rum {
+    /// Each POP's beacon object, `{pop}` replaced by its name.
+    pub url: S<String>,
+    /// Where browsers post beacons (default `/rum/beacon`, the page's own
+    /// origin).
+    pub collector: Option<S<String>>,
+    /// Share of page views that measure, 0-100 (default 10).
+    pub sample_percent: Option<S<i64>>,
+    /// The POPs measured (default: all).
+    pub pops: Option<PopList>,
 }
 
 /// An HTTP front: listeners, who may speak for clients, and rules.
@@ -81,6 +97,9 @@ pub struct Http {
     pub default_status: Option<S<i64>>,
     pub default_body: Option<S<String>>,
     pub access_log: Option<S<bool>>,
+    /// Serve the RUM tag (`/rum.js`), the beacon object (`/rum/o`) and the
+    /// collector (`POST /rum/beacon`).
+    pub rum: Option<S<bool>>,
     pub max_connections: Option<S<i64>>,
     pub header_timeout_secs: Option<S<i64>>,
     pub request_timeout_secs: Option<S<i64>>,

@@ -139,7 +139,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let pops = pops(&mut cx, &raw.pop);
     let zones = zones(&mut cx, &raw.zone);
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
-    let measure = raw.measure.as_ref().map(|m| crate::measure::measure(&mut cx, m));
+    let measure = raw.measure.as_ref().map(|m| crate::measure::measure(&mut cx, m, &pops));
     let have = Have {
         measure: measure.is_some(),
         geo: geoip.is_some(),
@@ -149,7 +149,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     };
     let services = services(&mut cx, &raw.service, &pops, &zones, have);
     let anycast = crate::anycast::blocks(&mut cx, &raw.anycast, &pops, bgp.as_ref());
-    let http = crate::http::fronts(&mut cx, &raw.http, &pops, &services);
+    let has_rum = measure.as_ref().is_some_and(|m| m.rum.is_some());
+    let http = crate::http::fronts(&mut cx, &raw.http, &pops, &services, has_rum);
     if cx.errors.is_empty() {
         Ok(Config {
             path: file.to_path_buf(),
@@ -1646,6 +1647,43 @@ policy = [
         );
         assert!(
             errs.iter().any(|e| e.contains("measure.tie_ms: -1 is out of range")),
+            "{errs:?}"
+        );
+        // The RUM tag: its settings, and fronts that serve it.
+        let front = "\n[[http]]\nname = \"f\"\nlisten = [\"127.0.0.1:8080\"]\nrum = true\n";
+        let errs: Vec<String> = parse(Path::new("p.toml"), &format!("{good}{front}"))
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("http[0].rum: serving the RUM tag needs a [measure.rum] section")),
+            "{errs:?}"
+        );
+        let rum =
+            "\n[measure.rum]\nurl = \"https://{pop}.rum.example.net/rum/o\"\nsample_percent = 5\npops = [\"ams\"]\n";
+        let c = parse(Path::new("p.toml"), &format!("{good}{rum}{front}")).unwrap();
+        let t = c.measure.unwrap().rum.unwrap();
+        assert_eq!(
+            (t.sample, t.pops.clone(), t.collector.as_str()),
+            (5.0, vec!["ams".to_string()], "/rum/beacon")
+        );
+        assert!(c.http[0].rum);
+        let bad = rum.replace("{pop}.", "").replace("[\"ams\"]", "[\"xyz\"]");
+        let errs: Vec<String> = parse(Path::new("p.toml"), &format!("{good}{bad}"))
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("measure.rum.url: the beacon URL needs `{pop}`")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("measure.rum.pops[0]: no POP named `xyz`")),
             "{errs:?}"
         );
     }

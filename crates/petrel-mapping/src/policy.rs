@@ -246,6 +246,15 @@ fn position_key(list: &[PopIdx]) -> impl Fn(PopIdx) -> u64 + '_ {
     move |p| list.iter().position(|&q| q == p).map_or(u64::MAX, |i| i as u64)
 }
 
+/// Milliseconds as people read them: a decimal below 10 ms.
+fn ms(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 fn names(pops: &[PopInfo], list: &[PopIdx]) -> String {
     list.iter()
         .map(|p| pops[p.index()].name.as_str())
@@ -562,11 +571,11 @@ pub(crate) fn evaluate(
                             .iter()
                             .map(|m| {
                                 format!(
-                                    "{} {:.0} ms ({:.0}-{:.0}, {:.0} samples)",
+                                    "{} {} ms ({}-{}, {:.0} samples)",
                                     pops[m.pop.index()].name,
-                                    m.median_ms,
-                                    m.low_ms,
-                                    m.high_ms,
+                                    ms(m.median_ms),
+                                    ms(m.low_ms),
+                                    ms(m.high_ms),
                                     m.samples
                                 )
                             })

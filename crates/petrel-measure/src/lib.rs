@@ -12,6 +12,8 @@
 //! - [`aggregate`]: decayed latency aggregates per (unit, POP) that merge
 //!   exactly, so units roll up into prefixes and ASes and collectors
 //!   combine; medians, p90 and the confidence of the median;
+//! - [`rum`]: the JavaScript tag sites include, with the config's
+//!   settings written in;
 //! - [`ranking`]: the latency policy's tiers for one unit: POPs ordered by
 //!   median, apart only where the difference is real and worth having;
 //! - [`table`]: the latency policy's input from every unit's aggregates,
@@ -25,6 +27,7 @@ pub mod aggregate;
 pub mod alert;
 pub mod beacon;
 pub mod ranking;
+pub mod rum;
 pub mod sample;
 pub mod table;
 

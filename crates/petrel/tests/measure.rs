@@ -20,12 +20,17 @@ fn server(tag: &str) -> Server {
     let dir = tempdir(tag);
     let (port, admin) = (free_port(), free_port());
     let cfg = write_config(&dir, port, admin, "[measure]\nrecompile_secs = 1\nmin_samples = 5\n");
-    let text = std::fs::read_to_string(&cfg).unwrap();
+    latency_first(&cfg);
+    spawn(dir, &cfg, port, admin)
+}
+
+/// The demo's www service with the latency policy before geography.
+fn latency_first(cfg: &std::path::Path) {
+    let text = std::fs::read_to_string(cfg).unwrap();
     let geo = "  { type = \"geo-nearest\" },\n  { type = \"priority\", pops = [\"ams\", \"iad\", \"sin\", \"gru\"] },";
     assert!(text.contains(geo));
     let text = text.replacen(geo, &format!("  {{ type = \"latency\" }},\n{geo}"), 1);
-    std::fs::write(&cfg, text).unwrap();
-    spawn(dir, &cfg, port, admin)
+    std::fs::write(cfg, text).unwrap();
 }
 
 fn answer(s: &Server, subnet: &str) -> String {
@@ -129,4 +134,180 @@ fn imported_latency_moves_the_measured_network_and_no_other() {
         "{metrics}"
     );
     assert!(metrics.contains("petrel_measure_ranked_units 1"), "{metrics}");
+}
+
+/// Serve `dir` over HTTP on 127.0.0.1:`port` (Python's server, from
+/// Debian's python3): the page that includes the tag.
+struct PageServer(std::process::Child);
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_rum_tag_measures_each_pop_from_a_real_browser() {
+    let Some(chromium) = ["chromium", "chromium-browser"].iter().map(|c| tool(c)).find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        panic!("chromium is missing: scripts/test installs it (apt-get install chromium)");
+    };
+    let dir = tempdir("measure-rum");
+    let (port, admin, front, page) = (free_port(), free_port(), free_port(), free_port());
+    // Each POP's beacon object is served by its own front on its own
+    // loopback address; the collector is the first front.
+    let extra = format!(
+        r#"
+[measure]
+recompile_secs = 1
+min_samples = 1
+
+[measure.rum]
+url = "http://{{pop}}.rum.test:{front}/rum/o"
+collector = "http://collector.rum.test:{front}/rum/beacon"
+sample_percent = 100
+pops = ["ams", "iad", "sin"]
+
+[[http]]
+name = "ams"
+listen = ["127.0.0.1:{front}"]
+rum = true
+
+[[http]]
+name = "iad"
+listen = ["127.0.0.2:{front}"]
+rum = true
+
+[[http]]
+name = "sin"
+listen = ["127.0.0.3:{front}"]
+rum = true
+"#
+    );
+    let cfg = write_config(&dir, port, admin, &extra);
+    latency_first(&cfg);
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(
+        www.join("index.html"),
+        format!("<!doctype html><title>t</title><p>page</p><script src=\"http://collector.rum.test:{front}/rum.js\"></script>\n"),
+    )
+    .unwrap();
+    let _page = PageServer(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &page.to_string()])
+            .current_dir(&www)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", page)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the page server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = s.dir.join("chromium-profile");
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=15000",
+            "--host-resolver-rules=MAP ams.rum.test 127.0.0.1, MAP collector.rum.test 127.0.0.1, MAP iad.rum.test 127.0.0.2, MAP sin.rum.test 127.0.0.3, MAP www.rum.test 127.0.0.1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("http://www.rum.test:{page}/index.html"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("page"),
+        "chromium did not load the page: {dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One beacon with three POPs measured, from 127.0.0.1: its unit is
+    // 127.0.0.0/24, ranked once recompiled.
+    let t0 = Instant::now();
+    loop {
+        let (_, metrics) = http(s.admin, "GET", "/metrics");
+        if metrics.contains("petrel_measure_samples_total 3") && metrics.contains("petrel_measure_ranked_units 1") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no beacon arrived: {}\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("measure"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, metrics) = http(s.admin, "GET", "/metrics");
+    assert!(
+        !metrics.contains("petrel_measure_refused_total{reason=\"malformed\"} 1"),
+        "{metrics}"
+    );
+    // The samples are sane: each POP measured once, a loopback RTT well
+    // under a second; explain shows them for the browser's unit.
+    let (ok, out, err) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "--service",
+        "www.demo.petrel.test",
+        "--client",
+        "127.0.0.1",
+    ]);
+    assert!(ok, "{err}");
+    let step = out
+        .lines()
+        .find(|l| l.contains("latency      unit 127.0.0.0/24:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    for pop in ["ams", "iad", "sin"] {
+        let ms: f64 = step
+            .split(&format!("{pop} "))
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{pop} not measured: {step}"));
+        // Loopback: under a second, and often under a tenth of a ms.
+        assert!((0.0..1000.0).contains(&ms), "{pop}: {ms} ms: {step}");
+    }
+    assert!(step.contains("1 samples"), "{step}");
+    // A beacon that is not one: refused, counted, nothing kept.
+    let refused = Command::new(tool("curl"))
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data-binary",
+            "{\"v\":1,\"m\":[{\"p\":\"ams\",\"d\":-4}]}",
+        ])
+        .arg(format!("http://127.0.0.1:{front}/rum/beacon"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "400");
+    let (_, metrics) = http(s.admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("petrel_measure_refused_total{reason=\"impossible_value\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("petrel_measure_samples_total 3"), "{metrics}");
 }

@@ -179,6 +179,19 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
         shared.metrics.record(&conn.front, "remap-api", Outcome::Api, None);
         return resp;
     }
+    let req = if front.rum {
+        let path = path.to_string();
+        match super::rum::serve(req, &path, client, &g, &shared).await {
+            Ok(resp) => {
+                shared.metrics.record(&conn.front, "rum", Outcome::Api, None);
+                return resp;
+            }
+            Err(req) => req,
+        }
+    } else {
+        req
+    };
+    let (path, query) = (req.uri().path(), req.uri().query());
     let host = host_of(&req);
     let matched = petrel_http::rules::find_serving(&front.rules, host, path, front.upstream.is_some());
     let rule_name = matched.map_or("", |(_, r)| r.name.as_str());

@@ -11,6 +11,7 @@ mod handler;
 pub mod metrics;
 mod proxy;
 mod rewind;
+mod rum;
 mod tcp_info;
 
 use bytes::Bytes;
@@ -65,6 +66,7 @@ pub type UpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std:
 pub struct Shared {
     pub reader: Reader,
     pub metrics: Arc<HttpMetrics>,
+    pub measure: Arc<crate::measure::Measurements>,
     pub upstream: Client<HttpConnector, UpBody>,
     /// Set at shutdown: listeners stop, connections finish what they do.
     stop: tokio::sync::watch::Receiver<bool>,
@@ -255,7 +257,11 @@ struct Listening {
 /// address (SO_REUSEPORT: the kernel spreads connections), so that a
 /// request never crosses threads. The workers run even without fronts, so
 /// that a reload can add them.
-pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Arc<HttpFronts>, String> {
+pub fn spawn(
+    publisher: &Arc<Publisher>,
+    metrics: Arc<HttpMetrics>,
+    measure: Arc<crate::measure::Measurements>,
+) -> Result<Arc<HttpFronts>, String> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -265,6 +271,7 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Ar
     for i in 0..workers {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Listening>();
         to_workers.push(tx);
+        let measure = measure.clone();
         let (reader, metrics, stop, active, force) = (
             publisher.reader(),
             metrics.clone(),
@@ -293,6 +300,7 @@ pub fn spawn(publisher: &Arc<Publisher>, metrics: Arc<HttpMetrics>) -> Result<Ar
                     let shared = Arc::new(Shared {
                         reader,
                         metrics,
+                        measure,
                         upstream,
                         stop: stop.clone(),
                         active,
