@@ -273,6 +273,40 @@ pub struct RouteResult {
     pub views: Vec<ViewRoutes>,
 }
 
+/// An alert: a network (map unit) got slower to a POP than its baseline.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertView {
+    pub unit: String,
+    pub pop: String,
+    /// `open`, or `recovering` (back to normal, not yet for long enough).
+    pub state: String,
+    /// When it opened (Unix ms).
+    pub opened_unix_ms: u64,
+    pub baseline_ms: f64,
+    /// The recent median.
+    pub current_ms: f64,
+}
+
+/// An alert opening or closing.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertEvent {
+    pub at_unix_ms: u64,
+    pub unit: String,
+    pub pop: String,
+    /// `opened` or `closed`.
+    pub event: String,
+    pub baseline_ms: f64,
+    pub current_ms: f64,
+}
+
+/// The alerts open now, and the latest openings and closings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AlertsResult {
+    pub open: Vec<AlertView>,
+    /// The last 100 events, oldest first.
+    pub recent: Vec<AlertEvent>,
+}
+
 /// What an import of measurements took and refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ImportResult {
@@ -379,6 +413,11 @@ mod paths {
             (status = 413, body = ErrorBody), (status = 503, body = ErrorBody, description = "no [measure] section")))]
     pub fn measure_import() {}
 
+    /// Latency alerts: the ones open now and the latest events (empty
+    /// without `[measure.alerts]`).
+    #[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertsResult)))]
+    pub fn alerts() {}
+
     /// This document.
     #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
     pub fn openapi() {}
@@ -407,6 +446,7 @@ mod paths {
         paths::pop_action,
         paths::target_action,
         paths::measure_import,
+        paths::alerts,
         paths::openapi,
         paths::metrics,
     )
@@ -438,7 +478,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 14, "{ops:?}");
+        assert_eq!(ops.len(), 15, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

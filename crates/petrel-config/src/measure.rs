@@ -4,6 +4,7 @@ use crate::model::{MeasureConf, Pop};
 use crate::raw::{self, S};
 use crate::validate::{pop_named, Ctx};
 use petrel_measure::aggregate::Decay;
+use petrel_measure::alert::AlertParams;
 use petrel_measure::ranking::RankParams;
 use petrel_measure::rum::TagConfig;
 use petrel_measure::sample::UnitMode;
@@ -41,6 +42,40 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> Me
         recompile_secs: cx.int(&r.recompile_secs, &f("recompile_secs"), 1, 86_400, 60),
         max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
         rum: r.rum.as_ref().map(|t| rum(cx, t, pops)),
+        alerts: r.alerts.as_ref().map(|a| alerts(cx, a)),
+    }
+}
+
+fn alerts(cx: &mut Ctx<'_>, a: &S<raw::Alerts>) -> AlertParams {
+    let r = a.get_ref();
+    let f = |k: &str| format!("measure.alerts.{k}");
+    let margin: u32 = cx.int(&r.margin_percent, &f("margin_percent"), 1, 10_000, 30);
+    let min_increase: u32 = cx.int(&r.min_increase_ms, &f("min_increase_ms"), 0, 60_000, 10);
+    let open: u64 = cx.int(&r.open_after_secs, &f("open_after_secs"), 0, 86_400, 300);
+    let close: u64 = cx.int(&r.close_after_secs, &f("close_after_secs"), 0, 86_400, 600);
+    let baseline: u64 = cx.int(
+        &r.baseline_half_life_mins,
+        &f("baseline_half_life_mins"),
+        1,
+        43_200,
+        1_440,
+    );
+    let current: u64 = cx.int(&r.current_half_life_secs, &f("current_half_life_secs"), 1, 86_400, 120);
+    let min_baseline: u32 = cx.int(&r.min_baseline_samples, &f("min_baseline_samples"), 1, 1_000_000, 50);
+    let min_current: u32 = cx.int(&r.min_current_samples, &f("min_current_samples"), 1, 1_000_000, 10);
+    AlertParams {
+        margin: f64::from(margin) / 100.0,
+        min_increase_ms: f64::from(min_increase),
+        open_after_ms: open * 1000,
+        close_after_ms: close * 1000,
+        baseline: Decay {
+            half_life_ms: baseline * 60_000,
+        },
+        current: Decay {
+            half_life_ms: current * 1000,
+        },
+        min_baseline_samples: f64::from(min_baseline),
+        min_current_weight: f64::from(min_current),
     }
 }
 

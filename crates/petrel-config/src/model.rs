@@ -259,6 +259,8 @@ pub struct MeasureConf {
     pub max_units: usize,
     /// `[measure.rum]`: what the RUM tag is told.
     pub rum: Option<petrel_measure::rum::TagConfig>,
+    /// `[measure.alerts]`.
+    pub alerts: Option<petrel_measure::alert::AlertParams>,
 }
 
 impl Config {

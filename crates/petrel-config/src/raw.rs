@@ -54,6 +54,29 @@ pub struct Measure {
     /// The most units kept; past it, new units are not tracked.
     pub max_units: Option<S<i64>>,
     pub rum: Option<S<Rum>>,
+    pub alerts: Option<S<Alerts>>,
+}
+
+/// When a network getting slower to a POP opens an alert.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// How much slower than its baseline, in percent (default 30) ...
+    pub margin_percent: Option<S<i64>>,
+    /// ... and in milliseconds (default 10), a unit's median must be.
+    pub min_increase_ms: Option<S<i64>>,
+    /// For how long before an alert opens (default 300) ...
+    pub open_after_secs: Option<S<i64>>,
+    /// ... and how long back to normal before it closes (default 600).
+    pub close_after_secs: Option<S<i64>>,
+    /// How slowly the baseline forgets (default 1440) ...
+    pub baseline_half_life_mins: Option<S<i64>>,
+    /// ... and how fast the current median does (default 120).
+    pub current_half_life_secs: Option<S<i64>>,
+    /// Samples the baseline needs before anything is judged (default 50).
+    pub min_baseline_samples: Option<S<i64>>,
+    /// Recent samples needed to judge now (default 10).
+    pub min_current_samples: Option<S<i64>>,
 }
 
 /// The RUM tag's settings.

@@ -1686,6 +1686,19 @@ policy = [
                 .any(|e| e.contains("measure.rum.pops[0]: no POP named `xyz`")),
             "{errs:?}"
         );
+        // Alerts.
+        let alerts = "\n[measure.alerts]\nmargin_percent = 50\nopen_after_secs = 60\ncurrent_half_life_secs = 30\n";
+        let c = parse(Path::new("p.toml"), &format!("{good}{alerts}")).unwrap();
+        let a = c.measure.unwrap().alerts.unwrap();
+        assert_eq!((a.margin, a.open_after_ms, a.close_after_ms), (0.5, 60_000, 600_000));
+        assert_eq!((a.current.half_life_ms, a.baseline.half_life_ms), (30_000, 86_400_000));
+        let errs = parse(Path::new("p.toml"), &format!("{good}{}", alerts.replace("= 50", "= 0"))).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("measure.alerts.margin_percent: 0 is out of range"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 14] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 15] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -247,6 +247,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("POST", "/api/v1/pops/{name}/{action}", post(pop_action)),
         ("POST", "/api/v1/targets/{action}", post(target_action)),
         ("POST", "/api/v1/measure/import", post(measure_import)),
+        ("GET", "/api/v1/alerts", get(alerts)),
     ];
     let mut routed: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     routed.sort();
@@ -567,6 +568,11 @@ async fn anycast(State(st): St) -> Response {
         Some(b) => Json(b.anycast.snapshot()).into_response(),
         None => Json(petrel_api::AnycastStatus::default()).into_response(),
     }
+}
+
+async fn alerts(State(st): St) -> Response {
+    let names: Vec<String> = st.reader.load().config().pops.iter().map(|p| p.name.clone()).collect();
+    Json(st.measure.alerts(&names)).into_response()
 }
 
 /// JSON lines of connection RTTs from other servers (at most 2 MiB a

@@ -32,25 +32,76 @@ struct Units {
     over_limit: u64,
 }
 
-/// Every unit's aggregates, and what came in.
+/// Alerts per (unit, POP), with the latest events.
 #[derive(Default)]
+struct AlertBoard {
+    watches: Option<petrel_measure::alert::Alerts<(Prefix, PopIdx)>>,
+    recent: std::collections::VecDeque<petrel_api::AlertEvent>,
+}
+
+/// Samples offered from request paths wait here for the ingest thread.
+const QUEUE: usize = 65_536;
+
+/// Every unit's aggregates, and what came in.
 pub struct Measurements {
     units: Mutex<Units>,
     accepted: AtomicU64,
     refused: [AtomicU64; Refused::ALL.len()],
     recompiles: AtomicU64,
     ranked_units: AtomicU64,
+    /// Request paths never wait: a full queue drops and counts.
+    queue: std::sync::mpsc::SyncSender<Sample>,
+    queued: Mutex<Option<std::sync::mpsc::Receiver<Sample>>>,
+    dropped: AtomicU64,
+    alerts: Mutex<AlertBoard>,
+}
+
+impl Default for Measurements {
+    fn default() -> Self {
+        let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        Measurements {
+            units: Mutex::default(),
+            accepted: AtomicU64::new(0),
+            refused: Default::default(),
+            recompiles: AtomicU64::new(0),
+            ranked_units: AtomicU64::new(0),
+            queue,
+            queued: Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+            alerts: Mutex::default(),
+        }
+    }
 }
 
 impl Measurements {
+    /// A sample from a request path (a connection's RTT): queued for the
+    /// ingest thread, or dropped and counted when it is behind.
+    pub fn offer(&self, s: Sample) {
+        if self.queue.try_send(s).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
     pub fn refuse(&self, why: Refused) {
         if let Some(i) = Refused::ALL.iter().position(|&r| r == why) {
             self.refused[i].fetch_add(1, Relaxed);
         }
     }
 
-    /// Take samples into their units' aggregates.
+    /// Take samples into their units' aggregates (and alert watches).
     pub fn ingest(&self, conf: &MeasureConf, samples: &[Sample]) {
+        if let Some(p) = conf.alerts {
+            let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+            // New parameters (a reload) start the watches over.
+            if b.watches.as_ref().is_none_or(|w| w.params != p) {
+                b.watches = Some(petrel_measure::alert::Alerts::new(p));
+            }
+            if let Some(w) = b.watches.as_mut() {
+                for s in samples {
+                    w.add((unit_of(s.client, None, conf.unit), s.pop), s.at_ms, s.rtt_us);
+                }
+            }
+        }
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         for s in samples {
             // Fine-grained units; roll-ups happen at recompile.
@@ -116,6 +167,80 @@ impl Measurements {
         data
     }
 
+    /// Judge every watch at `now_ms`; log what opens and closes.
+    fn tick_alerts(&self, pop_names: &[String], now_ms: u64) {
+        let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = b.watches.as_mut() else {
+            return;
+        };
+        let events = w.tick(now_ms);
+        for ((unit, pop), e) in events {
+            let pop = pop_names.get(pop.index()).cloned().unwrap_or_default();
+            let (event, baseline_ms, current_ms) = match e {
+                petrel_measure::alert::Event::Opened {
+                    baseline_ms,
+                    current_ms,
+                    ..
+                } => {
+                    tracing::warn!(%unit, %pop, baseline_ms, current_ms, "latency alert opened: a network got slower to a POP");
+                    ("opened", baseline_ms, current_ms)
+                }
+                petrel_measure::alert::Event::Closed {
+                    baseline_ms,
+                    current_ms,
+                    ..
+                } => {
+                    tracing::info!(%unit, %pop, baseline_ms, current_ms, "latency alert closed");
+                    ("closed", baseline_ms, current_ms)
+                }
+            };
+            b.recent.push_back(petrel_api::AlertEvent {
+                at_unix_ms: now_ms,
+                unit: unit.to_string(),
+                pop,
+                event: event.into(),
+                baseline_ms,
+                current_ms,
+            });
+            while b.recent.len() > 100 {
+                b.recent.pop_front();
+            }
+        }
+    }
+
+    /// The alerts open now, and the latest events.
+    pub fn alerts(&self, pop_names: &[String]) -> petrel_api::AlertsResult {
+        use petrel_measure::alert::State;
+        let b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open: Vec<petrel_api::AlertView> = b
+            .watches
+            .iter()
+            .flat_map(|w| w.open())
+            .filter_map(|((unit, pop), w)| {
+                let (state, opened, baseline) = match w.state() {
+                    State::Open { opened_ms, baseline_ms } => ("open", opened_ms, baseline_ms),
+                    State::Recovering {
+                        opened_ms, baseline_ms, ..
+                    } => ("recovering", opened_ms, baseline_ms),
+                    _ => return None,
+                };
+                Some(petrel_api::AlertView {
+                    unit: unit.to_string(),
+                    pop: pop_names.get(pop.index()).cloned().unwrap_or_default(),
+                    state: state.into(),
+                    opened_unix_ms: opened,
+                    baseline_ms: baseline,
+                    current_ms: w.current().summary().map_or(0.0, |s| s.median_ms),
+                })
+            })
+            .collect();
+        open.sort_by(|a, b| (&a.unit, &a.pop).cmp(&(&b.unit, &b.pop)));
+        petrel_api::AlertsResult {
+            open,
+            recent: b.recent.iter().cloned().collect(),
+        }
+    }
+
     pub fn unit_count(&self) -> usize {
         self.units.lock().unwrap_or_else(|e| e.into_inner()).map.len()
     }
@@ -124,6 +249,24 @@ impl Measurements {
 /// Recompile on the schedule `[measure]` sets, for as long as the process
 /// runs; a config without `[measure]` only waits for one that has it.
 pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result<()> {
+    // Offered samples, in batches.
+    if let Some(rx) = m.queued.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let (publisher, m) = (publisher.clone(), m.clone());
+        std::thread::Builder::new().name("measure-in".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                if let Some(conf) = publisher.load().config().measure.clone() {
+                    m.ingest(&conf, &batch);
+                }
+            }
+        })?;
+    }
     std::thread::Builder::new().name("measure".into()).spawn(move || {
         let mut last_units = 0;
         loop {
@@ -133,7 +276,10 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result
                 continue;
             };
             std::thread::sleep(Duration::from_secs(conf.recompile_secs));
-            let data = m.compile(&conf, unix_ms());
+            let now = unix_ms();
+            let names: Vec<String> = publisher.load().config().pops.iter().map(|p| p.name.clone()).collect();
+            m.tick_alerts(&names, now);
+            let data = m.compile(&conf, now);
             // Nothing measured, before or now: nothing to publish.
             if data.entries.is_empty() && last_units == 0 {
                 continue;
@@ -178,6 +324,13 @@ impl Collector for MeasureCollector {
         }
         let c = ConstCounter::new(m.recompiles.load(Relaxed));
         c.encode(enc.encode_descriptor("petrel_measure_recompiles", "Latency recompiles", None, c.metric_type())?)?;
+        let c = ConstCounter::new(m.dropped.load(Relaxed));
+        c.encode(enc.encode_descriptor(
+            "petrel_measure_samples_dropped",
+            "Connection RTT samples dropped: the ingest queue was full",
+            None,
+            c.metric_type(),
+        )?)?;
         let over = m.units.lock().map_or(0, |u| u.over_limit);
         let c = ConstCounter::new(over);
         c.encode(enc.encode_descriptor(

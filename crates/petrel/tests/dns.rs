@@ -939,6 +939,10 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 200);
     let r: petrel_api::ReloadResult = typed("reload", &b);
     assert!(r.ok && r.generation.is_some());
+    let (code, b) = call("GET", "/api/v1/alerts", "/api/v1/alerts");
+    assert_eq!(code, 200, "{b}");
+    let a: petrel_api::AlertsResult = typed("alerts", &b);
+    assert!(a.open.is_empty() && a.recent.is_empty());
     // The demo measures nothing: imports are refused with a reason.
     let (code, b) = call("POST", "/api/v1/measure/import", "/api/v1/measure/import");
     assert_eq!(code, 503, "{b}");

@@ -799,6 +799,11 @@ path_prefix = "/v/"
 service = "www.demo.petrel.test."
 location = "http://{{pop}}.cdn.demo.petrel.test{{path}}{{?query}}"
 rtt_threshold_ms = 50
+
+[measure]
+recompile_secs = 1
+min_samples = 1
+min_pops = 1
 "#,
             up = up.port
         ),
@@ -856,6 +861,24 @@ rtt_threshold_ms = 50
         "the slow client's marked request took over 100 ms"
     );
     assert_eq!(count("stay", "0.2"), 2);
+    // Each connection's RTT is a latency sample of its client at ams: three
+    // connections, two client networks.
+    let t0 = std::time::Instant::now();
+    loop {
+        let m = pop.enter(|| http_get(s.admin, "/metrics"));
+        if m.contains("petrel_measure_samples_total 3") && m.contains("petrel_measure_ranked_units 2") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}",
+            m.lines()
+                .filter(|l| l.contains("measure"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// nginx from Debian, configured as `examples/nginx-remap.conf` says, asks

@@ -311,3 +311,80 @@ rum = true
     );
     assert!(metrics.contains("petrel_measure_samples_total 3"), "{metrics}");
 }
+
+#[test]
+fn a_network_that_gets_slower_opens_one_alert_and_recovery_closes_it() {
+    let dir = tempdir("measure-alerts");
+    let (port, admin) = (free_port(), free_port());
+    let cfg = write_config(
+        &dir,
+        port,
+        admin,
+        "[measure]\nrecompile_secs = 1\n\n[measure.alerts]\nopen_after_secs = 1\nclose_after_secs = 1\ncurrent_half_life_secs = 60\nmin_current_samples = 5\n",
+    );
+    let s = spawn(dir, &cfg, port, admin);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let lines = |n: u32, rtt_ms: u32, ago_s: f64| -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"time\":{:.3},\"client\":\"23.1.0.{}\",\"pop\":\"iad\",\"rtt_ms\":{}}}\n",
+                    now - ago_s + f64::from(i) * 0.001,
+                    i % 200,
+                    rtt_ms + i % 3
+                )
+            })
+            .collect()
+    };
+    let alerts = || -> serde_json::Value {
+        let (_, raw) = http(s.admin, "GET", "/api/v1/alerts");
+        serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+    };
+    // Ten minutes of normal: 30 ms from 23.1.0.0/24 to iad.
+    post(&s, "/api/v1/measure/import", &lines(200, 30, 600.0));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(alerts()["open"], serde_json::json!([]), "normal: no alert");
+    // Now 120 ms: one alert, once the slowness has lasted a second.
+    post(&s, "/api/v1/measure/import", &lines(60, 120, 1.0));
+    let t0 = Instant::now();
+    let a = loop {
+        let a = alerts();
+        if a["open"].as_array().is_some_and(|o| !o.is_empty()) {
+            break a;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no alert opened: {a}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let open = &a["open"][0];
+    assert_eq!(
+        (open["unit"].as_str(), open["pop"].as_str()),
+        (Some("23.1.0.0/24"), Some("iad")),
+        "{a}"
+    );
+    assert!((open["baseline_ms"].as_f64().unwrap() - 31.0).abs() < 2.0, "{a}");
+    assert!(open["current_ms"].as_f64().unwrap() > 100.0, "{a}");
+    assert_eq!(a["open"].as_array().unwrap().len(), 1, "{a}");
+    // Back to 30 ms: closed after a second of normal.
+    post(&s, "/api/v1/measure/import", &lines(300, 30, 0.5));
+    let t0 = Instant::now();
+    loop {
+        let a = alerts();
+        if a["open"] == serde_json::json!([]) {
+            let events: Vec<&str> = a["recent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event"].as_str().unwrap())
+                .collect();
+            assert_eq!(events, ["opened", "closed"], "{a}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "the alert did not close: {a}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("latency alert opened"), "{log}");
+}

@@ -238,6 +238,24 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
                 } else {
                     None
                 };
+                // The connection's RTT is a latency sample of its client at
+                // this POP, once per connection (later requests on it would
+                // repeat the same smoothed figure).
+                if let (Some(r), Some(pop)) = (rtt, front.pop) {
+                    if g.config().measure.is_some() && !conn.sampled.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        shared.measure.offer(petrel_measure::Sample {
+                            at_ms: crate::measure::unix_ms(),
+                            client,
+                            pop,
+                            rtt_us: (r * 1000.0)
+                                .round()
+                                .clamp(1.0, f64::from(petrel_measure::sample::MAX_RTT_US))
+                                as u32,
+                            kind: petrel_measure::Kind::Passive,
+                            resolver: None,
+                        });
+                    }
+                }
                 let cookies = req
                     .headers()
                     .get_all(header::COOKIE)

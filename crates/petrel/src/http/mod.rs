@@ -52,6 +52,8 @@ pub struct ConnInfo {
     pub inflight: std::sync::atomic::AtomicUsize,
     pub last_done_ms: std::sync::atomic::AtomicU64,
     pub t0: std::time::Instant,
+    /// Whether the connection's RTT was taken as a latency sample.
+    pub sampled: std::sync::atomic::AtomicBool,
 }
 
 impl ConnInfo {
@@ -521,6 +523,7 @@ async fn serve_conn(
         inflight: Default::default(),
         last_done_ms: Default::default(),
         t0: std::time::Instant::now(),
+        sampled: Default::default(),
     });
     let io = rewind::Rewind::new(pre, stream);
     match tls {
