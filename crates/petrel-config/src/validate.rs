@@ -1608,6 +1608,19 @@ policy = [
         assert!(s.starts_with("p.toml:28:1: unknown field `tll`"), "{s}");
     }
 
+    /// Every error of a config, as text.
+    fn errors(text: &str) -> Vec<String> {
+        parse(Path::new("p.toml"), text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    fn has(errs: &[String], want: &str) {
+        assert!(errs.iter().any(|e| e.contains(want)), "{want} in {errs:?}");
+    }
+
     #[test]
     fn measure_section_and_the_latency_policy() {
         let geo = "  { type = \"geo-nearest\", band_km = 500 },\n";
@@ -1635,32 +1648,13 @@ policy = [
         let bad = good
             .replace("unit = \"fixed\"", "unit = \"asn\"")
             .replace("tie_ms = 8", "tie_ms = -1");
-        let errs: Vec<String> = parse(Path::new("p.toml"), &bad)
-            .unwrap_err()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("measure.unit: `asn` is not one of bgp, fixed")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter().any(|e| e.contains("measure.tie_ms: -1 is out of range")),
-            "{errs:?}"
-        );
+        let errs = errors(&bad);
+        has(&errs, "measure.unit: `asn` is not one of bgp, fixed");
+        has(&errs, "measure.tie_ms: -1 is out of range");
         // The RUM tag: its settings, and fronts that serve it.
         let front = "\n[[http]]\nname = \"f\"\nlisten = [\"127.0.0.1:8080\"]\nrum = true\n";
-        let errs: Vec<String> = parse(Path::new("p.toml"), &format!("{good}{front}"))
-            .unwrap_err()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("http[0].rum: serving the RUM tag needs a [measure.rum] section")),
-            "{errs:?}"
-        );
+        let errs = errors(&format!("{good}{front}"));
+        has(&errs, "http[0].rum: serving the RUM tag needs a [measure.rum] section");
         let rum =
             "\n[measure.rum]\nurl = \"https://{pop}.rum.example.net/rum/o\"\nsample_percent = 5\npops = [\"ams\"]\n";
         let c = parse(Path::new("p.toml"), &format!("{good}{rum}{front}")).unwrap();
@@ -1671,34 +1665,17 @@ policy = [
         );
         assert!(c.http[0].rum);
         let bad = rum.replace("{pop}.", "").replace("[\"ams\"]", "[\"xyz\"]");
-        let errs: Vec<String> = parse(Path::new("p.toml"), &format!("{good}{bad}"))
-            .unwrap_err()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("measure.rum.url: the beacon URL needs `{pop}`")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("measure.rum.pops[0]: no POP named `xyz`")),
-            "{errs:?}"
-        );
+        let errs = errors(&format!("{good}{bad}"));
+        has(&errs, "measure.rum.url: the beacon URL needs `{pop}`");
+        has(&errs, "measure.rum.pops[0]: no POP named `xyz`");
         // Alerts.
         let alerts = "\n[measure.alerts]\nmargin_percent = 50\nopen_after_secs = 60\ncurrent_half_life_secs = 30\n";
         let c = parse(Path::new("p.toml"), &format!("{good}{alerts}")).unwrap();
         let a = c.measure.unwrap().alerts.unwrap();
         assert_eq!((a.margin, a.open_after_ms, a.close_after_ms), (0.5, 60_000, 600_000));
         assert_eq!((a.current.half_life_ms, a.baseline.half_life_ms), (30_000, 86_400_000));
-        let errs = parse(Path::new("p.toml"), &format!("{good}{}", alerts.replace("= 50", "= 0"))).unwrap_err();
-        assert!(
-            errs[0]
-                .to_string()
-                .contains("measure.alerts.margin_percent: 0 is out of range"),
-            "{errs:?}"
-        );
+        let errs = errors(&format!("{good}{}", alerts.replace("= 50", "= 0")));
+        has(&errs, "measure.alerts.margin_percent: 0 is out of range");
     }
 
     #[test]

@@ -121,16 +121,7 @@ proxy_protocol = true
     );
     assert_eq!(out, "302 1.1 https://sin.cdn.demo.petrel.test/a.mp4");
     // Explain shows what the HTTP rules do for the client.
-    let (ok, out, err) = petrel(&[
-        "explain",
-        "--admin",
-        &s.admin.to_string(),
-        "--service",
-        "www.demo.petrel.test",
-        "--client",
-        "127.0.1.5",
-    ]);
-    assert!(ok, "{err}");
+    let out = explain_admin(&s, "www.demo.petrel.test", "127.0.1.5").unwrap();
     assert!(
         out.contains("HTTP (the client's own address, any family; no ECS scope applies):")
             && out.contains("front front rule heavy (redirect): 302 https://sin.cdn.demo.petrel.test{path}  (POP sin)")

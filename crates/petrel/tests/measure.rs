@@ -100,32 +100,12 @@ fn imported_latency_moves_the_measured_network_and_no_other() {
     let full = dig(&s, &["+subnet=23.1.0.0/24", "www.demo.petrel.test", "A"]);
     assert!(full.contains("CLIENT-SUBNET: 23.1.0.0/24/24"), "{full}");
 
-    let (ok, out, err) = petrel(&[
-        "explain",
-        "--admin",
-        &s.admin.to_string(),
-        "--service",
-        "www.demo.petrel.test",
-        "--client",
-        "23.1.0.7",
-    ]);
-    assert!(ok, "{err}");
+    let out = explain_admin(&s, "www.demo.petrel.test", "23.1.0.7").unwrap();
     assert!(out.contains("latency      unit 23.1.0.0/24: ams 20 ms"), "{out}");
     assert!(out.contains("iad 88 ms (86-90, 20 samples)"), "{out}");
     assert!(out.contains("answer: ams"), "{out}");
-    let (ok, out, _) = petrel(&[
-        "explain",
-        "--admin",
-        &s.admin.to_string(),
-        "--service",
-        "www.demo.petrel.test",
-        "--client",
-        "23.1.5.7",
-    ]);
-    assert!(
-        ok && out.contains("not enough measurements for the client's unit"),
-        "{out}"
-    );
+    let out = explain_admin(&s, "www.demo.petrel.test", "23.1.5.7").unwrap();
+    assert!(out.contains("not enough measurements for the client's unit"), "{out}");
 
     let (_, metrics) = http(s.admin, "GET", "/metrics");
     assert!(metrics.contains("petrel_measure_samples_total 60"), "{metrics}");
@@ -264,16 +244,7 @@ rum = true
     );
     // The samples are sane: each POP measured once, a loopback RTT well
     // under a second; explain shows them for the browser's unit.
-    let (ok, out, err) = petrel(&[
-        "explain",
-        "--admin",
-        &s.admin.to_string(),
-        "--service",
-        "www.demo.petrel.test",
-        "--client",
-        "127.0.0.1",
-    ]);
-    assert!(ok, "{err}");
+    let out = explain_admin(&s, "www.demo.petrel.test", "127.0.0.1").unwrap();
     let step = out
         .lines()
         .find(|l| l.contains("latency      unit 127.0.0.0/24:"))

@@ -184,6 +184,24 @@ pub fn petrel(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `petrel explain` of a running server: its text, or the error.
+pub fn explain_admin(s: &Server, service: &str, client: &str) -> Result<String, String> {
+    let (ok, out, err) = petrel(&[
+        "explain",
+        "--admin",
+        &s.admin.to_string(),
+        "--service",
+        service,
+        "--client",
+        client,
+    ]);
+    if ok {
+        Ok(out)
+    } else {
+        Err(err)
+    }
+}
+
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
