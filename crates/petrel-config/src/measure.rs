@@ -41,6 +41,8 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> Me
         unit,
         recompile_secs: cx.int(&r.recompile_secs, &f("recompile_secs"), 1, 86_400, 60),
         max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
+        database: r.database.as_ref().map(|d| cx.resolve(d.get_ref())),
+        retention_days: cx.int(&r.retention_days, &f("retention_days"), 1, 3650, 30),
         rum: r.rum.as_ref().map(|t| rum(cx, t, pops)),
         alerts: r.alerts.as_ref().map(|a| alerts(cx, a)),
     }

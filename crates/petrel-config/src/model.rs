@@ -257,6 +257,9 @@ pub struct MeasureConf {
     pub unit: petrel_measure::UnitMode,
     pub recompile_secs: u64,
     pub max_units: usize,
+    /// The SQLite warehouse (opened at start).
+    pub database: Option<std::path::PathBuf>,
+    pub retention_days: u32,
     /// `[measure.rum]`: what the RUM tag is told.
     pub rum: Option<petrel_measure::rum::TagConfig>,
     /// `[measure.alerts]`.

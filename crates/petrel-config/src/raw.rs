@@ -53,6 +53,10 @@ pub struct Measure {
     pub recompile_secs: Option<S<i64>>,
     /// The most units kept; past it, new units are not tracked.
     pub max_units: Option<S<i64>>,
+    /// The SQLite warehouse every sample is stored in (none: memory only).
+    pub database: Option<S<String>>,
+    /// Days samples are kept in the warehouse (default 30).
+    pub retention_days: Option<S<i64>>,
     pub rum: Option<S<Rum>>,
     pub alerts: Option<S<Alerts>>,
 }

@@ -599,10 +599,18 @@ async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Byt
         })
     })
     .await;
-    match r {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let (result, samples) = match r {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    // Answered once stored, when there is a warehouse.
+    if let Some(w) = st.measure.warehouse() {
+        let rows = crate::measure::rows(&st.reader.load(), &samples, None);
+        if let Err(e) = w.store(rows).await {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"));
+        }
     }
+    Json(result).into_response()
 }
 
 async fn pop_action(State(st): St, headers: HeaderMap, Path((name, action)): Path<(String, String)>) -> Response {

@@ -21,6 +21,7 @@ mod reload;
 mod serve;
 mod sources;
 mod tls;
+mod warehouse;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};

@@ -54,6 +54,7 @@ pub struct Measurements {
     queued: Mutex<Option<std::sync::mpsc::Receiver<Sample>>>,
     dropped: AtomicU64,
     alerts: Mutex<AlertBoard>,
+    warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
 }
 
 impl Default for Measurements {
@@ -69,11 +70,20 @@ impl Default for Measurements {
             queued: Mutex::new(Some(rx)),
             dropped: AtomicU64::new(0),
             alerts: Mutex::default(),
+            warehouse: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Measurements {
+    pub fn set_warehouse(&self, w: Arc<crate::warehouse::Warehouse>) {
+        let _ = self.warehouse.set(w);
+    }
+
+    pub fn warehouse(&self) -> Option<&Arc<crate::warehouse::Warehouse>> {
+        self.warehouse.get()
+    }
+
     /// A sample from a request path (a connection's RTT): queued for the
     /// ingest thread, or dropped and counted when it is behind.
     pub fn offer(&self, s: Sample) {
@@ -132,7 +142,7 @@ impl Measurements {
         body: &[u8],
         now_ms: u64,
         pop_of: impl Fn(&str) -> Option<PopIdx>,
-    ) -> petrel_api::ImportResult {
+    ) -> (petrel_api::ImportResult, Vec<Sample>) {
         let mut out = petrel_api::ImportResult::default();
         let mut samples = Vec::new();
         for line in body.split(|&b| b == b'\n') {
@@ -150,7 +160,7 @@ impl Measurements {
         }
         self.ingest(conf, &samples);
         out.accepted = samples.len() as u64;
-        out
+        (out, samples)
     }
 
     /// Drop what has faded away, and compile the rest into the latency
@@ -246,6 +256,66 @@ impl Measurements {
     }
 }
 
+/// Samples as the warehouse stores them, enriched from the serving
+/// generation: the origin AS of the client's route (the first view that
+/// has one) and its GeoIP country and city.
+pub fn rows(g: &petrel_director::Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<crate::warehouse::Row> {
+    let conf = g.config();
+    let unit_mode = conf
+        .measure
+        .as_ref()
+        .map_or_else(petrel_measure::UnitMode::default, |m| m.unit);
+    samples
+        .iter()
+        .map(|s| {
+            let host = Prefix::host(s.client);
+            let asn = g
+                .built
+                .bgp
+                .as_ref()
+                .and_then(|b| (0..b.views.len()).find_map(|v| b.path_at(v, &host).and_then(|p| p.origin())));
+            let geo = g.built.geo.as_ref().and_then(|t| t.lookup(&host)).map(|(l, _)| l);
+            crate::warehouse::Row {
+                sample: *s,
+                pop: conf.pops.get(s.pop.index()).map(|p| p.name.clone()).unwrap_or_default(),
+                unit: unit_of(s.client, None, unit_mode).to_string(),
+                beacon: beacon.map(str::to_string),
+                asn,
+                country: geo.and_then(|l| l.country.clone()),
+                city: geo.and_then(|l| l.city.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Rebuild the aggregates from the warehouse's recent samples (ten
+/// half-lives back; older ones weigh nothing).
+pub fn restore(m: &Measurements, conf: &MeasureConf, g: &petrel_director::Generation) -> Result<usize, String> {
+    let Some(path) = &conf.database else {
+        return Ok(0);
+    };
+    let since = unix_ms().saturating_sub(conf.decay.half_life_ms.saturating_mul(10));
+    let rows = crate::warehouse::Warehouse::recent(path, since)?;
+    let samples: Vec<Sample> = rows
+        .into_iter()
+        .filter_map(|(t, client, pop, rtt)| {
+            Some(Sample {
+                at_ms: t,
+                client: client.parse().ok()?,
+                pop: g.config().pop_index(&pop)?,
+                rtt_us: rtt,
+                kind: petrel_measure::Kind::Import,
+                resolver: None,
+            })
+        })
+        .collect();
+    // Not counted as new samples: they were counted when they came in.
+    let n = samples.len();
+    m.ingest(conf, &samples);
+    m.accepted.fetch_sub(n as u64, Relaxed);
+    Ok(n)
+}
+
 /// Recompile on the schedule `[measure]` sets, for as long as the process
 /// runs; a config without `[measure]` only waits for one that has it.
 pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result<()> {
@@ -261,8 +331,14 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result
                         Err(_) => break,
                     }
                 }
-                if let Some(conf) = publisher.load().config().measure.clone() {
+                let g = publisher.load();
+                if let Some(conf) = g.config().measure.clone() {
                     m.ingest(&conf, &batch);
+                    if let Some(w) = m.warehouse() {
+                        if !w.offer(rows(&g, &batch, None)) {
+                            m.dropped.fetch_add(batch.len() as u64, Relaxed);
+                        }
+                    }
                 }
             }
         })?;

@@ -96,6 +96,20 @@ pub fn run(config: &Path) -> Result<(), String> {
         return Err("no DNS listener could be opened".into());
     }
     let measurements = Arc::new(crate::measure::Measurements::default());
+    {
+        // The warehouse is opened at start (a reload that adds or moves it
+        // takes effect at the next restart); its recent samples rebuild the
+        // aggregates.
+        let g = publisher.load();
+        if let Some(conf) = g.config().measure.as_ref() {
+            if let Some(path) = &conf.database {
+                let w = crate::warehouse::Warehouse::open(path, conf.retention_days)?;
+                measurements.set_warehouse(Arc::new(w));
+                let n = crate::measure::restore(&measurements, conf, &g)?;
+                tracing::info!(database = %path.display(), samples = n, "measurements restored");
+            }
+        }
+    }
     crate::measure::spawn(publisher.clone(), measurements.clone()).map_err(|e| e.to_string())?;
     let http_metrics = Arc::new(crate::http::metrics::HttpMetrics::default());
     // Kept until shutdown: dropping it would stop the HTTP fronts.

@@ -359,3 +359,118 @@ fn a_network_that_gets_slower_opens_one_alert_and_recovery_closes_it() {
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(log.contains("latency alert opened"), "{log}");
 }
+
+/// POST one beacon on a keep-alive connection; the status, or None when
+/// the connection broke.
+fn send_beacon(c: &mut std::net::TcpStream, id: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let body = format!("{{\"v\":1,\"id\":\"{id}\",\"m\":[{{\"p\":\"ams\",\"d\":12.5}},{{\"p\":\"iad\",\"d\":80}}]}}");
+    let req = format!(
+        "POST /rum/beacon HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = c.read(&mut b).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    String::from_utf8_lossy(&got).split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn every_acknowledged_beacon_survives_kill_9() {
+    let dir = tempdir("measure-durable");
+    let (port, admin, front) = (free_port(), free_port(), free_port());
+    let db = dir.join("measure.db");
+    let extra = format!(
+        "[measure]\nrecompile_secs = 1\ndatabase = \"{}\"\n\n[measure.rum]\nurl = \"http://{{pop}}.rum.test/rum/o\"\n\n[[http]]\nname = \"collector\"\nlisten = [\"127.0.0.1:{front}\"]\nrum = true\n",
+        db.display()
+    );
+    let cfg = write_config(&dir, port, admin, &extra);
+    let mut s = spawn(dir.clone(), &cfg, port, admin);
+    // Four clients post beacons as fast as they are answered; petrel is
+    // killed (SIGKILL) in the middle.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|k| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", front)) else {
+                    return acked;
+                };
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                for i in 0..20_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = format!("beacon{k}x{i:06}");
+                    match send_beacon(&mut c, &id) {
+                        Some(204) => acked.push(id),
+                        Some(other) => panic!("beacon {id}: status {other}"),
+                        None => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    loop {
+        let (_, m) = http(s.admin, "GET", "/metrics");
+        let n: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("petrel_measure_samples_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if n >= 1000 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "beacons are not coming in: {n}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.child.kill().unwrap(); // SIGKILL
+    s.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = senders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(acked.len() >= 500, "only {} beacons acknowledged", acked.len());
+    eprintln!("{} beacons acknowledged before SIGKILL", acked.len());
+    // Every acknowledged beacon is in the warehouse, both of its samples.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut st = conn
+        .prepare("SELECT beacon, count(*) FROM samples WHERE beacon IS NOT NULL GROUP BY beacon")
+        .unwrap();
+    let stored: std::collections::HashMap<String, i64> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| stored.get(*id) != Some(&2)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged beacons lost: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    drop(st);
+    drop(conn);
+    // Restarted, petrel rebuilds its aggregates from the warehouse.
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let (_, m) = http(s.admin, "GET", "/metrics");
+    assert!(
+        m.contains("petrel_measure_units 1"),
+        "{}",
+        m.lines()
+            .filter(|l| l.contains("measure"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("measurements restored"), "{log}");
+}

@@ -93,6 +93,13 @@ async fn beacon(req: Request<Incoming>, client: IpAddr, g: &Generation, shared: 
     match parsed {
         Ok(b) => {
             shared.measure.ingest(conf, &b.samples);
+            // Acknowledged only once stored, when there is a warehouse.
+            if let Some(w) = shared.measure.warehouse() {
+                let rows = crate::measure::rows(g, &b.samples, b.id.as_deref());
+                if let Err(e) = w.store(rows).await {
+                    return full(StatusCode::SERVICE_UNAVAILABLE, format!("beacon not stored: {e}\n"));
+                }
+            }
             full(StatusCode::NO_CONTENT, "")
         }
         Err(why) => {

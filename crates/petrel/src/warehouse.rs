@@ -1,0 +1,175 @@
+//! The measurement warehouse, embedded: every sample with what it was
+//! enriched with, in SQLite (WAL). One writer thread takes batches from
+//! every source, writes each batch in one transaction, and only then
+//! acknowledges it: a beacon is answered after the transaction that holds
+//! it commits, so a beacon acknowledged is a beacon kept, even if petrel
+//! is killed the next instant (WAL with `synchronous = NORMAL`: durable
+//! against a crash of the process; against a crash of the machine, the
+//! last transactions may be lost).
+
+use petrel_measure::Sample;
+use rusqlite::{params, Connection};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+
+/// A sample as stored.
+pub struct Row {
+    pub sample: Sample,
+    pub pop: String,
+    pub unit: String,
+    /// The RUM beacon's id.
+    pub beacon: Option<String>,
+    pub asn: Option<u32>,
+    pub country: Option<String>,
+    pub city: Option<String>,
+}
+
+struct Job {
+    rows: Vec<Row>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// Batches waiting for the writer; past this, sources wait (beacons) or
+/// drop (connection RTTs).
+const QUEUE: usize = 4096;
+
+pub struct Warehouse {
+    tx: SyncSender<Job>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS samples (
+  t_ms     INTEGER NOT NULL,
+  client   TEXT    NOT NULL,
+  unit     TEXT    NOT NULL,
+  pop      TEXT    NOT NULL,
+  rtt_us   INTEGER NOT NULL,
+  kind     TEXT    NOT NULL,
+  beacon   TEXT,
+  resolver TEXT,
+  asn      INTEGER,
+  country  TEXT,
+  city     TEXT
+);
+CREATE INDEX IF NOT EXISTS samples_t ON samples (t_ms);
+";
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.execute_batch(SCHEMA)?;
+    Ok(c)
+}
+
+impl Warehouse {
+    /// Open (or create) the database and start its writer. Samples older
+    /// than `retention_days` are deleted once an hour.
+    pub fn open(path: &Path, retention_days: u32) -> Result<Warehouse, String> {
+        let conn = open(path).map_err(|e| format!("measure.database {}: {e}", path.display()))?;
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("warehouse".into())
+            .spawn(move || writer(conn, rx, retention_days))
+            .map_err(|e| e.to_string())?;
+        Ok(Warehouse { tx })
+    }
+
+    /// Store rows; resolves once they are committed.
+    pub async fn store(&self, rows: Vec<Row>) -> Result<(), String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let tx = self.tx.clone();
+        let job = Job { rows, done: Some(done) };
+        // A full queue makes the sender wait: beacons are acknowledged
+        // only once stored, so the collector slows down instead of lying.
+        tokio::task::spawn_blocking(move || tx.send(job))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the warehouse writer stopped".to_string())?;
+        wait.await.map_err(|_| "the warehouse writer stopped".to_string())?
+    }
+
+    /// Store rows without waiting (connection RTTs); false when the queue
+    /// is full and they were dropped.
+    pub fn offer(&self, rows: Vec<Row>) -> bool {
+        self.tx.try_send(Job { rows, done: None }).is_ok()
+    }
+
+    /// Samples taken since `since_ms`, oldest first: (time, client, POP,
+    /// RTT), to rebuild the aggregates at start.
+    pub fn recent(path: &Path, since_ms: u64) -> Result<Vec<(u64, String, String, u32)>, String> {
+        let c = open(path).map_err(|e| e.to_string())?;
+        let mut st = c
+            .prepare("SELECT t_ms, client, pop, rtt_us FROM samples WHERE t_ms >= ?1 ORDER BY t_ms")
+            .map_err(|e| e.to_string())?;
+        let rows = st
+            .query_map(params![since_ms as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u32,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+}
+
+fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
+    let t = conn.transaction()?;
+    {
+        let mut st = t.prepare_cached(
+            "INSERT INTO samples (t_ms, client, unit, pop, rtt_us, kind, beacon, resolver, asn, country, city)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for r in jobs.iter().flat_map(|j| &j.rows) {
+            let s = &r.sample;
+            st.execute(params![
+                s.at_ms as i64,
+                s.client.to_string(),
+                r.unit,
+                r.pop,
+                s.rtt_us,
+                s.kind.as_str(),
+                r.beacon,
+                s.resolver.map(|a| a.to_string()),
+                r.asn,
+                r.country,
+                r.city,
+            ])?;
+        }
+    }
+    t.commit()
+}
+
+fn writer(mut conn: Connection, rx: Receiver<Job>, retention_days: u32) {
+    let mut last_purge = std::time::Instant::now();
+    while let Ok(first) = rx.recv() {
+        // Group commit: whatever else waits goes in the same transaction.
+        let mut jobs = vec![first];
+        while jobs.len() < 1024 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let result = write(&mut conn, &jobs).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "measurements not stored");
+        }
+        for j in jobs {
+            if let Some(done) = j.done {
+                let _ = done.send(result.clone());
+            }
+        }
+        if last_purge.elapsed() > std::time::Duration::from_secs(3600) {
+            last_purge = std::time::Instant::now();
+            let cutoff = crate::measure::unix_ms().saturating_sub(u64::from(retention_days) * 86_400_000);
+            if let Err(e) = conn.execute("DELETE FROM samples WHERE t_ms < ?1", params![cutoff as i64]) {
+                tracing::warn!(error = %e, "old measurements not deleted");
+            }
+        }
+    }
+}
