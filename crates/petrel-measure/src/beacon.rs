@@ -195,6 +195,23 @@ pub fn parse_import_line(line: &[u8], now_ms: u64, pop_of: impl Fn(&str) -> Opti
     })
 }
 
+/// Read a body of import lines: the samples taken, and each refused
+/// line's reason. Blank lines are skipped; `\r\n` endings are taken.
+pub fn parse_import(body: &[u8], now_ms: u64, pop_of: impl Fn(&str) -> Option<PopIdx>) -> (Vec<Sample>, Vec<Refused>) {
+    let (mut samples, mut refused) = (Vec::new(), Vec::new());
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parse_import_line(line, now_ms, &pop_of) {
+            Ok(s) => samples.push(s),
+            Err(why) => refused.push(why),
+        }
+    }
+    (samples, refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +326,14 @@ mod tests {
             Refused::Impossible,
             "a minute early at most"
         );
+    }
+
+    #[test]
+    fn an_import_body_is_read_line_by_line() {
+        let body = b"{\"client\":\"192.0.2.1\",\"pop\":\"ams\",\"rtt_ms\":7}\r\n\n  \nnot json\n{\"client\":\"192.0.2.2\",\"pop\":\"iad\",\"rtt_us\":9000}";
+        let (samples, refused) = parse_import(body, NOW, pops);
+        assert_eq!(samples.iter().map(|s| s.rtt_us).collect::<Vec<_>>(), [7_000, 9_000]);
+        assert_eq!(refused, [Refused::Malformed]);
     }
 
     proptest! {

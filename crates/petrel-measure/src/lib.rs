@@ -16,6 +16,8 @@
 //!   settings written in;
 //! - [`ranking`]: the latency policy's tiers for one unit: POPs ordered by
 //!   median, apart only where the difference is real and worth having;
+//! - [`store`]: every unit's aggregates, bounded in units and pruned as
+//!   they fade;
 //! - [`table`]: the latency policy's input from every unit's aggregates,
 //!   with roll-ups for units that have too few samples of their own;
 //! - [`alert`]: the state machine that opens an alert when a network gets
@@ -29,6 +31,7 @@ pub mod beacon;
 pub mod ranking;
 pub mod rum;
 pub mod sample;
+pub mod store;
 pub mod table;
 
 pub use aggregate::{Aggregate, Decay, Summary};

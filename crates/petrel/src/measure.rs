@@ -6,15 +6,14 @@
 
 use petrel_config::MeasureConf;
 use petrel_director::{Input, Publisher};
-use petrel_measure::beacon::{parse_import_line, Refused};
-use petrel_measure::table::{build, Alone, UnitAggregates};
+use petrel_measure::beacon::{parse_import, Refused};
+use petrel_measure::table::{build, Alone};
 use petrel_measure::{unit_of, Sample};
 use petrel_types::{PopIdx, Prefix};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,13 +22,6 @@ pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[derive(Default)]
-struct Units {
-    map: BTreeMap<Prefix, UnitAggregates>,
-    /// Samples of units not tracked: `max_units` were.
-    over_limit: u64,
 }
 
 /// Alerts per (unit, POP), with the latest events.
@@ -44,7 +36,7 @@ const QUEUE: usize = 65_536;
 
 /// Every unit's aggregates, and what came in.
 pub struct Measurements {
-    units: Mutex<Units>,
+    units: Mutex<petrel_measure::store::Units>,
     accepted: AtomicU64,
     refused: [AtomicU64; Refused::ALL.len()],
     recompiles: AtomicU64,
@@ -114,22 +106,7 @@ impl Measurements {
         }
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         for s in samples {
-            // Fine-grained units; roll-ups happen at recompile.
-            let unit = unit_of(s.client, None, conf.unit);
-            if !u.map.contains_key(&unit) && u.map.len() >= conf.max_units {
-                u.over_limit += 1;
-                continue;
-            }
-            let aggs = u.map.entry(unit).or_default();
-            match aggs.iter_mut().find(|(p, _)| *p == s.pop) {
-                Some((_, a)) => a.add(s.at_ms, s.rtt_us, conf.decay),
-                None => {
-                    let mut a = petrel_measure::Aggregate::default();
-                    a.add(s.at_ms, s.rtt_us, conf.decay);
-                    aggs.push((s.pop, a));
-                    aggs.sort_by_key(|(p, _)| *p);
-                }
-            }
+            u.add(s, conf.unit, conf.decay, conf.max_units);
         }
         self.accepted.fetch_add(samples.len() as u64, Relaxed);
     }
@@ -144,19 +121,10 @@ impl Measurements {
         pop_of: impl Fn(&str) -> Option<PopIdx>,
     ) -> (petrel_api::ImportResult, Vec<Sample>) {
         let mut out = petrel_api::ImportResult::default();
-        let mut samples = Vec::new();
-        for line in body.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_import_line(line, now_ms, &pop_of) {
-                Ok(s) => samples.push(s),
-                Err(why) => {
-                    self.refuse(why);
-                    *out.refused.entry(why.label().to_string()).or_default() += 1;
-                }
-            }
+        let (samples, refused) = parse_import(body, now_ms, pop_of);
+        for why in refused {
+            self.refuse(why);
+            *out.refused.entry(why.label().to_string()).or_default() += 1;
         }
         self.ingest(conf, &samples);
         out.accepted = samples.len() as u64;
@@ -167,10 +135,7 @@ impl Measurements {
     /// policy's input.
     fn compile(&self, conf: &MeasureConf, now_ms: u64) -> petrel_mapping::LatencyData {
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        u.map.retain(|_, aggs| {
-            aggs.retain(|(_, a)| !a.is_faded(now_ms, conf.decay));
-            !aggs.is_empty()
-        });
+        u.prune(now_ms, conf.decay);
         let data = build(&u.map, &conf.rank, conf.decay, &Alone);
         self.ranked_units.store(data.entries.len() as u64, Relaxed);
         self.recompiles.fetch_add(1, Relaxed);
