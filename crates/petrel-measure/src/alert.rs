@@ -223,6 +223,14 @@ impl<K: Clone + Eq + Hash> Alerts<K> {
         }
     }
 
+    /// New parameters (a reload) start every watch over: baselines judged
+    /// by other rules are not comparable.
+    pub fn set_params(&mut self, params: AlertParams) {
+        if self.params != params {
+            *self = Alerts::new(params);
+        }
+    }
+
     pub fn add(&mut self, key: K, at_ms: u64, rtt_us: u32) {
         let p = self.params;
         self.watches.entry(key).or_default().add(at_ms, rtt_us, &p);
@@ -377,6 +385,19 @@ mod tests {
             t += MIN;
         }
         assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn new_parameters_start_over_the_same_do_not() {
+        let mut a = Alerts::new(AlertParams::default());
+        minute(&mut a, "k", 0, 30.0, 20);
+        a.set_params(AlertParams::default());
+        assert_eq!(a.len(), 1);
+        a.set_params(AlertParams {
+            margin: 0.5,
+            ..AlertParams::default()
+        });
+        assert!(a.is_empty());
     }
 
     #[test]

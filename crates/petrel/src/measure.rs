@@ -90,25 +90,26 @@ impl Measurements {
         }
     }
 
-    /// Take samples into their units' aggregates (and alert watches).
+    /// Take new samples: aggregated and counted.
     pub fn ingest(&self, conf: &MeasureConf, samples: &[Sample]) {
+        self.aggregate(conf, samples);
+        self.accepted.fetch_add(samples.len() as u64, Relaxed);
+    }
+
+    /// Samples into their units' aggregates and the alert watches.
+    fn aggregate(&self, conf: &MeasureConf, samples: &[Sample]) {
         if let Some(p) = conf.alerts {
             let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
-            // New parameters (a reload) start the watches over.
-            if b.watches.as_ref().is_none_or(|w| w.params != p) {
-                b.watches = Some(petrel_measure::alert::Alerts::new(p));
-            }
-            if let Some(w) = b.watches.as_mut() {
-                for s in samples {
-                    w.add((unit_of(s.client, None, conf.unit), s.pop), s.at_ms, s.rtt_us);
-                }
+            let w = b.watches.get_or_insert_with(|| petrel_measure::alert::Alerts::new(p));
+            w.set_params(p);
+            for s in samples {
+                w.add((unit_of(s.client, None, conf.unit), s.pop), s.at_ms, s.rtt_us);
             }
         }
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         for s in samples {
             u.add(s, conf.unit, conf.decay, conf.max_units);
         }
-        self.accepted.fetch_add(samples.len() as u64, Relaxed);
     }
 
     /// Import JSON lines (see `petrel_measure::beacon`): samples taken, and
@@ -275,10 +276,8 @@ pub fn restore(m: &Measurements, conf: &MeasureConf, g: &petrel_director::Genera
         })
         .collect();
     // Not counted as new samples: they were counted when they came in.
-    let n = samples.len();
-    m.ingest(conf, &samples);
-    m.accepted.fetch_sub(n as u64, Relaxed);
-    Ok(n)
+    m.aggregate(conf, &samples);
+    Ok(samples.len())
 }
 
 /// Recompile on the schedule `[measure]` sets, for as long as the process

@@ -26,15 +26,18 @@ pub enum Outcome {
     /// A rule matched but no POP is usable for the client.
     NoPop,
     Api,
+    /// The RUM tag, beacon object or collector.
+    Rum,
 }
 
-const OUTCOMES: [Outcome; 6] = [
+const OUTCOMES: [Outcome; 7] = [
     Outcome::Redirect,
     Outcome::Stay,
     Outcome::Proxy,
     Outcome::NoMatch,
     Outcome::NoPop,
     Outcome::Api,
+    Outcome::Rum,
 ];
 
 impl Outcome {
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::NoMatch => "no-match",
             Outcome::NoPop => "no-pop",
             Outcome::Api => "remap-api",
+            Outcome::Rum => "rum",
         }
     }
 
