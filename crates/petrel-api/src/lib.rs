@@ -273,10 +273,14 @@ pub struct RouteResult {
     pub views: Vec<ViewRoutes>,
 }
 
-/// An alert: a network (map unit) got slower to a POP than its baseline.
+/// An alert: a network (a map unit, or an origin AS) got slower to a POP
+/// than its baseline.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AlertView {
-    pub unit: String,
+    /// `unit` or `asn`.
+    pub by: String,
+    /// The map unit (`198.51.100.0/24`) or the AS (`AS64500`).
+    pub key: String,
     pub pop: String,
     /// `open`, or `recovering` (back to normal, not yet for long enough).
     pub state: String,
@@ -285,18 +289,37 @@ pub struct AlertView {
     pub baseline_ms: f64,
     /// The recent median.
     pub current_ms: f64,
+    /// Changes of the POP's best AS path towards this network in the hour
+    /// before the alert opened (and since), newest last.
+    pub path_changes: Vec<PathChangeView>,
+}
+
+/// A routing view's best AS path for a prefix changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PathChangeView {
+    pub at_unix_ms: u64,
+    pub view: String,
+    pub prefix: String,
+    /// Empty: there was no route.
+    pub old_path: String,
+    /// Empty: the route was withdrawn.
+    pub new_path: String,
 }
 
 /// An alert opening or closing.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AlertEvent {
     pub at_unix_ms: u64,
-    pub unit: String,
+    /// `unit` or `asn`.
+    pub by: String,
+    pub key: String,
     pub pop: String,
     /// `opened` or `closed`.
     pub event: String,
     pub baseline_ms: f64,
     pub current_ms: f64,
+    /// For an opening: the path changes that preceded it.
+    pub path_changes: Vec<PathChangeView>,
 }
 
 /// The alerts open now, and the latest openings and closings.

@@ -1,6 +1,6 @@
 //! `[measure]`: how measured latency is turned into decisions.
 
-use crate::model::{MeasureConf, Pop};
+use crate::model::{MeasureConf, Pop, Webhook};
 use crate::raw::{self, S};
 use crate::validate::{pop_named, Ctx};
 use petrel_measure::aggregate::Decay;
@@ -45,7 +45,47 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> Me
         retention_days: cx.int(&r.retention_days, &f("retention_days"), 1, 3650, 30),
         rum: r.rum.as_ref().map(|t| rum(cx, t, pops)),
         alerts: r.alerts.as_ref().map(|a| alerts(cx, a)),
+        webhook: r
+            .alerts
+            .as_ref()
+            .and_then(|a| a.get_ref().webhook.as_ref())
+            .and_then(|w| webhook(cx, w)),
     }
+}
+
+/// `http://host[:port][/path]`. HTTPS is refused: the webhook client
+/// speaks plain HTTP (a relay on the same host can add TLS).
+fn webhook(cx: &mut Ctx<'_>, w: &S<String>) -> Option<Webhook> {
+    let url = w.get_ref();
+    let Some(rest) = url.strip_prefix("http://") else {
+        cx.err(
+            w,
+            "measure.alerts.webhook",
+            format!("`{url}`: the webhook must be an http:// URL (https is not supported)"),
+        );
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && !authority.ends_with(']') => (h, p.parse::<u16>().ok()),
+        _ => (authority, Some(80)),
+    };
+    if host.is_empty() || port.is_none() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        cx.err(
+            w,
+            "measure.alerts.webhook",
+            format!("`{url}` is not a URL of the form http://host:port/path"),
+        );
+        return None;
+    }
+    Some(Webhook {
+        url: url.clone(),
+        authority: format!("{host}:{}", port.unwrap_or(80)),
+        path: path.to_string(),
+    })
 }
 
 fn alerts(cx: &mut Ctx<'_>, a: &S<raw::Alerts>) -> AlertParams {

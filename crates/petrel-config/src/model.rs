@@ -264,6 +264,17 @@ pub struct MeasureConf {
     pub rum: Option<petrel_measure::rum::TagConfig>,
     /// `[measure.alerts]`.
     pub alerts: Option<petrel_measure::alert::AlertParams>,
+    /// `measure.alerts.webhook`.
+    pub webhook: Option<Webhook>,
+}
+
+/// Where alert events are POSTed (plain HTTP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    /// `host:port`, resolved when an event is sent.
+    pub authority: String,
+    pub path: String,
 }
 
 impl Config {

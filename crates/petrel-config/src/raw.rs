@@ -81,6 +81,9 @@ pub struct Alerts {
     pub min_baseline_samples: Option<S<i64>>,
     /// Recent samples needed to judge now (default 10).
     pub min_current_samples: Option<S<i64>>,
+    /// `http://host:port/path`: every opening and closing is POSTed there
+    /// as JSON.
+    pub webhook: Option<S<String>>,
 }
 
 /// The RUM tag's settings.

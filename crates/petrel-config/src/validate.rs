@@ -1676,6 +1676,24 @@ policy = [
         assert_eq!((a.current.half_life_ms, a.baseline.half_life_ms), (30_000, 86_400_000));
         let errs = errors(&format!("{good}{}", alerts.replace("= 50", "= 0")));
         has(&errs, "measure.alerts.margin_percent: 0 is out of range");
+        let hook = |u: &str| format!("{good}{alerts}webhook = \"{u}\"\n");
+        let c = parse(Path::new("p.toml"), &hook("http://127.0.0.1:9099/hooks/petrel")).unwrap();
+        let w = c.measure.unwrap().webhook.unwrap();
+        assert_eq!(
+            (w.authority.as_str(), w.path.as_str()),
+            ("127.0.0.1:9099", "/hooks/petrel")
+        );
+        let c = parse(Path::new("p.toml"), &hook("http://alerts.example.net")).unwrap();
+        let w = c.measure.unwrap().webhook.unwrap();
+        assert_eq!((w.authority.as_str(), w.path.as_str()), ("alerts.example.net:80", "/"));
+        has(
+            &errors(&hook("https://alerts.example.net/")),
+            "measure.alerts.webhook: `https://alerts.example.net/`: the webhook must be an http:// URL",
+        );
+        has(
+            &errors(&hook("http://host:99999/")),
+            "is not a URL of the form http://host:port/path",
+        );
     }
 
     #[test]

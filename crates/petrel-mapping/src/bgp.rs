@@ -67,6 +67,9 @@ impl ViewFacts {
 pub struct BgpData {
     pub views: Vec<ViewFacts>,
     pub paths: Vec<BgpPath>,
+    /// The views' prefix boundaries; empty unless asked for (BGP map units
+    /// of the latency policy).
+    pub prefixes: crate::routed::PrefixIndex,
 }
 
 impl BgpData {
@@ -87,7 +90,7 @@ impl BgpData {
             .flat_map(|v| v.parts.iter())
             .map(Partition::heap_bytes)
             .sum();
-        parts + self.paths.iter().map(|p| p.asns.len() * 4 + 24).sum::<usize>()
+        parts + self.paths.iter().map(|p| p.asns.len() * 4 + 24).sum::<usize>() + self.prefixes.heap_bytes()
     }
 }
 
@@ -146,6 +149,11 @@ impl BgpDataBuilder {
 
     pub fn build(self) -> BgpData {
         self.data
+    }
+
+    /// Keep the prefix boundaries too (see [`crate::routed`]).
+    pub fn set_prefixes(&mut self, prefixes: Vec<Prefix>) {
+        self.data.prefixes = crate::routed::PrefixIndex::build(prefixes);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod geo;
 pub mod latency;
 mod policy;
 mod rank;
+pub mod routed;
 pub mod table;
 
 pub use bgp::{BgpData, BgpDataBuilder, BgpPath};

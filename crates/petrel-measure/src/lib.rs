@@ -20,6 +20,8 @@
 //!   they fade;
 //! - [`table`]: the latency policy's input from every unit's aggregates,
 //!   with roll-ups for units that have too few samples of their own;
+//! - [`routing`]: a client's BGP prefix, covering prefix, origin AS and
+//!   metro, from the routing views and GeoIP;
 //! - [`alert`]: the state machine that opens an alert when a network gets
 //!   slower to a POP than its baseline, and closes it on recovery.
 
@@ -29,6 +31,7 @@ pub mod aggregate;
 pub mod alert;
 pub mod beacon;
 pub mod ranking;
+pub mod routing;
 pub mod rum;
 pub mod sample;
 pub mod store;

@@ -4,7 +4,7 @@
 //! has faded away is dropped.
 
 use crate::aggregate::{Aggregate, Decay};
-use crate::sample::{unit_of, Sample, UnitMode};
+use crate::sample::Sample;
 use crate::table::UnitAggregates;
 use petrel_types::Prefix;
 use std::collections::BTreeMap;
@@ -17,8 +17,9 @@ pub struct Units {
 }
 
 impl Units {
-    pub fn add(&mut self, s: &Sample, mode: UnitMode, decay: Decay, max_units: usize) {
-        let unit = unit_of(s.client, None, mode);
+    /// A sample into `unit`'s aggregates (the caller knows the unit: it
+    /// depends on the routing views).
+    pub fn add(&mut self, unit: Prefix, s: &Sample, decay: Decay, max_units: usize) {
         if !self.map.contains_key(&unit) && self.map.len() >= max_units {
             self.over_limit += 1;
             return;
@@ -46,7 +47,7 @@ impl Units {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Kind;
+    use crate::sample::{unit_of, Kind, UnitMode};
     use petrel_types::PopIdx;
 
     const D: Decay = Decay {
@@ -68,25 +69,26 @@ mod tests {
     fn samples_land_in_their_unit_within_the_bound_and_fade() {
         let mut u = Units::default();
         let m = UnitMode::default();
+        let add = |u: &mut Units, s: Sample| u.add(unit_of(s.client, None, m), &s, D, 2);
         for (c, p) in [
             ("192.0.2.1", 1),
             ("192.0.2.9", 0),
             ("192.0.2.7", 1),
             ("198.51.100.1", 0),
         ] {
-            u.add(&s(c, p, 0), m, D, 2);
+            add(&mut u, s(c, p, 0));
         }
         let unit: Prefix = "192.0.2.0/24".parse().unwrap();
         let pops: Vec<(PopIdx, u64)> = u.map[&unit].iter().map(|(p, a)| (*p, a.count)).collect();
         assert_eq!(pops, [(PopIdx(0), 1), (PopIdx(1), 2)], "sorted by POP");
         assert_eq!(u.map.len(), 2);
         // A third unit is over the bound; known units still take samples.
-        u.add(&s("203.0.113.1", 0, 0), m, D, 2);
-        u.add(&s("192.0.2.3", 0, 0), m, D, 2);
+        add(&mut u, s("203.0.113.1", 0, 0));
+        add(&mut u, s("192.0.2.3", 0, 0));
         assert_eq!((u.map.len(), u.over_limit), (2, 1));
         // Twenty half-lives later only the fresh sample's unit is left.
         let later = 20 * 3_600_000;
-        u.add(&s("198.51.100.1", 1, later), m, D, 2);
+        add(&mut u, s("198.51.100.1", 1, later));
         u.prune(later, D);
         assert_eq!(u.map.len(), 1);
         let unit: Prefix = "198.51.100.0/24".parse().unwrap();

@@ -170,6 +170,8 @@ pub struct Owner {
     last_report: Option<Instant>,
     /// Route counts changed since they were last reported.
     unreported: bool,
+    /// Publish the prefix boundaries too (the latency policy's BGP units).
+    index_prefixes: bool,
 }
 
 impl Owner {
@@ -184,6 +186,7 @@ impl Owner {
             not_before: None,
             last_report: None,
             unreported: false,
+            index_prefixes: false,
         }
     }
 
@@ -353,6 +356,15 @@ impl Owner {
 
     /// The POP list changed (a reload): views are republished under the new
     /// indexes.
+    /// Whether publications carry the prefix boundaries; a change is
+    /// published at the next batch.
+    pub fn set_index_prefixes(&mut self, on: bool, now: Instant) {
+        if on != self.index_prefixes {
+            self.index_prefixes = on;
+            self.touch(now);
+        }
+    }
+
     pub fn set_pops(&mut self, pops: Vec<String>, now: Instant) {
         self.pops = pops;
         self.touch(now);
@@ -440,6 +452,7 @@ impl Owner {
         // Attribute sets are interned, so their id names the path.
         let mut ids: Vec<u32> = Vec::new();
         let mut total = 0;
+        let mut prefixes: Vec<Prefix> = Vec::new();
         for v in &mut self.views {
             v.compact();
         }
@@ -466,11 +479,17 @@ impl Owner {
                     ids[k] = vb.path_id(a.asns(), a.as_path_len() as u32);
                 }
                 vb.push(prefix, ids[k]);
+                if self.index_prefixes {
+                    prefixes.push(prefix);
+                }
                 total += 1;
             });
             vb.finish();
         }
         self.report_now();
+        if self.index_prefixes {
+            b.set_prefixes(prefixes);
+        }
         Some(Publication {
             data: b.build(),
             routes: total,

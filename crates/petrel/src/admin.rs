@@ -588,13 +588,12 @@ async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Byt
             "measurements are off: the config has no [measure] section",
         );
     };
-    let pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
-    drop(g);
     let m = st.measure.clone();
     let r = tokio::task::spawn_blocking(move || {
-        m.import(&conf, &body, crate::measure::unix_ms(), |name| {
+        let pops = &g.config().pops;
+        m.import(&g, &conf, &body, crate::measure::unix_ms(), |name| {
             pops.iter()
-                .position(|p| p == name)
+                .position(|p| p.name == name)
                 .map(|i| petrel_types::PopIdx(i as u16))
         })
     })

@@ -5,10 +5,12 @@
 //! never wait for it: a recompile is one more input, like routing views.
 
 use petrel_config::MeasureConf;
+use petrel_director::Generation;
 use petrel_director::{Input, Publisher};
 use petrel_measure::beacon::{parse_import, Refused};
-use petrel_measure::table::{build, Alone};
-use petrel_measure::{unit_of, Sample};
+use petrel_measure::routing::Routing;
+use petrel_measure::table::build;
+use petrel_measure::Sample;
 use petrel_types::{PopIdx, Prefix};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -24,12 +26,65 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Alerts per (unit, POP), with the latest events.
+/// What an alert watches: a map unit, or every client of an origin AS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKey {
+    Unit(Prefix),
+    Asn(u32),
+}
+
+impl AlertKey {
+    fn by(self) -> &'static str {
+        match self {
+            AlertKey::Unit(_) => "unit",
+            AlertKey::Asn(_) => "asn",
+        }
+    }
+
+    /// Whether a path change of `prefix` whose paths end in `origins`
+    /// concerns this network.
+    fn concerns(self, prefix: &Prefix, origins: [Option<u32>; 2]) -> bool {
+        match self {
+            AlertKey::Unit(u) => u.contains(prefix) || prefix.contains(&u),
+            AlertKey::Asn(a) => origins.contains(&Some(a)),
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AlertKey::Unit(p) => write!(f, "{p}"),
+            AlertKey::Asn(a) => write!(f, "AS{a}"),
+        }
+    }
+}
+
+/// Alerts per (unit or AS, POP), with the latest events, and what each
+/// open alert's routing context was when it opened.
 #[derive(Default)]
 struct AlertBoard {
-    watches: Option<petrel_measure::alert::Alerts<(Prefix, PopIdx)>>,
+    watches: Option<petrel_measure::alert::Alerts<(AlertKey, PopIdx)>>,
     recent: std::collections::VecDeque<petrel_api::AlertEvent>,
+    context: std::collections::HashMap<(AlertKey, PopIdx), Vec<petrel_api::PathChangeView>>,
 }
+
+/// A view's best path for a prefix changed, as kept for alert contexts.
+#[derive(Clone, Debug)]
+struct Change {
+    at_ms: u64,
+    origins: [Option<u32>; 2],
+    prefix: Prefix,
+    view: petrel_api::PathChangeView,
+}
+
+/// Path changes kept in memory for alert contexts (the warehouse keeps
+/// them all).
+const CHANGES: usize = 20_000;
+/// How far back of an alert's opening its context looks.
+const CONTEXT_MS: u64 = 3_600_000;
+/// At most this many changes in one alert's context.
+const CONTEXT_MAX: usize = 20;
 
 /// Samples offered from request paths wait here for the ingest thread.
 const QUEUE: usize = 65_536;
@@ -47,6 +102,12 @@ pub struct Measurements {
     dropped: AtomicU64,
     alerts: Mutex<AlertBoard>,
     warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
+    changes: Mutex<std::collections::VecDeque<Change>>,
+    changes_seen: AtomicU64,
+    changes_left_out: AtomicU64,
+    /// Alert events for the webhook, when one is configured.
+    hooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<(petrel_config::Webhook, String)>>,
+    hooks_failed: Arc<AtomicU64>,
 }
 
 impl Default for Measurements {
@@ -63,6 +124,11 @@ impl Default for Measurements {
             dropped: AtomicU64::new(0),
             alerts: Mutex::default(),
             warehouse: std::sync::OnceLock::new(),
+            changes: Mutex::default(),
+            changes_seen: AtomicU64::new(0),
+            changes_left_out: AtomicU64::new(0),
+            hooks: std::sync::OnceLock::new(),
+            hooks_failed: Arc::default(),
         }
     }
 }
@@ -90,25 +156,40 @@ impl Measurements {
         }
     }
 
-    /// Take new samples: aggregated and counted.
-    pub fn ingest(&self, conf: &MeasureConf, samples: &[Sample]) {
-        self.aggregate(conf, samples);
+    /// Take new samples: aggregated and counted. `g` is the serving
+    /// generation: its routing views and GeoIP say which unit and AS each
+    /// client is in.
+    pub fn ingest(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) {
+        self.aggregate(g, conf, samples);
         self.accepted.fetch_add(samples.len() as u64, Relaxed);
     }
 
     /// Samples into their units' aggregates and the alert watches.
-    fn aggregate(&self, conf: &MeasureConf, samples: &[Sample]) {
+    fn aggregate(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) {
+        let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
+        let keyed: Vec<(Prefix, Option<u32>)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    routing.unit(s.client),
+                    routing.origin(&Prefix::host(s.client.to_canonical())),
+                )
+            })
+            .collect();
         if let Some(p) = conf.alerts {
             let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
             let w = b.watches.get_or_insert_with(|| petrel_measure::alert::Alerts::new(p));
             w.set_params(p);
-            for s in samples {
-                w.add((unit_of(s.client, None, conf.unit), s.pop), s.at_ms, s.rtt_us);
+            for (s, (unit, asn)) in samples.iter().zip(&keyed) {
+                w.add((AlertKey::Unit(*unit), s.pop), s.at_ms, s.rtt_us);
+                if let Some(a) = asn {
+                    w.add((AlertKey::Asn(*a), s.pop), s.at_ms, s.rtt_us);
+                }
             }
         }
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        for s in samples {
-            u.add(s, conf.unit, conf.decay, conf.max_units);
+        for (s, (unit, _)) in samples.iter().zip(&keyed) {
+            u.add(*unit, s, conf.decay, conf.max_units);
         }
     }
 
@@ -116,6 +197,7 @@ impl Measurements {
     /// refusals by reason.
     pub fn import(
         &self,
+        g: &Generation,
         conf: &MeasureConf,
         body: &[u8],
         now_ms: u64,
@@ -127,60 +209,143 @@ impl Measurements {
             self.refuse(why);
             *out.refused.entry(why.label().to_string()).or_default() += 1;
         }
-        self.ingest(conf, &samples);
+        self.ingest(g, conf, &samples);
         out.accepted = samples.len() as u64;
         (out, samples)
     }
 
     /// Drop what has faded away, and compile the rest into the latency
     /// policy's input.
-    fn compile(&self, conf: &MeasureConf, now_ms: u64) -> petrel_mapping::LatencyData {
+    fn compile(&self, g: &Generation, conf: &MeasureConf, now_ms: u64) -> petrel_mapping::LatencyData {
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         u.prune(now_ms, conf.decay);
-        let data = build(&u.map, &conf.rank, conf.decay, &Alone);
+        let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
+        let data = build(&u.map, &conf.rank, conf.decay, &routing);
         self.ranked_units.store(data.entries.len() as u64, Relaxed);
         self.recompiles.fetch_add(1, Relaxed);
         data
     }
 
-    /// Judge every watch at `now_ms`; log what opens and closes.
-    fn tick_alerts(&self, pop_names: &[String], now_ms: u64) {
+    /// Judge every watch at `now_ms`; log what opens and closes, and
+    /// hand the events to the webhook.
+    fn tick_alerts(&self, pop_names: &[String], webhook: Option<&petrel_config::Webhook>, now_ms: u64) {
         let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
         let Some(w) = b.watches.as_mut() else {
             return;
         };
         let events = w.tick(now_ms);
-        for ((unit, pop), e) in events {
-            let pop = pop_names.get(pop.index()).cloned().unwrap_or_default();
-            let (event, baseline_ms, current_ms) = match e {
+        for ((key, pop_idx), e) in events {
+            let pop = pop_names.get(pop_idx.index()).cloned().unwrap_or_default();
+            let (event, baseline_ms, current_ms, context) = match e {
                 petrel_measure::alert::Event::Opened {
                     baseline_ms,
                     current_ms,
                     ..
                 } => {
-                    tracing::warn!(%unit, %pop, baseline_ms, current_ms, "latency alert opened: a network got slower to a POP");
-                    ("opened", baseline_ms, current_ms)
+                    let context = self.context(key, &pop, now_ms);
+                    tracing::warn!(network = %key, %pop, baseline_ms, current_ms, path_changes = context.len(), "latency alert opened: a network got slower to a POP");
+                    b.context.insert((key, pop_idx), context.clone());
+                    ("opened", baseline_ms, current_ms, context)
                 }
                 petrel_measure::alert::Event::Closed {
                     baseline_ms,
                     current_ms,
                     ..
                 } => {
-                    tracing::info!(%unit, %pop, baseline_ms, current_ms, "latency alert closed");
-                    ("closed", baseline_ms, current_ms)
+                    tracing::info!(network = %key, %pop, baseline_ms, current_ms, "latency alert closed");
+                    b.context.remove(&(key, pop_idx));
+                    ("closed", baseline_ms, current_ms, Vec::new())
                 }
             };
-            b.recent.push_back(petrel_api::AlertEvent {
+            let ev = petrel_api::AlertEvent {
                 at_unix_ms: now_ms,
-                unit: unit.to_string(),
+                by: key.by().into(),
+                key: key.to_string(),
                 pop,
                 event: event.into(),
                 baseline_ms,
                 current_ms,
-            });
+                path_changes: context,
+            };
+            if let (Some(hook), Some(tx)) = (webhook, self.hooks.get()) {
+                let body = serde_json::to_string(&ev).unwrap_or_default();
+                if tx.try_send((hook.clone(), body)).is_err() {
+                    self.hooks_failed.fetch_add(1, Relaxed);
+                }
+            }
+            b.recent.push_back(ev);
             while b.recent.len() > 100 {
                 b.recent.pop_front();
             }
+        }
+    }
+
+    /// The path changes of `pop`'s view that concern `key`, from an hour
+    /// before `now_ms`, the latest last.
+    fn context(&self, key: AlertKey, pop: &str, now_ms: u64) -> Vec<petrel_api::PathChangeView> {
+        let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<petrel_api::PathChangeView> = changes
+            .iter()
+            .rev()
+            .take_while(|c| c.at_ms + CONTEXT_MS >= now_ms)
+            .filter(|c| c.view.view == pop && key.concerns(&c.prefix, c.origins))
+            .take(CONTEXT_MAX)
+            .map(|c| c.view.clone())
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Record the path changes between two publications of the views:
+    /// kept for alert contexts, and stored.
+    pub fn record_changes(&self, old: &petrel_mapping::BgpData, new: &petrel_mapping::BgpData, now_ms: u64) {
+        let (found, left_out) = petrel_mapping::routed::path_changes(old, new, 100_000);
+        if found.is_empty() && left_out == 0 {
+            return;
+        }
+        self.changes_seen.fetch_add((found.len() + left_out) as u64, Relaxed);
+        self.changes_left_out.fetch_add(left_out as u64, Relaxed);
+        let text = |p: &Option<petrel_mapping::BgpPath>| p.as_ref().map_or_else(String::new, |p| p.to_string());
+        let kept: Vec<Change> = found
+            .iter()
+            .map(|c| Change {
+                at_ms: now_ms,
+                origins: [
+                    c.old.as_ref().and_then(|p| p.origin()),
+                    c.new.as_ref().and_then(|p| p.origin()),
+                ],
+                prefix: c.prefix,
+                view: petrel_api::PathChangeView {
+                    at_unix_ms: now_ms,
+                    view: c.view.clone(),
+                    prefix: c.prefix.to_string(),
+                    old_path: text(&c.old),
+                    new_path: text(&c.new),
+                },
+            })
+            .collect();
+        tracing::debug!(changes = kept.len(), left_out, "best paths changed");
+        if let Some(w) = self.warehouse() {
+            let rows = kept
+                .iter()
+                .map(|c| crate::warehouse::ChangeRow {
+                    at_ms: now_ms,
+                    view: c.view.view.clone(),
+                    prefix: c.view.prefix.clone(),
+                    old_path: c.view.old_path.clone(),
+                    new_path: c.view.new_path.clone(),
+                })
+                .collect();
+            if !w.offer_changes(rows) {
+                tracing::warn!("path changes not stored: the warehouse is behind");
+            }
+        }
+        let mut ring = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        for c in kept.into_iter().rev().take(CHANGES).rev() {
+            if ring.len() >= CHANGES {
+                ring.pop_front();
+            }
+            ring.push_back(c);
         }
     }
 
@@ -192,7 +357,7 @@ impl Measurements {
             .watches
             .iter()
             .flat_map(|w| w.open())
-            .filter_map(|((unit, pop), w)| {
+            .filter_map(|((key, pop), w)| {
                 let (state, opened, baseline) = match w.state() {
                     State::Open { opened_ms, baseline_ms } => ("open", opened_ms, baseline_ms),
                     State::Recovering {
@@ -201,16 +366,18 @@ impl Measurements {
                     _ => return None,
                 };
                 Some(petrel_api::AlertView {
-                    unit: unit.to_string(),
+                    by: key.by().into(),
+                    key: key.to_string(),
                     pop: pop_names.get(pop.index()).cloned().unwrap_or_default(),
                     state: state.into(),
                     opened_unix_ms: opened,
                     baseline_ms: baseline,
                     current_ms: w.current().summary().map_or(0.0, |s| s.median_ms),
+                    path_changes: b.context.get(&(*key, *pop)).cloned().unwrap_or_default(),
                 })
             })
             .collect();
-        open.sort_by(|a, b| (&a.unit, &a.pop).cmp(&(&b.unit, &b.pop)));
+        open.sort_by(|a, b| (&a.by, &a.key, &a.pop).cmp(&(&b.by, &b.key, &b.pop)));
         petrel_api::AlertsResult {
             open,
             recent: b.recent.iter().cloned().collect(),
@@ -223,32 +390,27 @@ impl Measurements {
 }
 
 /// Samples as the warehouse stores them, enriched from the serving
-/// generation: the origin AS of the client's route (the first view that
-/// has one) and its GeoIP country and city.
-pub fn rows(g: &petrel_director::Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<crate::warehouse::Row> {
+/// generation: the map unit and origin AS of the client's route (the first
+/// view that has one) and its GeoIP country and city.
+pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<crate::warehouse::Row> {
     let conf = g.config();
     let unit_mode = conf
         .measure
         .as_ref()
         .map_or_else(petrel_measure::UnitMode::default, |m| m.unit);
+    let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), unit_mode);
     samples
         .iter()
         .map(|s| {
-            let host = Prefix::host(s.client);
-            let asn = g
-                .built
-                .bgp
-                .as_ref()
-                .and_then(|b| (0..b.views.len()).find_map(|v| b.path_at(v, &host).and_then(|p| p.origin())));
-            let geo = g.built.geo.as_ref().and_then(|t| t.lookup(&host)).map(|(l, _)| l);
+            let place = routing.place(s.client);
             crate::warehouse::Row {
                 sample: *s,
                 pop: conf.pops.get(s.pop.index()).map(|p| p.name.clone()).unwrap_or_default(),
-                unit: unit_of(s.client, None, unit_mode).to_string(),
+                unit: place.unit.map(|u| u.to_string()).unwrap_or_default(),
                 beacon: beacon.map(str::to_string),
-                asn,
-                country: geo.and_then(|l| l.country.clone()),
-                city: geo.and_then(|l| l.city.clone()),
+                asn: place.asn,
+                country: place.country,
+                city: place.city,
             }
         })
         .collect()
@@ -256,7 +418,7 @@ pub fn rows(g: &petrel_director::Generation, samples: &[Sample], beacon: Option<
 
 /// Rebuild the aggregates from the warehouse's recent samples (ten
 /// half-lives back; older ones weigh nothing).
-pub fn restore(m: &Measurements, conf: &MeasureConf, g: &petrel_director::Generation) -> Result<usize, String> {
+pub fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Result<usize, String> {
     let Some(path) = &conf.database else {
         return Ok(0);
     };
@@ -276,13 +438,54 @@ pub fn restore(m: &Measurements, conf: &MeasureConf, g: &petrel_director::Genera
         })
         .collect();
     // Not counted as new samples: they were counted when they came in.
-    m.aggregate(conf, &samples);
+    // The routing views are usually not loaded yet: these land in the
+    // fixed-length units, which fade as new samples fill the BGP ones.
+    m.aggregate(g, conf, &samples);
     Ok(samples.len())
 }
 
 /// Recompile on the schedule `[measure]` sets, for as long as the process
 /// runs; a config without `[measure]` only waits for one that has it.
-pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result<()> {
+pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>, rt: &tokio::runtime::Handle) -> std::io::Result<()> {
+    // Alert events to the webhook: one at a time, in order, a few tries
+    // each; a webhook that is down never holds the measurement loop.
+    let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
+    let _ = m.hooks.set(hook_tx);
+    rt.spawn(webhook::deliver(hook_rx, m.hooks_failed.clone()));
+    // Every publication of the routing views, diffed against the one
+    // before: the path changes alerts show.
+    let (routes_tx, routes_rx) = std::sync::mpsc::sync_channel::<Arc<petrel_mapping::BgpData>>(16);
+    let last_seen: Mutex<Option<Arc<petrel_mapping::BgpData>>> = Mutex::new(None);
+    publisher.subscribe(move |g, _| {
+        let Some(b) = g.built.bgp.as_ref() else { return };
+        if g.config().measure.is_none() {
+            return;
+        }
+        let mut last = last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_ref().is_some_and(|l| Arc::ptr_eq(l, b)) {
+            return;
+        }
+        *last = Some(b.clone());
+        // A full queue skips a publication: the next diff covers it.
+        let _ = routes_tx.try_send(b.clone());
+    });
+    {
+        let m = m.clone();
+        std::thread::Builder::new()
+            .name("measure-routes".into())
+            .spawn(move || {
+                let mut prev: Option<Arc<petrel_mapping::BgpData>> = None;
+                while let Ok(mut next) = routes_rx.recv() {
+                    while let Ok(newer) = routes_rx.try_recv() {
+                        next = newer;
+                    }
+                    if let Some(p) = &prev {
+                        m.record_changes(p, &next, unix_ms());
+                    }
+                    prev = Some(next);
+                }
+            })?;
+    }
     // Offered samples, in batches.
     if let Some(rx) = m.queued.lock().unwrap_or_else(|e| e.into_inner()).take() {
         let (publisher, m) = (publisher.clone(), m.clone());
@@ -297,7 +500,7 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result
                 }
                 let g = publisher.load();
                 if let Some(conf) = g.config().measure.clone() {
-                    m.ingest(&conf, &batch);
+                    m.ingest(&g, &conf, &batch);
                     if let Some(w) = m.warehouse() {
                         if !w.offer(rows(&g, &batch, None)) {
                             m.dropped.fetch_add(batch.len() as u64, Relaxed);
@@ -317,9 +520,11 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result
             };
             std::thread::sleep(Duration::from_secs(conf.recompile_secs));
             let now = unix_ms();
-            let names: Vec<String> = publisher.load().config().pops.iter().map(|p| p.name.clone()).collect();
-            m.tick_alerts(&names, now);
-            let data = m.compile(&conf, now);
+            let g = publisher.load();
+            let names: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
+            m.tick_alerts(&names, conf.webhook.as_ref(), now);
+            let data = m.compile(&g, &conf, now);
+            drop(g);
             // Nothing measured, before or now: nothing to publish.
             if data.entries.is_empty() && last_units == 0 {
                 continue;
@@ -331,6 +536,65 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>) -> std::io::Result
         }
     })?;
     Ok(())
+}
+
+mod webhook {
+    //! Alert events POSTed to the operator's webhook.
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const TRIES: u32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub async fn deliver(
+        mut rx: tokio::sync::mpsc::Receiver<(petrel_config::Webhook, String)>,
+        failed: Arc<AtomicU64>,
+    ) {
+        while let Some((hook, body)) = rx.recv().await {
+            let mut last = String::new();
+            let mut ok = false;
+            for attempt in 0..TRIES {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                }
+                match tokio::time::timeout(TIMEOUT, post(&hook, &body)).await {
+                    Ok(Ok(())) => {
+                        ok = true;
+                        break;
+                    }
+                    Ok(Err(e)) => last = e,
+                    Err(_) => last = "timed out".into(),
+                }
+            }
+            if !ok {
+                failed.fetch_add(1, Relaxed);
+                tracing::warn!(webhook = %hook.url, error = %last, "alert event not delivered");
+            }
+        }
+    }
+
+    async fn post(hook: &petrel_config::Webhook, body: &str) -> Result<(), String> {
+        let stream = tokio::net::TcpStream::connect(&hook.authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::post(hook.path.as_str())
+            .header(hyper::header::HOST, hook.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::USER_AGENT, concat!("petrel/", env!("CARGO_PKG_VERSION")))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("status {}", resp.status()))
+        }
+    }
 }
 
 /// The measurement loop's counters.
@@ -364,6 +628,26 @@ impl Collector for MeasureCollector {
         }
         let c = ConstCounter::new(m.recompiles.load(Relaxed));
         c.encode(enc.encode_descriptor("petrel_measure_recompiles", "Latency recompiles", None, c.metric_type())?)?;
+        for (name, help, v) in [
+            (
+                "petrel_measure_path_changes",
+                "Changes of a view's best AS path seen between publications",
+                m.changes_seen.load(Relaxed),
+            ),
+            (
+                "petrel_measure_path_changes_not_recorded",
+                "Path changes past the bound of one publication, counted only",
+                m.changes_left_out.load(Relaxed),
+            ),
+            (
+                "petrel_measure_webhook_failures",
+                "Alert events the webhook did not take (after retries, or queue full)",
+                m.hooks_failed.load(Relaxed),
+            ),
+        ] {
+            let c = ConstCounter::new(v);
+            c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
         let c = ConstCounter::new(m.dropped.load(Relaxed));
         c.encode(enc.encode_descriptor(
             "petrel_measure_samples_dropped",

@@ -110,7 +110,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             }
         }
     }
-    crate::measure::spawn(publisher.clone(), measurements.clone()).map_err(|e| e.to_string())?;
+    crate::measure::spawn(publisher.clone(), measurements.clone(), rt.handle()).map_err(|e| e.to_string())?;
     let http_metrics = Arc::new(crate::http::metrics::HttpMetrics::default());
     // Kept until shutdown: dropping it would stop the HTTP fronts.
     let http_rt = crate::http::spawn(&publisher, http_metrics.clone(), measurements.clone())?;

@@ -24,8 +24,21 @@ pub struct Row {
     pub city: Option<String>,
 }
 
+/// A change of a view's best AS path, as stored.
+#[derive(Clone, Debug)]
+pub struct ChangeRow {
+    pub at_ms: u64,
+    pub view: String,
+    pub prefix: String,
+    /// Empty: no route (an announcement, or a withdrawal).
+    pub old_path: String,
+    pub new_path: String,
+}
+
+#[derive(Default)]
 struct Job {
     rows: Vec<Row>,
+    changes: Vec<ChangeRow>,
     done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
@@ -52,6 +65,14 @@ CREATE TABLE IF NOT EXISTS samples (
   city     TEXT
 );
 CREATE INDEX IF NOT EXISTS samples_t ON samples (t_ms);
+CREATE TABLE IF NOT EXISTS path_changes (
+  t_ms     INTEGER NOT NULL,
+  view     TEXT    NOT NULL,
+  prefix   TEXT    NOT NULL,
+  old_path TEXT    NOT NULL,
+  new_path TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS path_changes_t ON path_changes (t_ms);
 ";
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -80,7 +101,11 @@ impl Warehouse {
     pub async fn store(&self, rows: Vec<Row>) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         let tx = self.tx.clone();
-        let job = Job { rows, done: Some(done) };
+        let job = Job {
+            rows,
+            done: Some(done),
+            ..Job::default()
+        };
         // A full queue makes the sender wait: beacons are acknowledged
         // only once stored, so the collector slows down instead of lying.
         tokio::task::spawn_blocking(move || tx.send(job))
@@ -93,7 +118,17 @@ impl Warehouse {
     /// Store rows without waiting (connection RTTs); false when the queue
     /// is full and they were dropped.
     pub fn offer(&self, rows: Vec<Row>) -> bool {
-        self.tx.try_send(Job { rows, done: None }).is_ok()
+        self.tx.try_send(Job { rows, ..Job::default() }).is_ok()
+    }
+
+    /// Record path changes without waiting; false when dropped.
+    pub fn offer_changes(&self, changes: Vec<ChangeRow>) -> bool {
+        self.tx
+            .try_send(Job {
+                changes,
+                ..Job::default()
+            })
+            .is_ok()
     }
 
     /// Samples taken since `since_ms`, oldest first: (time, client, POP,
@@ -140,6 +175,12 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
                 r.city,
             ])?;
         }
+        let mut st = t.prepare_cached(
+            "INSERT INTO path_changes (t_ms, view, prefix, old_path, new_path) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for c in jobs.iter().flat_map(|j| &j.changes) {
+            st.execute(params![c.at_ms as i64, c.view, c.prefix, c.old_path, c.new_path])?;
+        }
     }
     t.commit()
 }
@@ -167,8 +208,10 @@ fn writer(mut conn: Connection, rx: Receiver<Job>, retention_days: u32) {
         if last_purge.elapsed() > std::time::Duration::from_secs(3600) {
             last_purge = std::time::Instant::now();
             let cutoff = crate::measure::unix_ms().saturating_sub(u64::from(retention_days) * 86_400_000);
-            if let Err(e) = conn.execute("DELETE FROM samples WHERE t_ms < ?1", params![cutoff as i64]) {
-                tracing::warn!(error = %e, "old measurements not deleted");
+            for table in ["samples", "path_changes"] {
+                if let Err(e) = conn.execute(&format!("DELETE FROM {table} WHERE t_ms < ?1"), params![cutoff as i64]) {
+                    tracing::warn!(error = %e, table, "old measurements not deleted");
+                }
             }
         }
     }

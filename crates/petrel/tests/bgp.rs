@@ -481,49 +481,6 @@ route-map OUT permit 10
     drop(frr);
 }
 
-/// GoBGP 3 (AS 4200000040) on 127.{n}.0.4:`port`, passive towards petrel
-/// with IPv4 and IPv6 unicast, its API on 127.0.0.1:`api`.
-fn gobgpd(dir: &Path, n: u8, port: u16, api: u16) -> Kill {
-    std::fs::write(
-        dir.join("gobgpd.toml"),
-        format!(
-            r#"
-[global.config]
-  as = 4200000040
-  router-id = "127.{n}.0.4"
-  port = {port}
-  local-address-list = ["127.{n}.0.4"]
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "127.0.0.1"
-    peer-as = 64600
-  [neighbors.transport.config]
-    passive-mode = true
-    local-address = "127.{n}.0.4"
-  [neighbors.ebgp-multihop.config]
-    enabled = true
-    multihop-ttl = 2
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-"#
-        ),
-    )
-    .unwrap();
-    let api_host = format!("127.0.0.1:{api}");
-    daemon(
-        dir,
-        "gobgpd.log",
-        "gobgpd",
-        &["-f", "gobgpd.toml", "--api-hosts", &api_host, "--pprof-disable", "-p"],
-        &[],
-    )
-}
-
 /// GoBGP 3.10 with routes injected over its API: IPv4 and IPv6 with
 /// communities, a withdrawal, and a max-prefix overrun.
 #[test]
@@ -552,24 +509,7 @@ connect_retry_secs = 1
         ),
     );
     let _g = gobgpd(&s.dir, n, gport, api);
-    let api_port = api.to_string();
-    let gobgp = |args: &[&str]| {
-        let mut a = vec!["-u", "127.0.0.1", "-p", &api_port];
-        a.extend_from_slice(args);
-        let limit = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new(tool("gobgp")).args(&a).output().unwrap();
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < limit,
-                "gobgp {a:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let gobgp = |args: &[&str]| gobgp_cli(api, args);
     gobgp(&[
         "global",
         "rib",

@@ -19,7 +19,15 @@ const IAD: &str = "198.51.100.10";
 fn server(tag: &str) -> Server {
     let dir = tempdir(tag);
     let (port, admin) = (free_port(), free_port());
-    let cfg = write_config(&dir, port, admin, "[measure]\nrecompile_secs = 1\nmin_samples = 5\n");
+    // Fixed /24 units: the demo's synthetic routes are /10s, which would
+    // put both networks of these tests in one unit (BGP units are tested
+    // with GoBGP's routes below).
+    let cfg = write_config(
+        &dir,
+        port,
+        admin,
+        "[measure]\nrecompile_secs = 1\nmin_samples = 5\nunit = \"fixed\"\n",
+    );
     latency_first(&cfg);
     spawn(dir, &cfg, port, admin)
 }
@@ -284,14 +292,14 @@ rum = true
 }
 
 #[test]
-fn a_network_that_gets_slower_opens_one_alert_and_recovery_closes_it() {
+fn a_network_that_gets_slower_opens_alerts_and_recovery_closes_them() {
     let dir = tempdir("measure-alerts");
     let (port, admin) = (free_port(), free_port());
     let cfg = write_config(
         &dir,
         port,
         admin,
-        "[measure]\nrecompile_secs = 1\n\n[measure.alerts]\nopen_after_secs = 1\nclose_after_secs = 1\ncurrent_half_life_secs = 60\nmin_current_samples = 5\n",
+        "[measure]\nrecompile_secs = 1\nunit = \"fixed\"\n\n[measure.alerts]\nopen_after_secs = 1\nclose_after_secs = 1\ncurrent_half_life_secs = 60\nmin_current_samples = 5\n",
     );
     let s = spawn(dir, &cfg, port, admin);
     let now = std::time::SystemTime::now()
@@ -329,15 +337,17 @@ fn a_network_that_gets_slower_opens_one_alert_and_recovery_closes_it() {
         assert!(t0.elapsed() < Duration::from_secs(10), "no alert opened: {a}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let open = &a["open"][0];
+    // One for the unit, one for its origin AS in the demo's views.
+    let open = &a["open"][1];
     assert_eq!(
-        (open["unit"].as_str(), open["pop"].as_str()),
-        (Some("23.1.0.0/24"), Some("iad")),
+        (open["by"].as_str(), open["key"].as_str(), open["pop"].as_str()),
+        (Some("unit"), Some("23.1.0.0/24"), Some("iad")),
         "{a}"
     );
+    assert_eq!(a["open"][0]["key"], "AS4200000040", "{a}");
     assert!((open["baseline_ms"].as_f64().unwrap() - 31.0).abs() < 2.0, "{a}");
     assert!(open["current_ms"].as_f64().unwrap() > 100.0, "{a}");
-    assert_eq!(a["open"].as_array().unwrap().len(), 1, "{a}");
+    assert_eq!(a["open"].as_array().unwrap().len(), 2, "{a}");
     // Back to 30 ms: closed after a second of normal.
     post(&s, "/api/v1/measure/import", &lines(300, 30, 0.5));
     let t0 = Instant::now();
@@ -350,7 +360,7 @@ fn a_network_that_gets_slower_opens_one_alert_and_recovery_closes_it() {
                 .iter()
                 .map(|e| e["event"].as_str().unwrap())
                 .collect();
-            assert_eq!(events, ["opened", "closed"], "{a}");
+            assert_eq!(events, ["opened", "opened", "closed", "closed"], "{a}");
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "the alert did not close: {a}");
@@ -473,4 +483,226 @@ fn every_acknowledged_beacon_survives_kill_9() {
     );
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(log.contains("measurements restored"), "{log}");
+}
+
+/// A webhook receiver: every request body, answered 200.
+fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0;
+            let mut line = String::new();
+            let mut head = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            assert!(head.starts_with("POST /hooks HTTP/1.1"), "{head}");
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Routes from GoBGP give the clients their BGP prefix (the map unit) and
+/// origin AS; a change of the best path is recorded; when that AS gets
+/// slower to the POP, an alert opens for the AS and for its prefix, with
+/// the path change in its context, and both go to the webhook; recovery
+/// closes them.
+#[test]
+fn an_as_that_gets_slower_opens_an_alert_showing_the_path_change_before_it() {
+    use common::routers::{gobgp_cli, gobgpd, wait_for};
+    let n = 24;
+    let dir = tempdir("measure-asn-alerts");
+    let (port, admin, gport, api) = (free_port(), free_port(), free_port(), free_port());
+    let (hook, events) = webhook_receiver();
+    let db = dir.join("measure.db");
+    let cfg = write_config(
+        &dir,
+        port,
+        admin,
+        &format!(
+            r#"
+[[bgp.peer]]
+name = "gobgp"
+pop = "iad"
+address = "127.{n}.0.4"
+port = {gport}
+asn = 4200000040
+connect_retry_secs = 1
+
+[measure]
+recompile_secs = 1
+database = "{db}"
+
+[measure.alerts]
+open_after_secs = 1
+close_after_secs = 1
+current_half_life_secs = 60
+min_current_samples = 5
+webhook = "http://127.0.0.1:{hook}/hooks"
+"#,
+            db = db.display()
+        ),
+    );
+    let s = spawn(dir, &cfg, port, admin);
+    let _g = gobgpd(&s.dir, n, gport, api);
+    gobgp_cli(
+        api,
+        &["global", "rib", "add", "100.70.0.0/16", "aspath", "64500", "-a", "ipv4"],
+    );
+    let prefixes = || -> u64 {
+        let (_, raw) = http(s.admin, "GET", "/api/v1/bgp/summary");
+        let v: serde_json::Value = serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "gobgp")
+            .and_then(|p| p["prefixes"].as_u64())
+            .unwrap_or(0)
+    };
+    // GoBGP sends no End-of-RIB: its table is taken as whole once quiet
+    // (3 s), then published within the demo's batch (1 s).
+    let synced = || {
+        let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+        log.lines()
+            .any(|l| l.contains("initial routes received") && l.contains("gobgp"))
+    };
+    wait_for("GoBGP's route", Duration::from_secs(30), || prefixes() == 1 && synced());
+    std::thread::sleep(Duration::from_millis(1500));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let lines = |n: u32, rtt_ms: u32, ago_s: f64| -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"time\":{:.3},\"client\":\"100.70.{}.{}\",\"pop\":\"iad\",\"rtt_ms\":{}}}\n",
+                    now - ago_s + f64::from(i) * 0.001,
+                    i % 7,
+                    i % 200,
+                    rtt_ms + i % 3
+                )
+            })
+            .collect()
+    };
+    let alerts = || -> serde_json::Value {
+        let (_, raw) = http(s.admin, "GET", "/api/v1/alerts");
+        serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+    };
+    post(&s, "/api/v1/measure/import", &lines(200, 30, 600.0));
+    std::thread::sleep(Duration::from_millis(1500));
+    // The path changes: GoBGP now reaches AS 64500 through AS 64510.
+    gobgp_cli(
+        api,
+        &[
+            "global",
+            "rib",
+            "add",
+            "100.70.0.0/16",
+            "aspath",
+            "64510,64500",
+            "-a",
+            "ipv4",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    post(&s, "/api/v1/measure/import", &lines(60, 120, 1.0));
+    let t0 = Instant::now();
+    let a = loop {
+        let a = alerts();
+        if a["open"].as_array().is_some_and(|o| o.len() >= 2) {
+            break a;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no alerts opened: {a}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let open = a["open"].as_array().unwrap();
+    let keys: Vec<(&str, &str, &str)> = open
+        .iter()
+        .map(|o| {
+            (
+                o["by"].as_str().unwrap(),
+                o["key"].as_str().unwrap(),
+                o["pop"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The unit is the BGP prefix, not a /24.
+    assert_eq!(
+        keys,
+        [("asn", "AS64500", "iad"), ("unit", "100.70.0.0/16", "iad")],
+        "{a}"
+    );
+    let change = serde_json::json!({
+        "view": "iad",
+        "prefix": "100.70.0.0/16",
+        "old_path": "4200000040 64500",
+        "new_path": "4200000040 64510 64500",
+    });
+    // Both contexts end with that change (the route's announcement
+    // precedes it).
+    for o in open {
+        let ch = o["path_changes"].as_array().unwrap();
+        let last = ch.last().expect("a path change in the context");
+        for k in ["view", "prefix", "old_path", "new_path"] {
+            assert_eq!(last[k], change[k], "{a}");
+        }
+    }
+    // The webhook heard both openings, with their context.
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let e = events.recv_timeout(Duration::from_secs(10)).expect("webhook event");
+        heard.push(e);
+    }
+    for e in &heard {
+        assert_eq!(e["event"], "opened", "{e}");
+        let ch = e["path_changes"].as_array().unwrap();
+        assert_eq!(ch.last().unwrap()["new_path"], change["new_path"], "{e}");
+    }
+    // Recovery closes both, and the webhook hears it.
+    post(&s, "/api/v1/measure/import", &lines(300, 30, 0.5));
+    wait_for("the alerts to close", Duration::from_secs(10), || {
+        alerts()["open"] == serde_json::json!([])
+    });
+    for _ in 0..2 {
+        let e = events.recv_timeout(Duration::from_secs(10)).expect("webhook event");
+        assert_eq!(e["event"], "closed", "{e}");
+    }
+    // The warehouse has the path change, and samples with their AS.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (view, prefix, old, new): (String, String, String, String) = conn
+        .query_row(
+            "SELECT view, prefix, old_path, new_path FROM path_changes WHERE new_path LIKE '% 64510 %'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (view.as_str(), prefix.as_str(), old.as_str(), new.as_str()),
+        ("iad", "100.70.0.0/16", "4200000040 64500", "4200000040 64510 64500")
+    );
+    let with_as: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM samples WHERE asn = 64500 AND unit = '100.70.0.0/16'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(with_as, 560);
 }

@@ -59,6 +59,9 @@ pub enum RibMsg {
     Down(Slot),
     /// The POP list changed (reload): view-to-POP indexes are rebuilt.
     Pops(Vec<String>),
+    /// Whether publications carry the prefix boundaries (the latency
+    /// policy's BGP map units need them).
+    IndexPrefixes(bool),
     Route {
         client: Prefix,
         view: Option<String>,

@@ -206,14 +206,24 @@ async fn manage(m: Manager) {
     // `petrel_config::bgp_diff`'s to say.
     let mut prev: Option<BgpConf> = None;
     let mut pops: Vec<String> = Vec::new();
+    let mut index_prefixes = false;
     loop {
         let g = reader.load();
         let conf: Option<BgpConf> = g.config().bgp.clone();
         let new_pops: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
+        let new_index = g
+            .config()
+            .measure
+            .as_ref()
+            .is_some_and(|m| matches!(m.unit, petrel_measure::UnitMode::Bgp { .. }));
         drop(g);
         if new_pops != pops {
             pops = new_pops;
             let _ = rib.send(RibMsg::Pops(pops.clone())).await;
+        }
+        if new_index != index_prefixes {
+            index_prefixes = new_index;
+            let _ = rib.send(RibMsg::IndexPrefixes(index_prefixes)).await;
         }
         let router_id = conf.as_ref().map_or(std::net::Ipv4Addr::UNSPECIFIED, |c| c.router_id);
         let diff = bgp_diff(prev.as_ref(), conf.as_ref());

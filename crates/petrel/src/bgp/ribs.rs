@@ -167,6 +167,7 @@ impl Ribs {
                 }
             }
             RibMsg::Pops(p) => self.owner.set_pops(p, now),
+            RibMsg::IndexPrefixes(on) => self.owner.set_index_prefixes(on, now),
             RibMsg::Route { client, view, reply } => {
                 let _ = reply.send(self.route(&client, view.as_deref()));
             }

@@ -92,7 +92,7 @@ async fn beacon(req: Request<Incoming>, client: IpAddr, g: &Generation, shared: 
     });
     match parsed {
         Ok(b) => {
-            shared.measure.ingest(conf, &b.samples);
+            shared.measure.ingest(g, conf, &b.samples);
             // Acknowledged only once stored, when there is a warehouse.
             if let Some(w) = shared.measure.warehouse() {
                 let rows = crate::measure::rows(g, &b.samples, b.id.as_deref());
