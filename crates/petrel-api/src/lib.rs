@@ -330,6 +330,29 @@ pub struct AlertsResult {
     pub recent: Vec<AlertEvent>,
 }
 
+/// The networks with the most samples since a time, per POP, from the
+/// warehouse.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct MeasureTop {
+    /// `asn`, `prefix` (the map unit), `country`, `city` or `resolver`.
+    pub by: String,
+    pub since_unix_ms: u64,
+    /// Most samples first.
+    pub rows: Vec<TopRow>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct TopRow {
+    /// `AS64500`, `198.51.100.0/24`, `NL`, ...
+    pub key: String,
+    pub pop: String,
+    pub samples: u64,
+    /// Distinct client addresses.
+    pub clients: u64,
+    pub median_ms: f64,
+    pub p90_ms: f64,
+}
+
 /// What an import of measurements took and refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ImportResult {
@@ -441,6 +464,19 @@ mod paths {
     #[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertsResult)))]
     pub fn alerts() {}
 
+    /// The networks with the most samples per POP since a time, from the
+    /// warehouse: sample and client counts, median and p90 RTT.
+    #[utoipa::path(get, path = "/api/v1/measure/top",
+        params(
+            ("by" = String, Query, description = "asn, prefix, country, city or resolver"),
+            ("pop" = Option<String>, Query, description = "only this POP"),
+            ("since" = Option<String>, Query, description = "how far back: 90s, 30m, 1h (default), 7d"),
+            ("limit" = Option<u32>, Query, description = "rows (default 20, at most 1000)"),
+        ),
+        responses((status = 200, body = MeasureTop), (status = 400, body = ErrorBody),
+            (status = 503, body = ErrorBody, description = "no [measure] section or no warehouse")))]
+    pub fn measure_top() {}
+
     /// This document.
     #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
     pub fn openapi() {}
@@ -470,6 +506,7 @@ mod paths {
         paths::target_action,
         paths::measure_import,
         paths::alerts,
+        paths::measure_top,
         paths::openapi,
         paths::metrics,
     )
@@ -501,7 +538,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 15, "{ops:?}");
+        assert_eq!(ops.len(), 16, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -85,12 +85,39 @@ pub fn unit_of(client: IpAddr, bgp: Option<Prefix>, mode: UnitMode) -> Prefix {
     })
 }
 
+/// A span of time as operators write it: `90s`, `30m`, `1h`, `7d`; in ms.
+pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 90s, 30m, 1h or 7d"))?;
+    let mult = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{s}` is not a duration such as 90s, 30m, 1h or 7d")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(s: &str) -> Prefix {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("7d"), Ok(604_800_000));
+        for bad in ["", "h", "1", "1w", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 15] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 16] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -248,6 +248,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("POST", "/api/v1/targets/{action}", post(target_action)),
         ("POST", "/api/v1/measure/import", post(measure_import)),
         ("GET", "/api/v1/alerts", get(alerts)),
+        ("GET", "/api/v1/measure/top", get(measure_top)),
     ];
     let mut routed: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     routed.sort();
@@ -573,6 +574,64 @@ async fn anycast(State(st): St) -> Response {
 async fn alerts(State(st): St) -> Response {
     let names: Vec<String> = st.reader.load().config().pops.iter().map(|p| p.name.clone()).collect();
     Json(st.measure.alerts(&names)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TopQ {
+    by: Option<String>,
+    pop: Option<String>,
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
+    use crate::warehouse::TopBy;
+    let g = st.reader.load();
+    let Some(conf) = g.config().measure.as_ref() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurements are off: the config has no [measure] section",
+        );
+    };
+    let Some(path) = conf.database.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurements are not stored: set measure.database to keep them",
+        );
+    };
+    let Some(by) = q.by.as_deref().and_then(TopBy::parse) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "parameter `by` must be one of asn, prefix, country, city, resolver",
+        );
+    };
+    if let Some(p) = &q.pop {
+        if g.config().pop_index(p).is_none() {
+            return error(StatusCode::BAD_REQUEST, format!("no POP named `{p}`"));
+        }
+    }
+    let since = match q
+        .since
+        .as_deref()
+        .map_or(Ok(3_600_000), petrel_measure::sample::parse_duration_ms)
+    {
+        Ok(ms) => crate::measure::unix_ms().saturating_sub(ms),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}")),
+    };
+    let limit = q.limit.unwrap_or(20).clamp(1, 1000);
+    drop(g);
+    let pop = q.pop.clone();
+    let r = tokio::task::spawn_blocking(move || crate::warehouse::top(&path, by, pop.as_deref(), since, limit)).await;
+    match r {
+        Ok(Ok(rows)) => Json(petrel_api::MeasureTop {
+            by: by.as_str().into(),
+            since_unix_ms: since,
+            rows,
+        })
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// JSON lines of connection RTTs from other servers (at most 2 MiB a

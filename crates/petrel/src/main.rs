@@ -128,6 +128,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Measured latency on a running server.
+    Measure {
+        #[command(subcommand)]
+        action: MeasureCmd,
+        #[arg(long, default_value = "127.0.0.1:8053", global = true)]
+        admin: SocketAddr,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Print the routes of an MRT file (TABLE_DUMP_V2 or BGP4MP; plain, gzip
     /// or bzip2) one per line, in `bgpdump -m` form.
     MrtDump { file: PathBuf },
@@ -170,6 +179,25 @@ enum BgpCmd {
         addr: String,
         #[arg(long)]
         view: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MeasureCmd {
+    /// The networks with the most samples per POP, from the warehouse:
+    /// samples, clients, median and p90 RTT.
+    Top {
+        /// Group by asn, prefix (the map unit), country, city or resolver.
+        #[arg(long, default_value = "asn")]
+        by: String,
+        /// Only this POP.
+        #[arg(long)]
+        pop: Option<String>,
+        /// How far back: 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
 }
 
@@ -218,6 +246,7 @@ fn main() -> ExitCode {
         Cmd::Health { admin, json } => health_cmd(admin, json),
         Cmd::Bgp { action, admin, json } => bgp_cmd(action, admin, json),
         Cmd::Anycast { admin, json } => anycast_cmd(admin, json),
+        Cmd::Measure { action, admin, json } => measure_cmd(action, admin, json),
         Cmd::MrtDump { file } => bgp::mrt_dump::dump(&file),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
@@ -507,6 +536,38 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
             petrel_health::TargetState::Down => "down",
         };
         println!("{:<36} {:<5} {:>7}s {:>10}  {}", t.name, state, since, lat, last);
+    }
+    Ok(())
+}
+
+fn measure_cmd(action: MeasureCmd, admin: SocketAddr, json: bool) -> Result<(), String> {
+    let MeasureCmd::Top { by, pop, since, limit } = action;
+    let mut path = format!(
+        "/api/v1/measure/top?by={}&since={}&limit={limit}",
+        urlencode(&by),
+        urlencode(&since)
+    );
+    if let Some(p) = &pop {
+        path.push_str(&format!("&pop={}", urlencode(p)));
+    }
+    let t: petrel_api::MeasureTop = admin_client::get(admin, &path)?;
+    if json {
+        return print_json(&t);
+    }
+    println!(
+        "{:<40} {:<10} {:>9} {:>8} {:>10} {:>10}",
+        t.by.to_ascii_uppercase(),
+        "POP",
+        "SAMPLES",
+        "CLIENTS",
+        "MEDIAN",
+        "P90"
+    );
+    for r in &t.rows {
+        println!(
+            "{:<40} {:<10} {:>9} {:>8} {:>8.1}ms {:>8.1}ms",
+            r.key, r.pop, r.samples, r.clients, r.median_ms, r.p90_ms
+        );
     }
     Ok(())
 }

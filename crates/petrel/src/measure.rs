@@ -86,6 +86,29 @@ const CONTEXT_MS: u64 = 3_600_000;
 /// At most this many changes in one alert's context.
 const CONTEXT_MAX: usize = 20;
 
+/// RTT buckets of the per-POP histograms, in seconds.
+const RTT_BUCKETS_S: [f64; 14] = [
+    0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0,
+];
+
+/// The per-POP medians in the metrics forget at this pace: they say what
+/// the last few minutes looked like.
+const METRICS_DECAY: petrel_measure::Decay = petrel_measure::Decay { half_life_ms: 300_000 };
+
+/// Every sample of one POP and kind, for the metrics.
+#[derive(Default)]
+struct RttHistogram {
+    buckets: [u64; RTT_BUCKETS_S.len()],
+    count: u64,
+    sum_s: f64,
+}
+
+#[derive(Default)]
+struct PopRtts {
+    by_kind: std::collections::BTreeMap<(String, &'static str), RttHistogram>,
+    recent: std::collections::BTreeMap<String, petrel_measure::Aggregate>,
+}
+
 /// Samples offered from request paths wait here for the ingest thread.
 const QUEUE: usize = 65_536;
 
@@ -108,6 +131,7 @@ pub struct Measurements {
     /// Alert events for the webhook, when one is configured.
     hooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<(petrel_config::Webhook, String)>>,
     hooks_failed: Arc<AtomicU64>,
+    rtts: Mutex<PopRtts>,
 }
 
 impl Default for Measurements {
@@ -129,6 +153,7 @@ impl Default for Measurements {
             changes_left_out: AtomicU64::new(0),
             hooks: std::sync::OnceLock::new(),
             hooks_failed: Arc::default(),
+            rtts: Mutex::default(),
         }
     }
 }
@@ -190,6 +215,26 @@ impl Measurements {
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         for (s, (unit, _)) in samples.iter().zip(&keyed) {
             u.add(*unit, s, conf.decay, conf.max_units);
+        }
+        drop(u);
+        let mut r = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
+        let pops = &g.config().pops;
+        for s in samples {
+            let Some(pop) = pops.get(s.pop.index()) else { continue };
+            let secs = f64::from(s.rtt_us) / 1e6;
+            let h = match r.by_kind.get_mut(&(pop.name.clone(), s.kind.as_str())) {
+                Some(h) => h,
+                None => r.by_kind.entry((pop.name.clone(), s.kind.as_str())).or_default(),
+            };
+            h.count += 1;
+            h.sum_s += secs;
+            if let Some(i) = RTT_BUCKETS_S.iter().position(|&b| secs <= b) {
+                h.buckets[i] += 1;
+            }
+            r.recent
+                .entry(pop.name.clone())
+                .or_default()
+                .add(s.at_ms, s.rtt_us, METRICS_DECAY);
         }
     }
 
@@ -655,6 +700,47 @@ impl Collector for MeasureCollector {
             None,
             c.metric_type(),
         )?)?;
+        {
+            let r = m.rtts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fam = enc.encode_descriptor(
+                "petrel_measure_rtt_seconds",
+                "Latency samples by POP and kind (rum, passive, import)",
+                None,
+                prometheus_client::metrics::MetricType::Histogram,
+            )?;
+            for ((pop, kind), h) in &r.by_kind {
+                // Per bucket, not cumulative: the encoder adds them up.
+                let finite: u64 = h.buckets.iter().sum();
+                let buckets: Vec<(f64, u64)> = RTT_BUCKETS_S
+                    .iter()
+                    .copied()
+                    .zip(h.buckets)
+                    .chain(std::iter::once((f64::INFINITY, h.count - finite)))
+                    .collect();
+                fam.encode_family(&[("pop", pop.as_str()), ("kind", kind)])?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum_s, h.count, &buckets, None)?;
+            }
+            for (name, help, q) in [
+                (
+                    "petrel_measure_rtt_median_seconds",
+                    "Median latency to each POP over the last few minutes (5 min half-life)",
+                    0.5,
+                ),
+                (
+                    "petrel_measure_rtt_p90_seconds",
+                    "90th percentile latency to each POP over the last few minutes (5 min half-life)",
+                    0.9,
+                ),
+            ] {
+                let mut fam = enc.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+                let now = unix_ms();
+                for (pop, a) in r.recent.iter().filter(|(_, a)| !a.is_faded(now, METRICS_DECAY)) {
+                    if let Some(v) = a.quantile_ms(q) {
+                        ConstGauge::new(v / 1000.0).encode(fam.encode_family(&[("pop", pop.as_str())])?)?;
+                    }
+                }
+            }
+        }
         let over = m.units.lock().map_or(0, |u| u.over_limit);
         let c = ConstCounter::new(over);
         c.encode(enc.encode_descriptor(

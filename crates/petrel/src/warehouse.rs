@@ -152,6 +152,117 @@ impl Warehouse {
     }
 }
 
+/// What `top` groups samples by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopBy {
+    Asn,
+    Prefix,
+    Country,
+    City,
+    Resolver,
+}
+
+impl TopBy {
+    pub fn parse(s: &str) -> Option<TopBy> {
+        Some(match s {
+            "asn" => TopBy::Asn,
+            "prefix" | "unit" => TopBy::Prefix,
+            "country" => TopBy::Country,
+            "city" => TopBy::City,
+            "resolver" => TopBy::Resolver,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopBy::Asn => "asn",
+            TopBy::Prefix => "prefix",
+            TopBy::Country => "country",
+            TopBy::City => "city",
+            TopBy::Resolver => "resolver",
+        }
+    }
+
+    /// The column; a fixed name, never from the request.
+    fn column(self) -> &'static str {
+        match self {
+            TopBy::Asn => "asn",
+            TopBy::Prefix => "unit",
+            TopBy::Country => "country",
+            TopBy::City => "city",
+            TopBy::Resolver => "resolver",
+        }
+    }
+}
+
+/// The `limit` groups of (key, POP) with the most samples since
+/// `since_ms`, with their client counts and exact median and p90.
+pub fn top(
+    path: &Path,
+    by: TopBy,
+    pop: Option<&str>,
+    since_ms: u64,
+    limit: u32,
+) -> Result<Vec<petrel_api::TopRow>, String> {
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let col = by.column();
+    let groups = format!(
+        "SELECT {col}, pop, count(*), count(DISTINCT client) FROM samples
+         WHERE t_ms >= ?1 AND {col} IS NOT NULL AND (?2 IS NULL OR pop = ?2)
+         GROUP BY {col}, pop ORDER BY count(*) DESC, {col}, pop LIMIT ?3"
+    );
+    let mut st = c.prepare(&groups).map_err(|e| e.to_string())?;
+    let found = st
+        .query_map(params![since_ms as i64, pop, limit], |r| {
+            let key = match by {
+                TopBy::Asn => format!("AS{}", r.get::<_, i64>(0)?),
+                _ => r.get::<_, String>(0)?,
+            };
+            Ok((
+                r.get::<_, rusqlite::types::Value>(0)?,
+                key,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, i64>(3)? as u64,
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut rtts = c
+        .prepare(&format!(
+            "SELECT rtt_us FROM samples WHERE t_ms >= ?1 AND {col} = ?2 AND pop = ?3 ORDER BY rtt_us"
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(found.len());
+    for (raw, key, pop, samples, clients) in found {
+        let v: Vec<u32> = rtts
+            .query_map(params![since_ms as i64, raw, pop], |r| Ok(r.get::<_, i64>(0)? as u32))
+            .map_err(|e| e.to_string())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let q = |f: f64| -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let i = ((v.len() - 1) as f64 * f).round() as usize;
+            f64::from(v[i]) / 1000.0
+        };
+        out.push(petrel_api::TopRow {
+            key,
+            pop,
+            samples,
+            clients,
+            median_ms: q(0.5),
+            p90_ms: q(0.9),
+        });
+    }
+    Ok(out)
+}
+
 fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let t = conn.transaction()?;
     {

@@ -122,6 +122,22 @@ fn imported_latency_moves_the_measured_network_and_no_other() {
         "{metrics}"
     );
     assert!(metrics.contains("petrel_measure_ranked_units 1"), "{metrics}");
+    // Per POP and kind: a histogram, and the recent median.
+    assert!(
+        metrics.contains("petrel_measure_rtt_seconds_count{pop=\"ams\",kind=\"import\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("petrel_measure_rtt_seconds_bucket{le=\"0.02\",pop=\"ams\",kind=\"import\"} 12"),
+        "{metrics}"
+    );
+    let median: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("petrel_measure_rtt_median_seconds{pop=\"ams\"} "))
+        .expect("ams's median")
+        .parse()
+        .unwrap();
+    assert!((median - 0.020).abs() < 0.0015, "{median}");
 }
 
 /// Serve `dir` over HTTP on 127.0.0.1:`port` (Python's server, from
@@ -705,4 +721,32 @@ webhook = "http://127.0.0.1:{hook}/hooks"
         )
         .unwrap();
     assert_eq!(with_as, 560);
+    // What the warehouse says by AS and by prefix.
+    let admin = s.admin.to_string();
+    let (ok, out, err) = petrel(&["measure", "top", "--by", "asn", "--since", "5m", "--admin", &admin]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("AS64500 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // The 200 baseline samples are ten minutes old: not in the last five.
+    assert_eq!(&cols[..4], ["AS64500", "iad", "360", "300"], "{out}");
+    let (ok, out, err) = petrel(&[
+        "measure", "top", "--by", "prefix", "--pop", "iad", "--since", "2h", "--json", "--admin", &admin,
+    ]);
+    assert!(ok, "{err}");
+    let top: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = &top["rows"][0];
+    assert_eq!(
+        (row["key"].as_str(), row["samples"].as_u64()),
+        (Some("100.70.0.0/16"), Some(560)),
+        "{out}"
+    );
+    assert!((row["median_ms"].as_f64().unwrap() - 31.0).abs() < 1.5, "{out}");
+    let (ok, _, err) = petrel(&["measure", "top", "--by", "colour", "--admin", &admin]);
+    assert!(
+        !ok && err.contains("parameter `by` must be one of asn, prefix"),
+        "{err}"
+    );
 }
