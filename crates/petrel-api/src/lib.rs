@@ -353,6 +353,31 @@ pub struct TopRow {
     pub p90_ms: f64,
 }
 
+/// Resolver discovery, joined: which clients use which resolver.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ResolversResult {
+    pub since_unix_ms: u64,
+    /// Most beacons first.
+    pub resolvers: Vec<ResolverRow>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ResolverRow {
+    pub resolver: String,
+    /// The resolver's origin AS in the routing views.
+    pub asn: Option<u32>,
+    /// Beacons whose whoami name this resolver asked for.
+    pub beacons: u64,
+    /// Distinct client map units behind it.
+    pub client_units: u64,
+    /// Share of those queries that carried ECS (0 to 1).
+    pub ecs_share: f64,
+    /// Median distance between the clients and the resolver (GeoIP).
+    pub median_distance_km: Option<f64>,
+    /// The client units seen most, up to five.
+    pub top_client_units: Vec<String>,
+}
+
 /// What an import of measurements took and refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ImportResult {
@@ -477,6 +502,18 @@ mod paths {
             (status = 503, body = ErrorBody, description = "no [measure] section or no warehouse")))]
     pub fn measure_top() {}
 
+    /// Resolver discovery: per resolver, the beacons joined with it, the
+    /// client networks behind it, whether it sends ECS and how far it is
+    /// from its clients (from the warehouse).
+    #[utoipa::path(get, path = "/api/v1/measure/resolvers",
+        params(
+            ("since" = Option<String>, Query, description = "how far back: 90s, 30m, 1h, 24h (default)"),
+            ("limit" = Option<u32>, Query, description = "rows (default 50, at most 1000)"),
+        ),
+        responses((status = 200, body = ResolversResult), (status = 400, body = ErrorBody),
+            (status = 503, body = ErrorBody, description = "no [measure] section or no warehouse")))]
+    pub fn measure_resolvers() {}
+
     /// This document.
     #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
     pub fn openapi() {}
@@ -507,6 +544,7 @@ mod paths {
         paths::measure_import,
         paths::alerts,
         paths::measure_top,
+        paths::measure_resolvers,
         paths::openapi,
         paths::metrics,
     )
@@ -538,7 +576,7 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 16, "{ops:?}");
+        assert_eq!(ops.len(), 17, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -24,6 +24,6 @@ pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
     BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, Config, HealthCheck, HttpCertConf, HttpConf,
-    Initial, MeasureConf, Pop, ServerConf, ServiceConf, TlsCheck, Webhook, ZoneConf,
+    Initial, MeasureConf, Pop, ServerConf, ServiceConf, TlsCheck, Webhook, Whoami, ZoneConf,
 };
 pub use validate::parse;

@@ -1,15 +1,16 @@
 //! `[measure]`: how measured latency is turned into decisions.
 
-use crate::model::{MeasureConf, Pop, Webhook};
+use crate::model::{MeasureConf, Pop, Webhook, Whoami, ZoneConf};
 use crate::raw::{self, S};
 use crate::validate::{pop_named, Ctx};
+use petrel_dns_wire::name;
 use petrel_measure::aggregate::Decay;
 use petrel_measure::alert::AlertParams;
 use petrel_measure::ranking::RankParams;
 use petrel_measure::rum::TagConfig;
 use petrel_measure::sample::UnitMode;
 
-pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> MeasureConf {
+pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones: &[ZoneConf]) -> MeasureConf {
     let r = m.get_ref();
     let f = |k: &str| format!("measure.{k}");
     let half_life_mins: u64 = cx.int(&r.half_life_mins, &f("half_life_mins"), 1, 30 * 24 * 60, 360);
@@ -28,7 +29,17 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> Me
             UnitMode::default()
         }
     };
+    let whoami = r.rum.as_ref().and_then(|t| whoami(cx, t, zones));
+    let mut rum_tag = r.rum.as_ref().map(|t| rum(cx, t, pops));
+    if let (Some(tag), Some(_)) = (rum_tag.as_mut(), &whoami) {
+        tag.whoami = r
+            .rum
+            .as_ref()
+            .and_then(|t| t.get_ref().whoami_url.as_ref())
+            .map(|u| u.get_ref().clone());
+    }
     MeasureConf {
+        whoami,
         decay: Decay {
             half_life_ms: half_life_mins * 60_000,
         },
@@ -43,7 +54,7 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop]) -> Me
         max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
         database: r.database.as_ref().map(|d| cx.resolve(d.get_ref())),
         retention_days: cx.int(&r.retention_days, &f("retention_days"), 1, 3650, 30),
-        rum: r.rum.as_ref().map(|t| rum(cx, t, pops)),
+        rum: rum_tag,
         alerts: r.alerts.as_ref().map(|a| alerts(cx, a)),
         webhook: r
             .alerts
@@ -119,6 +130,84 @@ fn alerts(cx: &mut Ctx<'_>, a: &S<raw::Alerts>) -> AlertParams {
         min_baseline_samples: f64::from(min_baseline),
         min_current_weight: f64::from(min_current),
     }
+}
+
+/// `whoami_url` and `whoami_addresses`: both or neither; the URL's host is
+/// `{id}.` then a name inside one of the zones petrel serves.
+fn whoami(cx: &mut Ctx<'_>, t: &S<raw::Rum>, zones: &[ZoneConf]) -> Option<Whoami> {
+    let r = t.get_ref();
+    let (url, addrs) = match (&r.whoami_url, &r.whoami_addresses) {
+        (None, None) => return None,
+        (Some(u), None) => {
+            cx.err(
+                u,
+                "measure.rum.whoami_url",
+                "needs whoami_addresses: what the unique names resolve to (where the URL is served)",
+            );
+            return None;
+        }
+        (None, Some(a)) => {
+            cx.err(a, "measure.rum.whoami_addresses", "needs whoami_url");
+            return None;
+        }
+        (Some(u), Some(a)) => (u, a),
+    };
+    let text = url.get_ref();
+    let host = text
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map_or(h, |(h, _)| h)
+        });
+    let Some(domain) = host.and_then(|h| h.strip_prefix("{id}.")) else {
+        cx.err(
+            url,
+            "measure.rum.whoami_url",
+            format!("`{text}`: the host must be `{{id}}.` and a name, e.g. https://{{id}}.whoami.example.net/rum/o"),
+        );
+        return None;
+    };
+    let wire = match name::from_text(domain) {
+        Ok(w) => name::to_lowercase(&w),
+        Err(e) => {
+            cx.err(url, "measure.rum.whoami_url", format!("`{domain}`: {e}"));
+            return None;
+        }
+    };
+    if !zones
+        .iter()
+        .any(|z| name::is_subdomain(&wire, &name::to_lowercase(&z.origin_wire)))
+    {
+        cx.err(
+            url,
+            "measure.rum.whoami_url",
+            format!("`{domain}` is in none of the zones served here: the DNS side could not see the queries"),
+        );
+        return None;
+    }
+    let mut out = Whoami {
+        domain_wire: wire,
+        v4: Vec::new(),
+        v6: Vec::new(),
+    };
+    for (i, a) in addrs.get_ref().iter().enumerate() {
+        match a.get_ref().parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v)) => out.v4.push(v),
+            Ok(std::net::IpAddr::V6(v)) => out.v6.push(v),
+            Err(_) => cx.err(
+                a,
+                format!("measure.rum.whoami_addresses[{i}]"),
+                format!("`{}` is not an IP address", a.get_ref()),
+            ),
+        }
+    }
+    if out.v4.is_empty() && out.v6.is_empty() {
+        cx.err(addrs, "measure.rum.whoami_addresses", "needs at least one address");
+        return None;
+    }
+    Some(out)
 }
 
 fn rum(cx: &mut Ctx<'_>, t: &S<raw::Rum>, pops: &[Pop]) -> TagConfig {

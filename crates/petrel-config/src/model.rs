@@ -266,6 +266,17 @@ pub struct MeasureConf {
     pub alerts: Option<petrel_measure::alert::AlertParams>,
     /// `measure.alerts.webhook`.
     pub webhook: Option<Webhook>,
+    /// `measure.rum.whoami_url`: the names the DNS side answers and logs.
+    pub whoami: Option<Whoami>,
+}
+
+/// Resolver discovery's names: `<id>.<domain>`, answered with `v4`/`v6`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Whoami {
+    /// Lower case, wire form.
+    pub domain_wire: Vec<u8>,
+    pub v4: Vec<std::net::Ipv4Addr>,
+    pub v6: Vec<std::net::Ipv6Addr>,
 }
 
 /// Where alert events are POSTed (plain HTTP).

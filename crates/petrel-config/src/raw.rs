@@ -99,6 +99,11 @@ pub struct Rum {
     pub sample_percent: Option<S<i64>>,
     /// The POPs measured (default: all).
     pub pops: Option<PopList>,
+    /// Resolver discovery: a URL whose host is `{id}.` and a name in one
+    /// of the zones, e.g. `https://{id}.whoami.example.net/rum/o`.
+    pub whoami_url: Option<S<String>>,
+    /// What those names resolve to: where that URL is served.
+    pub whoami_addresses: Option<S<Vec<S<String>>>>,
 }
 
 /// An HTTP front: listeners, who may speak for clients, and rules.

@@ -139,7 +139,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let pops = pops(&mut cx, &raw.pop);
     let zones = zones(&mut cx, &raw.zone);
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
-    let measure = raw.measure.as_ref().map(|m| crate::measure::measure(&mut cx, m, &pops));
+    let measure = raw
+        .measure
+        .as_ref()
+        .map(|m| crate::measure::measure(&mut cx, m, &pops, &zones));
     let have = Have {
         measure: measure.is_some(),
         geo: geoip.is_some(),
@@ -1668,6 +1671,40 @@ policy = [
         let errs = errors(&format!("{good}{bad}"));
         has(&errs, "measure.rum.url: the beacon URL needs `{pop}`");
         has(&errs, "measure.rum.pops[0]: no POP named `xyz`");
+        // Resolver discovery: a name in a zone served here.
+        let who = |url: &str, addrs: &str| format!("{good}{rum}whoami_url = \"{url}\"\nwhoami_addresses = {addrs}\n");
+        let c = parse(
+            Path::new("p.toml"),
+            &who(
+                "https://{id}.whoami.Example.net:8443/rum/o",
+                "[\"192.0.2.80\", \"2001:db8::80\"]",
+            ),
+        )
+        .unwrap();
+        let m = c.measure.unwrap();
+        let w = m.whoami.unwrap();
+        assert_eq!(w.domain_wire, b"\x06whoami\x07example\x03net\x00");
+        assert_eq!((w.v4.len(), w.v6.len()), (1, 1));
+        assert_eq!(
+            m.rum.unwrap().whoami.as_deref(),
+            Some("https://{id}.whoami.Example.net:8443/rum/o")
+        );
+        has(
+            &errors(&who("https://whoami.example.net/rum/o", "[\"192.0.2.80\"]")),
+            "measure.rum.whoami_url: `https://whoami.example.net/rum/o`: the host must be `{id}.` and a name",
+        );
+        has(
+            &errors(&who("https://{id}.whoami.example.org/rum/o", "[\"192.0.2.80\"]")),
+            "`whoami.example.org` is in none of the zones served here",
+        );
+        has(
+            &errors(&who("https://{id}.whoami.example.net/rum/o", "[\"nope\"]")),
+            "measure.rum.whoami_addresses[0]: `nope` is not an IP address",
+        );
+        has(
+            &errors(&format!("{good}{rum}whoami_url = \"https://{{id}}.w.example.net/\"\n")),
+            "measure.rum.whoami_url: needs whoami_addresses",
+        );
         // Alerts.
         let alerts = "\n[measure.alerts]\nmargin_percent = 50\nopen_after_secs = 60\ncurrent_half_life_secs = 30\n";
         let c = parse(Path::new("p.toml"), &format!("{good}{alerts}")).unwrap();

@@ -25,12 +25,31 @@ pub struct AnswerInfo {
     /// The decision a mapped answer gave (its POPs, scope, fallback).
     pub decision: Decision,
     pub mapped: bool,
+    /// A resolver-discovery name was asked for: the IO shell records who
+    /// asked (see `petrel_measure::whoami`).
+    pub whoami: Option<WhoamiAsked>,
+}
+
+/// The id of a resolver-discovery name, and the ECS subnet sent with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WhoamiAsked {
+    id: [u8; petrel_measure::whoami::MAX_ID],
+    len: u8,
+    pub ecs: Option<Prefix>,
+}
+
+impl WhoamiAsked {
+    pub fn id(&self) -> &[u8] {
+        &self.id[..self.len as usize]
+    }
 }
 
 const MAX_CHAIN: usize = 8;
 
 struct Ctx<'a> {
     gen: &'a Generation,
+    /// The query's ECS source prefix, if it sent one (and not SOURCE 0).
+    ecs: Option<Prefix>,
     client: Prefix,
     entropy: u64,
     info: &'a mut AnswerInfo,
@@ -53,6 +72,7 @@ pub fn answer(
     info.ecs = false;
     info.truncated = false;
     info.mapped = false;
+    info.whoami = None;
     // Largest UDP reply we send, whatever the client offers (RFC 6891
     // §6.2.5; 1232 by default avoids fragmentation, per DNS flag day 2020).
     let max_udp = gen.config().server.max_udp_payload;
@@ -110,6 +130,7 @@ pub fn answer(
     }
     let mut ctx = Ctx {
         gen,
+        ecs: ecs.filter(|c| c.source_len() > 0).map(|c| c.prefix),
         client: client_prefix,
         entropy,
         info,
@@ -214,6 +235,11 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
         return Ok((rcode::REFUSED, false));
     };
     let qtype = q.question.qtype;
+    if let Some(who) = ctx.gen.config().measure.as_ref().and_then(|m| m.whoami.as_ref()) {
+        if let Some(r) = whoami(ctx, who, &lbuf[..n], q, (zones, zone), w) {
+            return r;
+        }
+    }
     // `cur` is the lower-case name being resolved; `owner` is what to write as
     // owner (the query's own spelling for the first hop).
     let mut cur = [0u8; MAX_NAME_LEN];
@@ -336,6 +362,66 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
     }
     // Chain too long: what we have is what the resolver gets.
     Ok((rcode::NOERROR, true))
+}
+
+/// Resolver discovery (`measure.rum.whoami_url`): `<id>.<domain>` answers
+/// the configured addresses with TTL 0 (every name is asked once; nothing
+/// is worth caching) and tells the IO shell who asked. The domain itself is
+/// an empty non-terminal (NODATA, never NXDOMAIN: a resolver that trusts
+/// NXDOMAIN cuts, RFC 8020, would not ask for the names below it). A name
+/// below it that is not an id gets NXDOMAIN. None: not a whoami name.
+fn whoami(
+    ctx: &mut Ctx<'_>,
+    conf: &petrel_config::Whoami,
+    lname: &[u8],
+    q: &Query<'_>,
+    (zones, zone): (&ZoneSet, u16),
+    w: &mut MessageWriter<'_>,
+) -> Option<Result<(u16, bool), Full>> {
+    let domain = &conf.domain_wire;
+    if lname == domain.as_slice() {
+        return Some(negative(zones, zone, w).map(|_| (rcode::NOERROR, true)));
+    }
+    let l = *lname.first()? as usize;
+    if lname.len() != 1 + l + domain.len() || &lname[1 + l..] != domain.as_slice() {
+        return None;
+    }
+    let id = &lname[1..1 + l];
+    if !petrel_measure::whoami::valid_id(id) {
+        return Some(negative(zones, zone, w).map(|_| (rcode::NXDOMAIN, true)));
+    }
+    let mut asked = WhoamiAsked {
+        id: [0; petrel_measure::whoami::MAX_ID],
+        len: l as u8,
+        ecs: ctx.ecs,
+    };
+    asked.id[..l].copy_from_slice(id);
+    ctx.info.whoami = Some(asked);
+    let owner = q.question.name;
+    let r = (|| {
+        match q.question.qtype {
+            rtype::A => {
+                for a in &conf.v4 {
+                    let at = w.begin_record(owner, rtype::A, class::IN, 0)?;
+                    w.rdata_bytes(&a.octets())?;
+                    w.end_record(Section::Answer, at);
+                }
+            }
+            rtype::AAAA => {
+                for a in &conf.v6 {
+                    let at = w.begin_record(owner, rtype::AAAA, class::IN, 0)?;
+                    w.rdata_bytes(&a.octets())?;
+                    w.end_record(Section::Answer, at);
+                }
+            }
+            _ => {}
+        }
+        if w.count(Section::Answer) == 0 {
+            negative_with_ttl(zones, zone, w, 0)?;
+        }
+        Ok((rcode::NOERROR, true))
+    })();
+    Some(r)
 }
 
 enum Lookup<'a> {

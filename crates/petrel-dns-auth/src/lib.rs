@@ -9,6 +9,6 @@
 
 mod answer;
 
-pub use answer::{answer, AnswerInfo, Client};
+pub use answer::{answer, AnswerInfo, Client, WhoamiAsked};
 // Zones live in their own crate; these names stay reachable from here.
 pub use petrel_dns_zone::{parse_zone_file, RecordIn, ZoneError, ZoneSet, ZoneSetBuilder};

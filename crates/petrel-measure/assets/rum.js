@@ -7,7 +7,7 @@
   if (!window.fetch || !window.performance || Math.random() * 100 >= c.sample) return;
   var id = "";
   for (var i = 0; i < 16; i++) id += "abcdefghijklmnopqrstuvwxyz0123456789".charAt(Math.floor(Math.random() * 36));
-  var out = [], left = c.pops.length;
+  var out = [], left = c.pops.length + (c.whoami ? 1 : 0);
   function send() {
     var body = JSON.stringify({ v: 1, id: id, m: out });
     if (!(navigator.sendBeacon && navigator.sendBeacon(c.collector, body))) {
@@ -31,11 +31,15 @@
         if (d > 0) out.push({ p: pop, d: Math.round(d * 10) / 10 });
       })
       .catch(function () {})
-      .then(function () { if (--left === 0 && out.length) send(); });
+      .then(done);
   }
+  function done() { if (--left === 0 && out.length) send(); }
   if (c.whoami) {
-    /* The resolver behind this browser: a unique name the DNS side logs. */
-    fetch(location.protocol + "//" + id + "." + c.whoami + "/rum/o", { mode: "no-cors", cache: "no-store", credentials: "omit" }).catch(function () {});
+    /* The resolver behind this browser: a name made unique by the id, which
+       the DNS side logs; the beacon waits for it so that the join finds it. */
+    fetch(c.whoami.replace("{id}", id), { mode: "no-cors", cache: "no-store", credentials: "omit" })
+      .catch(function () {})
+      .then(done);
   }
   for (var j = 0; j < c.pops.length; j++) one(c.pops[j]);
 })(/*CONFIG*/);

@@ -36,6 +36,7 @@ pub mod rum;
 pub mod sample;
 pub mod store;
 pub mod table;
+pub mod whoami;
 
 pub use aggregate::{Aggregate, Decay, Summary};
 pub use sample::{unit_of, Kind, Sample, UnitMode};

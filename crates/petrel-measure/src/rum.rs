@@ -18,7 +18,8 @@ pub struct TagConfig {
     pub url: String,
     /// Where beacons are posted.
     pub collector: String,
-    /// The zone whose unique names reveal the browser's resolver.
+    /// Resolver discovery: a URL whose host is `{id}.` and a name the DNS
+    /// side answers and logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whoami: Option<String>,
 }

@@ -232,7 +232,7 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 16] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 17] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
@@ -249,6 +249,7 @@ fn router(state: Arc<AdminState>) -> Router {
         ("POST", "/api/v1/measure/import", post(measure_import)),
         ("GET", "/api/v1/alerts", get(alerts)),
         ("GET", "/api/v1/measure/top", get(measure_top)),
+        ("GET", "/api/v1/measure/resolvers", get(measure_resolvers)),
     ];
     let mut routed: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     routed.sort();
@@ -634,6 +635,47 @@ async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ResolversQ {
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn measure_resolvers(State(st): St, Query(q): Query<ResolversQ>) -> Response {
+    let g = st.reader.load();
+    let Some(conf) = g.config().measure.as_ref() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurements are off: the config has no [measure] section",
+        );
+    };
+    let Some(path) = conf.database.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurements are not stored: set measure.database to keep them",
+        );
+    };
+    drop(g);
+    let since = match q
+        .since
+        .as_deref()
+        .map_or(Ok(86_400_000), petrel_measure::sample::parse_duration_ms)
+    {
+        Ok(ms) => crate::measure::unix_ms().saturating_sub(ms),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}")),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    match tokio::task::spawn_blocking(move || crate::warehouse::resolvers(&path, since, limit)).await {
+        Ok(Ok(resolvers)) => Json(petrel_api::ResolversResult {
+            since_unix_ms: since,
+            resolvers,
+        })
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// JSON lines of connection RTTs from other servers (at most 2 MiB a
 /// request: axum's body limit answers 413 past it).
 async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -664,7 +706,7 @@ async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Byt
     // Answered once stored, when there is a warehouse.
     if let Some(w) = st.measure.warehouse() {
         let rows = crate::measure::rows(&st.reader.load(), &samples, None);
-        if let Err(e) = w.store(rows).await {
+        if let Err(e) = w.store(rows, Vec::new()).await {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"));
         }
     }

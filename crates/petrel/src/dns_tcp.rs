@@ -175,7 +175,13 @@ impl Conns {
     }
 }
 
-pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListener, conns: Arc<Conns>) {
+pub async fn serve(
+    reader: Reader,
+    metrics: Arc<DnsMetrics>,
+    listener: TcpListener,
+    conns: Arc<Conns>,
+    measure: Arc<crate::measure::Measurements>,
+) {
     let mut backoff = quiet::AcceptBackoff::new("DNS TCP");
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -206,10 +212,10 @@ pub async fn serve(reader: Reader, metrics: Arc<DnsMetrics>, listener: TcpListen
             }
         };
         metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-        let (reader, metrics) = (reader.clone(), metrics.clone());
+        let (reader, metrics, measure) = (reader.clone(), metrics.clone(), measure.clone());
         let idle = conns.limits.idle;
         tokio::spawn(async move {
-            let end = serve_queries(reader, &metrics, stream, peer.ip(), idle, &ticket).await;
+            let end = serve_queries(reader, (&metrics, &measure), stream, peer.ip(), idle, &ticket).await;
             drop(ticket);
             let c = match end {
                 // Evictions are counted when they are decided.
@@ -232,7 +238,7 @@ enum End {
 
 async fn serve_queries(
     reader: Reader,
-    metrics: &DnsMetrics,
+    (metrics, measure): (&DnsMetrics, &crate::measure::Measurements),
     stream: TcpStream,
     peer: IpAddr,
     idle: Duration,
@@ -286,6 +292,9 @@ async fn serve_queries(
             let n = answer(&g, &inbuf[..len], &client, len as u64, &mut outbuf[2..], &mut info);
             if n > 0 {
                 DnsMetrics::record(counters.get(metrics, &g), &info);
+                if let Some(w) = &info.whoami {
+                    measure.whoami_asked(w, peer);
+                }
             }
             n
         };

@@ -85,16 +85,17 @@ pub fn spawn(
     metrics: Arc<DnsMetrics>,
     addr: SocketAddr,
     n: usize,
+    measure: Arc<crate::measure::Measurements>,
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for i in 0..n {
         let sock = bind(addr)?;
-        let (reader, metrics) = (reader.clone(), metrics.clone());
+        let (reader, metrics, measure) = (reader.clone(), metrics.clone(), measure.clone());
         let pktinfo = addr.ip().is_unspecified();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || worker(sock, reader, metrics, pktinfo))?,
+                .spawn(move || worker(sock, reader, metrics, pktinfo, &measure))?,
         );
     }
     Ok(handles)
@@ -150,7 +151,13 @@ fn pktinfo_fixup(hdr: &mut libc::msghdr) {
     }
 }
 
-fn worker(sock: Socket, reader: Reader, metrics: Arc<DnsMetrics>, pktinfo: bool) {
+fn worker(
+    sock: Socket,
+    reader: Reader,
+    metrics: Arc<DnsMetrics>,
+    pktinfo: bool,
+    measure: &crate::measure::Measurements,
+) {
     let fd = sock.as_raw_fd();
     let mut inbuf = vec![0u8; BATCH * BUF];
     let mut outbuf = vec![0u8; BATCH * BUF];
@@ -229,6 +236,9 @@ fn worker(sock: Socket, reader: Reader, metrics: Arc<DnsMetrics>, pktinfo: bool)
                 continue;
             }
             DnsMetrics::record(gc, &info);
+            if let Some(w) = &info.whoami {
+                measure.whoami_asked(w, peer.ip());
+            }
             iov_out[nout] = libc::iovec {
                 iov_base: out.as_mut_ptr().cast(),
                 iov_len: olen,

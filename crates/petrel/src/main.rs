@@ -199,6 +199,15 @@ enum MeasureCmd {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Resolver discovery, joined: per resolver, the beacons and client
+    /// networks behind it, whether it sends ECS, how far its clients are.
+    Resolvers {
+        /// How far back: 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -541,7 +550,10 @@ fn health_cmd(admin: SocketAddr, json: bool) -> Result<(), String> {
 }
 
 fn measure_cmd(action: MeasureCmd, admin: SocketAddr, json: bool) -> Result<(), String> {
-    let MeasureCmd::Top { by, pop, since, limit } = action;
+    let (by, pop, since, limit) = match action {
+        MeasureCmd::Top { by, pop, since, limit } => (by, pop, since, limit),
+        MeasureCmd::Resolvers { since, limit } => return resolvers_cmd(admin, json, &since, limit),
+    };
     let mut path = format!(
         "/api/v1/measure/top?by={}&since={}&limit={limit}",
         urlencode(&by),
@@ -567,6 +579,32 @@ fn measure_cmd(action: MeasureCmd, admin: SocketAddr, json: bool) -> Result<(), 
         println!(
             "{:<40} {:<10} {:>9} {:>8} {:>8.1}ms {:>8.1}ms",
             r.key, r.pop, r.samples, r.clients, r.median_ms, r.p90_ms
+        );
+    }
+    Ok(())
+}
+
+fn resolvers_cmd(admin: SocketAddr, json: bool, since: &str, limit: u32) -> Result<(), String> {
+    let path = format!("/api/v1/measure/resolvers?since={}&limit={limit}", urlencode(since));
+    let r: petrel_api::ResolversResult = admin_client::get(admin, &path)?;
+    if json {
+        return print_json(&r);
+    }
+    println!(
+        "{:<40} {:>10} {:>8} {:>8} {:>5} {:>9}  CLIENT NETWORKS",
+        "RESOLVER", "AS", "BEACONS", "NETWORKS", "ECS", "DISTANCE"
+    );
+    for x in &r.resolvers {
+        println!(
+            "{:<40} {:>10} {:>8} {:>8} {:>4.0}% {:>9}  {}",
+            x.resolver,
+            x.asn.map_or_else(|| "-".to_string(), |a| a.to_string()),
+            x.beacons,
+            x.client_units,
+            x.ecs_share * 100.0,
+            x.median_distance_km
+                .map_or_else(|| "-".to_string(), |d| format!("{d:.0} km")),
+            x.top_client_units.join(" ")
         );
     }
     Ok(())

@@ -132,7 +132,16 @@ pub struct Measurements {
     hooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<(petrel_config::Webhook, String)>>,
     hooks_failed: Arc<AtomicU64>,
     rtts: Mutex<PopRtts>,
+    /// Resolver discovery: ids the DNS side saw, waiting for their beacon.
+    whoami: Mutex<petrel_measure::whoami::Joins>,
+    whoami_joined: AtomicU64,
+    whoami_unjoined: AtomicU64,
 }
+
+/// Ids wait this long for their beacon (the tag sends it within seconds).
+const WHOAMI_KEEP_MS: u64 = 120_000;
+/// At most this many ids wait.
+const WHOAMI_MAX: usize = 100_000;
 
 impl Default for Measurements {
     fn default() -> Self {
@@ -154,6 +163,9 @@ impl Default for Measurements {
             hooks: std::sync::OnceLock::new(),
             hooks_failed: Arc::default(),
             rtts: Mutex::default(),
+            whoami: Mutex::new(petrel_measure::whoami::Joins::new(WHOAMI_MAX, WHOAMI_KEEP_MS)),
+            whoami_joined: AtomicU64::new(0),
+            whoami_unjoined: AtomicU64::new(0),
         }
     }
 }
@@ -165,6 +177,33 @@ impl Measurements {
 
     pub fn warehouse(&self) -> Option<&Arc<crate::warehouse::Warehouse>> {
         self.warehouse.get()
+    }
+
+    /// The DNS side answered a resolver-discovery name to `resolver`.
+    pub fn whoami_asked(&self, w: &petrel_dns_auth::WhoamiAsked, resolver: std::net::IpAddr) {
+        let asked = petrel_measure::whoami::Asked {
+            at_ms: unix_ms(),
+            resolver: resolver.to_canonical(),
+            ecs: w.ecs,
+        };
+        self.whoami
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(w.id(), asked);
+    }
+
+    /// The beacon of `id` came in: who asked for its name, if anyone did.
+    pub fn whoami_take(&self, id: &str) -> Option<petrel_measure::whoami::Asked> {
+        let found = self
+            .whoami
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(id.as_bytes(), unix_ms());
+        match found {
+            Some(_) => self.whoami_joined.fetch_add(1, Relaxed),
+            None => self.whoami_unjoined.fetch_add(1, Relaxed),
+        };
+        found
     }
 
     /// A sample from a request path (a connection's RTT): queued for the
@@ -461,6 +500,48 @@ pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<cra
         .collect()
 }
 
+/// What the whoami join found for one beacon, as the warehouse keeps it:
+/// the client and its resolver, each placed by the views and GeoIP, and
+/// how far apart they are.
+pub fn resolver_row(
+    g: &Generation,
+    at_ms: u64,
+    beacon: &str,
+    client: std::net::IpAddr,
+    asked: &petrel_measure::whoami::Asked,
+) -> crate::warehouse::ResolverRow {
+    let unit_mode = g
+        .config()
+        .measure
+        .as_ref()
+        .map_or_else(petrel_measure::UnitMode::default, |m| m.unit);
+    let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), unit_mode);
+    let c = routing.place(client);
+    let r = routing.place(asked.resolver);
+    let at = |a: std::net::IpAddr| {
+        g.built
+            .geo
+            .as_ref()
+            .and_then(|t| t.lookup(&Prefix::host(a.to_canonical())))
+            .and_then(|(l, _)| l.lat_lon)
+    };
+    let distance_km = match (at(client), at(asked.resolver)) {
+        (Some(a), Some(b)) => Some(petrel_mapping::geo::distance_km(a, b)),
+        _ => None,
+    };
+    crate::warehouse::ResolverRow {
+        at_ms,
+        beacon: beacon.to_string(),
+        client: client.to_canonical().to_string(),
+        client_unit: c.unit.map(|u| u.to_string()).unwrap_or_default(),
+        client_asn: c.asn,
+        resolver: asked.resolver.to_string(),
+        resolver_asn: r.asn,
+        ecs: asked.ecs.map(|p| p.to_string()),
+        distance_km,
+    }
+}
+
 /// Rebuild the aggregates from the warehouse's recent samples (ten
 /// half-lives back; older ones weigh nothing).
 pub fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Result<usize, String> {
@@ -683,6 +764,16 @@ impl Collector for MeasureCollector {
                 "petrel_measure_path_changes_not_recorded",
                 "Path changes past the bound of one publication, counted only",
                 m.changes_left_out.load(Relaxed),
+            ),
+            (
+                "petrel_measure_whoami_joined",
+                "Beacons joined with the resolver that asked for their whoami name",
+                m.whoami_joined.load(Relaxed),
+            ),
+            (
+                "petrel_measure_whoami_unjoined",
+                "Beacons whose whoami name no resolver had asked for (yet)",
+                m.whoami_unjoined.load(Relaxed),
             ),
             (
                 "petrel_measure_webhook_failures",

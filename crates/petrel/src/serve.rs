@@ -70,6 +70,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     let udp_workers = server
         .udp_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let measurements = Arc::new(crate::measure::Measurements::default());
     let mut tcp = Vec::new();
     for addr in &server.dns {
         // Bind TCP first: it fails the same way UDP would, and nothing has
@@ -87,15 +88,20 @@ pub fn run(config: &Path) -> Result<(), String> {
             }
             Err(e) => return Err(format!("cannot listen on tcp {addr}: {e}")),
         };
-        dns_udp::spawn(reader.clone(), dns_metrics.clone(), *addr, udp_workers)
-            .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
+        dns_udp::spawn(
+            reader.clone(),
+            dns_metrics.clone(),
+            *addr,
+            udp_workers,
+            measurements.clone(),
+        )
+        .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
         tcp.push(l);
         tracing::info!(%addr, "DNS listening (UDP and TCP)");
     }
     if tcp.is_empty() {
         return Err("no DNS listener could be opened".into());
     }
-    let measurements = Arc::new(crate::measure::Measurements::default());
     {
         // The warehouse is opened at start (a reload that adds or moves it
         // takes effect at the next restart); its recent samples rebuild the
@@ -121,7 +127,13 @@ pub fn run(config: &Path) -> Result<(), String> {
         idle: Duration::from_secs(server.tcp_idle_timeout_secs),
     });
     for l in tcp {
-        rt.spawn(dns_tcp::serve(reader.clone(), dns_metrics.clone(), l, conns.clone()));
+        rt.spawn(dns_tcp::serve(
+            reader.clone(),
+            dns_metrics.clone(),
+            l,
+            conns.clone(),
+            measurements.clone(),
+        ));
     }
     if let Some(addr) = server.admin {
         let handles = admin::Handles {

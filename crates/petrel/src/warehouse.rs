@@ -35,10 +35,27 @@ pub struct ChangeRow {
     pub new_path: String,
 }
 
+/// A beacon joined with the resolver that asked for its whoami name.
+#[derive(Clone, Debug)]
+pub struct ResolverRow {
+    pub at_ms: u64,
+    pub beacon: String,
+    pub client: String,
+    pub client_unit: String,
+    pub client_asn: Option<u32>,
+    pub resolver: String,
+    pub resolver_asn: Option<u32>,
+    /// The ECS subnet the resolver sent, if any.
+    pub ecs: Option<String>,
+    /// Between the client's and the resolver's GeoIP places.
+    pub distance_km: Option<f64>,
+}
+
 #[derive(Default)]
 struct Job {
     rows: Vec<Row>,
     changes: Vec<ChangeRow>,
+    resolvers: Vec<ResolverRow>,
     done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
@@ -73,6 +90,18 @@ CREATE TABLE IF NOT EXISTS path_changes (
   new_path TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS path_changes_t ON path_changes (t_ms);
+CREATE TABLE IF NOT EXISTS resolvers (
+  t_ms         INTEGER NOT NULL,
+  beacon       TEXT    NOT NULL,
+  client       TEXT    NOT NULL,
+  client_unit  TEXT    NOT NULL,
+  client_asn   INTEGER,
+  resolver     TEXT    NOT NULL,
+  resolver_asn INTEGER,
+  ecs          TEXT,
+  distance_km  REAL
+);
+CREATE INDEX IF NOT EXISTS resolvers_t ON resolvers (t_ms);
 ";
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -97,12 +126,14 @@ impl Warehouse {
         Ok(Warehouse { tx })
     }
 
-    /// Store rows; resolves once they are committed.
-    pub async fn store(&self, rows: Vec<Row>) -> Result<(), String> {
+    /// Store rows (and what the whoami join found); resolves once they
+    /// are committed.
+    pub async fn store(&self, rows: Vec<Row>, resolvers: Vec<ResolverRow>) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         let tx = self.tx.clone();
         let job = Job {
             rows,
+            resolvers,
             done: Some(done),
             ..Job::default()
         };
@@ -263,6 +294,69 @@ pub fn top(
     Ok(out)
 }
 
+/// Per resolver since `since_ms`: the beacons joined with it, the client
+/// networks behind it, the share that came with ECS and the median
+/// distance to its clients; most beacons first.
+pub fn resolvers(path: &Path, since_ms: u64, limit: u32) -> Result<Vec<petrel_api::ResolverRow>, String> {
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let mut st = c
+        .prepare(
+            "SELECT resolver, max(resolver_asn), count(*), count(DISTINCT client_unit), count(ecs)
+             FROM resolvers WHERE t_ms >= ?1 GROUP BY resolver ORDER BY count(*) DESC, resolver LIMIT ?2",
+        )
+        .map_err(|e| e.to_string())?;
+    let found = st
+        .query_map(params![since_ms as i64, limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, i64>(3)? as u64,
+                r.get::<_, i64>(4)? as u64,
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut dist = c
+        .prepare(
+            "SELECT distance_km FROM resolvers WHERE t_ms >= ?1 AND resolver = ?2 AND distance_km IS NOT NULL
+             ORDER BY distance_km",
+        )
+        .map_err(|e| e.to_string())?;
+    let mut units = c
+        .prepare(
+            "SELECT client_unit, count(*) FROM resolvers WHERE t_ms >= ?1 AND resolver = ?2
+             GROUP BY client_unit ORDER BY count(*) DESC, client_unit LIMIT 5",
+        )
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (resolver, asn, beacons, client_units, with_ecs) in found {
+        let d: Vec<f64> = dist
+            .query_map(params![since_ms as i64, resolver], |r| r.get(0))
+            .map_err(|e| e.to_string())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let top_units: Vec<String> = units
+            .query_map(params![since_ms as i64, resolver], |r| r.get(0))
+            .map_err(|e| e.to_string())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        out.push(petrel_api::ResolverRow {
+            resolver,
+            asn: asn.map(|a| a as u32),
+            beacons,
+            client_units,
+            ecs_share: with_ecs as f64 / beacons.max(1) as f64,
+            median_distance_km: (!d.is_empty()).then(|| d[(d.len() - 1) / 2]),
+            top_client_units: top_units,
+        });
+    }
+    Ok(out)
+}
+
 fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let t = conn.transaction()?;
     {
@@ -292,6 +386,23 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
         for c in jobs.iter().flat_map(|j| &j.changes) {
             st.execute(params![c.at_ms as i64, c.view, c.prefix, c.old_path, c.new_path])?;
         }
+        let mut st = t.prepare_cached(
+            "INSERT INTO resolvers (t_ms, beacon, client, client_unit, client_asn, resolver, resolver_asn, ecs, distance_km)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for r in jobs.iter().flat_map(|j| &j.resolvers) {
+            st.execute(params![
+                r.at_ms as i64,
+                r.beacon,
+                r.client,
+                r.client_unit,
+                r.client_asn,
+                r.resolver,
+                r.resolver_asn,
+                r.ecs,
+                r.distance_km
+            ])?;
+        }
     }
     t.commit()
 }
@@ -319,7 +430,7 @@ fn writer(mut conn: Connection, rx: Receiver<Job>, retention_days: u32) {
         if last_purge.elapsed() > std::time::Duration::from_secs(3600) {
             last_purge = std::time::Instant::now();
             let cutoff = crate::measure::unix_ms().saturating_sub(u64::from(retention_days) * 86_400_000);
-            for table in ["samples", "path_changes"] {
+            for table in ["samples", "path_changes", "resolvers"] {
                 if let Err(e) = conn.execute(&format!("DELETE FROM {table} WHERE t_ms < ?1"), params![cutoff as i64]) {
                     tracing::warn!(error = %e, table, "old measurements not deleted");
                 }

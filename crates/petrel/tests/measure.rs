@@ -140,6 +140,73 @@ fn imported_latency_moves_the_measured_network_and_no_other() {
     assert!((median - 0.020).abs() < 0.0015, "{median}");
 }
 
+/// unbound as the browser's recursive resolver on 127.0.0.9:53, with the
+/// demo zone stubbed to petrel and ECS sent to it.
+fn browser_resolver(s: &Server) -> Kill {
+    let conf = format!(
+        r#"server:
+    interface: 127.0.0.9@53
+    outgoing-interface: 127.0.0.9
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{dir}"
+    pidfile: "{dir}/unbound.pid"
+    logfile: ""
+    use-syslog: no
+    verbosity: 1
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "subnetcache iterator"
+    send-client-subnet: 127.0.0.1
+    client-subnet-zone: demo.petrel.test
+    max-client-subnet-ipv4: 24
+    qname-minimisation: no
+    domain-insecure: "demo.petrel.test"
+    target-fetch-policy: "0 0 0 0 0"
+    local-zone: "test." nodefault
+stub-zone:
+    name: "demo.petrel.test"
+    stub-addr: 127.0.0.1@{port}
+"#,
+        dir = s.dir.display(),
+        port = s.port
+    );
+    std::fs::write(s.dir.join("unbound.conf"), conf).unwrap();
+    let log = std::fs::File::create(s.dir.join("unbound.log")).unwrap();
+    let ub = Command::new(tool("unbound"))
+        .args(["-d", "-c"])
+        .arg(s.dir.join("unbound.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let k = Kill(ub);
+    let t0 = Instant::now();
+    loop {
+        let out = Command::new(tool("dig"))
+            .args([
+                "@127.0.0.9",
+                "+time=1",
+                "+tries=1",
+                "+short",
+                "www.demo.petrel.test",
+                "A",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return k;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "unbound does not answer: {}",
+            std::fs::read_to_string(s.dir.join("unbound.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Serve `dir` over HTTP on 127.0.0.1:`port` (Python's server, from
 /// Debian's python3): the page that includes the tag.
 struct PageServer(std::process::Child);
@@ -170,12 +237,15 @@ fn the_rum_tag_measures_each_pop_from_a_real_browser() {
 [measure]
 recompile_secs = 1
 min_samples = 1
+database = "{db}"
 
 [measure.rum]
 url = "http://{{pop}}.rum.test:{front}/rum/o"
 collector = "http://collector.rum.test:{front}/rum/beacon"
 sample_percent = 100
 pops = ["ams", "iad", "sin"]
+whoami_url = "http://{{id}}.whoami.demo.petrel.test:{front}/rum/o"
+whoami_addresses = ["127.0.0.1"]
 
 [[http]]
 name = "ams"
@@ -191,11 +261,24 @@ rum = true
 name = "sin"
 listen = ["127.0.0.3:{front}"]
 rum = true
-"#
+"#,
+        db = dir.join("measure.db").display()
     );
     let cfg = write_config(&dir, port, admin, &extra);
     latency_first(&cfg);
     let s = spawn(dir.clone(), &cfg, port, admin);
+    // The DNS side of resolver discovery, asked directly: a unique name
+    // resolves (TTL 0), its parent exists, a name that is no id does not.
+    let w = dig(&s, &["+noall", "+answer", "abcd1234efgh.whoami.demo.petrel.test", "A"]);
+    let fields: Vec<&str> = w.split_whitespace().collect();
+    assert_eq!(fields[1..], ["0", "IN", "A", "127.0.0.1"], "{w}");
+    let w = dig(&s, &["whoami.demo.petrel.test", "A"]);
+    assert!(w.contains("status: NOERROR") && w.contains("ANSWER: 0"), "{w}");
+    let w = dig(&s, &["not_an-id.whoami.demo.petrel.test", "A"]);
+    assert!(w.contains("status: NXDOMAIN"), "{w}");
+    // The browser's resolver: unbound on 127.0.0.9:53, querying petrel
+    // from that address with the client's /24 as ECS.
+    let _unbound = browser_resolver(&s);
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(
@@ -218,7 +301,17 @@ rum = true
         std::thread::sleep(Duration::from_millis(50));
     }
     let profile = s.dir.join("chromium-profile");
-    let out = Command::new(&chromium)
+    // Chromium in a mount namespace of its own where /etc/resolv.conf names
+    // unbound: the whoami name goes through a real recursive resolver. The
+    // other names are mapped to loopback by host-resolver-rules.
+    let resolv = s.dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.9\noptions timeout:2 attempts:3\n").unwrap();
+    let out = Command::new(tool("unshare"))
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" /etc/resolv.conf && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&resolv)
+        .arg(&chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -284,6 +377,33 @@ rum = true
         assert!((0.0..1000.0).contains(&ms), "{pop}: {ms} ms: {step}");
     }
     assert!(step.contains("1 samples"), "{step}");
+    // The whoami join: the browser (127.0.0.1) and the resolver that asked
+    // for its beacon's name (unbound, from 127.0.0.9, with ECS).
+    let t0 = Instant::now();
+    let r = loop {
+        let (_, raw) = http(s.admin, "GET", "/api/v1/measure/resolvers?since=1h");
+        let v: serde_json::Value = serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        if v["resolvers"].as_array().is_some_and(|a| !a.is_empty()) {
+            break v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no join: {v}\n{}",
+            std::fs::read_to_string(s.dir.join("unbound.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let row = &r["resolvers"][0];
+    assert_eq!(row["resolver"], "127.0.0.9", "{r}");
+    assert_eq!(row["beacons"], 1, "{r}");
+    assert_eq!(row["ecs_share"], 1.0, "{r}");
+    assert_eq!(row["top_client_units"], serde_json::json!(["127.0.0.0/24"]), "{r}");
+    let (ok, out, err) = petrel(&["measure", "top", "--by", "resolver", "--admin", &s.admin.to_string()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("127.0.0.9 ") && l.contains(" ams ")),
+        "{out}"
+    );
     // A beacon that is not one: refused, counted, nothing kept.
     let refused = Command::new(tool("curl"))
         .args([

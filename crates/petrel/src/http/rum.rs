@@ -91,12 +91,27 @@ async fn beacon(req: Request<Incoming>, client: IpAddr, g: &Generation, shared: 
             .map(|i| petrel_types::PopIdx(i as u16))
     });
     match parsed {
-        Ok(b) => {
+        Ok(mut b) => {
+            // Resolver discovery: the resolver that asked for this
+            // beacon's name is the client's.
+            let joined = match (&conf.whoami, b.id.as_deref()) {
+                (Some(_), Some(id)) => shared.measure.whoami_take(id).map(|a| (id.to_string(), a)),
+                _ => None,
+            };
+            if let Some((_, asked)) = &joined {
+                for s in &mut b.samples {
+                    s.resolver = Some(asked.resolver);
+                }
+            }
             shared.measure.ingest(g, conf, &b.samples);
             // Acknowledged only once stored, when there is a warehouse.
             if let Some(w) = shared.measure.warehouse() {
                 let rows = crate::measure::rows(g, &b.samples, b.id.as_deref());
-                if let Err(e) = w.store(rows).await {
+                let resolvers = joined
+                    .iter()
+                    .map(|(id, a)| crate::measure::resolver_row(g, crate::measure::unix_ms(), id, client, a))
+                    .collect();
+                if let Err(e) = w.store(rows, resolvers).await {
                     return full(StatusCode::SERVICE_UNAVAILABLE, format!("beacon not stored: {e}\n"));
                 }
             }
