@@ -38,7 +38,21 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones
             .and_then(|t| t.get_ref().whoami_url.as_ref())
             .map(|u| u.get_ref().clone());
     }
+    // Exploration is for learning: off unless browsers measure too.
+    let explore: u32 = cx.int(
+        &r.explore_percent,
+        &f("explore_percent"),
+        0,
+        10,
+        if r.rum.is_some() { 2 } else { 0 },
+    );
+    if let (Some(e), None) = (&r.explore_percent, &r.rum) {
+        if explore > 0 {
+            cx.err(e, f("explore_percent"), "exploration needs a [measure.rum] section");
+        }
+    }
     MeasureConf {
+        explore_ppm: explore * 10_000,
         whoami,
         decay: Decay {
             half_life_ms: half_life_mins * 60_000,

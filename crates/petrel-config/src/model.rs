@@ -268,6 +268,8 @@ pub struct MeasureConf {
     pub webhook: Option<Webhook>,
     /// `measure.rum.whoami_url`: the names the DNS side answers and logs.
     pub whoami: Option<Whoami>,
+    /// `measure.explore_percent`, per million answers of latency services.
+    pub explore_ppm: u32,
 }
 
 /// Resolver discovery's names: `<id>.<domain>`, answered with `v4`/`v6`.

@@ -57,6 +57,9 @@ pub struct Measure {
     pub database: Option<S<String>>,
     /// Days samples are kept in the warehouse (default 30).
     pub retention_days: Option<S<i64>>,
+    /// Share of a latency service's answers sent to the next-best POP
+    /// (0-10 %; default 2 with [measure.rum], else 0).
+    pub explore_percent: Option<S<i64>>,
     pub rum: Option<S<Rum>>,
     pub alerts: Option<S<Alerts>>,
 }

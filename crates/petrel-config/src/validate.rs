@@ -1667,6 +1667,20 @@ policy = [
             (5.0, vec!["ams".to_string()], "/rum/beacon")
         );
         assert!(c.http[0].rum);
+        // Exploration: 2 % by default with RUM, none without; asked for
+        // without RUM, an error.
+        let c = parse(Path::new("p.toml"), &format!("{good}{rum}")).unwrap();
+        assert_eq!(c.measure.unwrap().explore_ppm, 20_000);
+        assert_eq!(
+            parse(Path::new("p.toml"), &good).unwrap().measure.unwrap().explore_ppm,
+            0
+        );
+        let explore = good.replace("[measure]\n", "[measure]\nexplore_percent = 3\n");
+        assert!(explore.contains("explore_percent"), "{explore}");
+        has(
+            &errors(&explore),
+            "measure.explore_percent: exploration needs a [measure.rum] section",
+        );
         let bad = rum.replace("{pop}.", "").replace("[\"ams\"]", "[\"xyz\"]");
         let errs = errors(&format!("{good}{bad}"));
         has(&errs, "measure.rum.url: the beacon URL needs `{pop}`");

@@ -294,6 +294,12 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
                     policies,
                     answers: s.answers,
                     fallback: s.fallback.clone(),
+                    // Only a latency policy learns from where clients go.
+                    explore_ppm: if s.policies.iter().any(petrel_mapping::Policy::uses_latency) {
+                        config.measure.as_ref().map_or(0, |m| m.explore_ppm)
+                    } else {
+                        0
+                    },
                 };
                 Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref(), None))
             }

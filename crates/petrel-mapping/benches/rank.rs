@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
         },
         answers: 1,
         fallback: Fallback::All,
+        explore_ppm: 0,
     };
     let plain = compile(spec(false), &pops, Some(&geo));
     let weighted = compile(spec(true), &pops, Some(&geo));

@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
         policies,
         answers: 1,
         fallback: Fallback::All,
+        explore_ppm: 0,
     };
     let mut services = Vec::new();
     for (name, pol) in [

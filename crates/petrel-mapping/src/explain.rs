@@ -188,6 +188,9 @@ pub struct Explanation {
     /// this client (filled by the decision core, which knows the config).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpUse>,
+    /// Share of answers (percent) exploration sends to the next-best POP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore_percent: Option<f64>,
 }
 
 /// An HTTP rule's decision for the explained client.
@@ -364,6 +367,7 @@ impl CompiledService {
             decided_by,
             consistent: tiers == compiled,
             http: Vec::new(),
+            explore_percent: (self.spec.explore_ppm > 0).then(|| f64::from(self.spec.explore_ppm) / 10_000.0),
         }
     }
 }
@@ -423,6 +427,12 @@ impl Explanation {
         );
         if let Some(d) = &self.decided_by {
             let _ = writeln!(s, "  decided by step {} ({})", d.step, d.policy);
+        }
+        if let Some(p) = self.explore_percent {
+            let _ = writeln!(
+                s,
+                "  exploration: {p} % of answers send the first answer to the next-best usable POP"
+            );
         }
         if !self.consistent {
             let _ = writeln!(s, "  WARNING: traced evaluation differs from the compiled table");

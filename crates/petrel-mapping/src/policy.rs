@@ -180,6 +180,10 @@ pub struct ServiceSpec {
     pub policies: Vec<Policy>,
     pub answers: u8,
     pub fallback: Fallback,
+    /// Exploration: of every million answers, this many send the client's
+    /// first answer to the next-best usable POP instead, so that POPs a
+    /// network is not sent to still get measured (0: never).
+    pub explore_ppm: u32,
 }
 
 impl ServiceSpec {

@@ -18,6 +18,8 @@ pub struct RankOut {
     pub scope: u8,
     /// No candidate was usable; `pops` is the service's fallback.
     pub fallback: bool,
+    /// Exploration sent the first answer to the next-best POP.
+    pub explored: bool,
 }
 
 impl Default for RankOut {
@@ -27,6 +29,7 @@ impl Default for RankOut {
             len: 0,
             scope: 0,
             fallback: false,
+            explored: false,
         }
     }
 }
@@ -43,6 +46,9 @@ impl RankOut {
         }
     }
 }
+
+/// Keeps the exploration draw independent of `weighted = random`'s.
+const EXPLORE_SALT: u64 = 0x6a09_e667_f3bc_c909;
 
 #[inline]
 fn mix(mut z: u64) -> u64 {
@@ -73,6 +79,7 @@ impl CompiledService {
     pub fn rank(&self, client: &Prefix, qfamily: Option<Family>, states: &[PopState], entropy: u64, out: &mut RankOut) {
         out.len = 0;
         out.fallback = false;
+        out.explored = false;
         let hit = self.table(client.family()).lookup(client.bits());
         out.scope = hit.scope;
         let ranking = &self.rankings[hit.value as usize];
@@ -144,6 +151,18 @@ impl CompiledService {
             if let Some(WeightMode::Hash { v4_len, v6_len }) = self.weighted {
                 let len = if client.family() == Family::V4 { v4_len } else { v6_len };
                 out.scope = out.scope.max(len);
+            }
+        }
+        if self.spec.explore_ppm > 0
+            && out.len > 0
+            && mix(entropy ^ EXPLORE_SALT) % 1_000_000 < u64::from(self.spec.explore_ppm)
+        {
+            // The next usable POP in ranking order that the answer does
+            // not hold yet takes the first place.
+            let chosen = &out.pops[..out.len];
+            if let Some(&next) = ranking.pops.iter().find(|&&p| usable(p) && !chosen.contains(&p)) {
+                out.pops[0] = next;
+                out.explored = true;
             }
         }
         if out.len == 0 {

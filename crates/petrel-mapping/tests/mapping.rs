@@ -48,6 +48,7 @@ fn spec(policies: Vec<Policy>) -> ServiceSpec {
         policies,
         answers: 1,
         fallback: Fallback::All,
+        explore_ppm: 0,
     }
 }
 
@@ -401,4 +402,72 @@ fn latency_moves_a_measured_network_and_no_other() {
     assert!(e.steps[0].detail.contains("(from 3.1.0.0/16)"), "{}", e.steps[0].detail);
     let e = after.explain(&p("3.1.4.0/24"), Some(Family::V4), &pops, &UP, Some(&geo), 0);
     assert_eq!(e.steps[0].detail, "not enough measurements for the client's unit");
+}
+
+#[test]
+fn exploration_sends_a_share_of_answers_to_the_next_best_pop() {
+    let geo = testworld::small_geo();
+    let pops = testworld::pops();
+    let mut s = spec(vec![Policy::Latency, Policy::GeoNearest { band_km: 0 }]);
+    s.explore_ppm = 50_000; // 5 %
+    let svc = compile_with(s, &pops, Some(&geo), None, None);
+    let plain = compile_with(
+        spec(vec![Policy::Latency, Policy::GeoNearest { band_km: 0 }]),
+        &pops,
+        Some(&geo),
+        None,
+        None,
+    );
+    let c = p("3.1.2.0/24");
+    let mut out = RankOut::default();
+    // New York: nyc first by geography; the next-best is whom it gets
+    // when nyc is down.
+    let mut states = UP;
+    states[NYC.index()] = PopState::Down;
+    plain.rank(&c, Some(Family::V4), &states, 0, &mut out);
+    let next = out.pops()[0];
+    assert_ne!(next, NYC);
+    let n = 100_000u64;
+    let mut explored = 0;
+    for e in 0..n {
+        svc.rank(
+            &c,
+            Some(Family::V4),
+            &UP,
+            e.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            &mut out,
+        );
+        if out.explored {
+            explored += 1;
+            assert_eq!(out.pops(), [next], "the next-best, not any POP");
+        } else {
+            assert_eq!(out.pops(), [NYC]);
+        }
+    }
+    let share = explored as f64 / n as f64;
+    assert!((0.045..0.055).contains(&share), "{share}");
+    // With one usable POP there is nothing to explore.
+    let mut only = [PopState::Down; 4];
+    only[NYC.index()] = PopState::Up;
+    for e in 0..10_000u64 {
+        svc.rank(
+            &c,
+            Some(Family::V4),
+            &only,
+            e.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            &mut out,
+        );
+        assert_eq!((out.pops(), out.explored), (&[NYC][..], false));
+    }
+    // Off: never.
+    for e in 0..10_000u64 {
+        plain.rank(
+            &c,
+            Some(Family::V4),
+            &UP,
+            e.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            &mut out,
+        );
+        assert!(!out.explored);
+    }
 }

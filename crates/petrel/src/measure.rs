@@ -10,7 +10,7 @@ use petrel_director::{Input, Publisher};
 use petrel_measure::beacon::{parse_import, Refused};
 use petrel_measure::routing::Routing;
 use petrel_measure::table::build;
-use petrel_measure::Sample;
+use petrel_measure::{Kind, Sample};
 use petrel_types::{PopIdx, Prefix};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -103,11 +103,14 @@ struct RttHistogram {
     sum_s: f64,
 }
 
+/// Per POP (by name: reloads renumber POPs): a histogram per kind, and
+/// the recent aggregate.
 #[derive(Default)]
 struct PopRtts {
-    by_kind: std::collections::BTreeMap<(String, &'static str), RttHistogram>,
-    recent: std::collections::BTreeMap<String, petrel_measure::Aggregate>,
+    by_pop: std::collections::BTreeMap<String, ([RttHistogram; KINDS.len()], petrel_measure::Aggregate)>,
 }
+
+const KINDS: [Kind; 3] = [Kind::Rum, Kind::Passive, Kind::Import];
 
 /// Samples offered from request paths wait here for the ingest thread.
 const QUEUE: usize = 65_536;
@@ -260,20 +263,19 @@ impl Measurements {
         let pops = &g.config().pops;
         for s in samples {
             let Some(pop) = pops.get(s.pop.index()) else { continue };
-            let secs = f64::from(s.rtt_us) / 1e6;
-            let h = match r.by_kind.get_mut(&(pop.name.clone(), s.kind.as_str())) {
-                Some(h) => h,
-                None => r.by_kind.entry((pop.name.clone(), s.kind.as_str())).or_default(),
+            // Found by borrowed name: no allocation but a POP's first.
+            let e = match r.by_pop.get_mut(pop.name.as_str()) {
+                Some(e) => e,
+                None => r.by_pop.entry(pop.name.clone()).or_default(),
             };
+            let secs = f64::from(s.rtt_us) / 1e6;
+            let h = &mut e.0[KINDS.iter().position(|&k| k == s.kind).unwrap_or(0)];
             h.count += 1;
             h.sum_s += secs;
             if let Some(i) = RTT_BUCKETS_S.iter().position(|&b| secs <= b) {
                 h.buckets[i] += 1;
             }
-            r.recent
-                .entry(pop.name.clone())
-                .or_default()
-                .add(s.at_ms, s.rtt_us, METRICS_DECAY);
+            e.1.add(s.at_ms, s.rtt_us, METRICS_DECAY);
         }
     }
 
@@ -483,18 +485,49 @@ pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<cra
         .as_ref()
         .map_or_else(petrel_measure::UnitMode::default, |m| m.unit);
     let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), unit_mode);
+    let beacon: Option<std::sync::Arc<str>> = beacon.map(Into::into);
+    let mut names: Vec<Option<std::sync::Arc<str>>> = vec![None; conf.pops.len()];
+    // A beacon's samples share their client: placed and written out once.
+    type Shared = (
+        std::sync::Arc<str>,
+        std::sync::Arc<str>,
+        Option<u32>,
+        Option<std::sync::Arc<str>>,
+        Option<std::sync::Arc<str>>,
+    );
+    let mut last: Option<(std::net::IpAddr, Shared)> = None;
     samples
         .iter()
         .map(|s| {
-            let place = routing.place(s.client);
+            let (client, unit, asn, country, city) = match &last {
+                Some((c, shared)) if *c == s.client => shared.clone(),
+                _ => {
+                    let p = routing.place(s.client);
+                    let shared: Shared = (
+                        s.client.to_string().into(),
+                        p.unit.map(|u| u.to_string()).unwrap_or_default().into(),
+                        p.asn,
+                        p.country.map(Into::into),
+                        p.city.map(Into::into),
+                    );
+                    last = Some((s.client, shared.clone()));
+                    shared
+                }
+            };
             crate::warehouse::Row {
                 sample: *s,
-                pop: conf.pops.get(s.pop.index()).map(|p| p.name.clone()).unwrap_or_default(),
-                unit: place.unit.map(|u| u.to_string()).unwrap_or_default(),
-                beacon: beacon.map(str::to_string),
-                asn: place.asn,
-                country: place.country,
-                city: place.city,
+                client,
+                pop: match names.get_mut(s.pop.index()) {
+                    Some(n) => n
+                        .get_or_insert_with(|| conf.pops[s.pop.index()].name.as_str().into())
+                        .clone(),
+                    None => "".into(),
+                },
+                unit,
+                beacon: beacon.clone(),
+                asn,
+                country,
+                city,
             }
         })
         .collect()
@@ -799,7 +832,12 @@ impl Collector for MeasureCollector {
                 None,
                 prometheus_client::metrics::MetricType::Histogram,
             )?;
-            for ((pop, kind), h) in &r.by_kind {
+            for (pop, kind, h) in r
+                .by_pop
+                .iter()
+                .flat_map(|(pop, (hs, _))| KINDS.iter().zip(hs).map(move |(k, h)| (pop, k.as_str(), h)))
+                .filter(|(_, _, h)| h.count > 0)
+            {
                 // Per bucket, not cumulative: the encoder adds them up.
                 let finite: u64 = h.buckets.iter().sum();
                 let buckets: Vec<(f64, u64)> = RTT_BUCKETS_S
@@ -825,7 +863,12 @@ impl Collector for MeasureCollector {
             ] {
                 let mut fam = enc.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
                 let now = unix_ms();
-                for (pop, a) in r.recent.iter().filter(|(_, a)| !a.is_faded(now, METRICS_DECAY)) {
+                for (pop, a) in r
+                    .by_pop
+                    .iter()
+                    .map(|(pop, (_, a))| (pop, a))
+                    .filter(|(_, a)| !a.is_faded(now, METRICS_DECAY))
+                {
                     if let Some(v) = a.quantile_ms(q) {
                         ConstGauge::new(v / 1000.0).encode(fam.encode_family(&[("pop", pop.as_str())])?)?;
                     }

@@ -11,17 +11,20 @@ use petrel_measure::Sample;
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 
-/// A sample as stored.
+/// A sample as stored. The text a beacon's samples share is shared, not
+/// copied (one beacon's samples are one client's).
 pub struct Row {
     pub sample: Sample,
-    pub pop: String,
-    pub unit: String,
+    pub client: Arc<str>,
+    pub pop: Arc<str>,
+    pub unit: Arc<str>,
     /// The RUM beacon's id.
-    pub beacon: Option<String>,
+    pub beacon: Option<Arc<str>>,
     pub asn: Option<u32>,
-    pub country: Option<String>,
-    pub city: Option<String>,
+    pub country: Option<Arc<str>>,
+    pub city: Option<Arc<str>>,
 }
 
 /// A change of a view's best AS path, as stored.
@@ -58,6 +61,9 @@ struct Job {
     resolvers: Vec<ResolverRow>,
     done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
+
+/// How long the writer waits for more when a batch is small.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Batches waiting for the writer; past this, sources wait (beacons) or
 /// drop (connection RTTs).
@@ -139,10 +145,17 @@ impl Warehouse {
         };
         // A full queue makes the sender wait: beacons are acknowledged
         // only once stored, so the collector slows down instead of lying.
-        tokio::task::spawn_blocking(move || tx.send(job))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|_| "the warehouse writer stopped".to_string())?;
+        // Only then does it cost a blocking thread.
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => tokio::task::spawn_blocking(move || tx.send(job))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|_| "the warehouse writer stopped".to_string())?,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err("the warehouse writer stopped".to_string())
+            }
+        }
         wait.await.map_err(|_| "the warehouse writer stopped".to_string())?
     }
 
@@ -368,16 +381,16 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
             let s = &r.sample;
             st.execute(params![
                 s.at_ms as i64,
-                s.client.to_string(),
-                r.unit,
-                r.pop,
+                &*r.client,
+                &*r.unit,
+                &*r.pop,
                 s.rtt_us,
                 s.kind.as_str(),
-                r.beacon,
+                r.beacon.as_deref(),
                 s.resolver.map(|a| a.to_string()),
                 r.asn,
-                r.country,
-                r.city,
+                r.country.as_deref(),
+                r.city.as_deref(),
             ])?;
         }
         let mut st = t.prepare_cached(
@@ -411,11 +424,21 @@ fn writer(mut conn: Connection, rx: Receiver<Job>, retention_days: u32) {
     let mut last_purge = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         // Group commit: whatever else waits goes in the same transaction.
+        // When little waits, linger a moment for more: under load that
+        // makes batches larger and spares a wake-up of this thread per
+        // beacon; idle, it costs an acknowledgement a millisecond.
         let mut jobs = vec![first];
-        while jobs.len() < 1024 {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        for round in 0..2 {
+            while jobs.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if round == 0 && jobs.len() < 64 {
+                std::thread::sleep(LINGER);
+            } else {
+                break;
             }
         }
         let result = write(&mut conn, &jobs).map_err(|e| e.to_string());

@@ -948,6 +948,15 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 503, "{b}");
     let e: petrel_api::ErrorBody = typed("import without [measure]", &b);
     assert!(e.error.contains("[measure]"), "{}", e.error);
+    for (path, q) in [
+        ("/api/v1/measure/top", "/api/v1/measure/top?by=asn"),
+        ("/api/v1/measure/resolvers", "/api/v1/measure/resolvers"),
+    ] {
+        let (code, b) = call("GET", path, q);
+        assert_eq!(code, 503, "{b}");
+        let e: petrel_api::ErrorBody = typed("warehouse without [measure]", &b);
+        assert!(e.error.contains("[measure]"), "{}", e.error);
+    }
     // Every documented operation was called, and nothing else answers.
     called.sort();
     called.dedup();
