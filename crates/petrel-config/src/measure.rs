@@ -1,6 +1,6 @@
 //! `[measure]`: how measured latency is turned into decisions.
 
-use crate::model::{MeasureConf, Pop, Webhook, Whoami, ZoneConf};
+use crate::model::{ClickhouseConf, MeasureConf, Pop, Webhook, Whoami, ZoneConf};
 use crate::raw::{self, S};
 use crate::validate::{pop_named, Ctx};
 use petrel_dns_wire::name;
@@ -51,7 +51,16 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones
             cx.err(e, f("explore_percent"), "exploration needs a [measure.rum] section");
         }
     }
+    let clickhouse = r.clickhouse.as_ref().and_then(|c| clickhouse(cx, c));
+    if let (Some(d), Some(_)) = (&r.database, &clickhouse) {
+        cx.err(
+            d,
+            f("database"),
+            "samples go to one store: remove `database` or [measure.clickhouse]",
+        );
+    }
     MeasureConf {
+        clickhouse,
         explore_ppm: explore * 10_000,
         whoami,
         decay: Decay {
@@ -76,6 +85,43 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones
             .and_then(|a| a.get_ref().webhook.as_ref())
             .and_then(|w| webhook(cx, w)),
     }
+}
+
+/// `[measure.clickhouse]`: its HTTP interface (plain HTTP: the client is
+/// built without TLS) and a database name that needs no quoting.
+fn clickhouse(cx: &mut Ctx<'_>, c: &S<raw::Clickhouse>) -> Option<ClickhouseConf> {
+    let r = c.get_ref();
+    let url = r.url.get_ref();
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        cx.err(
+            &r.url,
+            "measure.clickhouse.url",
+            format!("`{url}`: the HTTP interface's URL, e.g. http://127.0.0.1:8123 (https is not supported)"),
+        );
+        return None;
+    }
+    let database = r.database.as_ref().map_or("petrel", |d| d.get_ref().as_str());
+    let ok = !database.is_empty()
+        && database.len() <= 64
+        && database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !database.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        if let Some(d) = &r.database {
+            cx.err(
+                d,
+                "measure.clickhouse.database",
+                format!("`{database}`: letters, digits and `_`, not starting with a digit"),
+            );
+        }
+        return None;
+    }
+    Some(ClickhouseConf {
+        url: url.trim_end_matches('/').to_string(),
+        database: database.to_string(),
+        user: r.user.as_ref().map_or("default", |u| u.get_ref().as_str()).to_string(),
+        password: r.password.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+    })
 }
 
 /// `http://host[:port][/path]`. HTTPS is refused: the webhook client

@@ -270,6 +270,16 @@ pub struct MeasureConf {
     pub whoami: Option<Whoami>,
     /// `measure.explore_percent`, per million answers of latency services.
     pub explore_ppm: u32,
+    /// `[measure.clickhouse]`: samples go there instead of `database`.
+    pub clickhouse: Option<ClickhouseConf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClickhouseConf {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
 }
 
 /// Resolver discovery's names: `<id>.<domain>`, answered with `v4`/`v6`.

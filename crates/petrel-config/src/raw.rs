@@ -62,6 +62,20 @@ pub struct Measure {
     pub explore_percent: Option<S<i64>>,
     pub rum: Option<S<Rum>>,
     pub alerts: Option<S<Alerts>>,
+    /// Store samples in ClickHouse instead of SQLite.
+    pub clickhouse: Option<S<Clickhouse>>,
+}
+
+/// The ClickHouse store.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Clickhouse {
+    /// Its HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: S<String>,
+    /// Created if missing (default `petrel`).
+    pub database: Option<S<String>>,
+    pub user: Option<S<String>>,
+    pub password: Option<S<String>>,
 }
 
 /// When a network getting slower to a POP opens an alert.

@@ -1727,6 +1727,27 @@ policy = [
         assert_eq!((a.current.half_life_ms, a.baseline.half_life_ms), (30_000, 86_400_000));
         let errs = errors(&format!("{good}{}", alerts.replace("= 50", "= 0")));
         has(&errs, "measure.alerts.margin_percent: 0 is out of range");
+        // The ClickHouse store, instead of SQLite.
+        let ch = "\n[measure.clickhouse]\nurl = \"http://127.0.0.1:8123/\"\n";
+        let c = parse(Path::new("p.toml"), &format!("{good}{ch}")).unwrap();
+        let k = c.measure.unwrap().clickhouse.unwrap();
+        assert_eq!(
+            (k.url.as_str(), k.database.as_str(), k.user.as_str()),
+            ("http://127.0.0.1:8123", "petrel", "default")
+        );
+        let both = good.replace("[measure]\n", "[measure]\ndatabase = \"m.db\"\n");
+        has(
+            &errors(&format!("{both}{ch}")),
+            "measure.database: samples go to one store",
+        );
+        has(
+            &errors(&format!("{good}{ch}database = \"x-y\"\n")),
+            "measure.clickhouse.database: `x-y`: letters, digits and `_`",
+        );
+        has(
+            &errors(&format!("{good}{}", ch.replace("http://", "https://"))),
+            "measure.clickhouse.url: `https://127.0.0.1:8123/`",
+        );
         let hook = |u: &str| format!("{good}{alerts}webhook = \"{u}\"\n");
         let c = parse(Path::new("p.toml"), &hook("http://127.0.0.1:9099/hooks/petrel")).unwrap();
         let w = c.measure.unwrap().webhook.unwrap();

@@ -588,16 +588,16 @@ struct TopQ {
 async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
     use crate::warehouse::TopBy;
     let g = st.reader.load();
-    let Some(conf) = g.config().measure.as_ref() else {
+    let Some(_) = g.config().measure.as_ref() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "measurements are off: the config has no [measure] section",
         );
     };
-    let Some(path) = conf.database.clone() else {
+    let Some(w) = st.measure.warehouse().cloned() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "measurements are not stored: set measure.database to keep them",
+            "measurements are not stored: set measure.database or [measure.clickhouse] to keep them",
         );
     };
     let Some(by) = q.by.as_deref().and_then(TopBy::parse) else {
@@ -622,16 +622,14 @@ async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     drop(g);
     let pop = q.pop.clone();
-    let r = tokio::task::spawn_blocking(move || crate::warehouse::top(&path, by, pop.as_deref(), since, limit)).await;
-    match r {
-        Ok(Ok(rows)) => Json(petrel_api::MeasureTop {
+    match w.top(by, pop, since, limit).await {
+        Ok(rows) => Json(petrel_api::MeasureTop {
             by: by.as_str().into(),
             since_unix_ms: since,
             rows,
         })
         .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
     }
 }
 
@@ -643,16 +641,16 @@ struct ResolversQ {
 
 async fn measure_resolvers(State(st): St, Query(q): Query<ResolversQ>) -> Response {
     let g = st.reader.load();
-    let Some(conf) = g.config().measure.as_ref() else {
+    let Some(_) = g.config().measure.as_ref() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "measurements are off: the config has no [measure] section",
         );
     };
-    let Some(path) = conf.database.clone() else {
+    let Some(w) = st.measure.warehouse().cloned() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "measurements are not stored: set measure.database to keep them",
+            "measurements are not stored: set measure.database or [measure.clickhouse] to keep them",
         );
     };
     drop(g);
@@ -665,14 +663,13 @@ async fn measure_resolvers(State(st): St, Query(q): Query<ResolversQ>) -> Respon
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}")),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    match tokio::task::spawn_blocking(move || crate::warehouse::resolvers(&path, since, limit)).await {
-        Ok(Ok(resolvers)) => Json(petrel_api::ResolversResult {
+    match w.resolvers(since, limit).await {
+        Ok(resolvers) => Json(petrel_api::ResolversResult {
             since_unix_ms: since,
             resolvers,
         })
         .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("warehouse: {e}")),
     }
 }
 

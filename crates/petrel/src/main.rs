@@ -280,6 +280,14 @@ fn check(config: &std::path::Path) -> Result<(), String> {
             for w in state.iter().chain(&token) {
                 eprintln!("warning: {w}");
             }
+            if !cfg!(feature = "clickhouse") {
+                if let Some(ch) = c.config.measure.as_ref().and_then(|m| m.clickhouse.as_ref()) {
+                    return Err(format!(
+                        "[measure.clickhouse] {}: this petrel was built without ClickHouse (cargo feature `clickhouse`)",
+                        ch.url
+                    ));
+                }
+            }
             // MRT dumps are read through, as the MRT reader would.
             let mut mrt_errors = Vec::new();
             for m in c.config.bgp.iter().flat_map(|b| &b.mrt) {

@@ -577,12 +577,12 @@ pub fn resolver_row(
 
 /// Rebuild the aggregates from the warehouse's recent samples (ten
 /// half-lives back; older ones weigh nothing).
-pub fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Result<usize, String> {
-    let Some(path) = &conf.database else {
+pub async fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Result<usize, String> {
+    let Some(w) = m.warehouse() else {
         return Ok(0);
     };
     let since = unix_ms().saturating_sub(conf.decay.half_life_ms.saturating_mul(10));
-    let rows = crate::warehouse::Warehouse::recent(path, since)?;
+    let rows = w.recent(since).await?;
     let samples: Vec<Sample> = rows
         .into_iter()
         .filter_map(|(t, client, pop, rtt)| {

@@ -108,11 +108,10 @@ pub fn run(config: &Path) -> Result<(), String> {
         // aggregates.
         let g = publisher.load();
         if let Some(conf) = g.config().measure.as_ref() {
-            if let Some(path) = &conf.database {
-                let w = crate::warehouse::Warehouse::open(path, conf.retention_days)?;
+            if let Some(w) = crate::warehouse::Warehouse::open(conf)? {
                 measurements.set_warehouse(Arc::new(w));
-                let n = crate::measure::restore(&measurements, conf, &g)?;
-                tracing::info!(database = %path.display(), samples = n, "measurements restored");
+                let n = rt.block_on(crate::measure::restore(&measurements, conf, &g))?;
+                tracing::info!(samples = n, "measurements restored");
             }
         }
     }

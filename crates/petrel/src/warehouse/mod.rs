@@ -1,0 +1,312 @@
+//! The measurement warehouse: every sample with what it was enriched
+//! with, the path changes of the routing views, and the resolver-discovery
+//! joins. One writer thread takes batches from every source, writes each
+//! batch at once (group commit), and only then acknowledges it: a beacon is
+//! answered after the write that holds it is done, so a beacon
+//! acknowledged is a beacon kept, even if petrel is killed the next
+//! instant.
+//!
+//! Two stores, one at a time: SQLite (embedded, the default; `sqlite`) or
+//! ClickHouse (`clickhouse`, behind the cargo feature of that name) when
+//! one machine is not enough.
+
+#[cfg(feature = "clickhouse")]
+mod clickhouse;
+mod sqlite;
+
+use petrel_config::MeasureConf;
+use petrel_measure::Sample;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+
+/// A sample as stored. The text a beacon's samples share is shared, not
+/// copied (one beacon's samples are one client's).
+pub struct Row {
+    pub sample: Sample,
+    pub client: Arc<str>,
+    pub pop: Arc<str>,
+    pub unit: Arc<str>,
+    /// The RUM beacon's id.
+    pub beacon: Option<Arc<str>>,
+    pub asn: Option<u32>,
+    pub country: Option<Arc<str>>,
+    pub city: Option<Arc<str>>,
+}
+
+/// A change of a view's best AS path, as stored.
+#[derive(Clone, Debug)]
+pub struct ChangeRow {
+    pub at_ms: u64,
+    pub view: String,
+    pub prefix: String,
+    /// Empty: no route (an announcement, or a withdrawal).
+    pub old_path: String,
+    pub new_path: String,
+}
+
+/// A beacon joined with the resolver that asked for its whoami name.
+#[derive(Clone, Debug)]
+pub struct ResolverRow {
+    pub at_ms: u64,
+    pub beacon: String,
+    pub client: String,
+    pub client_unit: String,
+    pub client_asn: Option<u32>,
+    pub resolver: String,
+    pub resolver_asn: Option<u32>,
+    /// The ECS subnet the resolver sent, if any.
+    pub ecs: Option<String>,
+    /// Between the client's and the resolver's GeoIP places.
+    pub distance_km: Option<f64>,
+}
+
+#[derive(Default)]
+pub(super) struct Job {
+    pub(super) rows: Vec<Row>,
+    pub(super) changes: Vec<ChangeRow>,
+    pub(super) resolvers: Vec<ResolverRow>,
+    pub(super) done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// How long the writer waits for more when a batch is small.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Batches waiting for the writer; past this, sources wait (beacons) or
+/// drop (connection RTTs).
+const QUEUE: usize = 4096;
+
+/// A store the writer thread writes batches to.
+trait Sink: Send + 'static {
+    /// Everything in `jobs`, at once; done when it is durable as the store
+    /// understands it.
+    fn write(&mut self, jobs: &[Job]) -> Result<(), String>;
+    /// Drop what is older than `cutoff_ms`.
+    fn purge(&mut self, cutoff_ms: u64) -> Result<(), String>;
+}
+
+/// Where reads go.
+enum Reads {
+    Sqlite(std::path::PathBuf),
+    #[cfg(feature = "clickhouse")]
+    Clickhouse(Box<clickhouse::Store>),
+}
+
+pub struct Warehouse {
+    tx: SyncSender<Job>,
+    reads: Reads,
+}
+
+impl Warehouse {
+    /// The store `[measure]` names, opened (created if needed) with its
+    /// writer running; None when samples are kept in memory only.
+    pub fn open(conf: &MeasureConf) -> Result<Option<Warehouse>, String> {
+        if let Some(ch) = &conf.clickhouse {
+            #[cfg(feature = "clickhouse")]
+            {
+                let (store, sink) = clickhouse::open(ch)?;
+                return Ok(Some(Warehouse {
+                    tx: start(sink, conf.retention_days)?,
+                    reads: Reads::Clickhouse(Box::new(store)),
+                }));
+            }
+            #[cfg(not(feature = "clickhouse"))]
+            return Err(format!(
+                "[measure.clickhouse] {}: this petrel was built without ClickHouse (cargo feature `clickhouse`)",
+                ch.url
+            ));
+        }
+        let Some(path) = &conf.database else {
+            return Ok(None);
+        };
+        let sink = sqlite::Sink::open(path)?;
+        Ok(Some(Warehouse {
+            tx: start(sink, conf.retention_days)?,
+            reads: Reads::Sqlite(path.clone()),
+        }))
+    }
+
+    /// Store rows (and what the whoami join found); resolves once they
+    /// are written.
+    pub async fn store(&self, rows: Vec<Row>, resolvers: Vec<ResolverRow>) -> Result<(), String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let tx = self.tx.clone();
+        let job = Job {
+            rows,
+            resolvers,
+            done: Some(done),
+            ..Job::default()
+        };
+        // A full queue makes the sender wait: beacons are acknowledged
+        // only once stored, so the collector slows down instead of lying.
+        // Only then does it cost a blocking thread.
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => tokio::task::spawn_blocking(move || tx.send(job))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|_| "the warehouse writer stopped".to_string())?,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err("the warehouse writer stopped".to_string())
+            }
+        }
+        wait.await.map_err(|_| "the warehouse writer stopped".to_string())?
+    }
+
+    /// Store rows without waiting (connection RTTs); false when the queue
+    /// is full and they were dropped.
+    pub fn offer(&self, rows: Vec<Row>) -> bool {
+        self.tx.try_send(Job { rows, ..Job::default() }).is_ok()
+    }
+
+    /// Record path changes without waiting; false when dropped.
+    pub fn offer_changes(&self, changes: Vec<ChangeRow>) -> bool {
+        self.tx
+            .try_send(Job {
+                changes,
+                ..Job::default()
+            })
+            .is_ok()
+    }
+
+    /// Samples taken since `since_ms`, oldest first: (time, client, POP,
+    /// RTT), to rebuild the aggregates at start.
+    pub async fn recent(&self, since_ms: u64) -> Result<Vec<(u64, String, String, u32)>, String> {
+        match &self.reads {
+            Reads::Sqlite(p) => {
+                let p = p.clone();
+                blocking(move || sqlite::recent(&p, since_ms)).await
+            }
+            #[cfg(feature = "clickhouse")]
+            Reads::Clickhouse(s) => s.recent(since_ms).await,
+        }
+    }
+
+    /// The `limit` groups of (key, POP) with the most samples since
+    /// `since_ms`, with their client counts and median and p90.
+    pub async fn top(
+        &self,
+        by: TopBy,
+        pop: Option<String>,
+        since_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<petrel_api::TopRow>, String> {
+        match &self.reads {
+            Reads::Sqlite(p) => {
+                let p = p.clone();
+                blocking(move || sqlite::top(&p, by, pop.as_deref(), since_ms, limit)).await
+            }
+            #[cfg(feature = "clickhouse")]
+            Reads::Clickhouse(s) => s.top(by, pop.as_deref(), since_ms, limit).await,
+        }
+    }
+
+    /// Per resolver since `since_ms`: the beacons joined with it, the
+    /// client networks behind it, the share with ECS, the median distance.
+    pub async fn resolvers(&self, since_ms: u64, limit: u32) -> Result<Vec<petrel_api::ResolverRow>, String> {
+        match &self.reads {
+            Reads::Sqlite(p) => {
+                let p = p.clone();
+                blocking(move || sqlite::resolvers(&p, since_ms, limit)).await
+            }
+            #[cfg(feature = "clickhouse")]
+            Reads::Clickhouse(s) => s.resolvers(since_ms, limit).await,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())?
+}
+
+fn start(sink: impl Sink, retention_days: u32) -> Result<SyncSender<Job>, String> {
+    let (tx, rx) = sync_channel(QUEUE);
+    std::thread::Builder::new()
+        .name("warehouse".into())
+        .spawn(move || writer(sink, rx, retention_days))
+        .map_err(|e| e.to_string())?;
+    Ok(tx)
+}
+
+fn writer(mut sink: impl Sink, rx: Receiver<Job>, retention_days: u32) {
+    let mut last_purge = std::time::Instant::now();
+    while let Ok(first) = rx.recv() {
+        // Group commit: whatever else waits goes in the same write.
+        // When little waits, linger a moment for more: under load that
+        // makes batches larger and spares a wake-up of this thread per
+        // beacon; idle, it costs an acknowledgement a millisecond.
+        let mut jobs = vec![first];
+        for round in 0..2 {
+            while jobs.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if round == 0 && jobs.len() < 64 {
+                std::thread::sleep(LINGER);
+            } else {
+                break;
+            }
+        }
+        let result = sink.write(&jobs);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "measurements not stored");
+        }
+        for j in jobs {
+            if let Some(done) = j.done {
+                let _ = done.send(result.clone());
+            }
+        }
+        if last_purge.elapsed() > std::time::Duration::from_secs(3600) {
+            last_purge = std::time::Instant::now();
+            let cutoff = crate::measure::unix_ms().saturating_sub(u64::from(retention_days) * 86_400_000);
+            if let Err(e) = sink.purge(cutoff) {
+                tracing::warn!(error = %e, "old measurements not deleted");
+            }
+        }
+    }
+}
+
+/// What `top` groups samples by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopBy {
+    Asn,
+    Prefix,
+    Country,
+    City,
+    Resolver,
+}
+
+impl TopBy {
+    pub fn parse(s: &str) -> Option<TopBy> {
+        Some(match s {
+            "asn" => TopBy::Asn,
+            "prefix" | "unit" => TopBy::Prefix,
+            "country" => TopBy::Country,
+            "city" => TopBy::City,
+            "resolver" => TopBy::Resolver,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopBy::Asn => "asn",
+            TopBy::Prefix => "prefix",
+            TopBy::Country => "country",
+            TopBy::City => "city",
+            TopBy::Resolver => "resolver",
+        }
+    }
+
+    /// The column; a fixed name, never from the request.
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            TopBy::Asn => "asn",
+            TopBy::Prefix => "unit",
+            TopBy::Country => "country",
+            TopBy::City => "city",
+            TopBy::Resolver => "resolver",
+        }
+    }
+}
