@@ -493,7 +493,7 @@ mod paths {
     /// warehouse: sample and client counts, median and p90 RTT.
     #[utoipa::path(get, path = "/api/v1/measure/top",
         params(
-            ("by" = String, Query, description = "asn, prefix, country, city or resolver"),
+            ("by" = String, Query, description = "asn, prefix, country, city, resolver or rdns"),
             ("pop" = Option<String>, Query, description = "only this POP"),
             ("since" = Option<String>, Query, description = "how far back: 90s, 30m, 1h (default), 7d"),
             ("limit" = Option<u32>, Query, description = "rows (default 20, at most 1000)"),

@@ -59,7 +59,19 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones
             "samples go to one store: remove `database` or [measure.clickhouse]",
         );
     }
+    let reverse_dns = r.reverse_dns.as_ref().and_then(|a| match a.get_ref().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            cx.err(
+                a,
+                f("reverse_dns"),
+                format!("`{}` is not an address:port, e.g. 127.0.0.53:53", a.get_ref()),
+            );
+            None
+        }
+    });
     MeasureConf {
+        reverse_dns,
         clickhouse,
         explore_ppm: explore * 10_000,
         whoami,

@@ -272,6 +272,8 @@ pub struct MeasureConf {
     pub explore_ppm: u32,
     /// `[measure.clickhouse]`: samples go there instead of `database`.
     pub clickhouse: Option<ClickhouseConf>,
+    /// `measure.reverse_dns`: the resolver asked for clients' names.
+    pub reverse_dns: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

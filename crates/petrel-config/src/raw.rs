@@ -57,6 +57,9 @@ pub struct Measure {
     pub database: Option<S<String>>,
     /// Days samples are kept in the warehouse (default 30).
     pub retention_days: Option<S<i64>>,
+    /// A recursive resolver (`address:port`) asked for the reverse DNS of
+    /// clients, stored with their samples (default: none).
+    pub reverse_dns: Option<S<String>>,
     /// Share of a latency service's answers sent to the next-best POP
     /// (0-10 %; default 2 with [measure.rum], else 0).
     pub explore_percent: Option<S<i64>>,

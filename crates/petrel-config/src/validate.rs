@@ -1727,6 +1727,13 @@ policy = [
         assert_eq!((a.current.half_life_ms, a.baseline.half_life_ms), (30_000, 86_400_000));
         let errs = errors(&format!("{good}{}", alerts.replace("= 50", "= 0")));
         has(&errs, "measure.alerts.margin_percent: 0 is out of range");
+        let rd = good.replace("[measure]\n", "[measure]\nreverse_dns = \"127.0.0.53:53\"\n");
+        let c = parse(Path::new("p.toml"), &rd).unwrap();
+        assert_eq!(c.measure.unwrap().reverse_dns, Some("127.0.0.53:53".parse().unwrap()));
+        has(
+            &errors(&rd.replace("127.0.0.53:53", "resolver")),
+            "measure.reverse_dns: `resolver` is not an address:port",
+        );
         // The ClickHouse store, instead of SQLite.
         let ch = "\n[measure.clickhouse]\nurl = \"http://127.0.0.1:8123/\"\n";
         let c = parse(Path::new("p.toml"), &format!("{good}{ch}")).unwrap();

@@ -603,7 +603,7 @@ async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
     let Some(by) = q.by.as_deref().and_then(TopBy::parse) else {
         return error(
             StatusCode::BAD_REQUEST,
-            "parameter `by` must be one of asn, prefix, country, city, resolver",
+            "parameter `by` must be one of asn, prefix, country, city, resolver, rdns",
         );
     };
     if let Some(p) = &q.pop {
@@ -702,7 +702,7 @@ async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Byt
     };
     // Answered once stored, when there is a warehouse.
     if let Some(w) = st.measure.warehouse() {
-        let rows = crate::measure::rows(&st.reader.load(), &samples, None);
+        let rows = crate::measure::rows(&st.reader.load(), &samples, None, st.measure.rdns());
         if let Err(e) = w.store(rows, Vec::new()).await {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"));
         }

@@ -17,6 +17,7 @@ mod measure;
 mod memory;
 mod metrics;
 mod quiet;
+mod rdns;
 mod reload;
 mod serve;
 mod sources;
@@ -187,7 +188,8 @@ enum MeasureCmd {
     /// The networks with the most samples per POP, from the warehouse:
     /// samples, clients, median and p90 RTT.
     Top {
-        /// Group by asn, prefix (the map unit), country, city or resolver.
+        /// Group by asn, prefix (the map unit), country, city, resolver or
+        /// rdns (the client's reverse DNS name).
         #[arg(long, default_value = "asn")]
         by: String,
         /// Only this POP.

@@ -128,6 +128,7 @@ pub struct Measurements {
     dropped: AtomicU64,
     alerts: Mutex<AlertBoard>,
     warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
+    rdns: std::sync::OnceLock<Arc<crate::rdns::Rdns>>,
     changes: Mutex<std::collections::VecDeque<Change>>,
     changes_seen: AtomicU64,
     changes_left_out: AtomicU64,
@@ -160,6 +161,7 @@ impl Default for Measurements {
             dropped: AtomicU64::new(0),
             alerts: Mutex::default(),
             warehouse: std::sync::OnceLock::new(),
+            rdns: std::sync::OnceLock::new(),
             changes: Mutex::default(),
             changes_seen: AtomicU64::new(0),
             changes_left_out: AtomicU64::new(0),
@@ -180,6 +182,14 @@ impl Measurements {
 
     pub fn warehouse(&self) -> Option<&Arc<crate::warehouse::Warehouse>> {
         self.warehouse.get()
+    }
+
+    pub fn set_rdns(&self, r: Arc<crate::rdns::Rdns>) {
+        let _ = self.rdns.set(r);
+    }
+
+    pub fn rdns(&self) -> Option<&crate::rdns::Rdns> {
+        self.rdns.get().map(|r| &**r)
     }
 
     /// The DNS side answered a resolver-discovery name to `resolver`.
@@ -478,7 +488,12 @@ impl Measurements {
 /// Samples as the warehouse stores them, enriched from the serving
 /// generation: the map unit and origin AS of the client's route (the first
 /// view that has one) and its GeoIP country and city.
-pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<crate::warehouse::Row> {
+pub fn rows(
+    g: &Generation,
+    samples: &[Sample],
+    beacon: Option<&str>,
+    rdns: Option<&crate::rdns::Rdns>,
+) -> Vec<crate::warehouse::Row> {
     let conf = g.config();
     let unit_mode = conf
         .measure
@@ -494,12 +509,14 @@ pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<cra
         Option<u32>,
         Option<std::sync::Arc<str>>,
         Option<std::sync::Arc<str>>,
+        Option<std::sync::Arc<str>>,
     );
+    let now = unix_ms();
     let mut last: Option<(std::net::IpAddr, Shared)> = None;
     samples
         .iter()
         .map(|s| {
-            let (client, unit, asn, country, city) = match &last {
+            let (client, unit, asn, country, city, name) = match &last {
                 Some((c, shared)) if *c == s.client => shared.clone(),
                 _ => {
                     let p = routing.place(s.client);
@@ -509,6 +526,7 @@ pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<cra
                         p.asn,
                         p.country.map(Into::into),
                         p.city.map(Into::into),
+                        rdns.and_then(|r| r.get(s.client, now)),
                     );
                     last = Some((s.client, shared.clone()));
                     shared
@@ -528,6 +546,7 @@ pub fn rows(g: &Generation, samples: &[Sample], beacon: Option<&str>) -> Vec<cra
                 asn,
                 country,
                 city,
+                rdns: name,
             }
         })
         .collect()
@@ -661,7 +680,7 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>, rt: &tokio::runtim
                 if let Some(conf) = g.config().measure.clone() {
                     m.ingest(&g, &conf, &batch);
                     if let Some(w) = m.warehouse() {
-                        if !w.offer(rows(&g, &batch, None)) {
+                        if !w.offer(rows(&g, &batch, None, m.rdns())) {
                             m.dropped.fetch_add(batch.len() as u64, Relaxed);
                         }
                     }
@@ -816,6 +835,28 @@ impl Collector for MeasureCollector {
         ] {
             let c = ConstCounter::new(v);
             c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        if let Some(r) = m.rdns() {
+            for (name, help, v) in [
+                (
+                    "petrel_measure_rdns_lookups",
+                    "Reverse DNS lookups of clients",
+                    r.looked_up.load(Relaxed),
+                ),
+                (
+                    "petrel_measure_rdns_named",
+                    "Reverse DNS lookups that gave a name",
+                    r.named.load(Relaxed),
+                ),
+                (
+                    "petrel_measure_rdns_skipped",
+                    "Clients not looked up: the lookup queue was full",
+                    r.dropped.load(Relaxed),
+                ),
+            ] {
+                let c = ConstCounter::new(v);
+                c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+            }
         }
         let c = ConstCounter::new(m.dropped.load(Relaxed));
         c.encode(enc.encode_descriptor(

@@ -108,6 +108,9 @@ pub fn run(config: &Path) -> Result<(), String> {
         // aggregates.
         let g = publisher.load();
         if let Some(conf) = g.config().measure.as_ref() {
+            if let Some(server) = conf.reverse_dns {
+                measurements.set_rdns(crate::rdns::Rdns::start(server, rt.handle()));
+            }
             if let Some(w) = crate::warehouse::Warehouse::open(conf)? {
                 measurements.set_warehouse(Arc::new(w));
                 let n = rt.block_on(crate::measure::restore(&measurements, conf, &g))?;

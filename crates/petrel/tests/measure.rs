@@ -807,6 +807,13 @@ fn an_as_that_gets_slower_opens_an_alert_showing_the_path_change_before_it() {
     let (port, admin, gport, api) = (free_port(), free_port(), free_port(), free_port());
     let (hook, events) = webhook_receiver();
     let db = dir.join("measure.db");
+    // Clients' reverse DNS, from petrel itself: a reverse zone naming
+    // every 100.70/16 address.
+    std::fs::write(
+        dir.join("reverse.zone"),
+        "$TTL 3600\n@ IN SOA ns1.demo.petrel.test. hostmaster.demo.petrel.test. 1 7200 3600 1209600 300\n@ IN NS ns1.demo.petrel.test.\n* IN PTR client.isp.example.\n",
+    )
+    .unwrap();
     let cfg = write_config(
         &dir,
         port,
@@ -821,9 +828,14 @@ port = {gport}
 asn = 4200000040
 connect_retry_secs = 1
 
+[[zone]]
+origin = "70.100.in-addr.arpa."
+file = "reverse.zone"
+
 [measure]
 recompile_secs = 1
 database = "{db}"
+reverse_dns = "127.0.0.1:{port}"
 
 [measure.alerts]
 open_after_secs = 1
@@ -982,6 +994,17 @@ webhook = "http://127.0.0.1:{hook}/hooks"
         )
         .unwrap();
     assert_eq!(with_as, 560);
+    // Samples of clients seen before carry their reverse DNS name (a
+    // client's first sample started its lookup): all 60 slow ones and 200
+    // of the 300 after them; the baseline's and 100 new clients' not.
+    let named: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM samples WHERE rdns = 'client.isp.example'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(named, 260);
     // What the warehouse says by AS and by prefix.
     let admin = s.admin.to_string();
     let (ok, out, err) = petrel(&["measure", "top", "--by", "asn", "--since", "5m", "--admin", &admin]);
@@ -1005,6 +1028,9 @@ webhook = "http://127.0.0.1:{hook}/hooks"
         "{out}"
     );
     assert!((row["median_ms"].as_f64().unwrap() - 31.0).abs() < 1.5, "{out}");
+    let (ok, out, err) = petrel(&["measure", "top", "--by", "rdns", "--admin", &admin]);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("client.isp.example ")), "{out}");
     let (ok, _, err) = petrel(&["measure", "top", "--by", "colour", "--admin", &admin]);
     assert!(
         !ok && err.contains("parameter `by` must be one of asn, prefix"),

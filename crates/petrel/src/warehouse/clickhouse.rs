@@ -31,7 +31,7 @@ fn schema(db: &str) -> [String; 4] {
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.samples (t_ms UInt64, client String, unit String, pop String, \
              rtt_us UInt32, kind String, beacon Nullable(String), resolver Nullable(String), \
-             asn Nullable(UInt32), country Nullable(String), city Nullable(String)) {engine}"
+             asn Nullable(UInt32), country Nullable(String), city Nullable(String), rdns Nullable(String)) {engine}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.path_changes (t_ms UInt64, view String, prefix String, \
@@ -58,6 +58,7 @@ struct SampleRow<'a> {
     asn: Option<u32>,
     country: Option<&'a str>,
     city: Option<&'a str>,
+    rdns: Option<&'a str>,
 }
 
 #[derive(Row, Serialize)]
@@ -111,6 +112,24 @@ pub(super) fn open(c: &ClickhouseConf) -> Result<(Store, Sink), String> {
                 .await
                 .map_err(|e| format!("[measure.clickhouse] {}: {e}", c.url))?;
         }
+        // Tables from before reverse DNS was stored lack its column (old
+        // servers have no ADD COLUMN IF NOT EXISTS).
+        let has: u64 = admin
+            .query("SELECT count() FROM system.columns WHERE database = ? AND table = 'samples' AND name = 'rdns'")
+            .bind(c.database.as_str())
+            .fetch_one()
+            .await
+            .map_err(|e| format!("[measure.clickhouse] {}: {e}", c.url))?;
+        if has == 0 {
+            admin
+                .query(&format!(
+                    "ALTER TABLE {}.samples ADD COLUMN rdns Nullable(String)",
+                    c.database
+                ))
+                .execute()
+                .await
+                .map_err(|e| format!("[measure.clickhouse] {}: {e}", c.url))?;
+        }
         Ok::<(), String>(())
     })?;
     Ok((Store { client: client(c) }, Sink { client: client(c), rt }))
@@ -136,6 +155,7 @@ impl super::Sink for Sink {
                         asn: r.asn,
                         country: r.country.as_deref(),
                         city: r.city.as_deref(),
+                        rdns: r.rdns.as_deref(),
                     })
                     .await
                     .map_err(|e| e.to_string())?;

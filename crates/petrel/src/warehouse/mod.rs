@@ -31,6 +31,8 @@ pub struct Row {
     pub asn: Option<u32>,
     pub country: Option<Arc<str>>,
     pub city: Option<Arc<str>>,
+    /// The client's reverse DNS name, when known at ingest.
+    pub rdns: Option<Arc<str>>,
 }
 
 /// A change of a view's best AS path, as stored.
@@ -275,6 +277,7 @@ pub enum TopBy {
     Country,
     City,
     Resolver,
+    Rdns,
 }
 
 impl TopBy {
@@ -285,6 +288,7 @@ impl TopBy {
             "country" => TopBy::Country,
             "city" => TopBy::City,
             "resolver" => TopBy::Resolver,
+            "rdns" => TopBy::Rdns,
             _ => return None,
         })
     }
@@ -296,6 +300,7 @@ impl TopBy {
             TopBy::Country => "country",
             TopBy::City => "city",
             TopBy::Resolver => "resolver",
+            TopBy::Rdns => "rdns",
         }
     }
 
@@ -307,6 +312,7 @@ impl TopBy {
             TopBy::Country => "country",
             TopBy::City => "city",
             TopBy::Resolver => "resolver",
+            TopBy::Rdns => "rdns",
         }
     }
 }

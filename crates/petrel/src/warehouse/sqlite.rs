@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS samples (
   resolver TEXT,
   asn      INTEGER,
   country  TEXT,
-  city     TEXT
+  city     TEXT,
+  rdns     TEXT
 );
 CREATE INDEX IF NOT EXISTS samples_t ON samples (t_ms);
 CREATE TABLE IF NOT EXISTS path_changes (
@@ -50,6 +51,15 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     c.pragma_update(None, "synchronous", "NORMAL")?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     c.execute_batch(SCHEMA)?;
+    // Databases from before reverse DNS was stored lack its column.
+    let has_rdns: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'rdns'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_rdns {
+        c.execute_batch("ALTER TABLE samples ADD COLUMN rdns TEXT")?;
+    }
     Ok(c)
 }
 
@@ -187,8 +197,8 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let t = conn.transaction()?;
     {
         let mut st = t.prepare_cached(
-            "INSERT INTO samples (t_ms, client, unit, pop, rtt_us, kind, beacon, resolver, asn, country, city)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO samples (t_ms, client, unit, pop, rtt_us, kind, beacon, resolver, asn, country, city, rdns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for r in jobs.iter().flat_map(|j| &j.rows) {
             let s = &r.sample;
@@ -204,6 +214,7 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
                 r.asn,
                 r.country.as_deref(),
                 r.city.as_deref(),
+                r.rdns.as_deref(),
             ])?;
         }
         let mut st = t.prepare_cached(
