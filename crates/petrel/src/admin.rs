@@ -585,20 +585,38 @@ struct TopQ {
     limit: Option<u32>,
 }
 
-async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
-    use crate::warehouse::TopBy;
-    let g = st.reader.load();
-    let Some(_) = g.config().measure.as_ref() else {
-        return error(
+/// The warehouse and the start of the span a query asks about (`since`,
+/// else `default_ms` back), or the error to answer (returned at once: its
+/// size does not matter).
+#[allow(clippy::result_large_err)]
+fn warehouse_since(
+    st: &AdminState,
+    since: Option<&str>,
+    default_ms: u64,
+) -> Result<(Arc<crate::warehouse::Warehouse>, u64), Response> {
+    if st.reader.load().config().measure.is_none() {
+        return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "measurements are off: the config has no [measure] section",
-        );
-    };
+        ));
+    }
     let Some(w) = st.measure.warehouse().cloned() else {
-        return error(
+        return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "measurements are not stored: set measure.database or [measure.clickhouse] to keep them",
-        );
+        ));
+    };
+    match since.map_or(Ok(default_ms), petrel_measure::sample::parse_duration_ms) {
+        Ok(ms) => Ok((w, crate::measure::unix_ms().saturating_sub(ms))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}"))),
+    }
+}
+
+async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
+    use crate::warehouse::TopBy;
+    let (w, since) = match warehouse_since(&st, q.since.as_deref(), 3_600_000) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let Some(by) = q.by.as_deref().and_then(TopBy::parse) else {
         return error(
@@ -607,22 +625,12 @@ async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
         );
     };
     if let Some(p) = &q.pop {
-        if g.config().pop_index(p).is_none() {
+        if st.reader.load().config().pop_index(p).is_none() {
             return error(StatusCode::BAD_REQUEST, format!("no POP named `{p}`"));
         }
     }
-    let since = match q
-        .since
-        .as_deref()
-        .map_or(Ok(3_600_000), petrel_measure::sample::parse_duration_ms)
-    {
-        Ok(ms) => crate::measure::unix_ms().saturating_sub(ms),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}")),
-    };
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
-    drop(g);
-    let pop = q.pop.clone();
-    match w.top(by, pop, since, limit).await {
+    match w.top(by, q.pop.clone(), since, limit).await {
         Ok(rows) => Json(petrel_api::MeasureTop {
             by: by.as_str().into(),
             since_unix_ms: since,
@@ -640,27 +648,9 @@ struct ResolversQ {
 }
 
 async fn measure_resolvers(State(st): St, Query(q): Query<ResolversQ>) -> Response {
-    let g = st.reader.load();
-    let Some(_) = g.config().measure.as_ref() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "measurements are off: the config has no [measure] section",
-        );
-    };
-    let Some(w) = st.measure.warehouse().cloned() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "measurements are not stored: set measure.database or [measure.clickhouse] to keep them",
-        );
-    };
-    drop(g);
-    let since = match q
-        .since
-        .as_deref()
-        .map_or(Ok(86_400_000), petrel_measure::sample::parse_duration_ms)
-    {
-        Ok(ms) => crate::measure::unix_ms().saturating_sub(ms),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter `since`: {e}")),
+    let (w, since) = match warehouse_since(&st, q.since.as_deref(), 86_400_000) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     match w.resolvers(since, limit).await {

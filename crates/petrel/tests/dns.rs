@@ -137,46 +137,7 @@ fn unbound_forwards_client_subnets_and_clients_get_different_pops() {
     let s = start("unbound");
     let dir = tempdir("unbound-conf");
     let port = free_port();
-    let conf = format!(
-        r#"server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{dir}"
-    pidfile: "{dir}/unbound.pid"
-    logfile: ""
-    use-syslog: no
-    verbosity: 1
-    do-not-query-localhost: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache iterator"
-    send-client-subnet: 127.0.0.1
-    client-subnet-zone: demo.petrel.test
-    max-client-subnet-ipv4: 24
-    qname-minimisation: no
-    domain-insecure: "demo.petrel.test"
-    target-fetch-policy: "0 0 0 0 0"
-    # .test is special-use (RFC 6761); unbound answers it locally unless told.
-    local-zone: "test." nodefault
-stub-zone:
-    name: "demo.petrel.test"
-    stub-addr: 127.0.0.1@{dnsport}
-"#,
-        dir = dir.display(),
-        dnsport = s.port
-    );
-    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
-    let log = std::fs::File::create(dir.join("unbound.log")).unwrap();
-    let ub = Command::new(tool("unbound"))
-        .args(["-d", "-c"])
-        .arg(dir.join("unbound.conf"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _g = Kill(ub);
+    let _g = unbound(&dir, &format!("127.0.0.1@{port}"), None, s.port);
     let p = port.to_string();
     let ask = |src: &str| -> String {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -143,45 +143,7 @@ fn imported_latency_moves_the_measured_network_and_no_other() {
 /// unbound as the browser's recursive resolver on 127.0.0.9:53, with the
 /// demo zone stubbed to petrel and ECS sent to it.
 fn browser_resolver(s: &Server) -> Kill {
-    let conf = format!(
-        r#"server:
-    interface: 127.0.0.9@53
-    outgoing-interface: 127.0.0.9
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{dir}"
-    pidfile: "{dir}/unbound.pid"
-    logfile: ""
-    use-syslog: no
-    verbosity: 1
-    do-not-query-localhost: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache iterator"
-    send-client-subnet: 127.0.0.1
-    client-subnet-zone: demo.petrel.test
-    max-client-subnet-ipv4: 24
-    qname-minimisation: no
-    domain-insecure: "demo.petrel.test"
-    target-fetch-policy: "0 0 0 0 0"
-    local-zone: "test." nodefault
-stub-zone:
-    name: "demo.petrel.test"
-    stub-addr: 127.0.0.1@{port}
-"#,
-        dir = s.dir.display(),
-        port = s.port
-    );
-    std::fs::write(s.dir.join("unbound.conf"), conf).unwrap();
-    let log = std::fs::File::create(s.dir.join("unbound.log")).unwrap();
-    let ub = Command::new(tool("unbound"))
-        .args(["-d", "-c"])
-        .arg(s.dir.join("unbound.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let k = Kill(ub);
+    let k = unbound(&s.dir, "127.0.0.9@53", Some("127.0.0.9"), s.port);
     let t0 = Instant::now();
     loop {
         let out = Command::new(tool("dig"))
@@ -438,26 +400,10 @@ fn a_network_that_gets_slower_opens_alerts_and_recovery_closes_them() {
         "[measure]\nrecompile_secs = 1\nunit = \"fixed\"\n\n[measure.alerts]\nopen_after_secs = 1\nclose_after_secs = 1\ncurrent_half_life_secs = 60\nmin_current_samples = 5\n",
     );
     let s = spawn(dir, &cfg, port, admin);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let lines = |n: u32, rtt_ms: u32, ago_s: f64| -> String {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "{{\"time\":{:.3},\"client\":\"23.1.0.{}\",\"pop\":\"iad\",\"rtt_ms\":{}}}\n",
-                    now - ago_s + f64::from(i) * 0.001,
-                    i % 200,
-                    rtt_ms + i % 3
-                )
-            })
-            .collect()
-    };
-    let alerts = || -> serde_json::Value {
-        let (_, raw) = http(s.admin, "GET", "/api/v1/alerts");
-        serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap()
-    };
+    let now = unix_now();
+    let lines =
+        |n: u32, rtt_ms: u32, ago_s: f64| import_lines(n, rtt_ms, now - ago_s, |i| format!("23.1.0.{}", i % 200));
+    let alerts = || alerts_of(&s);
     // Ten minutes of normal: 30 ms from 23.1.0.0/24 to iad.
     post(&s, "/api/v1/measure/import", &lines(200, 30, 600.0));
     std::thread::sleep(Duration::from_millis(2500));
@@ -762,6 +708,33 @@ fn durability(dir: std::path::PathBuf, store: &Store) {
     assert_eq!(top["rows"][0]["key"], "127.0.0.0/24", "{out}");
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `n` import lines to iad from `client(i)`, a millisecond apart from
+/// `from` (Unix seconds), at `rtt_ms` give or take 2.
+fn import_lines(n: u32, rtt_ms: u32, from: f64, client: impl Fn(u32) -> String) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"time\":{:.3},\"client\":\"{}\",\"pop\":\"iad\",\"rtt_ms\":{}}}\n",
+                from + f64::from(i) * 0.001,
+                client(i),
+                rtt_ms + i % 3
+            )
+        })
+        .collect()
+}
+
+fn alerts_of(s: &Server) -> serde_json::Value {
+    let (_, raw) = http(s.admin, "GET", "/api/v1/alerts");
+    serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+}
+
 /// A webhook receiver: every request body, answered 200.
 fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<serde_json::Value>) {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -873,27 +846,11 @@ webhook = "http://127.0.0.1:{hook}/hooks"
     };
     wait_for("GoBGP's route", Duration::from_secs(30), || prefixes() == 1 && synced());
     std::thread::sleep(Duration::from_millis(1500));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let lines = |n: u32, rtt_ms: u32, ago_s: f64| -> String {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "{{\"time\":{:.3},\"client\":\"100.70.{}.{}\",\"pop\":\"iad\",\"rtt_ms\":{}}}\n",
-                    now - ago_s + f64::from(i) * 0.001,
-                    i % 7,
-                    i % 200,
-                    rtt_ms + i % 3
-                )
-            })
-            .collect()
+    let now = unix_now();
+    let lines = |n: u32, rtt_ms: u32, ago_s: f64| {
+        import_lines(n, rtt_ms, now - ago_s, |i| format!("100.70.{}.{}", i % 7, i % 200))
     };
-    let alerts = || -> serde_json::Value {
-        let (_, raw) = http(s.admin, "GET", "/api/v1/alerts");
-        serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap()
-    };
+    let alerts = || alerts_of(&s);
     post(&s, "/api/v1/measure/import", &lines(200, 30, 600.0));
     std::thread::sleep(Duration::from_millis(1500));
     // The path changes: GoBGP now reaches AS 64500 through AS 64510.

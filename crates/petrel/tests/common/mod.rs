@@ -299,3 +299,52 @@ policy = [{{ type = "super-sparrow" }}]
 "#
     )
 }
+
+/// unbound as a recursive resolver on `interface` (`address@port`), the
+/// demo zone stubbed to petrel on 127.0.0.1:`petrel_port` with each
+/// client's /24 sent as ECS, querying from `outgoing` when given; its
+/// config and log in `dir`.
+pub fn unbound(dir: &Path, interface: &str, outgoing: Option<&str>, petrel_port: u16) -> Kill {
+    let port = interface.rsplit_once('@').map_or("53", |(_, p)| p);
+    let outgoing = outgoing.map_or(String::new(), |o| format!("    outgoing-interface: {o}\n"));
+    let conf = format!(
+        r#"server:
+    interface: {interface}
+    port: {port}
+{outgoing}    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{dir}"
+    pidfile: "{dir}/unbound.pid"
+    logfile: ""
+    use-syslog: no
+    verbosity: 1
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "subnetcache iterator"
+    send-client-subnet: 127.0.0.1
+    client-subnet-zone: demo.petrel.test
+    max-client-subnet-ipv4: 24
+    qname-minimisation: no
+    domain-insecure: "demo.petrel.test"
+    target-fetch-policy: "0 0 0 0 0"
+    # .test is special-use (RFC 6761); unbound answers it locally unless told.
+    local-zone: "test." nodefault
+stub-zone:
+    name: "demo.petrel.test"
+    stub-addr: 127.0.0.1@{petrel_port}
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    let log = std::fs::File::create(dir.join("unbound.log")).unwrap();
+    Kill(
+        Command::new(tool("unbound"))
+            .args(["-d", "-c"])
+            .arg(dir.join("unbound.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
