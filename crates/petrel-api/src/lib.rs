@@ -337,6 +337,11 @@ pub struct MeasureTop {
     /// `asn`, `prefix` (the map unit), `country`, `city` or `resolver`.
     pub by: String,
     pub since_unix_ms: u64,
+    /// From the hourly roll-ups (the span reaches past the raw samples'
+    /// retention): medians and p90s are sample-weighted means of the
+    /// hourly ones, and clients are counted once per hour.
+    #[serde(default)]
+    pub from_rollups: bool,
     /// Most samples first.
     pub rows: Vec<TopRow>,
 }

@@ -89,6 +89,7 @@ pub(crate) fn measure(cx: &mut Ctx<'_>, m: &S<raw::Measure>, pops: &[Pop], zones
         max_units: cx.int(&r.max_units, &f("max_units"), 1, 100_000_000, 2_000_000),
         database: r.database.as_ref().map(|d| cx.resolve(d.get_ref())),
         retention_days: cx.int(&r.retention_days, &f("retention_days"), 1, 3650, 30),
+        rollup_days: cx.int(&r.rollup_days, &f("rollup_days"), 0, 3650, 400),
         rum: rum_tag,
         alerts: r.alerts.as_ref().map(|a| alerts(cx, a)),
         webhook: r

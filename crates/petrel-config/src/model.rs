@@ -260,6 +260,8 @@ pub struct MeasureConf {
     /// The SQLite warehouse (opened at start).
     pub database: Option<std::path::PathBuf>,
     pub retention_days: u32,
+    /// Days hourly roll-ups are kept (0: none).
+    pub rollup_days: u32,
     /// `[measure.rum]`: what the RUM tag is told.
     pub rum: Option<petrel_measure::rum::TagConfig>,
     /// `[measure.alerts]`.

@@ -57,6 +57,9 @@ pub struct Measure {
     pub database: Option<S<String>>,
     /// Days samples are kept in the warehouse (default 30).
     pub retention_days: Option<S<i64>>,
+    /// Days hourly roll-ups of the samples are kept (SQLite; default 400,
+    /// 0: none).
+    pub rollup_days: Option<S<i64>>,
     /// A recursive resolver (`address:port`) asked for the reverse DNS of
     /// clients, stored with their samples (default: none).
     pub reverse_dns: Option<S<String>>,

@@ -631,9 +631,10 @@ async fn measure_top(State(st): St, Query(q): Query<TopQ>) -> Response {
     }
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     match w.top(by, q.pop.clone(), since, limit).await {
-        Ok(rows) => Json(petrel_api::MeasureTop {
+        Ok((rows, from_rollups)) => Json(petrel_api::MeasureTop {
             by: by.as_str().into(),
             since_unix_ms: since,
+            from_rollups,
             rows,
         })
         .into_response(),

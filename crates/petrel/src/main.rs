@@ -576,6 +576,11 @@ fn measure_cmd(action: MeasureCmd, admin: SocketAddr, json: bool) -> Result<(), 
     if json {
         return print_json(&t);
     }
+    if t.from_rollups {
+        println!(
+            "(from the hourly roll-ups: medians are sample-weighted means of hourly medians, clients are per hour)"
+        );
+    }
     println!(
         "{:<40} {:<10} {:>9} {:>8} {:>10} {:>10}",
         t.by.to_ascii_uppercase(),

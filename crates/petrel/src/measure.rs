@@ -140,6 +140,7 @@ pub struct Measurements {
     whoami: Mutex<petrel_measure::whoami::Joins>,
     whoami_joined: AtomicU64,
     whoami_unjoined: AtomicU64,
+    alerts_opened: AtomicU64,
 }
 
 /// Ids wait this long for their beacon (the tag sends it within seconds).
@@ -171,6 +172,7 @@ impl Default for Measurements {
             whoami: Mutex::new(petrel_measure::whoami::Joins::new(WHOAMI_MAX, WHOAMI_KEEP_MS)),
             whoami_joined: AtomicU64::new(0),
             whoami_unjoined: AtomicU64::new(0),
+            alerts_opened: AtomicU64::new(0),
         }
     }
 }
@@ -338,6 +340,7 @@ impl Measurements {
                     current_ms,
                     ..
                 } => {
+                    self.alerts_opened.fetch_add(1, Relaxed);
                     let context = self.context(key, &pop, now_ms);
                     tracing::warn!(network = %key, %pop, baseline_ms, current_ms, path_changes = context.len(), "latency alert opened: a network got slower to a POP");
                     b.context.insert((key, pop_idx), context.clone());
@@ -939,6 +942,32 @@ impl Collector for MeasureCollector {
             let g = ConstGauge::new(v);
             g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
+        // Alerts open now, by what they watch.
+        let (units, asns) = {
+            let b = m.alerts.lock().unwrap_or_else(|e| e.into_inner());
+            b.watches.as_ref().map_or((0, 0), |w| {
+                w.open().fold((0, 0), |(u, a), ((k, _), _)| match k {
+                    AlertKey::Unit(_) => (u + 1, a),
+                    AlertKey::Asn(_) => (u, a + 1),
+                })
+            })
+        };
+        let mut fam = enc.encode_descriptor(
+            "petrel_measure_alerts_open",
+            "Latency alerts open (or recovering), by what they watch",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (by, n) in [("unit", units), ("asn", asns)] {
+            ConstGauge::new(n).encode(fam.encode_family(&[("by", by)])?)?;
+        }
+        let c = ConstCounter::new(m.alerts_opened.load(Relaxed));
+        c.encode(enc.encode_descriptor(
+            "petrel_measure_alerts_opened",
+            "Latency alerts opened",
+            None,
+            c.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -450,6 +450,9 @@ fn a_network_that_gets_slower_opens_alerts_and_recovery_closes_them() {
     }
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(log.contains("latency alert opened"), "{log}");
+    let (_, m) = http(s.admin, "GET", "/metrics");
+    assert!(m.contains("petrel_measure_alerts_opened_total 2"), "{m}");
+    assert!(m.contains("petrel_measure_alerts_open{by=\"unit\"} 0"), "{m}");
 }
 
 /// POST one beacon on a keep-alive connection; the status, or None when
@@ -992,5 +995,130 @@ webhook = "http://127.0.0.1:{hook}/hooks"
     assert!(
         !ok && err.contains("parameter `by` must be one of asn, prefix"),
         "{err}"
+    );
+}
+
+/// Complete hours are rolled up (at start and hourly); a span that
+/// reaches past the raw samples' retention is answered from the roll-ups.
+#[test]
+fn hourly_rollups_answer_for_spans_past_the_raw_retention() {
+    let dir = tempdir("measure-rollups");
+    let (port, admin) = (free_port(), free_port());
+    let db = dir.join("measure.db");
+    let cfg = write_config(
+        &dir,
+        port,
+        admin,
+        &format!(
+            "[measure]\nunit = \"fixed\"\nretention_days = 1\ndatabase = \"{}\"\n",
+            db.display()
+        ),
+    );
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let now = unix_now();
+    let client = |i: u32| format!("23.1.0.{}", i % 50);
+    post(
+        &s,
+        "/api/v1/measure/import",
+        &import_lines(100, 30, now - 7200.0, client),
+    );
+    post(
+        &s,
+        "/api/v1/measure/import",
+        &import_lines(50, 50, now - 10_800.0, client),
+    );
+    drop(s);
+    // Restarted: the two past hours are rolled up.
+    let s = spawn(dir.clone(), &cfg, port, admin);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (samples, clients): (i64, i64) = conn
+        .query_row(
+            "SELECT sum(samples), max(clients) FROM samples_hourly WHERE pop = 'iad'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((samples, clients), (150, 50));
+    let admin = s.admin.to_string();
+    let (ok, out, err) = petrel(&[
+        "measure", "top", "--by", "prefix", "--since", "2d", "--json", "--admin", &admin,
+    ]);
+    assert!(ok, "{err}");
+    let top: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(top["from_rollups"], true, "{out}");
+    let row = &top["rows"][0];
+    assert_eq!(
+        (row["key"].as_str(), row["samples"].as_u64()),
+        (Some("23.1.0.0/24"), Some(150)),
+        "{out}"
+    );
+    // Sample-weighted: (100 x 31 + 50 x 51) / 150.
+    assert!((row["median_ms"].as_f64().unwrap() - 37.7).abs() < 1.0, "{out}");
+    // The last hour, from the raw samples: nothing.
+    let (ok, out, _) = petrel(&[
+        "measure", "top", "--by", "prefix", "--since", "1h", "--json", "--admin", &admin,
+    ]);
+    assert!(ok);
+    let top: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (top["from_rollups"].as_bool(), top["rows"].as_array().map(Vec::len)),
+        (Some(false), Some(0)),
+        "{out}"
+    );
+    let (ok, _, err) = petrel(&["measure", "top", "--by", "rdns", "--since", "2d", "--admin", &admin]);
+    assert!(!ok && err.contains("raw samples only"), "{err}");
+}
+
+/// nginx, configured as `examples/nginx-rtt.conf` says, logs its
+/// connections' RTTs; the log as it is imports into petrel.
+#[test]
+fn nginx_logs_connection_rtts_that_petrel_imports() {
+    let s = server("measure-nginx");
+    let dir = s.dir.join("nginx");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "page\n").unwrap();
+    let port = free_port();
+    let example =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nginx-rtt.conf"))
+            .unwrap();
+    let d = dir.display().to_string();
+    let conf = example
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("root /var/www/html;", &format!("root {d}/www;"))
+        .replace("/var/log/nginx/rtt.jsonl", &format!("{d}/rtt.jsonl"))
+        .replace(
+            "http {",
+            &format!("http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"),
+        );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _nginx = Kill(
+        Command::new(tool("nginx"))
+            .args(["-p", &d, "-c", &format!("{d}/nginx.conf"), "-g"])
+            .arg(format!(
+                "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;"
+            ))
+            .spawn()
+            .expect("nginx (Debian package nginx)"),
+    );
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nginx did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..5 {
+        let out = Command::new(tool("curl"))
+            .args(["-s", &format!("http://127.0.0.1:{port}/index.html")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "page\n");
+    }
+    let log = std::fs::read_to_string(dir.join("rtt.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 5, "{log}");
+    let r: serde_json::Value = serde_json::from_str(&post(&s, "/api/v1/measure/import", &log)).unwrap();
+    assert_eq!(r["accepted"], 5, "{r} from {log}");
+    let (_, m) = http(s.admin, "GET", "/metrics");
+    assert!(
+        m.contains("petrel_measure_rtt_seconds_count{pop=\"ams\",kind=\"import\"} 5"),
+        "{m}"
     );
 }

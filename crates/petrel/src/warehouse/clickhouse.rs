@@ -206,12 +206,14 @@ impl super::Sink for Sink {
         })
     }
 
-    fn purge(&mut self, cutoff_ms: u64) -> Result<(), String> {
+    /// ClickHouse keeps raw samples only (for `retention_days`): it
+    /// aggregates them fast enough that hourly roll-ups are not needed.
+    fn maintain(&mut self, _now_ms: u64, raw_cutoff_ms: u64, _rollup_cutoff_ms: u64) -> Result<(), String> {
         let c = &self.client;
         self.rt.block_on(async {
             for table in ["samples", "path_changes", "resolvers"] {
                 c.query(&format!("ALTER TABLE {table} DELETE WHERE t_ms < ?"))
-                    .bind(cutoff_ms)
+                    .bind(raw_cutoff_ms)
                     .execute()
                     .await
                     .map_err(|e| format!("{table}: {e}"))?;

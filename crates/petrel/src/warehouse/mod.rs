@@ -82,8 +82,17 @@ trait Sink: Send + 'static {
     /// Everything in `jobs`, at once; done when it is durable as the store
     /// understands it.
     fn write(&mut self, jobs: &[Job]) -> Result<(), String>;
-    /// Drop what is older than `cutoff_ms`.
-    fn purge(&mut self, cutoff_ms: u64) -> Result<(), String>;
+    /// Upkeep, at start and hourly: roll up what there is to roll up, and
+    /// drop raw data older than `raw_cutoff_ms` and roll-ups older than
+    /// `rollup_cutoff_ms`.
+    fn maintain(&mut self, now_ms: u64, raw_cutoff_ms: u64, rollup_cutoff_ms: u64) -> Result<(), String>;
+}
+
+/// How long raw samples and their hourly roll-ups are kept.
+#[derive(Clone, Copy)]
+struct Keep {
+    raw_days: u32,
+    rollup_days: u32,
 }
 
 /// Where reads go.
@@ -96,6 +105,7 @@ enum Reads {
 pub struct Warehouse {
     tx: SyncSender<Job>,
     reads: Reads,
+    keep: Keep,
 }
 
 impl Warehouse {
@@ -107,8 +117,9 @@ impl Warehouse {
             {
                 let (store, sink) = clickhouse::open(ch)?;
                 return Ok(Some(Warehouse {
-                    tx: start(sink, conf.retention_days)?,
+                    tx: start(sink, keep(conf))?,
                     reads: Reads::Clickhouse(Box::new(store)),
+                    keep: keep(conf),
                 }));
             }
             #[cfg(not(feature = "clickhouse"))]
@@ -122,8 +133,9 @@ impl Warehouse {
         };
         let sink = sqlite::Sink::open(path)?;
         Ok(Some(Warehouse {
-            tx: start(sink, conf.retention_days)?,
+            tx: start(sink, keep(conf))?,
             reads: Reads::Sqlite(path.clone()),
+            keep: keep(conf),
         }))
     }
 
@@ -184,21 +196,32 @@ impl Warehouse {
     }
 
     /// The `limit` groups of (key, POP) with the most samples since
-    /// `since_ms`, with their client counts and median and p90.
+    /// `since_ms`, with their client counts and median and p90; and
+    /// whether they come from the hourly roll-ups (SQLite, for a span
+    /// older than the raw samples are kept).
     pub async fn top(
         &self,
         by: TopBy,
         pop: Option<String>,
         since_ms: u64,
         limit: u32,
-    ) -> Result<Vec<petrel_api::TopRow>, String> {
+    ) -> Result<(Vec<petrel_api::TopRow>, bool), String> {
+        let raw_from = crate::measure::unix_ms().saturating_sub(u64::from(self.keep.raw_days) * 86_400_000);
         match &self.reads {
+            Reads::Sqlite(p) if since_ms < raw_from && self.keep.rollup_days > 0 => {
+                let p = p.clone();
+                blocking(move || sqlite::top_rollups(&p, by, pop.as_deref(), since_ms, limit))
+                    .await
+                    .map(|r| (r, true))
+            }
             Reads::Sqlite(p) => {
                 let p = p.clone();
-                blocking(move || sqlite::top(&p, by, pop.as_deref(), since_ms, limit)).await
+                blocking(move || sqlite::top(&p, by, pop.as_deref(), since_ms, limit))
+                    .await
+                    .map(|r| (r, false))
             }
             #[cfg(feature = "clickhouse")]
-            Reads::Clickhouse(s) => s.top(by, pop.as_deref(), since_ms, limit).await,
+            Reads::Clickhouse(s) => s.top(by, pop.as_deref(), since_ms, limit).await.map(|r| (r, false)),
         }
     }
 
@@ -220,17 +243,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Sen
     tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())?
 }
 
-fn start(sink: impl Sink, retention_days: u32) -> Result<SyncSender<Job>, String> {
+fn keep(conf: &MeasureConf) -> Keep {
+    Keep {
+        raw_days: conf.retention_days,
+        rollup_days: conf.rollup_days,
+    }
+}
+
+fn start(sink: impl Sink, keep: Keep) -> Result<SyncSender<Job>, String> {
     let (tx, rx) = sync_channel(QUEUE);
     std::thread::Builder::new()
         .name("warehouse".into())
-        .spawn(move || writer(sink, rx, retention_days))
+        .spawn(move || writer(sink, rx, keep))
         .map_err(|e| e.to_string())?;
     Ok(tx)
 }
 
-fn writer(mut sink: impl Sink, rx: Receiver<Job>, retention_days: u32) {
-    let mut last_purge = std::time::Instant::now();
+fn maintain(sink: &mut impl Sink, keep: Keep) {
+    let now = crate::measure::unix_ms();
+    let day = 86_400_000;
+    let raw = now.saturating_sub(u64::from(keep.raw_days) * day);
+    let rollups = now.saturating_sub(u64::from(keep.rollup_days) * day);
+    if let Err(e) = sink.maintain(now, raw, rollups) {
+        tracing::warn!(error = %e, "warehouse upkeep (roll-ups, retention) failed");
+    }
+}
+
+fn writer(mut sink: impl Sink, rx: Receiver<Job>, keep: Keep) {
+    maintain(&mut sink, keep);
+    let mut last_upkeep = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         // Group commit: whatever else waits goes in the same write.
         // When little waits, linger a moment for more: under load that
@@ -259,12 +300,9 @@ fn writer(mut sink: impl Sink, rx: Receiver<Job>, retention_days: u32) {
                 let _ = done.send(result.clone());
             }
         }
-        if last_purge.elapsed() > std::time::Duration::from_secs(3600) {
-            last_purge = std::time::Instant::now();
-            let cutoff = crate::measure::unix_ms().saturating_sub(u64::from(retention_days) * 86_400_000);
-            if let Err(e) = sink.purge(cutoff) {
-                tracing::warn!(error = %e, "old measurements not deleted");
-            }
+        if last_upkeep.elapsed() > std::time::Duration::from_secs(3600) {
+            last_upkeep = std::time::Instant::now();
+            maintain(&mut sink, keep);
         }
     }
 }

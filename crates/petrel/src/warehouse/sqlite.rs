@@ -23,6 +23,22 @@ CREATE TABLE IF NOT EXISTS samples (
   rdns     TEXT
 );
 CREATE INDEX IF NOT EXISTS samples_t ON samples (t_ms);
+CREATE TABLE IF NOT EXISTS samples_hourly (
+  hour_ms   INTEGER NOT NULL,
+  unit      TEXT    NOT NULL,
+  asn       INTEGER,
+  country   TEXT,
+  city      TEXT,
+  resolver  TEXT,
+  pop       TEXT    NOT NULL,
+  kind      TEXT    NOT NULL,
+  samples   INTEGER NOT NULL,
+  clients   INTEGER NOT NULL,
+  median_us INTEGER NOT NULL,
+  p90_us    INTEGER NOT NULL,
+  sum_us    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_hourly_t ON samples_hourly (hour_ms);
 CREATE TABLE IF NOT EXISTS path_changes (
   t_ms     INTEGER NOT NULL,
   view     TEXT    NOT NULL,
@@ -259,17 +275,172 @@ impl super::Sink for Sink {
         write(&mut self.0, jobs).map_err(|e| e.to_string())
     }
 
-    fn purge(&mut self, cutoff_ms: u64) -> Result<(), String> {
+    fn maintain(&mut self, now_ms: u64, raw_cutoff_ms: u64, rollup_cutoff_ms: u64) -> Result<(), String> {
+        if rollup_cutoff_ms < now_ms {
+            let hours = roll_up(&mut self.0, now_ms).map_err(|e| format!("roll-up: {e}"))?;
+            if hours > 0 {
+                tracing::info!(hours, "measurements rolled up by the hour");
+            }
+            self.0
+                .execute(
+                    "DELETE FROM samples_hourly WHERE hour_ms < ?1",
+                    params![rollup_cutoff_ms as i64],
+                )
+                .map_err(|e| format!("samples_hourly: {e}"))?;
+        }
         for table in ["samples", "path_changes", "resolvers"] {
             self.0
                 .execute(
                     &format!("DELETE FROM {table} WHERE t_ms < ?1"),
-                    params![cutoff_ms as i64],
+                    params![raw_cutoff_ms as i64],
                 )
                 .map_err(|e| format!("{table}: {e}"))?;
         }
         Ok(())
     }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+/// Hours rolled up in one upkeep at most (the rest wait for the next).
+const MAX_HOURS: usize = 24 * 7;
+
+/// The key a roll-up groups by.
+type RollupKey = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+/// Roll every complete hour not rolled up yet into `samples_hourly`: per
+/// (unit, AS, country, city, resolver, POP, kind), the samples, distinct
+/// clients, exact median and p90, and the sum. Each hour is one
+/// transaction. Returns the hours rolled up.
+fn roll_up(c: &mut Connection, now_ms: u64) -> rusqlite::Result<usize> {
+    let done: Option<i64> = c.query_row("SELECT max(hour_ms) FROM samples_hourly", [], |r| r.get(0))?;
+    let mut from = done.map_or(0, |h| h as u64 + HOUR_MS);
+    let until = now_ms / HOUR_MS * HOUR_MS;
+    let mut hours = 0;
+    while hours < MAX_HOURS {
+        // The next hour with samples, skipping empty ones.
+        let next: Option<i64> = c.query_row(
+            "SELECT min(t_ms) FROM samples WHERE t_ms >= ?1 AND t_ms < ?2",
+            params![from as i64, until as i64],
+            |r| r.get(0),
+        )?;
+        let Some(t) = next else { break };
+        let hour = t as u64 / HOUR_MS * HOUR_MS;
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT unit, asn, country, city, resolver, pop, kind, client, rtt_us FROM samples
+                 WHERE t_ms >= ?1 AND t_ms < ?2
+                 ORDER BY unit, asn, country, city, resolver, pop, kind, rtt_us",
+            )?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO samples_hourly (hour_ms, unit, asn, country, city, resolver, pop, kind,
+                 samples, clients, median_us, p90_us, sum_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut rows = st.query(params![hour as i64, (hour + HOUR_MS) as i64])?;
+            let mut group: Option<RollupKey> = None;
+            let mut rtts: Vec<i64> = Vec::new();
+            let mut clients: std::collections::HashSet<String> = Default::default();
+            let mut flush = |k: &RollupKey, rtts: &mut Vec<i64>, clients: &mut std::collections::HashSet<String>| {
+                let q = |f: f64| rtts[((rtts.len() - 1) as f64 * f).round() as usize];
+                let r = ins.execute(params![
+                    hour as i64,
+                    k.0,
+                    k.1,
+                    k.2,
+                    k.3,
+                    k.4,
+                    k.5,
+                    k.6,
+                    rtts.len() as i64,
+                    clients.len() as i64,
+                    q(0.5),
+                    q(0.9),
+                    rtts.iter().sum::<i64>()
+                ]);
+                rtts.clear();
+                clients.clear();
+                r.map(|_| ())
+            };
+            while let Some(r) = rows.next()? {
+                let k: RollupKey = (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                );
+                if group.as_ref() != Some(&k) {
+                    if let Some(g) = group.take() {
+                        flush(&g, &mut rtts, &mut clients)?;
+                    }
+                    group = Some(k);
+                }
+                clients.insert(r.get(7)?);
+                rtts.push(r.get(8)?);
+            }
+            if let Some(g) = group {
+                flush(&g, &mut rtts, &mut clients)?;
+            }
+        }
+        tx.commit()?;
+        hours += 1;
+        from = hour + HOUR_MS;
+    }
+    Ok(hours)
+}
+
+/// `top` over the hourly roll-ups, for spans older than the raw samples:
+/// the median and p90 are the sample-weighted means of the hourly ones,
+/// and clients are summed over hours (a client seen in two hours counts
+/// twice).
+pub(super) fn top_rollups(
+    path: &Path,
+    by: TopBy,
+    pop: Option<&str>,
+    since_ms: u64,
+    limit: u32,
+) -> Result<Vec<petrel_api::TopRow>, String> {
+    if by == TopBy::Rdns {
+        return Err("reverse DNS names are kept with the raw samples only, not in the hourly roll-ups".into());
+    }
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let col = by.column();
+    let q = format!(
+        "SELECT {col}, pop, sum(samples), sum(clients), 1.0 * sum(median_us * samples) / sum(samples),
+         1.0 * sum(p90_us * samples) / sum(samples) FROM samples_hourly
+         WHERE hour_ms >= ?1 AND {col} IS NOT NULL AND (?2 IS NULL OR pop = ?2)
+         GROUP BY {col}, pop ORDER BY sum(samples) DESC, {col}, pop LIMIT ?3"
+    );
+    let mut st = c.prepare(&q).map_err(|e| e.to_string())?;
+    let rows = st
+        .query_map(params![(since_ms / HOUR_MS * HOUR_MS) as i64, pop, limit], |r| {
+            let key = match by {
+                TopBy::Asn => format!("AS{}", r.get::<_, i64>(0)?),
+                _ => r.get::<_, String>(0)?,
+            };
+            Ok(petrel_api::TopRow {
+                key,
+                pop: r.get(1)?,
+                samples: r.get::<_, i64>(2)? as u64,
+                clients: r.get::<_, i64>(3)? as u64,
+                median_ms: r.get::<_, f64>(4)? / 1000.0,
+                p90_ms: r.get::<_, f64>(5)? / 1000.0,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
 /// Samples taken since `since_ms`, oldest first: (time, client, POP, RTT).
