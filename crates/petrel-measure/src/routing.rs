@@ -75,6 +75,11 @@ impl<'a> Routing<'a> {
         })
     }
 
+    /// The GeoIP location of `p`, if any.
+    pub fn geo_of(&self, p: &Prefix) -> Option<&'a petrel_mapping::GeoLocation> {
+        self.geo?.lookup(p).map(|(l, _)| l)
+    }
+
     /// Everything the warehouse keeps of a client.
     pub fn place(&self, client: IpAddr) -> Place {
         let host = Prefix::host(client.to_canonical());

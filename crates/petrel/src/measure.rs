@@ -522,13 +522,19 @@ pub fn rows(
             let (client, unit, asn, country, city, name) = match &last {
                 Some((c, shared)) if *c == s.client => shared.clone(),
                 _ => {
-                    let p = routing.place(s.client);
+                    // Placed piece by piece: the GeoIP names go straight
+                    // into the shared text, without a copy in between.
+                    let host = Prefix::host(s.client.to_canonical());
+                    let geo = routing.geo_of(&host);
                     let shared: Shared = (
-                        s.client.to_string().into(),
-                        p.unit.map(|u| u.to_string()).unwrap_or_default().into(),
-                        p.asn,
-                        p.country.map(Into::into),
-                        p.city.map(Into::into),
+                        addr_text(s.client, None).into(),
+                        {
+                            let u = routing.unit(s.client);
+                            addr_text(u.addr(), Some(u.len())).into()
+                        },
+                        routing.origin(&host),
+                        geo.and_then(|l| l.country.as_deref()).map(Into::into),
+                        geo.and_then(|l| l.city.as_deref()).map(Into::into),
                         rdns.and_then(|r| r.get(s.client, now)),
                     );
                     last = Some((s.client, shared.clone()));
@@ -553,6 +559,37 @@ pub fn rows(
             }
         })
         .collect()
+}
+
+/// An address (and prefix length) as text, as `Display` writes it; IPv4
+/// without the formatting machinery, which is most of a row's cost to
+/// write out under a beacon load.
+fn addr_text(a: std::net::IpAddr, len: Option<u8>) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(20);
+    match a {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + o / 10 % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(s, "{v6}");
+        }
+    }
+    if let Some(l) = len {
+        let _ = write!(s, "/{l}");
+    }
+    s
 }
 
 /// What the whoami join found for one beacon, as the warehouse keeps it:
@@ -969,5 +1006,26 @@ impl Collector for MeasureCollector {
             c.metric_type(),
         )?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "23.1.0.7",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = a.parse().unwrap();
+            assert_eq!(super::addr_text(ip, None), ip.to_string());
+            assert_eq!(super::addr_text(ip, Some(24)), format!("{ip}/24"));
+        }
+        let p: petrel_types::Prefix = "2001:db8::/48".parse().unwrap();
+        assert_eq!(super::addr_text(p.addr(), Some(p.len())), p.to_string());
     }
 }

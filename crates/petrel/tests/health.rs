@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,18 +20,8 @@ struct Service {
 
 /// 0: answer 200 "ok", 1: answer 500, for the HTTP flavour.
 fn serve(port: u16, http: Option<Arc<AtomicU8>>) -> Service {
-    // Stopped and started again on the same port: meanwhile an outgoing
-    // connection (a probe) may hold it as its local port for a moment.
-    let t0 = std::time::Instant::now();
-    let l = loop {
-        match TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => break l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && t0.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot listen on 127.0.0.1:{port}: {e}"),
-        }
-    };
+    // Stopped and started again on the same port.
+    let l = listen_again(port);
     l.set_nonblocking(true).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();

@@ -264,9 +264,15 @@ pub(super) struct Sink(Connection);
 
 impl Sink {
     pub(super) fn open(path: &Path) -> Result<Sink, String> {
-        open(path)
-            .map(Sink)
-            .map_err(|e| format!("measure.database {}: {e}", path.display()))
+        let err = |e: rusqlite::Error| format!("measure.database {}: {e}", path.display());
+        let c = open(path).map_err(err)?;
+        // The writer's own settings: the hot pages (the tail of the table
+        // and of its time index) are rewritten by every batch, so a longer
+        // WAL between checkpoints copies each back to the database fewer
+        // times; a larger page cache keeps them.
+        c.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(err)?;
+        c.pragma_update(None, "cache_size", -65_536).map_err(err)?;
+        Ok(Sink(c))
     }
 }
 

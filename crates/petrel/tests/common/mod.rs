@@ -348,3 +348,19 @@ stub-zone:
             .unwrap(),
     )
 }
+
+/// Listen on 127.0.0.1:`port` again after a stop: meanwhile an outgoing
+/// connection (a probe) may hold the free port as its local one for a
+/// moment, so the bind is retried for up to 5 s.
+pub fn listen_again(port: u16) -> std::net::TcpListener {
+    let t0 = Instant::now();
+    loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && t0.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot listen on 127.0.0.1:{port}: {e}"),
+        }
+    }
+}

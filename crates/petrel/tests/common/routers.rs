@@ -146,7 +146,8 @@ pub struct Target(
 
 impl Target {
     pub fn start(port: u16) -> Target {
-        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // Flapping tests start it again on the same port.
+        let l = super::listen_again(port);
         l.set_nonblocking(true).unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
