@@ -22,6 +22,8 @@
 //!   with roll-ups for units that have too few samples of their own;
 //! - [`routing`]: a client's BGP prefix, covering prefix, origin AS and
 //!   metro, from the routing views and GeoIP;
+//! - [`context`]: what an alert watches (a unit or an AS) and the path
+//!   changes that concern it;
 //! - [`alert`]: the state machine that opens an alert when a network gets
 //!   slower to a POP than its baseline, and closes it on recovery.
 
@@ -30,6 +32,7 @@
 pub mod aggregate;
 pub mod alert;
 pub mod beacon;
+pub mod context;
 pub mod ranking;
 pub mod routing;
 pub mod rum;

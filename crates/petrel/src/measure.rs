@@ -8,6 +8,7 @@ use petrel_config::MeasureConf;
 use petrel_director::Generation;
 use petrel_director::{Input, Publisher};
 use petrel_measure::beacon::{parse_import, Refused};
+use petrel_measure::context::{Change, Changes, Watched as AlertKey};
 use petrel_measure::routing::Routing;
 use petrel_measure::table::build;
 use petrel_measure::{Kind, Sample};
@@ -26,40 +27,6 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What an alert watches: a map unit, or every client of an origin AS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AlertKey {
-    Unit(Prefix),
-    Asn(u32),
-}
-
-impl AlertKey {
-    fn by(self) -> &'static str {
-        match self {
-            AlertKey::Unit(_) => "unit",
-            AlertKey::Asn(_) => "asn",
-        }
-    }
-
-    /// Whether a path change of `prefix` whose paths end in `origins`
-    /// concerns this network.
-    fn concerns(self, prefix: &Prefix, origins: [Option<u32>; 2]) -> bool {
-        match self {
-            AlertKey::Unit(u) => u.contains(prefix) || prefix.contains(&u),
-            AlertKey::Asn(a) => origins.contains(&Some(a)),
-        }
-    }
-}
-
-impl std::fmt::Display for AlertKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AlertKey::Unit(p) => write!(f, "{p}"),
-            AlertKey::Asn(a) => write!(f, "AS{a}"),
-        }
-    }
-}
-
 /// Alerts per (unit or AS, POP), with the latest events, and what each
 /// open alert's routing context was when it opened.
 #[derive(Default)]
@@ -67,15 +34,6 @@ struct AlertBoard {
     watches: Option<petrel_measure::alert::Alerts<(AlertKey, PopIdx)>>,
     recent: std::collections::VecDeque<petrel_api::AlertEvent>,
     context: std::collections::HashMap<(AlertKey, PopIdx), Vec<petrel_api::PathChangeView>>,
-}
-
-/// A view's best path for a prefix changed, as kept for alert contexts.
-#[derive(Clone, Debug)]
-struct Change {
-    at_ms: u64,
-    origins: [Option<u32>; 2],
-    prefix: Prefix,
-    view: petrel_api::PathChangeView,
 }
 
 /// Path changes kept in memory for alert contexts (the warehouse keeps
@@ -129,7 +87,7 @@ pub struct Measurements {
     alerts: Mutex<AlertBoard>,
     warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
     rdns: std::sync::OnceLock<Arc<crate::rdns::Rdns>>,
-    changes: Mutex<std::collections::VecDeque<Change>>,
+    changes: Mutex<Changes>,
     changes_seen: AtomicU64,
     changes_left_out: AtomicU64,
     /// Alert events for the webhook, when one is configured.
@@ -163,7 +121,7 @@ impl Default for Measurements {
             alerts: Mutex::default(),
             warehouse: std::sync::OnceLock::new(),
             rdns: std::sync::OnceLock::new(),
-            changes: Mutex::default(),
+            changes: Mutex::new(Changes::new(CHANGES)),
             changes_seen: AtomicU64::new(0),
             changes_left_out: AtomicU64::new(0),
             hooks: std::sync::OnceLock::new(),
@@ -383,16 +341,17 @@ impl Measurements {
     /// before `now_ms`, the latest last.
     fn context(&self, key: AlertKey, pop: &str, now_ms: u64) -> Vec<petrel_api::PathChangeView> {
         let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<petrel_api::PathChangeView> = changes
-            .iter()
-            .rev()
-            .take_while(|c| c.at_ms + CONTEXT_MS >= now_ms)
-            .filter(|c| c.view.view == pop && key.concerns(&c.prefix, c.origins))
-            .take(CONTEXT_MAX)
-            .map(|c| c.view.clone())
-            .collect();
-        out.reverse();
-        out
+        changes
+            .before(key, pop, now_ms, CONTEXT_MS, CONTEXT_MAX)
+            .into_iter()
+            .map(|c| petrel_api::PathChangeView {
+                at_unix_ms: c.at_ms,
+                view: c.view.clone(),
+                prefix: c.prefix.to_string(),
+                old_path: c.old_path.clone(),
+                new_path: c.new_path.clone(),
+            })
+            .collect()
     }
 
     /// Record the path changes between two publications of the views:
@@ -409,18 +368,14 @@ impl Measurements {
             .iter()
             .map(|c| Change {
                 at_ms: now_ms,
+                view: c.view.clone(),
+                prefix: c.prefix,
                 origins: [
                     c.old.as_ref().and_then(|p| p.origin()),
                     c.new.as_ref().and_then(|p| p.origin()),
                 ],
-                prefix: c.prefix,
-                view: petrel_api::PathChangeView {
-                    at_unix_ms: now_ms,
-                    view: c.view.clone(),
-                    prefix: c.prefix.to_string(),
-                    old_path: text(&c.old),
-                    new_path: text(&c.new),
-                },
+                old_path: text(&c.old),
+                new_path: text(&c.new),
             })
             .collect();
         tracing::debug!(changes = kept.len(), left_out, "best paths changed");
@@ -429,23 +384,17 @@ impl Measurements {
                 .iter()
                 .map(|c| crate::warehouse::ChangeRow {
                     at_ms: now_ms,
-                    view: c.view.view.clone(),
-                    prefix: c.view.prefix.clone(),
-                    old_path: c.view.old_path.clone(),
-                    new_path: c.view.new_path.clone(),
+                    view: c.view.clone(),
+                    prefix: c.prefix.to_string(),
+                    old_path: c.old_path.clone(),
+                    new_path: c.new_path.clone(),
                 })
                 .collect();
             if !w.offer_changes(rows) {
                 tracing::warn!("path changes not stored: the warehouse is behind");
             }
         }
-        let mut ring = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        for c in kept.into_iter().rev().take(CHANGES).rev() {
-            if ring.len() >= CHANGES {
-                ring.pop_front();
-            }
-            ring.push_back(c);
-        }
+        self.changes.lock().unwrap_or_else(|e| e.into_inner()).extend(kept);
     }
 
     /// The alerts open now, and the latest events.
