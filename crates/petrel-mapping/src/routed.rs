@@ -102,23 +102,39 @@ impl PrefixIndex {
             .enumerate()
             .flat_map(move |(i, fam)| {
                 let part = &self.parts[i];
+                let width = u32::from(fam.max_len());
+                let top = u128::MAX >> (128 - width);
+                let starts: Vec<u128> = part.starts().collect();
                 // The prefixes around the current range that were given out: an
                 // outer prefix comes back after each more specific one inside it.
                 let mut open: Vec<Prefix> = Vec::new();
-                part.starts().zip(part.values.iter()).filter_map(move |(s, &v)| {
+                let mut out = Vec::new();
+                for (k, &v) in part.values.iter().enumerate() {
                     if v == NONE {
-                        return None;
+                        continue;
                     }
-                    let p = Prefix::from_bits(fam, s, fam.max_len()).truncate((v & 0xff) as u8);
-                    while open.last().is_some_and(|o| !o.contains(&p)) {
-                        open.pop();
+                    let len = (v & 0xff) as u8;
+                    let end = starts.get(k + 1).map_or(top, |n| n - 1);
+                    // Equal neighbours merge in a partition: a range of one
+                    // length is every block of that length it spans.
+                    let step = 1u128.checked_shl(width - u32::from(len)).unwrap_or(0);
+                    let mut at = Prefix::from_bits(fam, starts[k], fam.max_len()).truncate(len).bits();
+                    loop {
+                        let p = Prefix::from_bits(fam, at, len);
+                        while open.last().is_some_and(|o| !o.contains(&p)) {
+                            open.pop();
+                        }
+                        if open.last() != Some(&p) {
+                            open.push(p);
+                            out.push(p);
+                        }
+                        match at.checked_add(step) {
+                            Some(n) if step > 0 && n <= end => at = n,
+                            _ => break,
+                        }
                     }
-                    if open.last() == Some(&p) {
-                        return None;
-                    }
-                    open.push(p);
-                    Some(p)
-                })
+                }
+                out
             })
     }
 }
@@ -218,8 +234,12 @@ mod tests {
             p("10.1.2.0/24"),
             p("10.1.0.0/16"),
             p("2001:db8::/32"),
+            // Neighbours of one length merge in the partition.
+            p("20.0.0.0/24"),
+            p("20.0.1.0/24"),
+            p("20.0.2.0/24"),
         ]);
-        assert_eq!(ix.len(), 4);
+        assert_eq!(ix.len(), 7);
         let host = |s: &str| Prefix::host(s.parse().unwrap());
         assert_eq!(ix.prefix_of(&host("10.1.2.3")), Some(p("10.1.2.0/24")));
         assert_eq!(ix.prefix_of(&host("10.1.3.3")), Some(p("10.1.0.0/16")));
@@ -236,8 +256,17 @@ mod tests {
         let all: Vec<Prefix> = ix.iter().collect();
         assert_eq!(
             all,
-            vec![p("10.0.0.0/8"), p("10.1.0.0/16"), p("10.1.2.0/24"), p("2001:db8::/32")]
+            vec![
+                p("10.0.0.0/8"),
+                p("10.1.0.0/16"),
+                p("10.1.2.0/24"),
+                p("20.0.0.0/24"),
+                p("20.0.1.0/24"),
+                p("20.0.2.0/24"),
+                p("2001:db8::/32")
+            ]
         );
+        assert_eq!(ix.prefix_of(&host("20.0.1.9")), Some(p("20.0.1.0/24")));
     }
 
     fn data(routes: &[(&str, &[u32])]) -> BgpData {
