@@ -687,13 +687,13 @@ async fn measure_import(State(st): St, headers: HeaderMap, body: axum::body::Byt
         })
     })
     .await;
-    let (result, samples) = match r {
+    let (result, samples, keyed) = match r {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     // Answered once stored, when there is a warehouse.
     if let Some(w) = st.measure.warehouse() {
-        let rows = crate::measure::rows(&st.reader.load(), &samples, None, st.measure.rdns());
+        let rows = crate::measure::rows(&st.reader.load(), &samples, &keyed, None, st.measure.rdns());
         if let Err(e) = w.store(rows, Vec::new()).await {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"));
         }

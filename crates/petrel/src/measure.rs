@@ -27,6 +27,9 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A sample's map unit and origin AS, as ingest found them.
+pub type Keyed = (Prefix, Option<u32>);
+
 /// Alerts per (unit or AS, POP), with the latest events, and what each
 /// open alert's routing context was when it opened.
 #[derive(Default)]
@@ -195,22 +198,30 @@ impl Measurements {
 
     /// Take new samples: aggregated and counted. `g` is the serving
     /// generation: its routing views and GeoIP say which unit and AS each
-    /// client is in.
-    pub fn ingest(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) {
-        self.aggregate(g, conf, samples);
+    /// client is in; returned per sample, for the warehouse's rows.
+    pub fn ingest(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) -> Vec<Keyed> {
+        let keyed = self.aggregate(g, conf, samples);
         self.accepted.fetch_add(samples.len() as u64, Relaxed);
+        keyed
     }
 
     /// Samples into their units' aggregates and the alert watches.
-    fn aggregate(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) {
+    fn aggregate(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) -> Vec<Keyed> {
         let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
-        let keyed: Vec<(Prefix, Option<u32>)> = samples
+        // A beacon's samples share their client: placed once.
+        let mut last: Option<(std::net::IpAddr, Keyed)> = None;
+        let keyed: Vec<Keyed> = samples
             .iter()
-            .map(|s| {
-                (
-                    routing.unit(s.client),
-                    routing.origin(&Prefix::host(s.client.to_canonical())),
-                )
+            .map(|s| match last {
+                Some((c, k)) if c == s.client => k,
+                _ => {
+                    let k = (
+                        routing.unit(s.client),
+                        routing.origin(&Prefix::host(s.client.to_canonical())),
+                    );
+                    last = Some((s.client, k));
+                    k
+                }
             })
             .collect();
         if let Some(p) = conf.alerts {
@@ -247,6 +258,8 @@ impl Measurements {
             }
             e.1.add(s.at_ms, s.rtt_us, METRICS_DECAY);
         }
+        drop(r);
+        keyed
     }
 
     /// Import JSON lines (see `petrel_measure::beacon`): samples taken, and
@@ -258,16 +271,16 @@ impl Measurements {
         body: &[u8],
         now_ms: u64,
         pop_of: impl Fn(&str) -> Option<PopIdx>,
-    ) -> (petrel_api::ImportResult, Vec<Sample>) {
+    ) -> (petrel_api::ImportResult, Vec<Sample>, Vec<Keyed>) {
         let mut out = petrel_api::ImportResult::default();
         let (samples, refused) = parse_import(body, now_ms, pop_of);
         for why in refused {
             self.refuse(why);
             *out.refused.entry(why.label().to_string()).or_default() += 1;
         }
-        self.ingest(g, conf, &samples);
+        let keyed = self.ingest(g, conf, &samples);
         out.accepted = samples.len() as u64;
-        (out, samples)
+        (out, samples, keyed)
     }
 
     /// Drop what has faded away, and compile the rest into the latency
@@ -443,6 +456,7 @@ impl Measurements {
 pub fn rows(
     g: &Generation,
     samples: &[Sample],
+    keyed: &[Keyed],
     beacon: Option<&str>,
     rdns: Option<&crate::rdns::Rdns>,
 ) -> Vec<crate::warehouse::Row> {
@@ -467,7 +481,8 @@ pub fn rows(
     let mut last: Option<(std::net::IpAddr, Shared)> = None;
     samples
         .iter()
-        .map(|s| {
+        .zip(keyed)
+        .map(|(s, &(unit, asn))| {
             let (client, unit, asn, country, city, name) = match &last {
                 Some((c, shared)) if *c == s.client => shared.clone(),
                 _ => {
@@ -477,11 +492,8 @@ pub fn rows(
                     let geo = routing.geo_of(&host);
                     let shared: Shared = (
                         addr_text(s.client, None).into(),
-                        {
-                            let u = routing.unit(s.client);
-                            addr_text(u.addr(), Some(u.len())).into()
-                        },
-                        routing.origin(&host),
+                        addr_text(unit.addr(), Some(unit.len())).into(),
+                        asn,
                         geo.and_then(|l| l.country.as_deref()).map(Into::into),
                         geo.and_then(|l| l.city.as_deref()).map(Into::into),
                         rdns.and_then(|r| r.get(s.client, now)),
@@ -607,7 +619,7 @@ pub async fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Re
     // Not counted as new samples: they were counted when they came in.
     // The routing views are usually not loaded yet: these land in the
     // fixed-length units, which fade as new samples fill the BGP ones.
-    m.aggregate(g, conf, &samples);
+    let _ = m.aggregate(g, conf, &samples);
     Ok(samples.len())
 }
 
@@ -667,9 +679,9 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>, rt: &tokio::runtim
                 }
                 let g = publisher.load();
                 if let Some(conf) = g.config().measure.clone() {
-                    m.ingest(&g, &conf, &batch);
+                    let keyed = m.ingest(&g, &conf, &batch);
                     if let Some(w) = m.warehouse() {
-                        if !w.offer(rows(&g, &batch, None, m.rdns())) {
+                        if !w.offer(rows(&g, &batch, &keyed, None, m.rdns())) {
                             m.dropped.fetch_add(batch.len() as u64, Relaxed);
                         }
                     }

@@ -103,10 +103,10 @@ async fn beacon(req: Request<Incoming>, client: IpAddr, g: &Generation, shared: 
                     s.resolver = Some(asked.resolver);
                 }
             }
-            shared.measure.ingest(g, conf, &b.samples);
+            let keyed = shared.measure.ingest(g, conf, &b.samples);
             // Acknowledged only once stored, when there is a warehouse.
             if let Some(w) = shared.measure.warehouse() {
-                let rows = crate::measure::rows(g, &b.samples, b.id.as_deref(), shared.measure.rdns());
+                let rows = crate::measure::rows(g, &b.samples, &keyed, b.id.as_deref(), shared.measure.rdns());
                 let resolvers = joined
                     .iter()
                     .map(|(id, a)| crate::measure::resolver_row(g, crate::measure::unix_ms(), id, client, a))
