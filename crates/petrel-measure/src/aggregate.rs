@@ -42,6 +42,16 @@ impl Decay {
 }
 
 /// The bucket of an RTT in microseconds.
+/// The exact `q` quantile of sorted values, by the nearest rank ((n - 1)
+/// × q, rounded): what the warehouse reports as median and p90. None when
+/// there are no values.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted
+        .get(((last as f64 * q.clamp(0.0, 1.0)).round() as usize).min(last))
+        .copied()
+}
+
 pub fn bucket(rtt_us: u32) -> u16 {
     let x = f64::from(rtt_us.max(1)) / BASE_US;
     if x <= 1.0 {
@@ -247,6 +257,16 @@ impl Aggregate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+        assert_eq!(super::nearest_rank(&v, 0.5), Some(60));
+        assert_eq!(super::nearest_rank(&v, 0.9), Some(90));
+        assert_eq!(super::nearest_rank(&[7], 0.9), Some(7));
+        assert_eq!(super::nearest_rank::<u32>(&[], 0.5), None);
+        assert_eq!(super::nearest_rank(&v, 2.0), Some(100));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

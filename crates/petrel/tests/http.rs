@@ -916,29 +916,8 @@ marker = "query:petrel_remap"
         );
     assert_ne!(conf, example);
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let _nginx = Kill(
-        Command::new(tool("nginx"))
-            .args(["-p", &d, "-c", &format!("{d}/nginx.conf"), "-g"])
-            .arg(format!(
-                "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;"
-            ))
-            .spawn()
-            .expect("nginx (Debian package nginx)"),
-    );
+    let _nginx = nginx(&dir, port);
     let url = format!("http://127.0.0.1:{port}/index.html");
-    let mut up = false;
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        up,
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
     // ams's client: served here.
     let out = curl(&["-w", " %{http_code}", &url]);
     assert_eq!(out, "served by nginx at ams\n 200");

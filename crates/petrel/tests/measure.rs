@@ -1091,20 +1091,7 @@ fn nginx_logs_connection_rtts_that_petrel_imports() {
             &format!("http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"),
         );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let _nginx = Kill(
-        Command::new(tool("nginx"))
-            .args(["-p", &d, "-c", &format!("{d}/nginx.conf"), "-g"])
-            .arg(format!(
-                "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;"
-            ))
-            .spawn()
-            .expect("nginx (Debian package nginx)"),
-    );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "nginx did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _nginx = nginx(&dir, port);
     for _ in 0..5 {
         let out = Command::new(tool("curl"))
             .args(["-s", &format!("http://127.0.0.1:{port}/index.html")])

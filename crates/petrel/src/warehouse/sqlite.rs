@@ -4,6 +4,7 @@
 //! last transactions may be lost).
 
 use super::{Job, TopBy};
+use petrel_measure::aggregate::nearest_rank;
 use rusqlite::{params, Connection};
 use std::path::Path;
 
@@ -88,9 +89,7 @@ pub(super) fn top(
     since_ms: u64,
     limit: u32,
 ) -> Result<Vec<petrel_api::TopRow>, String> {
-    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
-    c.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+    let c = read_only(path)?;
     let col = by.column();
     let groups = format!(
         "SELECT {col}, pop, count(*), count(DISTINCT client) FROM samples
@@ -127,13 +126,7 @@ pub(super) fn top(
             .map_err(|e| e.to_string())?
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let q = |f: f64| -> f64 {
-            if v.is_empty() {
-                return 0.0;
-            }
-            let i = ((v.len() - 1) as f64 * f).round() as usize;
-            f64::from(v[i]) / 1000.0
-        };
+        let q = |f: f64| nearest_rank(&v, f).map_or(0.0, |us| f64::from(us) / 1000.0);
         out.push(petrel_api::TopRow {
             key,
             pop,
@@ -150,9 +143,7 @@ pub(super) fn top(
 /// networks behind it, the share that came with ECS and the median
 /// distance to its clients; most beacons first.
 pub(super) fn resolvers(path: &Path, since_ms: u64, limit: u32) -> Result<Vec<petrel_api::ResolverRow>, String> {
-    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
-    c.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+    let c = read_only(path)?;
     let mut st = c
         .prepare(
             "SELECT resolver, max(resolver_asn), count(*), count(DISTINCT client_unit), count(ecs)
@@ -202,7 +193,7 @@ pub(super) fn resolvers(path: &Path, since_ms: u64, limit: u32) -> Result<Vec<pe
             beacons,
             client_units,
             ecs_share: with_ecs as f64 / beacons.max(1) as f64,
-            median_distance_km: (!d.is_empty()).then(|| d[(d.len() - 1) / 2]),
+            median_distance_km: nearest_rank(&d, 0.5),
             top_client_units: top_units,
         });
     }
@@ -355,7 +346,7 @@ fn roll_up(c: &mut Connection, now_ms: u64) -> rusqlite::Result<usize> {
             let mut rtts: Vec<i64> = Vec::new();
             let mut clients: std::collections::HashSet<String> = Default::default();
             let mut flush = |k: &RollupKey, rtts: &mut Vec<i64>, clients: &mut std::collections::HashSet<String>| {
-                let q = |f: f64| rtts[((rtts.len() - 1) as f64 * f).round() as usize];
+                let q = |f: f64| nearest_rank(rtts, f).unwrap_or(0);
                 let r = ins.execute(params![
                     hour as i64,
                     k.0,
@@ -419,9 +410,7 @@ pub(super) fn top_rollups(
     if by == TopBy::Rdns {
         return Err("reverse DNS names are kept with the raw samples only, not in the hourly roll-ups".into());
     }
-    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
-    c.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+    let c = read_only(path)?;
     let col = by.column();
     let q = format!(
         "SELECT {col}, pop, sum(samples), sum(clients), 1.0 * sum(median_us * samples) / sum(samples),
@@ -447,6 +436,15 @@ pub(super) fn top_rollups(
         })
         .map_err(|e| e.to_string())?;
     rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// A connection of its own for a query: WAL lets it read beside the
+/// writer.
+fn read_only(path: &Path) -> Result<Connection, String> {
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    Ok(c)
 }
 
 /// Samples taken since `since_ms`, oldest first: (time, client, POP, RTT).

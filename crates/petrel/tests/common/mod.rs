@@ -364,3 +364,28 @@ pub fn listen_again(port: u16) -> std::net::TcpListener {
         }
     }
 }
+
+/// Debian's nginx in the foreground on `dir/nginx.conf` (its pid and error
+/// log in `dir`), once it listens on 127.0.0.1:`port`.
+pub fn nginx(dir: &Path, port: u16) -> Kill {
+    let d = dir.display().to_string();
+    let k = Kill(
+        Command::new(tool("nginx"))
+            .args(["-p", &d, "-c", &format!("{d}/nginx.conf"), "-g"])
+            .arg(format!(
+                "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;"
+            ))
+            .spawn()
+            .expect("nginx (Debian package nginx)"),
+    );
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    k
+}
