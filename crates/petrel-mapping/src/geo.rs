@@ -158,6 +158,16 @@ impl GeoTable {
     }
 
     /// Location of an address, with the prefix over which it holds.
+    /// The index in `locations` of `client`'s location, if any.
+    pub fn locate(&self, client: &Prefix) -> Option<u32> {
+        let t = match client.family() {
+            Family::V4 => &self.table4,
+            Family::V6 => &self.table6,
+        };
+        let id = t.lookup(client.bits()).value;
+        ((id as usize) < self.locations.len()).then_some(id)
+    }
+
     pub fn lookup(&self, client: &Prefix) -> Option<(&GeoLocation, u8)> {
         let t = match client.family() {
             Family::V4 => &self.table4,

@@ -41,7 +41,6 @@ impl Decay {
     }
 }
 
-/// The bucket of an RTT in microseconds.
 /// The exact `q` quantile of sorted values, by the nearest rank ((n - 1)
 /// × q, rounded): what the warehouse reports as median and p90. None when
 /// there are no values.
@@ -52,6 +51,7 @@ pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
         .copied()
 }
 
+/// The bucket of an RTT in microseconds.
 pub fn bucket(rtt_us: u32) -> u16 {
     let x = f64::from(rtt_us.max(1)) / BASE_US;
     if x <= 1.0 {

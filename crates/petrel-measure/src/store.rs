@@ -20,11 +20,15 @@ impl Units {
     /// A sample into `unit`'s aggregates (the caller knows the unit: it
     /// depends on the routing views).
     pub fn add(&mut self, unit: Prefix, s: &Sample, decay: Decay, max_units: usize) {
-        if !self.map.contains_key(&unit) && self.map.len() >= max_units {
-            self.over_limit += 1;
-            return;
-        }
-        let aggs = self.map.entry(unit).or_default();
+        let full = self.map.len() >= max_units;
+        let aggs = match self.map.entry(unit) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(_) if full => {
+                self.over_limit += 1;
+                return;
+            }
+            std::collections::btree_map::Entry::Vacant(v) => v.insert(Vec::with_capacity(4)),
+        };
         match aggs.binary_search_by_key(&s.pop, |(p, _)| *p) {
             Ok(i) => aggs[i].1.add(s.at_ms, s.rtt_us, decay),
             Err(i) => {

@@ -75,10 +75,26 @@ const KINDS: [Kind; 3] = [Kind::Rum, Kind::Passive, Kind::Import];
 
 /// Samples offered from request paths wait here for the ingest thread.
 const QUEUE: usize = 65_536;
+/// Placed samples (a beacon's, an import's) wait here for the thread that
+/// owns the aggregates; batches, so this is up to that many beacons.
+const PLACED_QUEUE: usize = 65_536;
+
+/// How often the aggregating thread takes what is queued.
+const AGGREGATE_EVERY: Duration = Duration::from_millis(10);
+
+/// Samples with their unit and AS, on their way to the aggregates.
+type Placed = Vec<(Sample, Keyed)>;
 
 /// Every unit's aggregates, and what came in.
 pub struct Measurements {
+    /// Locked by the aggregating thread (and the restore before it
+    /// starts), never by a request path: a recompile holds it while it
+    /// builds, which takes as long as a second with a million units.
     units: Mutex<petrel_measure::store::Units>,
+    unit_count: AtomicU64,
+    over_limit: AtomicU64,
+    placed: std::sync::mpsc::SyncSender<Placed>,
+    placed_rx: Mutex<Option<std::sync::mpsc::Receiver<Placed>>>,
     accepted: AtomicU64,
     refused: [AtomicU64; Refused::ALL.len()],
     recompiles: AtomicU64,
@@ -112,8 +128,13 @@ const WHOAMI_MAX: usize = 100_000;
 impl Default for Measurements {
     fn default() -> Self {
         let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (placed, placed_rx) = std::sync::mpsc::sync_channel(PLACED_QUEUE);
         Measurements {
             units: Mutex::default(),
+            unit_count: AtomicU64::new(0),
+            over_limit: AtomicU64::new(0),
+            placed,
+            placed_rx: Mutex::new(Some(placed_rx)),
             accepted: AtomicU64::new(0),
             refused: Default::default(),
             recompiles: AtomicU64::new(0),
@@ -196,39 +217,29 @@ impl Measurements {
         }
     }
 
-    /// Take new samples: aggregated and counted. `g` is the serving
-    /// generation: its routing views and GeoIP say which unit and AS each
-    /// client is in; returned per sample, for the warehouse's rows.
+    /// Take new samples: placed (unit and AS, from the serving
+    /// generation's routing views and GeoIP), counted, and queued for the
+    /// aggregates; returned placed, for the warehouse's rows. No lock: a
+    /// full queue drops them from the aggregates (counted), not from the
+    /// warehouse.
     pub fn ingest(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) -> Vec<Keyed> {
-        let keyed = self.aggregate(g, conf, samples);
+        let keyed = place(g, conf, samples);
         self.accepted.fetch_add(samples.len() as u64, Relaxed);
+        let placed: Placed = samples.iter().copied().zip(keyed.iter().copied()).collect();
+        if self.placed.try_send(placed).is_err() {
+            self.dropped.fetch_add(samples.len() as u64, Relaxed);
+        }
         keyed
     }
 
-    /// Samples into their units' aggregates and the alert watches.
-    fn aggregate(&self, g: &Generation, conf: &MeasureConf, samples: &[Sample]) -> Vec<Keyed> {
-        let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
-        // A beacon's samples share their client: placed once.
-        let mut last: Option<(std::net::IpAddr, Keyed)> = None;
-        let keyed: Vec<Keyed> = samples
-            .iter()
-            .map(|s| match last {
-                Some((c, k)) if c == s.client => k,
-                _ => {
-                    let k = (
-                        routing.unit(s.client),
-                        routing.origin(&Prefix::host(s.client.to_canonical())),
-                    );
-                    last = Some((s.client, k));
-                    k
-                }
-            })
-            .collect();
+    /// Placed samples into their units' aggregates, the alert watches and
+    /// the POPs' RTT metrics: the aggregating thread's work.
+    fn aggregate(&self, g: &Generation, conf: &MeasureConf, placed: &[(Sample, Keyed)]) {
         if let Some(p) = conf.alerts {
             let mut b = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
             let w = b.watches.get_or_insert_with(|| petrel_measure::alert::Alerts::new(p));
             w.set_params(p);
-            for (s, (unit, asn)) in samples.iter().zip(&keyed) {
+            for (s, (unit, asn)) in placed {
                 w.add((AlertKey::Unit(*unit), s.pop), s.at_ms, s.rtt_us);
                 if let Some(a) = asn {
                     w.add((AlertKey::Asn(*a), s.pop), s.at_ms, s.rtt_us);
@@ -236,13 +247,15 @@ impl Measurements {
             }
         }
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        for (s, (unit, _)) in samples.iter().zip(&keyed) {
+        for (s, (unit, _)) in placed {
             u.add(*unit, s, conf.decay, conf.max_units);
         }
+        self.unit_count.store(u.map.len() as u64, Relaxed);
+        self.over_limit.store(u.over_limit, Relaxed);
         drop(u);
         let mut r = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
         let pops = &g.config().pops;
-        for s in samples {
+        for (s, _) in placed {
             let Some(pop) = pops.get(s.pop.index()) else { continue };
             // Found by borrowed name: no allocation but a POP's first.
             let e = match r.by_pop.get_mut(pop.name.as_str()) {
@@ -258,8 +271,6 @@ impl Measurements {
             }
             e.1.add(s.at_ms, s.rtt_us, METRICS_DECAY);
         }
-        drop(r);
-        keyed
     }
 
     /// Import JSON lines (see `petrel_measure::beacon`): samples taken, and
@@ -288,6 +299,7 @@ impl Measurements {
     fn compile(&self, g: &Generation, conf: &MeasureConf, now_ms: u64) -> petrel_mapping::LatencyData {
         let mut u = self.units.lock().unwrap_or_else(|e| e.into_inner());
         u.prune(now_ms, conf.decay);
+        self.unit_count.store(u.map.len() as u64, Relaxed);
         let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
         let data = build(&u.map, &conf.rank, conf.decay, &routing);
         self.ranked_units.store(data.entries.len() as u64, Relaxed);
@@ -446,111 +458,72 @@ impl Measurements {
     }
 
     pub fn unit_count(&self) -> usize {
-        self.units.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+        self.unit_count.load(Relaxed) as usize
     }
+}
+
+/// Each sample's map unit and origin AS, from `g`'s routing views.
+fn place(g: &Generation, conf: &MeasureConf, samples: &[Sample]) -> Vec<Keyed> {
+    let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), conf.unit);
+    // A beacon's samples share their client: placed once.
+    let mut last: Option<(std::net::IpAddr, Keyed)> = None;
+    samples
+        .iter()
+        .map(|s| match last {
+            Some((c, k)) if c == s.client => k,
+            _ => {
+                let k = (
+                    routing.unit(s.client),
+                    routing.origin(&Prefix::host(s.client.to_canonical())),
+                );
+                last = Some((s.client, k));
+                k
+            }
+        })
+        .collect()
 }
 
 /// Samples as the warehouse stores them, enriched from the serving
 /// generation: the map unit and origin AS of the client's route (the first
-/// view that has one) and its GeoIP country and city.
+/// view that has one) and its GeoIP location.
 pub fn rows(
     g: &Generation,
     samples: &[Sample],
     keyed: &[Keyed],
     beacon: Option<&str>,
     rdns: Option<&crate::rdns::Rdns>,
-) -> Vec<crate::warehouse::Row> {
-    let conf = g.config();
-    let unit_mode = conf
-        .measure
-        .as_ref()
-        .map_or_else(petrel_measure::UnitMode::default, |m| m.unit);
-    let routing = Routing::new(g.built.bgp.as_deref(), g.built.geo.as_deref(), unit_mode);
-    let beacon: Option<std::sync::Arc<str>> = beacon.map(Into::into);
-    let mut names: Vec<Option<std::sync::Arc<str>>> = vec![None; conf.pops.len()];
-    // A beacon's samples share their client: placed and written out once.
-    type Shared = (
-        std::sync::Arc<str>,
-        std::sync::Arc<str>,
-        Option<u32>,
-        Option<std::sync::Arc<str>>,
-        Option<std::sync::Arc<str>>,
-        Option<std::sync::Arc<str>>,
-    );
-    let now = unix_ms();
-    let mut last: Option<(std::net::IpAddr, Shared)> = None;
-    samples
+) -> crate::warehouse::Samples {
+    let geo = g.built.geo.as_deref();
+    let now = if rdns.is_some() { unix_ms() } else { 0 };
+    // A beacon's samples share their client: placed once.
+    let mut last: Option<(std::net::IpAddr, Option<u32>, Option<std::sync::Arc<str>>)> = None;
+    let rows = samples
         .iter()
         .zip(keyed)
         .map(|(s, &(unit, asn))| {
-            let (client, unit, asn, country, city, name) = match &last {
-                Some((c, shared)) if *c == s.client => shared.clone(),
+            let (location, name) = match &last {
+                Some((c, l, n)) if *c == s.client => (*l, n.clone()),
                 _ => {
-                    // Placed piece by piece: the GeoIP names go straight
-                    // into the shared text, without a copy in between.
-                    let host = Prefix::host(s.client.to_canonical());
-                    let geo = routing.geo_of(&host);
-                    let shared: Shared = (
-                        addr_text(s.client, None).into(),
-                        addr_text(unit.addr(), Some(unit.len())).into(),
-                        asn,
-                        geo.and_then(|l| l.country.as_deref()).map(Into::into),
-                        geo.and_then(|l| l.city.as_deref()).map(Into::into),
-                        rdns.and_then(|r| r.get(s.client, now)),
-                    );
-                    last = Some((s.client, shared.clone()));
-                    shared
+                    let l = geo.and_then(|t| t.locate(&Prefix::host(s.client.to_canonical())));
+                    let n = rdns.and_then(|r| r.get(s.client, now));
+                    last = Some((s.client, l, n.clone()));
+                    (l, n)
                 }
             };
             crate::warehouse::Row {
                 sample: *s,
-                client,
-                pop: match names.get_mut(s.pop.index()) {
-                    Some(n) => n
-                        .get_or_insert_with(|| conf.pops[s.pop.index()].name.as_str().into())
-                        .clone(),
-                    None => "".into(),
-                },
                 unit,
-                beacon: beacon.clone(),
                 asn,
-                country,
-                city,
+                location,
                 rdns: name,
             }
         })
-        .collect()
-}
-
-/// An address (and prefix length) as text, as `Display` writes it; IPv4
-/// without the formatting machinery, which is most of a row's cost to
-/// write out under a beacon load.
-fn addr_text(a: std::net::IpAddr, len: Option<u8>) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(20);
-    match a {
-        std::net::IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                if o >= 100 {
-                    s.push(char::from(b'0' + o / 100));
-                }
-                if o >= 10 {
-                    s.push(char::from(b'0' + o / 10 % 10));
-                }
-                s.push(char::from(b'0' + o % 10));
-            }
-        }
-        std::net::IpAddr::V6(v6) => {
-            let _ = write!(s, "{v6}");
-        }
+        .collect();
+    crate::warehouse::Samples {
+        built: g.built.clone(),
+        beacon: beacon.map(str::to_string),
+        rows,
     }
-    if let Some(l) = len {
-        let _ = write!(s, "/{l}");
-    }
-    s
 }
 
 /// What the whoami join found for one beacon, as the warehouse keeps it:
@@ -619,7 +592,9 @@ pub async fn restore(m: &Measurements, conf: &MeasureConf, g: &Generation) -> Re
     // Not counted as new samples: they were counted when they came in.
     // The routing views are usually not loaded yet: these land in the
     // fixed-length units, which fade as new samples fill the BGP ones.
-    let _ = m.aggregate(g, conf, &samples);
+    let keyed = place(g, conf, &samples);
+    let placed: Placed = samples.iter().copied().zip(keyed).collect();
+    m.aggregate(g, conf, &placed);
     Ok(samples.len())
 }
 
@@ -689,17 +664,44 @@ pub fn spawn(publisher: Arc<Publisher>, m: Arc<Measurements>, rt: &tokio::runtim
             }
         })?;
     }
+    // The aggregates' owner: placed samples in as they come, and on the
+    // schedule, the alerts judged and the policy's input compiled.
+    let placed = m.placed_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
     std::thread::Builder::new().name("measure".into()).spawn(move || {
+        let Some(placed) = placed else { return };
         let mut last_units = 0;
+        let mut next = std::time::Instant::now();
         loop {
             let conf = publisher.load().config().measure.clone();
             let Some(conf) = conf else {
+                // Nothing to aggregate into: what comes in waits, or is
+                // dropped (counted) when the queue fills.
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             };
-            std::thread::sleep(Duration::from_secs(conf.recompile_secs));
-            let now = unix_ms();
+            // Polled, not woken: a sender never pays for a wake-up, and a
+            // few milliseconds do not matter to a recompile.
+            let now = std::time::Instant::now();
+            if now < next {
+                std::thread::sleep((next - now).min(AGGREGATE_EVERY));
+                let g = publisher.load();
+                for _ in 0..PLACED_QUEUE {
+                    match placed.try_recv() {
+                        Ok(batch) => m.aggregate(&g, &conf, &batch),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                    }
+                }
+                continue;
+            }
+            next = now + Duration::from_secs(conf.recompile_secs);
+            // Everything that came in before now is in what is compiled.
             let g = publisher.load();
+            for _ in 0..PLACED_QUEUE {
+                let Ok(more) = placed.try_recv() else { break };
+                m.aggregate(&g, &conf, &more);
+            }
+            let now = unix_ms();
             let names: Vec<String> = g.config().pops.iter().map(|p| p.name.clone()).collect();
             m.tick_alerts(&names, conf.webhook.as_ref(), now);
             let data = m.compile(&g, &conf, now);
@@ -862,7 +864,7 @@ impl Collector for MeasureCollector {
         let c = ConstCounter::new(m.dropped.load(Relaxed));
         c.encode(enc.encode_descriptor(
             "petrel_measure_samples_dropped",
-            "Connection RTT samples dropped: the ingest queue was full",
+            "Samples dropped because a queue was full: connection RTTs lost entirely, beacons' and imports' only from the aggregates (they are stored)",
             None,
             c.metric_type(),
         )?)?;
@@ -917,7 +919,7 @@ impl Collector for MeasureCollector {
                 }
             }
         }
-        let over = m.units.lock().map_or(0, |u| u.over_limit);
+        let over = m.over_limit.load(Relaxed);
         let c = ConstCounter::new(over);
         c.encode(enc.encode_descriptor(
             "petrel_measure_samples_over_limit",
@@ -967,26 +969,5 @@ impl Collector for MeasureCollector {
             c.metric_type(),
         )?)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for a in [
-            "0.0.0.0",
-            "9.10.99.100",
-            "255.255.255.255",
-            "23.1.0.7",
-            "2001:db8::1",
-            "::ffff:1.2.3.4",
-        ] {
-            let ip: std::net::IpAddr = a.parse().unwrap();
-            assert_eq!(super::addr_text(ip, None), ip.to_string());
-            assert_eq!(super::addr_text(ip, Some(24)), format!("{ip}/24"));
-        }
-        let p: petrel_types::Prefix = "2001:db8::/48".parse().unwrap();
-        assert_eq!(super::addr_text(p.addr(), Some(p.len())), p.to_string());
     }
 }

@@ -179,10 +179,9 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
         shared.metrics.record(&conn.front, "remap-api", Outcome::Api, None);
         return resp;
     }
-    // Every RUM path starts so: other requests pass without a copy.
-    let req = if front.rum && path.starts_with("/rum") {
-        let path = path.to_string();
-        match super::rum::serve(req, &path, client, &g, &shared).await {
+    let rum = if front.rum { super::rum::route(path) } else { None };
+    let req = if let Some(path) = rum {
+        match super::rum::serve(req, path, client, &g, &shared).await {
             Ok(resp) => {
                 shared.metrics.record(&conn.front, "rum", Outcome::Rum, None);
                 return resp;

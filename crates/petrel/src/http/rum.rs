@@ -24,10 +24,16 @@ fn cors(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
-/// The response for a RUM path, or None when `path` is not one.
+/// The RUM path `path` is, if it is one.
+pub fn route(path: &str) -> Option<&'static str> {
+    ["/rum.js", "/rum/o", "/rum/beacon"].into_iter().find(|p| *p == path)
+}
+
+/// The response for a RUM path (from [`route`]); the request back when
+/// the method is not one the path takes.
 pub async fn serve(
     req: Request<Incoming>,
-    path: &str,
+    path: &'static str,
     client: IpAddr,
     g: &Generation,
     shared: &Shared,

@@ -54,7 +54,7 @@ struct SampleRow<'a> {
     rtt_us: u32,
     kind: &'a str,
     beacon: Option<&'a str>,
-    resolver: Option<String>,
+    resolver: Option<&'a str>,
     asn: Option<u32>,
     country: Option<&'a str>,
     city: Option<&'a str>,
@@ -139,26 +139,33 @@ impl super::Sink for Sink {
     fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
         let c = &self.client;
         self.rt.block_on(async {
-            if jobs.iter().any(|j| !j.rows.is_empty()) {
+            if jobs
+                .iter()
+                .any(|j| j.samples.as_ref().is_some_and(|s| !s.rows.is_empty()))
+            {
                 let mut ins = c.insert::<SampleRow<'_>>("samples").await.map_err(|e| e.to_string())?;
-                for r in jobs.iter().flat_map(|j| &j.rows) {
-                    let s = &r.sample;
-                    ins.write(&SampleRow {
-                        t_ms: s.at_ms,
-                        client: &r.client,
-                        unit: &r.unit,
-                        pop: &r.pop,
-                        rtt_us: s.rtt_us,
-                        kind: s.kind.as_str(),
-                        beacon: r.beacon.as_deref(),
-                        resolver: s.resolver.map(|a| a.to_string()),
-                        asn: r.asn,
-                        country: r.country.as_deref(),
-                        city: r.city.as_deref(),
-                        rdns: r.rdns.as_deref(),
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut bufs = super::TextBufs::default();
+                for samples in jobs.iter().filter_map(|j| j.samples.as_ref()) {
+                    for r in &samples.rows {
+                        let s = &r.sample;
+                        let x = samples.text(r, &mut bufs);
+                        ins.write(&SampleRow {
+                            t_ms: s.at_ms,
+                            client: x.client,
+                            unit: x.unit,
+                            pop: x.pop,
+                            rtt_us: s.rtt_us,
+                            kind: s.kind.as_str(),
+                            beacon: x.beacon,
+                            resolver: x.resolver,
+                            asn: r.asn,
+                            country: x.country,
+                            city: x.city,
+                            rdns: x.rdns,
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    }
                 }
                 ins.end().await.map_err(|e| e.to_string())?;
             }

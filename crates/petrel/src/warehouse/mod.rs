@@ -15,24 +15,108 @@ mod clickhouse;
 mod sqlite;
 
 use petrel_config::MeasureConf;
+use petrel_director::Built;
 use petrel_measure::Sample;
+use petrel_types::Prefix;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 
-/// A sample as stored. The text a beacon's samples share is shared, not
-/// copied (one beacon's samples are one client's).
+/// A sample as stored, before it is written out: what was found for its
+/// client at ingest, as numbers and indices. The text is made by the
+/// writer, from the generation the rows were placed with ([`Samples`]),
+/// so that a beacon costs the collector no allocation per row.
 pub struct Row {
     pub sample: Sample,
-    pub client: Arc<str>,
-    pub pop: Arc<str>,
-    pub unit: Arc<str>,
-    /// The RUM beacon's id.
-    pub beacon: Option<Arc<str>>,
+    /// The client's map unit.
+    pub unit: Prefix,
     pub asn: Option<u32>,
-    pub country: Option<Arc<str>>,
-    pub city: Option<Arc<str>>,
+    /// The client's GeoIP location, an index into the generation's table.
+    pub location: Option<u32>,
     /// The client's reverse DNS name, when known at ingest.
     pub rdns: Option<Arc<str>>,
+}
+
+/// Rows from one source, with the generation that placed them (its POP
+/// names and GeoIP locations name what the rows index) and, for a RUM
+/// beacon, its id.
+pub struct Samples {
+    pub built: Arc<Built>,
+    pub beacon: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+/// A row's text, as both stores write it. `buf` holds the addresses.
+pub(super) struct RowText<'a> {
+    pub client: &'a str,
+    pub unit: &'a str,
+    pub resolver: Option<&'a str>,
+    pub pop: &'a str,
+    pub beacon: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub rdns: Option<&'a str>,
+}
+
+/// Buffers reused from row to row by a writer.
+#[derive(Default)]
+pub(super) struct TextBufs {
+    client: String,
+    unit: String,
+    resolver: String,
+}
+
+impl Samples {
+    /// A row's text; the addresses are written out into `bufs`.
+    pub(super) fn text<'a>(&'a self, r: &'a Row, bufs: &'a mut TextBufs) -> RowText<'a> {
+        let s = &r.sample;
+        addr_text(&mut bufs.client, s.client, None);
+        addr_text(&mut bufs.unit, r.unit.addr(), Some(r.unit.len()));
+        if let Some(a) = s.resolver {
+            addr_text(&mut bufs.resolver, a, None);
+        }
+        let locations = self.built.geo.as_deref().map_or(&[][..], |g| &g.locations[..]);
+        let loc = r.location.and_then(|i| locations.get(i as usize));
+        RowText {
+            client: &bufs.client,
+            unit: &bufs.unit,
+            resolver: s.resolver.map(|_| bufs.resolver.as_str()),
+            pop: self.built.pops.get(s.pop.index()).map_or("", |p| p.name.as_str()),
+            beacon: self.beacon.as_deref(),
+            country: loc.and_then(|l| l.country.as_deref()),
+            city: loc.and_then(|l| l.city.as_deref()),
+            rdns: r.rdns.as_deref(),
+        }
+    }
+}
+
+/// An address (and prefix length) as text into `s`, as `Display` writes
+/// it; IPv4 without the formatting machinery, which is most of a row's
+/// cost to write out under a beacon load.
+pub fn addr_text(s: &mut String, a: std::net::IpAddr, len: Option<u8>) {
+    use std::fmt::Write;
+    s.clear();
+    match a {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + o / 10 % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(s, "{v6}");
+        }
+    }
+    if let Some(l) = len {
+        let _ = write!(s, "/{l}");
+    }
 }
 
 /// A change of a view's best AS path, as stored.
@@ -64,7 +148,7 @@ pub struct ResolverRow {
 
 #[derive(Default)]
 pub(super) struct Job {
-    pub(super) rows: Vec<Row>,
+    pub(super) samples: Option<Samples>,
     pub(super) changes: Vec<ChangeRow>,
     pub(super) resolvers: Vec<ResolverRow>,
     pub(super) done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
@@ -141,11 +225,11 @@ impl Warehouse {
 
     /// Store rows (and what the whoami join found); resolves once they
     /// are written.
-    pub async fn store(&self, rows: Vec<Row>, resolvers: Vec<ResolverRow>) -> Result<(), String> {
+    pub async fn store(&self, samples: Samples, resolvers: Vec<ResolverRow>) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         let tx = self.tx.clone();
         let job = Job {
-            rows,
+            samples: Some(samples),
             resolvers,
             done: Some(done),
             ..Job::default()
@@ -168,8 +252,13 @@ impl Warehouse {
 
     /// Store rows without waiting (connection RTTs); false when the queue
     /// is full and they were dropped.
-    pub fn offer(&self, rows: Vec<Row>) -> bool {
-        self.tx.try_send(Job { rows, ..Job::default() }).is_ok()
+    pub fn offer(&self, samples: Samples) -> bool {
+        self.tx
+            .try_send(Job {
+                samples: Some(samples),
+                ..Job::default()
+            })
+            .is_ok()
     }
 
     /// Record path changes without waiting; false when dropped.
@@ -352,5 +441,30 @@ impl TopBy {
             TopBy::Resolver => "resolver",
             TopBy::Rdns => "rdns",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut s = String::from("left over");
+        for a in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "23.1.0.7",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = a.parse().unwrap();
+            super::addr_text(&mut s, ip, None);
+            assert_eq!(s, ip.to_string());
+            super::addr_text(&mut s, ip, Some(24));
+            assert_eq!(s, format!("{ip}/24"));
+        }
+        let p: petrel_types::Prefix = "2001:db8::/48".parse().unwrap();
+        super::addr_text(&mut s, p.addr(), Some(p.len()));
+        assert_eq!(s, p.to_string());
     }
 }

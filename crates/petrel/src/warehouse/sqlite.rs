@@ -200,29 +200,73 @@ pub(super) fn resolvers(path: &Path, since_ms: u64, limit: u32) -> Result<Vec<pe
     Ok(out)
 }
 
+/// Sample rows per INSERT statement: one statement per row costs more
+/// than the row.
+const ROWS_PER_INSERT: usize = 32;
+const SAMPLE_COLUMNS: usize = 12;
+
+fn insert_samples(rows: usize) -> String {
+    let mut q = String::from(
+        "INSERT INTO samples (t_ms, client, unit, pop, rtt_us, kind, beacon, resolver, asn, country, city, rdns) VALUES ",
+    );
+    for r in 0..rows {
+        q.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..SAMPLE_COLUMNS {
+            q.push_str(if c == 0 { "?" } else { ", ?" });
+        }
+        q.push(')');
+    }
+    q
+}
+
 fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let t = conn.transaction()?;
     {
-        let mut st = t.prepare_cached(
-            "INSERT INTO samples (t_ms, client, unit, pop, rtt_us, kind, beacon, resolver, asn, country, city, rdns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        for r in jobs.iter().flat_map(|j| &j.rows) {
-            let s = &r.sample;
-            st.execute(params![
-                s.at_ms as i64,
-                &*r.client,
-                &*r.unit,
-                &*r.pop,
-                s.rtt_us,
-                s.kind.as_str(),
-                r.beacon.as_deref(),
-                s.resolver.map(|a| a.to_string()),
-                r.asn,
-                r.country.as_deref(),
-                r.city.as_deref(),
-                r.rdns.as_deref(),
-            ])?;
+        let total: usize = jobs
+            .iter()
+            .filter_map(|j| j.samples.as_ref())
+            .map(|s| s.rows.len())
+            .sum();
+        let mut many = t.prepare_cached(&insert_samples(ROWS_PER_INSERT))?;
+        let mut one = t.prepare_cached(&insert_samples(1))?;
+        let mut bufs = super::TextBufs::default();
+        // Rows fill the many-row statement; the last ones go one by one.
+        let (mut written, mut bound) = (0, 0);
+        for samples in jobs.iter().filter_map(|j| j.samples.as_ref()) {
+            for r in &samples.rows {
+                let st = if total - written >= ROWS_PER_INSERT {
+                    &mut many
+                } else {
+                    &mut one
+                };
+                let s = &r.sample;
+                let x = samples.text(r, &mut bufs);
+                let at = bound * SAMPLE_COLUMNS;
+                st.raw_bind_parameter(at + 1, s.at_ms as i64)?;
+                st.raw_bind_parameter(at + 2, x.client)?;
+                st.raw_bind_parameter(at + 3, x.unit)?;
+                st.raw_bind_parameter(at + 4, x.pop)?;
+                st.raw_bind_parameter(at + 5, s.rtt_us)?;
+                st.raw_bind_parameter(at + 6, s.kind.as_str())?;
+                st.raw_bind_parameter(at + 7, x.beacon)?;
+                st.raw_bind_parameter(at + 8, x.resolver)?;
+                st.raw_bind_parameter(at + 9, r.asn)?;
+                st.raw_bind_parameter(at + 10, x.country)?;
+                st.raw_bind_parameter(at + 11, x.city)?;
+                st.raw_bind_parameter(at + 12, x.rdns)?;
+                bound += 1;
+                if total - written >= ROWS_PER_INSERT {
+                    if bound == ROWS_PER_INSERT {
+                        many.raw_execute()?;
+                        written += bound;
+                        bound = 0;
+                    }
+                } else {
+                    one.raw_execute()?;
+                    written += 1;
+                    bound = 0;
+                }
+            }
         }
         let mut st = t.prepare_cached(
             "INSERT INTO path_changes (t_ms, view, prefix, old_path, new_path) VALUES (?1, ?2, ?3, ?4, ?5)",
