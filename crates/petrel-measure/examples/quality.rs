@@ -357,10 +357,15 @@ fn latency_data(c: &Case, units: &Units) -> LatencyData {
 }
 
 /// Each policy's score on a case, overall and per slice.
+/// `per_client`: every answer is decided for the client's own address, as
+/// the HTTP channel (redirects, the remap API, `petrel map`) decides it;
+/// otherwise for what the DNS sees (the resolver's address when it sends
+/// no ECS).
 fn evaluate(
     c: &Case,
     policies: &[(String, Vec<Policy>)],
     latency: Option<&Arc<LatencyData>>,
+    per_client: bool,
 ) -> Vec<(Score, [Score; 5])> {
     let info = synth_world::pop_infos(&c.w);
     let states = vec![PopState::Up; info.len()];
@@ -381,8 +386,8 @@ fn evaluate(
         for (i, n) in c.w.nets.iter().enumerate() {
             // The address the answer is decided for.
             let asked = match c.resolver_of[i] {
-                Some(res) => c.w.nets[res].prefix,
-                None => n.prefix,
+                Some(res) if !per_client => c.w.nets[res].prefix,
+                _ => n.prefix,
             };
             svc.rank(&asked, Some(Family::V4), &states, 0, &mut r);
             let got = c.rtt[i][r.pops()[0].index()];
@@ -430,6 +435,7 @@ fn main() {
     for setup in &SETUPS {
         let mut totals = vec![(Score::default(), [Score::default(); 5]); policies.len()];
         let mut best_possible = Score::default();
+        let mut per_client = [Score::default(); 2];
         let mut curve = vec![Score::default(); budgets.len()];
         let mut nets = 0;
         let mut share_public = 0.0;
@@ -441,7 +447,10 @@ fn main() {
             let units = beacons(&c, BUDGET, seed);
             let data = Arc::new(latency_data(&c, &units));
             units_ranked += data.entries.len();
-            for (k, (t, sl)) in evaluate(&c, &policies, Some(&data)).into_iter().enumerate() {
+            for (k, (t, _)) in evaluate(&c, &policies[2..], Some(&data), true).into_iter().enumerate() {
+                per_client[k].merge(&t);
+            }
+            for (k, (t, sl)) in evaluate(&c, &policies, Some(&data), false).into_iter().enumerate() {
                 totals[k].0.merge(&t);
                 for (a, b) in totals[k].1.iter_mut().zip(sl.iter()) {
                     a.merge(b);
@@ -451,7 +460,7 @@ fn main() {
             let lat = [policies[3].clone()];
             for (j, &b) in budgets.iter().enumerate() {
                 let data = Arc::new(latency_data(&c, &beacons(&c, b, seed)));
-                curve[j].merge(&evaluate(&c, &lat, Some(&data))[0].0);
+                curve[j].merge(&evaluate(&c, &lat, Some(&data), false)[0].0);
             }
         }
         println!(
@@ -475,6 +484,12 @@ fn main() {
             println!("{}", t.line(name));
         }
         println!("{}", best_possible.line("oracle"));
+        if share_public > 0.0 {
+            println!("answered for the client's own address (the HTTP channel; DNS where every resolver sends ECS):");
+            for ((name, _), t) in policies[2..].iter().zip(&per_client) {
+                println!("{}", t.line(name));
+            }
+        }
         println!("by slice (best POP / >=25 ms worse), latency vs blended:");
         let (bl, lat) = (&totals[2].1, &totals[3].1);
         for (k, name) in SLICES.iter().enumerate() {
