@@ -24,6 +24,7 @@ pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
     BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, HealthCheck,
-    HttpCertConf, HttpConf, Initial, MeasureConf, Pop, ServerConf, ServiceConf, TlsCheck, Webhook, Whoami, ZoneConf,
+    HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf, ServiceConf, TlsCheck, Webhook, Whoami,
+    ZoneConf, RRL_KINDS,
 };
 pub use validate::parse;

@@ -31,7 +31,34 @@ pub struct ServerConf {
     /// A file with the bearer token admin changes require (none: no auth;
     /// keep the admin listener on loopback then).
     pub admin_token_file: Option<PathBuf>,
+    /// `[server.rrl]`: response rate limiting of UDP answers.
+    pub rrl: Option<RrlConf>,
 }
+
+/// `[server.rrl]`, with BIND's and Knot's meaning: responses to one
+/// client network, of one kind (and for answers, one name and type), are
+/// limited to a rate; the excess is dropped, but every `slip`th goes out
+/// truncated so that a real client behind the network retries over TCP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RrlConf {
+    /// Per second, by kind of response, in [`RRL_KINDS`] order; 0: not
+    /// limited.
+    pub per_second: [u32; 5],
+    /// How long (seconds) a flood's excess is remembered: a network over
+    /// its rate stays limited until its account recovers.
+    pub window_secs: u32,
+    /// Every `slip`th limited response is sent truncated (0: none, 1: all).
+    pub slip: u32,
+    pub ipv4_prefix_length: u8,
+    pub ipv6_prefix_length: u8,
+    /// Networks never limited.
+    pub exempt: Vec<petrel_types::Prefix>,
+    /// Accounts kept (a power of two; a fixed table, so memory is fixed).
+    pub table_size: usize,
+}
+
+/// The kinds of response rate limiting tells apart.
+pub const RRL_KINDS: [&str; 5] = ["answer", "nodata", "nxdomain", "referral", "error"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pop {

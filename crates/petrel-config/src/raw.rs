@@ -351,6 +351,25 @@ pub struct Server {
     /// Names (besides IP literals and localhost) the admin API answers to.
     pub admin_hosts: Option<Vec<S<String>>>,
     pub tcp_max_per_source: Option<S<i64>>,
+    pub rrl: Option<S<Rrl>>,
+}
+
+/// Response rate limiting (names as BIND's `rate-limit` options).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Rrl {
+    pub responses_per_second: Option<S<i64>>,
+    pub nodata_per_second: Option<S<i64>>,
+    pub nxdomains_per_second: Option<S<i64>>,
+    pub referrals_per_second: Option<S<i64>>,
+    pub errors_per_second: Option<S<i64>>,
+    pub window: Option<S<i64>>,
+    pub slip: Option<S<i64>>,
+    pub ipv4_prefix_length: Option<S<i64>>,
+    pub ipv6_prefix_length: Option<S<i64>>,
+    #[serde(default)]
+    pub exempt: Vec<S<String>>,
+    pub table_size: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

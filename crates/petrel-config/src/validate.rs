@@ -172,6 +172,53 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
+    let answers = cx.int(
+        &r.responses_per_second,
+        "server.rrl.responses_per_second",
+        0,
+        10_000,
+        20u32,
+    );
+    // As in BIND, the other kinds default to the answers' rate.
+    let per_second = [
+        answers,
+        cx.int(&r.nodata_per_second, "server.rrl.nodata_per_second", 0, 10_000, answers),
+        cx.int(
+            &r.nxdomains_per_second,
+            "server.rrl.nxdomains_per_second",
+            0,
+            10_000,
+            answers,
+        ),
+        cx.int(
+            &r.referrals_per_second,
+            "server.rrl.referrals_per_second",
+            0,
+            10_000,
+            answers,
+        ),
+        cx.int(&r.errors_per_second, "server.rrl.errors_per_second", 0, 10_000, answers),
+    ];
+    let mut exempt = Vec::new();
+    for (j, p) in r.exempt.iter().enumerate() {
+        match Prefix::parse_strict(p.get_ref()) {
+            Ok(x) => exempt.push(x),
+            Err(e) => cx.err(p, format!("server.rrl.exempt[{j}]"), format!("`{}`: {e}", p.get_ref())),
+        }
+    }
+    let table: usize = cx.int(&r.table_size, "server.rrl.table_size", 1024, 1 << 26, 1 << 19);
+    crate::model::RrlConf {
+        per_second,
+        window_secs: cx.int(&r.window, "server.rrl.window", 1, 3600, 15u32),
+        slip: cx.int(&r.slip, "server.rrl.slip", 0, 10, 2u32),
+        ipv4_prefix_length: cx.int(&r.ipv4_prefix_length, "server.rrl.ipv4_prefix_length", 8, 32, 24u8),
+        ipv6_prefix_length: cx.int(&r.ipv6_prefix_length, "server.rrl.ipv6_prefix_length", 16, 128, 56u8),
+        exempt,
+        table_size: table.next_power_of_two(),
+    }
+}
+
 fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
     let mut out = ServerConf {
         dns: vec![
@@ -189,9 +236,13 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         max_file_size: DEFAULT_MAX_FILE_MB << 20,
         state_file: None,
         admin_token_file: None,
+        rrl: None,
     };
     let Some(s) = s else { return out };
     let s = s.get_ref();
+    if let Some(r) = &s.rrl {
+        out.rrl = Some(rrl(cx, r.get_ref()));
+    }
     if let Some(list) = &s.dns {
         out.dns.clear();
         for (i, a) in list.iter().enumerate() {

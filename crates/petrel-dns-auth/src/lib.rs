@@ -3,11 +3,13 @@
 //! [`answer`] turns one query packet into one reply in a caller-owned
 //! buffer, from one [`petrel_director::Generation`]: static data from its
 //! zones, mapped names from [`petrel_director::Generation::decide`].
-//! Synchronous, no IO, no clock, no allocation.
+//! Synchronous, no IO, no clock, no allocation. [`rrl`] limits the rate
+//! of UDP responses per client network.
 
 #![forbid(unsafe_code)]
 
 mod answer;
+pub mod rrl;
 
 pub use answer::{answer, AnswerInfo, Client, WhoamiAsked};
 // Zones live in their own crate; these names stay reachable from here.

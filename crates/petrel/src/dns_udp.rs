@@ -9,7 +9,7 @@
 
 use crate::metrics::{CountersCache, DnsMetrics};
 use petrel_director::Reader;
-use petrel_dns_auth::{answer, AnswerInfo, Client};
+use petrel_dns_auth::{answer, rrl, AnswerInfo, Client};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -86,16 +86,31 @@ pub fn spawn(
     addr: SocketAddr,
     n: usize,
     measure: Arc<crate::measure::Measurements>,
+    rrl: Arc<rrl::Table>,
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
+    let started = std::time::Instant::now();
     for i in 0..n {
         let sock = bind(addr)?;
-        let (reader, metrics, measure) = (reader.clone(), metrics.clone(), measure.clone());
+        let (reader, metrics, measure, rrl) = (reader.clone(), metrics.clone(), measure.clone(), rrl.clone());
         let pktinfo = addr.ip().is_unspecified();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || worker(sock, reader, metrics, pktinfo, &measure))?,
+                .spawn(move || {
+                    worker(
+                        sock,
+                        reader,
+                        metrics,
+                        pktinfo,
+                        &measure,
+                        Limiter {
+                            table: &rrl,
+                            started,
+                            slip: 0,
+                        },
+                    )
+                })?,
         );
     }
     Ok(handles)
@@ -151,12 +166,22 @@ fn pktinfo_fixup(hdr: &mut libc::msghdr) {
     }
 }
 
+/// A worker's view of response rate limiting.
+struct Limiter<'a> {
+    table: &'a rrl::Table,
+    /// Seconds are counted from here.
+    started: std::time::Instant,
+    /// This worker's count of limited responses (for `slip`).
+    slip: u32,
+}
+
 fn worker(
     sock: Socket,
     reader: Reader,
     metrics: Arc<DnsMetrics>,
     pktinfo: bool,
     measure: &crate::measure::Measurements,
+    mut limiter: Limiter<'_>,
 ) {
     let fd = sock.as_raw_fd();
     let mut inbuf = vec![0u8; BATCH * BUF];
@@ -216,6 +241,12 @@ fn worker(
         used = n as usize;
         let g = reader.load();
         let gc = counters.get(&metrics, &g);
+        let rrl = g.config().server.rrl.as_ref();
+        let now_s = if rrl.is_some() {
+            limiter.started.elapsed().as_secs() as u32
+        } else {
+            0
+        };
         let mut nout = 0usize;
         for i in 0..n as usize {
             let len = msgs_in[i].msg_len as usize;
@@ -230,10 +261,20 @@ fn worker(
                 addr: peer.ip(),
                 tcp: false,
             };
-            let olen = answer(&g, &inbuf[i * BUF..i * BUF + len], &client, entropy, out, &mut info);
+            let mut olen = answer(&g, &inbuf[i * BUF..i * BUF + len], &client, entropy, out, &mut info);
             if olen == 0 {
                 metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
+            }
+            if let Some(conf) = rrl {
+                match limiter
+                    .table
+                    .check(conf, peer.ip(), &out[..olen], now_s, &mut limiter.slip)
+                {
+                    rrl::Verdict::Send => {}
+                    rrl::Verdict::Drop => continue,
+                    rrl::Verdict::Slip => olen = rrl::truncate(out, olen),
+                }
             }
             DnsMetrics::record(gc, &info);
             if let Some(w) = &info.whoami {

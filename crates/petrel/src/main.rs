@@ -19,6 +19,7 @@ mod metrics;
 mod quiet;
 mod rdns;
 mod reload;
+mod rrl_log;
 mod serve;
 mod sources;
 mod tls;

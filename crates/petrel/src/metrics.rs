@@ -89,6 +89,8 @@ pub struct DnsMetrics {
     pub tcp_idle_closed: AtomicU64,
     pub tcp_write_timeouts: AtomicU64,
     pub tcp_accept_errors: AtomicU64,
+    /// Response rate limiting's accounts and counts (set at start).
+    pub rrl: std::sync::OnceLock<Arc<petrel_dns_auth::rrl::Table>>,
 }
 
 const OTHER: &str = "";
@@ -306,6 +308,33 @@ impl Collector for DnsCollector {
         ] {
             let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
             ConstCounter::new(v).encode(me)?;
+        }
+        if let Some(t) = m.rrl.get() {
+            let st = &t.stats;
+            for (name, help, by_kind) in [
+                (
+                    "petrel_dns_rrl_dropped",
+                    "UDP responses not sent: their client network was over its rate ([server.rrl]), by kind",
+                    &st.dropped,
+                ),
+                (
+                    "petrel_dns_rrl_slipped",
+                    "UDP responses sent truncated instead of dropped ([server.rrl] slip), by kind",
+                    &st.slipped,
+                ),
+            ] {
+                let mut me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                for (k, v) in petrel_config::RRL_KINDS.iter().zip(by_kind) {
+                    ConstCounter::new(v.load(Relaxed)).encode(me.encode_family(&[("kind", *k)])?)?;
+                }
+            }
+            let me = enc.encode_descriptor(
+                "petrel_dns_rrl_evicted",
+                "Rate-limiting accounts replaced by another network's while still active (table too small)",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            ConstCounter::new(st.evicted.load(Relaxed)).encode(me)?;
         }
         Ok(())
     }

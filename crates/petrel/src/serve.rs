@@ -71,6 +71,15 @@ pub fn run(config: &Path) -> Result<(), String> {
         .udp_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let measurements = Arc::new(crate::measure::Measurements::default());
+    // Rate limiting's accounts, sized at start (a reload can turn it on or
+    // change its rates, not the table's size).
+    let rrl_size = server.rrl.as_ref().map_or(1 << 16, |r| r.table_size);
+    let rrl = Arc::new(petrel_dns_auth::rrl::Table::new(rrl_size, {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+    }));
+    let _ = dns_metrics.rrl.set(rrl.clone());
+    crate::rrl_log::spawn(rrl.clone());
     let mut tcp = Vec::new();
     for addr in &server.dns {
         // Bind TCP first: it fails the same way UDP would, and nothing has
@@ -94,6 +103,7 @@ pub fn run(config: &Path) -> Result<(), String> {
             *addr,
             udp_workers,
             measurements.clone(),
+            rrl.clone(),
         )
         .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
         tcp.push(l);

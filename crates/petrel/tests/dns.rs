@@ -1060,3 +1060,67 @@ fn check_refuses_announcements_that_are_not_ours_too_long_or_rpki_invalid() {
         "{err}"
     );
 }
+
+/// A UDP query for www.demo.petrel.test A with `id`.
+fn udp_query(id: u16) -> Vec<u8> {
+    tcp_query(id)[2..].to_vec()
+}
+
+#[test]
+fn rate_limiting_limits_a_flooding_network_and_no_other() {
+    let dir = common::tempdir("rrl");
+    let (port, admin) = (common::free_port(), common::free_port());
+    let cfg = common::write_config(
+        &dir,
+        port,
+        admin,
+        "[server.rrl]\nresponses_per_second = 5\nwindow = 5\nslip = 2\n",
+    );
+    let s = common::spawn(dir, &cfg, port, admin);
+    // The flood: 300 queries from one address of 127.0.0.0/24, as fast as
+    // the socket takes them (one source port: one worker).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t0 = std::time::Instant::now();
+    const FLOOD: usize = 300;
+    for id in 0..FLOOD as u16 {
+        sock.send_to(&udp_query(id), to).unwrap();
+    }
+    let (mut full, mut truncated) = (0usize, 0usize);
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        assert!(n >= 12);
+        let tc = buf[2] & 0x02 != 0;
+        let an = u16::from_be_bytes([buf[6], buf[7]]);
+        if tc {
+            assert_eq!(an, 0, "a truncated answer carries no records");
+            truncated += 1;
+        } else {
+            assert!(an > 0, "a full answer");
+            full += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs() as usize;
+    // Five a second, for the seconds the flood took.
+    assert!(full >= 5 && full <= 5 * (secs + 2), "{full} full answers in {secs} s");
+    let limited = FLOOD - full;
+    // Every second limited response goes out truncated.
+    assert!(
+        truncated.abs_diff(limited / 2) <= 1,
+        "{truncated} truncated of {limited} limited"
+    );
+    // Another network is answered in full, by dig.
+    for _ in 0..5 {
+        let out = common::dig(&s, &["-b", "127.0.1.1", "www.demo.petrel.test", "A"]);
+        assert!(
+            out.contains("status: NOERROR") && out.contains("ANSWER: 1") && !out.contains(" tc"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        common::metric(&s, "petrel_dns_rrl_dropped_total") + common::metric(&s, "petrel_dns_rrl_slipped_total"),
+        limited as u64
+    );
+    assert_eq!(common::metric(&s, "petrel_dns_rrl_slipped_total"), truncated as u64);
+}
