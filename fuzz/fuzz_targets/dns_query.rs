@@ -62,7 +62,7 @@ fuzz_target!(|bytes: &[u8]| {
     let mut out = [0u8; 65535];
     let mut info = AnswerInfo::default();
     for tcp in [false, true] {
-        let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp };
+        let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp, now: 1_700_000_000, cookie_secret: [7; 16] };
         let n = answer(gen(), bytes, &c, 7, &mut out, &mut info);
         if !tcp {
             assert!(n <= 1232);

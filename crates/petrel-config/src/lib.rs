@@ -23,7 +23,7 @@ pub use cidr::parse_cidr_map;
 pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, HealthCheck,
+    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, CookieConf, HealthCheck,
     HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf, ServiceConf, TlsCheck, Webhook, Whoami,
     ZoneConf, RRL_KINDS,
 };

@@ -33,6 +33,34 @@ pub struct ServerConf {
     pub admin_token_file: Option<PathBuf>,
     /// `[server.rrl]`: response rate limiting of UDP answers.
     pub rrl: Option<RrlConf>,
+    /// `[server.cookies]`: DNS cookies (RFC 7873, RFC 9018).
+    pub cookies: CookieConf,
+}
+
+/// `[server.cookies]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieConf {
+    /// Answer COOKIE options (on by default).
+    pub enabled: bool,
+    /// UDP queries with a client cookie but no valid server cookie get
+    /// BADCOOKIE and a fresh server cookie, not an answer.
+    pub require: bool,
+    /// The secret server cookies are made with; None: a random one per
+    /// process (then servers of a fleet do not accept each other's).
+    pub secret: Option<[u8; 16]>,
+    /// A former secret still accepted (rotation across a fleet).
+    pub previous_secret: Option<[u8; 16]>,
+}
+
+impl Default for CookieConf {
+    fn default() -> Self {
+        CookieConf {
+            enabled: true,
+            require: false,
+            secret: None,
+            previous_secret: None,
+        }
+    }
 }
 
 /// `[server.rrl]`, with BIND's and Knot's meaning: responses to one

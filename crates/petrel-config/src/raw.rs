@@ -352,6 +352,18 @@ pub struct Server {
     pub admin_hosts: Option<Vec<S<String>>>,
     pub tcp_max_per_source: Option<S<i64>>,
     pub rrl: Option<S<Rrl>>,
+    pub cookies: Option<S<Cookies>>,
+}
+
+/// DNS cookies.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Cookies {
+    pub enabled: Option<S<bool>>,
+    pub require: Option<S<bool>>,
+    /// 32 hex digits.
+    pub secret: Option<S<String>>,
+    pub previous_secret: Option<S<String>>,
 }
 
 /// Response rate limiting (names as BIND's `rate-limit` options).

@@ -237,11 +237,53 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         state_file: None,
         admin_token_file: None,
         rrl: None,
+        cookies: CookieConf::default(),
     };
     let Some(s) = s else { return out };
     let s = s.get_ref();
     if let Some(r) = &s.rrl {
         out.rrl = Some(rrl(cx, r.get_ref()));
+    }
+    if let Some(c) = &s.cookies {
+        let c = c.get_ref();
+        let mut secret = |v: &Option<S<String>>, field: &str| {
+            let v = v.as_ref()?;
+            let t = v.get_ref();
+            let bytes: Option<Vec<u8>> = (t.len() == 32)
+                .then(|| {
+                    (0..32)
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+                        .collect()
+                })
+                .flatten();
+            match bytes.and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                Some(b) => Some(b),
+                None => {
+                    cx.err(
+                        v,
+                        field,
+                        "a server secret is 32 hex digits (16 bytes; e.g. from `openssl rand -hex 16`)",
+                    );
+                    None
+                }
+            }
+        };
+        out.cookies = CookieConf {
+            enabled: c.enabled.as_ref().is_none_or(|b| *b.get_ref()),
+            require: c.require.as_ref().is_some_and(|b| *b.get_ref()),
+            secret: secret(&c.secret, "server.cookies.secret"),
+            previous_secret: secret(&c.previous_secret, "server.cookies.previous_secret"),
+        };
+        if out.cookies.previous_secret.is_some() && out.cookies.secret.is_none() {
+            if let Some(v) = &c.previous_secret {
+                cx.err(
+                    v,
+                    "server.cookies.previous_secret",
+                    "needs `secret` (the one cookies are made with)",
+                );
+            }
+        }
     }
     if let Some(list) = &s.dns {
         out.dns.clear();
@@ -1673,6 +1715,45 @@ policy = [
 
     fn has(errs: &[String], want: &str) {
         assert!(errs.iter().any(|e| e.contains(want)), "{want} in {errs:?}");
+    }
+
+    #[test]
+    fn rate_limiting_and_cookies() {
+        let c = parse(Path::new("p.toml"), GOOD).unwrap();
+        assert_eq!(c.server.rrl, None);
+        assert_eq!(c.server.cookies, CookieConf::default());
+        let conf = format!(
+            "{GOOD}\n[server.rrl]\nresponses_per_second = 10\nnxdomains_per_second = 0\nexempt = [\"192.0.2.0/24\"]\ntable_size = 5000\n\n[server.cookies]\nrequire = true\nsecret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n"
+        );
+        let c = parse(Path::new("p.toml"), &conf).unwrap();
+        let r = c.server.rrl.unwrap();
+        assert_eq!(r.per_second, [10, 10, 0, 10, 10]);
+        assert_eq!(
+            (r.window_secs, r.slip, r.ipv4_prefix_length, r.ipv6_prefix_length),
+            (15, 2, 24, 56)
+        );
+        assert_eq!(r.table_size, 8192);
+        assert_eq!(r.exempt.len(), 1);
+        assert!(c.server.cookies.require);
+        assert_eq!(c.server.cookies.secret.unwrap()[0], 0xe5);
+        let bad = conf
+            .replace("responses_per_second = 10", "responses_per_second = 100000")
+            .replace("192.0.2.0/24", "192.0.2.1/24")
+            .replace("e5e973e5a6b2a43f48e7dc849e37bfcf", "e5e973")
+            .replace("require = true", "require = true\nprevious_secret = \"zz\"");
+        let errs = errors(&bad);
+        has(&errs, "server.rrl.responses_per_second: 100000 is out of range");
+        has(&errs, "server.rrl.exempt[0]: `192.0.2.1/24`");
+        has(&errs, "server.cookies.secret: a server secret is 32 hex digits");
+        has(
+            &errs,
+            "server.cookies.previous_secret: a server secret is 32 hex digits",
+        );
+        assert!(errs.iter().all(|e| e.starts_with("p.toml:")), "{errs:?}");
+        has(
+            &errors(&format!("{GOOD}\n[server.rrl]\nrate = 5\n")),
+            "unknown field `rate`",
+        );
     }
 
     #[test]

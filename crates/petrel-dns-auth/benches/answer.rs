@@ -14,6 +14,8 @@ fn bench(c: &mut Criterion) {
     let client = Client {
         addr: "192.0.2.53".parse().unwrap(),
         tcp: false,
+        now: 0,
+        cookie_secret: [0; 16],
     };
     let mut out = vec![0u8; 4096];
     let mut info = AnswerInfo::default();

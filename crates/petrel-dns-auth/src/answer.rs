@@ -12,6 +12,11 @@ use std::net::IpAddr;
 pub struct Client {
     pub addr: IpAddr,
     pub tcp: bool,
+    /// Unix seconds: server cookies' timestamps.
+    pub now: u32,
+    /// The secret server cookies are made with when the config names none
+    /// (`server.cookies.secret`): the process's own.
+    pub cookie_secret: [u8; 16],
 }
 
 /// What happened, for metrics and logs. Reused across queries.
@@ -28,6 +33,9 @@ pub struct AnswerInfo {
     /// A resolver-discovery name was asked for: the IO shell records who
     /// asked (see `petrel_measure::whoami`).
     pub whoami: Option<WhoamiAsked>,
+    /// What the query's DNS cookie was worth (a valid one exempts the
+    /// client from rate limiting).
+    pub cookie: crate::cookie::Status,
 }
 
 /// The id of a resolver-discovery name, and the ECS subnet sent with it.
@@ -73,6 +81,7 @@ pub fn answer(
     info.truncated = false;
     info.mapped = false;
     info.whoami = None;
+    info.cookie = crate::cookie::Status::None;
     // Largest UDP reply we send, whatever the client offers (RFC 6891
     // §6.2.5; 1232 by default avoids fragmentation, per DNS flag day 2020).
     let max_udp = gen.config().server.max_udp_payload;
@@ -109,8 +118,30 @@ pub fn answer(
         Some(cs) if cs.source_len() > 0 => cs.prefix,
         _ => Prefix::host(client.addr),
     };
+    // RFC 7873 §5.2: the reply carries the client cookie and a fresh
+    // server cookie, whatever the one sent was worth.
+    let cookies = &gen.config().server.cookies;
+    let mut reply_cookie = [0u8; 24];
+    let sent_cookie = q.edns.and_then(|e| e.cookie).filter(|_| cookies.enabled);
+    if let Some(c) = &sent_cookie {
+        let secrets = crate::cookie::Secrets {
+            current: cookies.secret.unwrap_or(client.cookie_secret),
+            previous: cookies.previous_secret,
+        };
+        info.cookie = crate::cookie::check(&secrets, c, client.addr, client.now);
+        reply_cookie[..8].copy_from_slice(&c.client);
+        reply_cookie[8..].copy_from_slice(&crate::cookie::server_cookie(
+            &secrets.current,
+            &c.client,
+            client.now,
+            client.addr,
+        ));
+    }
+    let cookie = sent_cookie.map(|_| &reply_cookie[..]);
     let mut w = MessageWriter::new(out, limit);
-    let opt_len = q.edns.map_or(0, |_| MessageWriter::opt_size(ecs.map(|c| addr_len(&c))));
+    let opt_len = q.edns.map_or(0, |_| {
+        MessageWriter::opt_size(ecs.map(|c| addr_len(&c))) + cookie.map_or(0, |c| 4 + c.len())
+    });
     w.set_limit(limit.saturating_sub(opt_len));
     if w.question(q.question.name, q.question.qtype, q.question.qclass)
         .is_err()
@@ -126,6 +157,20 @@ pub fn answer(
             w.set_limit(limit);
             let _ = w.opt(max_udp, (rcode::BADVERS >> 4) as u8, None);
             return w.finish(q.id, base_flags);
+        }
+    }
+    // RFC 7873 §5.2.3-4: where cookies are required, a UDP query with a
+    // client cookie but no valid server cookie gets BADCOOKIE and a fresh
+    // one to retry with. Queries without any cookie are answered: most
+    // resolvers send none.
+    if let Some(c) = cookie {
+        let s = info.cookie;
+        if cookies.require && !client.tcp && s != crate::cookie::Status::Valid {
+            info.rcode = rcode::BADCOOKIE;
+            w.set_limit(limit);
+            let _ = w.opt(max_udp, (rcode::BADCOOKIE >> 4) as u8, None);
+            let _ = w.opt_option(petrel_dns_wire::consts::edns_option::COOKIE, c);
+            return w.finish(q.id, base_flags | (rcode::BADCOOKIE & 0xf));
         }
     }
     let mut ctx = Ctx {
@@ -153,7 +198,7 @@ pub fn answer(
                 ctx.info.truncated = true;
                 ctx.info.rcode = rcode::NOERROR;
                 let f = base_flags | flags::TC | flags::AA;
-                return finish(w, &q, ecs, ctx.scope, ctx.mapped, limit, max_udp, f);
+                return finish(w, &q, ecs, cookie, (ctx.scope, ctx.mapped), limit, max_udp, f);
             }
         }
     };
@@ -161,7 +206,7 @@ pub fn answer(
     let (scope, mapped) = (ctx.scope, ctx.mapped);
     ctx.info.mapped = mapped;
     let f = base_flags | if aa { flags::AA } else { 0 } | rc;
-    finish(w, &q, ecs, scope, mapped, limit, max_udp, f)
+    finish(w, &q, ecs, cookie, (scope, mapped), limit, max_udp, f)
 }
 
 fn addr_len(c: &ClientSubnet) -> usize {
@@ -173,8 +218,8 @@ fn finish(
     mut w: MessageWriter<'_>,
     q: &Query<'_>,
     ecs: Option<ClientSubnet>,
-    scope: u8,
-    mapped: bool,
+    cookie: Option<&[u8]>,
+    (scope, mapped): (u8, bool),
     limit: usize,
     max_udp: u16,
     f: u16,
@@ -198,6 +243,10 @@ fn finish(
             None => w.opt(max_udp, 0, None),
         };
         debug_assert!(r.is_ok(), "room for OPT was reserved");
+        if let Some(c) = cookie {
+            let r = w.opt_option(petrel_dns_wire::consts::edns_option::COOKIE, c);
+            debug_assert!(r.is_ok(), "room for the cookie was reserved");
+        }
     }
     w.finish(q.id, f)
 }

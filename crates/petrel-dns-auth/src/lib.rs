@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod answer;
+pub mod cookie;
 pub mod rrl;
 
 pub use answer::{answer, AnswerInfo, Client, WhoamiAsked};

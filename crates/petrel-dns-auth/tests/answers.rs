@@ -56,6 +56,8 @@ fn answering_does_not_allocate() {
     let c = Client {
         addr: "192.0.2.53".parse().unwrap(),
         tcp: false,
+        now: 0,
+        cookie_secret: [0; 16],
     };
     let gen = fixture::at(&data, &states);
     answer(&gen, &queries[0], &c, 0, &mut out, &mut info);
@@ -156,6 +158,8 @@ fn golden_scenarios() {
             let mut client = Client {
                 addr: "192.0.2.53".parse().unwrap(),
                 tcp: false,
+                now: 0,
+                cookie_secret: [0; 16],
             };
             let mut states = vec![PopState::Up; 4];
             let mut want_rcode = "NOERROR".to_string();
@@ -293,6 +297,8 @@ fn udp_replies_respect_the_offered_size_and_tcp_gets_everything() {
     let udp = Client {
         addr: "192.0.2.53".parse().unwrap(),
         tcp: false,
+        now: 0,
+        cookie_secret: [0; 16],
     };
     let n = answer(&fixture::at(&data, &states), &q, &udp, 0, &mut out, &mut info);
     assert!(n <= 1232);
@@ -326,7 +332,7 @@ proptest::proptest! {
         let data = fixture::data();
         let mut out = vec![0u8; 65535];
         let mut info = AnswerInfo::default();
-        let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false };
+        let c = Client { addr: "192.0.2.53".parse().unwrap(), tcp: false, now: 0, cookie_secret: [0; 16] };
         let n = answer(&fixture::at(&data, &[PopState::Up; 4]), &bytes, &c, 0, &mut out, &mut info);
         if n > 0 {
             proptest::prop_assert!(n <= 1232);

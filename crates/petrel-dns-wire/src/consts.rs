@@ -57,6 +57,8 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     pub const BADVERS: u16 = 16;
+    /// RFC 7873 §8: a server cookie is required or was not valid.
+    pub const BADCOOKIE: u16 = 23;
 
     pub fn name(r: u16) -> &'static str {
         match r {
@@ -67,6 +69,7 @@ pub mod rcode {
             NOTIMP => "NOTIMP",
             REFUSED => "REFUSED",
             BADVERS => "BADVERS",
+            BADCOOKIE => "BADCOOKIE",
             _ => "other",
         }
     }
@@ -87,6 +90,8 @@ pub mod flags {
 /// EDNS option codes.
 pub mod edns_option {
     pub const CLIENT_SUBNET: u16 = 8;
+    /// RFC 7873.
+    pub const COOKIE: u16 = 10;
 }
 
 pub const HEADER_LEN: usize = 12;

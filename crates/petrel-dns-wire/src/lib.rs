@@ -15,6 +15,6 @@ mod query;
 mod response;
 mod writer;
 
-pub use query::{parse_query, ClientSubnet, Edns, Query, QueryError, Question};
+pub use query::{parse_query, ClientSubnet, Cookie, Edns, Query, QueryError, Question};
 pub use response::{summarize_reply, ReplySummary};
 pub use writer::{Full, MessageWriter, Section};

@@ -39,6 +39,38 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub client_subnet: Option<ClientSubnet>,
+    pub cookie: Option<Cookie>,
+}
+
+/// A DNS COOKIE option (RFC 7873 §4): the client's cookie, and the server
+/// cookie it was given before, if any (8 to 32 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cookie {
+    pub client: [u8; 8],
+    server: [u8; 32],
+    server_len: u8,
+}
+
+impl Cookie {
+    pub fn server(&self) -> &[u8] {
+        &self.server[..self.server_len as usize]
+    }
+
+    /// RFC 7873 §5.2.2: 8 bytes (a client cookie), or 16 to 40 (with a
+    /// server cookie); anything else is malformed.
+    fn parse(data: &[u8]) -> Option<Cookie> {
+        if data.len() != 8 && !(16..=40).contains(&data.len()) {
+            return None;
+        }
+        let mut c = Cookie {
+            client: [0; 8],
+            server: [0; 32],
+            server_len: (data.len() - 8) as u8,
+        };
+        c.client.copy_from_slice(&data[..8]);
+        c.server[..data.len() - 8].copy_from_slice(&data[8..]);
+        Some(c)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,12 +210,13 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
             if edns.is_some() || pkt[owner] != 0 || pos - rdlen - 10 != owner + 1 {
                 return Err(formerr_edns(Some(question)));
             }
-            let client_subnet = parse_options(rdata).ok_or(formerr_edns(Some(question)))?;
+            let (client_subnet, cookie) = parse_options(rdata).ok_or(formerr_edns(Some(question)))?;
             edns = Some(Edns {
                 udp_size: class,
                 version: (ttl_hi & 0xff) as u8,
                 dnssec_ok: ttl_lo & 0x8000 != 0,
                 client_subnet,
+                cookie,
             });
         }
         // Other additional records (TSIG, ...) are skipped: petrel does not
@@ -206,8 +239,9 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
 
 /// Walk EDNS options; `None` means malformed. Unknown options are ignored
 /// (RFC 6891 §6.1.2).
-fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
-    let mut ecs = None;
+/// A second ECS or COOKIE option is malformed too.
+fn parse_options(mut rdata: &[u8]) -> Option<(Option<ClientSubnet>, Option<Cookie>)> {
+    let (mut ecs, mut cookie) = (None, None);
     while !rdata.is_empty() {
         let code = be16(rdata, 0)?;
         let len = be16(rdata, 2)? as usize;
@@ -218,9 +252,14 @@ fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
                 return None;
             }
             ecs = Some(parse_ecs(data)?);
+        } else if code == edns_option::COOKIE {
+            if cookie.is_some() {
+                return None;
+            }
+            cookie = Some(Cookie::parse(data)?);
         }
     }
-    Some(ecs)
+    Some((ecs, cookie))
 }
 
 /// RFC 7871 §6: a wrong FAMILY, a SOURCE longer than the family allows, an

@@ -29,6 +29,8 @@ pub struct MessageWriter<'a> {
     // Length of the question name at offset 12: a later write of the same
     // bytes (the usual answer owner) becomes a pointer without a search.
     question_len: usize,
+    // Where the OPT record starts, once written.
+    last_opt: Option<usize>,
 }
 
 /// A point to return to (see [`MessageWriter::rollback`]).
@@ -51,6 +53,7 @@ impl<'a> MessageWriter<'a> {
             comp: [0; MAX_COMP],
             ncomp: 0,
             question_len: 0,
+            last_opt: None,
         }
     }
 
@@ -80,6 +83,9 @@ impl<'a> MessageWriter<'a> {
     }
 
     pub fn rollback(&mut self, m: Mark) {
+        if self.last_opt.is_some_and(|o| o >= m.pos) {
+            self.last_opt = None;
+        }
         self.pos = m.pos;
         self.counts = m.counts;
         self.ncomp = m.ncomp;
@@ -277,6 +283,7 @@ impl<'a> MessageWriter<'a> {
     /// (family, source, scope, address bytes already truncated to source).
     pub fn opt(&mut self, udp_size: u16, ext_rcode: u8, ecs: Option<(u16, u8, u8, &[u8])>) -> Result<(), Full> {
         let m = self.mark();
+        self.last_opt = Some(self.pos);
         let r = (|| {
             self.put(&[0])?;
             self.put16(rtype::OPT)?;
@@ -301,9 +308,32 @@ impl<'a> MessageWriter<'a> {
             }
             Err(e) => {
                 self.rollback(m);
+                self.last_opt = None;
                 Err(e)
             }
         }
+    }
+
+    /// Append an option to the OPT record just written (the last record
+    /// of the message).
+    pub fn opt_option(&mut self, code: u16, data: &[u8]) -> Result<(), Full> {
+        // The OPT's RDLENGTH: the record is 11 bytes plus its options, and
+        // it ends the message.
+        let opt_start = self.last_opt.ok_or(Full)?;
+        let rdlen_at = opt_start + 9;
+        let m = self.mark();
+        let r = (|| {
+            self.put16(code)?;
+            self.put16(data.len() as u16)?;
+            self.put(data)
+        })();
+        if let Err(e) = r {
+            self.rollback(m);
+            return Err(e);
+        }
+        let rdlen = (self.pos - opt_start - 11) as u16;
+        self.buf[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        Ok(())
     }
 
     /// Write the header and return the message length.

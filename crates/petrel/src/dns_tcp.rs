@@ -251,7 +251,12 @@ async fn serve_queries(
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = vec![0u8; 65537];
     let mut info = AnswerInfo::default();
-    let client = Client { addr: peer, tcp: true };
+    let mut client = Client {
+        addr: peer,
+        tcp: true,
+        now: crate::dns_cookie::unix_now(),
+        cookie_secret: crate::dns_cookie::process_secret(),
+    };
     let mut counters = CountersCache::new(metrics, &reader.load());
     let conn = &ticket.conn;
     loop {
@@ -289,6 +294,7 @@ async fn serve_queries(
         }
         let n = {
             let g = reader.load();
+            client.now = crate::dns_cookie::unix_now();
             let n = answer(&g, &inbuf[..len], &client, len as u64, &mut outbuf[2..], &mut info);
             if n > 0 {
                 DnsMetrics::record(counters.get(metrics, &g), &info);

@@ -195,6 +195,7 @@ fn worker(
     let mut msgs_in: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut msgs_out: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut info = AnswerInfo::default();
+    let cookie_secret = crate::dns_cookie::process_secret();
     let mut counters = CountersCache::new(&metrics, &reader.load());
     let mut entropy: u64 = 0x853c_49e6_748f_ea9b ^ (fd as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for i in 0..BATCH {
@@ -242,6 +243,7 @@ fn worker(
         let g = reader.load();
         let gc = counters.get(&metrics, &g);
         let rrl = g.config().server.rrl.as_ref();
+        let now = crate::dns_cookie::unix_now();
         let now_s = if rrl.is_some() {
             limiter.started.elapsed().as_secs() as u32
         } else {
@@ -260,13 +262,18 @@ fn worker(
             let client = Client {
                 addr: peer.ip(),
                 tcp: false,
+                now,
+                cookie_secret,
             };
             let mut olen = answer(&g, &inbuf[i * BUF..i * BUF + len], &client, entropy, out, &mut info);
             if olen == 0 {
                 metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if let Some(conf) = rrl {
+            // A valid server cookie proves the address (RFC 7873 §5.3): such
+            // clients are not rate limited.
+            let proven = info.cookie == petrel_dns_auth::cookie::Status::Valid;
+            if let Some(conf) = rrl.filter(|_| !proven) {
                 match limiter
                     .table
                     .check(conf, peer.ip(), &out[..olen], now_s, &mut limiter.slip)

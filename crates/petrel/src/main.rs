@@ -8,6 +8,7 @@ mod admin_client;
 mod admin_guard;
 mod bgp;
 mod demo;
+mod dns_cookie;
 mod dns_tcp;
 mod dns_udp;
 mod health;

@@ -1124,3 +1124,160 @@ fn rate_limiting_limits_a_flooding_network_and_no_other() {
     );
     assert_eq!(common::metric(&s, "petrel_dns_rrl_slipped_total"), truncated as u64);
 }
+
+/// A UDP query for www.demo.petrel.test A with EDNS and a COOKIE option.
+fn cookie_query(id: u16, cookie: &[u8]) -> Vec<u8> {
+    let mut q = udp_query(id);
+    q[11] = 1;
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    q.extend_from_slice(&((4 + cookie.len()) as u16).to_be_bytes());
+    q.extend_from_slice(&[0, 10]);
+    q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(cookie);
+    q
+}
+
+/// Of a reply whose OPT record carries only a COOKIE option (it ends the
+/// reply): the cookie, the full (extended) rcode, and the answer count.
+fn cookie_reply(r: &[u8]) -> (Vec<u8>, u16, u16) {
+    let n = r.len();
+    assert!(n > 12 + 39, "{r:?}");
+    let opt = n - 39;
+    assert_eq!(&r[opt..opt + 3], &[0, 0, 41], "an OPT record ends the reply");
+    assert_eq!(
+        &r[opt + 9..opt + 15],
+        &[0, 28, 0, 10, 0, 24],
+        "one COOKIE option of 24 bytes"
+    );
+    let rcode = (u16::from(r[opt + 5]) << 4) | u16::from(r[3] & 0xf);
+    (r[n - 24..].to_vec(), rcode, u16::from_be_bytes([r[6], r[7]]))
+}
+
+#[test]
+fn cookies_are_answered_and_a_valid_one_passes_rate_limiting() {
+    let dir = common::tempdir("cookies");
+    let (port, admin) = (common::free_port(), common::free_port());
+    let cfg = common::write_config(
+        &dir,
+        port,
+        admin,
+        "[server.rrl]\nresponses_per_second = 2\nwindow = 5\nslip = 0\n",
+    );
+    let s = common::spawn(dir, &cfg, port, admin);
+    // dig and kdig get a server cookie back with their own client cookie.
+    let out = common::dig(&s, &["+cookie", "-b", "127.0.1.1", "www.demo.petrel.test", "A"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("COOKIE:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("(good)"), "{line}");
+    let sent = line.split_whitespace().nth(2).unwrap();
+    assert_eq!(sent.len(), 48, "client and server cookie: {line}");
+    assert_eq!(&sent[16..18], "01", "an RFC 9018 server cookie: {line}");
+    // Sent back, it is accepted, and dig is answered.
+    let again = common::dig(
+        &s,
+        &[
+            &format!("+cookie={sent}"),
+            "-b",
+            "127.0.1.1",
+            "www.demo.petrel.test",
+            "A",
+        ],
+    );
+    assert!(again.contains("status: NOERROR") && again.contains("(good)"), "{again}");
+    let p = s.port.to_string();
+    let k = common::run(
+        "kdig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &p,
+            "-b",
+            "127.0.2.1",
+            "+cookie",
+            "+time=2",
+            "www.demo.petrel.test",
+            "A",
+        ],
+    );
+    assert!(k.contains("NOERROR"), "{k}");
+    let kline = k
+        .lines()
+        .find(|l| l.contains("COOKIE"))
+        .unwrap_or_else(|| panic!("{k}"));
+    assert!(kline.split_whitespace().any(|w| w.len() == 48), "{kline}");
+
+    // Raw: a client cookie alone brings a server cookie.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client_cookie = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+    let mut buf = [0u8; 2048];
+    sock.send_to(&cookie_query(1, &client_cookie), to).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let (cookie, rcode, an) = cookie_reply(&buf[..n]);
+    assert_eq!((&cookie[..8], rcode, an), (&client_cookie[..], 0, 1));
+    // A tampered server cookie is answered with a fresh one.
+    let mut tampered = cookie.clone();
+    tampered[23] ^= 1;
+    sock.send_to(&cookie_query(2, &tampered), to).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let (fresh, _, _) = cookie_reply(&buf[..n]);
+    assert_ne!(fresh, tampered);
+    // Forty queries with the valid cookie: all answered, over a rate of 2.
+    for id in 0..40u16 {
+        sock.send_to(&cookie_query(100 + id, &cookie), to).unwrap();
+    }
+    let mut answered = 0;
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        let (_, rcode, an) = cookie_reply(&buf[..n]);
+        assert_eq!((rcode, an), (0, 1));
+        answered += 1;
+    }
+    assert_eq!(answered, 40, "a valid cookie is never rate limited");
+    // The same forty without a cookie: limited.
+    for id in 0..40u16 {
+        sock.send_to(&udp_query(200 + id), to).unwrap();
+    }
+    let mut plain = 0;
+    while sock.recv_from(&mut buf).is_ok() {
+        plain += 1;
+    }
+    assert!(plain <= 6, "{plain} of 40 answered without a cookie");
+}
+
+#[test]
+fn required_cookies_turn_cookieless_udp_clients_away_with_badcookie() {
+    let dir = common::tempdir("badcookie");
+    let (port, admin) = (common::free_port(), common::free_port());
+    let secret = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+    let cfg = common::write_config(
+        &dir,
+        port,
+        admin,
+        &format!("[server.cookies]\nrequire = true\nsecret = \"{secret}\"\n"),
+    );
+    let s = common::spawn(dir, &cfg, port, admin);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut buf = [0u8; 2048];
+    sock.send_to(&cookie_query(1, &[1, 2, 3, 4, 5, 6, 7, 8]), to).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let (cookie, rcode, an) = cookie_reply(&buf[..n]);
+    assert_eq!((rcode, an), (23, 0), "BADCOOKIE, no answer");
+    sock.send_to(&cookie_query(2, &cookie), to).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(cookie_reply(&buf[..n]).1, 0, "answered with the cookie it was given");
+    // dig: BADCOOKIE, then with +badcookie the retry is answered; over
+    // TCP, and without any cookie, clients are answered as before.
+    let bad = common::dig(&s, &["+cookie", "+nobadcookie", "www.demo.petrel.test", "A"]);
+    assert!(bad.contains("status: BADCOOKIE"), "{bad}");
+    let ok = common::dig(&s, &["+cookie", "+badcookie", "www.demo.petrel.test", "A"]);
+    assert!(ok.contains("status: NOERROR") && ok.contains("ANSWER: 1"), "{ok}");
+    let tcp = common::dig(&s, &["+cookie", "+tcp", "www.demo.petrel.test", "A"]);
+    assert!(tcp.contains("status: NOERROR"), "{tcp}");
+    let none = common::dig(&s, &["+nocookie", "www.demo.petrel.test", "A"]);
+    assert!(none.contains("status: NOERROR"), "{none}");
+}

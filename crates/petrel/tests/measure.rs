@@ -1103,7 +1103,15 @@ fn nginx_logs_connection_rtts_that_petrel_imports() {
     assert_eq!(log.lines().count(), 5, "{log}");
     let r: serde_json::Value = serde_json::from_str(&post(&s, "/api/v1/measure/import", &log)).unwrap();
     assert_eq!(r["accepted"], 5, "{r} from {log}");
-    let (_, m) = http(s.admin, "GET", "/metrics");
+    // The aggregating thread takes what is queued every few milliseconds.
+    let mut m = String::new();
+    for _ in 0..50 {
+        m = http(s.admin, "GET", "/metrics").1;
+        if m.contains("petrel_measure_rtt_seconds_count{pop=\"ams\",kind=\"import\"} 5") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         m.contains("petrel_measure_rtt_seconds_count{pop=\"ams\",kind=\"import\"} 5"),
         "{m}"
