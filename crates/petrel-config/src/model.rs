@@ -35,6 +35,30 @@ pub struct ServerConf {
     pub rrl: Option<RrlConf>,
     /// `[server.cookies]`: DNS cookies (RFC 7873, RFC 9018).
     pub cookies: CookieConf,
+    /// `[server.dnstap]`: every query and response to a dnstap collector.
+    pub dnstap: Option<DnstapConf>,
+}
+
+/// Where dnstap frames go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnstapSink {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// `[server.dnstap]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnstapConf {
+    pub sink: DnstapSink,
+    /// The server's name in each message (default: the host name).
+    pub identity: String,
+    pub log_queries: bool,
+    pub log_responses: bool,
+    /// One exchange in `sample` is logged (1: all).
+    pub sample: u32,
+    /// Exchanges waiting for the writer, per DNS thread; past it they are
+    /// dropped (counted), never waited for.
+    pub queue: usize,
 }
 
 /// `[server.cookies]`.
@@ -69,8 +93,8 @@ impl Default for CookieConf {
 /// truncated so that a real client behind the network retries over TCP.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RrlConf {
-    /// Per second, by kind of response, in [`RRL_KINDS`] order; 0: not
-    /// limited.
+    /// Per second (at most 1,000,000), by kind of response, in
+    /// [`RRL_KINDS`] order; 0: not limited.
     pub per_second: [u32; 5],
     /// How long (seconds) a flood's excess is remembered: a network over
     /// its rate stays limited until its account recovers.

@@ -353,6 +353,22 @@ pub struct Server {
     pub tcp_max_per_source: Option<S<i64>>,
     pub rrl: Option<S<Rrl>>,
     pub cookies: Option<S<Cookies>>,
+    pub dnstap: Option<S<Dnstap>>,
+}
+
+/// dnstap output.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Dnstap {
+    /// A Unix socket path (as `fstrm_capture -u` listens on).
+    pub socket: Option<S<String>>,
+    /// Or a TCP `address:port`.
+    pub address: Option<S<String>>,
+    pub identity: Option<S<String>>,
+    pub log_queries: Option<S<bool>>,
+    pub log_responses: Option<S<bool>>,
+    pub sample: Option<S<i64>>,
+    pub queue: Option<S<i64>>,
 }
 
 /// DNS cookies.

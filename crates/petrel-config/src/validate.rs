@@ -183,7 +183,13 @@ fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
     // As in BIND, the other kinds default to the answers' rate.
     let per_second = [
         answers,
-        cx.int(&r.nodata_per_second, "server.rrl.nodata_per_second", 0, 10_000, answers),
+        cx.int(
+            &r.nodata_per_second,
+            "server.rrl.nodata_per_second",
+            0,
+            1_000_000,
+            answers,
+        ),
         cx.int(
             &r.nxdomains_per_second,
             "server.rrl.nxdomains_per_second",
@@ -198,7 +204,13 @@ fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
             10_000,
             answers,
         ),
-        cx.int(&r.errors_per_second, "server.rrl.errors_per_second", 0, 10_000, answers),
+        cx.int(
+            &r.errors_per_second,
+            "server.rrl.errors_per_second",
+            0,
+            1_000_000,
+            answers,
+        ),
     ];
     let mut exempt = Vec::new();
     for (j, p) in r.exempt.iter().enumerate() {
@@ -217,6 +229,46 @@ fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
         exempt,
         table_size: table.next_power_of_two(),
     }
+}
+
+fn dnstap(cx: &mut Ctx<'_>, d: &S<raw::Dnstap>) -> Option<crate::model::DnstapConf> {
+    let r = d.get_ref();
+    let sink = match (&r.socket, &r.address) {
+        (Some(p), None) => crate::model::DnstapSink::Unix(PathBuf::from(p.get_ref())),
+        (None, Some(a)) => match a.get_ref().parse::<SocketAddr>() {
+            Ok(sa) => crate::model::DnstapSink::Tcp(sa),
+            Err(_) => {
+                cx.err(
+                    a,
+                    "server.dnstap.address",
+                    format!("`{}` is not an address:port", a.get_ref()),
+                );
+                return None;
+            }
+        },
+        _ => {
+            cx.err(
+                d,
+                "server.dnstap",
+                "give either `socket` (a Unix socket path) or `address` (TCP address:port)",
+            );
+            return None;
+        }
+    };
+    let identity = match &r.identity {
+        Some(i) => i.get_ref().clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+    };
+    Some(crate::model::DnstapConf {
+        sink,
+        identity,
+        log_queries: r.log_queries.as_ref().is_none_or(|b| *b.get_ref()),
+        log_responses: r.log_responses.as_ref().is_none_or(|b| *b.get_ref()),
+        sample: cx.int(&r.sample, "server.dnstap.sample", 1, 1_000_000, 1u32),
+        queue: cx.int(&r.queue, "server.dnstap.queue", 16, 1 << 20, 4096usize),
+    })
 }
 
 fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
@@ -238,11 +290,15 @@ fn server(cx: &mut Ctx<'_>, s: Option<&S<raw::Server>>) -> ServerConf {
         admin_token_file: None,
         rrl: None,
         cookies: CookieConf::default(),
+        dnstap: None,
     };
     let Some(s) = s else { return out };
     let s = s.get_ref();
     if let Some(r) = &s.rrl {
         out.rrl = Some(rrl(cx, r.get_ref()));
+    }
+    if let Some(d) = &s.dnstap {
+        out.dnstap = dnstap(cx, d);
     }
     if let Some(c) = &s.cookies {
         let c = c.get_ref();
@@ -1737,12 +1793,12 @@ policy = [
         assert!(c.server.cookies.require);
         assert_eq!(c.server.cookies.secret.unwrap()[0], 0xe5);
         let bad = conf
-            .replace("responses_per_second = 10", "responses_per_second = 100000")
+            .replace("responses_per_second = 10", "responses_per_second = 10000000")
             .replace("192.0.2.0/24", "192.0.2.1/24")
             .replace("e5e973e5a6b2a43f48e7dc849e37bfcf", "e5e973")
             .replace("require = true", "require = true\nprevious_secret = \"zz\"");
         let errs = errors(&bad);
-        has(&errs, "server.rrl.responses_per_second: 100000 is out of range");
+        has(&errs, "server.rrl.responses_per_second: 10000000 is out of range");
         has(&errs, "server.rrl.exempt[0]: `192.0.2.1/24`");
         has(&errs, "server.cookies.secret: a server secret is 32 hex digits");
         has(

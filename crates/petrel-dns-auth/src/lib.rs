@@ -10,6 +10,7 @@
 
 mod answer;
 pub mod cookie;
+pub mod dnstap;
 pub mod rrl;
 
 pub use answer::{answer, AnswerInfo, Client, WhoamiAsked};

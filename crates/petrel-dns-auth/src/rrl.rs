@@ -170,7 +170,9 @@ impl Table {
         }
         let slot = &self.slots[(h & self.mask) as usize];
         let fp = (h >> FP_SHIFT) | 1; // never 0: 0 is an empty slot
-        let floor = -(i64::from(conf.window_secs) * rate);
+                                      // The packed balance holds ±2^27: a debt deeper than that is
+                                      // remembered as that (a flood over 37,000/s for an hour).
+        let floor = (-(i64::from(conf.window_secs) * rate)).max(1 - BIAS);
         let mut cur = slot.load(Relaxed);
         let bal = loop {
             let (fp0, last, bal0) = unpack(cur);

@@ -16,7 +16,7 @@ use crate::quiet;
 use petrel_director::Reader;
 use petrel_dns_auth::{answer, AnswerInfo, Client};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -245,6 +245,10 @@ async fn serve_queries(
     ticket: &Ticket,
 ) -> End {
     let _ = stream.set_nodelay(true);
+    let ends = (
+        stream.peer_addr().unwrap_or(SocketAddr::new(peer, 0)),
+        stream.local_addr().ok(),
+    );
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::new(wr);
@@ -300,6 +304,18 @@ async fn serve_queries(
                 DnsMetrics::record(counters.get(metrics, &g), &info);
                 if let Some(w) = &info.whoami {
                     measure.whoami_asked(w, peer);
+                }
+            }
+            // Logged only when the shared tap is free: a TCP connection
+            // never waits for another's logging.
+            if let Some(t) = metrics.dnstap_tcp.get() {
+                match t.try_lock() {
+                    Ok(mut t) => t.record(crate::dnstap_out::now(), ends, true, &inbuf[..len], &outbuf[2..2 + n]),
+                    Err(_) => {
+                        if let Some(h) = metrics.dnstap.get() {
+                            h.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
             }
             n

@@ -196,6 +196,12 @@ fn worker(
     let mut msgs_out: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     let mut info = AnswerInfo::default();
     let cookie_secret = crate::dns_cookie::process_secret();
+    let mut tap = metrics.dnstap.get().map(|h| h.tap());
+    let local = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .filter(|a| !a.ip().is_unspecified());
     let mut counters = CountersCache::new(&metrics, &reader.load());
     let mut entropy: u64 = 0x853c_49e6_748f_ea9b ^ (fd as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for i in 0..BATCH {
@@ -244,6 +250,11 @@ fn worker(
         let gc = counters.get(&metrics, &g);
         let rrl = g.config().server.rrl.as_ref();
         let now = crate::dns_cookie::unix_now();
+        let at = if tap.is_some() {
+            crate::dnstap_out::now()
+        } else {
+            (0, 0)
+        };
         let now_s = if rrl.is_some() {
             limiter.started.elapsed().as_secs() as u32
         } else {
@@ -279,9 +290,15 @@ fn worker(
                     .check(conf, peer.ip(), &out[..olen], now_s, &mut limiter.slip)
                 {
                     rrl::Verdict::Send => {}
-                    rrl::Verdict::Drop => continue,
+                    rrl::Verdict::Drop => olen = 0,
                     rrl::Verdict::Slip => olen = rrl::truncate(out, olen),
                 }
+            }
+            if let Some(t) = &mut tap {
+                t.record(at, (peer, local), false, &inbuf[i * BUF..i * BUF + len], &out[..olen]);
+            }
+            if olen == 0 {
+                continue;
             }
             DnsMetrics::record(gc, &info);
             if let Some(w) = &info.whoami {

@@ -11,6 +11,7 @@ mod demo;
 mod dns_cookie;
 mod dns_tcp;
 mod dns_udp;
+mod dnstap_out;
 mod health;
 mod http;
 mod map_follow;

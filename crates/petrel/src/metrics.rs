@@ -91,6 +91,10 @@ pub struct DnsMetrics {
     pub tcp_accept_errors: AtomicU64,
     /// Response rate limiting's accounts and counts (set at start).
     pub rrl: std::sync::OnceLock<Arc<petrel_dns_auth::rrl::Table>>,
+    /// dnstap out (set at start when configured), and the tap the TCP
+    /// connections share.
+    pub dnstap: std::sync::OnceLock<Arc<crate::dnstap_out::Hub>>,
+    pub dnstap_tcp: std::sync::OnceLock<Mutex<crate::dnstap_out::Tap>>,
 }
 
 const OTHER: &str = "";
@@ -308,6 +312,28 @@ impl Collector for DnsCollector {
         ] {
             let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
             ConstCounter::new(v).encode(me)?;
+        }
+        if let Some(h) = m.dnstap.get() {
+            for (name, help, v) in [
+                (
+                    "petrel_dnstap_messages",
+                    "dnstap messages written to the collector",
+                    &h.stats.sent,
+                ),
+                (
+                    "petrel_dnstap_dropped",
+                    "Exchanges not logged to dnstap: a DNS thread's queue was full",
+                    &h.stats.dropped,
+                ),
+                (
+                    "petrel_dnstap_lost",
+                    "Exchanges not logged to dnstap: no collector connected, or a write failed",
+                    &h.stats.lost,
+                ),
+            ] {
+                let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                ConstCounter::new(v.load(Relaxed)).encode(me)?;
+            }
         }
         if let Some(t) = m.rrl.get() {
             let st = &t.stats;

@@ -79,6 +79,12 @@ pub fn run(config: &Path) -> Result<(), String> {
         std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
     }));
     let _ = dns_metrics.rrl.set(rrl.clone());
+    // dnstap is started with the process (a reload does not move it).
+    if let Some(d) = &server.dnstap {
+        let hub = crate::dnstap_out::Hub::start(d.clone()).map_err(|e| format!("dnstap: {e}"))?;
+        let _ = dns_metrics.dnstap_tcp.set(std::sync::Mutex::new(hub.tap()));
+        let _ = dns_metrics.dnstap.set(hub);
+    }
     crate::rrl_log::spawn(rrl.clone());
     let mut tcp = Vec::new();
     for addr in &server.dns {

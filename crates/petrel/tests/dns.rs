@@ -1281,3 +1281,75 @@ fn required_cookies_turn_cookieless_udp_clients_away_with_badcookie() {
     let none = common::dig(&s, &["+nocookie", "www.demo.petrel.test", "A"]);
     assert!(none.contains("status: NOERROR"), "{none}");
 }
+
+#[test]
+fn dnstap_frames_reach_fstrm_capture_and_decode_to_the_queries_sent() {
+    let dir = common::tempdir("dnstap");
+    let sock = dir.join("tap.sock");
+    let file = dir.join("tap.fstrm");
+    let capture = Command::new(common::tool("fstrm_capture"))
+        .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
+        .arg(&sock)
+        .arg("-w")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let capture = common::Kill(capture);
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "fstrm_capture did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (port, admin) = (common::free_port(), common::free_port());
+    let cfg = common::write_config(
+        &dir,
+        port,
+        admin,
+        &format!(
+            "[server.dnstap]\nsocket = \"{}\"\nidentity = \"ns-under-test\"\n",
+            sock.display()
+        ),
+    );
+    let s = common::spawn(dir.clone(), &cfg, port, admin);
+    common::dig(&s, &["www.demo.petrel.test", "A"]);
+    common::dig(&s, &["api.demo.petrel.test", "AAAA"]);
+    common::dig(&s, &["+tcp", "nothing-here.demo.petrel.test", "A"]);
+    // Three exchanges, a query and a response each.
+    let t0 = Instant::now();
+    while common::metric(&s, "petrel_dnstap_messages_total") < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "dnstap messages not written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s);
+    // fstrm_capture writes its file out on SIGINT.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(capture.0.id() as i32, libc::SIGINT) };
+    let mut capture = capture;
+    let t0 = Instant::now();
+    while capture.0.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "fstrm_capture did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new(common::tool("dnstap-ldns"))
+        .arg("-y")
+        .arg("-r")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{yaml}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(yaml.matches("type: AUTH_QUERY").count(), 3, "{yaml}");
+    assert_eq!(yaml.matches("type: AUTH_RESPONSE").count(), 3, "{yaml}");
+    assert_eq!(yaml.matches("identity: \"ns-under-test\"").count(), 6, "{yaml}");
+    assert_eq!(yaml.matches("socket_protocol: TCP").count(), 2, "{yaml}");
+    for q in [
+        "www.demo.petrel.test.\tIN\tA",
+        "api.demo.petrel.test.\tIN\tAAAA",
+        "nothing-here.demo.petrel.test.\tIN\tA",
+    ] {
+        assert!(yaml.contains(q), "{q} in {yaml}");
+    }
+    assert!(yaml.contains("rcode: NXDOMAIN"), "{yaml}");
+}
