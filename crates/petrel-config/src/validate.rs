@@ -177,7 +177,7 @@ fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
         &r.responses_per_second,
         "server.rrl.responses_per_second",
         0,
-        10_000,
+        1_000_000,
         20u32,
     );
     // As in BIND, the other kinds default to the answers' rate.
@@ -194,14 +194,14 @@ fn rrl(cx: &mut Ctx<'_>, r: &raw::Rrl) -> crate::model::RrlConf {
             &r.nxdomains_per_second,
             "server.rrl.nxdomains_per_second",
             0,
-            10_000,
+            1_000_000,
             answers,
         ),
         cx.int(
             &r.referrals_per_second,
             "server.rrl.referrals_per_second",
             0,
-            10_000,
+            1_000_000,
             answers,
         ),
         cx.int(
