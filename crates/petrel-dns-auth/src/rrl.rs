@@ -207,20 +207,32 @@ impl Table {
     }
 }
 
-/// Fold the question's name (case-insensitively) and type into `h`.
+/// Fold the question's name (case-insensitively) and type into `h`, eight
+/// bytes at a time.
 fn hash_question(mut h: u64, resp: &[u8]) -> u64 {
     let Some(end) = question_end(resp) else {
         return h;
     };
-    let mut word = 0u64;
-    for (i, &b) in resp[12..end].iter().enumerate() {
-        word = word << 8 | u64::from(b.to_ascii_lowercase());
-        if i % 8 == 7 {
-            h = mix(h, word);
-            word = 0;
-        }
+    let q = &resp[12..end];
+    let mut words = q.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, lower8(u64::from_le_bytes(w.try_into().unwrap_or_default())));
     }
-    mix(h, word)
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    mix(h, lower8(u64::from_le_bytes(last)))
+}
+
+/// ASCII upper case to lower case in each byte of `w` (others unchanged).
+fn lower8(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & (0x7f * ONES);
+    // The high bit of each byte: set where the byte is above 'Z' (0x5a),
+    // and where it is at least 'A' (0x41).
+    let above_z = low7 + 0x25 * ONES;
+    let from_a = low7 + 0x3f * ONES;
+    let upper = (from_a ^ above_z) & !w & (0x80 * ONES);
+    w | (upper >> 2)
 }
 
 /// Where the question (name, type; not the class) ends, if the packet has
@@ -296,6 +308,18 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn names_differing_in_case_share_an_account() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'Q', b'z', b'@', b'[', b'a', b'Z', 0xc1]);
+            let want: Vec<u8> = w.to_le_bytes().iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(lower8(w).to_le_bytes().to_vec(), want, "{b:#x}");
+        }
+        let a = hash_question(1, &resp("WwW.Example", 1, 0, true, 0));
+        assert_eq!(a, hash_question(1, &resp("www.example", 1, 0, true, 0)));
+        assert_ne!(a, hash_question(1, &resp("www.examplf", 1, 0, true, 0)));
     }
 
     #[test]

@@ -310,7 +310,10 @@ async fn serve_queries(
             // never waits for another's logging.
             if let Some(t) = metrics.dnstap_tcp.get() {
                 match t.try_lock() {
-                    Ok(mut t) => t.record(crate::dnstap_out::now(), ends, true, &inbuf[..len], &outbuf[2..2 + n]),
+                    Ok(mut t) => {
+                        t.record(crate::dnstap_out::now(), ends, true, &inbuf[..len], &outbuf[2..2 + n]);
+                        t.flush();
+                    }
                     Err(_) => {
                         if let Some(h) = metrics.dnstap.get() {
                             h.stats.dropped.fetch_add(1, Ordering::Relaxed);

@@ -323,6 +323,9 @@ fn worker(
             nout += 1;
         }
         drop(g);
+        if let Some(t) = &mut tap {
+            t.flush();
+        }
         let mut sent = 0usize;
         while sent < nout {
             // SAFETY: as above; only the first `nout` entries were filled.

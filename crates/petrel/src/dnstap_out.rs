@@ -1,13 +1,14 @@
-//! dnstap out: DNS threads hand their exchanges to one writer thread,
-//! which encodes them (`petrel_dns_auth::dnstap`) and writes Frame Streams
-//! to the collector over a Unix socket or TCP.
+//! dnstap out: DNS threads encode their exchanges
+//! (`petrel_dns_auth::dnstap`) into batches and hand them to one writer
+//! thread, which writes Frame Streams to the collector over a Unix socket
+//! or TCP.
 //!
 //! Answering never waits for logging. Each DNS thread has its own pool of
-//! entries, recycled: it takes a free one, fills it and queues it; the
-//! writer empties it and gives it back. No free entry (the writer is
-//! behind, or the collector is down) means the exchange is not logged,
-//! and counted. The writer polls every few milliseconds, so a DNS thread
-//! never pays for waking it.
+//! batch buffers, recycled: it fills one and queues it (after each receive
+//! batch); the writer writes it out and gives it back. No free buffer (the
+//! writer is behind) means the exchange is not logged, and counted; while
+//! no collector is connected nothing is encoded. The writer polls every
+//! few milliseconds, so a DNS thread never pays for waking it.
 
 use petrel_config::{DnstapConf, DnstapSink};
 use petrel_dns_auth::dnstap::{self, Control, Event, Kind};
@@ -18,15 +19,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One exchange, as a DNS thread saw it.
-pub struct Entry {
-    /// Seconds and nanoseconds since the epoch.
-    pub at: (u64, u32),
-    pub client: SocketAddr,
-    pub server: Option<SocketAddr>,
-    pub tcp: bool,
-    pub query: Vec<u8>,
-    pub response: Vec<u8>,
+/// Frames a DNS thread encoded, on their way to the writer.
+pub struct Batch {
+    buf: Vec<u8>,
+    exchanges: u64,
+    messages: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,20 +34,41 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Exchanges lost: no collector connected, or a write failed.
     pub lost: AtomicU64,
+    /// Whether a collector is connected now (nothing is encoded while
+    /// none is).
+    pub connected: std::sync::atomic::AtomicBool,
 }
 
-/// A DNS thread's end.
-pub struct Tap {
-    free: Receiver<Box<Entry>>,
-    full: SyncSender<Box<Entry>>,
+/// What every tap writes the same way.
+#[derive(Clone)]
+struct Shape {
+    identity: Arc<[u8]>,
+    log_queries: bool,
+    log_responses: bool,
     sample: u32,
+}
+
+/// A DNS thread's end: it encodes its exchanges into a batch, and hands
+/// the batch over at [`Tap::flush`] (a UDP thread after each receive
+/// batch).
+pub struct Tap {
+    free: Receiver<Box<Batch>>,
+    full: SyncSender<Box<Batch>>,
+    current: Option<Box<Batch>>,
+    shape: Shape,
     seen: u32,
+    scratch: Vec<u8>,
     stats: Arc<Stats>,
 }
 
+/// A batch is handed over once it holds this much, flush or not.
+const BATCH_BYTES: usize = 48 << 10;
+const VERSION: &[u8] = concat!("petrel ", env!("CARGO_PKG_VERSION")).as_bytes();
+
 impl Tap {
-    /// Log one exchange (if it is sampled and there is room). `response`
-    /// is empty when there was none.
+    /// Log one exchange (if it is sampled and there is room), at `at`
+    /// (seconds and nanoseconds since the epoch). `response` is empty
+    /// when there was none.
     pub fn record(
         &mut self,
         at: (u64, u32),
@@ -60,37 +78,84 @@ impl Tap {
         response: &[u8],
     ) {
         self.seen = self.seen.wrapping_add(1);
-        if self.sample > 1 && !self.seen.is_multiple_of(self.sample) {
+        if self.shape.sample > 1 && !self.seen.is_multiple_of(self.shape.sample) {
             return;
         }
-        let Ok(mut e) = self.free.try_recv() else {
+        if !self.stats.connected.load(Relaxed) {
+            self.stats.lost.fetch_add(1, Relaxed);
+            return;
+        }
+        if self.current.is_none() {
+            self.current = self.free.try_recv().ok();
+        }
+        let Some(b) = self.current.as_mut() else {
             self.stats.dropped.fetch_add(1, Relaxed);
             return;
         };
-        e.at = at;
-        e.client = client;
-        e.server = server;
-        e.tcp = tcp;
-        e.query.clear();
-        e.query.extend_from_slice(query);
-        e.response.clear();
-        e.response.extend_from_slice(response);
-        if self.full.try_send(e).is_err() {
-            self.stats.dropped.fetch_add(1, Relaxed);
+        let mut ev = Event {
+            kind: Kind::AuthQuery,
+            tcp,
+            client,
+            server,
+            query_time: at,
+            response_time: None,
+            query,
+            response: &[],
+        };
+        if self.shape.log_queries {
+            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut self.scratch, &mut b.buf);
+            b.messages += 1;
+        }
+        if self.shape.log_responses && !response.is_empty() {
+            ev.kind = Kind::AuthResponse;
+            ev.response_time = Some(at);
+            ev.response = response;
+            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut self.scratch, &mut b.buf);
+            b.messages += 1;
+        }
+        b.exchanges += 1;
+        if b.buf.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Hand what is encoded to the writer.
+    pub fn flush(&mut self) {
+        let Some(b) = self.current.take() else { return };
+        if b.exchanges == 0 {
+            self.current = Some(b);
+            return;
+        }
+        if let Err(e) = self.full.try_send(b) {
+            let mut b = match e {
+                std::sync::mpsc::TrySendError::Full(b) | std::sync::mpsc::TrySendError::Disconnected(b) => b,
+            };
+            self.stats.dropped.fetch_add(b.exchanges, Relaxed);
+            b.buf.clear();
+            (b.exchanges, b.messages) = (0, 0);
+            self.current = Some(b);
         }
     }
 }
 
 /// The writer's side of one tap.
 struct Queues {
-    full: Receiver<Box<Entry>>,
-    free: SyncSender<Box<Entry>>,
+    full: Receiver<Box<Batch>>,
+    free: SyncSender<Box<Batch>>,
+}
+
+/// Where DNS threads get their taps.
+pub struct Hub {
+    conf: DnstapConf,
+    shape: Shape,
+    register: Mutex<SyncSender<Queues>>,
+    pub stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tap")
-            .field("sample", &self.sample)
+            .field("sample", &self.shape.sample)
             .finish_non_exhaustive()
     }
 }
@@ -103,15 +168,6 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// Where DNS threads get their taps.
-pub struct Hub {
-    conf: DnstapConf,
-    register: Mutex<SyncSender<Queues>>,
-    pub stats: Arc<Stats>,
-}
-
-/// Room for a typical exchange, so that entries rarely grow.
-const ENTRY_BYTES: usize = 512;
 /// How often the writer takes what waits.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -120,6 +176,12 @@ impl Hub {
     pub fn start(conf: DnstapConf) -> std::io::Result<Arc<Hub>> {
         let (tx, rx) = sync_channel(1024);
         let hub = Arc::new(Hub {
+            shape: Shape {
+                identity: conf.identity.as_bytes().into(),
+                log_queries: conf.log_queries,
+                log_responses: conf.log_responses,
+                sample: conf.sample,
+            },
             conf: conf.clone(),
             register: Mutex::new(tx),
             stats: Arc::default(),
@@ -131,19 +193,17 @@ impl Hub {
         Ok(hub)
     }
 
-    /// A new tap, with its own pool of `queue` entries.
+    /// A new tap, with its own pool: room for `queue` exchanges of a few
+    /// hundred bytes, in batches.
     pub fn tap(&self) -> Tap {
-        let n = self.conf.queue;
-        let (full_tx, full_rx) = sync_channel(n);
-        let (free_tx, free_rx) = sync_channel(n);
-        for _ in 0..n {
-            let _ = free_tx.try_send(Box::new(Entry {
-                at: (0, 0),
-                client: SocketAddr::from(([0, 0, 0, 0], 0)),
-                server: None,
-                tcp: false,
-                query: Vec::with_capacity(ENTRY_BYTES),
-                response: Vec::with_capacity(ENTRY_BYTES),
+        let batches = (self.conf.queue * 600).div_ceil(BATCH_BYTES).max(4);
+        let (full_tx, full_rx) = sync_channel(batches);
+        let (free_tx, free_rx) = sync_channel(batches);
+        for _ in 0..batches {
+            let _ = free_tx.try_send(Box::new(Batch {
+                buf: Vec::with_capacity(BATCH_BYTES + 4096),
+                exchanges: 0,
+                messages: 0,
             }));
         }
         let _ = self.register.lock().unwrap_or_else(|e| e.into_inner()).send(Queues {
@@ -153,8 +213,10 @@ impl Hub {
         Tap {
             free: free_rx,
             full: full_tx,
-            sample: self.conf.sample,
+            current: None,
+            shape: self.shape.clone(),
             seen: 0,
+            scratch: Vec::with_capacity(1024),
             stats: self.stats.clone(),
         }
     }
@@ -220,9 +282,6 @@ fn writer(conf: DnstapConf, register: Receiver<Queues>, stats: &Stats) {
     let mut conn: Option<Box<dyn Conn>> = None;
     let mut retry_at = std::time::Instant::now();
     let mut backoff = Duration::from_secs(1);
-    let (mut out, mut scratch) = (Vec::with_capacity(1 << 16), Vec::new());
-    let version = concat!("petrel ", env!("CARGO_PKG_VERSION")).as_bytes();
-    let identity = conf.identity.as_bytes();
     loop {
         std::thread::sleep(POLL);
         loop {
@@ -237,6 +296,7 @@ fn writer(conf: DnstapConf, register: Receiver<Queues>, stats: &Stats) {
                 Ok(c) => {
                     tracing::info!(sink = ?conf.sink, "dnstap collector connected");
                     conn = Some(c);
+                    stats.connected.store(true, Relaxed);
                     backoff = Duration::from_secs(1);
                 }
                 Err(e) => {
@@ -246,59 +306,31 @@ fn writer(conf: DnstapConf, register: Receiver<Queues>, stats: &Stats) {
                 }
             }
         }
-        out.clear();
-        let mut messages = 0u64;
-        let mut exchanges = 0u64;
         for q in &queues {
-            while let Ok(e) = q.full.try_recv() {
-                exchanges += 1;
-                if conn.is_some() {
-                    if conf.log_queries {
-                        let ev = Event {
-                            kind: Kind::AuthQuery,
-                            tcp: e.tcp,
-                            client: e.client,
-                            server: e.server,
-                            query_time: e.at,
-                            response_time: None,
-                            query: &e.query,
-                            response: &[],
-                        };
-                        dnstap::frame(identity, version, &ev, &mut scratch, &mut out);
-                        messages += 1;
+            while let Ok(mut b) = q.full.try_recv() {
+                match conn.as_mut().map(|c| c.write_all(&b.buf)) {
+                    Some(Ok(())) => {
+                        stats.sent.fetch_add(b.messages, Relaxed);
                     }
-                    if conf.log_responses && !e.response.is_empty() {
-                        let ev = Event {
-                            kind: Kind::AuthResponse,
-                            tcp: e.tcp,
-                            client: e.client,
-                            server: e.server,
-                            query_time: e.at,
-                            response_time: Some(e.at),
-                            query: &e.query,
-                            response: &e.response,
-                        };
-                        dnstap::frame(identity, version, &ev, &mut scratch, &mut out);
-                        messages += 1;
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "dnstap write failed; reconnecting");
+                        stats.lost.fetch_add(b.exchanges, Relaxed);
+                        stats.connected.store(false, Relaxed);
+                        conn = None;
+                    }
+                    None => {
+                        stats.lost.fetch_add(b.exchanges, Relaxed);
                     }
                 }
-                let _ = q.free.try_send(e);
+                b.buf.clear();
+                (b.exchanges, b.messages) = (0, 0);
+                let _ = q.free.try_send(b);
             }
         }
-        let Some(c) = conn.as_mut() else {
-            stats.lost.fetch_add(exchanges, Relaxed);
-            continue;
-        };
-        if out.is_empty() {
-            continue;
-        }
-        match c.write_all(&out).and_then(|()| c.flush()) {
-            Ok(()) => {
-                stats.sent.fetch_add(messages, Relaxed);
-            }
-            Err(e) => {
+        if let Some(c) = conn.as_mut() {
+            if let Err(e) = c.flush() {
                 tracing::warn!(error = %e, "dnstap write failed; reconnecting");
-                stats.lost.fetch_add(exchanges, Relaxed);
+                stats.connected.store(false, Relaxed);
                 conn = None;
             }
         }

@@ -314,6 +314,14 @@ impl Collector for DnsCollector {
             ConstCounter::new(v).encode(me)?;
         }
         if let Some(h) = m.dnstap.get() {
+            let me = enc.encode_descriptor(
+                "petrel_dnstap_connected",
+                "1 while a dnstap collector is connected",
+                None,
+                prometheus_client::metrics::gauge::ConstGauge::new(0i64).metric_type(),
+            )?;
+            prometheus_client::metrics::gauge::ConstGauge::new(i64::from(h.stats.connected.load(Relaxed)))
+                .encode(me)?;
             for (name, help, v) in [
                 (
                     "petrel_dnstap_messages",

@@ -1313,6 +1313,11 @@ fn dnstap_frames_reach_fstrm_capture_and_decode_to_the_queries_sent() {
         ),
     );
     let s = common::spawn(dir.clone(), &cfg, port, admin);
+    let t0 = Instant::now();
+    while common::metric(&s, "petrel_dnstap_connected") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no dnstap connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     common::dig(&s, &["www.demo.petrel.test", "A"]);
     common::dig(&s, &["api.demo.petrel.test", "AAAA"]);
     common::dig(&s, &["+tcp", "nothing-here.demo.petrel.test", "A"]);
