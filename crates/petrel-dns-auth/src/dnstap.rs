@@ -4,8 +4,9 @@
 //! Encoding only, into caller-owned buffers; the IO shell connects,
 //! shakes hands and writes.
 //!
-//! The protobuf is written by hand: a dozen scalar and bytes fields, in
-//! a buffer reused from message to message.
+//! The protobuf is written by hand: a dozen scalar and bytes fields, their
+//! lengths computed first so that each message is written once, straight
+//! into the caller's buffer.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -103,15 +104,30 @@ pub struct Event<'a> {
 }
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
+    let mut b = [0u8; 10];
+    let mut n = 0;
     while v >= 0x80 {
-        out.push(v as u8 | 0x80);
+        b[n] = v as u8 | 0x80;
         v >>= 7;
+        n += 1;
     }
-    out.push(v as u8);
+    b[n] = v as u8;
+    out.extend_from_slice(&b[..=n]);
 }
 
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Every field number here is below 16: its key is one byte.
 fn key(field: u32, wire: u8, out: &mut Vec<u8>) {
-    varint(u64::from(field << 3 | u32::from(wire)), out);
+    debug_assert!(field < 16);
+    out.push((field << 3) as u8 | wire);
+}
+
+/// A bytes field's size (its keys are all one byte here).
+fn bytes_len(n: usize) -> usize {
+    1 + varint_len(n as u64) + n
 }
 
 fn bytes_field(field: u32, b: &[u8], out: &mut Vec<u8>) {
@@ -143,44 +159,82 @@ fn addr_bytes(a: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
-/// Append one data frame (length, then the `Dnstap` message) for `ev`.
-/// `scratch` holds the inner message on its way.
-pub fn frame(identity: &[u8], version: &[u8], ev: &Event<'_>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
-    scratch.clear();
-    let m = scratch;
-    varint_field(1, ev.kind as u64, m);
-    let v6 = ev.client.ip().to_canonical().is_ipv6();
-    varint_field(2, if v6 { 2 } else { 1 }, m);
-    varint_field(3, if ev.tcp { 2 } else { 1 }, m);
-    let mut b = [0u8; 16];
-    bytes_field(4, addr_bytes(ev.client.ip(), &mut b), m);
+fn addr_len(a: IpAddr) -> usize {
+    if a.to_canonical().is_ipv6() {
+        16
+    } else {
+        4
+    }
+}
+
+/// What `ev`'s `Message` holds besides its fixed fields.
+fn with_query(ev: &Event<'_>) -> bool {
+    ev.kind == Kind::AuthQuery || !ev.query.is_empty()
+}
+
+/// The size of `ev`'s `Message`, computed before it is written, so that
+/// it is written once, straight into the frame.
+fn message_len(ev: &Event<'_>) -> usize {
+    let mut n = 2 + 2 + 2; // type, family, protocol
+    n += bytes_len(addr_len(ev.client.ip()));
+    n += 1 + varint_len(u64::from(ev.client.port()));
     if let Some(s) = ev.server {
-        bytes_field(5, addr_bytes(s.ip(), &mut b), m);
+        n += bytes_len(addr_len(s.ip()));
+        n += 1 + varint_len(u64::from(s.port()));
     }
-    varint_field(6, u64::from(ev.client.port()), m);
-    if let Some(s) = ev.server {
-        varint_field(7, u64::from(s.port()), m);
+    n += 1 + varint_len(ev.query_time.0) + 5;
+    if with_query(ev) {
+        n += bytes_len(ev.query.len());
     }
-    varint_field(8, ev.query_time.0, m);
-    fixed32_field(9, ev.query_time.1, m);
-    if ev.kind == Kind::AuthQuery || !ev.query.is_empty() {
-        bytes_field(10, ev.query, m);
-    }
-    if let Some((s, ns)) = ev.response_time {
-        varint_field(12, s, m);
-        fixed32_field(13, ns, m);
+    if let Some((s, _)) = ev.response_time {
+        n += 1 + varint_len(s) + 5;
     }
     if ev.kind == Kind::AuthResponse {
-        bytes_field(14, ev.response, m);
+        n += bytes_len(ev.response.len());
     }
+    n
+}
+
+/// Append one data frame (length, then the `Dnstap` message) for `ev`.
+pub fn frame(identity: &[u8], version: &[u8], ev: &Event<'_>, out: &mut Vec<u8>) {
+    let m_len = message_len(ev);
+    let total = bytes_len(identity.len()) + bytes_len(version.len()) + bytes_len(m_len) + 2;
+    out.reserve(4 + total);
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
     bytes_field(1, identity, out);
     bytes_field(2, version, out);
-    bytes_field(14, m, out);
+    key(14, 2, out);
+    varint(m_len as u64, out);
+    let m_start = out.len();
+    varint_field(1, ev.kind as u64, out);
+    let v6 = ev.client.ip().to_canonical().is_ipv6();
+    varint_field(2, if v6 { 2 } else { 1 }, out);
+    varint_field(3, if ev.tcp { 2 } else { 1 }, out);
+    let mut b = [0u8; 16];
+    bytes_field(4, addr_bytes(ev.client.ip(), &mut b), out);
+    if let Some(s) = ev.server {
+        bytes_field(5, addr_bytes(s.ip(), &mut b), out);
+    }
+    varint_field(6, u64::from(ev.client.port()), out);
+    if let Some(s) = ev.server {
+        varint_field(7, u64::from(s.port()), out);
+    }
+    varint_field(8, ev.query_time.0, out);
+    fixed32_field(9, ev.query_time.1, out);
+    if with_query(ev) {
+        bytes_field(10, ev.query, out);
+    }
+    if let Some((s, ns)) = ev.response_time {
+        varint_field(12, s, out);
+        fixed32_field(13, ns, out);
+    }
+    if ev.kind == Kind::AuthResponse {
+        bytes_field(14, ev.response, out);
+    }
+    debug_assert_eq!(out.len() - m_start, m_len, "the message is as long as computed");
     varint_field(15, 1, out);
-    let len = (out.len() - start - 4) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    debug_assert_eq!(out.len() - start - 4, total, "the frame is as long as computed");
 }
 
 #[cfg(test)]
@@ -207,6 +261,39 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn computed_lengths_hold_for_any_message(
+            v6 in proptest::prelude::any::<bool>(),
+            server in proptest::prelude::any::<bool>(),
+            port in proptest::prelude::any::<u16>(),
+            secs in proptest::prelude::any::<u64>(),
+            q in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            r in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70_000),
+            id in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let client: SocketAddr = if v6 { SocketAddr::from(([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port)) } else { SocketAddr::from(([192, 0, 2, 1], port)) };
+            for kind in [Kind::AuthQuery, Kind::AuthResponse] {
+                let ev = Event {
+                    kind,
+                    tcp: v6,
+                    client,
+                    server: server.then(|| SocketAddr::from(([127, 0, 0, 1], 53))),
+                    query_time: (secs, 7),
+                    response_time: (kind == Kind::AuthResponse).then_some((secs, 9)),
+                    query: &q,
+                    response: &r,
+                };
+                let mut out = vec![1, 2, 3];
+                frame(&id, b"petrel", &ev, &mut out);
+                let len = u32::from_be_bytes(out[3..7].try_into().unwrap()) as usize;
+                proptest::prop_assert_eq!(len, out.len() - 7);
+                let top = fields(&out[7..]);
+                proptest::prop_assert_eq!(top.len(), 4);
+                let m = fields(&top[2].3);
+                proptest::prop_assert!(m.iter().any(|f| f.0 == 1 && f.2 == kind as u64));
+            }
+        }
+
         #[test]
         fn any_bytes_from_a_collector_are_read_without_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
             if let Ok(Some((_, _, len))) = parse_control(&b) {
@@ -252,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_response_is_a_dnstap_message_with_both_packets() {
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
         let ev = Event {
             kind: Kind::AuthResponse,
             tcp: false,
@@ -263,7 +350,7 @@ mod tests {
             query: b"query",
             response: b"the response",
         };
-        frame(b"ns1", b"petrel", &ev, &mut scratch, &mut out);
+        frame(b"ns1", b"petrel", &ev, &mut out);
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         assert_eq!(len, out.len() - 4);
         let top = fields(&out[4..]);

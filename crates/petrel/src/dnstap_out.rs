@@ -57,7 +57,6 @@ pub struct Tap {
     current: Option<Box<Batch>>,
     shape: Shape,
     seen: u32,
-    scratch: Vec<u8>,
     stats: Arc<Stats>,
 }
 
@@ -103,14 +102,19 @@ impl Tap {
             response: &[],
         };
         if self.shape.log_queries {
-            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut self.scratch, &mut b.buf);
+            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut b.buf);
             b.messages += 1;
         }
         if self.shape.log_responses && !response.is_empty() {
             ev.kind = Kind::AuthResponse;
             ev.response_time = Some(at);
             ev.response = response;
-            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut self.scratch, &mut b.buf);
+            // The query is in its own message already (as Knot logs it);
+            // a response carries it only when queries are not logged.
+            if self.shape.log_queries {
+                ev.query = &[];
+            }
+            dnstap::frame(&self.shape.identity, VERSION, &ev, &mut b.buf);
             b.messages += 1;
         }
         b.exchanges += 1;
@@ -216,7 +220,6 @@ impl Hub {
             current: None,
             shape: self.shape.clone(),
             seen: 0,
-            scratch: Vec::with_capacity(1024),
             stats: self.stats.clone(),
         }
     }
