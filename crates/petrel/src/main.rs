@@ -22,6 +22,7 @@ mod quiet;
 mod rdns;
 mod reload;
 mod rrl_log;
+mod sd_notify;
 mod serve;
 mod sources;
 mod tls;
@@ -144,6 +145,12 @@ enum Cmd {
     /// Print the routes of an MRT file (TABLE_DUMP_V2 or BGP4MP; plain, gzip
     /// or bzip2) one per line, in `bgpdump -m` form.
     MrtDump { file: PathBuf },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell), e.g. `petrel completions bash > /usr/share/bash-completion/completions/petrel`.
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (petrel.1 and one per command, petrel-serve.1 ...)
+    /// into DIR.
+    Man { dir: PathBuf },
     /// Ask a running server to reload its config (like SIGHUP).
     Reload {
         #[arg(long, default_value = "127.0.0.1:8053")]
@@ -227,6 +234,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PETREL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not for journald
+        // or a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Demo { .. }) {
@@ -262,6 +272,12 @@ fn main() -> ExitCode {
         Cmd::Anycast { admin, json } => anycast_cmd(admin, json),
         Cmd::Measure { action, admin, json } => measure_cmd(action, admin, json),
         Cmd::MrtDump { file } => bgp::mrt_dump::dump(&file),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "petrel", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man { dir } => man_pages(&dir),
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
             .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))
@@ -790,4 +806,27 @@ fn pop_cmd(action: PopCmd, admin: SocketAddr) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The man pages, from the CLI definition itself: petrel.1 and
+/// petrel-COMMAND.1 for each command.
+fn man_pages(dir: &std::path::Path) -> Result<(), String> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cmd = Cli::command();
+    let write = |name: &str, c: clap::Command| -> Result<(), String> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c)
+            .title(name.to_ascii_uppercase())
+            .render(&mut out)
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    for sub in cmd.get_subcommands() {
+        write(&format!("petrel-{}", sub.get_name()), sub.clone())?;
+    }
+    write("petrel", cmd)?;
+    println!("man pages written to {}", dir.display());
+    Ok(())
 }

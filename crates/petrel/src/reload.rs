@@ -68,13 +68,32 @@ impl Reloader {
     /// Blocking (it reads files and compiles): run it off the data path.
     pub fn reload(&self) -> Result<u64, Vec<String>> {
         let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        crate::sd_notify::reloading();
+        let r = self.reload_now();
+        let serving = self.publisher.load().id;
+        crate::sd_notify::ready(&match &r {
+            Ok(id) => format!("serving generation {id} (reloaded)"),
+            Err(e) => format!(
+                "serving generation {serving}; the reload failed with {} error(s)",
+                e.len()
+            ),
+        });
+        r
+    }
+
+    fn reload_now(&self) -> Result<u64, Vec<String>> {
         // Views published while this builds are taken in by the publisher.
         let bgp = self.publisher.load().built.bgp.clone();
         let result = sources::load(&self.config_path, bgp);
         let status = match result {
             Ok(built) => {
                 let mut warnings = Vec::new();
-                if self.publisher.load().config().server != built.config.server {
+                // Rate limiting and cookies follow reloads; the rest of
+                // [server] (listeners, limits, dnstap) waits for a restart.
+                let mut before = self.publisher.load().config().server.clone();
+                before.rrl.clone_from(&built.config.server.rrl);
+                before.cookies.clone_from(&built.config.server.cookies);
+                if before != built.config.server {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
                 // New HTTP listeners are bound before the config is

@@ -180,6 +180,8 @@ pub fn run(config: &Path) -> Result<(), String> {
         pops = g.config().pops.len(),
         "serving"
     );
+    crate::sd_notify::ready(&format!("serving generation {}", g.id));
+    crate::sd_notify::watchdog(rt.handle());
     drop(g);
     let result = rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};

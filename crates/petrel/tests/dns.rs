@@ -1068,15 +1068,8 @@ fn udp_query(id: u16) -> Vec<u8> {
 
 #[test]
 fn rate_limiting_limits_a_flooding_network_and_no_other() {
-    let dir = common::tempdir("rrl");
-    let (port, admin) = (common::free_port(), common::free_port());
-    let cfg = common::write_config(
-        &dir,
-        port,
-        admin,
-        "[server.rrl]\nresponses_per_second = 5\nwindow = 5\nslip = 2\n",
-    );
-    let s = common::spawn(dir, &cfg, port, admin);
+    let s = common::start_with("rrl", "[server.rrl]\nresponses_per_second = 5\nwindow = 5\nslip = 2\n");
+    let port = s.port;
     // The flood: 300 queries from one address of 127.0.0.0/24, as fast as
     // the socket takes them (one source port: one worker).
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1155,15 +1148,11 @@ fn cookie_reply(r: &[u8]) -> (Vec<u8>, u16, u16) {
 
 #[test]
 fn cookies_are_answered_and_a_valid_one_passes_rate_limiting() {
-    let dir = common::tempdir("cookies");
-    let (port, admin) = (common::free_port(), common::free_port());
-    let cfg = common::write_config(
-        &dir,
-        port,
-        admin,
+    let s = common::start_with(
+        "cookies",
         "[server.rrl]\nresponses_per_second = 2\nwindow = 5\nslip = 0\n",
     );
-    let s = common::spawn(dir, &cfg, port, admin);
+    let port = s.port;
     // dig and kdig get a server cookie back with their own client cookie.
     let out = common::dig(&s, &["+cookie", "-b", "127.0.1.1", "www.demo.petrel.test", "A"]);
     let line = out
@@ -1249,16 +1238,12 @@ fn cookies_are_answered_and_a_valid_one_passes_rate_limiting() {
 
 #[test]
 fn required_cookies_turn_cookieless_udp_clients_away_with_badcookie() {
-    let dir = common::tempdir("badcookie");
-    let (port, admin) = (common::free_port(), common::free_port());
     let secret = "e5e973e5a6b2a43f48e7dc849e37bfcf";
-    let cfg = common::write_config(
-        &dir,
-        port,
-        admin,
+    let s = common::start_with(
+        "badcookie",
         &format!("[server.cookies]\nrequire = true\nsecret = \"{secret}\"\n"),
     );
-    let s = common::spawn(dir, &cfg, port, admin);
+    let port = s.port;
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -1357,4 +1342,102 @@ fn dnstap_frames_reach_fstrm_capture_and_decode_to_the_queries_sent() {
         assert!(yaml.contains(q), "{q} in {yaml}");
     }
     assert!(yaml.contains("rcode: NXDOMAIN"), "{yaml}");
+}
+
+/// Datagrams from petrel to a socket playing systemd, until one contains
+/// `want` (within `limit`).
+fn notified(sock: &std::os::unix::net::UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < limit {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = m.lines().any(|l| l == want);
+            got.push(m);
+            if done {
+                return got;
+            }
+        }
+    }
+    panic!("no {want} within {limit:?}: {got:?}");
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_the_watchdog() {
+    let dir = common::tempdir("notify");
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let (port, admin) = (common::free_port(), common::free_port());
+    let cfg = common::write_config(&dir, port, admin, "");
+    let env = format!("NOTIFY_SOCKET={}", path.display());
+    let s = common::spawn_under(&["env", &env, "WATCHDOG_USEC=400000"], dir, &cfg, port, admin);
+    let m = notified(&sock, "READY=1", Duration::from_secs(20));
+    let ready = m.last().unwrap();
+    assert!(ready.contains(&format!("MAINPID={}", s.child.id())), "{ready}");
+    assert!(ready.contains("STATUS=serving generation"), "{ready}");
+    // Every half period (0.2 s) while the control runtime runs.
+    notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    // A reload, as `systemctl reload` (ExecReload) asks for it.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    let m = notified(&sock, "RELOADING=1", Duration::from_secs(5));
+    let r = m.last().unwrap();
+    let usec: u64 = r
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("{r}"))
+        .parse()
+        .unwrap();
+    assert!(usec > 0);
+    let m = notified(&sock, "READY=1", Duration::from_secs(10));
+    assert!(m.last().unwrap().contains("(reloaded)"), "{m:?}");
+}
+
+#[test]
+fn the_unit_file_verifies_and_the_cli_writes_completions_and_man_pages() {
+    let dir = common::tempdir("packaging");
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/petrel.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("User=petrel"));
+    assert!(unit.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"));
+    // systemd-analyze checks the commands exist: point them at this build.
+    if let Ok(analyze) = which("systemd-analyze") {
+        let path = dir.join("petrel.service");
+        std::fs::write(&path, unit.replace("/usr/bin/petrel", common::BIN)).unwrap();
+        let out = Command::new(analyze)
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !err.contains("petrel.service"), "{err}");
+    } else {
+        eprintln!("systemd-analyze is not installed: the unit file is not verified");
+    }
+    let (ok, bash, err) = common::petrel(&["completions", "bash"]);
+    assert!(ok && bash.contains("complete -F") && bash.contains("serve"), "{err}");
+    let (ok, zsh, _) = common::petrel(&["completions", "zsh"]);
+    assert!(ok && zsh.contains("#compdef petrel"));
+    let man = dir.join("man");
+    let (ok, _, err) = common::petrel(&["man", man.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    for page in ["petrel.1", "petrel-serve.1", "petrel-check.1", "petrel-explain.1"] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+}
+
+fn which(cmd: &str) -> Result<String, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/bin", "/usr/sbin", "/bin"])
+        .map(|d| format!("{d}/{cmd}"))
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or(())
 }

@@ -688,6 +688,10 @@ fn durability(dir: std::path::PathBuf, store: &Store) {
     );
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(log.contains("measurements restored"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "no colour codes in a log that is not a terminal: {log}"
+    );
     // And answers from it: every stored sample is 127.0.0.1's.
     let (ok, out, err) = petrel(&[
         "measure",

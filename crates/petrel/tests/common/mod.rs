@@ -94,10 +94,15 @@ pub fn write_config(dir: &Path, port: u16, admin: u16, extra: &str) -> PathBuf {
 }
 
 pub fn start(tag: &str) -> Server {
+    start_with(tag, "")
+}
+
+/// `start`, with `extra` appended to the config.
+pub fn start_with(tag: &str, extra: &str) -> Server {
     let dir = tempdir(tag);
     let port = free_port();
     let admin = free_port();
-    let cfg = write_config(&dir, port, admin, "");
+    let cfg = write_config(&dir, port, admin, extra);
     spawn(dir, &cfg, port, admin)
 }
 
