@@ -76,10 +76,12 @@ enum Cmd {
         json: bool,
     },
     /// Batch map for web servers (Apache's `RewriteMap prg:`): one client per
-    /// line on stdin, one answer per line on stdout. Decides from the config
-    /// and the drains saved in its state file only, unless --follow names a
-    /// running server: then from that server's POP states (health, drains,
-    /// forced states) as they change.
+    /// line on stdin, one answer per line on stdout. Decides from the config,
+    /// the routing views of its MRT dumps (read at start; live BGP sessions
+    /// and BMP are not reached) and the drains saved in its state file: it
+    /// does not follow live health unless --follow names a running server,
+    /// then from that server's POP states (health, drains, forced states) as
+    /// they change.
     Map {
         #[arg(long, short)]
         config: PathBuf,
@@ -231,14 +233,21 @@ enum MapOutput {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The daemon logs what it does; a command that prints its result logs
+    // only what went wrong (its output is the answer: `petrel map` feeds
+    // a web server).
+    let daemon = matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Demo { .. });
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PETREL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PETREL_LOG")
+                .unwrap_or_else(|_| if daemon { "info" } else { "warn" }.into()),
+        )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not for journald
         // or a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Demo { .. }) {
         // Printing commands end quietly when their reader goes away
         // (`petrel bgp summary | head`), as Unix tools do.
@@ -391,7 +400,9 @@ fn check(config: &std::path::Path) -> Result<(), String> {
 /// the overrides its state file records (health is only known to the
 /// running server: ask it with --admin).
 fn offline(config: &std::path::Path) -> Result<petrel_director::Generation, String> {
-    let built = sources::load(config, None).map_err(|e| e.join("\n"))?;
+    // The routing views the config's MRT dumps make, as `serve` reads them.
+    let views = bgp::offline::views(config)?;
+    let built = sources::load(config, views).map_err(|e| e.join("\n"))?;
     let (overrides, warning) = sources::saved_overrides(&built.config.server);
     if let Some(w) = warning {
         eprintln!("warning: {w}");
@@ -824,7 +835,8 @@ fn man_pages(dir: &std::path::Path) -> Result<(), String> {
         std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))
     };
     for sub in cmd.get_subcommands() {
-        write(&format!("petrel-{}", sub.get_name()), sub.clone())?;
+        let name = format!("petrel-{}", sub.get_name());
+        write(&name, sub.clone().name(name.clone()))?;
     }
     write("petrel", cmd)?;
     println!("man pages written to {}", dir.display());

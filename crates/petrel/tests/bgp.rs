@@ -12,8 +12,9 @@ mod common;
 
 use common::routers::*;
 use common::*;
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A GET on the admin API, as JSON.
@@ -733,7 +734,6 @@ fn dfz_slice_routes(n4: usize, n6: usize) -> Vec<GenRoute> {
 fn mrt_import_matches_a_live_session() {
     use petrel_bgp_wire::mrt::{MrtPeer, MrtWriter};
     use petrel_bgp_wire::{AsPathSegment, Attributes, Origin};
-    use std::io::Write;
 
     let n = 16;
     let routes = dfz_slice_routes(300, 100);
@@ -906,6 +906,64 @@ fn demo_has_bgp_views() {
     }
     assert_eq!(hops.len(), 4, "{js}");
     assert!(e.decided_by.is_some(), "{js}");
+
+    // Offline, from the same dumps: `explain --config` and `map` read the
+    // views as the server does, and answer as it does.
+    let cfg = s.dir.join("demo.toml");
+    let cfg = cfg.to_str().unwrap();
+    let (ok, off, err) = petrel(&[
+        "explain",
+        "--config",
+        cfg,
+        "-s",
+        "ss.demo.petrel.test",
+        "--client",
+        "1.64.0.1",
+    ]);
+    assert!(ok && off.contains("view sin (sin): path"), "{off}{err}");
+    let answer = |t: &str| t.lines().find(|l| l.contains("answer:")).map(str::to_string);
+    assert_eq!(answer(&off), answer(&ex), "offline:\n{off}\nserver:\n{ex}");
+    let pop_of = |a: &str| match a {
+        "192.0.2.10" => "ams",
+        "198.51.100.10" => "iad",
+        "203.0.113.10" => "sin",
+        "192.0.2.70" => "gru",
+        other => panic!("no POP has {other}"),
+    };
+    let clients = [
+        "1.64.0.1",
+        "2.16.3.4",
+        "23.1.0.7",
+        "41.0.0.1",
+        "177.0.0.1",
+        "103.5.0.1",
+        "151.101.0.1",
+    ];
+    for svc in ["ss.demo.petrel.test", "net.demo.petrel.test"] {
+        let mut child = Command::new(BIN)
+            .args(["map", "--config", cfg, "--service", svc])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{}\n", clients.join("\n")).as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let offline: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let live: Vec<String> = clients
+            .iter()
+            .map(|c| pop_of(dig(&s, &["+short", &format!("+subnet={c}/32"), svc, "A"]).trim()).to_string())
+            .collect();
+        assert_eq!(
+            offline, live,
+            "{svc}: petrel map against the server's answers for {clients:?}"
+        );
+    }
 }
 
 /// FRR 8.4 streams BMP (its `bmp` module) to petrel: the post-policy

@@ -67,6 +67,9 @@ pub enum RibMsg {
         view: Option<String>,
         reply: oneshot::Sender<Vec<ViewRoutes>>,
     },
+    /// Publish what is pending now, whatever the pacing, and say when it
+    /// is done (offline commands, once their dumps are read).
+    PublishNow(oneshot::Sender<()>),
 }
 
 /// UPDATEs with the pool hash of each one's attributes, computed by the

@@ -12,6 +12,7 @@ pub mod feed;
 pub mod mrt_dump;
 mod mrt_feed;
 pub mod mrt_file;
+pub mod offline;
 mod peer;
 mod ribs;
 mod sockopt;

@@ -74,6 +74,29 @@ impl MrtReader {
         rib: mpsc::Sender<RibMsg>,
         board: Arc<BgpBoard>,
     ) -> DumpHandle {
+        self.queue(src, pop, limits, (rib, board), None)
+    }
+
+    /// `load`, and say on `done` when the dump is read (or why it was not).
+    pub fn load_then(
+        &self,
+        src: BgpMrtConf,
+        pop: String,
+        limits: Limits,
+        (rib, board): (mpsc::Sender<RibMsg>, Arc<BgpBoard>),
+        done: std::sync::mpsc::Sender<Result<(), String>>,
+    ) -> DumpHandle {
+        self.queue(src, pop, limits, (rib, board), Some(done))
+    }
+
+    fn queue(
+        &self,
+        src: BgpMrtConf,
+        pop: String,
+        limits: Limits,
+        (rib, board): (mpsc::Sender<RibMsg>, Arc<BgpBoard>),
+        done: Option<std::sync::mpsc::Sender<Result<(), String>>>,
+    ) -> DumpHandle {
         let cancelled = Arc::new(AtomicBool::new(false));
         let peers = Arc::new(Mutex::new(Vec::new()));
         let stem = src
@@ -93,6 +116,7 @@ impl MrtReader {
             pending: FxHashMap::default(),
             recycler: Recycler::default(),
             routes: 0,
+            done,
         };
         if self.jobs.send(loader).is_err() {
             tracing::error!("the MRT reader thread is gone");
@@ -116,6 +140,8 @@ struct Loader {
     /// Batches the RIB applied come back here to be parsed into again.
     recycler: Recycler,
     routes: usize,
+    /// Told when the dump is read.
+    done: Option<std::sync::mpsc::Sender<Result<(), String>>>,
 }
 
 /// The RIB thread is gone, or the dump was unloaded.
@@ -128,12 +154,24 @@ impl Loader {
         let r = self.read_all().and_then(|r| self.end_tables().map(|()| r));
         // The reader's temporaries.
         crate::memory::give_back();
-        match r {
-            Ok(Ok(())) => tracing::info!(file = %self.src.file.display(), view = %self.pop, routes = self.routes,
-                ms = t0.elapsed().as_millis() as u64, "MRT dump read"),
-            Ok(Err(e)) => tracing::error!(error = %e, routes = self.routes,
-                "MRT dump not (fully) read; routes read before the error are kept"),
-            Err(Stop) => tracing::info!(file = %self.src.file.display(), "MRT dump reading stopped"),
+        let outcome = match r {
+            Ok(Ok(())) => {
+                tracing::info!(file = %self.src.file.display(), view = %self.pop, routes = self.routes,
+                    ms = t0.elapsed().as_millis() as u64, "MRT dump read");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, routes = self.routes,
+                    "MRT dump not (fully) read; routes read before the error are kept");
+                Err(e)
+            }
+            Err(Stop) => {
+                tracing::info!(file = %self.src.file.display(), "MRT dump reading stopped");
+                Err("reading stopped".to_string())
+            }
+        };
+        if let Some(d) = self.done.take() {
+            let _ = d.send(outcome);
         }
     }
 

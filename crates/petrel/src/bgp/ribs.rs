@@ -168,6 +168,10 @@ impl Ribs {
             }
             RibMsg::Pops(p) => self.owner.set_pops(p, now),
             RibMsg::IndexPrefixes(on) => self.owner.set_index_prefixes(on, now),
+            RibMsg::PublishNow(done) => {
+                self.publish();
+                let _ = done.send(());
+            }
             RibMsg::Route { client, view, reply } => {
                 let _ = reply.send(self.route(&client, view.as_deref()));
             }
