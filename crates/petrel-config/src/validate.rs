@@ -113,16 +113,81 @@ impl Ctx<'_> {
 
 /// Parse and validate a config file's text. `file` names it in errors and
 /// anchors relative paths.
+/// The key of the `key = value` line at `offset`, with its table header
+/// (`service.ttl`, `server.rrl.window`): what a parse error is about.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return String::new();
+    };
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return String::new();
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    }
+}
+
+/// The TOML reader's words for a wrong value, in the user's: `invalid
+/// type: string "30", expected i64` becomes `expected a whole number, found
+/// the text "30" (write numbers without quotes)`.
+fn plain_words(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let want = match expected.trim() {
+        "i64" | "u64" | "i32" | "u32" | "u16" | "u8" | "usize" => "a whole number",
+        "f64" | "f32" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "string" => "text in quotes",
+        "a sequence" => "a list, [ ... ]",
+        e if e.starts_with("struct ") || e == "a map" => "a table",
+        e => e,
+    };
+    let (what, hint) = if let Some(v) = found.strip_prefix("string ") {
+        let number = v.trim_matches('"').parse::<f64>().is_ok();
+        (
+            format!("the text {v}"),
+            if number && want.contains("number") {
+                " (write numbers without quotes)"
+            } else {
+                ""
+            },
+        )
+    } else if let Some(v) = found.strip_prefix("integer ") {
+        (format!("the number {}", v.trim_matches('`')), "")
+    } else if let Some(v) = found.strip_prefix("floating point ") {
+        (format!("the number {}", v.trim_matches('`')), "")
+    } else if let Some(v) = found.strip_prefix("boolean ") {
+        (v.trim_matches('`').to_string(), "")
+    } else {
+        (found.to_string(), "")
+    };
+    format!("expected {want}, found {what}{hint}")
+}
+
 pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let raw: raw::File = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
-            let message = e.message().trim().to_string();
             return Err(vec![ConfigError {
                 location: Location::from_offset(file, text, offset),
-                field: String::new(),
-                message,
+                field: key_at(text, offset),
+                message: plain_words(e.message().trim()),
             }]);
         }
     };
@@ -1757,7 +1822,7 @@ policy = [
         let errs = parse(Path::new("p.toml"), &GOOD.replace("ttl = 20", "ttl = 20\ntll = 5")).unwrap_err();
         assert_eq!(errs.len(), 1);
         let s = errs[0].to_string();
-        assert!(s.starts_with("p.toml:28:1: unknown field `tll`"), "{s}");
+        assert!(s.starts_with("p.toml:28:1: service.tll: unknown field `tll`"), "{s}");
     }
 
     /// Every error of a config, as text.
@@ -1771,6 +1836,28 @@ policy = [
 
     fn has(errs: &[String], want: &str) {
         assert!(errs.iter().any(|e| e.contains(want)), "{want} in {errs:?}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_said_in_plain_words_with_its_key() {
+        let bad = GOOD.replacen("ttl = 20", "ttl = \"20\"", 1);
+        assert_ne!(bad, GOOD);
+        let e = errors(&bad);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("p.toml:"), "{e:?}");
+        assert!(
+            e[0].contains("service.ttl: expected a whole number, found the text \"20\" (write numbers without quotes)"),
+            "{e:?}"
+        );
+        assert_eq!(
+            plain_words("invalid type: integer `5`, expected a string"),
+            "expected text in quotes, found the number 5"
+        );
+        assert_eq!(
+            plain_words("invalid type: string \"yes\", expected a boolean"),
+            "expected true or false, found the text \"yes\""
+        );
+        assert_eq!(plain_words("unknown field `rate`"), "unknown field `rate`");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub enum BuildError {
         reason: String,
     },
     /// An MRT dump cannot be opened.
-    #[error("{}: bgp.mrt[{index}]: {}: cannot read: {reason}", config.display(), file.display())]
+    #[error("{}: bgp.mrt[{index}]: {}: {}", config.display(), file.display(), cannot_read(reason))]
     Mrt {
         config: PathBuf,
         index: usize,
@@ -65,7 +65,7 @@ pub enum BuildError {
         reason: String,
     },
     /// A zone file or CIDR map file cannot be read (`field` names the key).
-    #[error("{at}: {field}: {}: cannot read: {reason}", file.display())]
+    #[error("{at}: {field}: {}: {}", file.display(), cannot_read(reason))]
     Unreadable {
         at: Location,
         field: &'static str,
@@ -121,5 +121,14 @@ pub enum BuildError {
 impl BuildError {
     pub fn blame(&self) -> Blame {
         Blame::Config
+    }
+}
+
+/// "cannot read: " and why, said once (the reader may have said it).
+fn cannot_read(reason: &str) -> String {
+    if reason.starts_with("cannot read") {
+        reason.to_string()
+    } else {
+        format!("cannot read: {reason}")
     }
 }

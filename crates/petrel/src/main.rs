@@ -301,99 +301,156 @@ fn main() -> ExitCode {
     }
 }
 
+/// Everything `serve` would find wrong, in one run: the config, then every
+/// file it reads at start (zones, GeoIP, CIDR maps, MRT dumps, the admin
+/// token, certificates, CA files, health-check programs), each error once.
 fn check(config: &std::path::Path) -> Result<(), String> {
-    match sources::load(config, None) {
-        Ok(c) => {
-            // What `serve` would say about the files it reads at start.
-            let (_, state) = sources::saved_overrides(&c.config.server);
-            let (_, token) = sources::admin_token(&c.config.server)?;
-            for w in state.iter().chain(&token) {
-                eprintln!("warning: {w}");
-            }
-            if !cfg!(feature = "clickhouse") {
-                if let Some(ch) = c.config.measure.as_ref().and_then(|m| m.clickhouse.as_ref()) {
-                    return Err(format!(
-                        "[measure.clickhouse] {}: this petrel was built without ClickHouse (cargo feature `clickhouse`)",
-                        ch.url
-                    ));
-                }
-            }
-            // MRT dumps are read through, as the MRT reader would.
-            let mut mrt_errors = Vec::new();
-            for m in c.config.bgp.iter().flat_map(|b| &b.mrt) {
-                for f in std::iter::once(&m.file).chain(&m.updates) {
-                    match bgp::mrt_file::scan(f) {
-                        Ok(s) => println!(
-                            "{}: {} MRT records, {} routes from {} peers{}",
-                            f.display(),
-                            s.records,
-                            s.routes,
-                            s.peers,
-                            if s.unusable > 0 {
-                                format!(", {} routes with unusable attributes skipped", s.unusable)
-                            } else {
-                                String::new()
-                            }
-                        ),
-                        Err(e) => mrt_errors.push(e),
-                    }
-                }
-            }
-            // TLS certificates and keys are loaded as the HTTP fronts would.
-            for f in &c.config.http {
-                if let Err(e) = http::check_certificates(f) {
-                    mrt_errors.push(format!("{}: http front `{}`: {e}", f.at, f.name));
-                }
-            }
-            if !mrt_errors.is_empty() {
-                for e in &mrt_errors {
-                    eprintln!("{e}");
-                }
-                return Err(format!("{} error(s) in {}", mrt_errors.len(), config.display()));
-            }
-            let bgp = match &c.config.bgp {
-                Some(b) => format!(
-                    ", {} BGP peers, {} MRT dumps, {} BMP routers",
-                    b.peers.len(),
-                    b.mrt.len(),
-                    b.bmp
-                        .iter()
-                        .map(|r| r.router)
-                        .collect::<std::collections::HashSet<_>>()
-                        .len()
-                ),
-                None => String::new(),
-            };
-            let anycast = match c.config.anycast.len() {
-                0 => String::new(),
-                n => format!(
-                    ", {n} anycast blocks ({} prefixes)",
-                    c.config.anycast.iter().map(|a| a.prefixes.len()).sum::<usize>()
-                ),
-            };
-            let http = match c.config.http.len() {
-                0 => String::new(),
-                n => format!(
-                    ", {n} HTTP fronts ({} rules)",
-                    c.config.http.iter().map(|h| h.rules.len()).sum::<usize>()
-                ),
-            };
-            println!(
-                "{}: ok ({} POPs, {} zones, {} services{bgp}{anycast}{http})",
-                config.display(),
-                c.config.pops.len(),
-                c.config.zones.len(),
-                c.config.services.len()
-            );
-            Ok(())
-        }
+    let parsed = match sources::load_config(config) {
+        Ok(c) => c,
         Err(errs) => {
             for e in &errs {
                 eprintln!("{e}");
             }
-            Err(format!("{} error(s) in {}", errs.len(), config.display()))
+            return Err(format!("{} error(s) in {}", errs.len(), config.display()));
+        }
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let (_, state) = sources::saved_overrides(&parsed.server);
+    if let Some(w) = &state {
+        eprintln!("warning: {w}");
+    }
+    match sources::admin_token(&parsed.server) {
+        Ok((_, Some(w))) => eprintln!("warning: {w}"),
+        Ok((_, None)) => {}
+        Err(e) => errors.push(format!("{}: server.admin_token_file: {e}", config.display())),
+    }
+    if !cfg!(feature = "clickhouse") {
+        if let Some(ch) = parsed.measure.as_ref().and_then(|m| m.clickhouse.as_ref()) {
+            errors.push(format!(
+                "[measure.clickhouse] {}: this petrel was built without ClickHouse (cargo feature `clickhouse`)",
+                ch.url
+            ));
         }
     }
+    // MRT dumps are read through, as the MRT reader would.
+    for (i, m) in parsed.bgp.iter().flat_map(|b| &b.mrt).enumerate() {
+        for f in std::iter::once(&m.file).chain(&m.updates) {
+            // One the reader cannot open is the build's error, below.
+            if sources::open_regular(f, u64::MAX).is_err() {
+                continue;
+            }
+            match bgp::mrt_file::scan(f) {
+                Ok(s) => println!(
+                    "{}: {} MRT records, {} routes from {} peers{}",
+                    f.display(),
+                    s.records,
+                    s.routes,
+                    s.peers,
+                    if s.unusable > 0 {
+                        format!(", {} routes with unusable attributes skipped", s.unusable)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Err(e) => errors.push(format!("{}: bgp.mrt[{i}]: {e}", config.display())),
+            }
+        }
+    }
+    // TLS certificates and keys are loaded as the HTTP fronts would.
+    for f in &parsed.http {
+        if let Err(e) = http::check_certificates(f) {
+            errors.push(format!("{}: http front `{}`: {e}", f.at, f.name));
+        }
+    }
+    // Health checks: their CA files and programs, as the checker loads them.
+    for c in parsed.pops.iter().flat_map(|p| &p.checks) {
+        let problem = match &c.kind {
+            petrel_config::CheckKind::Exec { argv } => argv.first().and_then(|prog| executable(prog).err()),
+            petrel_config::CheckKind::Http { tls: Some(t), .. } => tls::connector(t).err(),
+            _ => None,
+        };
+        if let Some(e) = problem {
+            errors.push(format!("{}: health check `{}`: {e}", config.display(), c.name));
+        }
+    }
+    // The tables: zones, GeoIP, CIDR maps.
+    let src = sources::read(&parsed);
+    let built = match petrel_director::build(parsed, &src, None) {
+        Ok(b) => Some(b),
+        Err(errs) => {
+            errors.extend(errs.into_iter().map(|e| e.to_string()));
+            None
+        }
+    };
+    let Some(c) = built.filter(|_| errors.is_empty()) else {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return Err(format!("{} error(s) in {}", errors.len(), config.display()));
+    };
+    let bgp = match &c.config.bgp {
+        Some(b) => format!(
+            ", {} BGP peers, {} MRT dumps, {} BMP routers",
+            b.peers.len(),
+            b.mrt.len(),
+            b.bmp
+                .iter()
+                .map(|r| r.router)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        ),
+        None => String::new(),
+    };
+    let anycast = match c.config.anycast.len() {
+        0 => String::new(),
+        n => format!(
+            ", {n} anycast blocks ({} prefixes)",
+            c.config.anycast.iter().map(|a| a.prefixes.len()).sum::<usize>()
+        ),
+    };
+    let http = match c.config.http.len() {
+        0 => String::new(),
+        n => format!(
+            ", {n} HTTP fronts ({} rules)",
+            c.config.http.iter().map(|h| h.rules.len()).sum::<usize>()
+        ),
+    };
+    println!(
+        "{}: ok ({} POPs, {} zones, {} services{bgp}{anycast}{http})",
+        config.display(),
+        c.config.pops.len(),
+        c.config.zones.len(),
+        c.config.services.len()
+    );
+    Ok(())
+}
+
+/// Whether `prog` (a path, or a name looked up in PATH as exec would) is
+/// a program this process may run.
+fn executable(prog: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(prog)).collect())
+            .unwrap_or_default()
+    };
+    for c in &candidates {
+        if let Ok(m) = std::fs::metadata(c) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(());
+            }
+            if prog.contains('/') {
+                return Err(format!("`{prog}` is not an executable file"));
+            }
+        }
+    }
+    Err(if prog.contains('/') {
+        format!("`{prog}`: no such file")
+    } else {
+        format!("`{prog}` is not in PATH")
+    })
 }
 
 /// The compiled config with the states a restarted server would start from:

@@ -278,6 +278,45 @@ fn check_explain_and_map_commands() {
     .unwrap();
     let (ok, _, err) = petrel(&["check", "--config", c]);
     assert!(!ok && err.contains("demo.zone: line 12:"), "{err}");
+    // What `serve` would stumble on, file by file, in the same run: a
+    // missing MRT dump, GeoIP database, admin token and health-check
+    // program, and the broken zone.
+    let files = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("file = \"demo-bgp-sin.mrt\"", "file = \"missing.mrt\"")
+        .replace("database = \"demo-geo.mmdb\"", "database = \"missing.mmdb\"")
+        .replacen("[server]", "[server]\nadmin_token_file = \"missing-token\"", 1)
+        + "\n[[pop.check]]\ntype = \"exec\"\ncommand = [\"/nonexistent/probe\"]\n";
+    std::fs::write(&bad, files).unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    for want in [
+        "server.admin_token_file: ",
+        "missing-token: admin token file cannot read: No such file",
+        "geoip.database: ",
+        "missing.mmdb: cannot read: No such file",
+        "bgp.mrt[2]: ",
+        "missing.mrt: cannot read: No such file",
+        "/nonexistent/probe`: no such file",
+        "demo.zone: line 12:",
+        "5 error(s)",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+    assert!(!err.contains("cannot read: cannot read"), "{err}");
+    // A value of the wrong type, in plain words, with its key.
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replacen("ttl = 30", "ttl = \"30\"", 1),
+    )
+    .unwrap();
+    let (ok, _, err) = petrel(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("service.ttl: expected a whole number, found the text \"30\""),
+        "{err}"
+    );
 
     let (ok, out, _) = petrel(&[
         "explain",
