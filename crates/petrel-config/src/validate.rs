@@ -1838,6 +1838,64 @@ policy = [
         assert!(errs.iter().any(|e| e.contains(want)), "{want} in {errs:?}");
     }
 
+    /// Every key of the config model: the fields of the file's structs
+    /// (their TOML names).
+    fn model_keys(raw: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let (mut in_struct, mut renamed) = (false, None);
+        for l in raw.lines() {
+            let t = l.trim();
+            if l.starts_with("pub struct ") {
+                in_struct = true;
+            } else if l.starts_with('}') {
+                in_struct = false;
+            } else if let Some(r) = t.strip_prefix("#[serde(rename = \"") {
+                renamed = r.split('"').next().map(str::to_string);
+            } else if let Some(f) = t.strip_prefix("pub ").and_then(|f| f.split_once(':')).map(|(f, _)| f) {
+                if in_struct {
+                    keys.push(renamed.take().unwrap_or_else(|| f.to_string()));
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    #[test]
+    fn the_full_example_parses_and_holds_every_key() {
+        let text = include_str!("../../../examples/full.toml");
+        if let Err(e) = parse(Path::new("examples/full.toml"), text) {
+            panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));
+        }
+        let keys = model_keys(include_str!("raw.rs"));
+        assert!(keys.len() > 200, "{keys:?}");
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                // A commented line shows an alternative (`# [measure.clickhouse]`).
+                !text.lines().map(|l| l.trim().trim_start_matches("# ")).any(|l| {
+                    l.starts_with(&format!("{k} ="))
+                        || l.contains(&format!("{{ {k} ="))
+                        || l.contains(&format!(", {k} ="))
+                        || (l.starts_with('[')
+                            && l.split('#')
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .trim_matches(|c| c == '[' || c == ']')
+                                .rsplit('.')
+                                .next()
+                                == Some(k))
+                })
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys the config takes that examples/full.toml leaves out: {missing:?}"
+        );
+    }
+
     #[test]
     fn a_wrong_type_is_said_in_plain_words_with_its_key() {
         let bad = GOOD.replacen("ttl = 20", "ttl = \"20\"", 1);
