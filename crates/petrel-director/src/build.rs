@@ -275,6 +275,14 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         }
     }
     if !errs.is_empty() {
+        // Nothing is compiled past this, but the files the rest reads are
+        // still checked: one run reports every file that is wrong.
+        for s in &config.services {
+            let _ = with_cidr_files(&config, s, src, &mut errs);
+        }
+        if let Err(e) = vrps(&config, src) {
+            errs.push(e);
+        }
         return Err(errs);
     }
 
@@ -341,15 +349,9 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
     let mut safety = None;
     if let Some(b) = &config.bgp {
         let mut s = b.safety.clone();
-        if let Some((f, at)) = &b.vrp_file {
-            match src.text(f).and_then(petrel_anycast::safety::parse_vrps) {
-                Ok(v) => s.vrps = Some(v),
-                Err(reason) => errs.push(BuildError::Vrps {
-                    at: at.clone(),
-                    file: f.clone(),
-                    reason,
-                }),
-            }
+        match vrps(&config, src) {
+            Ok(v) => s.vrps = v,
+            Err(e) => errs.push(e),
         }
         for a in &config.anycast {
             for p in &a.prefixes {
@@ -397,6 +399,21 @@ fn same_table(a: &petrel_config::ServiceConf, b: &petrel_config::ServiceConf) ->
 
 /// A service's policies with the entries of their CIDR map files merged
 /// into the inline ones.
+/// The VRPs of `bgp.vrp_file`, if the config names one.
+fn vrps(config: &Config, src: &Sources) -> Result<Option<Vec<petrel_anycast::safety::Vrp>>, BuildError> {
+    let Some((f, at)) = config.bgp.as_ref().and_then(|b| b.vrp_file.as_ref()) else {
+        return Ok(None);
+    };
+    src.text(f)
+        .and_then(petrel_anycast::safety::parse_vrps)
+        .map(Some)
+        .map_err(|reason| BuildError::Vrps {
+            at: at.clone(),
+            file: f.clone(),
+            reason,
+        })
+}
+
 fn with_cidr_files(
     config: &Config,
     s: &petrel_config::ServiceConf,

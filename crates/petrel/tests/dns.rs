@@ -304,6 +304,26 @@ fn check_explain_and_map_commands() {
         assert!(err.contains(want), "{want} in {err}");
     }
     assert!(!err.contains("cannot read: cannot read"), "{err}");
+    // examples/full.toml: every key, files that exist only in its comments:
+    // each one is named, in one run, and nothing else is wrong with it.
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/full.toml");
+    let (ok, _, err) = petrel(&["check", "--config", full.to_str().unwrap()]);
+    assert!(!ok);
+    for want in [
+        "/etc/petrel/admin.token",
+        "/etc/petrel/tls/www.pem",
+        "/etc/petrel/ca.pem",
+        "/usr/local/bin/check-disk",
+        "GeoLite2-City.mmdb",
+        "iad-rib.mrt.bz2",
+        "iad-updates.mrt.gz",
+        "/etc/petrel/example.net.zone",
+        "/etc/petrel/clients.map",
+        "/var/lib/petrel/vrps.json",
+        "10 error(s)",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
     // A value of the wrong type, in plain words, with its key.
     std::fs::write(
         &bad,
