@@ -311,16 +311,25 @@ pub struct BgpMrt {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct BgpPeer {
+    /// The session's name in logs, metrics and `petrel bgp summary`.
     pub name: S<String>,
     /// The POP whose view this peer's routes belong to.
     pub pop: S<String>,
+    /// The peer's address (sessions are opened to it and accepted from it).
     pub address: S<String>,
+    /// Its TCP port (default 179).
     pub port: Option<S<i64>>,
+    /// The peer's AS.
     pub asn: S<i64>,
+    /// Our AS on this session (default `bgp.asn`); equal to `asn`: iBGP.
     pub local_asn: Option<S<i64>>,
+    /// The address sessions are opened from (default: the kernel's choice).
     pub local_address: Option<S<String>>,
+    /// Only accept the session, never open it (default false).
     pub passive: Option<S<bool>>,
+    /// The hold time offered in OPEN, seconds (0, or 3 and more; default 90).
     pub hold_time: Option<S<i64>>,
+    /// Seconds between attempts to open the session.
     pub connect_retry_secs: Option<S<i64>>,
     /// eBGP multihop: the TTL of outgoing packets (default 1 for eBGP).
     pub multihop: Option<S<i64>>,
@@ -330,7 +339,9 @@ pub struct BgpPeer {
     pub md5_password: Option<S<String>>,
     /// Close the session with Cease/1 (RFC 4486) above this many prefixes.
     pub max_prefix: Option<S<i64>>,
+    /// The address families negotiated: "ipv4", "ipv6" (default both).
     pub families: Option<Vec<S<String>>>,
+    /// Receive several paths per prefix (ADD-PATH, RFC 7911; default true).
     pub add_path: Option<S<bool>>,
 }
 
@@ -409,23 +420,34 @@ pub struct GeoIp {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Pop {
+    /// The POP's name in answers' explanations, drains, metrics and maps.
     pub name: S<String>,
+    /// The addresses A answers name for this POP.
     #[serde(default)]
     pub ipv4: Vec<S<String>>,
+    /// The addresses AAAA answers name for this POP.
     #[serde(default)]
     pub ipv6: Vec<S<String>>,
+    /// Where the POP is (degrees), for the geographic policies.
     pub lat: Option<S<f64>>,
     pub lon: Option<S<f64>>,
+    /// The POP's own AS numbers, for the BGP policies (its distance to a
+    /// client's origin AS).
     #[serde(default)]
     pub asns: Vec<S<i64>>,
+    /// Its share in the `weighted` policy (default 100).
     pub weight: Option<S<i64>>,
+    /// What the POP can serve (requests/s or Mbit/s: the operator's unit).
+    /// Accepted and kept with the POP; no policy uses it yet.
     pub capacity: Option<S<i64>>,
+    /// The state at start: "up" (default), "down" or "drained".
     pub state: Option<S<String>>,
     /// Share of the POP's checks that must be up for the POP to be up.
     pub up_thresh: Option<S<f64>>,
     /// Below this share of up checks (but at or above up_thresh) the POP is
     /// degraded: it serves with the services' degraded_ttl.
     pub degraded_below: Option<S<f64>>,
+    /// Health checks (`[[pop.check]]`).
     #[serde(default)]
     pub check: Vec<S<Check>>,
 }
@@ -434,16 +456,25 @@ pub struct Pop {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
+    /// "tcp" (connect), "http", "https", "dns" (a query, a checked answer),
+    /// "icmp" (echo; needs CAP_NET_RAW or ping_group_range) or "exec" (a
+    /// program).
     #[serde(rename = "type")]
     pub kind: S<String>,
     /// Names the target (`pop/name`) instead of `pop/type:address:port`.
     pub name: Option<S<String>>,
     /// Where to probe; default: the POP's first address.
     pub address: Option<S<String>>,
+    /// The port to probe (default 80 for http, 443 for https, 53 for dns;
+    /// tcp needs one).
     pub port: Option<S<i64>>,
+    /// Between probes, and between probes while a change is under way.
     pub interval_ms: Option<S<i64>>,
     pub fast_interval_ms: Option<S<i64>>,
+    /// A probe that takes longer failed.
     pub timeout_ms: Option<S<i64>>,
+    /// Successes in a row that make a down target up; failures in a row
+    /// that make an up target down.
     pub rise: Option<S<i64>>,
     pub fall: Option<S<i64>>,
     /// State before the first results: up (default) or down.
@@ -513,6 +544,8 @@ pub struct Policy {
     pub pops: Option<PopList>,
     /// weighted: "hash" (default) or "random"
     pub mode: Option<S<String>>,
+    /// weighted, mode "hash": clients are hashed by their network of this
+    /// length (default /24 and /48), so that one network keeps one POP.
     pub hash_v4_len: Option<S<i64>>,
     pub hash_v6_len: Option<S<i64>>,
     /// blended: km added per AS hop beyond the shortest
