@@ -39,6 +39,18 @@ pub struct ServerConf {
     pub dnstap: Option<DnstapConf>,
 }
 
+impl ServerConf {
+    /// Whether going from `self` to `new` takes a restart: rate limiting
+    /// and cookies follow a reload (the DNS threads read them from each
+    /// generation); listeners, limits and dnstap are set up at start.
+    pub fn restart_needed(&self, new: &ServerConf) -> bool {
+        let mut then = self.clone();
+        then.rrl.clone_from(&new.rrl);
+        then.cookies.clone_from(&new.cookies);
+        then != *new
+    }
+}
+
 /// Where dnstap frames go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DnstapSink {

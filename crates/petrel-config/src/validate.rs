@@ -1919,6 +1919,20 @@ policy = [
     }
 
     #[test]
+    fn rate_limiting_and_cookies_follow_reloads_listeners_do_not() {
+        let a = parse(Path::new("p.toml"), GOOD).unwrap().server;
+        let with = |extra: &str| parse(Path::new("p.toml"), &format!("{GOOD}\n{extra}")).unwrap().server;
+        assert!(!a.restart_needed(&a));
+        assert!(!a.restart_needed(&with("[server.rrl]\nresponses_per_second = 5\n")));
+        assert!(!a.restart_needed(&with("[server.cookies]\nrequire = true\n")));
+        assert!(a.restart_needed(&with("[server.dnstap]\nsocket = \"/run/t.sock\"\n")));
+        let moved = parse(Path::new("p.toml"), &GOOD.replace("127.0.0.1:5300", "127.0.0.1:5301"))
+            .unwrap()
+            .server;
+        assert!(a.restart_needed(&moved));
+    }
+
+    #[test]
     fn rate_limiting_and_cookies() {
         let c = parse(Path::new("p.toml"), GOOD).unwrap();
         assert_eq!(c.server.rrl, None);

@@ -20,6 +20,9 @@
 //! seconds), as is the slip counter (per worker, so workers never contend
 //! on it).
 //!
+//! Responses to a query with a valid server cookie are exempt (the cookie
+//! proves the address, as BIND and Knot treat it).
+//!
 //! Deviations: NXDOMAIN, referrals and errors are accounted per network
 //! and kind only (BIND keys NXDOMAIN by the zone and referrals by the
 //! delegation: with the few zones a traffic director serves, the network
@@ -139,8 +142,22 @@ impl Table {
     }
 
     /// Account `resp` (a response about to go to `client` over UDP) at
-    /// second `now`. `slip` is the caller's counter of limited responses.
-    pub fn check(&self, conf: &RrlConf, client: IpAddr, resp: &[u8], now: u32, slip: &mut u32) -> Verdict {
+    /// second `now`. `cookie` is what the query's DNS cookie was worth: a
+    /// valid server cookie proves the client's address (RFC 7873 §5.3), so
+    /// its responses are never limited. `slip` is the caller's counter of
+    /// limited responses.
+    pub fn check(
+        &self,
+        conf: &RrlConf,
+        client: IpAddr,
+        resp: &[u8],
+        now: u32,
+        cookie: crate::cookie::Status,
+        slip: &mut u32,
+    ) -> Verdict {
+        if cookie == crate::cookie::Status::Valid {
+            return Verdict::Send;
+        }
         let Some(kind) = Kind::of(resp) else {
             return Verdict::Send;
         };
@@ -278,6 +295,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const NONE: crate::cookie::Status = crate::cookie::Status::None;
+
     fn conf(rate: u32, window: u32, slip: u32) -> RrlConf {
         RrlConf {
             per_second: [rate; 5],
@@ -339,18 +358,24 @@ mod tests {
         let r = resp("www.example", 1, 0, true, 0);
         let mut slip = 0;
         let v: Vec<Verdict> = (0..11)
-            .map(|_| t.check(&c, ip("198.51.100.7"), &r, 100, &mut slip))
+            .map(|_| t.check(&c, ip("198.51.100.7"), &r, 100, NONE, &mut slip))
             .collect();
         assert!(v[..5].iter().all(|&x| x == Verdict::Send), "{v:?}");
         assert_eq!(&v[5..9], &[Verdict::Drop, Verdict::Slip, Verdict::Drop, Verdict::Slip]);
         // Another address of the same /24 shares the account.
-        assert_ne!(t.check(&c, ip("198.51.100.200"), &r, 100, &mut slip), Verdict::Send);
+        assert_ne!(
+            t.check(&c, ip("198.51.100.200"), &r, 100, NONE, &mut slip),
+            Verdict::Send
+        );
         // Another network, another name, the exempt network: their own.
-        assert_eq!(t.check(&c, ip("203.0.113.1"), &r, 100, &mut slip), Verdict::Send);
+        assert_eq!(t.check(&c, ip("203.0.113.1"), &r, 100, NONE, &mut slip), Verdict::Send);
         let other = resp("mail.example", 1, 0, true, 0);
-        assert_eq!(t.check(&c, ip("198.51.100.7"), &other, 100, &mut slip), Verdict::Send);
+        assert_eq!(
+            t.check(&c, ip("198.51.100.7"), &other, 100, NONE, &mut slip),
+            Verdict::Send
+        );
         for _ in 0..50 {
-            assert_eq!(t.check(&c, ip("192.0.2.200"), &r, 100, &mut slip), Verdict::Send);
+            assert_eq!(t.check(&c, ip("192.0.2.200"), &r, 100, NONE, &mut slip), Verdict::Send);
         }
         assert_eq!(t.stats.dropped[0].load(Relaxed) + t.stats.slipped[0].load(Relaxed), 7);
     }
@@ -365,16 +390,19 @@ mod tests {
         // 1000 responses in one second: 10 sent, the debt sinks to the
         // floor (-50).
         let sent = (0..1000)
-            .filter(|_| t.check(&c, client, &r, 10, &mut slip) == Verdict::Send)
+            .filter(|_| t.check(&c, client, &r, 10, NONE, &mut slip) == Verdict::Send)
             .count();
         assert_eq!(sent, 10);
         // Four seconds later the account is at -10: still limited.
-        assert_eq!(t.check(&c, client, &r, 14, &mut slip), Verdict::Drop);
+        assert_eq!(t.check(&c, client, &r, 14, NONE, &mut slip), Verdict::Drop);
         // Two seconds later the debt is repaid.
-        assert_eq!(t.check(&c, client, &r, 16, &mut slip), Verdict::Send);
+        assert_eq!(t.check(&c, client, &r, 16, NONE, &mut slip), Verdict::Send);
         // The same /56 shares it; another /56 does not.
-        assert_eq!(t.check(&c, ip("2001:db8:1:ff::1"), &r, 16, &mut slip), Verdict::Send);
-        assert_eq!(t.check(&c, ip("2001:db8:2::1"), &r, 16, &mut slip), Verdict::Send);
+        assert_eq!(
+            t.check(&c, ip("2001:db8:1:ff::1"), &r, 16, NONE, &mut slip),
+            Verdict::Send
+        );
+        assert_eq!(t.check(&c, ip("2001:db8:2::1"), &r, 16, NONE, &mut slip), Verdict::Send);
     }
 
     #[test]
@@ -385,9 +413,34 @@ mod tests {
         let mut slip = 0;
         for sec in 0..100 {
             for _ in 0..20 {
-                assert_eq!(t.check(&c, ip("198.51.100.1"), &r, sec, &mut slip), Verdict::Send);
+                assert_eq!(t.check(&c, ip("198.51.100.1"), &r, sec, NONE, &mut slip), Verdict::Send);
             }
         }
+    }
+
+    #[test]
+    fn a_valid_cookie_is_never_limited_and_others_are() {
+        use crate::cookie::Status;
+        let t = Table::new(1024, 7);
+        let c = conf(1, 15, 0);
+        let r = resp("www.example", 1, 0, true, 0);
+        let mut slip = 0;
+        for _ in 0..50 {
+            assert_eq!(
+                t.check(&c, ip("198.51.100.1"), &r, 1, Status::Valid, &mut slip),
+                Verdict::Send
+            );
+        }
+        // The valid cookie's responses were not even accounted: the first
+        // without one still has its rate.
+        assert_eq!(
+            t.check(&c, ip("198.51.100.1"), &r, 1, Status::Invalid, &mut slip),
+            Verdict::Send
+        );
+        assert_eq!(
+            t.check(&c, ip("198.51.100.1"), &r, 1, Status::ClientOnly, &mut slip),
+            Verdict::Drop
+        );
     }
 
     #[test]
@@ -398,7 +451,7 @@ mod tests {
         let r = resp("x.example", 0, 5, false, 0);
         let mut slip = 0;
         for _ in 0..100 {
-            assert_eq!(t.check(&c, ip("198.51.100.1"), &r, 1, &mut slip), Verdict::Send);
+            assert_eq!(t.check(&c, ip("198.51.100.1"), &r, 1, NONE, &mut slip), Verdict::Send);
         }
     }
 
@@ -429,7 +482,7 @@ mod tests {
             let mut slip = 0;
             for (i, a) in clients.iter().enumerate() {
                 let r = resp(&format!("{}.example", names[i % names.len()]), (i % 2) as u16, 0, true, 1);
-                let v = t.check(&c, IpAddr::V6((*a).into()), &r, secs[i % secs.len()], &mut slip);
+                let v = t.check(&c, IpAddr::V6((*a).into()), &r, secs[i % secs.len()], NONE, &mut slip);
                 prop_assert!(matches!(v, Verdict::Send | Verdict::Drop | Verdict::Slip));
             }
             prop_assert_eq!(t.size(), 256);
@@ -439,7 +492,7 @@ mod tests {
         fn any_bytes_are_classified_and_truncated_without_panic(p in proptest::collection::vec(any::<u8>(), 0..80)) {
             let t = Table::new(64, 3);
             let mut slip = 0;
-            let _ = t.check(&conf(1, 1, 1), IpAddr::V4([10, 0, 0, 1].into()), &p, 0, &mut slip);
+            let _ = t.check(&conf(1, 1, 1), IpAddr::V4([10, 0, 0, 1].into()), &p, 0, NONE, &mut slip);
             let mut q = p.clone();
             let n = truncate(&mut q, p.len());
             prop_assert!(n <= p.len());

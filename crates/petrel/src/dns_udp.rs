@@ -281,13 +281,10 @@ fn worker(
                 metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            // A valid server cookie proves the address (RFC 7873 §5.3): such
-            // clients are not rate limited.
-            let proven = info.cookie == petrel_dns_auth::cookie::Status::Valid;
-            if let Some(conf) = rrl.filter(|_| !proven) {
+            if let Some(conf) = rrl {
                 match limiter
                     .table
-                    .check(conf, peer.ip(), &out[..olen], now_s, &mut limiter.slip)
+                    .check(conf, peer.ip(), &out[..olen], now_s, info.cookie, &mut limiter.slip)
                 {
                     rrl::Verdict::Send => {}
                     rrl::Verdict::Drop => olen = 0,

@@ -840,26 +840,26 @@ impl Collector for MeasureCollector {
             c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
         if let Some(r) = m.rdns() {
-            for (name, help, v) in [
-                (
-                    "petrel_measure_rdns_lookups",
-                    "Reverse DNS lookups of clients",
-                    r.looked_up.load(Relaxed),
-                ),
-                (
-                    "petrel_measure_rdns_named",
-                    "Reverse DNS lookups that gave a name",
-                    r.named.load(Relaxed),
-                ),
-                (
-                    "petrel_measure_rdns_skipped",
-                    "Clients not looked up: the lookup queue was full",
-                    r.dropped.load(Relaxed),
-                ),
-            ] {
-                let c = ConstCounter::new(v);
-                c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
-            }
+            crate::metrics::counters(
+                &mut enc,
+                &[
+                    (
+                        "petrel_measure_rdns_lookups",
+                        "Reverse DNS lookups of clients",
+                        r.looked_up.load(Relaxed),
+                    ),
+                    (
+                        "petrel_measure_rdns_named",
+                        "Reverse DNS lookups that gave a name",
+                        r.named.load(Relaxed),
+                    ),
+                    (
+                        "petrel_measure_rdns_skipped",
+                        "Clients not looked up: the lookup queue was full",
+                        r.dropped.load(Relaxed),
+                    ),
+                ],
+            )?;
         }
         let c = ConstCounter::new(m.dropped.load(Relaxed));
         c.encode(enc.encode_descriptor(

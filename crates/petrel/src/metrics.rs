@@ -322,26 +322,27 @@ impl Collector for DnsCollector {
             )?;
             prometheus_client::metrics::gauge::ConstGauge::new(i64::from(h.stats.connected.load(Relaxed)))
                 .encode(me)?;
-            for (name, help, v) in [
-                (
-                    "petrel_dnstap_messages",
-                    "dnstap messages written to the collector",
-                    &h.stats.sent,
-                ),
-                (
-                    "petrel_dnstap_dropped",
-                    "Exchanges not logged to dnstap: a DNS thread's queue was full",
-                    &h.stats.dropped,
-                ),
-                (
-                    "petrel_dnstap_lost",
-                    "Exchanges not logged to dnstap: no collector connected, or a write failed",
-                    &h.stats.lost,
-                ),
-            ] {
-                let me = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-                ConstCounter::new(v.load(Relaxed)).encode(me)?;
-            }
+            let st = &h.stats;
+            counters(
+                &mut enc,
+                &[
+                    (
+                        "petrel_dnstap_messages",
+                        "dnstap messages written to the collector",
+                        st.sent.load(Relaxed),
+                    ),
+                    (
+                        "petrel_dnstap_dropped",
+                        "Exchanges not logged to dnstap: a DNS thread's queue was full",
+                        st.dropped.load(Relaxed),
+                    ),
+                    (
+                        "petrel_dnstap_lost",
+                        "Exchanges not logged to dnstap: no collector connected, or a write failed",
+                        st.lost.load(Relaxed),
+                    ),
+                ],
+            )?;
         }
         if let Some(t) = m.rrl.get() {
             let st = &t.stats;
@@ -362,14 +363,24 @@ impl Collector for DnsCollector {
                     ConstCounter::new(v.load(Relaxed)).encode(me.encode_family(&[("kind", *k)])?)?;
                 }
             }
-            let me = enc.encode_descriptor(
-                "petrel_dns_rrl_evicted",
-                "Rate-limiting accounts replaced by another network's while still active (table too small)",
-                None,
-                ConstCounter::new(0u64).metric_type(),
+            counters(
+                &mut enc,
+                &[(
+                    "petrel_dns_rrl_evicted",
+                    "Rate-limiting accounts replaced by another network's while still active (table too small)",
+                    st.evicted.load(Relaxed),
+                )],
             )?;
-            ConstCounter::new(st.evicted.load(Relaxed)).encode(me)?;
         }
         Ok(())
     }
+}
+
+/// Plain counters, each a name, its help and its value.
+pub fn counters(enc: &mut DescriptorEncoder, list: &[(&str, &str, u64)]) -> Result<(), std::fmt::Error> {
+    for &(name, help, v) in list {
+        let c = ConstCounter::new(v);
+        c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+    }
+    Ok(())
 }

@@ -88,12 +88,13 @@ impl Reloader {
         let status = match result {
             Ok(built) => {
                 let mut warnings = Vec::new();
-                // Rate limiting and cookies follow reloads; the rest of
-                // [server] (listeners, limits, dnstap) waits for a restart.
-                let mut before = self.publisher.load().config().server.clone();
-                before.rrl.clone_from(&built.config.server.rrl);
-                before.cookies.clone_from(&built.config.server.cookies);
-                if before != built.config.server {
+                if self
+                    .publisher
+                    .load()
+                    .config()
+                    .server
+                    .restart_needed(&built.config.server)
+                {
                     warnings.push("[server] changed: listeners and limits take effect at the next restart".to_string());
                 }
                 // New HTTP listeners are bound before the config is
