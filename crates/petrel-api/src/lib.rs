@@ -58,6 +58,24 @@ pub struct Status {
     pub services: Vec<String>,
     pub pops: Vec<PopView>,
     pub last_reload: Option<ReloadStatus>,
+    /// "serving", or "warming" while the routing views load at start
+    /// (`bgp.warmup_secs`).
+    pub state: String,
+    /// While warming: the feeds whose initial routes are not in yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warming: Vec<String>,
+}
+
+/// Whether the server answers every service from all it was configured
+/// to know (for load balancers and orchestrators).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// "serving" or "warming".
+    pub state: String,
+    /// While warming: the feeds whose initial routes are not in yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 /// The answer to a reload: the new generation, or why the old one stays.
@@ -402,6 +420,14 @@ mod paths {
     #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = Status)))]
     pub fn status() {}
 
+    /// Readiness: 200 once the routing views are in (or `bgp.warmup_secs`
+    /// passed), 503 while the server warms up. Needs no token.
+    #[utoipa::path(get, path = "/api/v1/ready", responses(
+        (status = 200, body = Readiness, description = "serving"),
+        (status = 503, body = Readiness, description = "warming: the routing views are loading"),
+    ))]
+    pub fn ready() {}
+
     /// Re-read the config (like SIGHUP); needs the admin token when set.
     #[utoipa::path(post, path = "/api/v1/reload", responses(
         (status = 200, body = ReloadResult, description = "the new generation serves"),
@@ -536,6 +562,7 @@ mod paths {
     ),
     paths(
         paths::status,
+        paths::ready,
         paths::reload,
         paths::explain,
         paths::pops,
@@ -581,12 +608,13 @@ mod tests {
     #[test]
     fn the_document_names_every_operation_and_schema() {
         let ops = operations();
-        assert_eq!(ops.len(), 17, "{ops:?}");
+        assert_eq!(ops.len(), 18, "{ops:?}");
         assert!(ops.contains(&("POST".into(), "/api/v1/pops/{name}/{action}".into())));
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for s in [
             "Status",
+            "Readiness",
             "PopView",
             "Explanation",
             "StepFacts",

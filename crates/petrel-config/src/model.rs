@@ -247,6 +247,8 @@ pub struct ServiceConf {
     /// In order; CIDR maps hold their inline entries here.
     pub policies: Vec<Policy>,
     pub cidr_files: Vec<CidrFile>,
+    /// What the service answers while the routing views are loading.
+    pub warming: petrel_mapping::Warming,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -255,6 +257,8 @@ pub struct BgpConf {
     pub router_id: Ipv4Addr,
     pub listen: Option<SocketAddr>,
     pub batch_ms: u64,
+    /// The longest wait at start for the feeds' initial tables.
+    pub warmup: std::time::Duration,
     /// Routes any one feed may hold unless its own `max_prefix` says
     /// otherwise (BMP-monitored and MRT peers always use this).
     pub max_prefix: u32,
@@ -271,6 +275,13 @@ pub struct BgpConf {
     pub vrp_file: Option<(PathBuf, Location)>,
     pub damping: petrel_anycast::damping::DampingParams,
     pub hold_down: std::time::Duration,
+}
+
+impl BgpConf {
+    /// Whether anything feeds the routing views (serve warms up for them).
+    pub fn has_feeds(&self) -> bool {
+        !self.peers.is_empty() || !self.mrt.is_empty() || !self.bmp.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -315,6 +326,8 @@ pub struct BgpPeerConf {
     pub ipv4: bool,
     pub ipv6: bool,
     pub add_path: bool,
+    /// The start waits for its initial routes (`bgp.warmup_secs`).
+    pub warmup: bool,
 }
 
 impl BgpPeerConf {

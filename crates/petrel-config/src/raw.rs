@@ -247,6 +247,11 @@ pub struct Bgp {
     pub listen: Option<S<String>>,
     /// Longest wait from a route change to the tables that use it.
     pub batch_ms: Option<S<i64>>,
+    /// At start, the longest wait for every configured feed (sessions, BMP
+    /// routers, MRT dumps) to deliver its initial table before the routing
+    /// views are published without the missing ones (default 60). Until
+    /// then `serve` is "warming": see `service.warming`.
+    pub warmup_secs: Option<S<i64>>,
     /// Routes any one feed (session, BMP-monitored peer, MRT peer) may
     /// hold unless its own `max_prefix` says otherwise.
     pub max_prefix: Option<S<i64>>,
@@ -343,6 +348,9 @@ pub struct BgpPeer {
     pub families: Option<Vec<S<String>>>,
     /// Receive several paths per prefix (ADD-PATH, RFC 7911; default true).
     pub add_path: Option<S<bool>>,
+    /// Hold the start for this peer's initial routes (`bgp.warmup_secs`;
+    /// default true). False for a peer that only receives announcements.
+    pub warmup: Option<S<bool>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -522,6 +530,12 @@ pub struct Service {
     pub cname: Option<S<String>>,
     /// TTL of answers naming a degraded POP (default: min(ttl, 5)).
     pub degraded_ttl: Option<S<i64>>,
+    /// While `serve` waits for the routing views at start (`bgp.warmup_secs`),
+    /// a service with BGP policies answers from its other policies
+    /// ("policies") or with SERVFAIL so that resolvers retry ("servfail").
+    /// Default: "servfail" when nothing but super-sparrow, as-map and
+    /// weighted policies would order the POPs, "policies" otherwise.
+    pub warming: Option<S<String>>,
     #[serde(default)]
     pub policy: Vec<S<Policy>>,
 }

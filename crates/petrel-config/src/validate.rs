@@ -5,7 +5,7 @@ use crate::model::*;
 use crate::raw::{self, S};
 use petrel_bgp_wire::bmp::RibKind;
 use petrel_dns_wire::name;
-use petrel_mapping::{CidrMap, Fallback, Policy, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
+use petrel_mapping::{CidrMap, Fallback, Policy, Warming, WeightMode, MAX_ANSWERS, MAX_CANDIDATES};
 use petrel_types::{Asn, PopIdx, PopState, Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -534,6 +534,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         }
     });
     let batch_ms = cx.int(&r.batch_ms, "bgp.batch_ms", 10, 60_000, 1000u64);
+    let warmup_secs = cx.int(&r.warmup_secs, "bgp.warmup_secs", 0, 3600, 60u64);
     // A full table is about 1.25 million routes (2026); twice that per feed
     // leaves room for growth and ADD-PATH without leaving memory unbounded.
     let max_prefix = cx.int(&r.max_prefix, "bgp.max_prefix", 1, u32::MAX as i64, 4_000_000u32);
@@ -649,6 +650,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
             ipv4,
             ipv6,
             add_path: q.add_path.as_ref().is_none_or(|a| *a.get_ref()),
+            warmup: q.warmup.as_ref().is_none_or(|a| *a.get_ref()),
         });
         if multihop.is_some() && ttl_security {
             cx.err(&q.name, f("ttl_security"), "use `multihop` or `ttl_security`, not both");
@@ -750,6 +752,7 @@ fn bgp(cx: &mut Ctx<'_>, b: &S<raw::Bgp>, pops: &[Pop]) -> BgpConf {
         router_id,
         listen,
         batch_ms,
+        warmup: std::time::Duration::from_secs(warmup_secs),
         max_prefix,
         max_attr_bytes: max_attr_mb << 20,
         peers,
@@ -1476,8 +1479,18 @@ fn services(
                 hop_km: DEFAULT_HOP_KM,
             });
         }
+        let warming = match r.warming.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None => Warming::default_for(&policies),
+            Some((_, "policies")) => Warming::Policies,
+            Some((_, "servfail")) => Warming::Servfail,
+            Some((v, o)) => {
+                cx.err(v, f("warming"), format!("`{o}` is not one of policies, servfail"));
+                Warming::Policies
+            }
+        };
         out.push(ServiceConf {
             name: name::to_text(&name_wire),
+            warming,
             degraded_ttl,
             name_wire,
             pops: cands,

@@ -308,6 +308,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
                     } else {
                         0
                     },
+                    warming: s.warming,
                 };
                 Arc::new(compile_with(spec, &pops, geo.as_deref(), bgp.as_ref(), None))
             }
@@ -395,6 +396,7 @@ fn same_table(a: &petrel_config::ServiceConf, b: &petrel_config::ServiceConf) ->
         && files(a) == files(b)
         && a.answers == b.answers
         && a.fallback == b.fallback
+        && a.warming == b.warming
 }
 
 /// A service's policies with the entries of their CIDR map files merged

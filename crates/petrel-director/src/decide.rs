@@ -12,6 +12,9 @@ pub struct Decision {
     /// How long the answer may be cached: the service's TTL, or its
     /// degraded TTL when a chosen POP is degraded.
     pub ttl: u32,
+    /// No answer yet: the routing views are loading and the service says
+    /// `warming = "servfail"`. DNS answers SERVFAIL, HTTP 503.
+    pub withheld: bool,
 }
 
 impl Decision {

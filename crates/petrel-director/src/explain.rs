@@ -49,6 +49,21 @@ impl Generation {
                 c.reason = self.reasons.get(k).cloned().unwrap_or_default();
             }
         }
+        if self.warming && svc.mapping.spec.uses_bgp() {
+            if svc.mapping.spec.withheld_while_warming() {
+                e.answer.clear();
+                e.decided_by = None;
+                e.warming = Some(
+                    "the routing views are loading: SERVFAIL (EDE Not Ready) until they are in (service.warming = \"servfail\")"
+                        .into(),
+                );
+            } else {
+                e.warming = Some(
+                    "the routing views are loading: the BGP policies rank without them until they are in (service.warming = \"policies\")"
+                        .into(),
+                );
+            }
+        }
         e.http = self.http_uses(si, &prefix);
         Ok(e)
     }

@@ -17,6 +17,9 @@ pub struct Generation {
     pub states: Arc<[PopState]>,
     /// Why each POP has its state, for explanations and the API.
     pub reasons: Arc<[String]>,
+    /// `serve` is waiting at start for the routing views (`bgp.warmup_secs`):
+    /// services with `warming = "servfail"` give no answer yet.
+    pub warming: bool,
 }
 
 impl Generation {
@@ -27,6 +30,7 @@ impl Generation {
             built,
             states,
             reasons,
+            warming: false,
         }
     }
 
@@ -42,7 +46,10 @@ impl Generation {
 
     /// The same compiled data with other POP states.
     pub(crate) fn with_states(&self, id: u64, inputs: &StateInputs) -> Generation {
-        Generation::new(id, self.built.clone(), inputs)
+        Generation {
+            warming: self.warming,
+            ..Generation::new(id, self.built.clone(), inputs)
+        }
     }
 
     /// Other compiled data (same config), the same POP states.
@@ -52,6 +59,7 @@ impl Generation {
             built,
             states: self.states.clone(),
             reasons: self.reasons.clone(),
+            warming: self.warming,
         }
     }
 
@@ -94,8 +102,25 @@ impl Generation {
         out: &mut Decision,
     ) {
         let svc = &self.built.services[service.index()];
+        out.withheld = self.withheld(service);
+        if out.withheld {
+            out.rank = Default::default();
+            out.ttl = 0;
+            return;
+        }
         svc.mapping.rank(client, family, &self.states, entropy, &mut out.rank);
         out.ttl = self.ttl_for(svc, out.rank.pops());
+    }
+
+    /// The service gives no answer yet: the routing views are loading and
+    /// it says `warming = "servfail"`.
+    #[inline]
+    pub fn withheld(&self, service: ServiceIdx) -> bool {
+        self.warming
+            && self.built.services[service.index()]
+                .mapping
+                .spec
+                .withheld_while_warming()
     }
 
     /// The decision for one client address, as the HTTP channel and the

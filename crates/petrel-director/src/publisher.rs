@@ -95,7 +95,11 @@ impl Publisher {
             overrides: overrides.clone(),
             health: Default::default(),
         };
-        let g = Generation::new(1, Arc::new(built), &inputs);
+        let warming = built.config.bgp.as_ref().is_some_and(|b| b.has_feeds());
+        let g = Generation {
+            warming,
+            ..Generation::new(1, Arc::new(built), &inputs)
+        };
         Publisher {
             current: ArcSwap::from_pointee(g),
             overrides: ArcSwap::from_pointee(overrides),
@@ -185,7 +189,10 @@ impl Publisher {
                 };
                 if same_bgp(&built.bgp, &want) && latency_ok {
                     let id = Self::next_id(&mut w);
-                    let g = Generation::new(id, Arc::new(built), &w.inputs);
+                    let g = Generation {
+                        warming: cur.warming,
+                        ..Generation::new(id, Arc::new(built), &w.inputs)
+                    };
                     return self.store(&mut w, g, ChangeKind::Reload, &cur);
                 }
                 (want, latency)
@@ -240,6 +247,22 @@ impl Publisher {
         let id = Self::next_id(&mut w);
         let ng = g.with_states(id, &w.inputs);
         Some(self.store(&mut w, ng, ChangeKind::Health, &g))
+    }
+
+    /// The routing views are in (or the wait for them is over): the
+    /// warm-up at start ends. A new generation only if it was warming.
+    pub fn warmed(&self) -> Option<u64> {
+        let mut w = self.lock();
+        let g = self.current.load_full();
+        if !g.warming {
+            return None;
+        }
+        let id = Self::next_id(&mut w);
+        let ng = Generation {
+            warming: false,
+            ..g.with_built(id, g.built.clone())
+        };
+        Some(self.store(&mut w, ng, ChangeKind::Input, &g))
     }
 
     /// New knowledge that changes the tables. They are compiled outside the

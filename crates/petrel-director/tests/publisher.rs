@@ -543,3 +543,52 @@ fn measured_latency_recompiles_latency_services_and_survives_reloads() {
     p.reload(built(extra));
     assert_eq!(decide(&p, 2, "198.51.100.1").0, ["sin"]);
 }
+
+#[test]
+fn a_bgp_only_service_is_withheld_while_the_views_load_and_others_answer() {
+    let extra = "[[service]]\nname = \"ss.example.net.\"\npolicy = [{ type = \"super-sparrow\" }]\n";
+    let p = Publisher::new(built(extra), Overrides::default());
+    let g = p.load_full();
+    assert!(g.warming, "a config with routing feeds starts warming");
+    assert_eq!(g.config().services[2].warming, petrel_mapping::Warming::Servfail);
+    assert_eq!(g.config().services[1].warming, petrel_mapping::Warming::Policies);
+    let mut d = Decision::default();
+    g.decide(ServiceIdx(2), &"10.1.2.3".parse().unwrap(), Some(Family::V4), 0, &mut d);
+    assert!(d.withheld && d.pops().is_empty());
+    // Services with something else to go by answer from it.
+    assert_eq!(decide(&p, 1, "10.1.2.3").0, ["sin"]);
+    assert_eq!(decide(&p, 0, "10.1.2.3").0, ["ams"]);
+    let e = g.explain("ss.example.net", "10.1.2.3", None).unwrap();
+    assert!(e.answer.is_empty());
+    assert!(e.warming.as_deref().unwrap().contains("SERVFAIL"), "{:?}", e.warming);
+    // Views and reloads while warming keep it warming: only the RIB says
+    // when the views are all in.
+    p.set_input(Input::Bgp(views_preferring(0))).unwrap();
+    p.reload(built(extra));
+    assert!(p.load().warming);
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let h = heard.clone();
+    p.subscribe(move |g, c| h.lock().unwrap().push((g.warming, c.kind)));
+    let id = p.warmed().expect("a new generation");
+    assert_eq!(p.warmed(), None, "once");
+    assert_eq!(*heard.lock().unwrap(), [(false, ChangeKind::Input)]);
+    assert_eq!(p.load().id, id);
+    assert_eq!(decide(&p, 2, "10.1.2.3").0, ["ams"]);
+    assert!(p
+        .load()
+        .explain("ss.example.net", "10.1.2.3", None)
+        .unwrap()
+        .warming
+        .is_none());
+}
+
+#[test]
+fn a_config_without_routing_feeds_never_warms() {
+    let text = BASE
+        .replace("[bgp]\n[[bgp.mrt]]\nfile = \"ams.mrt\"\npop = \"ams\"\n", "")
+        .replace("{ type = \"super-sparrow\" }, ", "");
+    let config = petrel_config::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e:?}"));
+    let p = Publisher::new(build(config, &sources(), None).unwrap(), Overrides::default());
+    assert!(!p.load().warming);
+    assert_eq!(p.warmed(), None);
+}

@@ -63,6 +63,8 @@ struct Ctx<'a> {
     info: &'a mut AnswerInfo,
     scope: u8,
     mapped: bool,
+    /// An Extended DNS Error to send (RFC 8914), with a SERVFAIL.
+    ede: Option<u16>,
 }
 
 /// Answer one query packet into `out`; returns the reply length, 0 to drop.
@@ -181,6 +183,7 @@ pub fn answer(
         info,
         scope: 0,
         mapped: false,
+        ede: None,
     };
     let (rc, aa) = if q.question.qclass != class::IN {
         (rcode::REFUSED, false)
@@ -190,6 +193,11 @@ pub fn answer(
     } else {
         let mark = w.mark();
         match resolve(&mut ctx, &q, &mut w) {
+            Ok((rcode::SERVFAIL, aa)) => {
+                // Nothing of a chain followed so far goes with it.
+                w.rollback(mark);
+                (rcode::SERVFAIL, aa)
+            }
             Ok(r) => r,
             Err(Full) => {
                 // RFC 2181 §9 / RFC 7766: answer does not fit; signal TC and
@@ -198,7 +206,7 @@ pub fn answer(
                 ctx.info.truncated = true;
                 ctx.info.rcode = rcode::NOERROR;
                 let f = base_flags | flags::TC | flags::AA;
-                return finish(w, &q, ecs, cookie, (ctx.scope, ctx.mapped), limit, max_udp, f);
+                return finish(w, &q, ecs, cookie, (ctx.scope, ctx.mapped), limit, max_udp, f, None);
             }
         }
     };
@@ -206,7 +214,8 @@ pub fn answer(
     let (scope, mapped) = (ctx.scope, ctx.mapped);
     ctx.info.mapped = mapped;
     let f = base_flags | if aa { flags::AA } else { 0 } | rc;
-    finish(w, &q, ecs, cookie, (scope, mapped), limit, max_udp, f)
+    let ede = ctx.ede;
+    finish(w, &q, ecs, cookie, (scope, mapped), limit, max_udp, f, ede)
 }
 
 fn addr_len(c: &ClientSubnet) -> usize {
@@ -223,6 +232,7 @@ fn finish(
     limit: usize,
     max_udp: u16,
     f: u16,
+    ede: Option<u16>,
 ) -> usize {
     if q.edns.is_some() {
         w.set_limit(limit);
@@ -246,6 +256,10 @@ fn finish(
         if let Some(c) = cookie {
             let r = w.opt_option(petrel_dns_wire::consts::edns_option::COOKIE, c);
             debug_assert!(r.is_ok(), "room for the cookie was reserved");
+        }
+        if let Some(code) = ede {
+            // Only with an empty SERVFAIL, which leaves room.
+            let _ = w.opt_option(petrel_dns_wire::consts::edns_option::EDE, &code.to_be_bytes());
         }
     }
     w.finish(q.id, f)
@@ -339,6 +353,13 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
             ctx.info.service = Some(si);
             let si = ServiceIdx(si);
             let svc = ctx.gen.service(si);
+            let mapped_here = svc.cname_targets.is_some() || matches!(qtype, rtype::A | rtype::AAAA | rtype::ANY);
+            if mapped_here && ctx.gen.withheld(si) {
+                // Warming up without routing views: resolvers retry (another
+                // server of the set, or later) instead of caching a wrong POP.
+                ctx.ede = Some(petrel_dns_wire::consts::ede::NOT_READY);
+                return Ok((rcode::SERVFAIL, false));
+            }
             match &svc.cname_targets {
                 None => {
                     let fam = match qtype {

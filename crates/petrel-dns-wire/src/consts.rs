@@ -92,6 +92,15 @@ pub mod edns_option {
     pub const CLIENT_SUBNET: u16 = 8;
     /// RFC 7873.
     pub const COOKIE: u16 = 10;
+    /// Extended DNS Errors (RFC 8914).
+    pub const EDE: u16 = 15;
+}
+
+/// Extended DNS Error info-codes (RFC 8914 §4).
+pub mod ede {
+    /// "The server is unable to answer the query, as it was not fully
+    /// functional when the query was received" (§4.15).
+    pub const NOT_READY: u16 = 14;
 }
 
 pub const HEADER_LEN: usize = 12;

@@ -47,6 +47,7 @@ fn bench(c: &mut Criterion) {
         answers: 1,
         fallback: Fallback::All,
         explore_ppm: 0,
+        warming: Default::default(),
     };
     let plain = compile(spec(false), &pops, Some(&geo));
     let weighted = compile(spec(true), &pops, Some(&geo));

@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
         answers: 1,
         fallback: Fallback::All,
         explore_ppm: 0,
+        warming: Default::default(),
     };
     let mut services = Vec::new();
     for (name, pol) in [

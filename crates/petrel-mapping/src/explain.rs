@@ -191,6 +191,10 @@ pub struct Explanation {
     /// Share of answers (percent) exploration sends to the next-best POP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explore_percent: Option<f64>,
+    /// The server is waiting at start for its routing views, and what the
+    /// service answers meanwhile (filled by the decision core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warming: Option<String>,
 }
 
 /// An HTTP rule's decision for the explained client.
@@ -368,6 +372,7 @@ impl CompiledService {
             consistent: tiers == compiled,
             http: Vec::new(),
             explore_percent: (self.spec.explore_ppm > 0).then(|| f64::from(self.spec.explore_ppm) / 10_000.0),
+            warming: None,
         }
     }
 }
@@ -427,6 +432,9 @@ impl Explanation {
         );
         if let Some(d) = &self.decided_by {
             let _ = writeln!(s, "  decided by step {} ({})", d.step, d.policy);
+        }
+        if let Some(w) = &self.warming {
+            let _ = writeln!(s, "  WARMING: {w}");
         }
         if let Some(p) = self.explore_percent {
             let _ = writeln!(

@@ -33,7 +33,7 @@ pub use explain::{
 };
 pub use geo::{GeoLocation, GeoTable};
 pub use latency::{LatencyData, LatencyUnit, Measured};
-pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, WeightMode};
+pub use policy::{CidrMap, Fallback, Policy, PopInfo, ServiceSpec, Warming, WeightMode};
 pub use rank::{RankOut, MAX_ANSWERS, MAX_CANDIDATES};
 
 #[doc(hidden)]

@@ -173,6 +173,36 @@ pub enum Fallback {
     Backup(Vec<PopIdx>),
 }
 
+/// What a service with BGP policies answers while `serve` waits at start
+/// for its routing views: without them super-sparrow ranks every POP
+/// alike (the first would get every client) and blended falls back on
+/// geography alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Warming {
+    /// Its policies as they rank without views (the non-BGP ones, and
+    /// blended's geography).
+    #[default]
+    Policies,
+    /// SERVFAIL (EDE "Not Ready"), so that resolvers retry elsewhere or
+    /// later; HTTP answers 503.
+    Servfail,
+}
+
+impl Warming {
+    /// SERVFAIL when no policy but the BGP-only ones would order the POPs
+    /// (weighted only spreads within tiers), its policies otherwise.
+    pub fn default_for(policies: &[Policy]) -> Warming {
+        let orders_without_views = policies
+            .iter()
+            .any(|p| !matches!(p, Policy::SuperSparrow | Policy::AsMap { .. } | Policy::Weighted(_)));
+        if policies.iter().any(Policy::uses_bgp) && !orders_without_views {
+            Warming::Servfail
+        } else {
+            Warming::Policies
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ServiceSpec {
     pub name: String,
@@ -184,9 +214,15 @@ pub struct ServiceSpec {
     /// first answer to the next-best usable POP instead, so that POPs a
     /// network is not sent to still get measured (0: never).
     pub explore_ppm: u32,
+    pub warming: Warming,
 }
 
 impl ServiceSpec {
+    /// No answer while the routing views load (see [`Warming`]).
+    pub fn withheld_while_warming(&self) -> bool {
+        self.warming == Warming::Servfail && self.uses_bgp()
+    }
+
     pub fn uses_geo(&self) -> bool {
         self.policies.iter().any(Policy::uses_geo)
     }
@@ -742,4 +778,33 @@ fn place(g: &GeoLocation) -> String {
     s.push('/');
     s.push_str(g.continent.as_deref().unwrap_or("??"));
     s
+}
+
+#[cfg(test)]
+mod warming_tests {
+    use super::*;
+
+    #[test]
+    fn services_that_only_bgp_orders_servfail_while_warming() {
+        let d = Warming::default_for;
+        assert_eq!(d(&[Policy::SuperSparrow]), Warming::Servfail);
+        assert_eq!(
+            d(&[Policy::SuperSparrow, Policy::Weighted(WeightMode::Random)]),
+            Warming::Servfail
+        );
+        assert_eq!(
+            d(&[Policy::SuperSparrow, Policy::GeoNearest { band_km: 0 }]),
+            Warming::Policies
+        );
+        // Blended ranks by geography without views.
+        assert_eq!(
+            d(&[Policy::Blended {
+                band_km: 0,
+                hop_km: 500
+            }]),
+            Warming::Policies
+        );
+        assert_eq!(d(&[Policy::GeoNearest { band_km: 0 }]), Warming::Policies);
+        assert_eq!(d(&[]), Warming::Policies);
+    }
 }

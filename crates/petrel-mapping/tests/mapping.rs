@@ -49,6 +49,7 @@ fn spec(policies: Vec<Policy>) -> ServiceSpec {
         answers: 1,
         fallback: Fallback::All,
         explore_ppm: 0,
+        warming: Default::default(),
     }
 }
 

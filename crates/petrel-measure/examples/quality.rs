@@ -378,6 +378,7 @@ fn evaluate(
             answers: 1,
             fallback: Fallback::All,
             explore_ppm: 0,
+            warming: Default::default(),
         };
         let svc = compile_with(spec, &info, Some(&c.geo), Some(&c.bgp), latency);
         let mut r = RankOut::default();

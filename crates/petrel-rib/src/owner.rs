@@ -18,6 +18,11 @@
 //!   and never sooner after the last publication than that one took, so a
 //!   constant trickle of updates cannot keep a core busy compiling. A change
 //!   that completes a whole table (an End-of-RIB, a dump) is due at once.
+//! - **Warm-up.** At start, nothing is published until every configured
+//!   feed (sessions, each MRT dump's peers, one or more peers of each BMP
+//!   router) has ended its initial table, or until the warm-up bound: views of some POPs but not yet of others
+//!   would send clients to the POPs that happen to be in. [`Event::Warm`]
+//!   says when it ended, and why.
 //! - **Reporting.** Route counts are due every `report_every` while routes
 //!   arrive, and after the last change of a burst.
 
@@ -85,6 +90,19 @@ pub enum Event {
         took: Duration,
         end_of_rib: bool,
     },
+    /// The warm-up at start ended: the first publication is due now.
+    Warm { took: Duration, end: WarmEnd },
+    /// The feeds the warm-up still waits for changed (names, for status).
+    Warming { waiting: Vec<String> },
+}
+
+/// Why the warm-up at start ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WarmEnd {
+    /// Every feed's initial table is in.
+    Complete,
+    /// The bound passed; these feeds (or BMP routers) were not in.
+    TimedOut { missing: Vec<String> },
 }
 
 /// What a feed may hold.
@@ -148,6 +166,17 @@ impl InitialSync {
     }
 }
 
+struct Warmup {
+    started: Instant,
+    deadline: Instant,
+    /// Feeds whose initial table is not in yet.
+    waiting: rustc_hash::FxHashSet<Slot>,
+    /// The feeds to wait for, and whether one has been added: a session's
+    /// name, or the stem of the feeds of a BMP router or an MRT dump
+    /// (`<stem>/<peer>`).
+    expected: Vec<(String, bool)>,
+}
+
 struct PeerSlot {
     name: String,
     view: ViewId,
@@ -172,6 +201,7 @@ pub struct Owner {
     unreported: bool,
     /// Publish the prefix boundaries too (the latency policy's BGP units).
     index_prefixes: bool,
+    warmup: Option<Warmup>,
 }
 
 impl Owner {
@@ -187,6 +217,63 @@ impl Owner {
             last_report: None,
             unreported: false,
             index_prefixes: false,
+            warmup: None,
+        }
+    }
+
+    /// Hold publications until each of `expected` has been added (a
+    /// session by name; a BMP router or an MRT dump by the stem of its
+    /// feeds' names, `<stem>/<peer>`) and every feed added from now on has
+    /// its initial table in, or until `deadline`.
+    pub fn warm_up(&mut self, now: Instant, deadline: Instant, expected: Vec<String>) {
+        self.warmup = Some(Warmup {
+            started: now,
+            deadline,
+            waiting: Default::default(),
+            expected: expected.into_iter().map(|e| (e, false)).collect(),
+        });
+    }
+
+    /// Whether publications are held for the warm-up.
+    pub fn warming(&self) -> bool {
+        self.warmup.is_some()
+    }
+
+    fn waiting_names(&self) -> Vec<String> {
+        let Some(w) = &self.warmup else { return Vec::new() };
+        let mut v: Vec<String> = w
+            .waiting
+            .iter()
+            .filter_map(|s| self.slots.get(s).map(|p| p.name.clone()))
+            .chain(w.expected.iter().filter(|e| !e.1).map(|e| e.0.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A feed is in (or gone): end the warm-up if it was the last.
+    fn warm_progress(&mut self, slot: Option<Slot>, now: Instant, events: &mut Vec<Event>) {
+        let Some(w) = &mut self.warmup else { return };
+        let changed = slot.is_some_and(|s| w.waiting.remove(&s));
+        let end = if w.waiting.is_empty() && w.expected.iter().all(|e| e.1) {
+            Some(WarmEnd::Complete)
+        } else if now >= w.deadline {
+            Some(WarmEnd::TimedOut {
+                missing: self.waiting_names(),
+            })
+        } else {
+            None
+        };
+        match end {
+            Some(end) => {
+                let took = now.saturating_duration_since(self.warmup.take().map_or(now, |w| w.started));
+                events.push(Event::Warm { took, end });
+                self.touch_due(now);
+            }
+            None if changed => events.push(Event::Warming {
+                waiting: self.waiting_names(),
+            }),
+            None => {}
         }
     }
 
@@ -245,10 +332,22 @@ impl Owner {
                 sync: None,
             },
         );
+        if let (Some(w), Some(name)) = (&mut self.warmup, self.slots.get(&slot).map(|s| &s.name)) {
+            // Only the feeds it was told of: not a peer added by a reload,
+            // nor one that only receives announcements.
+            let of = |e: &String| name == e || name.strip_prefix(e.as_str()).is_some_and(|r| r.starts_with('/'));
+            if let Some(e) = w.expected.iter_mut().find(|(e, _)| of(e)) {
+                e.1 = true;
+                w.waiting.insert(slot);
+            }
+        }
     }
 
     /// A feed removed from the config; its name, if it was known.
     pub fn remove_peer(&mut self, slot: Slot, now: Instant) -> Option<String> {
+        if let Some(w) = &mut self.warmup {
+            w.waiting.remove(&slot);
+        }
         let s = self.slots.remove(&slot)?;
         if self.views[s.view.index()].remove_peer(s.id, &mut self.pool) > 0 {
             self.touch(now);
@@ -262,6 +361,10 @@ impl Owner {
         let Some(s) = self.slots.get_mut(&slot) else { return };
         s.over_limit = false;
         let syncing = families[0] || families[1];
+        if let (false, Some(w)) = (syncing, &mut self.warmup) {
+            // Nothing negotiated: no table to wait for.
+            w.waiting.remove(&slot);
+        }
         self.views[s.view.index()].set_peer(s.id, info);
         self.views[s.view.index()].set_loading(s.id, syncing);
         s.sync = syncing.then_some(InitialSync {
@@ -352,6 +455,7 @@ impl Owner {
         });
         self.report_now();
         self.touch_due(now);
+        self.warm_progress(Some(slot), now, events);
     }
 
     /// The POP list changed (a reload): views are republished under the new
@@ -378,12 +482,22 @@ impl Owner {
             .filter_map(|s| s.sync.as_ref())
             .map(|y| y.deadline(&self.timing).saturating_duration_since(now))
             .min();
-        let batch = self.dirty_since.map(|_| self.until_due(now));
+        let warm = self.warmup.as_ref().map(|w| {
+            if w.waiting.is_empty() && w.expected.iter().all(|e| e.1) {
+                Duration::ZERO
+            } else {
+                w.deadline.saturating_duration_since(now)
+            }
+        });
+        let batch = self
+            .dirty_since
+            .filter(|_| self.warmup.is_none())
+            .map(|_| self.until_due(now));
         let report = self.unreported.then(|| match self.last_report {
             None => Duration::ZERO,
             Some(t) => (t + self.timing.report_every).saturating_duration_since(now),
         });
-        [syncs, batch, report].into_iter().flatten().min()
+        [syncs, warm, batch, report].into_iter().flatten().min()
     }
 
     /// Time left before the pending batch is due (see the module's rules).
@@ -418,8 +532,9 @@ impl Owner {
         for slot in done {
             self.end_sync(slot, false, now, events);
         }
+        self.warm_progress(None, now, events);
         Due {
-            publish: self.dirty_since.is_some() && self.until_due(now).is_zero(),
+            publish: self.warmup.is_none() && self.dirty_since.is_some() && self.until_due(now).is_zero(),
             report: self.report_due(now),
         }
     }
@@ -813,5 +928,103 @@ mod tests {
         o.set_pops(vec!["iad".into()], t0);
         o.tick(ms(t0, 2000), &mut Vec::new());
         assert!(o.publish().unwrap().data.views.is_empty());
+    }
+
+    fn warming_owner(t0: Instant) -> Owner {
+        let mut o = Owner::new(vec!["ams".into(), "iad".into()], Timing::default());
+        o.warm_up(t0, ms(t0, 30_000), vec!["a".into(), "b".into(), "bmp/192.0.2.1".into()]);
+        // Nothing is due before the expected feeds are even added.
+        assert_eq!(o.next_wake(t0), Some(Duration::from_secs(30)));
+        o.add_peer(1, "a".into(), "ams", info(64500), NO_LIMIT);
+        o.add_peer(2, "b".into(), "iad", info(64501), NO_LIMIT);
+        // Not expected (announcements only): never waited for.
+        o.add_peer(9, "edge".into(), "iad", info(64509), NO_LIMIT);
+        o
+    }
+
+    #[test]
+    fn nothing_is_published_until_every_feed_is_in_then_at_once() {
+        let t0 = Instant::now();
+        let mut o = warming_owner(t0);
+        o.peer_up(1, info(64500), [true, false], t0);
+        feed(&mut o, 1, &[announce(&["10.0.0.0/8"], &[64500])], ms(t0, 10));
+        let ev = feed(&mut o, 1, &[eor(Afi::Ipv4)], ms(t0, 20));
+        assert!(matches!(&ev[..], [Event::SyncEnded { .. }, Event::Warming { waiting }]
+            if waiting == &["b".to_string(), "bmp/192.0.2.1".to_string()]));
+        // Peer a's table is in, but b's view is not: nothing is due, long
+        // after a batch would have been.
+        let mut ev = Vec::new();
+        assert!(!o.tick(ms(t0, 5_000), &mut ev).publish);
+        assert!(o.warming());
+        // A BMP peer of the router counts for it.
+        o.add_peer(3, "bmp/192.0.2.1/198.51.100.1".into(), "iad", info(64502), NO_LIMIT);
+        o.peer_up(3, info(64502), [false, false], ms(t0, 5_000));
+        o.peer_up(2, info(64501), [true, false], ms(t0, 6_000));
+        feed(&mut o, 2, &[announce(&["10.0.0.0/8"], &[64501, 64999])], ms(t0, 6_010));
+        let ev = feed(&mut o, 2, &[eor(Afi::Ipv4)], ms(t0, 6_020));
+        assert!(
+            matches!(&ev[..], [Event::SyncEnded { .. }, Event::Warm { took, end: WarmEnd::Complete }]
+                if *took == Duration::from_millis(6_020)),
+            "{ev:?}"
+        );
+        assert!(!o.warming());
+        assert!(o.tick(ms(t0, 6_020), &mut Vec::new()).publish, "due at once");
+        let p = o.publish().unwrap();
+        assert_eq!(p.data.views.len(), 2);
+        assert_eq!(published_prefixes(&p), 2);
+    }
+
+    #[test]
+    fn the_warm_up_ends_at_its_bound_and_names_what_was_missing() {
+        let t0 = Instant::now();
+        let mut o = warming_owner(t0);
+        o.peer_up(1, info(64500), [true, false], t0);
+        feed(
+            &mut o,
+            1,
+            &[announce(&["10.0.0.0/8"], &[64500]), eor(Afi::Ipv4)],
+            ms(t0, 10),
+        );
+        // Peer b never comes up: the next wake is the bound.
+        o.counts(ms(t0, 20));
+        assert_eq!(o.next_wake(ms(t0, 20)), Some(Duration::from_millis(29_980)));
+        let mut ev = Vec::new();
+        assert!(!o.tick(ms(t0, 29_999), &mut ev).publish);
+        assert!(ev.is_empty());
+        assert!(o.tick(ms(t0, 30_000), &mut ev).publish);
+        assert_eq!(
+            ev,
+            [Event::Warm {
+                took: Duration::from_secs(30),
+                end: WarmEnd::TimedOut {
+                    missing: vec!["b".into(), "bmp/192.0.2.1".into()]
+                }
+            }]
+        );
+        assert_eq!(published_prefixes(&o.publish().unwrap()), 1);
+    }
+
+    #[test]
+    fn a_warm_up_with_nothing_to_wait_for_ends_at_the_first_tick() {
+        let t0 = Instant::now();
+        let mut o = Owner::new(vec!["ams".into()], Timing::default());
+        o.warm_up(t0, ms(t0, 30_000), vec!["a".into()]);
+        o.add_peer(1, "a".into(), "ams", info(64500), NO_LIMIT);
+        // Removed from the config before it came up; nothing is left.
+        o.remove_peer(1, t0);
+        assert_eq!(o.next_wake(t0), Some(Duration::ZERO));
+        let mut ev = Vec::new();
+        assert!(o.tick(t0, &mut ev).publish);
+        assert!(matches!(
+            &ev[..],
+            [Event::Warm {
+                end: WarmEnd::Complete,
+                ..
+            }]
+        ));
+        assert!(
+            o.publish().is_some(),
+            "published even with no route: the warm-up is over"
+        );
     }
 }

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use petrel_api::{
-    BgpSummary, ErrorBody, ExplainResult, Health, OverrideResult, PopView, ReloadResult, RouteResult, Status,
-    ViewSummary,
+    BgpSummary, ErrorBody, ExplainResult, Health, OverrideResult, PopView, Readiness, ReloadResult, RouteResult,
+    Status, ViewSummary,
 };
 use petrel_director::{Blame, DirectorError, OverrideAction, Publisher, Reader};
 use prometheus_client::registry::Registry;
@@ -232,10 +232,11 @@ fn unauthorized() -> Response {
 
 fn router(state: Arc<AdminState>) -> Router {
     // The operations petrel-api documents, each with its handler.
-    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 17] = [
+    let routes: [(&str, &str, MethodRouter<Arc<AdminState>>); 18] = [
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
         ("GET", "/api/v1/status", get(status)),
+        ("GET", "/api/v1/ready", get(ready)),
         ("POST", "/api/v1/reload", post(reload)),
         ("GET", "/api/v1/explain", get(explain)),
         ("GET", "/api/v1/pops", get(pops)),
@@ -329,8 +330,40 @@ async fn status(State(st): St) -> Response {
         services: g.services().iter().map(|s| s.name.clone()).collect(),
         pops: pop_views(&st.reader),
         last_reload: st.reloader.last(),
+        state: serving_state(g.warming).into(),
+        warming: warming_feeds(&st, g.warming),
     })
     .into_response()
+}
+
+fn serving_state(warming: bool) -> &'static str {
+    if warming {
+        "warming"
+    } else {
+        "serving"
+    }
+}
+
+fn warming_feeds(st: &AdminState, warming: bool) -> Vec<String> {
+    match (&st.bgp, warming) {
+        (Some(b), true) => b.board.warming(),
+        _ => Vec::new(),
+    }
+}
+
+async fn ready(State(st): St) -> Response {
+    let warming = st.reader.load().warming;
+    let body = Json(Readiness {
+        ready: !warming,
+        state: serving_state(warming).into(),
+        waiting: warming_feeds(&st, warming),
+    });
+    let code = if warming {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, body).into_response()
 }
 
 async fn reload(State(st): St, headers: HeaderMap) -> Response {

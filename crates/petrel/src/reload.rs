@@ -71,7 +71,7 @@ impl Reloader {
         crate::sd_notify::reloading();
         let r = self.reload_now();
         let serving = self.publisher.load().id;
-        crate::sd_notify::ready(&match &r {
+        crate::sd_notify::reloaded(&match &r {
             Ok(id) => format!("serving generation {id} (reloaded)"),
             Err(e) => format!(
                 "serving generation {serving}; the reload failed with {} error(s)",

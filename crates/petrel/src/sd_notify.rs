@@ -41,13 +41,34 @@ fn send(msg: &str) {
     }
 }
 
-/// Serving: the listeners are bound and answers come from a generation.
+/// READY=1 was sent: the start is over (reloads before it say nothing:
+/// systemd would take their READY=1 for the end of the start).
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Serving: the listeners are bound and answers come from a generation
+/// with everything it was configured to know (after the warm-up).
 pub fn ready(status: &str) {
+    STARTED.store(true, Relaxed);
     send(&format!("READY=1\nSTATUS={status}\nMAINPID={}", std::process::id()));
+}
+
+/// Still starting, with why (STATUS= only).
+pub fn starting(status: &str) {
+    send(&format!("STATUS={status}"));
+}
+
+/// A reload ended (after [`reloading`]).
+pub fn reloaded(status: &str) {
+    if STARTED.load(Relaxed) {
+        send(&format!("READY=1\nSTATUS={status}"));
+    }
 }
 
 /// A reload begins.
 pub fn reloading() {
+    if !STARTED.load(Relaxed) {
+        return;
+    }
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes the struct given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };

@@ -180,7 +180,26 @@ pub fn run(config: &Path) -> Result<(), String> {
         pops = g.config().pops.len(),
         "serving"
     );
-    crate::sd_notify::ready(&format!("serving generation {}", g.id));
+    if g.warming {
+        // READY=1 waits for the routing views (or `bgp.warmup_secs`): the
+        // RIB ends the warm-up with a publication.
+        crate::sd_notify::starting("warming: waiting for the routing views");
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let sent = Arc::new(AtomicBool::new(false));
+        let s = sent.clone();
+        publisher.subscribe(move |g, _| {
+            if !g.warming && !s.swap(true, Relaxed) {
+                crate::sd_notify::ready(&format!("serving generation {}", g.id));
+            }
+        });
+        // It may have ended before the subscription.
+        let now = reader.load();
+        if !now.warming && !sent.swap(true, Relaxed) {
+            crate::sd_notify::ready(&format!("serving generation {}", now.id));
+        }
+    } else {
+        crate::sd_notify::ready(&format!("serving generation {}", g.id));
+    }
     crate::sd_notify::watchdog(rt.handle());
     drop(g);
     let result = rt.block_on(async move {

@@ -562,6 +562,185 @@ connect_retry_secs = 1
     assert!(log.contains("maximum number of prefixes reached"), "{log}");
 }
 
+/// At start, a super-sparrow service answers SERVFAIL (EDE "Not Ready")
+/// until the configured peer's initial routes are in, rather than send
+/// every client to the first POP; a service with other policies answers
+/// from them; /api/v1/ready and sd_notify READY wait for the views.
+#[test]
+fn no_answer_from_empty_views_while_warming_up() {
+    let n = 26;
+    let gport = free_port();
+    let api = free_port();
+    let dir = tempdir("bgp-warmup");
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(dir.join("example.net.zone"), TWO_POP_ZONE).unwrap();
+    let hport = free_port();
+    let body = format!(
+        r#"
+[[service]]
+name = "prio.example.net."
+policy = [{{ type = "super-sparrow" }}, {{ type = "priority", pops = ["nyc", "ams"] }}]
+
+[[http]]
+name = "front"
+listen = ["127.0.0.1:{hport}"]
+[[http.rule]]
+name = "all"
+service = "www.example.net."
+location = "https://{{pop}}.example.net{{path}}"
+
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+batch_ms = 100
+warmup_secs = 120
+
+[[bgp.peer]]
+name = "gobgp"
+pop = "nyc"
+address = "127.{n}.0.4"
+port = {gport}
+asn = 4200000040
+connect_retry_secs = 6
+"#
+    );
+    let cfg = dir.join("petrel.toml");
+    std::fs::write(&cfg, two_pop_config(port, admin, "", &body)).unwrap();
+    std::fs::write(
+        dir.join("example.net.zone"),
+        format!("{TWO_POP_ZONE}prio 60 IN TXT \"static\"\n"),
+    )
+    .unwrap();
+    let notify = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let env = format!("NOTIFY_SOCKET={}", notify.display());
+    let s = spawn_under(&["env", &env], dir, &cfg, port, admin);
+
+    // Warming: the BGP-only service gives no answer, and says why.
+    let out = dig(&s, &["+subnet=203.0.113.0/24", "www.example.net", "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    assert!(out.contains("EDE: 14 (Not Ready)"), "{out}");
+    assert!(!out.contains("192.0.2."), "{out}");
+    // The other answers from its priority list; static data is served.
+    let prio = dig(&s, &["+short", "+subnet=203.0.113.0/24", "prio.example.net", "A"]);
+    assert_eq!(prio.trim(), "192.0.2.2");
+    let txt = dig(&s, &["+short", "prio.example.net", "TXT"]);
+    assert_eq!(txt.trim(), "\"static\"");
+    // HTTP redirects for it: 503 with a Retry-After (curl, from 127.0.0.1).
+    let curl = |path: &str| {
+        let out = Command::new(tool("curl"))
+            .args([
+                "-s",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{hport}{path}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let h = curl("/a");
+    assert!(
+        h.starts_with("HTTP/1.1 503") && h.to_ascii_lowercase().contains("retry-after: 5"),
+        "{h}"
+    );
+    let (code, ready) = http(s.admin, "GET", "/api/v1/ready");
+    assert_eq!(code, 503, "{ready}");
+    assert!(
+        ready.contains(r#""state":"warming""#) && ready.contains(r#""waiting":["gobgp"]"#),
+        "{ready}"
+    );
+    assert!(api_json(&s, "/api/v1/status")["state"] == "warming");
+    let e = api_json(&s, "/api/v1/explain?service=www.example.net&client=203.0.113.1");
+    assert!(e["warming"].as_str().unwrap_or("").contains("SERVFAIL"), "{e}");
+    // systemd hears a status, not READY=1.
+    let mut buf = [0u8; 512];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(500) {
+        if let Ok(k) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..k]).to_string();
+            assert!(!m.contains("READY=1"), "{m}");
+        }
+    }
+
+    // GoBGP comes up with its routes before petrel's next attempt.
+    let _g = gobgpd(&s.dir, n, gport, api);
+    gobgp_cli(
+        api,
+        &[
+            "global",
+            "rib",
+            "add",
+            "203.0.113.0/24",
+            "aspath",
+            "65020",
+            "-a",
+            "ipv4",
+        ],
+    );
+    let m = notified(&sock, "READY=1", Duration::from_secs(40));
+    assert!(m.last().unwrap().contains("STATUS=serving generation"), "{m:?}");
+    // From the first moment it is ready, the answers use the views.
+    assert_eq!(answer(&s, "203.0.113.0/24"), "192.0.2.2");
+    let (code, ready) = http(s.admin, "GET", "/api/v1/ready");
+    assert_eq!(code, 200, "{ready}");
+    assert!(ready.contains(r#""ready":true"#), "{ready}");
+    assert!(api_json(&s, "/api/v1/status")["state"] == "serving");
+    // 127.0.0.1 has no route in the views: ties, the first POP.
+    let h = curl("/a");
+    assert!(
+        h.starts_with("HTTP/1.1 302") && h.contains("https://ams.example.net/a"),
+        "{h}"
+    );
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("routing views in"), "{log}");
+}
+
+/// A peer that never comes up holds the start for `bgp.warmup_secs` at
+/// most; then the server is ready, says which feed was missing, and the
+/// services answer from what they have.
+#[test]
+fn the_warm_up_ends_at_its_bound() {
+    let n = 27;
+    let s = petrel_with(
+        "bgp-warmup-bound",
+        &format!(
+            r#"
+[bgp]
+asn = 64600
+router_id = "127.0.0.1"
+warmup_secs = 3
+
+[[bgp.peer]]
+name = "absent"
+pop = "nyc"
+address = "127.{n}.0.4"
+port = {}
+asn = 64700
+connect_retry_secs = 1
+"#,
+            free_port()
+        ),
+    );
+    let t0 = Instant::now();
+    let (code, _) = http(s.admin, "GET", "/api/v1/ready");
+    assert_eq!(code, 503);
+    wait_for("the warm-up bound", Duration::from_secs(20), || {
+        http(s.admin, "GET", "/api/v1/ready").0 == 200
+    });
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(
+        log.contains("bgp.warmup_secs passed") && log.contains("missing=absent"),
+        "{log}"
+    );
+    // No views at all: super-sparrow ties every POP; the service answers.
+    assert_eq!(answer(&s, "203.0.113.0/24"), "192.0.2.1");
+}
+
 /// ExaBGP announces one good route and one with a malformed COMMUNITIES
 /// attribute (3 bytes): RFC 7606 treat-as-withdraw drops that route and
 /// the session stays up.
@@ -989,6 +1168,8 @@ fn bmp_from_frr_feeds_views() {
 [bgp]
 batch_ms = 100
 bmp_listen = "127.{n}.0.1:{bmp_port}"
+# The loc-rib router below connects only late in the test.
+warmup_secs = 2
 
 [[bgp.bmp]]
 router = "127.0.0.1"

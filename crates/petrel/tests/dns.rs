@@ -883,6 +883,22 @@ fn the_admin_api_serves_its_openapi_document_and_every_operation_answers_in_its_
     assert_eq!(code, 200);
     let st: petrel_api::Status = typed("status", &b);
     assert_eq!(st.pops.len(), 4);
+    // The demo's MRT views are in within moments of the start.
+    let t0 = Instant::now();
+    let (code, b) = loop {
+        let (code, b) = call("GET", "/api/v1/ready", "/api/v1/ready");
+        if code == 200 || t0.elapsed() > Duration::from_secs(10) {
+            break (code, b);
+        }
+        let r: petrel_api::Readiness = typed("ready", &b);
+        assert_eq!((code, r.state.as_str()), (503, "warming"), "{b}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r: petrel_api::Readiness = typed("ready", &b);
+    assert_eq!((code, r.ready), (200, true), "{b}");
+    let (_, b) = call("GET", "/api/v1/status", "/api/v1/status");
+    let st: petrel_api::Status = typed("status", &b);
+    assert_eq!(st.state, "serving");
     let (code, b) = call("GET", "/api/v1/pops", "/api/v1/pops");
     assert_eq!(code, 200);
     let pops: Vec<petrel_api::PopView> = typed("pops", &b);
@@ -1403,25 +1419,6 @@ fn dnstap_frames_reach_fstrm_capture_and_decode_to_the_queries_sent() {
     assert!(yaml.contains("rcode: NXDOMAIN"), "{yaml}");
 }
 
-/// Datagrams from petrel to a socket playing systemd, until one contains
-/// `want` (within `limit`).
-fn notified(sock: &std::os::unix::net::UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
-    let t0 = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while t0.elapsed() < limit {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let m = String::from_utf8_lossy(&buf[..n]).to_string();
-            let done = m.lines().any(|l| l == want);
-            got.push(m);
-            if done {
-                return got;
-            }
-        }
-    }
-    panic!("no {want} within {limit:?}: {got:?}");
-}
-
 #[test]
 fn systemd_hears_ready_reloading_and_the_watchdog() {
     let dir = common::tempdir("notify");
@@ -1432,17 +1429,17 @@ fn systemd_hears_ready_reloading_and_the_watchdog() {
     let cfg = common::write_config(&dir, port, admin, "");
     let env = format!("NOTIFY_SOCKET={}", path.display());
     let s = common::spawn_under(&["env", &env, "WATCHDOG_USEC=400000"], dir, &cfg, port, admin);
-    let m = notified(&sock, "READY=1", Duration::from_secs(20));
+    let m = common::notified(&sock, "READY=1", Duration::from_secs(20));
     let ready = m.last().unwrap();
     assert!(ready.contains(&format!("MAINPID={}", s.child.id())), "{ready}");
     assert!(ready.contains("STATUS=serving generation"), "{ready}");
     // Every half period (0.2 s) while the control runtime runs.
-    notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
-    notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    common::notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    common::notified(&sock, "WATCHDOG=1", Duration::from_secs(2));
     // A reload, as `systemctl reload` (ExecReload) asks for it.
     // SAFETY: signalling our own child.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
-    let m = notified(&sock, "RELOADING=1", Duration::from_secs(5));
+    let m = common::notified(&sock, "RELOADING=1", Duration::from_secs(5));
     let r = m.last().unwrap();
     let usec: u64 = r
         .lines()
@@ -1451,7 +1448,7 @@ fn systemd_hears_ready_reloading_and_the_watchdog() {
         .parse()
         .unwrap();
     assert!(usec > 0);
-    let m = notified(&sock, "READY=1", Duration::from_secs(10));
+    let m = common::notified(&sock, "READY=1", Duration::from_secs(10));
     assert!(m.last().unwrap().contains("(reloaded)"), "{m:?}");
 }
 

@@ -21,6 +21,8 @@ pub struct BgpBoard {
     pub unconfigured_bmp: AtomicU64,
     /// Failed accepts on the BGP and BMP listeners.
     pub accept_errors: AtomicU64,
+    /// The feeds the warm-up at start still waits for.
+    warming: Mutex<Vec<String>>,
 }
 
 fn unix_now() -> u64 {
@@ -30,6 +32,15 @@ fn unix_now() -> u64 {
 }
 
 impl BgpBoard {
+    pub fn set_warming(&self, waiting: Vec<String>) {
+        *self.warming.lock().expect("bgp board") = waiting;
+    }
+
+    /// The feeds the warm-up at start still waits for.
+    pub fn warming(&self) -> Vec<String> {
+        self.warming.lock().expect("bgp board").clone()
+    }
+
     pub fn add(&self, s: PeerStatus) {
         self.peers.lock().expect("bgp board").insert(s.name.clone(), s);
     }

@@ -63,11 +63,21 @@ pub fn spawn(publisher: Arc<Publisher>, rt: &tokio::runtime::Runtime) -> Result<
             r.notify_one();
         }
     });
+    // At start, the first views wait for every configured feed (see
+    // `petrel_rib::owner`); a reload adds feeds to views already serving.
+    let warmup = conf.as_ref().filter(|_| publisher.load().warming).map(|c| {
+        let mut expected: Vec<String> = c.peers.iter().filter(|p| p.warmup).map(|p| p.name.clone()).collect();
+        expected.extend(c.mrt.iter().map(|m| mrt_feed::stem(&m.file)));
+        expected.extend(c.bmp.iter().map(|b| bmp::router_name(b.router)));
+        expected.sort();
+        expected.dedup();
+        (c.warmup, expected)
+    });
     ribs::spawn(
         publisher.clone(),
         board.clone(),
         pops,
-        batch_ms,
+        (batch_ms, warmup),
         rx,
         rt.handle().clone(),
     )

@@ -99,10 +99,7 @@ impl MrtReader {
     ) -> DumpHandle {
         let cancelled = Arc::new(AtomicBool::new(false));
         let peers = Arc::new(Mutex::new(Vec::new()));
-        let stem = src
-            .file
-            .file_name()
-            .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned());
+        let stem = stem(&src.file);
         let loader = Loader {
             src,
             pop,
@@ -364,4 +361,10 @@ impl Loader {
         }
         Ok(())
     }
+}
+
+/// What the names of a dump's feeds begin with (`<stem>/<peer address>`).
+pub fn stem(file: &std::path::Path) -> String {
+    file.file_name()
+        .map_or_else(|| "mrt".to_string(), |f| f.to_string_lossy().into_owned())
 }

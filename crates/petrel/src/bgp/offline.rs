@@ -43,7 +43,7 @@ pub fn views(config: &Path) -> Result<Option<Arc<BgpData>>, String> {
         publisher.clone(),
         board.clone(),
         pops.clone(),
-        0,
+        (0, None),
         rx,
         rt.handle().clone(),
     )

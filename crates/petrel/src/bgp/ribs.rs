@@ -13,7 +13,7 @@
 use super::board::BgpBoard;
 use super::feed::{Exceeded, PeerCtl, RibMsg, RouteLine, Slot, ViewRoutes};
 use petrel_director::{Input, Publisher};
-use petrel_rib::owner::{Event, Owner, Timing};
+use petrel_rib::owner::{Event, Owner, Timing, WarmEnd};
 use petrel_rib::{AttrPool, View};
 use petrel_types::Prefix;
 use rustc_hash::FxHashMap;
@@ -34,7 +34,7 @@ pub fn spawn(
     publisher: Arc<Publisher>,
     board: Arc<BgpBoard>,
     pops: Vec<String>,
-    batch_ms: u64,
+    (batch_ms, warmup): (u64, Option<(Duration, Vec<String>)>),
     rx: mpsc::Receiver<RibMsg>,
     rt: tokio::runtime::Handle,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -43,8 +43,19 @@ pub fn spawn(
             batch: Duration::from_millis(batch_ms),
             ..Timing::default()
         };
+        let mut owner = Owner::new(pops, timing);
+        if let Some((bound, expected)) = warmup {
+            let now = Instant::now();
+            board.set_warming(expected.clone());
+            tracing::info!(
+                feeds = expected.len(),
+                bound_secs = bound.as_secs(),
+                "waiting for the routing views before answering BGP services from them"
+            );
+            owner.warm_up(now, now + bound, expected);
+        }
         let mut r = Ribs {
-            owner: Owner::new(pops, timing),
+            owner,
             ctl: FxHashMap::default(),
             publisher,
             board,
@@ -99,7 +110,8 @@ impl Ribs {
 
     /// Do what the owner asked, and log what it reported.
     fn carry_out(&mut self) {
-        for e in self.events.drain(..) {
+        let mut events = std::mem::take(&mut self.events);
+        for e in events.drain(..) {
             match e {
                 Event::OverLimit { slot, name, exceeded } => {
                     if let Some(c) = self.ctl.get(&slot) {
@@ -123,8 +135,26 @@ impl Ribs {
                     let how = if end_of_rib { "End-of-RIB" } else { "no End-of-RIB" };
                     tracing::info!(peer = %name, routes, ms = took.as_millis() as u64, how, "initial routes received");
                 }
+                Event::Warming { waiting } => self.board.set_warming(waiting),
+                Event::Warm { took, end } => {
+                    // Views first, then the end of the warm-up: services
+                    // never answer from an empty table in between.
+                    self.publish();
+                    self.board.set_warming(Vec::new());
+                    self.publisher.warmed();
+                    let ms = took.as_millis() as u64;
+                    match end {
+                        WarmEnd::Complete => tracing::info!(ms, "routing views in: BGP services answer from them"),
+                        WarmEnd::TimedOut { missing } => tracing::warn!(
+                            ms,
+                            missing = %missing.join(", "),
+                            "bgp.warmup_secs passed before these feeds' initial routes were in; answering from the views there are"
+                        ),
+                    }
+                }
             }
         }
+        self.events = events;
     }
 
     fn handle(&mut self, m: RibMsg) {

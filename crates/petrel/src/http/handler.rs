@@ -219,6 +219,17 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Sha
                         Outcome::Redirect,
                         None,
                     ),
+                    None if d.withheld => {
+                        // Warming up without routing views (`warming =
+                        // "servfail"`): come back once they are in.
+                        let mut r = full(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the server is starting: its routing views are loading\n",
+                        );
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                        Plan::Respond(r, Outcome::NoPop, None)
+                    }
                     None => Plan::Respond(
                         full(StatusCode::SERVICE_UNAVAILABLE, "no POP is available for this client\n"),
                         Outcome::NoPop,

@@ -394,3 +394,22 @@ pub fn nginx(dir: &Path, port: u16) -> Kill {
     }
     k
 }
+
+/// Datagrams from petrel to a socket playing systemd, until one contains
+/// `want` (within `limit`).
+pub fn notified(sock: &std::os::unix::net::UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < limit {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = m.lines().any(|l| l == want);
+            got.push(m);
+            if done {
+                return got;
+            }
+        }
+    }
+    panic!("no {want} within {limit:?}: {got:?}");
+}
