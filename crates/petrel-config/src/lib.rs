@@ -23,8 +23,8 @@ pub use cidr::parse_cidr_map;
 pub use diff::{bgp_diff, BgpDiff, StopReason};
 pub use error::{ConfigError, Location};
 pub use model::{
-    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, CookieConf, DnstapConf,
-    DnstapSink, HealthCheck, HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf, ServiceConf,
-    TlsCheck, Webhook, Whoami, ZoneConf, RRL_KINDS,
+    BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, CookieConf, DnssecConf,
+    DnstapConf, DnstapSink, HealthCheck, HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf,
+    ServiceConf, TlsCheck, Webhook, Whoami, ZoneConf, RRL_KINDS,
 };
 pub use validate::parse;

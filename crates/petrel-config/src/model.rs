@@ -220,6 +220,19 @@ pub struct ZoneConf {
     pub file: PathBuf,
     /// Where `file` was given, for errors found inside the zone file.
     pub at: Location,
+    /// Online signing, if configured.
+    pub dnssec: Option<DnssecConf>,
+}
+
+/// `[zone.dnssec]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnssecConf {
+    /// Keys that sign: file stems, each with where it was given.
+    pub keys: Vec<(PathBuf, Location)>,
+    /// Keys only published in DNSKEY.
+    pub publish: Vec<(PathBuf, Location)>,
+    pub validity_days: u32,
+    pub cds: bool,
 }
 
 /// A CIDR map policy's file: its entries are merged into the policy's

@@ -515,6 +515,28 @@ pub struct Check {
 pub struct Zone {
     pub origin: S<String>,
     pub file: S<String>,
+    /// Sign the zone's answers online (DNSSEC).
+    pub dnssec: Option<S<ZoneDnssec>>,
+}
+
+/// `[zone.dnssec]`: the keys a zone is signed with.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneDnssec {
+    /// Keys that sign, as BIND's file stems (`Kexample.net.+013+12345`,
+    /// naming the `.key` and `.private` files). A key with the SEP flag
+    /// (257) signs the DNSKEY RRset and is published as CDS and CDNSKEY;
+    /// one without (256) signs the rest. A single SEP key signs everything
+    /// (a CSK).
+    pub keys: S<Vec<S<String>>>,
+    /// Keys only published in the DNSKEY RRset (a ZSK before it signs or
+    /// after it stopped, in a rollover); their `.key` file alone is read.
+    pub publish: Option<Vec<S<String>>>,
+    /// Days a signature is valid (default 14); signatures are made again
+    /// after half of that.
+    pub validity_days: Option<S<i64>>,
+    /// Publish CDS and CDNSKEY for the SEP keys (RFC 7344; default true).
+    pub cds: Option<S<bool>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -1305,17 +1305,54 @@ fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
                 }
                 let file = cx.resolve(r.file.get_ref());
                 let at = cx.loc(r.file.span().start);
+                let dnssec = r.dnssec.as_ref().map(|d| zone_dnssec(cx, d.get_ref(), i));
                 out.push(ZoneConf {
                     origin: name::to_text(&w),
                     origin_wire: w,
                     file,
                     at,
+                    dnssec,
                 });
             }
             Err(e) => cx.err(&r.origin, format!("zone[{i}].origin"), e.to_string()),
         }
     }
     out
+}
+
+fn zone_dnssec(cx: &mut Ctx<'_>, d: &raw::ZoneDnssec, i: usize) -> DnssecConf {
+    let f = |k: &str| format!("zone[{i}].dnssec.{k}");
+    let stems = |cx: &mut Ctx<'_>, list: &[S<String>]| -> Vec<(PathBuf, Location)> {
+        list.iter()
+            .map(|k| {
+                // A stem, or either of its files: the extension is dropped.
+                let t = k.get_ref();
+                let t = t
+                    .strip_suffix(".key")
+                    .or_else(|| t.strip_suffix(".private"))
+                    .unwrap_or(t);
+                (cx.resolve(t), cx.loc(k.span().start))
+            })
+            .collect()
+    };
+    let keys = stems(cx, d.keys.get_ref());
+    if keys.is_empty() {
+        cx.err(&d.keys, f("keys"), "a signed zone needs at least one key");
+    }
+    let publish = stems(cx, d.publish.as_deref().unwrap_or(&[]));
+    if let Some(k) = publish.iter().find(|p| keys.iter().any(|k| k.0 == p.0)) {
+        cx.err(
+            &d.keys,
+            f("publish"),
+            format!("{} is both a signing and a published-only key", k.0.display()),
+        );
+    }
+    DnssecConf {
+        keys,
+        publish,
+        validity_days: cx.int(&d.validity_days, &f("validity_days"), 2, 365, 14u32),
+        cds: d.cds.as_ref().is_none_or(|c| *c.get_ref()),
+    }
 }
 
 /// The POP a `pop = "name"` field names (index 0 after reporting an

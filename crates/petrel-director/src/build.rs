@@ -31,10 +31,12 @@ pub struct Sources {
     pub texts: FxHashMap<PathBuf, Result<String, String>>,
     pub geo: Option<Result<Arc<GeoTable>, String>>,
     pub mrt: FxHashMap<PathBuf, Result<(), String>>,
+    /// Unix seconds when the files were read: signatures start from it.
+    pub now: u32,
 }
 
 impl Sources {
-    fn text(&self, p: &Path) -> Result<&str, String> {
+    pub(crate) fn text(&self, p: &Path) -> Result<&str, String> {
         match self.texts.get(p) {
             Some(Ok(t)) => Ok(t),
             Some(Err(e)) => Err(e.clone()),
@@ -59,6 +61,13 @@ pub fn needs(config: &Config) -> Vec<Need> {
     }
     for z in &config.zones {
         v.push(Need::Text(z.file.clone()));
+        for (stem, _) in z.dnssec.iter().flat_map(|d| d.keys.iter()) {
+            v.push(Need::Text(crate::signing::key_file(stem, "key")));
+            v.push(Need::Text(crate::signing::key_file(stem, "private")));
+        }
+        for (stem, _) in z.dnssec.iter().flat_map(|d| d.publish.iter()) {
+            v.push(Need::Text(crate::signing::key_file(stem, "key")));
+        }
     }
     for s in &config.services {
         for c in &s.cidr_files {
@@ -81,6 +90,8 @@ pub struct Service {
     /// CNAME mode: per POP (by index), the name answers point at, in wire
     /// form. None: the POPs' addresses are the answer.
     pub cname_targets: Option<Arc<[Box<[u8]>]>>,
+    /// In a signed zone: the signatures of the answers it can give.
+    pub sigs: Option<Arc<crate::signing::AnswerSigs>>,
 }
 
 /// What a config compiles into; shared between generations.
@@ -283,6 +294,13 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         if let Err(e) = vrps(&config, src) {
             errs.push(e);
         }
+        for z in &config.zones {
+            if let Some(d) = &z.dnssec {
+                if let Err(e) = crate::signing::zone_keys(z, d, src) {
+                    errs.extend(e);
+                }
+            }
+        }
         return Err(errs);
     }
 
@@ -343,7 +361,43 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
             ttl: s.ttl,
             degraded_ttl: s.degraded_ttl,
             cname_targets,
+            sigs: None,
         });
+    }
+    // Signed zones: every name of the zone is in (services and their
+    // synthetic names too); the services' answers are signed with them.
+    if errs.is_empty() {
+        for (zi, z) in config.zones.iter().enumerate() {
+            let Some(d) = &z.dnssec else { continue };
+            let keys = match crate::signing::zone_keys(z, d, src) {
+                Ok(k) => k,
+                Err(e) => {
+                    errs.extend(e);
+                    continue;
+                }
+            };
+            for (si, svc) in services.iter_mut().enumerate() {
+                let conf = &config.services[si];
+                if name::is_subdomain(&name::to_lowercase(&conf.name_wire), &keys.apex) {
+                    match crate::signing::answer_sigs(conf, &pops, &keys) {
+                        Ok(a) => svc.sigs = Some(Arc::new(a)),
+                        Err(e) => errs.push(BuildError::Service {
+                            config: Some(config.path.clone()),
+                            service: s_name(conf),
+                            error: petrel_dns_zone::ZoneError(format!("cannot sign its answers: {e}")),
+                        }),
+                    }
+                }
+            }
+            let types = |si: u16| crate::signing::service_types(&config.services[si as usize], &pops);
+            if let Err(e) = zb.sign_zone(zi as u16, keys, &types) {
+                errs.push(BuildError::Zone {
+                    file: z.file.clone(),
+                    at: z.at.clone(),
+                    error: e,
+                });
+            }
+        }
     }
     // Announcement rules with the VRPs: every anycast prefix is checked
     // again, now for origin validation.
@@ -381,6 +435,10 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         bgp,
         latency: None,
     })
+}
+
+fn s_name(s: &petrel_config::ServiceConf) -> String {
+    s.name.clone()
 }
 
 /// Whether two services compile into the same table.

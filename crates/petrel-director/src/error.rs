@@ -72,6 +72,13 @@ pub enum BuildError {
         file: PathBuf,
         reason: String,
     },
+    /// A zone's DNSSEC key cannot be read or used.
+    #[error("{at}: zone.dnssec: {}: {reason}", file.display())]
+    Key {
+        at: Location,
+        file: PathBuf,
+        reason: String,
+    },
     /// A zone file's content is wrong.
     #[error("{}: {error} (zone listed at {at})", file.display())]
     Zone {

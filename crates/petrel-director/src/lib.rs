@@ -25,6 +25,7 @@ mod error;
 mod explain;
 mod generation;
 mod publisher;
+pub mod signing;
 pub mod state;
 
 pub use build::{build, needs, Built, Need, Service, Sources};

@@ -1,10 +1,13 @@
 //! One query in, one reply out (RFC 1034 §4.3.2 for authoritative data).
 
+use crate::dnssec;
 use petrel_director::{Decision, Generation};
 use petrel_dns_wire::consts::{class, flags, rcode, rtype, CLASSIC_UDP_LIMIT};
 use petrel_dns_wire::name::{self, MAX_NAME_LEN};
 use petrel_dns_wire::{parse_query, ClientSubnet, Full, MessageWriter, Query, QueryError, Question, Section};
+use petrel_dns_zone::signed::ZoneKeys;
 use petrel_dns_zone::{Node, RrSet, ZoneSet};
+use petrel_dnssec::rtype as sec;
 use petrel_types::{Family, PopIdx, Prefix, ServiceIdx};
 use std::net::IpAddr;
 
@@ -65,6 +68,23 @@ struct Ctx<'a> {
     mapped: bool,
     /// An Extended DNS Error to send (RFC 8914), with a SERVFAIL.
     ede: Option<u16>,
+    /// The query set DO: answers from signed zones carry their DNSSEC
+    /// records.
+    dnssec: bool,
+    /// The query set DO and CO (RFC 9824 §5.1): a name that does not exist
+    /// gets NXDOMAIN with its compact denial, and CO is echoed.
+    compact: bool,
+}
+
+impl Ctx<'_> {
+    /// The keys to sign with, for a DO query in a signed zone.
+    fn keys<'z>(&self, zones: &'z ZoneSet, zone: u16) -> Option<&'z ZoneKeys> {
+        if self.dnssec {
+            zones.zone(zone).signing.as_deref()
+        } else {
+            None
+        }
+    }
 }
 
 /// Answer one query packet into `out`; returns the reply length, 0 to drop.
@@ -184,12 +204,17 @@ pub fn answer(
         scope: 0,
         mapped: false,
         ede: None,
+        dnssec: q.edns.is_some_and(|e| e.dnssec_ok),
+        compact: q.edns.is_some_and(|e| e.dnssec_ok && e.compact_ok),
     };
     let (rc, aa) = if q.question.qclass != class::IN {
         (rcode::REFUSED, false)
     } else if matches!(q.question.qtype, rtype::AXFR | rtype::IXFR) {
         // Zone transfers are not offered.
         (rcode::REFUSED, false)
+    } else if q.question.qtype == sec::NXNAME {
+        // A meta-type only denials carry (RFC 9824 §3.5).
+        (rcode::FORMERR, false)
     } else {
         let mark = w.mark();
         match resolve(&mut ctx, &q, &mut w) {
@@ -206,7 +231,8 @@ pub fn answer(
                 ctx.info.truncated = true;
                 ctx.info.rcode = rcode::NOERROR;
                 let f = base_flags | flags::TC | flags::AA;
-                return finish(w, &q, ecs, cookie, (ctx.scope, ctx.mapped), limit, max_udp, f, None);
+                let opt = (None, opt_flags(&ctx));
+                return finish(w, &q, ecs, cookie, (ctx.scope, ctx.mapped), limit, max_udp, f, opt);
             }
         }
     };
@@ -214,8 +240,14 @@ pub fn answer(
     let (scope, mapped) = (ctx.scope, ctx.mapped);
     ctx.info.mapped = mapped;
     let f = base_flags | if aa { flags::AA } else { 0 } | rc;
-    let ede = ctx.ede;
-    finish(w, &q, ecs, cookie, (scope, mapped), limit, max_udp, f, ede)
+    let opt = (ctx.ede, opt_flags(&ctx));
+    finish(w, &q, ecs, cookie, (scope, mapped), limit, max_udp, f, opt)
+}
+
+/// The OPT flags of the reply: DO copied from the query (RFC 3225 §3), CO
+/// when compact answers were asked for and given (RFC 9824 §5.1).
+fn opt_flags(ctx: &Ctx<'_>) -> u16 {
+    (if ctx.dnssec { 0x8000 } else { 0 }) | if ctx.compact { 0x4000 } else { 0 }
 }
 
 fn addr_len(c: &ClientSubnet) -> usize {
@@ -232,7 +264,7 @@ fn finish(
     limit: usize,
     max_udp: u16,
     f: u16,
-    ede: Option<u16>,
+    (ede, opt_flags): (Option<u16>, u16),
 ) -> usize {
     if q.edns.is_some() {
         w.set_limit(limit);
@@ -253,6 +285,7 @@ fn finish(
             None => w.opt(max_udp, 0, None),
         };
         debug_assert!(r.is_ok(), "room for OPT was reserved");
+        w.opt_flags(opt_flags);
         if let Some(c) = cookie {
             let r = w.opt_option(petrel_dns_wire::consts::edns_option::COOKIE, c);
             debug_assert!(r.is_ok(), "room for the cookie was reserved");
@@ -322,11 +355,19 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
             }
             visited[hop] = id;
         }
+        let keys = ctx.keys(zones, zone);
+        // Matched through a wildcard: its RRsets are signed now, owned by
+        // the name asked (RFC 9824 §3.3).
+        let mut wild = false;
         let node = match found {
-            Some((_, node)) => {
+            Some((id, node)) => {
                 if let Some(cut) = node.cut {
+                    if qtype == sec::DS && cut == id && owner_is_qname {
+                        // The parent side answers DS (RFC 4035 §3.1.4.1).
+                        return ds_at_cut(zones, zone, keys, node, owner, w);
+                    }
                     if owner_is_qname {
-                        return referral(zones, cut, w).map(|_| (rcode::NOERROR, false));
+                        return referral(zones, cut, w, keys).map(|_| (rcode::NOERROR, false));
                     }
                     return Ok((rcode::NOERROR, true));
                 }
@@ -335,20 +376,20 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
             None => match closest(zones, lname) {
                 Lookup::Cut(cut) => {
                     if owner_is_qname {
-                        return referral(zones, cut, w).map(|_| (rcode::NOERROR, false));
+                        return referral(zones, cut, w, keys).map(|_| (rcode::NOERROR, false));
                     }
                     return Ok((rcode::NOERROR, true));
                 }
-                Lookup::Wildcard(node) => node,
-                Lookup::NxDomain => {
-                    negative(zones, zone, w)?;
-                    return Ok((rcode::NXDOMAIN, true));
+                Lookup::Wildcard(node) => {
+                    wild = true;
+                    node
                 }
+                Lookup::NxDomain => return nxdomain(ctx.compact, zones, zone, keys, (owner, lname), w),
             },
         };
         // A CNAME to follow: a mapped service in CNAME mode, or static data
         // (unless the CNAME itself was asked for).
-        let mut cname: Option<(&[u8], u32)> = None;
+        let mut cname: Option<Cname<'_>> = None;
         if let Some(si) = node.service {
             ctx.info.service = Some(si);
             let si = ServiceIdx(si);
@@ -369,9 +410,17 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                     };
                     if let Some(fam) = fam {
                         let rtype_out = if fam == Family::V4 { rtype::A } else { rtype::AAAA };
-                        mapped_addresses(ctx, si, fam, owner, rtype_out, w)?;
+                        mapped_addresses(ctx, si, fam, (owner, lname), rtype_out, keys, w)?;
                         if w.count(Section::Answer) == 0 {
-                            negative_with_ttl(zones, zone, w, svc.ttl)?;
+                            negative_with_ttl(zones, zone, w, svc.ttl, keys.is_some())?;
+                            if let Some(k) = keys {
+                                // No POP to answer with: this moment's
+                                // denial, without the mapped types.
+                                let mut t = [0u16; 32];
+                                let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+                                let ttl = zones.zone(zone).neg_ttl.min(svc.ttl);
+                                dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)?;
+                            }
                         }
                         return Ok((rcode::NOERROR, true));
                     }
@@ -383,21 +432,40 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                     ctx.gen.decide(si, &ctx.client, None, ctx.entropy, d);
                     ctx.scope = ctx.scope.max(d.scope());
                     let Some(&pop) = d.pops().first() else {
-                        negative_with_ttl(zones, zone, w, svc.ttl)?;
+                        negative_with_ttl(zones, zone, w, svc.ttl, keys.is_some())?;
+                        if let Some(k) = keys {
+                            let mut t = [0u16; 32];
+                            let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+                            let ttl = zones.zone(zone).neg_ttl.min(svc.ttl);
+                            dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)?;
+                        }
                         return Ok((rcode::NOERROR, true));
                     };
                     // The answer names one POP: its TTL is that POP's.
-                    cname = Some((&targets[pop.index()], ctx.gen.ttl_for(svc, &[pop])));
+                    let sigs = svc
+                        .sigs
+                        .as_ref()
+                        .and_then(|s| s.cname.get(pop.index()))
+                        .map(Vec::as_slice);
+                    cname = Some((&targets[pop.index()], ctx.gen.ttl_for(svc, &[pop]), sigs));
                 }
             }
         }
         if cname.is_none() && qtype != rtype::CNAME {
-            cname = node.rrset(rtype::CNAME).map(|cn| (&*cn.rdata[0], cn.ttl));
+            cname = node
+                .rrset(rtype::CNAME)
+                .map(|cn| (&*cn.rdata[0], cn.ttl, (!wild).then_some(&cn.sigs[..])));
         }
-        if let Some((target, ttl)) = cname {
+        if let Some((target, ttl, sigs)) = cname {
             let at = w.begin_record(owner, rtype::CNAME, class::IN, ttl)?;
             w.rdata_name(target)?;
             w.end_record(Section::Answer, at);
+            if let Some(k) = keys {
+                match sigs {
+                    Some(s) => dnssec::rrsigs(w, Section::Answer, owner, ttl, s)?,
+                    None => dnssec::sign_now(w, Section::Answer, k, (owner, lname), rtype::CNAME, ttl, &[target])?,
+                }
+            }
             if qtype == rtype::CNAME {
                 return Ok((rcode::NOERROR, true));
             }
@@ -411,22 +479,27 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                 None => return Ok((rcode::NOERROR, true)),
             }
         }
+        let sign = match keys {
+            None => Sign::No,
+            Some(k) if wild => Sign::Now(k, lname),
+            Some(_) => Sign::Ahead,
+        };
         if qtype == rtype::ANY {
             // RFC 8482 §4.1: answer with one RRset rather than all of them.
             match node.rrsets.first() {
-                Some(set) => write_rrset(w, owner, set)?,
-                None => negative(zones, zone, w)?,
+                Some(set) => write_rrset(w, owner, set, sign)?,
+                None => nodata(zones, zone, keys, node, wild, (owner, lname), w)?,
             }
             return Ok((rcode::NOERROR, true));
         }
         match node.rrset(qtype) {
             Some(set) => {
-                write_rrset(w, owner, set)?;
+                write_rrset(w, owner, set, sign)?;
                 if qtype == rtype::NS {
                     glue(zones, set, w);
                 }
             }
-            None => negative(zones, zone, w)?,
+            None => nodata(zones, zone, keys, node, wild, (owner, lname), w)?,
         }
         return Ok((rcode::NOERROR, true));
     }
@@ -449,8 +522,17 @@ fn whoami(
     w: &mut MessageWriter<'_>,
 ) -> Option<Result<(u16, bool), Full>> {
     let domain = &conf.domain_wire;
+    let keys = ctx.keys(zones, zone);
+    let owner = q.question.name;
     if lname == domain.as_slice() {
-        return Some(negative(zones, zone, w).map(|_| (rcode::NOERROR, true)));
+        let r = (|| {
+            negative(zones, zone, w, keys.is_some())?;
+            if let Some(k) = keys {
+                dnssec::nsec_now(w, k, (owner, lname), &[], zones.zone(zone).neg_ttl)?;
+            }
+            Ok((rcode::NOERROR, true))
+        })();
+        return Some(r);
     }
     let l = *lname.first()? as usize;
     if lname.len() != 1 + l + domain.len() || &lname[1 + l..] != domain.as_slice() {
@@ -458,7 +540,7 @@ fn whoami(
     }
     let id = &lname[1..1 + l];
     if !petrel_measure::whoami::valid_id(id) {
-        return Some(negative(zones, zone, w).map(|_| (rcode::NXDOMAIN, true)));
+        return Some(nxdomain(ctx.compact, zones, zone, keys, (owner, lname), w));
     }
     let mut asked = WhoamiAsked {
         id: [0; petrel_measure::whoami::MAX_ID],
@@ -467,27 +549,51 @@ fn whoami(
     };
     asked.id[..l].copy_from_slice(id);
     ctx.info.whoami = Some(asked);
-    let owner = q.question.name;
     let r = (|| {
-        match q.question.qtype {
+        // Every name is new: signed now (its records are few).
+        let mut refs: [&[u8]; 16] = [&[]; 16];
+        let mut v4 = [[0u8; 4]; 16];
+        let mut v6 = [[0u8; 16]; 16];
+        let mut n = 0;
+        let t = q.question.qtype;
+        match t {
             rtype::A => {
-                for a in &conf.v4 {
-                    let at = w.begin_record(owner, rtype::A, class::IN, 0)?;
-                    w.rdata_bytes(&a.octets())?;
-                    w.end_record(Section::Answer, at);
+                for a in conf.v4.iter().take(16) {
+                    v4[n] = a.octets();
+                    n += 1;
                 }
             }
             rtype::AAAA => {
-                for a in &conf.v6 {
-                    let at = w.begin_record(owner, rtype::AAAA, class::IN, 0)?;
-                    w.rdata_bytes(&a.octets())?;
-                    w.end_record(Section::Answer, at);
+                for a in conf.v6.iter().take(16) {
+                    v6[n] = a.octets();
+                    n += 1;
                 }
             }
             _ => {}
         }
-        if w.count(Section::Answer) == 0 {
-            negative_with_ttl(zones, zone, w, 0)?;
+        for (i, r) in refs.iter_mut().enumerate().take(n) {
+            *r = if t == rtype::A { &v4[i] } else { &v6[i] };
+        }
+        for rd in &refs[..n] {
+            w.record(Section::Answer, owner, t, class::IN, 0, rd)?;
+        }
+        if n == 0 {
+            negative_with_ttl(zones, zone, w, 0, keys.is_some())?;
+            if let Some(k) = keys {
+                let mut types = [0u16; 2];
+                let mut k_n = 0;
+                if !conf.v4.is_empty() {
+                    types[k_n] = rtype::A;
+                    k_n += 1;
+                }
+                if !conf.v6.is_empty() {
+                    types[k_n] = rtype::AAAA;
+                    k_n += 1;
+                }
+                dnssec::nsec_now(w, k, (owner, lname), &types[..k_n], 0)?;
+            }
+        } else if let Some(k) = keys {
+            dnssec::sign_now(w, Section::Answer, k, (owner, lname), t, 0, &refs[..n])?;
         }
         Ok((rcode::NOERROR, true))
     })();
@@ -533,7 +639,21 @@ fn next_hop(zones: &ZoneSet, target: &[u8], cur: &mut [u8; MAX_NAME_LEN]) -> Opt
     Some((n, z))
 }
 
-fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &RrSet) -> Result<(), Full> {
+/// A CNAME to write: its target, TTL and signatures made ahead (None: a
+/// wildcard's, signed now).
+type Cname<'a> = (&'a [u8], u32, Option<&'a [Box<[u8]>]>);
+
+/// How an RRset written is signed: not (no DO, or an unsigned zone), by
+/// the signatures made ahead, or now for the lower-case owner given (a
+/// wildcard's expansion).
+#[derive(Clone, Copy)]
+enum Sign<'a> {
+    No,
+    Ahead,
+    Now(&'a ZoneKeys, &'a [u8]),
+}
+
+fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &RrSet, sign: Sign<'_>) -> Result<(), Full> {
     for rd in &set.rdata {
         if has_compressible_name(set.rtype) {
             let at = w.begin_record(owner, set.rtype, class::IN, set.ttl)?;
@@ -543,7 +663,77 @@ fn write_rrset(w: &mut MessageWriter<'_>, owner: &[u8], set: &RrSet) -> Result<(
             w.record(Section::Answer, owner, set.rtype, class::IN, set.ttl, rd)?;
         }
     }
-    Ok(())
+    match sign {
+        Sign::No => Ok(()),
+        Sign::Ahead => dnssec::rrsigs(w, Section::Answer, owner, set.ttl, &set.sigs),
+        Sign::Now(k, lname) => dnssec::sign_set_now(w, Section::Answer, k, (owner, lname), set),
+    }
+}
+
+/// NODATA: the SOA and, signed, the name's NSEC (made ahead, or now for a
+/// wildcard's expansion, with the wildcard's types).
+fn nodata(
+    zones: &ZoneSet,
+    zone: u16,
+    keys: Option<&ZoneKeys>,
+    node: &Node,
+    wild: bool,
+    (owner, lname): (&[u8], &[u8]),
+    w: &mut MessageWriter<'_>,
+) -> Result<(), Full> {
+    negative(zones, zone, w, keys.is_some())?;
+    let Some(k) = keys else { return Ok(()) };
+    let ttl = zones.zone(zone).neg_ttl;
+    match (&node.nsec, wild) {
+        (Some(n), false) => dnssec::nsec_ahead(w, owner, ttl, n),
+        _ => {
+            let mut t = [0u16; 32];
+            let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+            dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)
+        }
+    }
+}
+
+/// A name that does not exist. Signed: compact denial (RFC 9824 §3.1),
+/// NOERROR with an NSEC whose bitmap holds NXNAME, or NXDOMAIN when the
+/// query said Compact Answers OK.
+fn nxdomain(
+    compact: bool,
+    zones: &ZoneSet,
+    zone: u16,
+    keys: Option<&ZoneKeys>,
+    names: (&[u8], &[u8]),
+    w: &mut MessageWriter<'_>,
+) -> Result<(u16, bool), Full> {
+    negative(zones, zone, w, keys.is_some())?;
+    let Some(k) = keys else {
+        return Ok((rcode::NXDOMAIN, true));
+    };
+    let ttl = zones.zone(zone).neg_ttl;
+    dnssec::nsec_now(w, k, names, &[sec::NXNAME], ttl)?;
+    Ok((if compact { rcode::NXDOMAIN } else { rcode::NOERROR }, true))
+}
+
+/// DS at a delegation point, from the parent's side: the DS RRset, or
+/// NODATA with the NSEC that proves the child unsigned.
+fn ds_at_cut(
+    zones: &ZoneSet,
+    zone: u16,
+    keys: Option<&ZoneKeys>,
+    node: &Node,
+    owner: &[u8],
+    w: &mut MessageWriter<'_>,
+) -> Result<(u16, bool), Full> {
+    match node.rrset(sec::DS) {
+        Some(set) => write_rrset(w, owner, set, if keys.is_some() { Sign::Ahead } else { Sign::No })?,
+        None => {
+            negative(zones, zone, w, keys.is_some())?;
+            if let (Some(_), Some(n)) = (keys, &node.nsec) {
+                dnssec::nsec_ahead(w, owner, zones.zone(zone).neg_ttl, n)?;
+            }
+        }
+    }
+    Ok((rcode::NOERROR, true))
 }
 
 /// RFC 3597 §4: only the RFC 1035 types may have their rdata names compressed.
@@ -568,30 +758,41 @@ fn write_rdata_compressed(w: &mut MessageWriter<'_>, t: u16, rd: &[u8]) -> Resul
     }
 }
 
-fn soa_record(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
+fn soa_record(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32, signed: bool) -> Result<(), Full> {
     let z = zones.zone(zone);
     let apex = zones.node_at(z.apex_node);
     if let Some(soa) = apex.rrset(rtype::SOA) {
         let at = w.begin_record(&z.apex, rtype::SOA, class::IN, ttl)?;
         write_rdata_compressed(w, rtype::SOA, &soa.rdata[0])?;
         w.end_record(Section::Authority, at);
+        if signed {
+            // The TTL may be below the signature's original TTL.
+            dnssec::rrsigs(w, Section::Authority, &z.apex, ttl, &soa.sigs)?;
+        }
     }
     Ok(())
 }
 
-/// NXDOMAIN/NODATA authority: the SOA with the negative TTL (RFC 2308 §3).
-fn negative(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+/// NXDOMAIN/NODATA authority: the SOA with the negative TTL (RFC 2308 §3),
+/// and its signature for a DO query in a signed zone.
+fn negative(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, signed: bool) -> Result<(), Full> {
     let ttl = zones.zone(zone).neg_ttl;
-    soa_record(zones, zone, w, ttl)
+    soa_record(zones, zone, w, ttl, signed)
 }
 
 /// An empty mapped answer: cache it no longer than the service TTL.
-fn negative_with_ttl(zones: &ZoneSet, zone: u16, w: &mut MessageWriter<'_>, ttl: u32) -> Result<(), Full> {
+fn negative_with_ttl(
+    zones: &ZoneSet,
+    zone: u16,
+    w: &mut MessageWriter<'_>,
+    ttl: u32,
+    signed: bool,
+) -> Result<(), Full> {
     let ttl = zones.zone(zone).neg_ttl.min(ttl);
-    soa_record(zones, zone, w, ttl)
+    soa_record(zones, zone, w, ttl, signed)
 }
 
-fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>) -> Result<(), Full> {
+fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>, keys: Option<&ZoneKeys>) -> Result<(), Full> {
     let owner = zones.name_at(cut);
     let node = zones.node_at(cut);
     if let Some(ns) = node.rrset(rtype::NS) {
@@ -599,6 +800,24 @@ fn referral(zones: &ZoneSet, cut: u32, w: &mut MessageWriter<'_>) -> Result<(), 
             let at = w.begin_record(owner, rtype::NS, class::IN, ns.ttl)?;
             w.rdata_name(rd)?;
             w.end_record(Section::Authority, at);
+        }
+        // Signed: the DS that vouches for the child, or the NSEC that
+        // proves it unsigned (RFC 4035 §3.1.4).
+        if keys.is_some() {
+            match node.rrset(sec::DS) {
+                Some(ds) => {
+                    for rd in &ds.rdata {
+                        w.record(Section::Authority, owner, sec::DS, class::IN, ds.ttl, rd)?;
+                    }
+                    dnssec::rrsigs(w, Section::Authority, owner, ds.ttl, &ds.sigs)?;
+                }
+                None => {
+                    if let Some(n) = &node.nsec {
+                        let z = zones.zone(node.zone);
+                        dnssec::nsec_ahead(w, owner, z.neg_ttl, n)?;
+                    }
+                }
+            }
         }
         glue(zones, ns, w);
     }
@@ -631,8 +850,9 @@ fn mapped_addresses(
     ctx: &mut Ctx<'_>,
     si: ServiceIdx,
     fam: Family,
-    owner: &[u8],
+    (owner, lname): (&[u8], &[u8]),
     rtype_out: u16,
+    keys: Option<&ZoneKeys>,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), Full> {
     ctx.mapped = true;
@@ -642,7 +862,44 @@ fn mapped_addresses(
     for &pop in d.pops() {
         write_pop(ctx.gen, pop, fam, owner, rtype_out, d.ttl, w)?;
     }
-    Ok(())
+    let (Some(k), false) = (keys, d.pops().is_empty()) else {
+        return Ok(());
+    };
+    // Signed when the generation was built; a set past that bound now.
+    let svc = ctx.gen.service(si);
+    if let Some(sigs) = svc.sigs.as_ref().and_then(|s| s.for_set(fam, d.pops())) {
+        return dnssec::rrsigs(w, Section::Answer, owner, d.ttl, sigs);
+    }
+    let mut v4 = [[0u8; 4]; 64];
+    let mut v6 = [[0u8; 16]; 64];
+    let mut refs: [&[u8]; 64] = [&[]; 64];
+    let mut n = 0;
+    for &pop in d.pops() {
+        let p = ctx.gen.pop(pop);
+        match fam {
+            Family::V4 => {
+                for a in &p.ipv4 {
+                    if n < v4.len() {
+                        v4[n] = a.octets();
+                        n += 1;
+                    }
+                }
+            }
+            Family::V6 => {
+                for a in &p.ipv6 {
+                    if n < v6.len() {
+                        v6[n] = a.octets();
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    for (i, r) in refs.iter_mut().enumerate().take(n) {
+        *r = if fam == Family::V4 { &v4[i] } else { &v6[i] };
+    }
+    // Signed with the service's own TTL as the original one.
+    dnssec::sign_now(w, Section::Answer, k, (owner, lname), rtype_out, svc.ttl, &refs[..n])
 }
 
 fn write_pop(

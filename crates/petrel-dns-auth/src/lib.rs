@@ -10,6 +10,7 @@
 
 mod answer;
 pub mod cookie;
+mod dnssec;
 pub mod dnstap;
 pub mod rrl;
 

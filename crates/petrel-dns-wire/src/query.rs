@@ -38,6 +38,9 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// Compact Answers OK (RFC 9824 §5.1): NXDOMAIN may come with a
+    /// compact denial.
+    pub compact_ok: bool,
     pub client_subnet: Option<ClientSubnet>,
     pub cookie: Option<Cookie>,
 }
@@ -215,6 +218,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
                 udp_size: class,
                 version: (ttl_hi & 0xff) as u8,
                 dnssec_ok: ttl_lo & 0x8000 != 0,
+                compact_ok: ttl_lo & 0x4000 != 0,
                 client_subnet,
                 cookie,
             });

@@ -314,6 +314,14 @@ impl<'a> MessageWriter<'a> {
         }
     }
 
+    /// Set the flags of the OPT record just written (DO, CO: RFC 3225
+    /// §3 has the DO bit copied from the query).
+    pub fn opt_flags(&mut self, flags: u16) {
+        if let Some(at) = self.last_opt {
+            self.buf[at + 7..at + 9].copy_from_slice(&flags.to_be_bytes());
+        }
+    }
+
     /// Append an option to the OPT record just written (the last record
     /// of the message).
     pub fn opt_option(&mut self, code: u16, data: &[u8]) -> Result<(), Full> {

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod signed;
 mod zone;
 mod zonefile;
 

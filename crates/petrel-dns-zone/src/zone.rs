@@ -20,6 +20,8 @@ pub struct RrSet {
     pub rtype: u16,
     pub ttl: u32,
     pub rdata: Vec<Box<[u8]>>,
+    /// In a signed zone: its RRSIG RDATAs, one per key that signs it.
+    pub sigs: Vec<Box<[u8]>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +32,10 @@ pub struct Node {
     pub service: Option<u16>,
     /// The delegation point at or above this name (below the apex), if any.
     pub cut: Option<u32>,
+    /// In a signed zone: the NSEC that denies the types the name lacks
+    /// (compact denial, RFC 9824), or at a delegation without DS that the
+    /// child is unsigned; with its signatures.
+    pub nsec: Option<Box<crate::signed::Signed>>,
 }
 
 impl Node {
@@ -44,16 +50,18 @@ pub struct Zone {
     pub apex_node: u32,
     /// SOA owner, TTL for negative answers (RFC 2308 §5) and rdata.
     pub neg_ttl: u32,
+    /// The keys of a signed zone.
+    pub signing: Option<std::sync::Arc<crate::signed::ZoneKeys>>,
 }
 
 /// All zones of a generation. Names are keyed in lower case.
 #[derive(Clone, Debug, Default)]
 pub struct ZoneSet {
-    zones: Vec<Zone>,
-    nodes: Vec<Node>,
+    pub(crate) zones: Vec<Zone>,
+    pub(crate) nodes: Vec<Node>,
     /// Each name is stored once, shared by `names` and `index`; the index
     /// keeps the name's pointer in its slot, so a lookup follows one pointer.
-    names: Vec<Arc<[u8]>>,
+    pub(crate) names: Vec<Arc<[u8]>>,
     index: FxHashMap<Arc<[u8]>, u32>,
     apexes: FxHashMap<Box<[u8]>, u16>,
 }
@@ -138,7 +146,7 @@ pub struct ZoneBuild {
 /// Builds a [`ZoneSet`], checking what RFC 1034/2181 require of zone data.
 #[derive(Default)]
 pub struct ZoneSetBuilder {
-    set: ZoneSet,
+    pub(crate) set: ZoneSet,
 }
 
 fn get_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -197,6 +205,7 @@ impl ZoneSetBuilder {
             apex: apex.clone().into(),
             apex_node: 0,
             neg_ttl: 0,
+            signing: None,
         });
         self.set.apexes.insert(apex.clone().into(), zi);
         let apex_node = self.ensure_node(&apex, zi);
@@ -234,6 +243,7 @@ impl ZoneSetBuilder {
                 rtype: r.rtype,
                 ttl: r.ttl,
                 rdata: vec![r.rdata.into()],
+                sigs: Vec::new(),
             }),
         }
     }
@@ -388,6 +398,7 @@ impl ZoneSetBuilder {
                 rtype: rtype::A,
                 ttl,
                 rdata: v4.iter().map(|a| Box::from(&a[..])).collect(),
+                sigs: Vec::new(),
             });
         }
         if !v6.is_empty() {
@@ -395,6 +406,7 @@ impl ZoneSetBuilder {
                 rtype: rtype::AAAA,
                 ttl,
                 rdata: v6.iter().map(|a| Box::from(&a[..])).collect(),
+                sigs: Vec::new(),
             });
         }
         Ok(())

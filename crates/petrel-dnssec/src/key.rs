@@ -323,6 +323,12 @@ pub fn verify(alg: Algorithm, public: &[u8], data: &[u8], sig: &[u8]) -> bool {
     }
 }
 
+/// Base64 as key files write it (spaces and line breaks allowed).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let joined: String = text.split_whitespace().collect();
+    BASE64.decode(joined.as_bytes()).ok()
+}
+
 /// The key tag of a DNSKEY RDATA (RFC 4034 Appendix B).
 pub fn key_tag(rdata: &[u8]) -> u16 {
     let mut ac: u32 = 0;

@@ -11,6 +11,7 @@ mod demo;
 mod dns_cookie;
 mod dns_tcp;
 mod dns_udp;
+mod dnssec_cmd;
 mod dnstap_out;
 mod health;
 mod http;
@@ -153,6 +154,11 @@ enum Cmd {
     /// Write man pages (petrel.1 and one per command, petrel-serve.1 ...)
     /// into DIR.
     Man { dir: PathBuf },
+    /// DNSSEC: make a zone's keys; print the DS records its parent needs.
+    Dnssec {
+        #[command(subcommand)]
+        action: DnssecCmd,
+    },
     /// Ask a running server to reload its config (like SIGHUP).
     Reload {
         #[arg(long, default_value = "127.0.0.1:8053")]
@@ -181,6 +187,31 @@ enum PopCmd {
     Clear { name: String },
     /// List POPs with their state.
     List,
+}
+
+#[derive(Subcommand)]
+enum DnssecCmd {
+    /// Write a new key pair (BIND's `K<zone>+<alg>+<tag>.key` and
+    /// `.private` files) and print its stem, for `zone.dnssec.keys`.
+    Keygen {
+        zone: String,
+        /// ecdsa-p256 (13) or ed25519 (15).
+        #[arg(long, default_value = "ecdsa-p256")]
+        algorithm: String,
+        /// A key-signing (or combined) key: the SEP flag (257), signs the
+        /// DNSKEY RRset and goes to the parent as DS.
+        #[arg(long)]
+        ksk: bool,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the DS records of a signed zone of the config, for its parent
+    /// (and for a validating resolver's trust anchor).
+    Ds {
+        zone: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -287,6 +318,15 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Man { dir } => man_pages(&dir),
+        Cmd::Dnssec { action } => match action {
+            DnssecCmd::Keygen {
+                zone,
+                algorithm,
+                ksk,
+                dir,
+            } => dnssec_cmd::keygen(&zone, &algorithm, ksk, &dir),
+            DnssecCmd::Ds { zone, config } => dnssec_cmd::ds(&config, &zone),
+        },
         Cmd::Mmdb { csv, out } => std::fs::read_to_string(&csv)
             .map_err(|e| format!("{}: {e}", csv.display()))
             .and_then(|t| demo::csv_to_mmdb(&t, &csv.display().to_string()))

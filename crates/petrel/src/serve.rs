@@ -139,6 +139,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     // Kept until shutdown: dropping it would stop the HTTP fronts.
     let http_rt = crate::http::spawn(&publisher, http_metrics.clone(), measurements.clone())?;
     reloader.set_http(http_rt.clone());
+    resign_when_due(&reader, &reloader, rt.handle());
     let conns = dns_tcp::Conns::new(dns_tcp::Limits {
         max: descriptor_budget(&server),
         per_source: server.tcp_max_per_source,
@@ -277,6 +278,34 @@ fn tcp_limit_within(nofile: u64, server: &petrel_config::ServerConf) -> usize {
     let others = server.admin_max_connections as u64 + RESERVED_FDS + 2 * server.dns.len() as u64;
     let room = nofile.saturating_sub(others).max(1);
     (server.tcp_max_connections as u64).min(room) as usize
+}
+
+/// Signatures are made when a generation is built; past half their
+/// validity a new one is built from the files (as a reload does, so zone
+/// file edits on disk go in with it), well before they expire.
+fn resign_when_due(reader: &petrel_director::Reader, reloader: &Arc<Reloader>, rt: &tokio::runtime::Handle) {
+    let (reader, reloader) = (reader.clone(), reloader.clone());
+    rt.spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            t.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let due = {
+                let g = reader.load();
+                let z = g.zones();
+                (0..z.zone_count() as u16)
+                    .filter_map(|i| z.zone(i).signing.as_ref())
+                    .any(|k| k.validity.due(now))
+            };
+            if due {
+                tracing::info!("DNSSEC signatures are past half their validity: signing again (a reload)");
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        }
+    });
 }
 
 #[cfg(test)]

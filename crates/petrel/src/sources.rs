@@ -90,7 +90,13 @@ pub fn load_config(path: &Path) -> Result<Config, Vec<String>> {
 /// Read every file a config names.
 pub fn read(config: &Config) -> Sources {
     let cap = config.server.max_file_size;
-    let mut src = Sources::default();
+    let mut src = Sources {
+        // Signatures made for this generation start now.
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32),
+        ..Sources::default()
+    };
     for need in needs(config) {
         match need {
             Need::Text(p) => {
