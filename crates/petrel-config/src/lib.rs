@@ -25,6 +25,6 @@ pub use error::{ConfigError, Location};
 pub use model::{
     BgpBmpConf, BgpConf, BgpMrtConf, BgpPeerConf, CheckKind, CidrFile, ClickhouseConf, Config, CookieConf, DnssecConf,
     DnstapConf, DnstapSink, HealthCheck, HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf,
-    ServiceConf, TlsCheck, Webhook, Whoami, ZoneConf, RRL_KINDS,
+    ServiceConf, TlsCheck, TransferConf, TsigConf, Webhook, Whoami, ZoneConf, RRL_KINDS,
 };
 pub use validate::parse;

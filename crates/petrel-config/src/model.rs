@@ -222,6 +222,26 @@ pub struct ZoneConf {
     pub at: Location,
     /// Online signing, if configured.
     pub dnssec: Option<DnssecConf>,
+    /// Transfers to secondaries, if configured.
+    pub transfer: Option<TransferConf>,
+}
+
+/// `[zone.transfer]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransferConf {
+    pub allow: Vec<petrel_types::Prefix>,
+    /// Indexes into `Config::tsig` a request must be signed with (any one).
+    pub keys: Vec<usize>,
+    pub notify: Vec<SocketAddr>,
+    pub notify_key: Option<usize>,
+}
+
+/// `[[tsig]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsigConf {
+    pub name: String,
+    pub algorithm: String,
+    pub secret: String,
 }
 
 /// `[zone.dnssec]`.
@@ -362,6 +382,8 @@ pub struct Config {
     pub anycast: Vec<petrel_anycast::Service>,
     /// `[[http]]` fronts.
     pub http: Vec<HttpConf>,
+    /// `[[tsig]]` keys.
+    pub tsig: Vec<TsigConf>,
     /// `[measure]`: measured latency and the latency policy.
     pub measure: Option<MeasureConf>,
 }

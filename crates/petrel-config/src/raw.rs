@@ -31,6 +31,20 @@ pub struct File {
     pub http: Vec<S<Http>>,
     #[serde(default)]
     pub measure: Option<S<Measure>>,
+    /// Shared secrets for zone transfers and NOTIFY (TSIG, RFC 8945).
+    #[serde(default)]
+    pub tsig: Vec<S<Tsig>>,
+}
+
+/// `[[tsig]]`: a TSIG key, named as the secondaries name it.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Tsig {
+    pub name: S<String>,
+    /// "hmac-sha256" (default) or "hmac-sha512".
+    pub algorithm: Option<S<String>>,
+    /// The secret in base64 (`keymgr -t NAME`, `tsig-keygen NAME`).
+    pub secret: S<String>,
 }
 
 /// How measured latency becomes decisions.
@@ -517,6 +531,24 @@ pub struct Zone {
     pub file: S<String>,
     /// Sign the zone's answers online (DNSSEC).
     pub dnssec: Option<S<ZoneDnssec>>,
+    /// Zone transfers to secondaries (AXFR, IXFR) and NOTIFY.
+    pub transfer: Option<S<ZoneTransfer>>,
+}
+
+/// `[zone.transfer]`: who may transfer the zone's static data.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneTransfer {
+    /// Networks that may transfer (AXFR, IXFR over TCP).
+    pub allow: S<Vec<S<String>>>,
+    /// TSIG keys (`[[tsig]]` names) a request must be signed with; none:
+    /// the networks alone decide.
+    pub keys: Option<Vec<S<String>>>,
+    /// Secondaries (address:port) sent a NOTIFY (RFC 1996) when a reload
+    /// changes the zone's serial.
+    pub notify: Option<Vec<S<String>>>,
+    /// The TSIG key NOTIFY messages are signed with.
+    pub notify_key: Option<S<String>>,
 }
 
 /// `[zone.dnssec]`: the keys a zone is signed with.

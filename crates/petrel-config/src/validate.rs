@@ -202,7 +202,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         (cx.resolve(d.get_ref()), cx.loc(d.span().start))
     });
     let pops = pops(&mut cx, &raw.pop);
-    let zones = zones(&mut cx, &raw.zone);
+    let tsig = tsig_keys(&mut cx, &raw.tsig);
+    let zones = zones(&mut cx, &raw.zone, &tsig);
     let bgp = raw.bgp.as_ref().map(|b| bgp(&mut cx, b, &pops));
     let measure = raw
         .measure
@@ -231,6 +232,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             anycast,
             http,
             measure,
+            tsig,
         })
     } else {
         Err(cx.errors)
@@ -1288,7 +1290,87 @@ fn check(
     })
 }
 
-fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
+fn tsig_keys(cx: &mut Ctx<'_>, raw: &[S<raw::Tsig>]) -> Vec<TsigConf> {
+    let mut out: Vec<TsigConf> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let r = t.get_ref();
+        let f = |k: &str| format!("tsig[{i}].{k}");
+        let name = match name::from_text(r.name.get_ref()) {
+            Ok(w) => name::to_text(&name::to_lowercase(&w)),
+            Err(e) => {
+                cx.err(&r.name, f("name"), e.to_string());
+                continue;
+            }
+        };
+        if out.iter().any(|o| o.name == name) {
+            cx.err(&r.name, f("name"), format!("key `{name}` is defined twice"));
+        }
+        let algorithm = r
+            .algorithm
+            .as_ref()
+            .map_or("hmac-sha256".to_string(), |a| a.get_ref().clone());
+        if let Err(e) = petrel_dnssec::tsig::TsigKey::new(&name, &algorithm, r.secret.get_ref()) {
+            match (&r.algorithm, e.starts_with("algorithm")) {
+                (Some(a), true) => cx.err(a, f("algorithm"), e),
+                _ => cx.err(&r.secret, f("secret"), e),
+            }
+        }
+        out.push(TsigConf {
+            name,
+            algorithm,
+            secret: r.secret.get_ref().clone(),
+        });
+    }
+    out
+}
+
+fn zone_transfer(cx: &mut Ctx<'_>, t: &raw::ZoneTransfer, i: usize, tsig: &[TsigConf]) -> TransferConf {
+    let f = |k: &str| format!("zone[{i}].transfer.{k}");
+    let mut allow = Vec::new();
+    for (j, p) in t.allow.get_ref().iter().enumerate() {
+        match Prefix::parse_strict(p.get_ref()) {
+            Ok(x) => allow.push(x),
+            Err(e) => cx.err(p, f(&format!("allow[{j}]")), format!("`{}`: {e}", p.get_ref())),
+        }
+    }
+    let key = |cx: &mut Ctx<'_>, k: &S<String>, field: String| -> Option<usize> {
+        let n = name::from_text(k.get_ref())
+            .map(|w| name::to_text(&name::to_lowercase(&w)))
+            .unwrap_or_default();
+        let found = tsig.iter().position(|t| t.name == n);
+        if found.is_none() {
+            cx.err(k, field, format!("no [[tsig]] key is named `{}`", k.get_ref()));
+        }
+        found
+    };
+    let keys = t
+        .keys
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(j, k)| key(cx, k, f(&format!("keys[{j}]"))))
+        .collect();
+    let mut notify = Vec::new();
+    for (j, a) in t.notify.iter().flatten().enumerate() {
+        match a.get_ref().parse::<SocketAddr>() {
+            Ok(x) => notify.push(x),
+            Err(_) => cx.err(
+                a,
+                f(&format!("notify[{j}]")),
+                format!("`{}` is not an address:port", a.get_ref()),
+            ),
+        }
+    }
+    let notify_key = t.notify_key.as_ref().and_then(|k| key(cx, k, f("notify_key")));
+    TransferConf {
+        allow,
+        keys,
+        notify,
+        notify_key,
+    }
+}
+
+fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>], tsig: &[TsigConf]) -> Vec<ZoneConf> {
     let mut out: Vec<ZoneConf> = Vec::new();
     for (i, z) in raw.iter().enumerate() {
         let r = z.get_ref();
@@ -1306,12 +1388,14 @@ fn zones(cx: &mut Ctx<'_>, raw: &[S<raw::Zone>]) -> Vec<ZoneConf> {
                 let file = cx.resolve(r.file.get_ref());
                 let at = cx.loc(r.file.span().start);
                 let dnssec = r.dnssec.as_ref().map(|d| zone_dnssec(cx, d.get_ref(), i));
+                let transfer = r.transfer.as_ref().map(|t| zone_transfer(cx, t.get_ref(), i, tsig));
                 out.push(ZoneConf {
                     origin: name::to_text(&w),
                     origin_wire: w,
                     file,
                     at,
                     dnssec,
+                    transfer,
                 });
             }
             Err(e) => cx.err(&r.origin, format!("zone[{i}].origin"), e.to_string()),
@@ -1910,6 +1994,37 @@ policy = [
         keys.sort();
         keys.dedup();
         keys
+    }
+
+    #[test]
+    fn signing_and_transfer_settings_name_their_field() {
+        let zone = "[[zone]]\norigin = \"example.net.\"\nfile = \"example.net.zone\"\n";
+        let signed = GOOD.replace(
+            zone,
+            &format!("{zone}[zone.dnssec]\nkeys = [\"K1.key\"]\npublish = [\"K1\"]\nvalidity_days = 1\n[zone.transfer]\nallow = [\"10.0.0.0/33\"]\nkeys = [\"nope.\"]\nnotify = [\"192.0.2.1\"]\n"),
+        );
+        let text = format!("{signed}[[tsig]]\nname = \"xfr.\"\nsecret = \"!!\"\n[[tsig]]\nname = \"x2.\"\nalgorithm = \"md5\"\nsecret = \"3q2+796tvu/erb7v3q2+796tvu/erb7v3q2+796tvu8=\"\n");
+        let e = errors(&text);
+        has(&e, "zone[0].dnssec.publish: ");
+        has(&e, "is both a signing and a published-only key");
+        has(&e, "zone[0].dnssec.validity_days");
+        has(&e, "zone[0].transfer.allow[0]: `10.0.0.0/33`");
+        has(&e, "zone[0].transfer.keys[0]: no [[tsig]] key is named `nope.`");
+        has(&e, "zone[0].transfer.notify[0]: `192.0.2.1` is not an address:port");
+        has(&e, "tsig[0].secret: the secret is not base64");
+        has(&e, "tsig[1].algorithm: algorithm `md5`");
+        let ok = GOOD.replace(
+            zone,
+            &format!("{zone}[zone.transfer]\nallow = [\"10.0.0.0/8\"]\nkeys = [\"XFR\"]\nnotify_key = \"xfr.\"\n"),
+        );
+        let c = parse(
+            Path::new("p.toml"),
+            &format!("{ok}[[tsig]]\nname = \"xfr\"\nsecret = \"3q2+796tvu/erb7v3q2+796tvu/erb7v3q2+796tvu8=\"\n"),
+        )
+        .unwrap();
+        let t = c.zones[0].transfer.as_ref().unwrap();
+        assert_eq!((t.keys.as_slice(), t.notify_key), (&[0][..], Some(0)));
+        assert_eq!(c.tsig[0].name, "xfr.");
     }
 
     #[test]

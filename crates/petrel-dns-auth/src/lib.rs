@@ -13,6 +13,7 @@ pub mod cookie;
 mod dnssec;
 pub mod dnstap;
 pub mod rrl;
+pub mod xfr;
 
 pub use answer::{answer, AnswerInfo, Client, WhoamiAsked};
 // Zones live in their own crate; these names stay reachable from here.

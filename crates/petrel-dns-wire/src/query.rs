@@ -82,6 +82,8 @@ pub struct Query<'a> {
     pub flags: u16,
     pub question: Question<'a>,
     pub edns: Option<Edns>,
+    /// Where a TSIG record (RFC 8945) starts; it ends the message.
+    pub tsig_at: Option<usize>,
 }
 
 impl Query<'_> {
@@ -112,6 +114,9 @@ pub enum QueryError<'a> {
         question: Option<Question<'a>>,
     },
 }
+
+/// RR type TSIG (RFC 8945).
+const TSIG: u16 = 250;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
@@ -198,6 +203,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
     }
     let mut pos = HEADER_LEN + question.name.len() + 4;
     let mut edns = None;
+    let mut tsig_at = None;
     for _ in 0..ar {
         let owner = pos;
         pos = skip_name(pkt, pos).ok_or(formerr(Some(question)))?;
@@ -223,9 +229,17 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
                 cookie,
             });
         }
-        // Other additional records (TSIG, ...) are skipped: petrel does not
-        // sign, and unknown records must not make a valid query fail.
+        // A TSIG must be the last record (RFC 8945 §5.1); zone transfers
+        // check it. Other additional records are skipped: unknown records
+        // must not make a valid query fail.
+        if rt == TSIG {
+            tsig_at = Some((owner, pos));
+        }
     }
+    if tsig_at.is_some_and(|(_, end)| end != pos) {
+        return Err(formerr(Some(question)));
+    }
+    let tsig_at = tsig_at.map(|(at, _)| at);
     if pos != pkt.len() {
         return Err(if edns.is_some() {
             formerr_edns(Some(question))
@@ -238,6 +252,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         flags: fl,
         question,
         edns,
+        tsig_at,
     })
 }
 

@@ -178,6 +178,7 @@ impl ZoneSetBuilder {
                 ttl: soa_ttl,
                 rdata: dnskeys,
                 sigs: Vec::new(),
+                generated: true,
             });
             if keys.cds {
                 let sep: Vec<&Key> = keys.signing.iter().filter(|k| k.is_sep()).collect();
@@ -187,12 +188,14 @@ impl ZoneSetBuilder {
                         ttl: soa_ttl,
                         rdata: sep.iter().map(|k| k.ds_rdata().into()).collect(),
                         sigs: Vec::new(),
+                        generated: true,
                     });
                     node.rrsets.push(RrSet {
                         rtype: sec::CDNSKEY,
                         ttl: soa_ttl,
                         rdata: sep.iter().map(|k| k.dnskey_rdata().into()).collect(),
                         sigs: Vec::new(),
+                        generated: true,
                     });
                 }
             }

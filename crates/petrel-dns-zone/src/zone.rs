@@ -22,6 +22,9 @@ pub struct RrSet {
     pub rdata: Vec<Box<[u8]>>,
     /// In a signed zone: its RRSIG RDATAs, one per key that signs it.
     pub sigs: Vec<Box<[u8]>>,
+    /// Made by petrel (a POP's name in CNAME mode, the DNSKEY RRset), not
+    /// read from the zone file: zone transfers leave it out.
+    pub generated: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -126,6 +129,15 @@ impl ZoneSet {
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The names of zone `z` with their nodes (its apex first), in no
+    /// particular order otherwise: what a zone transfer walks.
+    pub fn nodes_of(&self, z: u16) -> impl Iterator<Item = (&[u8], &Node)> {
+        let apex = self.zones[z as usize].apex_node as usize;
+        std::iter::once(apex)
+            .chain((0..self.nodes.len()).filter(move |&i| i != apex && self.nodes[i].zone == z))
+            .map(|i| (&*self.names[i], &self.nodes[i]))
     }
 
     /// Apex names in presentation form.
@@ -244,6 +256,7 @@ impl ZoneSetBuilder {
                 ttl: r.ttl,
                 rdata: vec![r.rdata.into()],
                 sigs: Vec::new(),
+                generated: false,
             }),
         }
     }
@@ -399,6 +412,7 @@ impl ZoneSetBuilder {
                 ttl,
                 rdata: v4.iter().map(|a| Box::from(&a[..])).collect(),
                 sigs: Vec::new(),
+                generated: true,
             });
         }
         if !v6.is_empty() {
@@ -407,6 +421,7 @@ impl ZoneSetBuilder {
                 ttl,
                 rdata: v6.iter().map(|a| Box::from(&a[..])).collect(),
                 sigs: Vec::new(),
+                generated: true,
             });
         }
         Ok(())

@@ -8,6 +8,7 @@
 //! - [`rrsig`]: the canonical form of an RRset (RFC 4034 §6) and its
 //!   RRSIG. [`rrsig::SignedData`] writes the data to sign into a caller's
 //!   buffer, so that a signature made while answering allocates nothing.
+//! - [`tsig`]: TSIG (RFC 8945) for zone transfers.
 //! - [`nsec`]: type bitmaps and the NSEC records of compact denial of
 //!   existence (RFC 9824), the only denial an online signer needs.
 
@@ -16,6 +17,7 @@
 pub mod key;
 pub mod nsec;
 pub mod rrsig;
+pub mod tsig;
 
 pub use key::{Algorithm, Key, KeyError};
 pub use rrsig::{SignError, Validity};

@@ -296,6 +296,27 @@ async fn serve_queries(
             Ok(Err(_)) => return End::Closed,
             Err(_) => return End::Idle,
         }
+        // Zone transfers: many messages, built off the answer path.
+        let xfr = {
+            let g = reader.load();
+            petrel_dns_auth::xfr::transfer(&g, &inbuf[..len], peer, u64::from(crate::dns_cookie::unix_now()))
+        };
+        if let Some(t) = xfr {
+            tracing::info!(client = %ends.0, outcome = %t.outcome, records = t.records, messages = t.messages.len(), "zone transfer");
+            for m in &t.messages {
+                let head = (m.len() as u16).to_be_bytes();
+                let w = async {
+                    wr.write_all(&head).await?;
+                    wr.write_all(m).await
+                };
+                match timeout(idle, w).await {
+                    Err(_) => return End::WriteTimeout,
+                    Ok(Err(_)) => return End::Closed,
+                    Ok(Ok(())) => {}
+                }
+            }
+            continue;
+        }
         let n = {
             let g = reader.load();
             client.now = crate::dns_cookie::unix_now();

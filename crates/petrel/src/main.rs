@@ -19,6 +19,7 @@ mod map_follow;
 mod measure;
 mod memory;
 mod metrics;
+mod notify;
 mod quiet;
 mod rdns;
 mod reload;

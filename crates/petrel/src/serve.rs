@@ -140,6 +140,7 @@ pub fn run(config: &Path) -> Result<(), String> {
     let http_rt = crate::http::spawn(&publisher, http_metrics.clone(), measurements.clone())?;
     reloader.set_http(http_rt.clone());
     resign_when_due(&reader, &reloader, rt.handle());
+    crate::notify::spawn(&publisher, rt.handle());
     let conns = dns_tcp::Conns::new(dns_tcp::Limits {
         max: descriptor_budget(&server),
         per_source: server.tcp_max_per_source,

@@ -1836,3 +1836,194 @@ fn dnssec_answers_validate_with_delv_and_unbound() {
     validated(&["example.net", "DNSKEY"], "257 3 15");
     denied(&["nothing.example.net", "A"]);
 }
+
+const XFR_SECRET: &str = "3q2+796tvu/erb7v3q2+796tvu/erb7v3q2+796tvu8=";
+
+fn xfr_config(port: u16, admin: u16, knot: u16) -> String {
+    format!(
+        r#"
+[server]
+dns = ["127.0.0.1:{port}"]
+admin = "127.0.0.1:{admin}"
+
+[[tsig]]
+name = "xfr."
+secret = "{XFR_SECRET}"
+
+[[pop]]
+name = "ams"
+ipv4 = ["192.0.2.1"]
+
+[[zone]]
+origin = "example.net."
+file = "example.net.zone"
+[zone.transfer]
+allow = ["127.0.0.1/32"]
+keys = ["xfr."]
+notify = ["127.0.0.1:{knot}"]
+notify_key = "xfr."
+
+[[service]]
+name = "www.example.net."
+policy = [{{ type = "priority", pops = ["ams"] }}]
+"#
+    )
+}
+
+/// Knot DNS as a secondary of petrel: it transfers the zone's static data
+/// with TSIG at start, and again when a reload changes the serial and
+/// petrel sends NOTIFY; a request with the wrong key, without a key, or
+/// from a network not allowed is refused.
+#[test]
+fn knot_secondary_transfers_with_tsig_and_follows_notify() {
+    let dir = common::tempdir("xfr");
+    let (port, admin, kport) = (common::free_port(), common::free_port(), common::free_port());
+    // Large enough to take several messages, each signed over the last.
+    let bulk: String = (0..3000)
+        .map(|i| format!("h{i} IN TXT \"host {i} of the transfer, padded to take some room\"\n"))
+        .collect();
+    let zone = format!("{SIGNED_ZONE}{bulk}");
+    std::fs::write(dir.join("example.net.zone"), &zone).unwrap();
+    let cfg = dir.join("petrel.toml");
+    std::fs::write(&cfg, xfr_config(port, admin, kport)).unwrap();
+    let s = common::spawn(dir.clone(), &cfg, port, admin);
+    let kdir = dir.join("knot");
+    std::fs::create_dir_all(&kdir).unwrap();
+    std::fs::write(
+        kdir.join("knot.conf"),
+        format!(
+            r#"server:
+    listen: 127.0.0.1@{kport}
+    rundir: "{k}"
+database:
+    storage: "{k}"
+log:
+  - target: stderr
+    any: info
+key:
+  - id: xfr.
+    algorithm: hmac-sha256
+    secret: {XFR_SECRET}
+remote:
+  - id: petrel
+    address: 127.0.0.1@{port}
+    key: xfr.
+acl:
+  - id: from_petrel
+    address: 127.0.0.1
+    key: xfr.
+    action: notify
+zone:
+  - domain: example.net
+    storage: "{k}"
+    file: example.net.zone
+    master: petrel
+    acl: from_petrel
+"#,
+            k = kdir.display()
+        ),
+    )
+    .unwrap();
+    let klog = std::fs::File::create(kdir.join("knot.log")).unwrap();
+    let _knot = common::Kill(
+        Command::new(common::tool("knotd"))
+            .args(["-c", kdir.join("knot.conf").to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(klog)
+            .spawn()
+            .unwrap(),
+    );
+    let at_knot = |name: &str| {
+        let out = Command::new(common::tool("dig"))
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &kport.to_string(),
+                "+short",
+                "+time=1",
+                "+tries=1",
+                name,
+                "A",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let wait = |name: &str, want: &str| {
+        let t0 = Instant::now();
+        while at_knot(name) != want {
+            let log = std::fs::read_to_string(kdir.join("knot.log")).unwrap_or_default();
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "knot never served {name} {want}: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("static.example.net", "192.0.2.99");
+    let txt = Command::new(common::tool("dig"))
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &kport.to_string(),
+            "+short",
+            "h2999.example.net",
+            "TXT",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&txt.stdout).contains("host 2999"));
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("outcome=axfr records=3011 messages=4"), "{log}");
+    // What petrel makes (the service) is not zone data.
+    assert_eq!(at_knot("www.example.net"), "");
+
+    // A new serial: reload, NOTIFY, and Knot transfers again.
+    std::fs::write(
+        dir.join("example.net.zone"),
+        zone.replace("hostmaster 1 ", "hostmaster 2 ") + "new IN A 192.0.2.100\n",
+    )
+    .unwrap();
+    let (ok, _, err) = common::petrel(&["reload", "--admin", &s.admin.to_string()]);
+    assert!(ok, "{err}");
+    wait("new.example.net", "192.0.2.100");
+    let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
+    assert!(log.contains("NOTIFY answered") && log.contains("serial=2"), "{log}");
+    assert!(log.contains("outcome=ixfr"), "Knot asks IXFR after NOTIFY: {log}");
+
+    // kdig with the key transfers; a wrong key, no key or another network do not.
+    let p = port.to_string();
+    let kdig = |args: &[&str]| {
+        let out = Command::new(common::tool("kdig"))
+            .args(
+                [
+                    &["@127.0.0.1", "-p", &p, "+time=2", "+retry=0"],
+                    args,
+                    &["example.net", "AXFR"],
+                ]
+                .concat(),
+            )
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let good = kdig(&["-y", &format!("hmac-sha256:xfr.:{XFR_SECRET}")]);
+    assert!(good.contains("new.example.net.") && good.contains("TSIG"), "{good}");
+    // Delegations and their glue are zone data too.
+    assert!(
+        good.contains("ns.sub.example.net.") && good.contains("192.0.2.54"),
+        "{good}"
+    );
+    assert!(!good.contains("www.example.net."), "{good}");
+    let bad = kdig(&["-y", "hmac-sha256:xfr.:b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVyb3Q="]);
+    assert!(bad.contains("NOTAUTH") || bad.contains("BADSIG"), "{bad}");
+    assert!(!bad.contains("new.example.net.\t"), "{bad}");
+    let none = kdig(&[]);
+    assert!(none.contains("REFUSED"), "{none}");
+    let other = kdig(&["-b", "127.0.0.2", "-y", &format!("hmac-sha256:xfr.:{XFR_SECRET}")]);
+    assert!(other.contains("REFUSED"), "{other}");
+}
