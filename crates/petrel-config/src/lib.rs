@@ -17,6 +17,7 @@ mod http;
 mod measure;
 mod model;
 mod raw;
+mod reference;
 mod validate;
 
 pub use cidr::parse_cidr_map;
@@ -27,4 +28,5 @@ pub use model::{
     DnstapConf, DnstapSink, HealthCheck, HttpCertConf, HttpConf, Initial, MeasureConf, Pop, RrlConf, ServerConf,
     ServiceConf, TlsCheck, TransferConf, TsigConf, Webhook, Whoami, ZoneConf, RRL_KINDS,
 };
+pub use reference::reference;
 pub use validate::parse;

@@ -6,15 +6,90 @@
 //! zone data and is not transferred: secondaries carry the static records
 //! while petrel answers the services.
 //!
-//! IXFR: a secondary whose serial is current gets the SOA alone; any other
-//! gets the whole zone in IXFR's AXFR-like form (RFC 1995 §4), as petrel
-//! keeps no history of zone versions.
+//! IXFR: a secondary whose serial is current gets the SOA alone; one whose
+//! version the [`Journal`] still holds (the last [`JOURNAL_VERSIONS`] the
+//! server published) gets the difference; any other gets the whole zone in
+//! IXFR's AXFR-like form (RFC 1995 §4).
 
 use petrel_director::Generation;
 use petrel_dns_wire::consts::{class, flags, rcode, rtype};
 use petrel_dns_wire::{name, MessageWriter, Section};
 use petrel_dnssec::tsig::{self, TsigKey};
 use std::net::IpAddr;
+
+/// Versions of each zone the journal keeps.
+pub const JOURNAL_VERSIONS: usize = 8;
+
+/// One record of a zone version: owner (lower case), type, TTL, RDATA.
+type Owned = (Box<[u8]>, u16, u32, Box<[u8]>);
+
+struct Version {
+    serial: u32,
+    soa: Owned,
+    records: std::sync::Arc<std::collections::BTreeSet<Owned>>,
+}
+
+/// The recent versions of the zones that are transferred, for incremental
+/// transfers: what the server published, one version per serial.
+#[derive(Default)]
+pub struct Journal {
+    zones: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::collections::VecDeque<Version>>>,
+}
+
+impl Journal {
+    /// Take in the zones of a generation: a new version of each
+    /// transferred zone whose serial moved.
+    pub fn record(&self, gen: &Generation) {
+        let zones = gen.zones();
+        for z in gen.config().zones.iter().filter(|z| z.transfer.is_some()) {
+            let apex = name::to_lowercase(&z.origin_wire);
+            let Some(zi) = zones.zone_of(&apex).filter(|&i| *zones.zone(i).apex == *apex) else {
+                continue;
+            };
+            let Some(serial) = serial(gen, zi) else { continue };
+            let mut all = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+            let versions = all.entry(apex.clone()).or_default();
+            if versions.back().is_some_and(|v| v.serial == serial) {
+                continue;
+            }
+            let mut soa = None;
+            let mut records = std::collections::BTreeSet::new();
+            for (owner, node) in zones.nodes_of(zi) {
+                for set in node.rrsets.iter().filter(|s| !s.generated) {
+                    for rd in &set.rdata {
+                        let r: Owned = (owner.into(), set.rtype, set.ttl, rd.clone());
+                        if set.rtype == rtype::SOA {
+                            soa = Some(r);
+                        } else {
+                            records.insert(r);
+                        }
+                    }
+                }
+            }
+            let Some(soa) = soa else { continue };
+            versions.push_back(Version {
+                serial,
+                soa,
+                records: std::sync::Arc::new(records),
+            });
+            if versions.len() > JOURNAL_VERSIONS {
+                versions.pop_front();
+            }
+        }
+    }
+
+    /// From version `from` of a zone to its newest (which must be
+    /// `to`): the old SOA, what went and what came.
+    fn diff(&self, apex: &[u8], from: u32, to: u32) -> Option<(Owned, Vec<Owned>, Vec<Owned>)> {
+        let all = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+        let versions = all.get(apex)?;
+        let new = versions.back().filter(|v| v.serial == to)?;
+        let old = versions.iter().find(|v| v.serial == from)?;
+        let gone = old.records.difference(&new.records).cloned().collect();
+        let came = new.records.difference(&old.records).cloned().collect();
+        Some((old.soa.clone(), gone, came))
+    }
+}
 
 /// Room left in each message for its TSIG record.
 const MESSAGE_LIMIT: usize = 60_000;
@@ -111,10 +186,10 @@ fn request(pkt: &[u8]) -> Option<Request<'_>> {
     })
 }
 
+/// The serial of an SOA RDATA, whose names may be compressed (as in a
+/// secondary's IXFR request).
 fn soa_serial(rd: &[u8]) -> Option<u32> {
-    let m = name::wire_len(rd)?;
-    let r = name::wire_len(&rd[m..])?;
-    let at = m + r;
+    let at = skip_name(rd, skip_name(rd, 0)?)?;
     Some(u32::from_be_bytes(rd.get(at..at + 4)?.try_into().ok()?))
 }
 
@@ -134,7 +209,7 @@ pub struct Transfer {
 /// Answer an AXFR or IXFR query received over TCP from `client` at Unix
 /// time `now`. None: not a transfer request (the caller answers it as any
 /// query).
-pub fn transfer(gen: &Generation, pkt: &[u8], client: IpAddr, now: u64) -> Option<Transfer> {
+pub fn transfer(gen: &Generation, journal: &Journal, pkt: &[u8], client: IpAddr, now: u64) -> Option<Transfer> {
     let req = request(pkt)?;
     let refuse = |why: &str, rc: u16| Transfer {
         messages: vec![error_reply(pkt, &req, rc)],
@@ -198,7 +273,24 @@ pub fn transfer(gen: &Generation, pkt: &[u8], client: IpAddr, now: u64) -> Optio
     let current = req.qtype == rtype::IXFR && req.serial.is_some_and(|s| serial_ge(s, serial));
     let soa_rr: Record<'_> = (req.qname, rtype::SOA, soa.ttl, &soa.rdata[0]);
     let mut all: Vec<Record<'_>> = vec![soa_rr];
-    if !current {
+    // IXFR from a version the journal holds: one difference sequence
+    // (RFC 1995 §4): the old SOA, what went, the new SOA, what came.
+    let delta = match (req.qtype, req.serial, current) {
+        (rtype::IXFR, Some(from), false) => {
+            // The version serving now may not be in yet (a NOTIFY can
+            // bring the request first).
+            journal.record(gen);
+            journal.diff(&lname, from, serial)
+        }
+        _ => None,
+    };
+    if let Some((old_soa, gone, came)) = &delta {
+        all.push((req.qname, rtype::SOA, old_soa.2, &old_soa.3));
+        all.extend(gone.iter().map(|r| (&*r.0, r.1, r.2, &*r.3)));
+        all.push(soa_rr);
+        all.extend(came.iter().map(|r| (&*r.0, r.1, r.2, &*r.3)));
+        all.push(soa_rr);
+    } else if !current {
         for (owner, node) in zones.nodes_of(zi) {
             for set in node.rrsets.iter().filter(|s| !s.generated && s.rtype != rtype::SOA) {
                 for rd in &set.rdata {
@@ -215,9 +307,10 @@ pub fn transfer(gen: &Generation, pkt: &[u8], client: IpAddr, now: u64) -> Optio
             s.sign(m, now);
         }
     }
-    let outcome = match (req.qtype, current) {
-        (rtype::AXFR, _) => "axfr",
-        (_, true) => "ixfr (current)",
+    let outcome = match (req.qtype, current, &delta) {
+        (rtype::AXFR, _, _) => "axfr",
+        (_, true, _) => "ixfr (current)",
+        (_, _, Some(_)) => "ixfr (incremental)",
         _ => "ixfr (full)",
     };
     Some(Transfer {
@@ -325,7 +418,8 @@ mod tests {
         q.extend_from_slice(&apex);
         q.extend_from_slice(&[0, 251, 0, 1]);
         q.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
-        let mut rd = vec![0, 0];
+        // Both names compressed, as Knot writes them.
+        let mut rd = vec![0xc0, 12, 0xc0, 12];
         rd.extend_from_slice(&7u32.to_be_bytes());
         rd.extend_from_slice(&[0; 16]);
         q.extend_from_slice(&(rd.len() as u16).to_be_bytes());

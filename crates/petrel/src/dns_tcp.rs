@@ -180,7 +180,7 @@ pub async fn serve(
     metrics: Arc<DnsMetrics>,
     listener: TcpListener,
     conns: Arc<Conns>,
-    measure: Arc<crate::measure::Measurements>,
+    (measure, journal): (Arc<crate::measure::Measurements>, Arc<petrel_dns_auth::xfr::Journal>),
 ) {
     let mut backoff = quiet::AcceptBackoff::new("DNS TCP");
     loop {
@@ -212,10 +212,11 @@ pub async fn serve(
             }
         };
         metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-        let (reader, metrics, measure) = (reader.clone(), metrics.clone(), measure.clone());
+        let (reader, metrics, measure, journal) = (reader.clone(), metrics.clone(), measure.clone(), journal.clone());
         let idle = conns.limits.idle;
         tokio::spawn(async move {
-            let end = serve_queries(reader, (&metrics, &measure), stream, peer.ip(), idle, &ticket).await;
+            let shared = (&*metrics, &*measure, &*journal);
+            let end = serve_queries(reader, shared, stream, peer.ip(), idle, &ticket).await;
             drop(ticket);
             let c = match end {
                 // Evictions are counted when they are decided.
@@ -238,7 +239,11 @@ enum End {
 
 async fn serve_queries(
     reader: Reader,
-    (metrics, measure): (&DnsMetrics, &crate::measure::Measurements),
+    (metrics, measure, journal): (
+        &DnsMetrics,
+        &crate::measure::Measurements,
+        &petrel_dns_auth::xfr::Journal,
+    ),
     stream: TcpStream,
     peer: IpAddr,
     idle: Duration,
@@ -299,7 +304,8 @@ async fn serve_queries(
         // Zone transfers: many messages, built off the answer path.
         let xfr = {
             let g = reader.load();
-            petrel_dns_auth::xfr::transfer(&g, &inbuf[..len], peer, u64::from(crate::dns_cookie::unix_now()))
+            let now = u64::from(crate::dns_cookie::unix_now());
+            petrel_dns_auth::xfr::transfer(&g, journal, &inbuf[..len], peer, now)
         };
         if let Some(t) = xfr {
             tracing::info!(client = %ends.0, outcome = %t.outcome, records = t.records, messages = t.messages.len(), "zone transfer");

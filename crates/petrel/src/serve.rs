@@ -146,13 +146,32 @@ pub fn run(config: &Path) -> Result<(), String> {
         per_source: server.tcp_max_per_source,
         idle: Duration::from_secs(server.tcp_idle_timeout_secs),
     });
+    // The versions of transferred zones, for incremental transfers.
+    let journal = Arc::new(petrel_dns_auth::xfr::Journal::default());
+    journal.record(&publisher.load());
+    {
+        // Walking a zone is not done under the publisher's lock.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        publisher.subscribe(move |g, c| {
+            if c.kind == petrel_director::ChangeKind::Reload {
+                let _ = tx.send(g.clone());
+            }
+        });
+        let j = journal.clone();
+        rt.spawn(async move {
+            while let Some(g) = rx.recv().await {
+                let j = j.clone();
+                let _ = tokio::task::spawn_blocking(move || j.record(&g)).await;
+            }
+        });
+    }
     for l in tcp {
         rt.spawn(dns_tcp::serve(
             reader.clone(),
             dns_metrics.clone(),
             l,
             conns.clone(),
-            measurements.clone(),
+            (measurements.clone(), journal.clone()),
         ));
     }
     if let Some(addr) = server.admin {

@@ -1989,7 +1989,10 @@ zone:
     wait("new.example.net", "192.0.2.100");
     let log = std::fs::read_to_string(s.dir.join("petrel.log")).unwrap();
     assert!(log.contains("NOTIFY answered") && log.contains("serial=2"), "{log}");
-    assert!(log.contains("outcome=ixfr"), "Knot asks IXFR after NOTIFY: {log}");
+    assert!(
+        log.contains("outcome=ixfr (incremental) records=5"),
+        "Knot asks IXFR after NOTIFY and gets the difference: {log}"
+    );
 
     // kdig with the key transfers; a wrong key, no key or another network do not.
     let p = port.to_string();
