@@ -273,7 +273,7 @@ pub fn build(config: Config, src: &Sources, bgp: Option<Arc<BgpData>>) -> Result
         let zone_errs = match zb.begin_zone(&z.origin_wire) {
             Err(zerrs) => zerrs,
             Ok(mut zone) => match parse_zone_file_with(&z.origin, text, |r| zb.add_record(&mut zone, r)) {
-                Err(e) => vec![e],
+                Err(e) => e,
                 Ok(()) => zb.finish_zone(zone).err().unwrap_or_default(),
             },
         };

@@ -10,22 +10,93 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 /// A zone file's records, or the first problem with its line.
 pub fn parse_zone_file(origin: &str, text: &str) -> Result<Vec<RecordIn>, ZoneError> {
     let mut out = Vec::new();
-    parse_zone_file_with(origin, text, |r| out.push(r))?;
+    parse_zone_file_with(origin, text, |r| out.push(r)).map_err(|mut e| e.remove(0))?;
     Ok(out)
 }
 
 /// [`parse_zone_file`], handing each record to `each` as it is read, so
-/// that a large zone is never held twice (as records and as a zone).
-pub fn parse_zone_file_with(origin: &str, text: &str, mut each: impl FnMut(RecordIn)) -> Result<(), ZoneError> {
-    // `domain` 0.12's scanner can index out of bounds on some malformed
-    // character strings (found by fuzzing, e.g. `h**( tXT"$"ddd`). A bad
-    // zone file must be an error, never a crash of the server or of `check`.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(origin, text, &mut each))) {
-        Ok(r) => r.map_err(ZoneError),
-        Err(_) => Err(ZoneError(
-            "the zone-file scanner failed on this file (check quoting, escapes and parentheses)".into(),
-        )),
+/// that a large zone is never held twice (as records and as a zone). Every
+/// bad entry is reported (up to [`MAX_ERRORS`]), each with its line: after
+/// one, reading goes on at the next line, with the `$ORIGIN` and `$TTL`
+/// in force and the owner an indented line inherits.
+pub fn parse_zone_file_with(origin: &str, text: &str, mut each: impl FnMut(RecordIn)) -> Result<(), Vec<ZoneError>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut errs = Vec::new();
+    // The line (1-based) the text being read starts at, and what goes
+    // before it: the directives and owner of the lines skipped.
+    let mut start = 1usize;
+    let mut prefix = String::new();
+    loop {
+        let chunk = format!("{prefix}{}", lines.get(start - 1..).unwrap_or(&[]).join("\n"));
+        // Whole lines carried (an owner carried joins the first line read).
+        let carried = prefix.matches('\n').count();
+        // `domain` 0.12's scanner can index out of bounds on some malformed
+        // character strings (found by fuzzing, e.g. `h**( tXT"$"ddd`). A bad
+        // zone file must be an error, never a crash of the server or of `check`.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(origin, &chunk, &mut each)));
+        let msg = match r {
+            Ok(Ok(())) => break,
+            Ok(Err(m)) => m,
+            Err(_) => {
+                errs.push(ZoneError(
+                    "the zone-file scanner failed on this file (check quoting, escapes and parentheses)".into(),
+                ));
+                break;
+            }
+        };
+        // `line N: ...` in the chunk: where it is in the file.
+        let at = msg
+            .strip_prefix("line ")
+            .and_then(|r| r.split_once(':'))
+            .and_then(|(n, m)| n.parse::<usize>().ok().map(|n| (n, m)));
+        let Some((n, rest)) = at.filter(|(n, _)| *n > carried) else {
+            errs.push(ZoneError(msg));
+            break;
+        };
+        let line = n - carried + start - 1;
+        errs.push(ZoneError(format!("line {line}:{rest}")));
+        if errs.len() >= MAX_ERRORS || line >= lines.len() {
+            break;
+        }
+        start = line + 1;
+        prefix = carry(&lines[..line]);
+        if lines[start - 1].starts_with([' ', '\t']) {
+            if let Some(owner) = last_owner(&lines[..line]) {
+                prefix.push_str(owner);
+            }
+        }
     }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// Errors reported per zone file at most.
+pub const MAX_ERRORS: usize = 50;
+
+/// The `$ORIGIN` and `$TTL` lines among `lines`, in order.
+fn carry(lines: &[&str]) -> String {
+    let mut p = String::new();
+    for l in lines {
+        let t = l.trim_start();
+        let u = t.to_ascii_uppercase();
+        if u.starts_with("$ORIGIN") || u.starts_with("$TTL") {
+            p.push_str(t);
+            p.push('\n');
+        }
+    }
+    p
+}
+
+/// The owner the last line that names one names.
+fn last_owner<'a>(lines: &[&'a str]) -> Option<&'a str> {
+    lines
+        .iter()
+        .rev()
+        .find(|l| !l.is_empty() && !l.starts_with([' ', '\t', ';', '$', '(', ')']))
+        .and_then(|l| l.split_whitespace().next())
 }
 
 fn scan(origin: &str, text: &str, each: &mut dyn FnMut(RecordIn)) -> Result<(), String> {
@@ -153,5 +224,20 @@ mod tests {
         assert_eq!(recs[3].rdata, b"\x07example\x03net\x00");
         let err = parse_zone_file("example.net.", "@ SOA ns1 h 1 2 3 4 5\nbad IN A 300.1.1.1\n").unwrap_err();
         assert!(err.0.starts_with("line 2: "), "{err}");
+    }
+
+    #[test]
+    fn every_bad_entry_is_reported_with_its_line() {
+        let z = "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nbad IN A 300.1.1.1\nok IN A 192.0.2.1\n  IN TXT \"same owner\"\nworse IN MX x\n  IN A 1.2.3\n$ORIGIN sub.example.net.\nlast IN A 192.0.2.2\n";
+        let mut recs = Vec::new();
+        let errs = parse_zone_file_with("example.net.", z, |r| recs.push(r)).unwrap_err();
+        let lines: Vec<&str> = errs.iter().map(|e| e.0.split(':').next().unwrap()).collect();
+        assert_eq!(lines, ["line 4", "line 7", "line 8"], "{errs:?}");
+        // The good entries after each bad one are read, with the owner and
+        // $TTL they inherit and the $ORIGIN after them.
+        let txt = recs.iter().find(|r| r.rtype == 16).unwrap();
+        assert_eq!(txt.owner, b"\x02ok\x07example\x03net\x00");
+        assert_eq!(txt.ttl, 300);
+        assert!(recs.iter().any(|r| r.owner == b"\x04last\x03sub\x07example\x03net\x00"));
     }
 }
