@@ -179,18 +179,53 @@ fn plain_words(message: &str) -> String {
     format!("expected {want}, found {what}{hint}")
 }
 
-pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let raw: raw::File = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let offset = e.span().map_or(0, |s| s.start);
-            return Err(vec![ConfigError {
-                location: Location::from_offset(file, text, offset),
-                field: key_at(text, offset),
-                message: plain_words(e.message().trim()),
-            }]);
+/// The file's tables and keys, or every value of the wrong type and
+/// unknown key in it (serde stops at the first: the line of each is blanked,
+/// keeping every offset, and the text read again; up to 20). A syntax error
+/// ends the search.
+fn read_raw(file: &Path, text: &str) -> Result<raw::File, Vec<ConfigError>> {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    let mut cur = text.to_string();
+    loop {
+        let e = match toml::from_str::<raw::File>(&cur) {
+            Ok(r) if errors.is_empty() => return Ok(r),
+            Ok(_) => return Err(errors),
+            Err(e) => e,
+        };
+        let msg = e.message().trim().to_string();
+        // A key blanked out for an earlier error is missing now: not news.
+        if let Some(k) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            if blanked.iter().any(|b| b.rsplit('.').next() == Some(k)) {
+                return Err(errors);
+            }
         }
-    };
+        let offset = e.span().map_or(0, |s| s.start);
+        let field = key_at(text, offset);
+        errors.push(ConfigError {
+            location: Location::from_offset(file, text, offset),
+            field: field.clone(),
+            message: plain_words(&msg),
+        });
+        let recoverable =
+            msg.starts_with("invalid type") || msg.starts_with("unknown field") || msg.starts_with("invalid value");
+        if !recoverable || e.span().is_none() || errors.len() >= 20 {
+            return Err(errors);
+        }
+        let start = cur[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = cur[offset..].find('\n').map_or(cur.len(), |i| offset + i);
+        let line = &cur[start..end];
+        // A value that goes on past its line cannot be taken out alone.
+        if line.contains('[') && !line.contains(']') || line.contains('{') && !line.contains('}') {
+            return Err(errors);
+        }
+        cur.replace_range(start..end, &" ".repeat(end - start));
+        blanked.push(field);
+    }
+}
+
+pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let raw: raw::File = read_raw(file, text)?;
     let mut cx = Ctx {
         file,
         text,
@@ -2059,6 +2094,26 @@ policy = [
             missing.is_empty(),
             "keys the config takes that examples/full.toml leaves out: {missing:?}"
         );
+    }
+
+    #[test]
+    fn every_wrong_type_and_unknown_key_is_reported_in_one_run() {
+        let bad = GOOD
+            .replacen("ttl = 20", "ttl = \"20\"", 1)
+            .replacen("lat = 52.37", "lat = \"north\"", 1)
+            .replacen(
+                "file = \"example.net.zone\"",
+                "file = \"example.net.zone\"\nfiel = 1",
+                1,
+            );
+        let e = errors(&bad);
+        assert_eq!(e.len(), 3, "{e:?}");
+        has(&e, "service.ttl: expected a whole number, found the text \"20\"");
+        has(&e, "pop.lat: expected a number, found the text \"north\"");
+        has(&e, "unknown field `fiel`");
+        // A required key with a wrong value is not reported again as missing.
+        let e = errors(&GOOD.replacen("name = \"ams\"", "name = 7", 1));
+        assert_eq!(e.len(), 1, "{e:?}");
     }
 
     #[test]
