@@ -1596,7 +1596,7 @@ fn write_anchors(dir: &std::path::Path, cfg: &std::path::Path) -> String {
 
 /// A validating unbound (ECS on, the zone stubbed to petrel, the DS as its
 /// trust anchor).
-fn validating_unbound(dir: &std::path::Path, port: u16, petrel: u16, ds: &str) -> common::Kill {
+fn validating_unbound(dir: &std::path::Path, port: u16, (petrel, child): (u16, u16), ds: &str) -> common::Kill {
     let conf = format!(
         r#"server:
     interface: 127.0.0.1
@@ -1622,6 +1622,9 @@ fn validating_unbound(dir: &std::path::Path, port: u16, petrel: u16, ds: &str) -
 stub-zone:
     name: "example.net"
     stub-addr: 127.0.0.1@{petrel}
+stub-zone:
+    name: "sub.example.net"
+    stub-addr: 127.0.0.1@{child}
 "#,
         dir = dir.display()
     );
@@ -1774,7 +1777,22 @@ fn dnssec_answers_validate_with_delv_and_unbound() {
     );
 
     // unbound validates (AD), ECS on: 127.0.0.0/24 maps to nyc.
-    let _u = validating_unbound(&dir, uport, port, &ds);
+    // The unsigned child sub.example.net, served by a second petrel.
+    let cdir = common::tempdir("dnssec-child");
+    let (cport, cadmin) = (common::free_port(), common::free_port());
+    std::fs::write(
+        cdir.join("sub.zone"),
+        "$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.54\nhost IN A 192.0.2.55\n",
+    )
+    .unwrap();
+    let ccfg = cdir.join("petrel.toml");
+    std::fs::write(
+        &ccfg,
+        format!("[server]\ndns = [\"127.0.0.1:{cport}\"]\nadmin = \"127.0.0.1:{cadmin}\"\n[[pop]]\nname = \"ams\"\nipv4 = [\"192.0.2.1\"]\n[[zone]]\norigin = \"sub.example.net.\"\nfile = \"sub.zone\"\n"),
+    )
+    .unwrap();
+    let _child = common::spawn(cdir, &ccfg, cport, cadmin);
+    let _u = validating_unbound(&dir, uport, (port, cport), &ds);
     let ask = |q: &[&str]| {
         let p = uport.to_string();
         // Not asserted: unbound may not listen yet.
@@ -1803,6 +1821,13 @@ fn dnssec_answers_validate_with_delv_and_unbound() {
         let o = ask(&q);
         assert!(ad(&o) && !o.contains("SERVFAIL"), "{q:?}: {o}");
     }
+    // Below the unsigned delegation: the parent's proof that there is no
+    // DS validates, so the child's answer is insecure (no AD), not bogus.
+    let o = ask(&["host.sub.example.net", "A"]);
+    assert!(
+        o.contains("status: NOERROR") && o.contains("192.0.2.55") && !ad(&o),
+        "{o}"
+    );
 
     // ZSK rollover: the new ZSK was published; now it signs and the old
     // one stays published. Answers cached with the old signatures and new
