@@ -412,15 +412,7 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                         let rtype_out = if fam == Family::V4 { rtype::A } else { rtype::AAAA };
                         mapped_addresses(ctx, si, fam, (owner, lname), rtype_out, keys, w)?;
                         if w.count(Section::Answer) == 0 {
-                            negative_with_ttl(zones, zone, w, svc.ttl, keys.is_some())?;
-                            if let Some(k) = keys {
-                                // No POP to answer with: this moment's
-                                // denial, without the mapped types.
-                                let mut t = [0u16; 32];
-                                let n = dnssec::types_of(&node.rrsets, 0, &mut t);
-                                let ttl = zones.zone(zone).neg_ttl.min(svc.ttl);
-                                dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)?;
-                            }
+                            no_pop(zones, zone, keys, (node, svc.ttl), (owner, lname), w)?;
                         }
                         return Ok((rcode::NOERROR, true));
                     }
@@ -432,13 +424,7 @@ fn resolve(ctx: &mut Ctx<'_>, q: &Query<'_>, w: &mut MessageWriter<'_>) -> Resul
                     ctx.gen.decide(si, &ctx.client, None, ctx.entropy, d);
                     ctx.scope = ctx.scope.max(d.scope());
                     let Some(&pop) = d.pops().first() else {
-                        negative_with_ttl(zones, zone, w, svc.ttl, keys.is_some())?;
-                        if let Some(k) = keys {
-                            let mut t = [0u16; 32];
-                            let n = dnssec::types_of(&node.rrsets, 0, &mut t);
-                            let ttl = zones.zone(zone).neg_ttl.min(svc.ttl);
-                            dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)?;
-                        }
+                        no_pop(zones, zone, keys, (node, svc.ttl), (owner, lname), w)?;
                         return Ok((rcode::NOERROR, true));
                     };
                     // The answer names one POP: its TTL is that POP's.
@@ -692,6 +678,24 @@ fn nodata(
             dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)
         }
     }
+}
+
+/// A mapped name with no POP to answer with: NODATA cached no longer than
+/// the service's TTL, and, signed, this moment's denial (the name's static
+/// types, without the mapped ones).
+fn no_pop(
+    zones: &ZoneSet,
+    zone: u16,
+    keys: Option<&ZoneKeys>,
+    (node, ttl): (&Node, u32),
+    names: (&[u8], &[u8]),
+    w: &mut MessageWriter<'_>,
+) -> Result<(), Full> {
+    negative_with_ttl(zones, zone, w, ttl, keys.is_some())?;
+    let Some(k) = keys else { return Ok(()) };
+    let mut t = [0u16; 32];
+    let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+    dnssec::nsec_now(w, k, names, &t[..n], zones.zone(zone).neg_ttl.min(ttl))
 }
 
 /// A name that does not exist. Signed: compact denial (RFC 9824 §3.1),
