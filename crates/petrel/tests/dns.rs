@@ -1594,53 +1594,6 @@ fn write_anchors(dir: &std::path::Path, cfg: &std::path::Path) -> String {
     ds.trim().to_string()
 }
 
-/// A validating unbound (ECS on, the zone stubbed to petrel, the DS as its
-/// trust anchor).
-fn validating_unbound(dir: &std::path::Path, port: u16, (petrel, child): (u16, u16), ds: &str) -> common::Kill {
-    let conf = format!(
-        r#"server:
-    interface: 127.0.0.1
-    port: {port}
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{dir}"
-    pidfile: "{dir}/unbound.pid"
-    logfile: ""
-    use-syslog: no
-    verbosity: 1
-    do-not-query-localhost: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache validator iterator"
-    send-client-subnet: 127.0.0.1
-    client-subnet-zone: example.net
-    max-client-subnet-ipv4: 24
-    qname-minimisation: no
-    target-fetch-policy: "0 0 0 0 0"
-    trust-anchor: "{ds}"
-    val-log-level: 2
-stub-zone:
-    name: "example.net"
-    stub-addr: 127.0.0.1@{petrel}
-stub-zone:
-    name: "sub.example.net"
-    stub-addr: 127.0.0.1@{child}
-"#,
-        dir = dir.display()
-    );
-    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
-    let log = std::fs::File::create(dir.join("unbound.log")).unwrap();
-    common::Kill(
-        Command::new(common::tool("unbound"))
-            .args(["-d", "-c"])
-            .arg(dir.join("unbound.conf"))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// A UDP relay to petrel that changes 192.0.2.2 in every reply to
 /// 192.0.2.66: a tampered answer.
 fn tampering_relay(to: u16) -> u16 {
@@ -1792,7 +1745,15 @@ fn dnssec_answers_validate_with_delv_and_unbound() {
     )
     .unwrap();
     let _child = common::spawn(cdir, &ccfg, cport, cadmin);
-    let _u = validating_unbound(&dir, uport, (port, cport), &ds);
+    // A validating unbound, ECS on, the DS as its trust anchor.
+    let stubs = [("example.net", port), ("sub.example.net", cport)];
+    let _u = common::unbound_for(
+        &dir,
+        (&format!("127.0.0.1@{uport}"), None),
+        "example.net",
+        &stubs,
+        Some(&ds),
+    );
     let ask = |q: &[&str]| {
         let p = uport.to_string();
         // Not asserted: unbound may not listen yet.

@@ -310,11 +310,36 @@ policy = [{{ type = "super-sparrow" }}]
 /// client's /24 sent as ECS, querying from `outgoing` when given; its
 /// config and log in `dir`.
 pub fn unbound(dir: &Path, interface: &str, outgoing: Option<&str>, petrel_port: u16) -> Kill {
+    let stubs = [("demo.petrel.test", petrel_port)];
+    unbound_for(dir, (interface, outgoing), "demo.petrel.test", &stubs, None)
+}
+
+/// unbound as above for `zone` (ECS sent for it), each of `stubs` (zone,
+/// port on 127.0.0.1) stubbed to a server; validating with `trust_anchor`
+/// (a DS record) when given, the zone insecure otherwise.
+pub fn unbound_for(
+    dir: &Path,
+    (interface, outgoing): (&str, Option<&str>),
+    zone: &str,
+    stubs: &[(&str, u16)],
+    trust_anchor: Option<&str>,
+) -> Kill {
     let port = interface.rsplit_once('@').map_or("53", |(_, p)| p);
+    let address = interface.split('@').next().unwrap_or(interface);
     let outgoing = outgoing.map_or(String::new(), |o| format!("    outgoing-interface: {o}\n"));
+    let validation = match trust_anchor {
+        Some(ds) => format!(
+            "    module-config: \"subnetcache validator iterator\"\n    trust-anchor: \"{ds}\"\n    val-log-level: 2\n"
+        ),
+        None => format!("    module-config: \"subnetcache iterator\"\n    domain-insecure: \"{zone}\"\n"),
+    };
+    let stub_zones: String = stubs
+        .iter()
+        .map(|(z, p)| format!("stub-zone:\n    name: \"{z}\"\n    stub-addr: 127.0.0.1@{p}\n"))
+        .collect();
     let conf = format!(
         r#"server:
-    interface: {interface}
+    interface: {address}
     port: {port}
 {outgoing}    do-daemonize: no
     chroot: ""
@@ -326,19 +351,14 @@ pub fn unbound(dir: &Path, interface: &str, outgoing: Option<&str>, petrel_port:
     verbosity: 1
     do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache iterator"
-    send-client-subnet: 127.0.0.1
-    client-subnet-zone: demo.petrel.test
+{validation}    send-client-subnet: 127.0.0.1
+    client-subnet-zone: {zone}
     max-client-subnet-ipv4: 24
     qname-minimisation: no
-    domain-insecure: "demo.petrel.test"
     target-fetch-policy: "0 0 0 0 0"
     # .test is special-use (RFC 6761); unbound answers it locally unless told.
     local-zone: "test." nodefault
-stub-zone:
-    name: "demo.petrel.test"
-    stub-addr: 127.0.0.1@{petrel_port}
-"#,
+{stub_zones}"#,
         dir = dir.display()
     );
     std::fs::write(dir.join("unbound.conf"), conf).unwrap();
