@@ -210,7 +210,8 @@ pub fn answer(
     let (rc, aa) = if q.question.qclass != class::IN {
         (rcode::REFUSED, false)
     } else if matches!(q.question.qtype, rtype::AXFR | rtype::IXFR) {
-        // Zone transfers are not offered.
+        // Zone transfers go over TCP, where `crate::xfr` answers them
+        // ahead of this path; asked over UDP, they are refused.
         (rcode::REFUSED, false)
     } else if q.question.qtype == sec::NXNAME {
         // A meta-type only denials carry (RFC 9824 §3.5).
