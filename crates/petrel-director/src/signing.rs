@@ -112,7 +112,7 @@ pub fn zone_keys(z: &ZoneConf, d: &DnssecConf, src: &crate::Sources) -> Result<Z
         match src
             .text(&kf)
             .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|t| dnskey_of(t).map_err(|e| e.to_string()))
+            .and_then(|t| petrel_dnssec::key::dnskey_rdata_of(t).map_err(|e| e.to_string()))
         {
             Ok(rd) => published.push(rd),
             Err(e) => errs.push(fail(at, kf, e)),
@@ -128,36 +128,6 @@ pub fn zone_keys(z: &ZoneConf, d: &DnssecConf, src: &crate::Sources) -> Result<Z
         validity: Validity::starting(src.now, d.validity_days),
         cds: d.cds,
     })
-}
-
-/// The DNSKEY RDATA of a `.key` file (a published key needs no private
-/// half).
-fn dnskey_of(text: &str) -> Result<Vec<u8>, petrel_dnssec::KeyError> {
-    for line in text.lines() {
-        let line = line.split(';').next().unwrap_or("");
-        let t: Vec<&str> = line.split_whitespace().collect();
-        if let Some(at) = t.iter().position(|x| x.eq_ignore_ascii_case("DNSKEY")) {
-            let r = &t[at + 1..];
-            if r.len() < 4 {
-                return Err(petrel_dnssec::KeyError::BadDnskey(
-                    "expected flags, protocol, algorithm and key".into(),
-                ));
-            }
-            let bad = |w: &str| petrel_dnssec::KeyError::BadDnskey(w.into());
-            let flags: u16 = r[0].parse().map_err(|_| bad("flags"))?;
-            let alg: u8 = r[2].parse().map_err(|_| bad("algorithm"))?;
-            let public = data_encoding_b64(&r[3..].concat()).ok_or_else(|| bad("the key is not base64"))?;
-            let mut v = flags.to_be_bytes().to_vec();
-            v.extend_from_slice(&[3, alg]);
-            v.extend_from_slice(&public);
-            return Ok(v);
-        }
-    }
-    Err(petrel_dnssec::KeyError::NoDnskey)
-}
-
-fn data_encoding_b64(s: &str) -> Option<Vec<u8>> {
-    petrel_dnssec::key::decode_base64(s)
 }
 
 /// The types a service's name answers, for its NSEC.

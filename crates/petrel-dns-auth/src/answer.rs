@@ -675,7 +675,7 @@ fn nodata(
         (Some(n), false) => dnssec::nsec_ahead(w, owner, ttl, n),
         _ => {
             let mut t = [0u16; 32];
-            let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+            let n = dnssec::types_of(&node.rrsets, &mut t);
             dnssec::nsec_now(w, k, (owner, lname), &t[..n], ttl)
         }
     }
@@ -695,7 +695,7 @@ fn no_pop(
     negative_with_ttl(zones, zone, w, ttl, keys.is_some())?;
     let Some(k) = keys else { return Ok(()) };
     let mut t = [0u16; 32];
-    let n = dnssec::types_of(&node.rrsets, 0, &mut t);
+    let n = dnssec::types_of(&node.rrsets, &mut t);
     dnssec::nsec_now(w, k, names, &t[..n], zones.zone(zone).neg_ttl.min(ttl))
 }
 

@@ -95,10 +95,10 @@ pub(crate) fn nsec_now(
 }
 
 /// The types of a node's RRsets, into a fixed array (for an NSEC made now).
-pub(crate) fn types_of(sets: &[RrSet], skip: u16, out: &mut [u16; 32]) -> usize {
+pub(crate) fn types_of(sets: &[RrSet], out: &mut [u16; 32]) -> usize {
     let mut n = 0;
     for s in sets {
-        if s.rtype != skip && n < out.len() {
+        if n < out.len() {
             out[n] = s.rtype;
             n += 1;
         }

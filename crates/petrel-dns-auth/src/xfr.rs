@@ -98,18 +98,6 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *b.get(pos)? as usize;
-        match len {
-            0 => return Some(pos + 1),
-            1..=63 => pos += 1 + len,
-            _ if len & 0xC0 == 0xC0 => return Some(pos + 2),
-            _ => return None,
-        }
-    }
-}
-
 /// One record's place in a message: its start, type and RDATA range.
 struct Rr {
     at: usize,
@@ -120,7 +108,7 @@ struct Rr {
 fn records(b: &[u8], mut pos: usize, n: u16, out: &mut Vec<Rr>) -> Option<usize> {
     for _ in 0..n {
         let at = pos;
-        pos = skip_name(b, pos)?;
+        pos = name::skip(b, pos)?;
         let t = be16(b, pos)?;
         let len = be16(b, pos + 8)? as usize;
         let start = pos + 10;
@@ -189,7 +177,7 @@ fn request(pkt: &[u8]) -> Option<Request<'_>> {
 /// The serial of an SOA RDATA, whose names may be compressed (as in a
 /// secondary's IXFR request).
 fn soa_serial(rd: &[u8]) -> Option<u32> {
-    let at = skip_name(rd, skip_name(rd, 0)?)?;
+    let at = name::skip(rd, name::skip(rd, 0)?)?;
     Some(u32::from_be_bytes(rd.get(at..at + 4)?.try_into().ok()?))
 }
 
@@ -383,6 +371,53 @@ pub fn notify_message(gen: &Generation, zone: u16, id: u16, key: Option<&TsigKey
     Some(buf)
 }
 
+/// A NOTIFY to send: the zone (index in the generation), its serial, the
+/// secondaries and the key that signs it (a `[[tsig]]` index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyDue {
+    pub zone: u16,
+    pub origin: String,
+    pub serial: u32,
+    pub to: Vec<std::net::SocketAddr>,
+    pub key: Option<usize>,
+}
+
+/// The serials secondaries were told of, per zone: which NOTIFYs a new
+/// generation calls for (RFC 1996 §4.1: when the zone changes; at start,
+/// every transferred zone's).
+#[derive(Default)]
+pub struct Notified {
+    told: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+impl Notified {
+    pub fn due(&mut self, gen: &Generation) -> Vec<NotifyDue> {
+        let zones = gen.zones();
+        let mut out = Vec::new();
+        for z in &gen.config().zones {
+            let Some(t) = z.transfer.as_ref().filter(|t| !t.notify.is_empty()) else {
+                continue;
+            };
+            let apex = name::to_lowercase(&z.origin_wire);
+            let Some(zi) = zones.zone_of(&apex).filter(|&i| *zones.zone(i).apex == *apex) else {
+                continue;
+            };
+            let Some(serial) = serial(gen, zi) else { continue };
+            if self.told.insert(apex, serial) == Some(serial) {
+                continue;
+            }
+            out.push(NotifyDue {
+                zone: zi,
+                origin: z.origin.clone(),
+                serial,
+                to: t.notify.clone(),
+                key: t.notify_key,
+            });
+        }
+        out
+    }
+}
+
 /// Opcode NOTIFY in the header's flags.
 const NOTIFY_OPCODE: u16 = 4 << 11;
 
@@ -403,6 +438,42 @@ pub fn serial(gen: &Generation, zone: u16) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn generation(serial: u32) -> Generation {
+        let text = "[server]\ndns = [\"127.0.0.1:0\"]\n[[pop]]\nname = \"a\"\nipv4 = [\"192.0.2.1\"]\n\
+                    [[zone]]\norigin = \"example.net.\"\nfile = \"z\"\n[zone.transfer]\nallow = [\"127.0.0.0/8\"]\n\
+                    notify = [\"127.0.0.1:5399\"]\n[[zone]]\norigin = \"example.org.\"\nfile = \"o\"\n";
+        let config = petrel_config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let mut src = petrel_director::Sources::default();
+        let zone = |s: u32| Ok(format!("@ SOA ns h {s} 2 3 4 60\n@ NS ns\nns A 192.0.2.1\n"));
+        src.texts.insert("z".into(), zone(serial));
+        src.texts.insert("o".into(), zone(1));
+        Generation::offline(petrel_director::build(config, &src, None).unwrap(), Default::default())
+    }
+
+    #[test]
+    fn notify_goes_out_at_start_and_when_the_serial_moves() {
+        let mut n = Notified::default();
+        let due = n.due(&generation(7));
+        assert_eq!(due.len(), 1, "only the zone with notify targets: {due:?}");
+        assert_eq!((due[0].origin.as_str(), due[0].serial), ("example.net.", 7));
+        assert_eq!(due[0].to, ["127.0.0.1:5399".parse().unwrap()]);
+        assert!(n.due(&generation(7)).is_empty(), "the same serial: told already");
+        assert_eq!(n.due(&generation(8))[0].serial, 8);
+    }
+
+    #[test]
+    fn the_journal_answers_the_difference_from_a_version_it_holds() {
+        let j = Journal::default();
+        j.record(&generation(1));
+        let g2 = generation(2);
+        j.record(&g2);
+        let apex = name::from_text("example.net.").unwrap();
+        let (old_soa, gone, came) = j.diff(&apex, 1, 2).unwrap();
+        assert_eq!(soa_serial(&old_soa.3), Some(1));
+        assert!(gone.is_empty() && came.is_empty(), "only the SOA changed");
+        assert!(j.diff(&apex, 5, 2).is_none(), "a version it does not hold");
+    }
 
     #[test]
     fn serials_compare_modulo_2_32() {

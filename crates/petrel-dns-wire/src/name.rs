@@ -182,6 +182,30 @@ pub fn from_text(text: &str) -> Result<Vec<u8>, NameTextError> {
     Ok(out)
 }
 
+/// Skip a possibly compressed name in a message at `pos`; the offset after
+/// it. None: malformed, or past the end.
+pub fn skip(b: &[u8], mut pos: usize) -> Option<usize> {
+    let mut total = 0usize;
+    loop {
+        let len = *b.get(pos)? as usize;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => {
+                pos += 1 + len;
+                total += 1 + len;
+                if total > MAX_NAME_LEN {
+                    return None;
+                }
+            }
+            _ if len & 0xC0 == 0xC0 => {
+                b.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

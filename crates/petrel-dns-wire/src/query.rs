@@ -82,8 +82,6 @@ pub struct Query<'a> {
     pub flags: u16,
     pub question: Question<'a>,
     pub edns: Option<Edns>,
-    /// Where a TSIG record (RFC 8945) starts; it ends the message.
-    pub tsig_at: Option<usize>,
 }
 
 impl Query<'_> {
@@ -120,29 +118,6 @@ const TSIG: u16 = 250;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Skip a possibly compressed name; returns the offset after it.
-pub(crate) fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
-    let mut total = 0usize;
-    loop {
-        let len = *b.get(pos)? as usize;
-        match len {
-            0 => return Some(pos + 1),
-            1..=63 => {
-                pos += 1 + len;
-                total += 1 + len;
-                if total > name::MAX_NAME_LEN {
-                    return None;
-                }
-            }
-            _ if len & 0xC0 == 0xC0 => {
-                b.get(pos + 1)?;
-                return Some(pos + 2);
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// Parse a query packet.
@@ -203,10 +178,11 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
     }
     let mut pos = HEADER_LEN + question.name.len() + 4;
     let mut edns = None;
-    let mut tsig_at = None;
+    // The end of a TSIG record, which must end the message.
+    let mut tsig_end = None;
     for _ in 0..ar {
         let owner = pos;
-        pos = skip_name(pkt, pos).ok_or(formerr(Some(question)))?;
+        pos = name::skip(pkt, pos).ok_or(formerr(Some(question)))?;
         let rt = be16(pkt, pos).ok_or(formerr(Some(question)))?;
         let class = be16(pkt, pos + 2).ok_or(formerr(Some(question)))?;
         let ttl_hi = be16(pkt, pos + 4).ok_or(formerr(Some(question)))?;
@@ -230,16 +206,15 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
             });
         }
         // A TSIG must be the last record (RFC 8945 §5.1); zone transfers
-        // check it. Other additional records are skipped: unknown records
+        // check its MAC (`petrel_dns_auth::xfr`). Other additional records are skipped: unknown records
         // must not make a valid query fail.
         if rt == TSIG {
-            tsig_at = Some((owner, pos));
+            tsig_end = Some(pos);
         }
     }
-    if tsig_at.is_some_and(|(_, end)| end != pos) {
+    if tsig_end.is_some_and(|end| end != pos) {
         return Err(formerr(Some(question)));
     }
-    let tsig_at = tsig_at.map(|(at, _)| at);
     if pos != pkt.len() {
         return Err(if edns.is_some() {
             formerr_edns(Some(question))
@@ -252,7 +227,6 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query<'_>, QueryError<'_>> {
         flags: fl,
         question,
         edns,
-        tsig_at,
     })
 }
 

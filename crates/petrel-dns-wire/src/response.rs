@@ -2,7 +2,7 @@
 //! addresses in the answer section, nothing more.
 
 use crate::consts::{flags, rtype, HEADER_LEN};
-use crate::query::skip_name;
+use crate::name::skip as skip_name;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -265,6 +265,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_signed_zone_is_due_again_past_half_its_signatures_life() {
+        let apex = name::from_text("example.net.").unwrap();
+        let rec = |t: u16, rdata: Vec<u8>| crate::RecordIn {
+            owner: apex.clone(),
+            rtype: t,
+            ttl: 60,
+            rdata,
+        };
+        let mut soa = name::from_text("ns.example.net.").unwrap();
+        soa.extend(name::from_text("h.example.net.").unwrap());
+        soa.extend_from_slice(&[0; 20]);
+        let mut b = ZoneSetBuilder::new();
+        b.add_zone(
+            &apex,
+            [
+                rec(rtype::SOA, soa),
+                rec(rtype::NS, name::from_text("ns.example.net.").unwrap()),
+            ],
+        )
+        .unwrap();
+        let key = Key::from_parts(apex.clone(), 257, petrel_dnssec::Algorithm::Ed25519, &[3; 32], None).unwrap();
+        let keys = ZoneKeys {
+            apex: apex.clone().into(),
+            signing: vec![key],
+            published: Vec::new(),
+            validity: Validity::starting(1_000_000, 14),
+            cds: true,
+        };
+        b.sign_zone(0, keys, &|_| Vec::new()).unwrap();
+        let z = b.build();
+        assert!(!z.signatures_due(1_000_000 + 6 * 86_400));
+        assert!(z.signatures_due(1_000_000 + 7 * 86_400));
+        assert!(
+            !ZoneSetBuilder::new().build().signatures_due(u32::MAX),
+            "no signed zone"
+        );
+    }
+
+    #[test]
     fn an_unsigned_delegation_names_a_successor_outside_the_child() {
         let owner = name::from_text("sub.example.com.").unwrap();
         assert_eq!(name::to_text(&delegation_next(&owner)), "sub\\000.example.com.");

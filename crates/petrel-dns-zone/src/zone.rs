@@ -140,6 +140,15 @@ impl ZoneSet {
             .map(|i| (&*self.names[i], &self.nodes[i]))
     }
 
+    /// Whether any signed zone's signatures are past half their validity
+    /// at `now` (Unix seconds): time to build the generation again.
+    pub fn signatures_due(&self, now: u32) -> bool {
+        self.zones
+            .iter()
+            .filter_map(|z| z.signing.as_ref())
+            .any(|k| k.validity.due(now))
+    }
+
     /// Apex names in presentation form.
     pub fn apex_names(&self) -> Vec<String> {
         self.zones.iter().map(|z| name::to_text(&z.apex)).collect()

@@ -323,10 +323,14 @@ pub fn verify(alg: Algorithm, public: &[u8], data: &[u8], sig: &[u8]) -> bool {
     }
 }
 
-/// Base64 as key files write it (spaces and line breaks allowed).
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let joined: String = text.split_whitespace().collect();
-    BASE64.decode(joined.as_bytes()).ok()
+/// The DNSKEY RDATA a `.key` file holds: what a key published without its
+/// private half contributes.
+pub fn dnskey_rdata_of(key_file: &str) -> Result<Vec<u8>, KeyError> {
+    let (_, flags, alg, public) = parse_dnskey_line(key_file)?;
+    let mut v = flags.to_be_bytes().to_vec();
+    v.extend_from_slice(&[3, alg]);
+    v.extend_from_slice(&public);
+    Ok(v)
 }
 
 /// The key tag of a DNSKEY RDATA (RFC 4034 Appendix B).

@@ -4,41 +4,27 @@
 //! 2 s up to 5 times until the secondary answers.
 
 use petrel_director::{ChangeKind, Generation, Publisher};
+use petrel_dns_auth::xfr::Notified;
 use petrel_dnssec::tsig::TsigKey;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Follow the publisher: tell secondaries of new serials.
 pub fn spawn(publisher: &Arc<Publisher>, rt: &tokio::runtime::Handle) {
-    let told: Arc<Mutex<HashMap<Vec<u8>, u32>>> = Arc::default();
+    let notified: Arc<Mutex<Notified>> = Arc::default();
     let run = {
         let rt = rt.clone();
         move |g: &Arc<Generation>| {
-            for (zi, z) in g.config().zones.iter().enumerate() {
-                let Some(t) = &z.transfer else { continue };
-                if t.notify.is_empty() {
-                    continue;
-                }
-                let Some(serial) = petrel_dns_auth::xfr::serial(g, zi as u16) else {
-                    continue;
-                };
-                let apex = petrel_dns_wire::name::to_lowercase(&z.origin_wire);
-                {
-                    let mut told = told.lock().expect("notified serials");
-                    if told.get(&apex) == Some(&serial) {
-                        continue;
-                    }
-                    told.insert(apex, serial);
-                }
-                let key = t
-                    .notify_key
+            let due = notified.lock().expect("notified serials").due(g);
+            for n in due {
+                let key = n
+                    .key
                     .and_then(|k| g.config().tsig.get(k))
-                    .and_then(|k| TsigKey::new(&k.name, &k.algorithm, &k.secret).ok());
-                let key = key.map(Arc::new);
-                for &to in &t.notify {
-                    rt.spawn(notify(g.clone(), zi as u16, to, key.clone(), z.origin.clone(), serial));
+                    .and_then(|k| TsigKey::new(&k.name, &k.algorithm, &k.secret).ok())
+                    .map(Arc::new);
+                for &to in &n.to {
+                    rt.spawn(notify(g.clone(), n.zone, to, key.clone(), n.origin.clone(), n.serial));
                 }
             }
         }

@@ -312,14 +312,7 @@ fn resign_when_due(reader: &petrel_director::Reader, reloader: &Arc<Reloader>, r
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as u32);
-            let due = {
-                let g = reader.load();
-                let z = g.zones();
-                (0..z.zone_count() as u16)
-                    .filter_map(|i| z.zone(i).signing.as_ref())
-                    .any(|k| k.validity.due(now))
-            };
-            if due {
+            if reader.load().zones().signatures_due(now) {
                 tracing::info!("DNSSEC signatures are past half their validity: signing again (a reload)");
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
